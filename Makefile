@@ -1,0 +1,80 @@
+# Front door of the county pipeline. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DATA_DIR ?= $(CURDIR)/data
+HOUSEHOLDS ?= 300
+SEED ?= 42
+# The county's calendar day (Asia/Shanghai) unless RUN_DATE=YYYY-MM-DD is given.
+RUN_DATE ?= $(shell TZ=Asia/Shanghai date +%F)
+PYTEST_ARGS ?=
+
+export DATA_DIR
+export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__DEFAULT_TIMEZONE := Asia/Shanghai
+export GX_ANALYTICS_ENABLED := False
+export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
+
+.PHONY: help setup sample run test test-fast lint format expectations summary clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+	@echo "Variables: DATA_DIR=$(DATA_DIR) WAREHOUSE_URL=$${WAREHOUSE_URL:-(SQLite under DATA_DIR)}"
+	@echo "           RUN_DATE=$(RUN_DATE) HOUSEHOLDS=$(HOUSEHOLDS) SEED=$(SEED)"
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip uv
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -r requirements-dev.txt -c constraints.txt
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --no-deps -e .
+	touch $@
+
+setup: $(VENV)/.installed ## create the virtual environment with pinned dependencies
+
+$(AIRFLOW_HOME)/.migrated: $(VENV)/.installed
+	mkdir -p $(AIRFLOW_HOME)
+	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (cat $(AIRFLOW_HOME)/db-migrate.log; exit 1)
+	touch $@
+
+sample: setup ## generate a sample county into DATA_DIR (HOUSEHOLDS=, SEED=, RUN_DATE=)
+	$(BIN)/python -m generator --data-dir $(DATA_DIR) --households $(HOUSEHOLDS) --seed $(SEED) --date $(RUN_DATE)
+
+run: setup $(AIRFLOW_HOME)/.migrated ## run the daily DAG end to end (on a sample county if DATA_DIR/landing is empty)
+	@if $(BIN)/python -m transforms has-landing-files; then \
+	  echo "Processing the bureau files already in $(DATA_DIR)/landing"; \
+	else \
+	  echo "No bureau files in $(DATA_DIR)/landing: generating a sample county"; \
+	  $(MAKE) --no-print-directory sample; \
+	fi
+	$(BIN)/airflow dags test county_daily $(RUN_DATE) > $(AIRFLOW_HOME)/last-run.log 2>&1 \
+	  || (tail -n 60 $(AIRFLOW_HOME)/last-run.log; echo "DAG run failed; full log: $(AIRFLOW_HOME)/last-run.log"; exit 1)
+	@echo "Airflow log of this run: $(AIRFLOW_HOME)/last-run.log"
+	$(BIN)/python -m transforms summary
+
+summary: setup ## print the summary of the latest run
+	$(BIN)/python -m transforms summary
+
+test: setup ## run the test suite (unit, DAG integrity, end-to-end on SQLite and PostgreSQL)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: setup ## run the tests without the slow end-to-end ones
+	$(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)
+
+lint: setup ## ruff check, ruff format --check and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: setup ## apply ruff's formatting and autofixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+expectations: setup ## regenerate the GX expectation suites in expectations/ from contracts/
+	$(BIN)/python -m transforms expectations
+
+clean: ## remove generated data and the local Airflow home (keeps the venv)
+	rm -rf $(DATA_DIR) $(AIRFLOW_HOME)

@@ -1,0 +1,93 @@
+"""Airflow DAG `county_daily`: the county's daily anti-poverty-relapse monitoring load.
+
+discover new bureau files -> parse and validate per dataset (mapped) -> resolve households ->
+load the warehouse -> build the daily household snapshot -> summary.
+
+This file only wires tasks together: the work lives in the `transforms` package, imported
+inside the tasks so that parsing this DAG stays fast (no pandas or Great Expectations here).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pendulum
+from airflow.sdk import dag, get_current_context, task
+
+TIMEZONE = "Asia/Shanghai"
+
+
+def _county_day() -> dt.date:
+    """The county date this run covers: its logical date in Asia/Shanghai (manual runs without
+    a logical date use the time they were triggered for)."""
+    context = get_current_context()
+    moment = context.get("logical_date") or context["dag_run"].run_after
+    return pendulum.instance(moment).in_timezone(TIMEZONE).date()
+
+
+def _pipeline() -> tuple[Any, Any, Any]:
+    """The pipeline module, the settings and a warehouse engine with its schema in place."""
+    from transforms import pipeline
+    from transforms.settings import load_settings
+
+    settings = load_settings()
+    return pipeline, settings, pipeline.prepare(settings)
+
+
+def _run_id() -> str:
+    return str(get_current_context()["run_id"])
+
+
+@dag(
+    dag_id="county_daily",
+    schedule="@daily",
+    start_date=pendulum.datetime(2026, 1, 1, tz=TIMEZONE),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 2, "retry_delay": dt.timedelta(minutes=2)},
+    tags=["county", "monitoring"],
+    doc_md=__doc__,
+)
+def county_daily() -> None:
+    @task
+    def discover() -> list[dict[str, Any]]:
+        pipeline, settings, engine = _pipeline()
+        return pipeline.discover(settings, engine, _run_id())
+
+    @task(map_index_template="{{ task.op_kwargs['group']['dataset'] }}")
+    def parse_validate(group: dict[str, Any]) -> list[dict[str, Any]]:
+        pipeline, settings, engine = _pipeline()
+        return pipeline.parse_and_validate(
+            settings, engine, _run_id(), group["dataset"], group["manifest_ids"]
+        )
+
+    @task(trigger_rule="none_failed")
+    def resolve_households(per_dataset: list[list[dict[str, Any]]] | None) -> list[dict[str, Any]]:
+        pipeline, settings, engine = _pipeline()
+        files = [f for group in (per_dataset or []) for f in group]
+        return pipeline.resolve_households(settings, engine, _run_id(), files)
+
+    @task(trigger_rule="none_failed")
+    def load(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        pipeline, settings, engine = _pipeline()
+        return pipeline.load(settings, engine, _run_id(), files)
+
+    @task(trigger_rule="none_failed")
+    def build_snapshot(_loaded: list[dict[str, Any]]) -> dict[str, int]:
+        pipeline, settings, engine = _pipeline()
+        return pipeline.snapshot(settings, engine, _run_id(), _county_day())
+
+    @task(trigger_rule="none_failed")
+    def summarize(_snapshot: dict[str, int]) -> dict[str, Any]:
+        pipeline, settings, engine = _pipeline()
+        summary = pipeline.run_summary(settings, engine, _run_id(), _county_day())
+        print(pipeline.format_summary(summary))
+        return {k: summary[k] for k in ("files_received", "households_in_snapshot")}
+
+    groups = discover()
+    parsed = parse_validate.expand(group=groups)
+    summarize(build_snapshot(load(resolve_households(parsed))))
+
+
+county_daily()

@@ -1,0 +1,489 @@
+"""The daily pipeline's steps as plain functions; the DAG only wires them together.
+
+Each step takes references (manifest ids, file paths) and returns references, so nothing large
+travels through XCom. Every step records its outcome in `run_step`; every received file has a
+`file_manifest` row from the moment it is seen.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import pickle
+import re
+import shutil
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from transforms.contracts import ColumnType, Contract, contract_by_dataset, contracts_for_bureau
+from transforms.parse import HEADER_SCAN_ROWS, ROW_ID, SHEET, SOURCE_ROW, identify, to_frame
+from transforms.readers import UnreadableFile, read_sheets
+from transforms.reasons import FileRejection
+from transforms.settings import Settings
+from transforms.warehouse import (
+    file_manifest,
+    insert_batches,
+    make_engine,
+    quarantine,
+    run_step,
+    staging_table,
+    typed_value,
+)
+
+log = logging.getLogger(__name__)
+
+RECEIPTS_FOLDER = "回执"
+FINAL_STATUSES = ("loaded", "partly_loaded", "rejected")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def run_key(run_id: str) -> str:
+    """A file-system-safe folder name for a run id such as 'manual__2026-11-28T00:00:00+00:00'."""
+    return re.sub(r"[^0-9A-Za-z_.-]+", "_", run_id)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@contextmanager
+def recorded_step(engine: Engine, run_id: str, step: str,
+                  dataset: str | None = None) -> Iterator[dict[str, Any]]:
+    """Record a step's outcome (counts, status, message) whether it succeeds or fails."""
+    started = _now()
+    counts: dict[str, Any] = {}
+    status, message = "success", None
+    try:
+        yield counts
+    except Exception as exc:
+        status, message = "failed", f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        with engine.begin() as conn:
+            conn.execute(run_step.insert().values(
+                run_id=run_id, step=step, dataset=dataset, status=status, counts=counts,
+                message=message, started_at=started, finished_at=_now(),
+            ))
+
+
+def _reject(conn: Connection, manifest_id: int, rejection: FileRejection) -> None:
+    conn.execute(
+        file_manifest.update().where(file_manifest.c.id == manifest_id).values(
+            status="rejected",
+            reason_code=rejection.code,
+            reason_zh=rejection.zh,
+            reason_en=rejection.en,
+            headers_found="、".join(rejection.headers_found) or None,
+            headers_expected="；".join(rejection.headers_expected) or None,
+            rows_loaded=0,
+            finished_at=_now(),
+        )
+    )
+
+
+def _as_rejection(exc: UnreadableFile) -> FileRejection:
+    return FileRejection("unreadable", exc.reason_zh, exc.reason_en)
+
+
+def archive_file(settings: Settings, path: Path, sha256: str) -> Path:
+    """Copy a received file into the archive under its sha256 and verify the copy.
+
+    The archive is append-only: an existing archived copy is never overwritten.
+    """
+    target = settings.archive_dir / sha256[:2] / f"{sha256}{path.suffix.lower()}"
+    if target.exists() and sha256_of(target) == sha256:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    shutil.copyfile(path, partial)
+    if sha256_of(partial) != sha256:
+        partial.unlink()
+        raise OSError(f"archive copy of {path} does not match its sha256; file changed while copying")
+    partial.replace(target)
+    target.chmod(0o444)
+    return target
+
+
+def landing_files(settings: Settings) -> Iterator[tuple[str, Path]]:
+    """(bureau folder, file) for every candidate file under the landing root."""
+    root = settings.landing_dir
+    if not root.is_dir():
+        return
+    for bureau_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        for path in sorted(bureau_dir.rglob("*")):
+            rel_parts = path.relative_to(bureau_dir).parts
+            if not path.is_file() or rel_parts[0] == RECEIPTS_FOLDER:
+                continue
+            if any(part.startswith((".", "~$")) for part in rel_parts):
+                continue  # hidden files, Excel lock files
+            yield bureau_dir.name, path
+
+
+def discover(settings: Settings, engine: Engine, run_id: str) -> list[dict[str, Any]]:
+    """Record and archive every new file, recognise its dataset, and group the work by dataset.
+
+    Returns [{"dataset": ..., "manifest_ids": [...]}]; files left 'received' by an interrupted
+    earlier run are picked up again.
+    """
+    with recorded_step(engine, run_id, "discover") as counts:
+        seen = new = duplicates = rejected = 0
+        for bureau, path in landing_files(settings):
+            seen += 1
+            rel = path.relative_to(settings.landing_dir).as_posix()
+            stat = path.stat()
+            sha = sha256_of(path)
+            with engine.begin() as conn:
+                earlier = conn.execute(
+                    sa.select(file_manifest.c.id, file_manifest.c.landing_path,
+                              file_manifest.c.status)
+                    .where(file_manifest.c.sha256 == sha)
+                    .order_by(file_manifest.c.id)
+                ).all()
+            if any(r.landing_path == rel for r in earlier):
+                continue  # this very file was handled (or is being handled) already
+            base = {
+                "run_id": run_id, "bureau": bureau, "file_name": path.name, "landing_path": rel,
+                "sha256": sha, "size_bytes": stat.st_size,
+                "modified_at": dt.datetime.fromtimestamp(stat.st_mtime, dt.UTC),
+                "received_at": _now(),
+            }
+            if earlier:
+                with engine.begin() as conn:
+                    conn.execute(file_manifest.insert().values(
+                        **base, status="duplicate", duplicate_of=earlier[0].id, rows_loaded=0,
+                        reason_code="duplicate",
+                        reason_zh="与此前已接收的文件内容完全相同，本次未重复入库",
+                        reason_en="identical to a file received before; nothing loaded again",
+                        finished_at=_now(),
+                    ))
+                duplicates += 1
+                log.info("duplicate of manifest #%s: %s", earlier[0].id, rel)
+                continue
+            archived = archive_file(settings, path, sha)
+            with engine.begin() as conn:
+                manifest_id = conn.execute(file_manifest.insert().values(
+                    **base, status="received", archive_path=str(archived),
+                ).returning(file_manifest.c.id)).scalar_one()
+                new += 1
+                try:
+                    sheets = read_sheets(archived, max_rows=HEADER_SCAN_ROWS + 2)
+                    contract, _ = identify(sheets, contracts_for_bureau(bureau))
+                except UnreadableFile as exc:
+                    _reject(conn, manifest_id, _as_rejection(exc))
+                    rejected += 1
+                    log.warning("rejected %s: %s", rel, exc.reason_en)
+                    continue
+                except FileRejection as rejection:
+                    _reject(conn, manifest_id, rejection)
+                    rejected += 1
+                    log.warning("rejected %s: %s", rel, rejection.en)
+                    continue
+                conn.execute(file_manifest.update().where(file_manifest.c.id == manifest_id)
+                             .values(dataset=contract.dataset))
+                log.info("received %s as %s (manifest #%s)", rel, contract.dataset, manifest_id)
+
+        with engine.begin() as conn:
+            pending = conn.execute(
+                sa.select(file_manifest.c.id, file_manifest.c.dataset)
+                .where(file_manifest.c.status == "received", file_manifest.c.dataset.is_not(None))
+                .order_by(file_manifest.c.id)
+            ).all()
+        groups: dict[str, list[int]] = defaultdict(list)
+        for row in pending:
+            groups[row.dataset].append(row.id)
+        counts.update(files_seen=seen, files_new=new, duplicates=duplicates,
+                      rejected=rejected, pending=len(pending))
+        log.info("discover: %d files in landing, %d new, %d duplicates, %d rejected, "
+                 "%d to process in %d datasets", seen, new, duplicates, rejected, len(pending),
+                 len(groups))
+        return [{"dataset": d, "manifest_ids": ids} for d, ids in sorted(groups.items())]
+
+
+def _work_dir(settings: Settings, run_id: str) -> Path:
+    path = settings.work_dir / run_key(run_id)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _save_frame(frame: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as fh:
+        pickle.dump(frame, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(path)
+
+
+def _load_frame(path: Path) -> pd.DataFrame:
+    # Only frames this pipeline wrote into its own work folder are unpickled.
+    with path.open("rb") as fh:
+        frame: pd.DataFrame = pickle.load(fh)
+    return frame
+
+
+def parse_and_validate(settings: Settings, engine: Engine, run_id: str, dataset: str,
+                       manifest_ids: list[int]) -> list[dict[str, Any]]:
+    """Parse each file of one dataset and validate it with GX; returns per-file references."""
+    from transforms.validate import issue_records, run_gx
+
+    contract = contract_by_dataset(dataset)
+    work = _work_dir(settings, run_id)
+    results: list[dict[str, Any]] = []
+    with recorded_step(engine, run_id, "parse_validate", dataset) as counts:
+        for manifest_id in manifest_ids:
+            with engine.begin() as conn:
+                entry = conn.execute(sa.select(file_manifest)
+                                     .where(file_manifest.c.id == manifest_id)).one()
+            if entry.status != "received":
+                continue
+            try:
+                parsed = to_frame(read_sheets(Path(entry.archive_path)), [contract])
+            except (UnreadableFile, FileRejection) as exc:
+                rejection = _as_rejection(exc) if isinstance(exc, UnreadableFile) else exc
+                with engine.begin() as conn:
+                    _reject(conn, manifest_id, rejection)
+                log.warning("rejected %s: %s", entry.landing_path, rejection.en)
+                continue
+            outcome = run_gx(contract, parsed.frame)
+            issues = issue_records(contract, parsed.frame, outcome.issues)
+            bad = outcome.quarantined_row_ids
+            flagged = {i.row_id for i in outcome.issues if i.severity == "warning"}
+            frame = parsed.frame
+            valid = frame[~frame[ROW_ID].isin(bad)].copy()
+            valid["_flagged"] = valid[ROW_ID].isin(flagged)
+            valid_path = work / f"{manifest_id}.valid.pkl"
+            _save_frame(valid, valid_path)
+            issues_path = work / f"{manifest_id}.issues.json"
+            issues_path.write_text(json.dumps(issues, ensure_ascii=False), encoding="utf-8")
+            results_dir = settings.reports_dir / "validations" / run_key(run_id)
+            results_dir.mkdir(parents=True, exist_ok=True)
+            (results_dir / f"{manifest_id}-{dataset}.json").write_text(
+                json.dumps(outcome.results_json, ensure_ascii=False, default=str),
+                encoding="utf-8")
+            result = {
+                "manifest_id": manifest_id, "dataset": dataset,
+                "valid_path": str(valid_path), "issues_path": str(issues_path),
+                "rows_read": parsed.rows_read, "rows_dropped": parsed.rows_dropped,
+                "rows_quarantined": len(bad), "rows_flagged": len(flagged - bad),
+                "sheets": parsed.sheets_read,
+            }
+            results.append(result)
+            log.info("%s: %s rows read, %s quarantined, %s flagged, %s dropped (totals/footers)",
+                     entry.landing_path, parsed.rows_read, len(bad), len(flagged - bad),
+                     parsed.rows_dropped)
+        counts.update(files=len(results), rows_read=sum(r["rows_read"] for r in results),
+                      rows_quarantined=sum(r["rows_quarantined"] for r in results))
+    return results
+
+
+def _roster_map(engine: Engine, results: list[dict[str, Any]]) -> dict[str, str]:
+    """person ID -> 户编号: the warehouse's roster, overridden by rosters received in this run."""
+    from transforms.warehouse import dim_person
+
+    with engine.begin() as conn:
+        mapping = dict(conn.execute(sa.select(dim_person.c.person_id,
+                                              dim_person.c.household_id)).tuples().all())
+    for result in results:
+        if result["dataset"] == "roster":
+            frame = _load_frame(Path(result["valid_path"]))
+            mapping.update(zip(frame["id_number"], frame["household_id"], strict=True))
+    return mapping
+
+
+def resolve_households(settings: Settings, engine: Engine, run_id: str,
+                       results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Attach each row's household through the roster; unmatched persons are kept and counted."""
+    with recorded_step(engine, run_id, "resolve") as counts:
+        mapping = _roster_map(engine, results)
+        resolved: list[dict[str, Any]] = []
+        total_unmatched = 0
+        for result in results:
+            contract = contract_by_dataset(result["dataset"])
+            frame = _load_frame(Path(result["valid_path"]))
+            frame["_person_id"] = frame[contract.person_column]
+            frame["_household_id"] = frame["_person_id"].map(mapping)
+            unmatched = int(frame["_household_id"].isna().sum())
+            total_unmatched += unmatched
+            _save_frame(frame, Path(result["valid_path"]))
+            resolved.append({**result, "rows_unmatched": unmatched})
+            if unmatched:
+                log.info("manifest #%s (%s): %d of %d persons not on the roster",
+                         result["manifest_id"], result["dataset"], unmatched, len(frame))
+        counts.update(persons_known=len(mapping), rows_unmatched=total_unmatched)
+    return resolved
+
+
+def _staging_rows(contract: Contract, frame: pd.DataFrame, manifest_id: int,
+                  sha256: str) -> Iterator[dict[str, Any]]:
+    kinds = [(c.name, c.type) for c in contract.columns]
+    for rec in frame.to_dict("records"):
+        row: dict[str, Any] = {
+            "manifest_id": manifest_id, "file_sha256": sha256, "sheet": rec[SHEET],
+            "source_row": int(rec[SOURCE_ROW]), "person_id": rec["_person_id"],
+            "matched_household_id": None if pd.isna(rec["_household_id"])
+            else rec["_household_id"],
+            "flagged": bool(rec["_flagged"]),
+        }
+        for name, kind in kinds:
+            value = rec[name]
+            row[name] = typed_value(kind, None if pd.isna(value) else value)
+        yield row
+
+
+def load(settings: Settings, engine: Engine, run_id: str,
+         results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Load each file in its own transaction: staging rows, quarantine rows and its manifest
+    status commit together or not at all. The roster goes first."""
+    loaded: list[dict[str, Any]] = []
+    ordered = sorted(results, key=lambda r: (r["dataset"] != "roster", r["manifest_id"]))
+    with recorded_step(engine, run_id, "load") as counts:
+        for result in ordered:
+            contract = contract_by_dataset(result["dataset"])
+            frame = _load_frame(Path(result["valid_path"]))
+            issues = json.loads(Path(result["issues_path"]).read_text(encoding="utf-8"))
+            table = staging_table(contract)
+            with engine.begin() as conn:
+                entry = conn.execute(sa.select(file_manifest)
+                                     .where(file_manifest.c.id == result["manifest_id"])).one()
+                status = "partly_loaded" if result["rows_quarantined"] else "loaded"
+                # Claim the file first: a concurrent or repeated run finds it no longer
+                # 'received' and loads nothing.
+                claimed = conn.execute(
+                    file_manifest.update()
+                    .where(file_manifest.c.id == entry.id, file_manifest.c.status == "received")
+                    .values(
+                        status=status, sheets="、".join(result["sheets"]),
+                        rows_read=result["rows_read"], rows_loaded=len(frame),
+                        rows_quarantined=result["rows_quarantined"],
+                        rows_flagged=result["rows_flagged"],
+                        rows_dropped=result["rows_dropped"],
+                        rows_unmatched=result["rows_unmatched"], finished_at=_now(),
+                    )
+                ).rowcount
+                if claimed != 1:
+                    log.info("manifest #%s already %s; skipped", entry.id, entry.status)
+                    continue
+                n = insert_batches(conn, table,
+                                   _staging_rows(contract, frame, entry.id, entry.sha256))
+                insert_batches(conn, quarantine, (
+                    {**issue, "manifest_id": entry.id, "dataset": contract.dataset,
+                     "file_name": entry.file_name} for issue in issues
+                ))
+            loaded.append({**result, "status": status, "rows_loaded": n})
+            log.info("loaded %s: %d rows into %s, %d quarantine records",
+                     entry.landing_path, n, table.name, len(issues))
+        counts.update(files=len(loaded), rows_loaded=sum(r["rows_loaded"] for r in loaded))
+    return loaded
+
+
+
+def snapshot(settings: Settings, engine: Engine, run_id: str, day: dt.date) -> dict[str, int]:
+    """Rebuild the roster dimensions and the household snapshot of `day` in one transaction."""
+    from transforms.snapshot import build_dimensions, build_snapshot
+
+    with recorded_step(engine, run_id, "snapshot") as counts, engine.begin() as conn:
+        households, persons = build_dimensions(conn)
+        rows = build_snapshot(conn, day)
+        counts.update(households=households, persons=persons, snapshot_rows=rows)
+    log.info("snapshot %s: %d households, %d persons on the roster", day, households, persons)
+    return dict(counts)
+
+
+def run_summary(settings: Settings, engine: Engine, run_id: str,
+                day: dt.date | None = None) -> dict[str, Any]:
+    """Files received and rows read / loaded / quarantined per dataset for one run."""
+    from transforms.warehouse import household_snapshot
+
+    with engine.begin() as conn:
+        files = conn.execute(
+            sa.select(file_manifest).where(file_manifest.c.run_id == run_id)
+            .order_by(file_manifest.c.id)
+        ).all()
+        snapshot_date = day or conn.execute(
+            sa.select(sa.func.max(household_snapshot.c.snapshot_date))).scalar()
+        households = conn.execute(
+            sa.select(sa.func.count()).select_from(household_snapshot)
+            .where(household_snapshot.c.snapshot_date == snapshot_date)).scalar_one()
+    datasets: dict[str, dict[str, int]] = {}
+    for f in files:
+        key = f.dataset or f"({f.bureau}: unrecognised)"
+        agg = datasets.setdefault(key, dict.fromkeys(
+            ("files", "rejected", "duplicates", "rows_read", "rows_loaded", "rows_quarantined",
+             "rows_flagged", "rows_dropped", "rows_unmatched"), 0))
+        agg["files"] += 1
+        agg["rejected"] += f.status == "rejected"
+        agg["duplicates"] += f.status == "duplicate"
+        for name in ("rows_read", "rows_loaded", "rows_quarantined", "rows_flagged",
+                     "rows_dropped", "rows_unmatched"):
+            agg[name] += getattr(f, name) or 0
+    return {
+        "run_id": run_id,
+        "snapshot_date": str(snapshot_date) if snapshot_date else None,
+        "files_received": len(files),
+        "datasets": datasets,
+        "households_in_snapshot": households,
+        "rejected_files": [
+            {"file": f.landing_path, "reason_zh": f.reason_zh, "reason_en": f.reason_en}
+            for f in files if f.status == "rejected"
+        ],
+        "warehouse": engine.url.render_as_string(hide_password=True),
+        "reports": str(settings.reports_dir),
+    }
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    lines = [
+        f"Run {summary['run_id']}  (snapshot date {summary['snapshot_date']})",
+        f"Files received: {summary['files_received']}",
+        "",
+        f"{'dataset':<28}{'files':>6}{'read':>9}{'loaded':>9}{'quarant.':>9}{'flagged':>9}"
+        f"{'dropped':>9}{'unmatched':>10}",
+    ]
+    for name, d in sorted(summary["datasets"].items()):
+        lines.append(
+            f"{name:<28}{d['files']:>6}{d['rows_read']:>9}{d['rows_loaded']:>9}"
+            f"{d['rows_quarantined']:>9}{d['rows_flagged']:>9}{d['rows_dropped']:>9}"
+            f"{d['rows_unmatched']:>10}"
+        )
+    for f in summary["rejected_files"]:
+        lines.append(f"REJECTED {f['file']}: {f['reason_en']} / {f['reason_zh']}")
+    lines += [
+        "",
+        f"Households in the snapshot: {summary['households_in_snapshot']}",
+        f"Warehouse: {summary['warehouse']}",
+        f"Reports:   {summary['reports']}",
+    ]
+    return "\n".join(lines)
+
+
+def latest_run_id(engine: Engine) -> str | None:
+    with engine.begin() as conn:
+        return conn.execute(
+            sa.select(run_step.c.run_id).order_by(run_step.c.id.desc()).limit(1)
+        ).scalar()
+
+
+def prepare(settings: Settings) -> Engine:
+    """Create the folders and the warehouse schema; idempotent."""
+    from transforms.warehouse import create_schema
+
+    for folder in (settings.landing_dir, settings.archive_dir, settings.work_dir,
+                   settings.reports_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.warehouse_url)
+    create_schema(engine)
+    return engine

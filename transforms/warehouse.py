@@ -1,0 +1,301 @@
+"""The warehouse schema (SQLAlchemy Core) and its transactional loads.
+
+The same code runs on SQLite (the embedded default) and PostgreSQL. Typed staging tables are
+generated from the contracts, so a new bureau dataset gets its table from its contract file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import sqlalchemy as sa
+import pandas as pd
+from sqlalchemy.engine import Connection, Engine
+
+from transforms.contracts import ColumnType, Contract, load_contracts
+
+metadata = sa.MetaData()
+
+MANIFEST_STATUSES = (
+    "received",  # recorded and archived, not yet loaded
+    "loaded",  # every row loaded
+    "partly_loaded",  # loaded, with some rows quarantined
+    "rejected",  # nothing usable: unreadable, unknown headers, missing required column
+    "duplicate",  # the same bytes were received before; nothing loaded
+)
+
+file_manifest = sa.Table(
+    "file_manifest",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("bureau", sa.String(64), nullable=False),
+    sa.Column("dataset", sa.String(64)),
+    sa.Column("file_name", sa.String(500), nullable=False),
+    sa.Column("landing_path", sa.String(1000), nullable=False),
+    sa.Column("archive_path", sa.String(1000)),
+    sa.Column("sha256", sa.String(64), nullable=False, index=True),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("modified_at", sa.DateTime(timezone=True)),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("duplicate_of", sa.Integer, sa.ForeignKey("file_manifest.id")),
+    sa.Column("sheets", sa.String(1000)),
+    sa.Column("rows_read", sa.Integer),
+    sa.Column("rows_loaded", sa.Integer),
+    sa.Column("rows_quarantined", sa.Integer),
+    sa.Column("rows_flagged", sa.Integer),
+    sa.Column("rows_dropped", sa.Integer),
+    sa.Column("rows_unmatched", sa.Integer),
+    sa.Column("reason_code", sa.String(64)),
+    sa.Column("reason_zh", sa.Text),
+    sa.Column("reason_en", sa.Text),
+    sa.Column("headers_found", sa.Text),
+    sa.Column("headers_expected", sa.Text),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.CheckConstraint(
+        "status IN (" + ", ".join(f"'{s}'" for s in MANIFEST_STATUSES) + ")",
+        name="ck_file_manifest_status",
+    ),
+)
+
+quarantine = sa.Table(
+    "quarantine",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("manifest_id", sa.Integer, sa.ForeignKey("file_manifest.id"), nullable=False,
+              index=True),
+    sa.Column("dataset", sa.String(64), nullable=False),
+    sa.Column("file_name", sa.String(500), nullable=False),
+    sa.Column("sheet", sa.String(200), nullable=False),
+    sa.Column("source_row", sa.Integer, nullable=False),
+    sa.Column("column_name", sa.String(64), nullable=False),
+    sa.Column("header", sa.String(100), nullable=False),
+    sa.Column("masked_value", sa.Text),
+    sa.Column("rule", sa.String(64), nullable=False),
+    # error: the row was quarantined (not loaded); warning: loaded and flagged
+    sa.Column("severity", sa.String(10), nullable=False),
+    sa.Column("reason_zh", sa.Text, nullable=False),
+    sa.Column("reason_en", sa.Text, nullable=False),
+    sa.Column("fix_zh", sa.Text),
+)
+
+dim_household = sa.Table(
+    "dim_household",
+    metadata,
+    sa.Column("household_id", sa.String(64), primary_key=True),
+    sa.Column("township", sa.String(100)),
+    sa.Column("village", sa.String(100)),
+    sa.Column("household_type", sa.String(20)),
+    sa.Column("monitoring_type", sa.String(20)),
+    sa.Column("risk_eliminated", sa.Boolean),
+    sa.Column("relocated", sa.Boolean),
+    sa.Column("resettlement_site", sa.String(200)),
+    sa.Column("income_year", sa.Integer),
+    sa.Column("wage_income", sa.Numeric(14, 2)),
+    sa.Column("business_income", sa.Numeric(14, 2)),
+    sa.Column("property_income", sa.Numeric(14, 2)),
+    sa.Column("transfer_income", sa.Numeric(14, 2)),
+    sa.Column("business_expense", sa.Numeric(14, 2)),
+    sa.Column("household_size", sa.Integer),
+    sa.Column("net_income", sa.Numeric(14, 2)),
+    sa.Column("per_capita_net_income", sa.Numeric(14, 2)),
+    sa.Column("source_manifest_id", sa.Integer, sa.ForeignKey("file_manifest.id")),
+)
+
+dim_person = sa.Table(
+    "dim_person",
+    metadata,
+    sa.Column("person_id", sa.String(18), primary_key=True),
+    sa.Column("household_id", sa.String(64), nullable=False, index=True),
+    sa.Column("name", sa.String(100)),
+    sa.Column("relation", sa.String(20)),
+    sa.Column("labour_skill", sa.String(20)),
+    sa.Column("health_status", sa.String(20)),
+    sa.Column("birth_date", sa.Date),
+    sa.Column("sex", sa.String(2)),
+    sa.Column("source_manifest_id", sa.Integer, sa.ForeignKey("file_manifest.id")),
+    sa.Column("source_row", sa.Integer),
+)
+
+SNAPSHOT_MEASURES: tuple[tuple[str, sa.types.TypeEngine[Any]], ...] = (
+    ("township", sa.String(100)),
+    ("village", sa.String(100)),
+    ("household_type", sa.String(20)),
+    ("monitoring_type", sa.String(20)),
+    ("relocated", sa.Boolean()),
+    ("income_year", sa.Integer()),
+    ("wage_income", sa.Numeric(14, 2)),
+    ("business_income", sa.Numeric(14, 2)),
+    ("property_income", sa.Numeric(14, 2)),
+    ("transfer_income", sa.Numeric(14, 2)),
+    ("business_expense", sa.Numeric(14, 2)),
+    ("net_income", sa.Numeric(14, 2)),
+    ("household_size", sa.Integer()),
+    ("per_capita_net_income", sa.Numeric(14, 2)),
+    ("members", sa.Integer()),
+    ("labour_members", sa.Integer()),
+    ("employed_members", sa.Integer()),
+    ("public_welfare_job_members", sa.Integer()),
+    ("assistance_types", sa.String(100)),
+    ("assistance_monthly_amount", sa.Numeric(14, 2)),
+    ("serious_illness_members", sa.Integer()),
+    ("chronic_illness_members", sa.Integer()),
+    ("students", sa.Integer()),
+    ("dropouts", sa.Integer()),
+    ("student_fees_paid", sa.Numeric(14, 2)),
+    ("housing_grade", sa.String(2)),
+    ("housing_renovation_status", sa.String(10)),
+    ("medical_out_of_pocket_ytd", sa.Numeric(14, 2)),
+    ("insured_members", sa.Integer()),
+    ("uninsured_members", sa.Integer()),
+)
+
+household_snapshot = sa.Table(
+    "household_snapshot",
+    metadata,
+    sa.Column("snapshot_date", sa.Date, primary_key=True),
+    sa.Column("household_id", sa.String(64), primary_key=True),
+    *(sa.Column(name, type_) for name, type_ in SNAPSHOT_MEASURES),
+    sa.Column("built_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+run_step = sa.Table(
+    "run_step",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(250), nullable=False, index=True),
+    sa.Column("step", sa.String(64), nullable=False),
+    sa.Column("dataset", sa.String(64)),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("counts", sa.JSON),
+    sa.Column("message", sa.Text),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+_SQL_TYPES: dict[ColumnType, sa.types.TypeEngine[Any]] = {
+    ColumnType.TEXT: sa.String(500),
+    ColumnType.ID: sa.String(18),
+    ColumnType.HH: sa.String(64),
+    ColumnType.DATE: sa.Date(),
+    ColumnType.MONEY: sa.Numeric(14, 2),
+    ColumnType.INT: sa.Integer(),
+    ColumnType.YN: sa.Boolean(),
+    ColumnType.ENUM: sa.String(50),
+}
+
+LINEAGE_COLUMNS = ("manifest_id", "file_sha256", "sheet", "source_row")
+
+
+def staging_table_name(dataset: str) -> str:
+    return f"stg_{dataset}"
+
+
+def staging_table(contract: Contract) -> sa.Table:
+    """A typed staging table for a dataset, with lineage back to the file, sheet and row."""
+    name = staging_table_name(contract.dataset)
+    if name in metadata.tables:
+        return metadata.tables[name]
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("manifest_id", sa.Integer, sa.ForeignKey("file_manifest.id"), nullable=False,
+                  index=True),
+        sa.Column("file_sha256", sa.String(64), nullable=False),
+        sa.Column("sheet", sa.String(200), nullable=False),
+        sa.Column("source_row", sa.Integer, nullable=False),
+        sa.Column("person_id", sa.String(18), nullable=False, index=True),
+        # the household the person belonged to on the roster when the row was loaded;
+        # null = not on the roster (a candidate for inclusion, never dropped)
+        sa.Column("matched_household_id", sa.String(64), index=True),
+        *(sa.Column(c.name, _SQL_TYPES[c.type]) for c in contract.columns),
+        sa.Column("flagged", sa.Boolean, nullable=False, default=False),
+    )
+
+
+def all_staging_tables() -> list[sa.Table]:
+    return [staging_table(c) for c in load_contracts()]
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url)
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            # WAL lets parallel tasks read while one writes; foreign keys are off by default.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def create_schema(engine: Engine) -> None:
+    all_staging_tables()
+    metadata.create_all(engine)
+
+
+def _to_decimal(value: object) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        return Decimal(str(value)).quantize(Decimal("0.01"))
+    except InvalidOperation as exc:
+        raise ValueError(f"not an amount: {value!r}") from exc
+
+
+def typed_value(kind: ColumnType, value: object) -> object:
+    """Convert one validated, normalised text value to its warehouse type."""
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if kind is ColumnType.MONEY:
+        return _to_decimal(value)
+    if kind is ColumnType.INT:
+        return int(str(value))
+    if kind is ColumnType.DATE:
+        return dt.date.fromisoformat(str(value))
+    if kind is ColumnType.YN:
+        return value == "是"
+    return str(value)
+
+
+def insert_batches(conn: Connection, table: sa.Table, rows: Iterable[dict[str, Any]],
+                   batch_size: int = 5000) -> int:
+    count = 0
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= batch_size:
+            conn.execute(table.insert(), batch)
+            count += len(batch)
+            batch = []
+    if batch:
+        conn.execute(table.insert(), batch)
+        count += len(batch)
+    return count
+
+
+def as_rows(result: Sequence[sa.Row[Any]]) -> list[dict[str, Any]]:
+    return [dict(r._mapping) for r in result]
+
+
+def current_rows(conn: Connection, contract: Contract) -> pd.DataFrame:
+    """Rows of a dataset from files whose load is current (not rejected, not duplicate)."""
+    table = staging_table(contract)
+    query = (
+        sa.select(table)
+        .join(file_manifest, file_manifest.c.id == table.c.manifest_id)
+        .where(file_manifest.c.status.in_(("loaded", "partly_loaded")))
+        .order_by(table.c.manifest_id, table.c.id)
+    )
+    return pd.read_sql(query, conn)
+

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from transforms.contracts import Column, ColumnType, Contract, normalize_header
-from transforms.identifiers import checksum_ok, is_well_formed, normalize_id
+from transforms.identifiers import ID_PATTERN, checksum_ok, is_well_formed, normalize_id
 from transforms.readers import RawSheet
 from transforms.reasons import FileRejection
 from transforms.values import (
@@ -32,8 +32,10 @@ ROW_ID = "_row_id"
 SHEET = "_sheet"
 SOURCE_ROW = "_source_row"
 _TOTAL_ROW = re.compile(r"^(合计|小计|总计|共计)")
-_FOOTER_ROW = re.compile(r"^(填表人|审核人|制表人|制表日期|填报人|填报日期|负责人|单位负责人|联系电话)")
-_SERIAL_HEADERS = {"序号", "编号"}
+_FOOTER_ROW = re.compile(
+    r"^(填表人|审核人|制表人|制表日期|填报人|填报日期|负责人|单位负责人|联系电话)"
+)
+_ID_SHAPE = re.compile(ID_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -137,8 +139,11 @@ def identify(
 
     found = max((m.headers_found for m in matches), key=len, default=())
     if not found:
-        found = max((tuple(h for h in _cell_headers(c) if h) for s in sheets for _, c in s.rows[:5]),
-                    key=len, default=())
+        found = max(
+            (tuple(h for h in _cell_headers(c) if h) for s in sheets for _, c in s.rows[:5]),
+            key=len,
+            default=(),
+        )
     required_missing = [
         c.header
         for c in contract.required_columns
@@ -200,11 +205,14 @@ def normalize_column(column: Column, raw: pd.Series) -> pd.Series:
 
 
 def id_status(normalized: pd.Series) -> pd.Series:
-    """'ok' / 'checksum' for IDs whose format is right; null where format validation applies."""
+    """Why an ID of the right shape is still wrong: 'ok', 'birth_date' (no such day, or in the
+    future) or 'checksum'. Null for empty or misshapen IDs, which the format rule reports."""
 
     def status(value: object) -> str | None:
-        if not isinstance(value, str) or not is_well_formed(value):
+        if not isinstance(value, str) or not _ID_SHAPE.fullmatch(value):
             return None
+        if not is_well_formed(value):
+            return "birth_date"
         return "ok" if checksum_ok(value) else "checksum"
 
     return normalized.map(status).astype("object")
@@ -219,10 +227,10 @@ def to_frame(sheets: Sequence[RawSheet], contracts: Sequence[Contract]) -> Parse
         match = by_sheet.get(sheet.name)
         if match is None:
             continue
-        header_texts = {
-            normalize_header(h) for c in contract.columns for h in c.all_headers
-        } & set(match.headers_found)
-        for row_no, cells in sheet.rows[match.data_start:]:
+        header_texts = {normalize_header(h) for c in contract.columns for h in c.all_headers} & set(
+            match.headers_found
+        )
+        for row_no, cells in sheet.rows[match.data_start :]:
             kind = _row_kind(cells, header_texts)
             if kind is not None:
                 if kind != "blank":
@@ -235,8 +243,9 @@ def to_frame(sheets: Sequence[RawSheet], contracts: Sequence[Contract]) -> Parse
 
     frame = pd.DataFrame.from_records(records)
     if frame.empty:
-        frame = pd.DataFrame({SHEET: pd.Series(dtype="object"),
-                              SOURCE_ROW: pd.Series(dtype="int64")})
+        frame = pd.DataFrame(
+            {SHEET: pd.Series(dtype="object"), SOURCE_ROW: pd.Series(dtype="int64")}
+        )
     frame[ROW_ID] = range(len(frame))
     for column in contract.columns:
         raw_name = f"raw__{column.name}"

@@ -24,7 +24,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from transforms.contracts import ColumnType, Contract, contract_by_dataset, contracts_for_bureau
+from transforms.contracts import Contract, contract_by_dataset, contracts_for_bureau
 from transforms.parse import HEADER_SCAN_ROWS, ROW_ID, SHEET, SOURCE_ROW, identify, to_frame
 from transforms.readers import UnreadableFile, read_sheets
 from transforms.reasons import FileRejection
@@ -63,8 +63,9 @@ def sha256_of(path: Path) -> str:
 
 
 @contextmanager
-def recorded_step(engine: Engine, run_id: str, step: str,
-                  dataset: str | None = None) -> Iterator[dict[str, Any]]:
+def recorded_step(
+    engine: Engine, run_id: str, step: str, dataset: str | None = None
+) -> Iterator[dict[str, Any]]:
     """Record a step's outcome (counts, status, message) whether it succeeds or fails."""
     started = _now()
     counts: dict[str, Any] = {}
@@ -76,15 +77,25 @@ def recorded_step(engine: Engine, run_id: str, step: str,
         raise
     finally:
         with engine.begin() as conn:
-            conn.execute(run_step.insert().values(
-                run_id=run_id, step=step, dataset=dataset, status=status, counts=counts,
-                message=message, started_at=started, finished_at=_now(),
-            ))
+            conn.execute(
+                run_step.insert().values(
+                    run_id=run_id,
+                    step=step,
+                    dataset=dataset,
+                    status=status,
+                    counts=counts,
+                    message=message,
+                    started_at=started,
+                    finished_at=_now(),
+                )
+            )
 
 
 def _reject(conn: Connection, manifest_id: int, rejection: FileRejection) -> None:
     conn.execute(
-        file_manifest.update().where(file_manifest.c.id == manifest_id).values(
+        file_manifest.update()
+        .where(file_manifest.c.id == manifest_id)
+        .values(
             status="rejected",
             reason_code=rejection.code,
             reason_zh=rejection.zh,
@@ -114,7 +125,9 @@ def archive_file(settings: Settings, path: Path, sha256: str) -> Path:
     shutil.copyfile(path, partial)
     if sha256_of(partial) != sha256:
         partial.unlink()
-        raise OSError(f"archive copy of {path} does not match its sha256; file changed while copying")
+        raise OSError(
+            f"archive copy of {path} does not match its sha256; file changed while copying"
+        )
     partial.replace(target)
     target.chmod(0o444)
     return target
@@ -150,36 +163,52 @@ def discover(settings: Settings, engine: Engine, run_id: str) -> list[dict[str, 
             sha = sha256_of(path)
             with engine.begin() as conn:
                 earlier = conn.execute(
-                    sa.select(file_manifest.c.id, file_manifest.c.landing_path,
-                              file_manifest.c.status)
+                    sa.select(
+                        file_manifest.c.id, file_manifest.c.landing_path, file_manifest.c.status
+                    )
                     .where(file_manifest.c.sha256 == sha)
                     .order_by(file_manifest.c.id)
                 ).all()
             if any(r.landing_path == rel for r in earlier):
                 continue  # this very file was handled (or is being handled) already
             base = {
-                "run_id": run_id, "bureau": bureau, "file_name": path.name, "landing_path": rel,
-                "sha256": sha, "size_bytes": stat.st_size,
+                "run_id": run_id,
+                "bureau": bureau,
+                "file_name": path.name,
+                "landing_path": rel,
+                "sha256": sha,
+                "size_bytes": stat.st_size,
                 "modified_at": dt.datetime.fromtimestamp(stat.st_mtime, dt.UTC),
                 "received_at": _now(),
             }
             if earlier:
                 with engine.begin() as conn:
-                    conn.execute(file_manifest.insert().values(
-                        **base, status="duplicate", duplicate_of=earlier[0].id, rows_loaded=0,
-                        reason_code="duplicate",
-                        reason_zh="与此前已接收的文件内容完全相同，本次未重复入库",
-                        reason_en="identical to a file received before; nothing loaded again",
-                        finished_at=_now(),
-                    ))
+                    conn.execute(
+                        file_manifest.insert().values(
+                            **base,
+                            status="duplicate",
+                            duplicate_of=earlier[0].id,
+                            rows_loaded=0,
+                            reason_code="duplicate",
+                            reason_zh="与此前已接收的文件内容完全相同，本次未重复入库",
+                            reason_en="identical to a file received before; nothing loaded again",
+                            finished_at=_now(),
+                        )
+                    )
                 duplicates += 1
                 log.info("duplicate of manifest #%s: %s", earlier[0].id, rel)
                 continue
             archived = archive_file(settings, path, sha)
             with engine.begin() as conn:
-                manifest_id = conn.execute(file_manifest.insert().values(
-                    **base, status="received", archive_path=str(archived),
-                ).returning(file_manifest.c.id)).scalar_one()
+                manifest_id = conn.execute(
+                    file_manifest.insert()
+                    .values(
+                        **base,
+                        status="received",
+                        archive_path=str(archived),
+                    )
+                    .returning(file_manifest.c.id)
+                ).scalar_one()
                 new += 1
                 try:
                     sheets = read_sheets(archived, max_rows=HEADER_SCAN_ROWS + 2)
@@ -194,8 +223,11 @@ def discover(settings: Settings, engine: Engine, run_id: str) -> list[dict[str, 
                     rejected += 1
                     log.warning("rejected %s: %s", rel, rejection.en)
                     continue
-                conn.execute(file_manifest.update().where(file_manifest.c.id == manifest_id)
-                             .values(dataset=contract.dataset))
+                conn.execute(
+                    file_manifest.update()
+                    .where(file_manifest.c.id == manifest_id)
+                    .values(dataset=contract.dataset)
+                )
                 log.info("received %s as %s (manifest #%s)", rel, contract.dataset, manifest_id)
 
         with engine.begin() as conn:
@@ -207,11 +239,23 @@ def discover(settings: Settings, engine: Engine, run_id: str) -> list[dict[str, 
         groups: dict[str, list[int]] = defaultdict(list)
         for row in pending:
             groups[row.dataset].append(row.id)
-        counts.update(files_seen=seen, files_new=new, duplicates=duplicates,
-                      rejected=rejected, pending=len(pending))
-        log.info("discover: %d files in landing, %d new, %d duplicates, %d rejected, "
-                 "%d to process in %d datasets", seen, new, duplicates, rejected, len(pending),
-                 len(groups))
+        counts.update(
+            files_seen=seen,
+            files_new=new,
+            duplicates=duplicates,
+            rejected=rejected,
+            pending=len(pending),
+        )
+        log.info(
+            "discover: %d files in landing, %d new, %d duplicates, %d rejected, "
+            "%d to process in %d datasets",
+            seen,
+            new,
+            duplicates,
+            rejected,
+            len(pending),
+            len(groups),
+        )
         return [{"dataset": d, "manifest_ids": ids} for d, ids in sorted(groups.items())]
 
 
@@ -235,8 +279,9 @@ def _load_frame(path: Path) -> pd.DataFrame:
     return frame
 
 
-def parse_and_validate(settings: Settings, engine: Engine, run_id: str, dataset: str,
-                       manifest_ids: list[int]) -> list[dict[str, Any]]:
+def parse_and_validate(
+    settings: Settings, engine: Engine, run_id: str, dataset: str, manifest_ids: list[int]
+) -> list[dict[str, Any]]:
     """Parse each file of one dataset and validate it with GX; returns per-file references."""
     from transforms.validate import issue_records, run_gx
 
@@ -246,8 +291,9 @@ def parse_and_validate(settings: Settings, engine: Engine, run_id: str, dataset:
     with recorded_step(engine, run_id, "parse_validate", dataset) as counts:
         for manifest_id in manifest_ids:
             with engine.begin() as conn:
-                entry = conn.execute(sa.select(file_manifest)
-                                     .where(file_manifest.c.id == manifest_id)).one()
+                entry = conn.execute(
+                    sa.select(file_manifest).where(file_manifest.c.id == manifest_id)
+                ).one()
             if entry.status != "received":
                 continue
             try:
@@ -272,21 +318,33 @@ def parse_and_validate(settings: Settings, engine: Engine, run_id: str, dataset:
             results_dir = settings.reports_dir / "validations" / run_key(run_id)
             results_dir.mkdir(parents=True, exist_ok=True)
             (results_dir / f"{manifest_id}-{dataset}.json").write_text(
-                json.dumps(outcome.results_json, ensure_ascii=False, default=str),
-                encoding="utf-8")
+                json.dumps(outcome.results_json, ensure_ascii=False, default=str), encoding="utf-8"
+            )
             result = {
-                "manifest_id": manifest_id, "dataset": dataset,
-                "valid_path": str(valid_path), "issues_path": str(issues_path),
-                "rows_read": parsed.rows_read, "rows_dropped": parsed.rows_dropped,
-                "rows_quarantined": len(bad), "rows_flagged": len(flagged - bad),
+                "manifest_id": manifest_id,
+                "dataset": dataset,
+                "valid_path": str(valid_path),
+                "issues_path": str(issues_path),
+                "rows_read": parsed.rows_read,
+                "rows_dropped": parsed.rows_dropped,
+                "rows_quarantined": len(bad),
+                "rows_flagged": len(flagged - bad),
                 "sheets": parsed.sheets_read,
             }
             results.append(result)
-            log.info("%s: %s rows read, %s quarantined, %s flagged, %s dropped (totals/footers)",
-                     entry.landing_path, parsed.rows_read, len(bad), len(flagged - bad),
-                     parsed.rows_dropped)
-        counts.update(files=len(results), rows_read=sum(r["rows_read"] for r in results),
-                      rows_quarantined=sum(r["rows_quarantined"] for r in results))
+            log.info(
+                "%s: %s rows read, %s quarantined, %s flagged, %s dropped (totals/footers)",
+                entry.landing_path,
+                parsed.rows_read,
+                len(bad),
+                len(flagged - bad),
+                parsed.rows_dropped,
+            )
+        counts.update(
+            files=len(results),
+            rows_read=sum(r["rows_read"] for r in results),
+            rows_quarantined=sum(r["rows_quarantined"] for r in results),
+        )
     return results
 
 
@@ -295,8 +353,11 @@ def _roster_map(engine: Engine, results: list[dict[str, Any]]) -> dict[str, str]
     from transforms.warehouse import dim_person
 
     with engine.begin() as conn:
-        mapping = dict(conn.execute(sa.select(dim_person.c.person_id,
-                                              dim_person.c.household_id)).tuples().all())
+        mapping = dict(
+            conn.execute(sa.select(dim_person.c.person_id, dim_person.c.household_id))
+            .tuples()
+            .all()
+        )
     for result in results:
         if result["dataset"] == "roster":
             frame = _load_frame(Path(result["valid_path"]))
@@ -304,8 +365,9 @@ def _roster_map(engine: Engine, results: list[dict[str, Any]]) -> dict[str, str]
     return mapping
 
 
-def resolve_households(settings: Settings, engine: Engine, run_id: str,
-                       results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def resolve_households(
+    settings: Settings, engine: Engine, run_id: str, results: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     """Attach each row's household through the roster; unmatched persons are kept and counted."""
     with recorded_step(engine, run_id, "resolve") as counts:
         mapping = _roster_map(engine, results)
@@ -321,21 +383,29 @@ def resolve_households(settings: Settings, engine: Engine, run_id: str,
             _save_frame(frame, Path(result["valid_path"]))
             resolved.append({**result, "rows_unmatched": unmatched})
             if unmatched:
-                log.info("manifest #%s (%s): %d of %d persons not on the roster",
-                         result["manifest_id"], result["dataset"], unmatched, len(frame))
+                log.info(
+                    "manifest #%s (%s): %d of %d persons not on the roster",
+                    result["manifest_id"],
+                    result["dataset"],
+                    unmatched,
+                    len(frame),
+                )
         counts.update(persons_known=len(mapping), rows_unmatched=total_unmatched)
     return resolved
 
 
-def _staging_rows(contract: Contract, frame: pd.DataFrame, manifest_id: int,
-                  sha256: str) -> Iterator[dict[str, Any]]:
+def _staging_rows(
+    contract: Contract, frame: pd.DataFrame, manifest_id: int, sha256: str
+) -> Iterator[dict[str, Any]]:
     kinds = [(c.name, c.type) for c in contract.columns]
     for rec in frame.to_dict("records"):
         row: dict[str, Any] = {
-            "manifest_id": manifest_id, "file_sha256": sha256, "sheet": rec[SHEET],
-            "source_row": int(rec[SOURCE_ROW]), "person_id": rec["_person_id"],
-            "matched_household_id": None if pd.isna(rec["_household_id"])
-            else rec["_household_id"],
+            "manifest_id": manifest_id,
+            "file_sha256": sha256,
+            "sheet": rec[SHEET],
+            "source_row": int(rec[SOURCE_ROW]),
+            "person_id": rec["_person_id"],
+            "matched_household_id": None if pd.isna(rec["_household_id"]) else rec["_household_id"],
             "flagged": bool(rec["_flagged"]),
         }
         for name, kind in kinds:
@@ -344,8 +414,9 @@ def _staging_rows(contract: Contract, frame: pd.DataFrame, manifest_id: int,
         yield row
 
 
-def load(settings: Settings, engine: Engine, run_id: str,
-         results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def load(
+    settings: Settings, engine: Engine, run_id: str, results: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     """Load each file in its own transaction: staging rows, quarantine rows and its manifest
     status commit together or not at all. The roster goes first."""
     loaded: list[dict[str, Any]] = []
@@ -357,8 +428,9 @@ def load(settings: Settings, engine: Engine, run_id: str,
             issues = json.loads(Path(result["issues_path"]).read_text(encoding="utf-8"))
             table = staging_table(contract)
             with engine.begin() as conn:
-                entry = conn.execute(sa.select(file_manifest)
-                                     .where(file_manifest.c.id == result["manifest_id"])).one()
+                entry = conn.execute(
+                    sa.select(file_manifest).where(file_manifest.c.id == result["manifest_id"])
+                ).one()
                 status = "partly_loaded" if result["rows_quarantined"] else "loaded"
                 # Claim the file first: a concurrent or repeated run finds it no longer
                 # 'received' and loads nothing.
@@ -366,29 +438,46 @@ def load(settings: Settings, engine: Engine, run_id: str,
                     file_manifest.update()
                     .where(file_manifest.c.id == entry.id, file_manifest.c.status == "received")
                     .values(
-                        status=status, sheets="、".join(result["sheets"]),
-                        rows_read=result["rows_read"], rows_loaded=len(frame),
+                        status=status,
+                        sheets="、".join(result["sheets"]),
+                        rows_read=result["rows_read"],
+                        rows_loaded=len(frame),
                         rows_quarantined=result["rows_quarantined"],
                         rows_flagged=result["rows_flagged"],
                         rows_dropped=result["rows_dropped"],
-                        rows_unmatched=result["rows_unmatched"], finished_at=_now(),
+                        rows_unmatched=result["rows_unmatched"],
+                        finished_at=_now(),
                     )
                 ).rowcount
                 if claimed != 1:
                     log.info("manifest #%s already %s; skipped", entry.id, entry.status)
                     continue
-                n = insert_batches(conn, table,
-                                   _staging_rows(contract, frame, entry.id, entry.sha256))
-                insert_batches(conn, quarantine, (
-                    {**issue, "manifest_id": entry.id, "dataset": contract.dataset,
-                     "file_name": entry.file_name} for issue in issues
-                ))
+                n = insert_batches(
+                    conn, table, _staging_rows(contract, frame, entry.id, entry.sha256)
+                )
+                insert_batches(
+                    conn,
+                    quarantine,
+                    (
+                        {
+                            **issue,
+                            "manifest_id": entry.id,
+                            "dataset": contract.dataset,
+                            "file_name": entry.file_name,
+                        }
+                        for issue in issues
+                    ),
+                )
             loaded.append({**result, "status": status, "rows_loaded": n})
-            log.info("loaded %s: %d rows into %s, %d quarantine records",
-                     entry.landing_path, n, table.name, len(issues))
+            log.info(
+                "loaded %s: %d rows into %s, %d quarantine records",
+                entry.landing_path,
+                n,
+                table.name,
+                len(issues),
+            )
         counts.update(files=len(loaded), rows_loaded=sum(r["rows_loaded"] for r in loaded))
     return loaded
-
 
 
 def snapshot(settings: Settings, engine: Engine, run_id: str, day: dt.date) -> dict[str, int]:
@@ -403,32 +492,57 @@ def snapshot(settings: Settings, engine: Engine, run_id: str, day: dt.date) -> d
     return dict(counts)
 
 
-def run_summary(settings: Settings, engine: Engine, run_id: str,
-                day: dt.date | None = None) -> dict[str, Any]:
+def run_summary(
+    settings: Settings, engine: Engine, run_id: str, day: dt.date | None = None
+) -> dict[str, Any]:
     """Files received and rows read / loaded / quarantined per dataset for one run."""
     from transforms.warehouse import household_snapshot
 
     with engine.begin() as conn:
         files = conn.execute(
-            sa.select(file_manifest).where(file_manifest.c.run_id == run_id)
+            sa.select(file_manifest)
+            .where(file_manifest.c.run_id == run_id)
             .order_by(file_manifest.c.id)
         ).all()
-        snapshot_date = day or conn.execute(
-            sa.select(sa.func.max(household_snapshot.c.snapshot_date))).scalar()
+        snapshot_date = (
+            day or conn.execute(sa.select(sa.func.max(household_snapshot.c.snapshot_date))).scalar()
+        )
         households = conn.execute(
-            sa.select(sa.func.count()).select_from(household_snapshot)
-            .where(household_snapshot.c.snapshot_date == snapshot_date)).scalar_one()
+            sa.select(sa.func.count())
+            .select_from(household_snapshot)
+            .where(household_snapshot.c.snapshot_date == snapshot_date)
+        ).scalar_one()
     datasets: dict[str, dict[str, int]] = {}
     for f in files:
         key = f.dataset or f"({f.bureau}: unrecognised)"
-        agg = datasets.setdefault(key, dict.fromkeys(
-            ("files", "rejected", "duplicates", "rows_read", "rows_loaded", "rows_quarantined",
-             "rows_flagged", "rows_dropped", "rows_unmatched"), 0))
+        agg = datasets.setdefault(
+            key,
+            dict.fromkeys(
+                (
+                    "files",
+                    "rejected",
+                    "duplicates",
+                    "rows_read",
+                    "rows_loaded",
+                    "rows_quarantined",
+                    "rows_flagged",
+                    "rows_dropped",
+                    "rows_unmatched",
+                ),
+                0,
+            ),
+        )
         agg["files"] += 1
         agg["rejected"] += f.status == "rejected"
         agg["duplicates"] += f.status == "duplicate"
-        for name in ("rows_read", "rows_loaded", "rows_quarantined", "rows_flagged",
-                     "rows_dropped", "rows_unmatched"):
+        for name in (
+            "rows_read",
+            "rows_loaded",
+            "rows_quarantined",
+            "rows_flagged",
+            "rows_dropped",
+            "rows_unmatched",
+        ):
             agg[name] += getattr(f, name) or 0
     return {
         "run_id": run_id,
@@ -438,7 +552,8 @@ def run_summary(settings: Settings, engine: Engine, run_id: str,
         "households_in_snapshot": households,
         "rejected_files": [
             {"file": f.landing_path, "reason_zh": f.reason_zh, "reason_en": f.reason_en}
-            for f in files if f.status == "rejected"
+            for f in files
+            if f.status == "rejected"
         ],
         "warehouse": engine.url.render_as_string(hide_password=True),
         "reports": str(settings.reports_dir),
@@ -481,8 +596,12 @@ def prepare(settings: Settings) -> Engine:
     """Create the folders and the warehouse schema; idempotent."""
     from transforms.warehouse import create_schema
 
-    for folder in (settings.landing_dir, settings.archive_dir, settings.work_dir,
-                   settings.reports_dir):
+    for folder in (
+        settings.landing_dir,
+        settings.archive_dir,
+        settings.work_dir,
+        settings.reports_dir,
+    ):
         folder.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.warehouse_url)
     create_schema(engine)

@@ -30,6 +30,8 @@ TEXT_SUFFIXES: Final = frozenset({".csv", ".txt"})
 _ZIP_MAGIC: Final = b"PK\x03\x04"
 _OLE_MAGIC: Final = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _SNIFF_LINES: Final = 10
+# Below 10**15 an integral float has at most 15 digits, so Excel shows it exactly.
+_EXACT_INT: Final = 10.0**15
 _SNIFF_CHARS: Final = 64 * 1024
 
 Cell = str | None
@@ -79,6 +81,8 @@ def _float_text(value: float) -> str:
     # as a number must come out as the 18 digits Excel displays, never as 5.3e+17.
     if value != value or value in (float("inf"), float("-inf")):
         return str(value)
+    if value.is_integer() and -_EXACT_INT < value < _EXACT_INT:
+        return str(int(value))  # the common case, and the only one without Decimal's cost
     text = format(Decimal(format(value, ".15g")), "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")

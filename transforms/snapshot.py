@@ -4,6 +4,7 @@ every bureau's indicators per 户编号."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -27,9 +28,20 @@ LABOUR_SKILLS = ("普通劳动力", "技能劳动力", "弱劳动力或半劳动
 ACTIVE_ASSISTANCE = ("在保", "新增")
 CENT = Decimal("0.01")
 HOUSEHOLD_FIELDS = (
-    "township", "village", "household_type", "monitoring_type", "risk_eliminated", "relocated",
-    "resettlement_site", "income_year", "wage_income", "business_income", "property_income",
-    "transfer_income", "business_expense", "household_size",
+    "township",
+    "village",
+    "household_type",
+    "monitoring_type",
+    "risk_eliminated",
+    "relocated",
+    "resettlement_site",
+    "income_year",
+    "wage_income",
+    "business_income",
+    "property_income",
+    "transfer_income",
+    "business_expense",
+    "household_size",
 )
 
 
@@ -52,33 +64,50 @@ def build_dimensions(conn: Connection) -> tuple[int, int]:
     roster = roster.drop_duplicates("person_id", keep="last")
     persons = [
         {
-            "person_id": r["person_id"], "household_id": r["household_id"], "name": r["name"],
-            "relation": r["relation"], "labour_skill": r["labour_skill"],
+            "person_id": r["person_id"],
+            "household_id": r["household_id"],
+            "name": r["name"],
+            "relation": r["relation"],
+            "labour_skill": r["labour_skill"],
             "health_status": _none(r["health_status"]),
-            "birth_date": birth_date(r["person_id"]), "sex": sex(r["person_id"]),
-            "source_manifest_id": int(r["manifest_id"]), "source_row": int(r["source_row"]),
+            "birth_date": birth_date(r["person_id"]),
+            "sex": sex(r["person_id"]),
+            "source_manifest_id": int(r["manifest_id"]),
+            "source_row": int(r["source_row"]),
         }
         for r in roster.to_dict("records")
     ]
     insert_batches(conn, dim_person, persons)
 
     roster["_is_head"] = roster["relation"] == "户主"
-    heads = roster.sort_values(["household_id", "_is_head"], ascending=[True, False],
-                               kind="stable").drop_duplicates("household_id", keep="first")
+    heads = roster.sort_values(
+        ["household_id", "_is_head"], ascending=[True, False], kind="stable"
+    ).drop_duplicates("household_id", keep="first")
     households = []
     for r in heads.to_dict("records"):
         row = {f: _none(r[f]) for f in HOUSEHOLD_FIELDS}
-        parts = [Decimal(str(row[f] or 0)) for f in
-                 ("wage_income", "business_income", "property_income", "transfer_income")]
+        parts = [
+            Decimal(str(row[f] or 0))
+            for f in ("wage_income", "business_income", "property_income", "transfer_income")
+        ]
         net = sum(parts, Decimal(0)) - Decimal(str(row["business_expense"] or 0))
         size = int(row["household_size"])
-        households.append({
-            **row, "household_id": r["household_id"], "net_income": net.quantize(CENT),
-            "per_capita_net_income": (net / size).quantize(CENT),
-            "source_manifest_id": int(r["manifest_id"]),
-        })
+        households.append(
+            {
+                **row,
+                "household_id": r["household_id"],
+                "net_income": net.quantize(CENT),
+                "per_capita_net_income": (net / size).quantize(CENT),
+                "source_manifest_id": int(r["manifest_id"]),
+            }
+        )
     insert_batches(conn, dim_household, households)
     return len(households), len(persons)
+
+
+def _decimal_sum(values: Iterable[Any]) -> Any:
+    """Exact sum of amounts (money is Decimal end to end; floats would drift)."""
+    return sum((Decimal(str(v)) for v in values if _none(v) is not None), Decimal(0))
 
 
 def _distinct_members(frame: pd.DataFrame, mask: pd.Series | None = None) -> pd.Series:
@@ -90,7 +119,8 @@ def _bureau_rows(conn: Connection, dataset: str, persons: pd.DataFrame) -> pd.Da
     """A dataset's current rows joined to today's roster (household per person)."""
     rows = current_rows(conn, contract_by_dataset(dataset))
     return rows.drop(columns=["household_id"], errors="ignore").merge(
-        persons[["person_id", "household_id"]], on="person_id", how="inner")
+        persons[["person_id", "household_id"]], on="person_id", how="inner"
+    )
 
 
 def build_snapshot(conn: Connection, day: dt.date) -> int:
@@ -106,34 +136,40 @@ def build_snapshot(conn: Connection, day: dt.date) -> int:
 
     employment = _bureau_rows(conn, "employment", persons)
     snap["employed_members"] = _distinct_members(
-        employment, employment["employment_status"] == "已就业")
+        employment, employment["employment_status"] == "已就业"
+    )
     snap["public_welfare_job_members"] = _distinct_members(
-        employment, employment["public_welfare_job"].fillna(False).astype(bool))
+        employment, employment["public_welfare_job"].fillna(False).astype(bool)
+    )
 
     assistance = _bureau_rows(conn, "assistance", persons)
     active = assistance[assistance["status"].isin(ACTIVE_ASSISTANCE)]
     snap["assistance_types"] = active.groupby("household_id")["assistance_type"].agg(
-        lambda s: "|".join(sorted(set(s))))
+        lambda s: "|".join(sorted(set(s)))
+    )
     snap["assistance_monthly_amount"] = active.groupby("household_id")["monthly_amount"].agg(
-        lambda s: sum((Decimal(str(v)) for v in s), Decimal(0)))
+        _decimal_sum
+    )
 
     illness = _bureau_rows(conn, "illness", persons)
     snap["serious_illness_members"] = _distinct_members(
-        illness, illness["illness_category"] == "大病")
+        illness, illness["illness_category"] == "大病"
+    )
     snap["chronic_illness_members"] = _distinct_members(
-        illness, illness["illness_category"] == "慢病")
+        illness, illness["illness_category"] == "慢病"
+    )
 
     students = _bureau_rows(conn, "students", persons)
     snap["students"] = _distinct_members(students)
     snap["dropouts"] = _distinct_members(students, students["school_status"] == "辍学")
-    snap["student_fees_paid"] = students.groupby("household_id")["fees_paid"].agg(
-        lambda s: sum((Decimal(str(v)) for v in s if _none(v) is not None), Decimal(0)))
+    snap["student_fees_paid"] = students.groupby("household_id")["fees_paid"].agg(_decimal_sum)
 
     housing = _bureau_rows(conn, "housing_safety", persons)
     if not housing.empty:
         housing["_rank"] = housing["grade"].map(GRADE_ORDER)
-        worst = housing.sort_values(["household_id", "_rank"], ascending=[True, False],
-                                    kind="stable").drop_duplicates("household_id")
+        worst = housing.sort_values(
+            ["household_id", "_rank"], ascending=[True, False], kind="stable"
+        ).drop_duplicates("household_id")
         snap["housing_grade"] = worst.set_index("household_id")["grade"]
         snap["housing_renovation_status"] = worst.set_index("household_id")["renovation_status"]
 
@@ -141,8 +177,9 @@ def build_snapshot(conn: Connection, day: dt.date) -> int:
     if not settlements.empty:
         dates = pd.to_datetime(settlements["settlement_date"]).dt.date
         this_year = settlements[(dates >= dt.date(day.year, 1, 1)) & (dates <= day)]
-        snap["medical_out_of_pocket_ytd"] = this_year.groupby("household_id")[
-            "out_of_pocket"].agg(lambda s: sum((Decimal(str(v)) for v in s), Decimal(0)))
+        snap["medical_out_of_pocket_ytd"] = this_year.groupby("household_id")["out_of_pocket"].agg(
+            _decimal_sum
+        )
 
     enrollment = _bureau_rows(conn, "enrollment", persons)
     snap["insured_members"] = _distinct_members(
@@ -150,14 +187,22 @@ def build_snapshot(conn: Connection, day: dt.date) -> int:
         (enrollment["insurance_year"] == day.year) & (enrollment["enrollment_status"] == "已参保"),
     )
 
-    counts = ("members", "labour_members", "employed_members", "public_welfare_job_members",
-              "serious_illness_members", "chronic_illness_members", "students", "dropouts",
-              "insured_members")
+    counts = (
+        "members",
+        "labour_members",
+        "employed_members",
+        "public_welfare_job_members",
+        "serious_illness_members",
+        "chronic_illness_members",
+        "students",
+        "dropouts",
+        "insured_members",
+    )
     for name in counts:
         snap[name] = snap[name].fillna(0).astype(int) if name in snap else 0
     snap["uninsured_members"] = snap["members"] - snap["insured_members"]
     for name in ("medical_out_of_pocket_ytd", "assistance_monthly_amount", "student_fees_paid"):
-        snap[name] = (snap[name] if name in snap else None)
+        snap[name] = snap.get(name)
         snap[name] = snap[name].map(lambda v: Decimal(0) if _none(v) is None else v)
 
     built_at = dt.datetime.now(dt.UTC)
@@ -165,6 +210,7 @@ def build_snapshot(conn: Connection, day: dt.date) -> int:
     rows = []
     for household_id, rec in snap.reset_index().set_index("household_id").to_dict("index").items():
         row = {n: _none(rec.get(n)) for n in names}
-        rows.append({**row, "snapshot_date": day, "household_id": household_id,
-                     "built_at": built_at})
+        rows.append(
+            {**row, "snapshot_date": day, "household_id": household_id, "built_at": built_at}
+        )
     return insert_batches(conn, household_snapshot, rows)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
-MONEY_PATTERN = r"^\d+(\.\d+)?$"
+MONEY_PATTERN = r"^\d+(?:\.\d+)?$"
 INT_PATTERN = r"^-?\d+$"
 HH_PATTERN = r"^[0-9A-Za-z-]+$"
 
@@ -45,6 +45,10 @@ def check_column(check_id: str) -> str:
     return f"_check__{check_id}"
 
 
+# The derived ID status column says why an ID failed; each value maps to the rule reported.
+ID_STATUS_RULES = {"checksum": "id_checksum", "birth_date": "id_format"}
+
+
 def _spec(rule: str, column: str, severity: str = "critical") -> dict[str, Any]:
     return {"meta": {"rule": rule, "column": column}, "severity": severity}
 
@@ -53,7 +57,9 @@ def suite_definition(contract: Contract) -> dict[str, Any]:
     """The suite as GX's own JSON form, built from the contract (no GX import needed)."""
     expectations: list[dict[str, Any]] = []
 
-    def add(kind: str, kwargs: dict[str, Any], rule: str, column: str, sev: str = "critical") -> None:
+    def add(
+        kind: str, kwargs: dict[str, Any], rule: str, column: str, sev: str = "critical"
+    ) -> None:
         expectations.append({"type": kind, "kwargs": kwargs, **_spec(rule, column, sev)})
 
     for col in contract.columns:
@@ -61,41 +67,82 @@ def suite_definition(contract: Contract) -> dict[str, Any]:
         if col.required:
             add("expect_column_values_to_not_be_null", {"column": name}, "missing_required", name)
         if col.type is ColumnType.ID:
-            add("expect_column_values_to_match_regex", {"column": name, "regex": ID_PATTERN},
-                "id_format", name)
-            add("expect_column_values_to_be_in_set",
-                {"column": idstatus_column(name), "value_set": ["ok"]}, "id_checksum", name)
+            add(
+                "expect_column_values_to_match_regex",
+                {"column": name, "regex": ID_PATTERN},
+                "id_format",
+                name,
+            )
+            add(
+                "expect_column_values_to_be_in_set",
+                {"column": idstatus_column(name), "value_set": ["ok"]},
+                "id_status",
+                name,
+            )
         elif col.type is ColumnType.DATE:
-            add("expect_column_values_to_match_regex", {"column": name, "regex": DATE_PATTERN},
-                "date_format", name)
+            add(
+                "expect_column_values_to_match_regex",
+                {"column": name, "regex": DATE_PATTERN},
+                "date_format",
+                name,
+            )
         elif col.type is ColumnType.MONEY:
-            add("expect_column_values_to_match_regex", {"column": name, "regex": MONEY_PATTERN},
-                "money_format", name)
+            add(
+                "expect_column_values_to_match_regex",
+                {"column": name, "regex": MONEY_PATTERN},
+                "money_format",
+                name,
+            )
         elif col.type is ColumnType.INT:
-            add("expect_column_values_to_match_regex", {"column": name, "regex": INT_PATTERN},
-                "int_format", name)
+            add(
+                "expect_column_values_to_match_regex",
+                {"column": name, "regex": INT_PATTERN},
+                "int_format",
+                name,
+            )
             if col.min is not None or col.max is not None:
-                add("expect_column_values_to_be_between",
+                add(
+                    "expect_column_values_to_be_between",
                     {"column": number_column(name), "min_value": col.min, "max_value": col.max},
-                    "int_range", name)
+                    "int_range",
+                    name,
+                )
         elif col.type is ColumnType.YN:
-            add("expect_column_values_to_be_in_set", {"column": name, "value_set": ["是", "否"]},
-                "yn_value", name)
+            add(
+                "expect_column_values_to_be_in_set",
+                {"column": name, "value_set": ["是", "否"]},
+                "yn_value",
+                name,
+            )
         elif col.type is ColumnType.ENUM:
-            add("expect_column_values_to_be_in_set",
-                {"column": name, "value_set": list(col.values)}, "enum_value", name)
+            add(
+                "expect_column_values_to_be_in_set",
+                {"column": name, "value_set": list(col.values)},
+                "enum_value",
+                name,
+            )
         elif col.type is ColumnType.HH:
-            add("expect_column_values_to_match_regex", {"column": name, "regex": HH_PATTERN},
-                "hh_format", name)
+            add(
+                "expect_column_values_to_match_regex",
+                {"column": name, "regex": HH_PATTERN},
+                "hh_format",
+                name,
+            )
     for check in contract.checks:
-        add("expect_column_values_to_be_in_set",
-            {"column": check_column(check.id), "value_set": [True]}, check.id, check.columns[0],
-            "critical" if check.severity == "error" else "warning")
+        add(
+            "expect_column_values_to_be_in_set",
+            {"column": check_column(check.id), "value_set": [True]},
+            check.id,
+            check.columns[0],
+            "critical" if check.severity == "error" else "warning",
+        )
     return {
         "name": contract.dataset,
         "expectations": expectations,
-        "meta": {"contract": f"contracts/{contract.dataset}.yaml",
-                 "generated_by": "transforms.validate.suite_definition"},
+        "meta": {
+            "contract": f"contracts/{contract.dataset}.yaml",
+            "generated_by": "transforms.validate.suite_definition",
+        },
         "notes": f"{contract.title_zh} / {contract.title_en}",
     }
 
@@ -132,12 +179,14 @@ def derived_columns(contract: Contract, frame: pd.DataFrame) -> pd.DataFrame:
                     frame[col.name].astype("string").str.fullmatch(INT_PATTERN).fillna(False)
                 )
     for check in contract.checks:
-        env = pd.DataFrame({name: numbers.get(name, pd.Series(dtype="float64"))
-                            for name in check.requires})
+        env = pd.DataFrame(
+            {name: numbers.get(name, pd.Series(dtype="float64")) for name in check.requires}
+        )
         applicable = env.notna().all(axis=1)
         result = pd.Series([None] * len(frame), index=frame.index, dtype="object")
         if applicable.any():
-            evaluated = env[applicable].eval(check.expr)
+            subset = env[applicable]
+            evaluated = pd.Series(subset.eval(check.expr), index=subset.index)
             result[applicable] = evaluated.astype(bool).map(bool)
         out[check_column(check.id)] = result
     return out
@@ -194,8 +243,12 @@ def run_gx(contract: Contract, frame: pd.DataFrame) -> ValidationOutcome:
             )
         meta = config.meta or {}
         severity = "warning" if str(config.severity.value) == "warning" else "error"
+        column = config.kwargs["column"]
         for item in er.result.get("unexpected_index_list") or []:
-            issues.append(Issue(int(item[ROW_ID]), meta["column"], meta["rule"], severity))
+            rule = meta["rule"]
+            if rule == "id_status":
+                rule = ID_STATUS_RULES[item[column]]
+            issues.append(Issue(int(item[ROW_ID]), meta["column"], rule, severity))
     return ValidationOutcome(
         issues=issues,
         statistics=dict(result.statistics),
@@ -220,27 +273,34 @@ def issue_records(
     """One record per failing cell: where it is, what it held (masked), why, how to fix it."""
     if not issues:
         return []
-    rows = frame.set_index(ROW_ID)
+    failing = {i.row_id for i in issues}
+    rows: dict[int, dict[str, Any]] = (
+        frame[frame[ROW_ID].isin(failing)].set_index(ROW_ID).to_dict("index")  # type: ignore[assignment]
+    )
     checks = {c.id: c for c in contract.checks}
     out: list[dict[str, Any]] = []
     for issue in sorted(issues, key=lambda i: (i.row_id, i.column, i.rule)):
         column = contract.column(issue.column)
-        row = rows.loc[issue.row_id]
+        row = rows[issue.row_id]
         raw = row.get(f"raw__{issue.column}")
+        if raw is not None and not isinstance(raw, str) and pd.isna(raw):
+            raw = None
         rule = issue.rule
         if rule == "id_checksum" and looks_like_excel_number(None if raw is None else str(raw)):
             rule = "id_excel_number"
         reason = row_reason(rule, column, checks.get(rule))
-        out.append({
-            "sheet": row[SHEET],
-            "source_row": int(row[SOURCE_ROW]),
-            "column_name": issue.column,
-            "header": column.header,
-            "masked_value": masked_value(column, raw),
-            "rule": rule,
-            "severity": issue.severity,
-            "reason_zh": reason.zh,
-            "reason_en": reason.en,
-            "fix_zh": reason.fix_zh,
-        })
+        out.append(
+            {
+                "sheet": row[SHEET],
+                "source_row": int(row[SOURCE_ROW]),
+                "column_name": issue.column,
+                "header": column.header,
+                "masked_value": masked_value(column, raw),
+                "rule": rule,
+                "severity": issue.severity,
+                "reason_zh": reason.zh,
+                "reason_en": reason.en,
+                "fix_zh": reason.fix_zh,
+            }
+        )
     return out

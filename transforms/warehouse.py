@@ -11,8 +11,8 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import sqlalchemy as sa
 import pandas as pd
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from transforms.contracts import ColumnType, Contract, load_contracts
@@ -66,8 +66,9 @@ quarantine = sa.Table(
     "quarantine",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("manifest_id", sa.Integer, sa.ForeignKey("file_manifest.id"), nullable=False,
-              index=True),
+    sa.Column(
+        "manifest_id", sa.Integer, sa.ForeignKey("file_manifest.id"), nullable=False, index=True
+    ),
     sa.Column("dataset", sa.String(64), nullable=False),
     sa.Column("file_name", sa.String(500), nullable=False),
     sa.Column("sheet", sa.String(200), nullable=False),
@@ -204,8 +205,9 @@ def staging_table(contract: Contract) -> sa.Table:
         name,
         metadata,
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("manifest_id", sa.Integer, sa.ForeignKey("file_manifest.id"), nullable=False,
-                  index=True),
+        sa.Column(
+            "manifest_id", sa.Integer, sa.ForeignKey("file_manifest.id"), nullable=False, index=True
+        ),
         sa.Column("file_sha256", sa.String(64), nullable=False),
         sa.Column("sheet", sa.String(200), nullable=False),
         sa.Column("source_row", sa.Integer, nullable=False),
@@ -268,8 +270,9 @@ def typed_value(kind: ColumnType, value: object) -> object:
     return str(value)
 
 
-def insert_batches(conn: Connection, table: sa.Table, rows: Iterable[dict[str, Any]],
-                   batch_size: int = 5000) -> int:
+def insert_batches(
+    conn: Connection, table: sa.Table, rows: Iterable[dict[str, Any]], batch_size: int = 5000
+) -> int:
     count = 0
     batch: list[dict[str, Any]] = []
     for row in rows:
@@ -298,4 +301,3 @@ def current_rows(conn: Connection, contract: Contract) -> pd.DataFrame:
         .order_by(table.c.manifest_id, table.c.id)
     )
     return pd.read_sql(query, conn)
-

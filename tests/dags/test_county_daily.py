@@ -3,6 +3,7 @@ designed, and parsing it stays light (no pandas or Great Expectations at parse t
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -31,13 +32,24 @@ def test_dags_are_found_and_import_cleanly(dagbag: object) -> None:
 def test_daily_dag_is_wired_as_designed(dagbag: object) -> None:
     dag = dagbag.dags["county_daily"]  # type: ignore[attr-defined]
     assert set(dag.task_dict) == {
-        "discover", "parse_validate", "resolve_households", "load", "build_snapshot", "summarize"
+        "discover",
+        "parse_validate",
+        "resolve_households",
+        "load",
+        "build_snapshot",
+        "summarize",
     }
     assert str(dag.timezone.name) == "Asia/Shanghai"
     assert dag.max_active_runs == 1 and dag.catchup is False
-    chain = ["discover", "parse_validate", "resolve_households", "load", "build_snapshot",
-             "summarize"]
-    for upstream, downstream in zip(chain, chain[1:], strict=False):
+    chain = [
+        "discover",
+        "parse_validate",
+        "resolve_households",
+        "load",
+        "build_snapshot",
+        "summarize",
+    ]
+    for upstream, downstream in itertools.pairwise(chain):
         assert downstream in dag.task_dict[upstream].downstream_task_ids
     # one mapped parse/validate task instance per dataset
     assert type(dag.task_dict["parse_validate"]).__name__.endswith("MappedOperator")
@@ -62,8 +74,9 @@ def test_parsing_the_dags_imports_no_heavy_modules() -> None:
         "print(','.join(heavy))\n"
     )
     env = {**os.environ, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     loaded = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
     assert "pandas" not in loaded and "great_expectations" not in loaded, loaded

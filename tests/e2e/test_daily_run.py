@@ -41,8 +41,13 @@ def _base_env(airflow_home: Path) -> dict[str, str]:
 def airflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An Airflow home with a migrated metadata database, copied for each county run."""
     home = tmp_path_factory.mktemp("airflow-template")
-    proc = subprocess.run([str(AIRFLOW), "db", "migrate"], env=_base_env(home),
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [str(AIRFLOW), "db", "migrate"],
+        env=_base_env(home),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return home
 
@@ -57,7 +62,11 @@ class County:
     def run_dag(self) -> str:
         proc = subprocess.run(
             [str(AIRFLOW), "dags", "test", "county_daily", DAY],
-            env=self.env, capture_output=True, text=True, timeout=600, cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=ROOT,
         )
         output = proc.stdout + proc.stderr
         assert proc.returncode == 0, output[-6000:]
@@ -78,8 +87,13 @@ def _make_county(tmp: Path, template: Path, warehouse_url: str | None) -> County
 
     data_dir = tmp / "data"
     truth_dir = tmp / "truth"
-    generate(data_dir=data_dir, truth_dir=truth_dir, households=HOUSEHOLDS, seed=7,
-             day=__import__("datetime").date.fromisoformat(DAY))
+    generate(
+        data_dir=data_dir,
+        truth_dir=truth_dir,
+        households=HOUSEHOLDS,
+        seed=7,
+        day=__import__("datetime").date.fromisoformat(DAY),
+    )
     home = tmp / "airflow"
     shutil.copytree(template, home)
     env = _base_env(home)
@@ -92,8 +106,9 @@ def _make_county(tmp: Path, template: Path, warehouse_url: str | None) -> County
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def county(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-           airflow_template: Path) -> Iterator[County]:
+def county(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, airflow_template: Path
+) -> Iterator[County]:
     url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
     made = _make_county(tmp_path_factory.mktemp(f"county-{request.param}"), airflow_template, url)
     yield made
@@ -164,14 +179,14 @@ def test_warnings_are_flagged_but_loaded(county: County) -> None:
 
 def test_no_valid_row_is_lost(county: County) -> None:
     files = county.truth("files.csv")
-    invalid = {(r["file"], r["sheet"], int(r["source_row"]))
-               for r in county.truth("invalid_rows.csv")}
+    invalid = {
+        (r["file"], r["sheet"], int(r["source_row"])) for r in county.truth("invalid_rows.csv")
+    }
     manifest = _manifest(county)
     for f in files:
         table = f"stg_{f['dataset']}"
         rows = county.query(
-            f"select sheet, source_row from {table} where manifest_id = "
-            f"{manifest[f['file']].id}"
+            f"select sheet, source_row from {table} where manifest_id = {manifest[f['file']].id}"
         )
         assert len(rows) == int(f["valid_rows"]), f["file"]
         assert len({(r.sheet, r.source_row) for r in rows}) == len(rows), "a row loaded twice"
@@ -185,8 +200,12 @@ def test_persons_not_on_the_roster_are_kept_and_counted(county: County) -> None:
     for r in truth:
         expected.setdefault(r["dataset"], set()).add(r["id_number"])
     for dataset, ids in expected.items():
-        got = {r.person_id for r in county.query(
-            f"select person_id from stg_{dataset} where matched_household_id is null")}
+        got = {
+            r.person_id
+            for r in county.query(
+                f"select person_id from stg_{dataset} where matched_household_id is null"
+            )
+        }
         assert got == ids, dataset
 
 
@@ -202,12 +221,30 @@ def _norm(value: object) -> str:
 
 
 SNAPSHOT_COLUMNS = (
-    "township", "village", "household_type", "monitoring_type", "income_year", "wage_income",
-    "business_income", "property_income", "transfer_income", "business_expense",
-    "household_size", "net_income", "per_capita_net_income", "members", "labour_members",
-    "employed_members", "assistance_types", "serious_illness_members",
-    "chronic_illness_members", "students", "dropouts", "housing_grade",
-    "medical_out_of_pocket_ytd", "insured_members",
+    "township",
+    "village",
+    "household_type",
+    "monitoring_type",
+    "income_year",
+    "wage_income",
+    "business_income",
+    "property_income",
+    "transfer_income",
+    "business_expense",
+    "household_size",
+    "net_income",
+    "per_capita_net_income",
+    "members",
+    "labour_members",
+    "employed_members",
+    "assistance_types",
+    "serious_illness_members",
+    "chronic_illness_members",
+    "students",
+    "dropouts",
+    "housing_grade",
+    "medical_out_of_pocket_ytd",
+    "insured_members",
 )
 
 
@@ -230,8 +267,7 @@ def test_household_snapshot_matches_the_truth(county: County) -> None:
 def _table_counts(county: County) -> dict[str, int]:
     tables = sa.inspect(county.engine).get_table_names()
     return {
-        t: county.query(f"select count(*) from {t}")[0][0]
-        for t in tables if t not in ("run_step",)
+        t: county.query(f"select count(*) from {t}")[0][0] for t in tables if t not in ("run_step",)
     }
 
 
@@ -254,7 +290,9 @@ def test_the_same_file_dropped_again_is_recorded_as_a_duplicate(county: County) 
     county.run_dag()
     duplicates = county.query(
         "select landing_path, duplicate_of, rows_loaded from file_manifest "
-        "where status = 'duplicate'")
+        "where status = 'duplicate'"
+    )
     assert [(d.landing_path, d.rows_loaded) for d in duplicates] == [
-        (copy.relative_to(county.data_dir / "landing").as_posix(), 0)]
+        (copy.relative_to(county.data_dir / "landing").as_posix(), 0)
+    ]
     assert county.query(f"select count(*) from stg_{first['dataset']}")[0][0] == staged_before

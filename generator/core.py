@@ -1,0 +1,230 @@
+"""generate(): the sample county's bureau files and the ground truth that goes with them."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from generator import datasets, names
+from generator.datasets import Record
+from generator.defects import add_quirks, plant_defects, plant_per_capita_warnings
+from generator.layout import WrittenFile, file_specs, write_file
+from generator.population import County, Outsiders
+from generator.reference import (
+    CONTRACTS_DIR,
+    REFERENCE_DIR,
+    ContractSpec,
+    load_contracts,
+    load_parameters,
+    load_villages,
+)
+from generator.truth import Truth, rule_counts, write_truth
+
+# Write order; also the order of the ground-truth files. Illness comes before settlements
+# because the sick get the medical bills.
+DATASET_ORDER = (
+    "roster",
+    "illness",
+    "students",
+    "housing_safety",
+    "assistance",
+    "employment",
+    "enrollment",
+    "settlements",
+)
+
+
+@dataclass(frozen=True)
+class DatasetCounts:
+    file: str
+    rows: int
+    valid: int
+    invalid: int
+    flagged: int
+    dropped: int
+    unmatched: int
+
+
+@dataclass(frozen=True)
+class GenerationSummary:
+    seed: int
+    day: date
+    households: int
+    persons: int
+    outsiders: int
+    files: tuple[Path, ...]
+    datasets: dict[str, DatasetCounts]
+    truth_dir: Path
+    truth_households: int
+    invalid_by_rule: dict[str, int] = field(default_factory=dict)
+    skipped_datasets: tuple[str, ...] = ()
+
+    @property
+    def data_rows(self) -> int:
+        return sum(c.rows for c in self.datasets.values())
+
+    @property
+    def invalid_rows(self) -> int:
+        return sum(c.invalid for c in self.datasets.values())
+
+    @property
+    def flagged_rows(self) -> int:
+        return sum(c.flagged for c in self.datasets.values())
+
+    @property
+    def unmatched_rows(self) -> int:
+        return sum(c.unmatched for c in self.datasets.values())
+
+
+def _rng(seed: int, purpose: str) -> random.Random:
+    # A stream per purpose, so adding rows to one dataset does not reshuffle every other one.
+    return random.Random(f"{seed}:{purpose}")
+
+
+def _fill_columns(contract: ContractSpec, records: list[Record]) -> None:
+    """Blank optional columns the generator knows nothing about; refuse unknown required ones."""
+    for column in contract.columns:
+        missing = [r for r in records if column.name not in r.values]
+        if not missing:
+            continue
+        if column.required:
+            raise ValueError(
+                f"contract {contract.dataset} requires column {column.name!r}, "
+                "which the generator does not produce"
+            )
+        for r in missing:
+            r.values[column.name] = None
+
+
+def generate(
+    data_dir: Path,
+    truth_dir: Path,
+    households: int,
+    seed: int,
+    day: date,
+    invalid_share: float = 0.03,
+    unmatched_share: float = 0.03,
+    *,
+    reference_dir: Path = REFERENCE_DIR,
+    contracts_dir: Path = CONTRACTS_DIR,
+) -> GenerationSummary:
+    if households < 1:
+        raise ValueError("households must be at least 1")
+    if not 0 <= invalid_share < 1 or not 0 <= unmatched_share < 1:
+        raise ValueError("shares must be in [0, 1)")
+    params = load_parameters(reference_dir / "parameters.yaml")
+    villages = load_villages(reference_dir / "villages.csv")
+    contracts = load_contracts(contracts_dir)
+    if "roster" not in contracts:
+        raise ValueError(f"no roster contract in {contracts_dir}")
+
+    county = County(_rng(seed, "county"), params, villages, day, households)
+    outsiders = Outsiders(county, _rng(seed, "outsiders"))
+    u = unmatched_share
+    records: dict[str, list[Record]] = {"roster": datasets.roster(county)}
+    builders: dict[str, Callable[[], list[Record]]] = {
+        "illness": lambda: datasets.illness(county, outsiders, _rng(seed, "illness"), u),
+        "students": lambda: datasets.students(county, outsiders, _rng(seed, "students"), u),
+        "housing_safety": lambda: datasets.housing_safety(
+            county, outsiders, _rng(seed, "housing_safety"), u
+        ),
+        "assistance": lambda: datasets.assistance(county, outsiders, _rng(seed, "assistance"), u),
+        "employment": lambda: datasets.employment(county, outsiders, _rng(seed, "employment"), u),
+        "enrollment": lambda: datasets.enrollment(county, outsiders, _rng(seed, "enrollment"), u),
+        "settlements": lambda: datasets.settlements(
+            county, outsiders, _rng(seed, "settlements"), u, records.get("illness", [])
+        ),
+    }
+    for dataset in DATASET_ORDER[1:]:
+        if dataset in contracts:
+            records[dataset] = builders[dataset]()
+
+    footer_rng = _rng(seed, "footer")
+    footer = (
+        f"填表人：{names.full_name(footer_rng, footer_rng.random() < 0.5)}  "
+        f"审核人：{names.full_name(footer_rng, footer_rng.random() < 0.5)}"
+    )
+    specs = file_specs(params.county_name, day, footer)
+    landing = data_dir / "landing"
+    written: dict[str, WrittenFile] = {}
+    for dataset, rows in records.items():
+        contract = contracts[dataset]
+        spec = specs[dataset]
+        if spec.folder != contract.bureau:
+            raise ValueError(f"{dataset}: contract bureau {contract.bureau} != {spec.folder}")
+        _fill_columns(contract, rows)
+        rng = _rng(seed, f"defects:{dataset}")
+        plant_defects(rng, rows, contract, spec, day, invalid_share)
+        if dataset == "roster":
+            plant_per_capita_warnings(rng, rows, invalid_share)
+        add_quirks(rng, rows, contract)
+        written[dataset] = write_file(landing, spec, contract, rows, day)
+
+    truth = Truth(
+        records,
+        written,
+        {d: contracts[d].bureau for d in records},
+        {d: contracts[d].person_column for d in records},
+        day,
+    )
+    counts = {
+        d.dataset: DatasetCounts(
+            file=d.file,
+            rows=d.data_rows,
+            valid=d.valid_rows,
+            invalid=d.invalid_rows,
+            flagged=d.flagged_rows,
+            dropped=d.dropped_rows,
+            unmatched=d.unmatched_rows,
+        )
+        for d in truth.datasets()
+    }
+    truth_households = truth.households()
+    summary = GenerationSummary(
+        seed=seed,
+        day=day,
+        households=len(county.households),
+        persons=len(county.persons),
+        outsiders=outsiders.created,
+        files=tuple(w.path for w in written.values()),
+        datasets=counts,
+        truth_dir=truth_dir,
+        truth_households=len(truth_households),
+        invalid_by_rule=rule_counts(truth),
+        skipped_datasets=tuple(sorted(set(contracts) - set(records))),
+    )
+    write_truth(
+        truth, truth_dir, truth_households, _summary_json(summary, invalid_share, unmatched_share)
+    )
+    return summary
+
+
+def _summary_json(summary: GenerationSummary, invalid: float, unmatched: float) -> dict[str, Any]:
+    return {
+        "seed": summary.seed,
+        "date": summary.day.isoformat(),
+        "invalid_share": invalid,
+        "unmatched_share": unmatched,
+        "households": summary.households,
+        "households_with_valid_rows": summary.truth_households,
+        "persons": summary.persons,
+        "outsiders": summary.outsiders,
+        "files": len(summary.files),
+        "datasets": {
+            name: {
+                "file": c.file,
+                "rows": c.rows,
+                "valid": c.valid,
+                "invalid": c.invalid,
+                "flagged": c.flagged,
+                "dropped": c.dropped,
+                "unmatched": c.unmatched,
+            }
+            for name, c in summary.datasets.items()
+        },
+        "invalid_by_rule": summary.invalid_by_rule,
+    }

@@ -27,8 +27,9 @@ def test_layout_section_lists_what_exists() -> None:
 
 
 def test_every_top_level_folder_is_in_the_layout() -> None:
-    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
-                             check=True).stdout.split()
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split("\0")
     top = {p.split("/", 1)[0] + "/" for p in tracked if "/" in p}
     listed = {e.split("/", 1)[0] + "/" for e in _layout_entries()}
     assert top - listed == set(), "folders missing from the README layout"

@@ -33,7 +33,7 @@ SHEET = "_sheet"
 SOURCE_ROW = "_source_row"
 _TOTAL_ROW = re.compile(r"^(合计|小计|总计|共计)")
 _FOOTER_ROW = re.compile(
-    r"^(填表人|审核人|制表人|制表日期|填报人|填报日期|负责人|单位负责人|联系电话)"
+    r"^(填表人|审核人|制表人|制表日期|填表日期|填报人|填报日期|负责人|单位负责人|联系电话)"
 )
 _ID_SHAPE = re.compile(ID_PATTERN)
 
@@ -100,7 +100,11 @@ def find_header(sheet: RawSheet, contract: Contract) -> HeaderMatch | None:
             positions = _positions(headers, contract)
             if len(positions) < 2:
                 continue
-            if best is None or len(positions) > len(best.positions):
+            # On a tie the single row wins: a title row above the header adds nothing to it.
+            if best is None or (len(positions), -len(header_rows)) > (
+                len(best.positions),
+                -len(best.header_rows),
+            ):
                 best = HeaderMatch(
                     sheet=sheet.name,
                     header_rows=header_rows,

@@ -1,0 +1,434 @@
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from transforms.contracts import contract_by_dataset, contracts_for_bureau
+from transforms.identifiers import check_char
+from transforms.parse import ROW_ID, SHEET, SOURCE_ROW, find_header, id_status, identify, to_frame
+from transforms.readers import Cell, RawSheet
+from transforms.reasons import FileRejection
+
+
+def _id(first17: str) -> str:
+    return first17 + check_char(first17)
+
+
+def _values(values: Iterable[Any]) -> list[Any]:
+    """The values as a list, with pandas' missing values (None, NaN) as None."""
+    return [None if pd.isna(v) else v for v in values]
+
+
+ZHANG = _id("53262619800101001")
+LI = _id("53262619820202002")
+FEMALE_1949 = "11010519491231002X"  # from BRIEF.md
+
+ENROLLMENT_HEADER: list[Cell] = ["序号", "姓名", "身份证号", "参保年度", "参保状态", "是否资助参保"]
+SETTLEMENT_HEADER: list[Cell] = [
+    "序号",
+    "姓名",
+    "身份证号",
+    "就诊类型",
+    "结算日期",
+    "医疗总费用",
+    "基本医保支付",
+    "大病保险支付",
+    "医疗救助支付",
+    "个人自付",
+    "医疗机构",
+]
+ILLNESS_HEADER: list[Cell] = ["序号", "姓名", "身份证号", "疾病类别", "病种", "确诊日期"]
+
+
+def _illness_row(n: int, name: str, id_number: str) -> list[Cell]:
+    return [str(n), name, id_number, "大病", "肺癌", "2026-01-05"]
+
+
+# find_header ---------------------------------------------------------------------------------
+
+
+def test_find_header_below_title_rows() -> None:
+    sheet = RawSheet(
+        "Sheet1",
+        [
+            (1, ["某县2026年11月大病及慢病患者名单", None, None, None, None, None]),
+            (2, ["填报单位：县卫健局", None, None, None, "单位：人", None]),
+            (4, ILLNESS_HEADER),
+            (5, _illness_row(1, "张三", ZHANG)),
+        ],
+    )
+
+    match = find_header(sheet, contract_by_dataset("illness"))
+
+    assert match is not None
+    assert match.sheet == "Sheet1"
+    assert match.header_rows == (4,)
+    assert match.data_start == 3  # index into sheet.rows, the row numbered 5
+    assert match.positions == {
+        "name": 1,
+        "id_number": 2,
+        "illness_category": 3,
+        "disease": 4,
+        "diagnosed_date": 5,
+    }
+    assert match.headers_found == ("序号", "姓名", "身份证号", "疾病类别", "病种", "确诊日期")
+
+
+def test_find_header_of_a_two_level_merged_header() -> None:
+    # 基本信息 / 费用信息 span the real headers; 序号 and 医疗机构 are merged vertically, so their
+    # lower cells are empty.
+    sheet = RawSheet(
+        "城关镇",
+        [
+            (1, ["某县2026年医疗费用结算明细"]),
+            (2, ["序号", "基本信息", None, None, None, "费用信息", *[None] * 4, "医疗机构"]),
+            (3, [None, "姓名", "身份证\n号", "就诊类型", "结算日期", *SETTLEMENT_HEADER[5:10]]),
+            (4, ["1", "张三", ZHANG, "住院", "2026-01-02", "1000", "500", "100", "100", "300"]),
+        ],
+    )
+
+    match = find_header(sheet, contract_by_dataset("settlements"))
+
+    assert match is not None
+    assert match.header_rows == (2, 3)
+    assert match.data_start == 3
+    assert match.positions == {
+        "name": 1,
+        "id_number": 2,
+        "visit_type": 3,
+        "settlement_date": 4,
+        "total_cost": 5,
+        "basic_insurance_paid": 6,
+        "serious_illness_insurance_paid": 7,
+        "medical_assistance_paid": 8,
+        "out_of_pocket": 9,
+        "medical_institution": 10,
+    }
+
+
+def test_find_header_needs_two_known_headers() -> None:
+    sheet = RawSheet("说明", [(1, ["填报说明"]), (2, ["姓名", "请填写户籍上的姓名"])])
+    assert find_header(sheet, contract_by_dataset("illness")) is None
+
+
+# identify ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_identify_tells_enrollment_from_settlements_by_headers(reverse: bool) -> None:
+    contracts = contracts_for_bureau("medical_insurance")
+    if reverse:
+        contracts = contracts[::-1]
+    enrollment = RawSheet("", [(1, ENROLLMENT_HEADER), (2, ["1", "张三", ZHANG, "2026", "已参保"])])
+    settlements = RawSheet("", [(1, SETTLEMENT_HEADER)])
+
+    contract, matches = identify([enrollment], contracts)
+    assert contract.dataset == "enrollment"
+    assert [m.header_rows for m in matches] == [(1,)]
+
+    contract, matches = identify([settlements], contracts)
+    assert contract.dataset == "settlements"
+    assert len(matches[0].positions) == 10
+
+
+@pytest.mark.parametrize(
+    "dataset",
+    [
+        "assistance",
+        "employment",
+        "enrollment",
+        "housing_safety",
+        "illness",
+        "roster",
+        "settlements",
+        "students",
+    ],
+)
+def test_identify_recognises_every_dataset_from_its_required_headers(dataset: str) -> None:
+    contract = contract_by_dataset(dataset)
+    header: list[Cell] = [c.header for c in reversed(contract.required_columns)]  # any order
+    sheet = RawSheet("", [(1, ["标题"]), (2, ["备注", *header])])
+
+    found, matches = identify([sheet], contracts_for_bureau(contract.bureau))
+
+    assert found.dataset == dataset
+    assert set(matches[0].positions) == {c.name for c in contract.required_columns}
+
+
+def test_missing_required_column_names_the_column() -> None:
+    header = [h for h in ENROLLMENT_HEADER if h != "参保状态"]
+    sheet = RawSheet("", [(1, header), (2, ["1", "张三", ZHANG, "2026", "是"])])
+
+    with pytest.raises(FileRejection) as info:
+        identify([sheet], contracts_for_bureau("medical_insurance"))
+
+    rejection = info.value
+    assert rejection.code == "missing_required_column"
+    assert rejection.zh == (
+        "缺少必需的列：参保状态（数据“城乡居民医保参保名单”）。请补上该列后重新报送"
+    )
+    assert rejection.en == "required column(s) missing: 参保状态 (dataset enrollment)"
+    assert rejection.headers_found == ("序号", "姓名", "身份证号", "参保年度", "是否资助参保")
+    assert rejection.headers_expected == ("姓名", "身份证号", "参保年度", "参保状态")
+
+
+def test_missing_required_column_lists_every_missing_column() -> None:
+    header = [h for h in SETTLEMENT_HEADER if h not in ("结算日期", "个人自付")]
+    with pytest.raises(FileRejection) as info:
+        to_frame([RawSheet("", [(1, header)])], contracts_for_bureau("medical_insurance"))
+    assert info.value.code == "missing_required_column"
+    assert info.value.en == "required column(s) missing: 结算日期、个人自付 (dataset settlements)"
+
+
+def test_unknown_headers_lists_the_headers_found() -> None:
+    sheet = RawSheet("", [(1, ["编号", "项目", "金额"]), (2, ["1", "修路", "2000"])])
+
+    with pytest.raises(FileRejection) as info:
+        identify([sheet], contracts_for_bureau("health"))
+
+    rejection = info.value
+    assert rejection.code == "unknown_headers"
+    assert rejection.headers_found == ("编号", "项目", "金额")
+    assert "文件中的表头：编号、项目、金额" in rejection.zh
+    assert rejection.en == "headers match no dataset of this bureau; found: 编号, 项目, 金额"
+    assert rejection.headers_expected == ("大病及慢病患者名单：姓名、身份证号、疾病类别、确诊日期",)
+    assert str(rejection) == f"unknown_headers: {rejection.en}"
+
+
+def test_folder_without_contracts_is_rejected() -> None:
+    with pytest.raises(FileRejection) as info:
+        identify([RawSheet("", [(1, ILLNESS_HEADER)])], ())
+    assert info.value.code == "no_contract_for_bureau"
+
+
+# to_frame ------------------------------------------------------------------------------------
+
+
+def test_to_frame_drops_totals_footers_and_repeated_headers_and_counts_them() -> None:
+    sheet = RawSheet(
+        "城关镇",
+        [
+            (1, ["某县大病及慢病患者名单"]),
+            (3, ILLNESS_HEADER),
+            (4, _illness_row(1, "张三", ZHANG)),
+            (5, ["小计", None, None, None, None, None]),
+            (6, ILLNESS_HEADER),  # the header repeated on every printed page
+            (7, _illness_row(2, "李四", LI)),
+            (8, [None, "合计：2人", None, None, None, None]),
+            (9, ["", None]),  # blank: dropped, not counted
+            (10, ["填表人：王五", None, None, "联系电话：0871-1234567"]),
+            (11, [None, None, "审核人：赵六"]),
+        ],
+    )
+
+    parsed = to_frame([sheet], contracts_for_bureau("health"))
+
+    assert parsed.contract.dataset == "illness"
+    assert parsed.rows_read == 2
+    assert parsed.rows_dropped == 5
+    assert parsed.dropped_by_kind == {"total": 2, "repeated_header": 1, "footer": 2}
+    assert parsed.frame[SOURCE_ROW].tolist() == [4, 7]
+    assert parsed.frame["name"].tolist() == ["张三", "李四"]
+
+
+def test_to_frame_skips_instruction_sheets_and_keeps_sheet_and_source_row() -> None:
+    instructions = RawSheet(
+        "说明",
+        [(1, ["填报说明"]), (2, ["1. 身份证号列请设为文本格式"]), (3, ["2. 日期写作2026-03-05"])],
+    )
+    # Townships on separate sheets, columns in another order on the second one.
+    east = RawSheet("东区", [(2, ILLNESS_HEADER), (3, _illness_row(1, "张三", ZHANG))])
+    west = RawSheet(
+        "西区",
+        [
+            (1, ["确诊日期", "身份证号码", "姓名", "疾病类别"]),
+            (2, ["2025年3月5日", LI, "李四", "慢病"]),
+            (4, ["2026.2.1", FEMALE_1949, "王芳", "大病"]),
+        ],
+    )
+
+    parsed = to_frame([instructions, east, west], contracts_for_bureau("health"))
+
+    assert parsed.sheets_read == ["东区", "西区"]
+    assert parsed.sheets_skipped == ["说明"]
+    frame = parsed.frame
+    assert frame[SHEET].tolist() == ["东区", "西区", "西区"]
+    assert frame[SOURCE_ROW].tolist() == [3, 2, 4]
+    assert frame[ROW_ID].tolist() == [0, 1, 2]
+    assert frame["id_number"].tolist() == [ZHANG, LI, FEMALE_1949]
+    assert frame["diagnosed_date"].tolist() == ["2026-01-05", "2025-03-05", "2026-02-01"]
+    assert _values(frame["disease"]) == ["肺癌", None, None]
+
+
+ROSTER_HEADER: list[Cell] = [
+    "序号",
+    "乡（镇）",
+    "行政村",
+    "户编号",
+    "姓名",
+    "证件\n号码",
+    "与户主关系",
+    "户类型",
+    "监测对象类别",
+    "风险是否已消除",
+    "识别监测时间",
+    "劳动技能",
+    "健康状况",
+    "是否易地搬迁",
+    "安置点",
+    "年度",
+    "工资性收入",
+    "生产经营性收入",
+    "财产性收入",
+    "转移性收入",
+    "生产经营性支出",
+    "家庭人口数",
+    "人均纯收入",
+    "备注",
+]
+
+
+def _fullwidth(text: str) -> str:
+    return text.translate({ord(c): ord(c) + 0xFEE0 for c in "0123456789"})
+
+
+def test_to_frame_normalises_each_column_by_type_and_ignores_extra_columns() -> None:
+    messy_id = _fullwidth(FEMALE_1949[:6]) + " " + FEMALE_1949[6:-1] + "x\n"
+    row: list[Cell] = [
+        "1",
+        " 城关镇 ",
+        "新村",
+        "00 01",
+        "王　芳",
+        messy_id,
+        " 户主",
+        "脱贫户",
+        "边缘易致贫户",
+        "N",
+        "2026年3月5日",
+        "普通劳动力",
+        "健康",
+        "1",
+        None,
+        "2025.0",
+        "1,234.50",
+        "1234.5元",
+        "￥300",
+        "0",
+        "500",
+        "２",
+        "1234.25",
+        "外出务工",
+    ]
+    second: list[Cell] = ["2", "城关镇", "新村", "0001", "李四", LI, "配偶", "脱贫户", None, None]
+    second += ["46086", "丧失劳动力", "患大病", "否", None, "2025", "1234.5", "1234.5", "300"]
+    second += ["0", "500", "2", "", None]
+
+    parsed = to_frame(
+        [RawSheet("", [(1, ROSTER_HEADER), (2, row), (3, second)])],
+        contracts_for_bureau("rural_revitalization"),
+    )
+
+    frame = parsed.frame
+    contract = parsed.contract
+    assert contract.dataset == "roster"
+    names = [c.name for c in contract.columns]
+    assert list(frame.columns) == [
+        SHEET,
+        SOURCE_ROW,
+        *(f"raw__{n}" for n in names),
+        ROW_ID,
+        *names,
+    ]
+    assert _values(frame.at[0, n] for n in names) == [
+        "城关镇",
+        "新村",
+        "0001",
+        "王 芳",
+        FEMALE_1949,
+        "户主",
+        "脱贫户",
+        "边缘易致贫户",
+        "否",
+        "2026-03-05",
+        "普通劳动力",
+        "健康",
+        "是",
+        None,
+        "2025",
+        "1234.50",
+        "1234.5",
+        "300",
+        "0",
+        "500",
+        "2",
+        "1234.25",
+    ]
+    second_row = frame.loc[1]
+    assert second_row["identified_date"] == "2026-03-05"  # Excel serial day number
+    assert pd.isna(second_row["monitoring_type"])
+    assert pd.isna(second_row["per_capita_income"])
+    # The raw text is kept as written, for the quarantine report.
+    assert frame.loc[0, "raw__id_number"] == messy_id
+    assert frame.loc[0, "raw__wage_income"] == "1,234.50"
+
+
+def test_to_frame_keeps_values_it_cannot_normalise_as_written() -> None:
+    sheet = RawSheet(
+        "",
+        [
+            (1, ILLNESS_HEADER),
+            (2, ["1", "张三", "5326261980", "重病", None, "2026-02-30"]),
+        ],
+    )
+    frame = to_frame([sheet], contracts_for_bureau("health")).frame
+    assert [frame.at[0, n] for n in ("id_number", "illness_category", "diagnosed_date")] == [
+        "5326261980",
+        "重病",
+        "2026-02-30",
+    ]
+
+
+def test_to_frame_maps_enum_aliases_and_student_numbers() -> None:
+    housing = RawSheet(
+        "",
+        [
+            (1, ["户主姓名", "户主身份证号", "乡镇", "行政村", "鉴定等级", "鉴定日期", "改造状态"]),
+            (2, ["张三", ZHANG, "城关镇", "新村", "C级", "2026/3/5", "未改造"]),
+            (3, ["李四", LI, "城关镇", "新村", " D ", "20260305", "已竣工"]),
+        ],
+    )
+    frame = to_frame([housing], contracts_for_bureau("housing")).frame
+    assert frame["grade"].tolist() == ["C", "D"]
+    assert frame["appraisal_date"].tolist() == ["2026-03-05", "2026-03-05"]
+
+    students = RawSheet(
+        "",
+        [(1, ["姓名", "学籍号", "学段", "在校状态"]), (2, ["张小三", "G" + ZHANG, "初中", "在读"])],
+    )
+    frame = to_frame([students], contracts_for_bureau("education")).frame
+    assert frame["id_number"].tolist() == [ZHANG]
+
+
+def test_to_frame_of_a_header_only_file_has_every_column_and_no_rows() -> None:
+    parsed = to_frame([RawSheet("", [(1, ILLNESS_HEADER)])], contracts_for_bureau("health"))
+    assert parsed.rows_read == 0
+    assert parsed.rows_dropped == 0
+    assert len(parsed.frame) == 0
+    for column in contract_by_dataset("illness").columns:
+        assert column.name in parsed.frame
+        assert f"raw__{column.name}" in parsed.frame
+
+
+def test_id_status() -> None:
+    wrong_check = ZHANG[:17] + ("0" if ZHANG[17] != "0" else "1")
+    no_such_day = _id("53262619990231001")  # 1999-02-31
+    future = _id("53262620991231001")
+    values = pd.Series([ZHANG, wrong_check, no_such_day, future, "5326261980", None], dtype=object)
+
+    statuses = id_status(values)
+    assert _values(statuses) == ["ok", "checksum", "birth_date", "birth_date", None, None]
+    assert statuses.dtype == object

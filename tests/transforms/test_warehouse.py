@@ -1,0 +1,213 @@
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from transforms.contracts import ColumnType, contract_by_dataset, load_contracts
+from transforms.warehouse import (
+    LINEAGE_COLUMNS,
+    MANIFEST_STATUSES,
+    create_schema,
+    current_rows,
+    file_manifest,
+    insert_batches,
+    make_engine,
+    quarantine,
+    staging_table,
+    staging_table_name,
+    typed_value,
+)
+
+NOW = dt.datetime(2026, 11, 28, 8, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Engine:
+    engine = make_engine(f"sqlite:///{tmp_path / 'warehouse.sqlite'}")
+    create_schema(engine)
+    return engine
+
+
+def _manifest(conn: sa.Connection, status: str, name: str = "f.csv") -> int:
+    return int(
+        conn.execute(
+            file_manifest.insert()
+            .values(
+                run_id="run",
+                bureau="health",
+                dataset="illness",
+                file_name=name,
+                landing_path=f"health/{name}",
+                sha256=f"{len(name):064d}",
+                size_bytes=10,
+                received_at=NOW,
+                status=status,
+            )
+            .returning(file_manifest.c.id)
+        ).scalar_one()
+    )
+
+
+def test_create_schema_makes_every_table(engine: Engine) -> None:
+    tables = set(sa.inspect(engine).get_table_names())
+
+    staging = {f"stg_{c.dataset}" for c in load_contracts()}
+    assert len(staging) == 8
+    assert tables == {
+        "file_manifest",
+        "quarantine",
+        "dim_household",
+        "dim_person",
+        "household_snapshot",
+        "run_step",
+        *staging,
+    }
+
+
+@pytest.mark.parametrize("contract", load_contracts(), ids=lambda c: c.dataset)
+def test_staging_table_per_contract_with_lineage(engine: Engine, contract: Any) -> None:
+    inspector = sa.inspect(engine)
+    name = staging_table_name(contract.dataset)
+    columns = {c["name"]: c for c in inspector.get_columns(name)}
+
+    assert list(columns) == [
+        "id",
+        *LINEAGE_COLUMNS,
+        "person_id",
+        "matched_household_id",
+        *(c.name for c in contract.columns),
+        "flagged",
+    ]
+    for lineage in (*LINEAGE_COLUMNS, "person_id", "flagged"):
+        assert columns[lineage]["nullable"] is False, lineage
+    assert columns["matched_household_id"]["nullable"] is True
+    (fk,) = inspector.get_foreign_keys(name)
+    assert (fk["constrained_columns"], fk["referred_table"]) == (["manifest_id"], "file_manifest")
+    expected_types = {
+        ColumnType.MONEY: sa.Numeric,
+        ColumnType.DATE: sa.Date,
+        ColumnType.INT: sa.Integer,
+        ColumnType.YN: sa.Boolean,
+        ColumnType.ID: sa.String,
+        ColumnType.TEXT: sa.String,
+        ColumnType.HH: sa.String,
+        ColumnType.ENUM: sa.String,
+    }
+    for col in contract.columns:
+        assert isinstance(columns[col.name]["type"], expected_types[col.type]), col.name
+    assert staging_table(contract) is staging_table(contract)  # one Table per dataset
+
+
+def test_create_schema_is_idempotent(engine: Engine) -> None:
+    with engine.begin() as conn:
+        _manifest(conn, "loaded")
+    create_schema(engine)
+    with engine.begin() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(file_manifest)).scalar() == 1
+
+
+def test_manifest_status_is_constrained(engine: Engine) -> None:
+    assert MANIFEST_STATUSES == ("received", "loaded", "partly_loaded", "rejected", "duplicate")
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        _manifest(conn, "done")
+
+
+def test_sqlite_enforces_foreign_keys(engine: Engine) -> None:
+    row = {
+        "manifest_id": 99,
+        "dataset": "illness",
+        "file_name": "f.csv",
+        "sheet": "",
+        "source_row": 2,
+        "column_name": "name",
+        "header": "姓名",
+        "rule": "missing_required",
+        "severity": "error",
+        "reason_zh": "必填项“姓名”为空",
+        "reason_en": "required column '姓名' is empty",
+    }
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        conn.execute(quarantine.insert().values(**row))
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "expected"),
+    [
+        (ColumnType.MONEY, "1234.5", Decimal("1234.50")),
+        (ColumnType.MONEY, "0", Decimal("0.00")),
+        (ColumnType.MONEY, "12.345", Decimal("12.34")),  # banker's rounding to cents
+        (ColumnType.INT, "2025", 2025),
+        (ColumnType.INT, "-1", -1),
+        (ColumnType.DATE, "2026-03-05", dt.date(2026, 3, 5)),
+        (ColumnType.YN, "是", True),
+        (ColumnType.YN, "否", False),
+        (ColumnType.ID, "11010519491231002X", "11010519491231002X"),
+        (ColumnType.HH, "0001", "0001"),  # leading zeros kept
+        (ColumnType.ENUM, "大病", "大病"),
+        (ColumnType.TEXT, "城关镇", "城关镇"),
+        (ColumnType.MONEY, None, None),
+        (ColumnType.DATE, None, None),
+        (ColumnType.INT, float("nan"), None),
+        (ColumnType.YN, float("nan"), None),
+    ],
+)
+def test_typed_value(kind: ColumnType, value: object, expected: object) -> None:
+    result = typed_value(kind, value)
+    assert result == expected
+    assert type(result) is type(expected)
+
+
+def test_typed_value_refuses_what_validation_should_have_stopped() -> None:
+    with pytest.raises(ValueError, match="not an amount: 'abc'"):
+        typed_value(ColumnType.MONEY, "abc")
+    with pytest.raises(ValueError):
+        typed_value(ColumnType.INT, "1.5")
+    with pytest.raises(ValueError):
+        typed_value(ColumnType.DATE, "2026-02-30")
+
+
+def _illness_row(manifest_id: int, n: int) -> dict[str, Any]:
+    return {
+        "manifest_id": manifest_id,
+        "file_sha256": "a" * 64,
+        "sheet": "",
+        "source_row": n + 2,
+        "person_id": f"{n:018d}",
+        "name": f"病人{n}",
+        "illness_category": "慢病",
+        "diagnosed_date": dt.date(2026, 1, 5),
+        "flagged": False,
+    }
+
+
+def test_insert_batches_counts_every_row_across_batches(engine: Engine) -> None:
+    table = staging_table(contract_by_dataset("illness"))
+    with engine.begin() as conn:
+        manifest_id = _manifest(conn, "loaded")
+        count = insert_batches(conn, table, (_illness_row(manifest_id, n) for n in range(5)), 2)
+        assert count == 5
+        assert insert_batches(conn, table, iter([]), 2) == 0
+        rows = conn.execute(sa.select(table.c.source_row).order_by(table.c.id)).scalars().all()
+    assert rows == [2, 3, 4, 5, 6]
+
+
+def test_current_rows_skip_rejected_duplicate_and_pending_files(engine: Engine) -> None:
+    contract = contract_by_dataset("illness")
+    table = staging_table(contract)
+    with engine.begin() as conn:
+        ids = {s: _manifest(conn, s, f"{s}.csv") for s in MANIFEST_STATUSES}
+        insert_batches(
+            conn, table, [_illness_row(ids[s], i) for i, s in enumerate(MANIFEST_STATUSES)]
+        )
+
+        rows = current_rows(conn, contract)
+
+    assert rows["manifest_id"].tolist() == [ids["loaded"], ids["partly_loaded"]]
+    assert rows["person_id"].tolist() == [f"{1:018d}", f"{2:018d}"]
+    assert "matched_household_id" in rows

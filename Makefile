@@ -17,6 +17,8 @@ export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__DEFAULT_TIMEZONE := Asia/Shanghai
 export GX_ANALYTICS_ENABLED := False
+# A landing file is taken once unchanged this long (seconds) or when it has a .done marker.
+export LANDING_STABLE_SECONDS ?= 10
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
 .PHONY: help setup sample run test test-fast lint format expectations summary clean

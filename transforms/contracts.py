@@ -89,6 +89,10 @@ class Contract(_Strict):
     title_en: str
     grain: Literal["person", "event"]
     person_column: str
+    # The column naming the period a file covers (e.g. the roster's income year). Without one,
+    # the period is the month the file was received. A later file of the same dataset and
+    # period supersedes the earlier one.
+    period_column: str | None = None
     columns: tuple[Column, ...]
     checks: tuple[Check, ...] = ()
 
@@ -108,6 +112,8 @@ class Contract(_Strict):
         for check in self.checks:
             for ref in (*check.columns, *check.requires):
                 self.column(ref)
+        if self.period_column is not None:
+            self.column(self.period_column)
         return self
 
     def column(self, name: str) -> Column:

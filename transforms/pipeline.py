@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from transforms.contracts import Contract, contract_by_dataset, contracts_for_bureau
+from transforms.intake import move_aside, scan_landing, stable_entries
 from transforms.parse import HEADER_SCAN_ROWS, ROW_ID, SHEET, SOURCE_ROW, identify, to_frame
 from transforms.readers import UnreadableFile, read_sheets
 from transforms.reasons import FileRejection
@@ -41,8 +42,7 @@ from transforms.warehouse import (
 
 log = logging.getLogger(__name__)
 
-RECEIPTS_FOLDER = "回执"
-FINAL_STATUSES = ("loaded", "partly_loaded", "rejected")
+COUNTY_TZ = dt.timezone(dt.timedelta(hours=8))  # Asia/Shanghai has no daylight saving
 
 
 def _now() -> dt.datetime:
@@ -112,6 +112,10 @@ def _as_rejection(exc: UnreadableFile) -> FileRejection:
     return FileRejection("unreadable", exc.reason_zh, exc.reason_en)
 
 
+class FileChangedError(OSError):
+    """The landing file changed between hashing and archiving: it is still being written."""
+
+
 def archive_file(settings: Settings, path: Path, sha256: str) -> Path:
     """Copy a received file into the archive under its sha256 and verify the copy.
 
@@ -134,43 +138,82 @@ def archive_file(settings: Settings, path: Path, sha256: str) -> Path:
 
 
 def landing_files(settings: Settings) -> Iterator[tuple[str, Path]]:
-    """(bureau folder, file) for every candidate file under the landing root."""
-    root = settings.landing_dir
-    if not root.is_dir():
-        return
-    for bureau_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        for path in sorted(bureau_dir.rglob("*")):
-            rel_parts = path.relative_to(bureau_dir).parts
-            if not path.is_file() or rel_parts[0] == RECEIPTS_FOLDER:
-                continue
-            if any(part.startswith((".", "~$")) for part in rel_parts):
-                continue  # hidden files, Excel lock files
-            yield bureau_dir.name, path
+    """(bureau folder, file) for every readable candidate file under the landing root."""
+    for entry in scan_landing(settings.landing_dir):
+        if entry.refused is None:
+            yield entry.bureau, entry.path
+
+
+_REFUSALS = {
+    "symlink": (
+        "这是一个快捷方式（符号链接），系统不读取链接。请直接放入文件本身",
+        "a symbolic link; links are refused, drop the file itself",
+    ),
+    "outside_root": (
+        "该文件实际位于共享文件夹之外，系统拒绝读取",
+        "the file resolves outside the landing folder; refused",
+    ),
+}
+
+
+def _county_day_folder() -> str:
+    return dt.datetime.now(COUNTY_TZ).strftime("%Y%m%d")
 
 
 def discover(settings: Settings, engine: Engine, run_id: str) -> list[dict[str, Any]]:
-    """Record and archive every new file, recognise its dataset, and group the work by dataset.
+    """Record and archive every new, settled file, recognise its dataset, move the landing copy
+    aside, and group the work by dataset.
 
     Returns [{"dataset": ..., "manifest_ids": [...]}]; files left 'received' by an interrupted
     earlier run are picked up again.
     """
     with recorded_step(engine, run_id, "discover") as counts:
-        seen = new = duplicates = rejected = 0
-        for bureau, path in landing_files(settings):
-            seen += 1
-            rel = path.relative_to(settings.landing_dir).as_posix()
+        new = duplicates = rejected = refused = 0
+        entries = scan_landing(settings.landing_dir)
+        stable, arriving = stable_entries(entries, settings.landing_stable_seconds)
+        for entry in arriving:
+            log.info("still being copied, left for the next run: %s", entry.rel)
+        day_folder = _county_day_folder()
+        for entry in entries:
+            if entry.refused is None:
+                continue
+            zh, en = _REFUSALS[entry.refused]
+            with engine.begin() as conn:
+                conn.execute(
+                    file_manifest.insert().values(
+                        run_id=run_id,
+                        bureau=entry.bureau,
+                        file_name=entry.path.name,
+                        landing_path=entry.rel,
+                        sha256=None,
+                        size_bytes=0,
+                        received_at=_now(),
+                        status="rejected",
+                        rows_loaded=0,
+                        reason_code=entry.refused,
+                        reason_zh=zh,
+                        reason_en=en,
+                        finished_at=_now(),
+                    )
+                )
+            move_aside(entry, settings.landing_dir, day_folder)
+            refused += 1
+            log.warning("refused %s: %s", entry.rel, en)
+
+        for entry in stable:
+            path, rel, bureau = entry.path, entry.rel, entry.bureau
             stat = path.stat()
             sha = sha256_of(path)
             with engine.begin() as conn:
                 earlier = conn.execute(
-                    sa.select(
-                        file_manifest.c.id, file_manifest.c.landing_path, file_manifest.c.status
-                    )
+                    sa.select(file_manifest.c.id, file_manifest.c.landing_path)
                     .where(file_manifest.c.sha256 == sha)
                     .order_by(file_manifest.c.id)
                 ).all()
             if any(r.landing_path == rel for r in earlier):
-                continue  # this very file was handled (or is being handled) already
+                # recorded by a run that stopped before moving it aside: finish that now
+                move_aside(entry, settings.landing_dir, day_folder)
+                continue
             base = {
                 "run_id": run_id,
                 "bureau": bureau,
@@ -195,21 +238,25 @@ def discover(settings: Settings, engine: Engine, run_id: str) -> list[dict[str, 
                             finished_at=_now(),
                         )
                     )
+                move_aside(entry, settings.landing_dir, day_folder)
                 duplicates += 1
                 log.info("duplicate of manifest #%s: %s", earlier[0].id, rel)
                 continue
-            archived = archive_file(settings, path, sha)
+            # archive (verified) before anything else; the landing copy moves only after that
+            try:
+                archived = archive_file(settings, path, sha)
+            except FileChangedError:
+                log.info("still being copied, left for the next run: %s", rel)
+                continue
             with engine.begin() as conn:
                 manifest_id = conn.execute(
                     file_manifest.insert()
-                    .values(
-                        **base,
-                        status="received",
-                        archive_path=str(archived),
-                    )
+                    .values(**base, status="received", archive_path=str(archived))
                     .returning(file_manifest.c.id)
                 ).scalar_one()
-                new += 1
+            move_aside(entry, settings.landing_dir, day_folder)
+            new += 1
+            with engine.begin() as conn:
                 try:
                     sheets = read_sheets(archived, max_rows=HEADER_SCAN_ROWS + 2)
                     contract, _ = identify(sheets, contracts_for_bureau(bureau))
@@ -239,8 +286,11 @@ def discover(settings: Settings, engine: Engine, run_id: str) -> list[dict[str, 
         groups: dict[str, list[int]] = defaultdict(list)
         for row in pending:
             groups[row.dataset].append(row.id)
+        seen = len(entries)
         counts.update(
             files_seen=seen,
+            still_arriving=len(arriving),
+            refused=refused,
             files_new=new,
             duplicates=duplicates,
             rejected=rejected,
@@ -414,6 +464,17 @@ def _staging_rows(
         yield row
 
 
+def file_period(contract: Contract, frame: pd.DataFrame, received_at: dt.datetime) -> str:
+    """The period a file covers: its period column's value(s), else the month it arrived."""
+    if contract.period_column is not None:
+        values = sorted({str(v) for v in frame[contract.period_column].dropna()})
+        if values:
+            return "|".join(values)[:20]
+    if received_at.tzinfo is None:  # SQLite hands back naive UTC
+        received_at = received_at.replace(tzinfo=dt.UTC)
+    return received_at.astimezone(COUNTY_TZ).strftime("%Y-%m")
+
+
 def load(
     settings: Settings, engine: Engine, run_id: str, results: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
@@ -455,6 +516,30 @@ def load(
                 n = insert_batches(
                     conn, table, _staging_rows(contract, frame, entry.id, entry.sha256)
                 )
+                period = file_period(contract, frame, entry.received_at)
+                superseded = conn.execute(
+                    file_manifest.update()
+                    .where(
+                        file_manifest.c.dataset == contract.dataset,
+                        file_manifest.c.period == period,
+                        file_manifest.c.status.in_(("loaded", "partly_loaded")),
+                        file_manifest.c.id < entry.id,
+                    )
+                    .values(status="superseded", superseded_by=entry.id, superseded_at=_now())
+                ).rowcount
+                conn.execute(
+                    file_manifest.update()
+                    .where(file_manifest.c.id == entry.id)
+                    .values(period=period)
+                )
+                if superseded:
+                    log.info(
+                        "%s supersedes %d earlier file(s) of %s for period %s",
+                        entry.landing_path,
+                        superseded,
+                        contract.dataset,
+                        period,
+                    )
                 insert_batches(
                     conn,
                     quarantine,

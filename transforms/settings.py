@@ -25,6 +25,8 @@ BUREAU_FOLDERS: tuple[str, ...] = (
 class Settings:
     data_dir: Path
     warehouse_url: str
+    # a landing file is taken once unchanged for this long (or when it has a .done marker)
+    landing_stable_seconds: float = 30.0
 
     @property
     def landing_dir(self) -> Path:
@@ -51,4 +53,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         # Task processes do not share the shell's working directory reliably; resolve once.
         data_dir = (Path.cwd() / data_dir).resolve()
     warehouse_url = env.get("WAREHOUSE_URL") or f"sqlite:///{data_dir / 'warehouse.sqlite'}"
-    return Settings(data_dir=data_dir, warehouse_url=warehouse_url)
+    stable = float(env.get("LANDING_STABLE_SECONDS") or 30)
+    if stable < 0:
+        raise ValueError(f"LANDING_STABLE_SECONDS must be >= 0, got {stable}")
+    return Settings(data_dir=data_dir, warehouse_url=warehouse_url, landing_stable_seconds=stable)

@@ -25,6 +25,7 @@ MANIFEST_STATUSES = (
     "partly_loaded",  # loaded, with some rows quarantined
     "rejected",  # nothing usable: unreadable, unknown headers, missing required column
     "duplicate",  # the same bytes were received before; nothing loaded
+    "superseded",  # loaded, then replaced by a corrected file for the same dataset and period
 )
 
 file_manifest = sa.Table(
@@ -37,12 +38,18 @@ file_manifest = sa.Table(
     sa.Column("file_name", sa.String(500), nullable=False),
     sa.Column("landing_path", sa.String(1000), nullable=False),
     sa.Column("archive_path", sa.String(1000)),
-    sa.Column("sha256", sa.String(64), nullable=False, index=True),
+    # null only for refused entries (links), which are never read
+    sa.Column("sha256", sa.String(64), index=True),
     sa.Column("size_bytes", sa.BigInteger, nullable=False),
     sa.Column("modified_at", sa.DateTime(timezone=True)),
     sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("duplicate_of", sa.Integer, sa.ForeignKey("file_manifest.id")),
+    # the period a file covers (e.g. "2025" for a roster's income year, "2026-11" otherwise);
+    # a later file of the same dataset and period supersedes it
+    sa.Column("period", sa.String(20)),
+    sa.Column("superseded_by", sa.Integer, sa.ForeignKey("file_manifest.id")),
+    sa.Column("superseded_at", sa.DateTime(timezone=True)),
     sa.Column("sheets", sa.String(1000)),
     sa.Column("rows_read", sa.Integer),
     sa.Column("rows_loaded", sa.Integer),

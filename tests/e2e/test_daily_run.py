@@ -33,6 +33,8 @@ def _base_env(airflow_home: Path) -> dict[str, str]:
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
         GX_ANALYTICS_ENABLED="False",
         PYTHONPATH=str(ROOT),
+        # the generator has just written the files: wait briefly for them to settle
+        LANDING_STABLE_SECONDS="1",
     )
     return env
 
@@ -283,8 +285,11 @@ def test_rerun_of_the_same_day_loads_nothing_twice(county: County) -> None:
 
 def test_the_same_file_dropped_again_is_recorded_as_a_duplicate(county: County) -> None:
     first = county.truth("files.csv")[0]
-    source = county.data_dir / "landing" / first["file"]
-    copy = source.with_name("重新报送-" + source.name)
+    landed = county.data_dir / "landing" / first["file"]
+    # received files were moved aside into the bureau's 已接收/<day>/ folder
+    (source,) = (landed.parent / "已接收").glob(f"*/{landed.name}")
+    assert not landed.exists()
+    copy = landed.with_name("重新报送-" + landed.name)
     shutil.copyfile(source, copy)
     staged_before = county.query(f"select count(*) from stg_{first['dataset']}")[0][0]
     county.run_dag()

@@ -108,7 +108,11 @@ def _run_all(settings: Settings, engine: Engine, run_id: str) -> tuple[Any, ...]
 @pytest.fixture(scope="module")
 def first(tmp_path_factory: pytest.TempPathFactory) -> FirstRun:
     root = tmp_path_factory.mktemp("county")
-    settings = Settings(data_dir=root / "data", warehouse_url=f"sqlite:///{root / 'wh.sqlite'}")
+    settings = Settings(
+        data_dir=root / "data",
+        warehouse_url=f"sqlite:///{root / 'wh.sqlite'}",
+        landing_stable_seconds=0,
+    )
     rural = settings.landing_dir / "rural_revitalization"
     health = settings.landing_dir / "health"
     for folder in (rural, health, health / "回执"):
@@ -156,7 +160,15 @@ def test_discover_recognises_files_by_their_headers(first: FirstRun) -> None:
         "discover",
         None,
         "success",
-        {"files_seen": 3, "files_new": 3, "duplicates": 0, "rejected": 1, "pending": 2},
+        {
+            "files_seen": 3,
+            "still_arriving": 0,
+            "refused": 0,
+            "files_new": 3,
+            "duplicates": 0,
+            "rejected": 1,
+            "pending": 2,
+        },
     )
 
 
@@ -325,7 +337,10 @@ def test_archive_holds_each_file_under_its_sha256_read_only(first: FirstRun) -> 
         ("大病慢病名单.csv", "health"),
         ("other.csv", "health"),
     ):
-        landed = (first.settings.landing_dir / folder / name).read_bytes()
+        # received files leave the landing folder for the bureau's 已接收/<day>/ folder
+        (moved,) = (first.settings.landing_dir / folder / "已接收").glob(f"*/{name}")
+        assert not (first.settings.landing_dir / folder / name).exists()
+        landed = moved.read_bytes()
         sha = hashlib.sha256(landed).hexdigest()
         entry = first.manifest[name]
         archived = Path(entry["archive_path"])
@@ -360,8 +375,9 @@ def test_a_second_run_loads_nothing_twice_and_a_copy_is_a_duplicate(first: First
     assert _count(engine, file_manifest) == 3
 
     # The same bytes under another name: recorded as a duplicate, nothing loaded.
-    roster = settings.landing_dir / "rural_revitalization" / "脱贫户信息.csv"
-    (roster.parent / "脱贫户信息(1).csv").write_bytes(roster.read_bytes())
+    (roster,) = (settings.landing_dir / "rural_revitalization" / "已接收").glob("*/脱贫户信息.csv")
+    copy_path = settings.landing_dir / "rural_revitalization" / "脱贫户信息(1).csv"
+    copy_path.write_bytes(roster.read_bytes())
     groups, resolved, loaded, _ = _run_all(settings, engine, "third")
     assert (groups, resolved, loaded) == ([], [], [])
     assert {t.name: _count(engine, t) for t in tables} == before

@@ -59,6 +59,7 @@ def test_reads_the_process_environment_by_default(
 ) -> None:
     monkeypatch.setenv("DATA_DIR", str(tmp_path))
     monkeypatch.setenv("WAREHOUSE_URL", "sqlite:///:memory:")
+    monkeypatch.delenv("LANDING_STABLE_SECONDS", raising=False)
     assert load_settings() == Settings(data_dir=tmp_path, warehouse_url="sqlite:///:memory:")
 
 
@@ -72,3 +73,10 @@ def test_bureau_folders() -> None:
         "hr_social_security",
         "medical_insurance",
     )
+
+
+def test_landing_stable_seconds() -> None:
+    assert load_settings({}).landing_stable_seconds == 30
+    assert load_settings({"LANDING_STABLE_SECONDS": "2.5"}).landing_stable_seconds == 2.5
+    with pytest.raises(ValueError, match="LANDING_STABLE_SECONDS"):
+        load_settings({"LANDING_STABLE_SECONDS": "-1"})

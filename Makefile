@@ -45,14 +45,23 @@ $(AIRFLOW_HOME)/.migrated: $(VENV)/.installed
 sample: setup ## generate a sample county into DATA_DIR (HOUSEHOLDS=, SEED=, RUN_DATE=)
 	$(BIN)/python -m generator --data-dir $(DATA_DIR) --households $(HOUSEHOLDS) --seed $(SEED) --date $(RUN_DATE)
 
-run: setup $(AIRFLOW_HOME)/.migrated ## run the daily DAG end to end (on a sample county if DATA_DIR/landing is empty)
+# A local HMAC secret for the person key, created once and never committed; production sets
+# PERSON_KEY_SECRET or the Airflow connection county_person_key instead.
+PERSON_KEY_FILE := $(AIRFLOW_HOME)/person-key.secret
+$(PERSON_KEY_FILE):
+	mkdir -p $(AIRFLOW_HOME)
+	umask 077 && $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(48))" > $@
+	@echo "Created a local person-key secret in $@ (keep it: it keys every person in the warehouse)"
+
+run: setup $(AIRFLOW_HOME)/.migrated $(PERSON_KEY_FILE) ## run the daily DAG end to end (on a sample county if DATA_DIR/landing is empty)
 	@if $(BIN)/python -m transforms has-landing-files; then \
 	  echo "Processing the bureau files already in $(DATA_DIR)/landing"; \
 	else \
 	  echo "No bureau files in $(DATA_DIR)/landing: generating a sample county"; \
 	  $(MAKE) --no-print-directory sample; \
 	fi
-	$(BIN)/airflow dags test county_daily $(RUN_DATE) > $(AIRFLOW_HOME)/last-run.log 2>&1 \
+	PERSON_KEY_SECRET=$${PERSON_KEY_SECRET:-$$(cat $(PERSON_KEY_FILE))} \
+	  $(BIN)/airflow dags test county_daily $(RUN_DATE) > $(AIRFLOW_HOME)/last-run.log 2>&1 \
 	  || (tail -n 60 $(AIRFLOW_HOME)/last-run.log; echo "DAG run failed; full log: $(AIRFLOW_HOME)/last-run.log"; exit 1)
 	@echo "Airflow log of this run: $(AIRFLOW_HOME)/last-run.log"
 	$(BIN)/python -m transforms summary

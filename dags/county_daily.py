@@ -10,6 +10,7 @@ inside the tasks so that parsing this DAG stays fast (no pandas or Great Expecta
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Any
 
 import pendulum
@@ -26,11 +27,30 @@ def _county_day() -> dt.date:
     return pendulum.instance(moment).in_timezone(TIMEZONE).date()
 
 
+PERSON_KEY_CONNECTION = "county_person_key"
+
+
+def _person_key_secret() -> None:
+    """Take the HMAC secret from the Airflow connection when the environment has none."""
+    if os.environ.get("PERSON_KEY_SECRET"):
+        return
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        secret = Connection.get(PERSON_KEY_CONNECTION).password
+    except AirflowNotFoundException:
+        return  # the pipeline then explains what to configure
+    if secret:
+        os.environ["PERSON_KEY_SECRET"] = secret
+
+
 def _pipeline() -> tuple[Any, Any, Any]:
     """The pipeline module, the settings and a warehouse engine with its schema in place."""
     from transforms import pipeline
     from transforms.settings import load_settings
 
+    _person_key_secret()
     settings = load_settings()
     return pipeline, settings, pipeline.prepare(settings)
 
@@ -78,6 +98,14 @@ def county_daily() -> None:
         pipeline, settings, engine = _pipeline()
         return pipeline.snapshot(settings, engine, _run_id(), _county_day())
 
+    @task(trigger_rule="all_done")
+    def write_receipts(_loaded: list[dict[str, Any]] | None) -> int:
+        # all_done: rejected and duplicate files get their receipt even if a load failed
+        from transforms.receipts import write_receipts as write
+
+        _, settings, engine = _pipeline()
+        return len(write(settings, engine, _run_id()))
+
     @task(trigger_rule="none_failed")
     def summarize(_snapshot: dict[str, int]) -> dict[str, Any]:
         pipeline, settings, engine = _pipeline()
@@ -88,7 +116,9 @@ def county_daily() -> None:
     groups = discover()
     parsed = parse_validate.expand(group=groups)
     # Task calls take XComArgs at DAG-definition time; the annotations describe run time.
-    summarize(build_snapshot(load(resolve_households(parsed))))  # type: ignore[arg-type]
+    loaded = load(resolve_households(parsed))  # type: ignore[arg-type]
+    write_receipts(loaded)  # type: ignore[arg-type]
+    summarize(build_snapshot(loaded))  # type: ignore[arg-type]
 
 
 county_daily()

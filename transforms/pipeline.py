@@ -25,8 +25,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from transforms.contracts import Contract, contract_by_dataset, contracts_for_bureau
+from transforms.identifiers import birth_date, sex
 from transforms.intake import move_aside, scan_landing, stable_entries
 from transforms.parse import HEADER_SCAN_ROWS, ROW_ID, SHEET, SOURCE_ROW, identify, to_frame
+from transforms.privacy import check_secret, person_key, stored_value
 from transforms.readers import UnreadableFile, read_sheets
 from transforms.reasons import FileRejection
 from transforms.settings import Settings
@@ -38,6 +40,7 @@ from transforms.warehouse import (
     run_step,
     staging_table,
     typed_value,
+    upsert_identities,
 )
 
 log = logging.getLogger(__name__)
@@ -106,6 +109,13 @@ def _reject(conn: Connection, manifest_id: int, rejection: FileRejection) -> Non
             finished_at=_now(),
         )
     )
+
+
+def _sheet_note_values(note: list[str] | tuple[str, str] | None) -> dict[str, str | None]:
+    """A loaded file whose data-like sheets were not all read says so in its reason."""
+    if not note:
+        return {}
+    return {"reason_code": "sheets_skipped", "reason_zh": note[0], "reason_en": note[1]}
 
 
 def _as_rejection(exc: UnreadableFile) -> FileRejection:
@@ -380,6 +390,8 @@ def parse_and_validate(
                 "rows_quarantined": len(bad),
                 "rows_flagged": len(flagged - bad),
                 "sheets": parsed.sheets_read,
+                # data-like sheets left unread (a township sheet missing a column): (zh, en)
+                "sheet_note": parsed.sheet_note,
             }
             results.append(result)
             log.info(
@@ -399,20 +411,35 @@ def parse_and_validate(
 
 
 def _roster_map(engine: Engine, results: list[dict[str, Any]]) -> dict[str, str]:
-    """person ID -> 户编号: the warehouse's roster, overridden by rosters received in this run."""
+    """person key -> 户编号: the warehouse's roster, overridden by rosters received in this run."""
     from transforms.warehouse import dim_person
 
     with engine.begin() as conn:
         mapping = dict(
-            conn.execute(sa.select(dim_person.c.person_id, dim_person.c.household_id))
+            conn.execute(sa.select(dim_person.c.person_key, dim_person.c.household_id))
             .tuples()
             .all()
         )
     for result in results:
         if result["dataset"] == "roster":
             frame = _load_frame(Path(result["valid_path"]))
-            mapping.update(zip(frame["id_number"], frame["household_id"], strict=True))
+            mapping.update(zip(frame["_person_key"], frame["household_id"], strict=True))
     return mapping
+
+
+def _attach_person_keys(settings: Settings, results: list[dict[str, Any]]) -> None:
+    """Key every row by the HMAC of its person's ID, and derive birth date and sex from the ID
+    while it is still at hand (the warehouse keeps the plaintext ID only in person_identity)."""
+    secret = check_secret(settings.person_key_secret)
+    for result in results:
+        contract = contract_by_dataset(result["dataset"])
+        path = Path(result["valid_path"])
+        frame = _load_frame(path)
+        ids = frame[contract.person_column]
+        frame["_person_key"] = ids.map(lambda v: person_key(secret, v))
+        frame["_birth_date"] = ids.map(birth_date)
+        frame["_sex"] = ids.map(sex)
+        _save_frame(frame, path)
 
 
 def resolve_households(
@@ -420,14 +447,13 @@ def resolve_households(
 ) -> list[dict[str, Any]]:
     """Attach each row's household through the roster; unmatched persons are kept and counted."""
     with recorded_step(engine, run_id, "resolve") as counts:
+        _attach_person_keys(settings, results)
         mapping = _roster_map(engine, results)
         resolved: list[dict[str, Any]] = []
         total_unmatched = 0
         for result in results:
-            contract = contract_by_dataset(result["dataset"])
             frame = _load_frame(Path(result["valid_path"]))
-            frame["_person_id"] = frame[contract.person_column]
-            frame["_household_id"] = frame["_person_id"].map(mapping)
+            frame["_household_id"] = frame["_person_key"].map(mapping)
             unmatched = int(frame["_household_id"].isna().sum())
             total_unmatched += unmatched
             _save_frame(frame, Path(result["valid_path"]))
@@ -444,24 +470,52 @@ def resolve_households(
     return resolved
 
 
+def _name_column(contract: Contract) -> str | None:
+    for column in contract.columns:
+        if column.personal and column.name.endswith("name"):
+            return column.name
+    return None
+
+
 def _staging_rows(
     contract: Contract, frame: pd.DataFrame, manifest_id: int, sha256: str
 ) -> Iterator[dict[str, Any]]:
-    kinds = [(c.name, c.type) for c in contract.columns]
+    columns = [(c, c.name, c.type) for c in contract.columns]
     for rec in frame.to_dict("records"):
         row: dict[str, Any] = {
             "manifest_id": manifest_id,
             "file_sha256": sha256,
             "sheet": rec[SHEET],
             "source_row": int(rec[SOURCE_ROW]),
-            "person_id": rec["_person_id"],
+            "person_key": rec["_person_key"],
+            "birth_date": rec["_birth_date"],
+            "sex": rec["_sex"],
             "matched_household_id": None if pd.isna(rec["_household_id"]) else rec["_household_id"],
             "flagged": bool(rec["_flagged"]),
         }
-        for name, kind in kinds:
+        for column, name, kind in columns:
             value = rec[name]
-            row[name] = typed_value(kind, None if pd.isna(value) else value)
+            row[name] = stored_value(column, typed_value(kind, None if pd.isna(value) else value))
         yield row
+
+
+def _identity_rows(
+    contract: Contract, frame: pd.DataFrame, manifest_id: int
+) -> list[dict[str, Any]]:
+    name_column = _name_column(contract)
+    names = frame[name_column] if name_column else pd.Series([None] * len(frame))
+    identities: dict[str, dict[str, Any]] = {}
+    for key, id_number, name in zip(
+        frame["_person_key"], frame[contract.person_column], names, strict=True
+    ):
+        identities[key] = {
+            "person_key": key,
+            "id_number": id_number,
+            "name": None if pd.isna(name) else name,
+            "first_manifest_id": manifest_id,
+            "last_manifest_id": manifest_id,
+        }
+    return list(identities.values())
 
 
 def file_period(contract: Contract, frame: pd.DataFrame, received_at: dt.datetime) -> str:
@@ -501,6 +555,7 @@ def load(
                     .values(
                         status=status,
                         sheets="、".join(result["sheets"]),
+                        **_sheet_note_values(result.get("sheet_note")),
                         rows_read=result["rows_read"],
                         rows_loaded=len(frame),
                         rows_quarantined=result["rows_quarantined"],
@@ -516,6 +571,7 @@ def load(
                 n = insert_batches(
                     conn, table, _staging_rows(contract, frame, entry.id, entry.sha256)
                 )
+                upsert_identities(conn, _identity_rows(contract, frame, entry.id))
                 period = file_period(contract, frame, entry.received_at)
                 superseded = conn.execute(
                     file_manifest.update()

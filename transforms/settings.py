@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from transforms.contracts import PROJECT_ROOT
@@ -27,6 +27,8 @@ class Settings:
     warehouse_url: str
     # a landing file is taken once unchanged for this long (or when it has a .done marker)
     landing_stable_seconds: float = 30.0
+    # keys the HMAC that replaces ID numbers outside the restricted table (transforms.privacy)
+    person_key_secret: str | None = field(default=None, repr=False)
 
     @property
     def landing_dir(self) -> Path:
@@ -56,4 +58,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     stable = float(env.get("LANDING_STABLE_SECONDS") or 30)
     if stable < 0:
         raise ValueError(f"LANDING_STABLE_SECONDS must be >= 0, got {stable}")
-    return Settings(data_dir=data_dir, warehouse_url=warehouse_url, landing_stable_seconds=stable)
+    return Settings(
+        data_dir=data_dir,
+        warehouse_url=warehouse_url,
+        landing_stable_seconds=stable,
+        person_key_secret=env.get("PERSON_KEY_SECRET") or None,
+    )

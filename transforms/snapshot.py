@@ -13,7 +13,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from transforms.contracts import contract_by_dataset
-from transforms.identifiers import birth_date, sex
 from transforms.warehouse import (
     SNAPSHOT_MEASURES,
     current_rows,
@@ -61,17 +60,18 @@ def build_dimensions(conn: Connection) -> tuple[int, int]:
     if roster.empty:
         return 0, 0
     # later files and rows override earlier ones for the same person
-    roster = roster.drop_duplicates("person_id", keep="last")
+    roster = roster.drop_duplicates("person_key", keep="last")
     persons = [
         {
-            "person_id": r["person_id"],
+            "person_key": r["person_key"],
             "household_id": r["household_id"],
-            "name": r["name"],
+            "id_masked": r["id_number"],  # staging keeps IDs and names masked only
+            "name_masked": r["name"],
             "relation": r["relation"],
             "labour_skill": r["labour_skill"],
             "health_status": _none(r["health_status"]),
-            "birth_date": birth_date(r["person_id"]),
-            "sex": sex(r["person_id"]),
+            "birth_date": _none(r["birth_date"]),
+            "sex": _none(r["sex"]),
             "source_manifest_id": int(r["manifest_id"]),
             "source_row": int(r["source_row"]),
         }
@@ -112,14 +112,14 @@ def _decimal_sum(values: Iterable[Any]) -> Any:
 
 def _distinct_members(frame: pd.DataFrame, mask: pd.Series | None = None) -> pd.Series:
     chosen = frame if mask is None else frame[mask]
-    return chosen.groupby("household_id")["person_id"].nunique()
+    return chosen.groupby("household_id")["person_key"].nunique()
 
 
 def _bureau_rows(conn: Connection, dataset: str, persons: pd.DataFrame) -> pd.DataFrame:
     """A dataset's current rows joined to today's roster (household per person)."""
     rows = current_rows(conn, contract_by_dataset(dataset))
     return rows.drop(columns=["household_id"], errors="ignore").merge(
-        persons[["person_id", "household_id"]], on="person_id", how="inner"
+        persons[["person_key", "household_id"]], on="person_key", how="inner"
     )
 
 
@@ -131,7 +131,7 @@ def build_snapshot(conn: Connection, day: dt.date) -> int:
     if households.empty:
         return 0
     snap = households.set_index("household_id")
-    snap["members"] = persons.groupby("household_id")["person_id"].nunique()
+    snap["members"] = persons.groupby("household_id")["person_key"].nunique()
     snap["labour_members"] = _distinct_members(persons, persons["labour_skill"].isin(LABOUR_SKILLS))
 
     employment = _bureau_rows(conn, "employment", persons)

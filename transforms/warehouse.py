@@ -114,12 +114,30 @@ dim_household = sa.Table(
     sa.Column("source_manifest_id", sa.Integer, sa.ForeignKey("file_manifest.id")),
 )
 
+RESTRICTED_SCHEMA = "restricted"
+KEY = sa.String(64)  # HMAC-SHA256 hex of the normalised ID (transforms.privacy.person_key)
+
+# The only place plaintext ID numbers and names are stored. On PostgreSQL it is the
+# `restricted` schema, readable by the pipeline's writer role alone; SQLite has no schemas,
+# so there it is a plain table in the same file (see make_engine).
+person_identity = sa.Table(
+    "person_identity",
+    metadata,
+    sa.Column("person_key", KEY, primary_key=True),
+    sa.Column("id_number", sa.String(18), nullable=False),
+    sa.Column("name", sa.String(100)),
+    sa.Column("first_manifest_id", sa.Integer, nullable=False),
+    sa.Column("last_manifest_id", sa.Integer, nullable=False),
+    schema=RESTRICTED_SCHEMA,
+)
+
 dim_person = sa.Table(
     "dim_person",
     metadata,
-    sa.Column("person_id", sa.String(18), primary_key=True),
+    sa.Column("person_key", KEY, primary_key=True),
     sa.Column("household_id", sa.String(64), nullable=False, index=True),
-    sa.Column("name", sa.String(100)),
+    sa.Column("id_masked", sa.String(18)),
+    sa.Column("name_masked", sa.String(100)),
     sa.Column("relation", sa.String(20)),
     sa.Column("labour_skill", sa.String(20)),
     sa.Column("health_status", sa.String(20)),
@@ -218,12 +236,17 @@ def staging_table(contract: Contract) -> sa.Table:
         sa.Column("file_sha256", sa.String(64), nullable=False),
         sa.Column("sheet", sa.String(200), nullable=False),
         sa.Column("source_row", sa.Integer, nullable=False),
-        sa.Column("person_id", sa.String(18), nullable=False, index=True),
+        sa.Column("person_key", KEY, nullable=False, index=True),
+        # derived from the ID before it is replaced by the key (ages drive warning rules)
+        sa.Column("birth_date", sa.Date),
+        sa.Column("sex", sa.String(2)),
         # the household the person belonged to on the roster when the row was loaded;
         # null = not on the roster (a candidate for inclusion, never dropped)
         sa.Column("matched_household_id", sa.String(64), index=True),
+        # ID columns hold the masked ID, name columns the masked name (transforms.privacy)
         *(sa.Column(c.name, _SQL_TYPES[c.type]) for c in contract.columns),
         sa.Column("flagged", sa.Boolean, nullable=False, default=False),
+        sa.UniqueConstraint("manifest_id", "sheet", "source_row", name=f"uq_{name}_lineage"),
     )
 
 
@@ -244,12 +267,17 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
-        return engine
+        # SQLite has no schemas: the restricted table lives beside the others
+        return engine.execution_options(schema_translate_map={RESTRICTED_SCHEMA: None})
     return sa.create_engine(url, pool_pre_ping=True)
 
 
 def create_schema(engine: Engine) -> None:
+
     all_staging_tables()
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {RESTRICTED_SCHEMA}"))
     metadata.create_all(engine)
 
 
@@ -308,3 +336,23 @@ def current_rows(conn: Connection, contract: Contract) -> pd.DataFrame:
         .order_by(table.c.manifest_id, table.c.id)
     )
     return pd.read_sql(query, conn)
+
+
+def upsert_identities(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Record plaintext identities in the restricted table; a later file updates the name."""
+    if not rows:
+        return
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect_insert: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    for start in range(0, len(rows), 5000):
+        statement = dialect_insert(person_identity).values(rows[start : start + 5000])
+        conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=[person_identity.c.person_key],
+                set_={
+                    "name": sa.func.coalesce(statement.excluded.name, person_identity.c.name),
+                    "last_manifest_id": statement.excluded.last_manifest_id,
+                },
+            )
+        )

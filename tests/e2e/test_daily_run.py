@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,12 +17,15 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from transforms.privacy import person_key
+
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW = Path(sys.executable).with_name("airflow")
 DAY = "2026-11-28"
 HOUSEHOLDS = 80
+PERSON_KEY_SECRET = "e2e-test-secret-" + "s" * 32
 
 
 def _base_env(airflow_home: Path) -> dict[str, str]:
@@ -35,6 +39,7 @@ def _base_env(airflow_home: Path) -> dict[str, str]:
         PYTHONPATH=str(ROOT),
         # the generator has just written the files: wait briefly for them to settle
         LANDING_STABLE_SECONDS="1",
+        PERSON_KEY_SECRET=PERSON_KEY_SECRET,
     )
     return env
 
@@ -200,12 +205,14 @@ def test_persons_not_on_the_roster_are_kept_and_counted(county: County) -> None:
     assert truth, "the generator planted no unmatched persons"
     expected: dict[str, set[str]] = {}
     for r in truth:
-        expected.setdefault(r["dataset"], set()).add(r["id_number"])
+        expected.setdefault(r["dataset"], set()).add(
+            person_key(PERSON_KEY_SECRET.encode(), r["id_number"])
+        )
     for dataset, ids in expected.items():
         got = {
-            r.person_id
+            r.person_key
             for r in county.query(
-                f"select person_id from stg_{dataset} where matched_household_id is null"
+                f"select person_key from stg_{dataset} where matched_household_id is null"
             )
         }
         assert got == ids, dataset
@@ -266,6 +273,21 @@ def test_household_snapshot_matches_the_truth(county: County) -> None:
     assert not mismatches, mismatches[:20]
 
 
+def test_every_file_gets_a_receipt_in_its_bureau_folder(county: County) -> None:
+    from openpyxl import load_workbook
+
+    files = county.truth("files.csv")
+    receipts = sorted((county.data_dir / "landing").glob("*/回执/回执_*.xlsx"))
+    assert len(receipts) == len(files)
+    for f in files:
+        bureau, name = f["file"].split("/", 1)
+        stem = Path(name).stem
+        (receipt,) = [r for r in receipts if r.parent.parent.name == bureau and stem in r.name]
+        summary = load_workbook(receipt, read_only=True)["回执"]
+        text = " ".join(str(c) for row in summary.iter_rows(values_only=True) for c in row if c)
+        assert ("部分接收" if int(f["invalid_rows"]) else "已接收") in text, receipt.name
+
+
 def _table_counts(county: County) -> dict[str, int]:
     tables = sa.inspect(county.engine).get_table_names()
     return {
@@ -301,3 +323,23 @@ def test_the_same_file_dropped_again_is_recorded_as_a_duplicate(county: County) 
         (copy.relative_to(county.data_dir / "landing").as_posix(), 0)
     ]
     assert county.query(f"select count(*) from stg_{first['dataset']}")[0][0] == staged_before
+
+
+def test_plaintext_ids_live_only_in_the_restricted_table(county: County) -> None:
+    # an ID standing alone (hex digests such as person keys and sha256 are not IDs)
+    id_pattern = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dX](?![0-9A-Za-z])")
+    inspector = sa.inspect(county.engine)
+    restricted = "person_identity"
+    schema = "restricted." if county.engine.dialect.name == "postgresql" else ""
+    assert county.query(f"select count(*) from {schema}{restricted}")[0][0] > 0
+    leaks = []
+    for table in inspector.get_table_names():
+        if table == restricted:
+            continue
+        for column in inspector.get_columns(table):
+            if not isinstance(column["type"], sa.String):
+                continue
+            for (value,) in county.query(f'select "{column["name"]}" from {table}'):
+                if isinstance(value, str) and id_pattern.search(value):
+                    leaks.append((table, column["name"], value[:6]))
+    assert not leaks, leaks[:10]

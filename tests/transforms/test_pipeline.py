@@ -16,7 +16,8 @@ from sqlalchemy.engine import Engine
 
 from transforms import pipeline
 from transforms.contracts import contract_by_dataset
-from transforms.identifiers import check_char
+from transforms.identifiers import check_char, mask_id
+from transforms.privacy import person_key
 from transforms.settings import Settings
 from transforms.warehouse import (
     dim_household,
@@ -27,6 +28,12 @@ from transforms.warehouse import (
     run_step,
     staging_table,
 )
+
+SECRET = "test-secret-" + "k" * 32
+
+
+def KEY(id_number: str) -> str:
+    return person_key(SECRET.encode(), id_number)
 
 
 def _id(first17: str) -> str:
@@ -112,6 +119,7 @@ def first(tmp_path_factory: pytest.TempPathFactory) -> FirstRun:
         data_dir=root / "data",
         warehouse_url=f"sqlite:///{root / 'wh.sqlite'}",
         landing_stable_seconds=0,
+        person_key_secret=SECRET,
     )
     rural = settings.landing_dir / "rural_revitalization"
     health = settings.landing_dir / "health"
@@ -141,7 +149,7 @@ def first(tmp_path_factory: pytest.TempPathFactory) -> FirstRun:
         manifest={r["file_name"]: r for r in _rows(engine, file_manifest)},
         quarantine=_rows(engine, quarantine),
         households={r["household_id"]: r for r in _rows(engine, dim_household)},
-        persons={r["person_id"]: r for r in _rows(engine, dim_person)},
+        persons={r["person_key"]: r for r in _rows(engine, dim_person)},
         snapshot={r["household_id"]: r for r in _rows(engine, household_snapshot)},
         illness_rows=_rows(engine, staging_table(contract_by_dataset("illness"))),
         steps=steps,
@@ -265,7 +273,8 @@ def test_rows_keep_lineage_and_unmatched_persons(first: FirstRun) -> None:
     rows = [
         (
             r["source_row"],
-            r["person_id"],
+            r["person_key"],
+            r["id_number"],
             r["matched_household_id"],
             r["illness_category"],
             r["diagnosed_date"],
@@ -273,9 +282,10 @@ def test_rows_keep_lineage_and_unmatched_persons(first: FirstRun) -> None:
         for r in first.illness_rows
     ]
     assert rows == [
-        (2, A, "0001", "大病", dt.date(2026, 1, 5)),
-        (3, B, "0001", "慢病", dt.date(2025, 3, 5)),
-        (4, X, None, "大病", dt.date(2026, 2, 1)),  # not on the roster: kept, not dropped
+        (2, KEY(A), mask_id(A), "0001", "大病", dt.date(2026, 1, 5)),
+        (3, KEY(B), mask_id(B), "0001", "慢病", dt.date(2025, 3, 5)),
+        # not on the roster: kept, not dropped
+        (4, KEY(X), mask_id(X), None, "大病", dt.date(2026, 2, 1)),
     ]
     assert {r["manifest_id"] for r in first.illness_rows} == {manifest["id"]}
     assert {r["file_sha256"] for r in first.illness_rows} == {manifest["sha256"]}
@@ -285,10 +295,11 @@ def test_rows_keep_lineage_and_unmatched_persons(first: FirstRun) -> None:
 def test_dimensions_and_snapshot(first: FirstRun) -> None:
     assert first.snapshot_counts == {"households": 2, "persons": 3, "snapshot_rows": 2}
     assert {p: (r["household_id"], r["relation"]) for p, r in first.persons.items()} == {
-        A: ("0001", "户主"),
-        B: ("0001", "配偶"),
-        C: ("0002", "户主"),
+        KEY(A): ("0001", "户主"),
+        KEY(B): ("0001", "配偶"),
+        KEY(C): ("0002", "户主"),
     }
+    assert {r["id_masked"] for r in first.persons.values()} == {mask_id(i) for i in (A, B, C)}
     assert first.households["0001"]["wage_income"] == Decimal("12000.00")  # "12,000"
     assert first.households["0001"]["transfer_income"] == Decimal("1500.50")  # "1500.5元"
 

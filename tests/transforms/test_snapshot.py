@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from transforms.contracts import contract_by_dataset
-from transforms.identifiers import check_char
+from transforms.identifiers import birth_date, check_char, sex
 from transforms.snapshot import build_dimensions, build_snapshot
 from transforms.warehouse import (
     create_schema,
@@ -72,7 +72,10 @@ def _load(conn: Connection, dataset: str, status: str, rows: list[dict[str, Any]
             "file_sha256": sha,
             "sheet": "",
             "source_row": n,
-            "person_id": row[contract.person_column],
+            # hand-staged rows use the ID itself as the key; the pipeline uses its HMAC
+            "person_key": row[contract.person_column],
+            "birth_date": birth_date(row[contract.person_column]),
+            "sex": sex(row[contract.person_column]),
             "flagged": False,
             **row,
         }
@@ -256,12 +259,13 @@ def test_build_dimensions_from_the_current_roster(engine: Engine, county: dict[s
     with engine.begin() as conn:
         assert build_dimensions(conn) == (3, 6)
 
-    persons = _table(engine, dim_person, "person_id")
+    persons = _table(engine, dim_person, "person_key")
     assert sorted(persons) == sorted([A, B, C, D, F, G])  # not E: its file was rejected
     assert persons[B] == {
-        "person_id": B,
+        "person_key": B,
         "household_id": "0001",
-        "name": "某某",
+        "id_masked": B,  # staging holds the masked ID; these hand-staged rows hold it plain
+        "name_masked": "某某",
         "relation": "配偶",
         "labour_skill": "技能劳动力",  # the later file wins
         "health_status": "长期慢性病",

@@ -66,6 +66,7 @@ def test_create_schema_makes_every_table(engine: Engine) -> None:
         "dim_person",
         "household_snapshot",
         "run_step",
+        "person_identity",  # the restricted table (a schema of its own on PostgreSQL)
         *staging,
     }
 
@@ -79,12 +80,14 @@ def test_staging_table_per_contract_with_lineage(engine: Engine, contract: Any) 
     assert list(columns) == [
         "id",
         *LINEAGE_COLUMNS,
-        "person_id",
+        "person_key",
+        "birth_date",
+        "sex",
         "matched_household_id",
         *(c.name for c in contract.columns),
         "flagged",
     ]
-    for lineage in (*LINEAGE_COLUMNS, "person_id", "flagged"):
+    for lineage in (*LINEAGE_COLUMNS, "person_key", "flagged"):
         assert columns[lineage]["nullable"] is False, lineage
     assert columns["matched_household_id"]["nullable"] is True
     (fk,) = inspector.get_foreign_keys(name)
@@ -113,7 +116,14 @@ def test_create_schema_is_idempotent(engine: Engine) -> None:
 
 
 def test_manifest_status_is_constrained(engine: Engine) -> None:
-    assert MANIFEST_STATUSES == ("received", "loaded", "partly_loaded", "rejected", "duplicate")
+    assert MANIFEST_STATUSES == (
+        "received",
+        "loaded",
+        "partly_loaded",
+        "rejected",
+        "duplicate",
+        "superseded",
+    )
     with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
         _manifest(conn, "done")
 
@@ -178,7 +188,7 @@ def _illness_row(manifest_id: int, n: int) -> dict[str, Any]:
         "file_sha256": "a" * 64,
         "sheet": "",
         "source_row": n + 2,
-        "person_id": f"{n:018d}",
+        "person_key": f"{n:018d}",
         "name": f"病人{n}",
         "illness_category": "慢病",
         "diagnosed_date": dt.date(2026, 1, 5),
@@ -209,5 +219,5 @@ def test_current_rows_skip_rejected_duplicate_and_pending_files(engine: Engine) 
         rows = current_rows(conn, contract)
 
     assert rows["manifest_id"].tolist() == [ids["loaded"], ids["partly_loaded"]]
-    assert rows["person_id"].tolist() == [f"{1:018d}", f"{2:018d}"]
+    assert rows["person_key"].tolist() == [f"{1:018d}", f"{2:018d}"]
     assert "matched_household_id" in rows

@@ -33,6 +33,7 @@ from transforms.readers import UnreadableFile, read_sheets
 from transforms.reasons import FileRejection
 from transforms.settings import Settings
 from transforms.warehouse import (
+    bulk_load,
     file_manifest,
     insert_batches,
     make_engine,
@@ -568,9 +569,7 @@ def load(
                 if claimed != 1:
                     log.info("manifest #%s already %s; skipped", entry.id, entry.status)
                     continue
-                n = insert_batches(
-                    conn, table, _staging_rows(contract, frame, entry.id, entry.sha256)
-                )
+                n = bulk_load(conn, table, _staging_rows(contract, frame, entry.id, entry.sha256))
                 upsert_identities(conn, _identity_rows(contract, frame, entry.id))
                 period = file_period(contract, frame, entry.received_at)
                 superseded = conn.execute(

@@ -322,6 +322,39 @@ def insert_batches(
     return count
 
 
+def bulk_load(conn: Connection, table: sa.Table, rows: Iterable[dict[str, Any]]) -> int:
+    """Load rows into a staging table inside the caller's transaction.
+
+    PostgreSQL: COPY into a temporary table, then one INSERT ... SELECT merging on the lineage
+    key (file, sheet, row), so a row is never loaded twice. Other databases: batched inserts.
+    """
+    if conn.dialect.name != "postgresql":
+        return insert_batches(conn, table, rows)
+    columns = [c.name for c in table.columns if c.name != "id"]
+    quoted = ", ".join(f'"{c}"' for c in columns)
+    temp = f"copy_{table.name}"
+    constraint = f"uq_{table.name}_lineage"
+    driver = conn.connection.driver_connection
+    if driver is None:
+        raise RuntimeError("no database connection for COPY")
+    with driver.cursor() as cursor:
+        cursor.execute(f'DROP TABLE IF EXISTS "{temp}"')
+        cursor.execute(
+            f'CREATE TEMP TABLE "{temp}" ON COMMIT DROP AS '
+            f'SELECT {quoted} FROM "{table.name}" WITH NO DATA'
+        )
+        with cursor.copy(f'COPY "{temp}" ({quoted}) FROM STDIN') as copy:
+            for row in rows:
+                copy.write_row([row.get(c) for c in columns])
+        cursor.execute(
+            f'INSERT INTO "{table.name}" ({quoted}) SELECT {quoted} FROM "{temp}" '
+            f"ON CONFLICT ON CONSTRAINT {constraint} DO NOTHING"
+        )
+        inserted = cursor.rowcount
+        cursor.execute(f'DROP TABLE "{temp}"')
+    return int(inserted)
+
+
 def as_rows(result: Sequence[sa.Row[Any]]) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in result]
 

@@ -116,7 +116,7 @@ def _make_county(tmp: Path, template: Path, warehouse_url: str | None) -> County
 def county(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, airflow_template: Path
 ) -> Iterator[County]:
-    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    url = request.getfixturevalue("postgres_databases")() if request.param == "postgres" else None
     made = _make_county(tmp_path_factory.mktemp(f"county-{request.param}"), airflow_template, url)
     yield made
     made.engine.dispose()

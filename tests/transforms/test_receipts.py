@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import uuid
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -413,7 +413,8 @@ def test_the_step_is_recorded(warehouse: Warehouse) -> None:
     ]
 
 
-def test_on_postgresql(postgres_url: str, tmp_path: Path) -> None:
+def test_on_postgresql(postgres_databases: Callable[[], str], tmp_path: Path) -> None:
+    postgres_url = postgres_databases()
     # PostgreSQL hands back aware datetimes where SQLite gives naive UTC
     run = f"pg-receipts-{uuid.uuid4().hex}"  # the database is shared by the session's tests
     settings = Settings(data_dir=tmp_path / "data", warehouse_url=postgres_url)

@@ -106,6 +106,14 @@ def county_daily() -> None:
         _, settings, engine = _pipeline()
         return len(write(settings, engine, _run_id()))
 
+    @task(trigger_rule="all_done")
+    def build_reports(_snapshot: dict[str, int] | None) -> dict[str, str]:
+        # all_done: a failed run gets its report too; built once per run, after all validations
+        from transforms.reports import build_reports as build
+
+        _, settings, engine = _pipeline()
+        return build(settings, engine, _run_id())
+
     @task(trigger_rule="none_failed")
     def summarize(_snapshot: dict[str, int]) -> dict[str, Any]:
         pipeline, settings, engine = _pipeline()
@@ -118,7 +126,9 @@ def county_daily() -> None:
     # Task calls take XComArgs at DAG-definition time; the annotations describe run time.
     loaded = load(resolve_households(parsed))  # type: ignore[arg-type]
     write_receipts(loaded)  # type: ignore[arg-type]
-    summarize(build_snapshot(loaded))  # type: ignore[arg-type]
+    snapshot = build_snapshot(loaded)  # type: ignore[arg-type]
+    build_reports(snapshot)  # type: ignore[arg-type]
+    summarize(snapshot)  # type: ignore[arg-type]
 
 
 county_daily()

@@ -38,10 +38,13 @@ def test_daily_dag_is_wired_as_designed(dagbag: object) -> None:
         "load",
         "write_receipts",
         "build_snapshot",
+        "build_reports",
         "summarize",
     }
     assert "write_receipts" in dag.task_dict["load"].downstream_task_ids
     assert dag.task_dict["write_receipts"].trigger_rule == "all_done"
+    assert "build_reports" in dag.task_dict["build_snapshot"].downstream_task_ids
+    assert dag.task_dict["build_reports"].trigger_rule == "all_done"
     assert str(dag.timezone.name) == "Asia/Shanghai"
     assert dag.max_active_runs == 1 and dag.catchup is False
     chain = [

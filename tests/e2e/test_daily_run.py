@@ -288,6 +288,18 @@ def test_every_file_gets_a_receipt_in_its_bureau_folder(county: County) -> None:
         assert ("部分接收" if int(f["invalid_rows"]) else "已接收") in text, receipt.name
 
 
+def test_run_report_and_data_docs_are_built_offline(county: County) -> None:
+    reports = county.data_dir / "reports"
+    index = (reports / "index.html").read_text(encoding="utf-8")
+    for f in county.truth("files.csv"):
+        assert f["dataset"] in index or Path(f["file"]).name in index, f["file"]
+    (site,) = (reports / "datadocs").glob("*/index.html")
+    pages = [site, *site.parent.rglob("validations/**/*.html")]
+    assert len(pages) > len(county.truth("files.csv"))  # one validation page per file
+    for page in pages:
+        assert not re.search(r"(?:src|href)=[\"'](?:https?:)?//", page.read_text("utf-8")), page
+
+
 def _table_counts(county: County) -> dict[str, int]:
     tables = sa.inspect(county.engine).get_table_names()
     return {

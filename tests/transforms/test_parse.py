@@ -8,7 +8,17 @@ import pytest
 
 from transforms.contracts import contract_by_dataset, contracts_for_bureau
 from transforms.identifiers import check_char
-from transforms.parse import ROW_ID, SHEET, SOURCE_ROW, find_header, id_status, identify, to_frame
+from transforms.parse import (
+    ROW_ID,
+    SHEET,
+    SOURCE_ROW,
+    SkippedSheet,
+    find_header,
+    id_status,
+    identify,
+    is_instruction_sheet,
+    to_frame,
+)
 from transforms.readers import Cell, RawSheet
 from transforms.reasons import FileRejection
 
@@ -192,8 +202,14 @@ def test_unknown_headers_lists_the_headers_found() -> None:
     rejection = info.value
     assert rejection.code == "unknown_headers"
     assert rejection.headers_found == ("编号", "项目", "金额")
-    assert "文件中的表头：编号、项目、金额" in rejection.zh
-    assert rejection.en == "headers match no dataset of this bureau; found: 编号, 项目, 金额"
+    assert rejection.zh == (
+        "无法识别文件内容：表头与本单位任何一种报送格式都不符。文件中的表头：编号、项目、金额。"
+        "应有的表头：大病及慢病患者名单：姓名、身份证号、疾病类别、确诊日期"
+    )
+    assert rejection.en == (
+        "headers match no dataset of this bureau; found: 编号, 项目, 金额; "
+        "expected: 大病及慢病患者名单：姓名、身份证号、疾病类别、确诊日期"
+    )
     assert rejection.headers_expected == ("大病及慢病患者名单：姓名、身份证号、疾病类别、确诊日期",)
     assert str(rejection) == f"unknown_headers: {rejection.en}"
 
@@ -413,14 +429,36 @@ def test_to_frame_maps_enum_aliases_and_student_numbers() -> None:
     assert frame["id_number"].tolist() == [ZHANG]
 
 
-def test_to_frame_of_a_header_only_file_has_every_column_and_no_rows() -> None:
-    parsed = to_frame([RawSheet("", [(1, ILLNESS_HEADER)])], contracts_for_bureau("health"))
-    assert parsed.rows_read == 0
+@pytest.mark.parametrize(
+    "after_header",
+    [[], [(3, ["合计", "0人"]), (5, ["填表人：王五"])]],
+    ids=["header_only", "header_total_and_footer"],
+)
+def test_to_frame_rejects_a_file_without_data_rows(
+    after_header: list[tuple[int, list[Cell]]],
+) -> None:
+    sheet = RawSheet("", [(1, ["标题"]), (2, ILLNESS_HEADER), *after_header])
+
+    with pytest.raises(FileRejection) as info:
+        to_frame([sheet], contracts_for_bureau("health"))
+
+    assert info.value.code == "no_data_rows"
+    assert info.value.zh == (
+        "文件只有表头，没有任何数据行（数据“大病及慢病患者名单”）。请填入数据后重新报送"
+    )
+    assert info.value.headers_found == tuple(str(h) for h in ILLNESS_HEADER)
+
+
+def test_to_frame_of_a_sheet_with_one_row_has_every_contract_column() -> None:
+    sheet = RawSheet("", [(1, ["姓名", "身份证号", "疾病类别", "确诊日期"])])
+    sheet.rows.append((2, ["张三", ZHANG, "大病", "2026-01-05"]))
+    parsed = to_frame([sheet], contracts_for_bureau("health"))
+    assert parsed.rows_read == 1
     assert parsed.rows_dropped == 0
-    assert len(parsed.frame) == 0
     for column in contract_by_dataset("illness").columns:
         assert column.name in parsed.frame
         assert f"raw__{column.name}" in parsed.frame
+    assert _values(parsed.frame["disease"]) == [None]
 
 
 def test_id_status() -> None:
@@ -432,3 +470,106 @@ def test_id_status() -> None:
     statuses = id_status(values)
     assert _values(statuses) == ["ok", "checksum", "birth_date", "birth_date", None, None]
     assert statuses.dtype == object
+
+
+# which dataset, which sheets --------------------------------------------------------------------
+
+
+def test_name_and_id_alone_make_a_file_unknown_not_a_dataset_missing_columns() -> None:
+    sheet = RawSheet("", [(1, SETTLEMENT_HEADER), (2, ["1", "张三", ZHANG, "住院"])])
+
+    with pytest.raises(FileRejection) as info:
+        identify([sheet], contracts_for_bureau("health"))
+
+    assert info.value.code == "unknown_headers"
+    assert info.value.headers_expected == (
+        "大病及慢病患者名单：姓名、身份证号、疾病类别、确诊日期",
+    )
+
+
+def test_one_header_only_this_dataset_uses_makes_it_that_dataset_missing_columns() -> None:
+    sheet = RawSheet(
+        "", [(1, ["姓名", "身份证号", "确诊日期"]), (2, ["张三", ZHANG, "2026-01-05"])]
+    )
+
+    with pytest.raises(FileRejection) as info:
+        identify([sheet], contracts_for_bureau("health"))
+
+    assert info.value.code == "missing_required_column"
+    assert info.value.en == "required column(s) missing: 疾病类别 (dataset illness)"
+
+
+@pytest.mark.parametrize("name", ["说明", "填表说明", "填报须知", "注意事项（必读）", " 填报说明 "])
+def test_instruction_sheet_is_never_read_even_with_a_sample_table(name: str) -> None:
+    sample = RawSheet(name, [(1, ILLNESS_HEADER), (2, _illness_row(1, "示例", FEMALE_1949))])
+    data = RawSheet("城关镇", [(1, ILLNESS_HEADER), (2, _illness_row(1, "张三", ZHANG))])
+
+    parsed = to_frame([sample, data], contracts_for_bureau("health"))
+
+    assert parsed.sheets_read == ["城关镇"]
+    assert parsed.frame["id_number"].tolist() == [ZHANG]
+    assert parsed.skipped == [SkippedSheet(name, "instructions")]
+    assert parsed.sheet_note is None
+    assert is_instruction_sheet(name)
+    assert not is_instruction_sheet("城关镇") and not is_instruction_sheet("低保名单（附说明）")
+
+
+def test_sheet_of_another_dataset_of_the_bureau_is_skipped_and_reported() -> None:
+    settlements = RawSheet(
+        "结算",
+        [
+            (1, SETTLEMENT_HEADER),
+            (2, ["1", "张三", ZHANG, "住院", "2026-01-02", "1000", "500", "100", "100", "300"]),
+        ],
+    )
+    enrollment = RawSheet(
+        "参保", [(1, ENROLLMENT_HEADER), (2, ["1", "李四", LI, "2026", "已参保"])]
+    )
+    empty_table = RawSheet("Sheet3", [(1, ["备注"]), (2, ["无"])])
+
+    parsed = to_frame(
+        [enrollment, settlements, empty_table], contracts_for_bureau("medical_insurance")
+    )
+
+    # settlements match more of their contract, so the file is read as settlements
+    assert parsed.contract.dataset == "settlements"
+    assert parsed.sheets_read == ["结算"]
+    assert [(s.name, s.code, s.reported) for s in parsed.skipped] == [
+        ("参保", "other_dataset", True),
+        ("Sheet3", "no_header", False),
+    ]
+    assert parsed.sheet_note == (
+        "工作表“参保”是“城乡居民医保参保名单”，与本文件其他工作表不是同一种数据，未读取；"
+        "请作为单独的文件报送",
+        "sheet '参保' holds enrollment, not settlements like the rest of the file; not read, "
+        "send it as a file of its own",
+    )
+
+
+def test_data_sheet_missing_a_required_column_is_skipped_and_reported() -> None:
+    east = RawSheet("东区", [(1, ILLNESS_HEADER), (2, _illness_row(1, "张三", ZHANG))])
+    west = RawSheet("西区", [(1, ["姓名", "身份证号", "疾病类别"]), (2, ["李四", LI, "慢病"])])
+
+    parsed = to_frame([east, west], contracts_for_bureau("health"))
+
+    assert parsed.sheets_read == ["东区"]
+    assert parsed.sheets_skipped == ["西区"]
+    assert parsed.sheet_note == (
+        "工作表“西区”未读取：缺少必需的列：确诊日期",
+        "sheet '西区' not read: required column(s) missing: 确诊日期",
+    )
+
+
+def test_repeated_upper_row_of_a_two_level_header_is_dropped() -> None:
+    upper: list[Cell] = [None, "基本信息", None, None, None, "费用信息"]
+    lower: list[Cell] = [None, "姓名", "身份证号", "就诊类型", "结算日期", *SETTLEMENT_HEADER[5:10]]
+    row: list[Cell] = ["1", "张三", ZHANG, "住院", "2026-01-02", "1000", "500", "100", "100", "300"]
+    sheet = RawSheet(
+        "",
+        [(1, upper), (2, lower), (3, row), (40, upper), (41, lower), (42, ["2", *row[1:]])],
+    )
+
+    parsed = to_frame([sheet], contracts_for_bureau("medical_insurance"))
+
+    assert parsed.dropped_by_kind == {"repeated_header": 2}
+    assert parsed.frame[SOURCE_ROW].tolist() == [3, 42]

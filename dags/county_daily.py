@@ -59,13 +59,27 @@ def _run_id() -> str:
     return str(get_current_context()["run_id"])
 
 
+def _on_failure(context: Any) -> None:
+    """Record the failure and alert (plugins/county_ops.py; the plugins folder is importable
+    in Airflow's processes)."""
+    from county_ops import on_failure_callback
+
+    on_failure_callback(context)
+
+
 @dag(
     dag_id="county_daily",
     schedule="@daily",
     start_date=pendulum.datetime(2026, 1, 1, tz=TIMEZONE),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 2, "retry_delay": dt.timedelta(minutes=2)},
+    default_args={
+        # transient failures (a database restart, a locked SQLite file) heal on retry
+        "retries": 2,
+        "retry_delay": dt.timedelta(minutes=2),
+        "retry_exponential_backoff": True,
+        "on_failure_callback": _on_failure,
+    },
     tags=["county", "monitoring"],
     doc_md=__doc__,
 )

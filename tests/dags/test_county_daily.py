@@ -46,6 +46,9 @@ def test_daily_dag_is_wired_as_designed(dagbag: object) -> None:
     assert "build_reports" in dag.task_dict["build_snapshot"].downstream_task_ids
     assert dag.task_dict["build_reports"].trigger_rule == "all_done"
     assert str(dag.timezone.name) == "Asia/Shanghai"
+    for task in dag.tasks:  # every failure is recorded and can alert
+        assert task.on_failure_callback, task.task_id
+        assert task.retries >= 1 and task.retry_exponential_backoff, task.task_id
     assert dag.max_active_runs == 1 and dag.catchup is False
     chain = [
         "discover",

@@ -188,3 +188,20 @@ def mask_name(name: str | None) -> str:
         return "*" * len(s)
     keep = 2 if len(s) > 2 and s[:2] in _COMPOUND_SURNAMES else 1
     return s[:keep] + "*" * (len(s) - keep)
+
+
+_D: Final = "[0-9０-９]"
+_DX: Final = "[0-9０-９XxＸｘ]"
+# An 18-char ID (alone, after a "G" student prefix, or followed by a disability certificate's
+# two digits), a legacy 15-digit ID, or an ID Excel turned into a number. 户编号 (16-17 digits)
+# is deliberately not matched: a clerk needs to see it.
+ID_IN_TEXT: Final = re.compile(
+    rf"(?<!{_D}){_D}{{17}}{_DX}(?:{_D}{{2}})?(?!{_D})"
+    rf"|(?<!{_D}){_D}{{15}}(?!{_D})"
+    rf"|(?<!{_D}){_D}[.．]{_D}+[Ee][+＋]?1[4-9](?!{_D})"
+)
+
+
+def mask_ids_in_text(text: str) -> str:
+    """Mask every ID-number-like run inside free text (file names, headers, values)."""
+    return ID_IN_TEXT.sub(lambda m: mask_id(m.group(0)), text)

@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from transforms.contracts import Column, ColumnType, Contract, load_contracts, normalize_header
-from transforms.identifiers import ID_PATTERN, checksum_ok, is_well_formed, normalize_id
+from transforms.identifiers import (
+    ID_PATTERN,
+    checksum_ok,
+    is_well_formed,
+    mask_ids_in_text,
+    normalize_id,
+)
 from transforms.readers import RawSheet
 from transforms.reasons import FileRejection
 from transforms.values import (
@@ -272,6 +278,8 @@ def identify(
             key=len,
             default=(),
         )
+    # with no header row, the "headers" are data cells: never carry an ID number onwards
+    found = tuple(mask_ids_in_text(h) for h in found)
     expected = tuple(
         f"{c.title_zh}：" + "、".join(col.header for col in c.required_columns) for c in contracts
     )

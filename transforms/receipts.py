@@ -34,7 +34,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy.engine import Engine
 
 from transforms.contracts import contract_by_dataset
-from transforms.identifiers import mask_id
+from transforms.identifiers import ID_IN_TEXT, mask_ids_in_text
 from transforms.intake import RECEIPTS_FOLDER
 from transforms.pipeline import recorded_step
 from transforms.settings import Settings
@@ -77,16 +77,6 @@ _FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "�
 EXCEL_CELL_LIMIT: Final = 32767
 _NO_VALUE: Final = "—"
 
-_D: Final = "[0-9０-９]"
-_DX: Final = "[0-9０-９XxＸｘ]"
-# An 18-char ID (alone, after a "G" student prefix, or followed by a disability certificate's
-# two digits), a legacy 15-digit ID, or an ID Excel turned into a number. 户编号 (16-17 digits)
-# is deliberately not matched: the clerk needs to see it.
-_ID_IN_TEXT: Final = re.compile(
-    rf"(?<!{_D}){_D}{{17}}{_DX}(?:{_D}{{2}})?(?!{_D})"
-    rf"|(?<!{_D}){_D}{{15}}(?!{_D})"
-    rf"|(?<!{_D}){_D}[.．]{_D}+[Ee][+＋]?1[4-9](?!{_D})"
-)
 _FILE_NAME_UNSAFE: Final = re.compile(r"[\x00-\x1f\x7f/\\]")
 _MAX_STEM_BYTES: Final = 150
 
@@ -104,13 +94,8 @@ def neutralize(text: str) -> str:
     return cleaned[:EXCEL_CELL_LIMIT]
 
 
-def mask_ids_in_text(text: str) -> str:
-    """Mask every ID-number-like run inside free text (file names, headers, values)."""
-    return _ID_IN_TEXT.sub(lambda m: mask_id(m.group(0)), text)
-
-
 def _contains_id(text: str | None) -> bool:
-    return text is not None and _ID_IN_TEXT.search(text) is not None
+    return text is not None and ID_IN_TEXT.search(text) is not None
 
 
 def _local(moment: dt.datetime) -> dt.datetime:

@@ -40,9 +40,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from transforms.contracts import Contract, load_contracts
+from transforms.identifiers import mask_ids_in_text
 from transforms.intake import RECEIPTS_FOLDER
 from transforms.pipeline import run_key
-from transforms.receipts import existing_receipts, mask_ids_in_text
+from transforms.receipts import existing_receipts
 from transforms.settings import Settings
 from transforms.validate import EXPECTATIONS_DIR, masked_value
 from transforms.warehouse import file_manifest, quarantine, run_step

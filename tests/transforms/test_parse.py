@@ -573,3 +573,14 @@ def test_repeated_upper_row_of_a_two_level_header_is_dropped() -> None:
 
     assert parsed.dropped_by_kind == {"repeated_header": 2}
     assert parsed.frame[SOURCE_ROW].tolist() == [3, 42]
+
+
+def test_a_headerless_file_never_reports_an_id_as_a_header_found() -> None:
+    # no header row: the first data rows stand in for "headers found" in the rejection
+    sheet = RawSheet("", [(1, ["张三", ZHANG, "大病"]), (2, ["李四", ZHANG, "慢病"])])
+    with pytest.raises(FileRejection) as caught:
+        identify([sheet], contracts_for_bureau("health"))
+    assert caught.value.code == "unknown_headers"
+    shown = " ".join([*caught.value.headers_found, caught.value.zh, caught.value.en])
+    assert ZHANG not in shown
+    assert ZHANG[:6] + "********" + ZHANG[-4:] in shown

@@ -21,10 +21,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from transforms import receipts
-from transforms.identifiers import check_char
+from transforms.identifiers import check_char, mask_ids_in_text
 from transforms.receipts import (
     existing_receipts,
-    mask_ids_in_text,
     neutralize,
     receipt_name,
     receipt_workbook,

@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 DATA_DIR ?= $(CURDIR)/data
 HOUSEHOLDS ?= 300
 SEED ?= 42
+# normal: the bureaus' usual shapes; high: every quirk the pipeline handles (multi-sheet, merged headers,
+# .xls, 15-digit IDs, Excel serial dates, ...) plus files that must be rejected whole
+MESSINESS ?= normal
 # The county's calendar day (Asia/Shanghai) unless RUN_DATE=YYYY-MM-DD is given.
 RUN_DATE ?= $(shell TZ=Asia/Shanghai date +%F)
 PYTEST_ARGS ?=
@@ -21,7 +24,7 @@ export GX_ANALYTICS_ENABLED := False
 export LANDING_STABLE_SECONDS ?= 10
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: help setup sample run test test-fast lint format expectations summary clean
+.PHONY: help setup sample run test test-fast lint format migrate migration expectations summary clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -43,7 +46,8 @@ $(AIRFLOW_HOME)/.migrated: $(VENV)/.installed
 	touch $@
 
 sample: setup ## generate a sample county into DATA_DIR (HOUSEHOLDS=, SEED=, RUN_DATE=)
-	$(BIN)/python -m generator --data-dir $(DATA_DIR) --households $(HOUSEHOLDS) --seed $(SEED) --date $(RUN_DATE)
+	$(BIN)/python -m generator --data-dir $(DATA_DIR) --households $(HOUSEHOLDS) --seed $(SEED) \
+	  --date $(RUN_DATE) --messiness $(MESSINESS)
 
 # A local HMAC secret for the person key, created once and never committed; production sets
 # PERSON_KEY_SECRET or the Airflow connection county_person_key instead.
@@ -83,6 +87,14 @@ lint: setup ## ruff check, ruff format --check and mypy
 format: setup ## apply ruff's formatting and autofixes
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+migrate: setup ## apply pending warehouse migrations to WAREHOUSE_URL (the DAG does it too)
+	$(BIN)/python -m transforms migrate
+
+migration: setup ## autogenerate a migration after changing the models or adding a contract (MESSAGE=...)
+	@test -n "$(MESSAGE)" || (echo 'usage: make migration MESSAGE="add water bureau"'; exit 1)
+	cd migrations && ../$(BIN)/alembic -c alembic.ini revision --autogenerate -m "$(MESSAGE)"
+	$(BIN)/ruff check --fix -q migrations/versions && $(BIN)/ruff format -q migrations/versions
 
 expectations: setup ## regenerate the GX expectation suites in expectations/ from contracts/
 	$(BIN)/python -m transforms expectations

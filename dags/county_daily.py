@@ -120,8 +120,19 @@ def county_daily() -> None:
         _, settings, engine = _pipeline()
         return len(write(settings, engine, _run_id()))
 
+    @task(trigger_rule="none_failed")
+    def risk_warnings(_snapshot: dict[str, int]) -> dict[str, Any]:
+        from transforms.warnings import run_warnings, write_township_exports
+
+        _, settings, engine = _pipeline()
+        day = _county_day()
+        counts = run_warnings(settings, engine, _run_id(), day)
+        workbooks = write_township_exports(settings, engine, _run_id(), day)
+        keys = ("open", "new", "reopened", "resolved", "candidates")
+        return {**{k: counts[k] for k in keys}, "township_workbooks": len(workbooks)}
+
     @task(trigger_rule="all_done")
-    def build_reports(_snapshot: dict[str, int] | None) -> dict[str, str]:
+    def build_reports(_warnings: dict[str, Any] | None) -> dict[str, str]:
         # all_done: a failed run gets its report too; built once per run, after all validations
         from transforms.reports import build_reports as build
 
@@ -129,10 +140,13 @@ def county_daily() -> None:
         return build(settings, engine, _run_id())
 
     @task(trigger_rule="none_failed")
-    def summarize(_snapshot: dict[str, int]) -> dict[str, Any]:
+    def summarize(_warnings: dict[str, Any]) -> dict[str, Any]:
         pipeline, settings, engine = _pipeline()
+        from transforms.warnings import format_warnings_summary, warnings_summary
+
         summary = pipeline.run_summary(settings, engine, _run_id(), _county_day())
         print(pipeline.format_summary(summary))
+        print(format_warnings_summary(warnings_summary(engine, _county_day())))
         return {k: summary[k] for k in ("files_received", "households_in_snapshot")}
 
     groups = discover()
@@ -140,9 +154,9 @@ def county_daily() -> None:
     # Task calls take XComArgs at DAG-definition time; the annotations describe run time.
     loaded = load(resolve_households(parsed))  # type: ignore[arg-type]
     write_receipts(loaded)  # type: ignore[arg-type]
-    snapshot = build_snapshot(loaded)  # type: ignore[arg-type]
-    build_reports(snapshot)  # type: ignore[arg-type]
-    summarize(snapshot)  # type: ignore[arg-type]
+    warned = risk_warnings(build_snapshot(loaded))  # type: ignore[arg-type]
+    build_reports(warned)  # type: ignore[arg-type]
+    summarize(warned)  # type: ignore[arg-type]
 
 
 county_daily()

@@ -43,7 +43,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--invalid-share", type=_share, default=0.03)
     parser.add_argument("--unmatched-share", type=_share, default=0.03)
+    parser.add_argument(
+        "--messiness",
+        choices=("normal", "high"),
+        default="normal",
+        help="high: every quirk of real bureau files, plus files to be rejected whole",
+    )
+    parser.add_argument(
+        "--risk-scenarios",
+        action="store_true",
+        help="plant every warning rule's cases and near misses (generator/risks.py)",
+    )
+    parser.add_argument(
+        "--days",
+        type=_positive,
+        default=1,
+        help="also write the bureaus' files of the following days to DATA_DIR/drops/<day>/ "
+        "(implies --risk-scenarios)",
+    )
+    parser.add_argument(
+        "--deliver",
+        type=date.fromisoformat,
+        metavar="DAY",
+        help="generate nothing: copy the files generated for DAY from DATA_DIR/drops/DAY/ "
+        "into DATA_DIR/landing/, as the bureaus would drop them",
+    )
     args = parser.parse_args(argv)
+    if args.deliver is not None:
+        from generator.risks import deliver
+
+        for path in deliver(args.data_dir, args.deliver):
+            print(f"delivered {path}")
+        return 0
 
     started = time.perf_counter()
     truth_dir = args.truth_dir or args.data_dir / "ground_truth"
@@ -55,6 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         day=args.date,
         invalid_share=args.invalid_share,
         unmatched_share=args.unmatched_share,
+        messiness=args.messiness,
+        days=args.days,
+        risk_scenarios=args.risk_scenarios,
     )
     landing = args.data_dir / "landing"
     print(
@@ -67,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{counts.flagged:>3} flagged  {counts.unmatched:>5} unmatched  "
             f"{landing.name}/{counts.file}"
         )
+    for rejected in summary.rejected_files:
+        print(f"  {'(rejected)':<15} {rejected.reason_code:<38}  {landing.name}/{rejected.file}")
     for name in summary.skipped_datasets:
         print(f"  {name:<15} skipped: the generator has no builder for this contract")
     print(
@@ -74,6 +110,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"({summary.invalid_rows} invalid) in {landing}; ground truth in {truth_dir} "
         f"[{time.perf_counter() - started:.1f}s]"
     )
+    if summary.risks is not None:
+        risks = summary.risks
+        print(
+            f"warnings truth: {risks.warnings} rows over {len(risks.days)} day(s), "
+            f"{risks.candidates} candidates, {risks.cases} planted cases; "
+            f"{len(risks.drops)} files of later days in {args.data_dir / 'drops'}"
+        )
     return 0
 
 

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from generator import datasets, names
+from generator import datasets, names, risks
 from generator.datasets import Record
 from generator.defects import add_quirks, plant_defects, plant_per_capita_warnings
-from generator.layout import WrittenFile, file_specs, write_file
+from generator.layout import WrittenFile, file_specs, messy_specs, write_file
+from generator.messy import (
+    MESSINESS,
+    RejectedFile,
+    add_messy_quirks,
+    write_messy_truth,
+    write_rejected_files,
+)
 from generator.population import County, Outsiders
 from generator.reference import (
     CONTRACTS_DIR,
@@ -35,6 +42,7 @@ DATASET_ORDER = (
     "employment",
     "enrollment",
     "settlements",
+    *risks.EXTENSION_DATASETS,
 )
 
 
@@ -62,6 +70,9 @@ class GenerationSummary:
     truth_households: int
     invalid_by_rule: dict[str, int] = field(default_factory=dict)
     skipped_datasets: tuple[str, ...] = ()
+    risks: risks.RiskSummary | None = None
+    messiness: str = "normal"
+    rejected_files: tuple[RejectedFile, ...] = ()
 
     @property
     def data_rows(self) -> int:
@@ -111,9 +122,25 @@ def generate(
     *,
     reference_dir: Path = REFERENCE_DIR,
     contracts_dir: Path = CONTRACTS_DIR,
+    messiness: str = "normal",
+    days: int = 1,
+    risk_scenarios: bool = False,
 ) -> GenerationSummary:
+    """Write the county's files under data_dir/landing and the ground truth into truth_dir.
+
+    messiness "high" adds every quirk of messy.py to the same files, plus files that must be
+    rejected whole (listed in rejected_files.csv); "normal" gives the same bytes as before it
+    existed.
+
+    risk_scenarios plants every warning rule's cases and near misses (generator/risks.py);
+    days > 1 (which implies them) also writes the bureaus' files of the following days into
+    data_dir/drops/<day>/. The warnings' ground truth (warnings.csv, candidates.csv) is
+    written in every case.
+    """
     if households < 1:
         raise ValueError("households must be at least 1")
+    if messiness not in MESSINESS:
+        raise ValueError(f"messiness must be one of {', '.join(MESSINESS)}, not {messiness!r}")
     if not 0 <= invalid_share < 1 or not 0 <= unmatched_share < 1:
         raise ValueError("shares must be in [0, 1)")
     params = load_parameters(reference_dir / "parameters.yaml")
@@ -138,6 +165,7 @@ def generate(
         "settlements": lambda: datasets.settlements(
             county, outsiders, _rng(seed, "settlements"), u, records.get("illness", [])
         ),
+        **risks.extension_builders(county, outsiders, lambda purpose: _rng(seed, purpose), u),
     }
     for dataset in DATASET_ORDER[1:]:
         if dataset in contracts:
@@ -148,7 +176,13 @@ def generate(
         f"填表人：{names.full_name(footer_rng, footer_rng.random() < 0.5)}  "
         f"审核人：{names.full_name(footer_rng, footer_rng.random() < 0.5)}"
     )
-    specs = file_specs(params.county_name, day, footer)
+    specs = {
+        **file_specs(params.county_name, day, footer),
+        **risks.extension_specs(params.county_name, day),
+    }
+    if messiness == "high":
+        specs = messy_specs(specs, params.county_name, day)
+    plan = risks.RiskPlan(county, contracts, seed) if risk_scenarios or days > 1 else None
     landing = data_dir / "landing"
     written: dict[str, WrittenFile] = {}
     for dataset, rows in records.items():
@@ -162,7 +196,14 @@ def generate(
         if dataset == "roster":
             plant_per_capita_warnings(rng, rows, invalid_share)
         add_quirks(rng, rows, contract)
+        if messiness == "high":
+            add_messy_quirks(_rng(seed, f"messy:{dataset}"), rows, contract, spec)
+        if plan is not None:
+            plan.plant(dataset, rows)
         written[dataset] = write_file(landing, spec, contract, rows, day)
+    rejected: list[RejectedFile] = []
+    if messiness == "high":
+        rejected = write_rejected_files(landing, params.county_name, day, contracts, specs, records)
 
     truth = Truth(
         records,
@@ -196,11 +237,27 @@ def generate(
         truth_households=len(truth_households),
         invalid_by_rule=rule_counts(truth),
         skipped_datasets=tuple(sorted(set(contracts) - set(records))),
+        messiness=messiness,
+        rejected_files=tuple(rejected),
     )
     write_truth(
         truth, truth_dir, truth_households, _summary_json(summary, invalid_share, unmatched_share)
     )
-    return summary
+    if messiness == "high":
+        write_messy_truth(truth_dir, rejected, written)
+    risk_summary = risks.finish(
+        data_dir=data_dir,
+        truth_dir=truth_dir,
+        county=county,
+        contracts=contracts,
+        records=records,
+        written=written,
+        specs=specs,
+        plan=plan,
+        days=days,
+        seed=seed,
+    )
+    return replace(summary, risks=risk_summary)
 
 
 def _summary_json(summary: GenerationSummary, invalid: float, unmatched: float) -> dict[str, Any]:

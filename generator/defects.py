@@ -89,7 +89,7 @@ class DefectPlanter:
             if col.type == "id":
                 self._add("id_format", col.name)
                 self._add("id_checksum", col.name)
-                if spec.fmt == "xlsx":
+                if spec.fmt in ("xlsx", "xls"):  # a workbook keeps an ID typed as a number
                     self._add("id_excel_number", col.name)
             elif col.type == "date":
                 self._add("date_format", col.name)

@@ -36,6 +36,13 @@ def normalise(raw: str) -> str:
     # A national student number is "G" + ID.
     if len(text) == 19 and text.startswith("G"):
         text = text[1:]
+    # A disability certificate number is the ID + category (1-7) + grade (1-4).
+    if len(text) == 20 and text[:17].isdigit() and text[18] in "1234567" and text[19] in "1234":
+        text = text[:18]
+    # A 15-digit ID (issued before 1999): insert the century, add the check character.
+    if len(text) == 15 and text.isascii() and text.isdigit():
+        body = text[:6] + "19" + text[6:]
+        text = body + check_char(body)
     return text
 
 

@@ -284,6 +284,11 @@ def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[object
         writer.writerows(rows)
 
 
+def write_rows(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """A ground-truth CSV (UTF-8, "\\n" line ends) with its header row."""
+    _write_csv(path, header, rows)
+
+
 def write_truth(
     truth: Truth, truth_dir: Path, households: list[dict[str, str]], summary: dict[str, Any]
 ) -> None:

@@ -1,9 +1,12 @@
-"""Command line: `python -m transforms summary | expectations | has-landing-files`."""
+"""Command line: `python -m transforms summary | expectations | has-landing-files | migrate |
+warnings | warnings-accuracy`."""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
+from pathlib import Path
 
 from transforms.settings import load_settings
 
@@ -15,6 +18,17 @@ def main(argv: list[str] | None = None) -> int:
     summary.add_argument("--run-id")
     sub.add_parser("expectations", help="regenerate expectations/*.json from contracts/*.yaml")
     sub.add_parser("has-landing-files", help="exit 0 if DATA_DIR/landing holds any file")
+    sub.add_parser("migrate", help="apply pending warehouse migrations to WAREHOUSE_URL")
+    warnings = sub.add_parser(
+        "warnings", help="compute a day's risk warnings and township workbooks, print a summary"
+    )
+    warnings.add_argument("--date", type=dt.date.fromisoformat, required=True)
+    warnings.add_argument("--run-id", help="default: manual__<date>")
+    accuracy = sub.add_parser(
+        "warnings-accuracy",
+        help="precision and recall per rule of the warnings against a generated ground truth",
+    )
+    accuracy.add_argument("--truth-dir", type=Path, required=True)
     args = parser.parse_args(argv)
     settings = load_settings()
 
@@ -25,6 +39,33 @@ def main(argv: list[str] | None = None) -> int:
         for contract in load_contracts():
             print(f"wrote {write_suite(contract)}")
         return 0
+    if args.command == "migrate":
+        from transforms.migrations import upgrade
+        from transforms.warehouse import make_engine
+
+        upgrade(make_engine(settings.warehouse_url))
+        print(f"warehouse schema up to date: {settings.warehouse_url.split('@')[-1]}")
+        return 0
+    if args.command == "warnings":
+        from transforms import warnings as risk
+        from transforms.pipeline import prepare
+
+        engine = prepare(settings)
+        run_id = args.run_id or f"manual__{args.date.isoformat()}"
+        risk.run_warnings(settings, engine, run_id, args.date)
+        for path in risk.write_township_exports(settings, engine, run_id, args.date):
+            print(f"wrote {path}")
+        print(risk.format_warnings_summary(risk.warnings_summary(engine, args.date)))
+        return 0
+    if args.command == "warnings-accuracy":
+        from transforms.warehouse import make_engine
+        from transforms.warnings import format_accuracy, warnings_accuracy
+
+        result = warnings_accuracy(
+            make_engine(settings.warehouse_url), args.truth_dir, settings.person_key_secret
+        )
+        print(format_accuracy(result))
+        return 0 if result.perfect else 1
     if args.command == "has-landing-files":
         from transforms.pipeline import landing_files
 
@@ -37,7 +78,15 @@ def main(argv: list[str] | None = None) -> int:
     if run_id is None:
         print("No run recorded in the warehouse yet.", file=sys.stderr)
         return 1
-    print(format_summary(run_summary(settings, engine, run_id)))
+    facts = run_summary(settings, engine, run_id)
+    print(format_summary(facts))
+    if facts.get("snapshot_date"):
+        from transforms.warnings import format_warnings_summary, warnings_summary
+
+        day_warnings = warnings_summary(engine, dt.date.fromisoformat(facts["snapshot_date"]))
+        if day_warnings["rules"]:
+            print()
+            print(format_warnings_summary(day_warnings))
     return 0
 
 

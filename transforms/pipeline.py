@@ -740,8 +740,8 @@ def latest_run_id(engine: Engine) -> str | None:
 
 
 def prepare(settings: Settings) -> Engine:
-    """Create the folders and the warehouse schema; idempotent."""
-    from transforms.warehouse import create_schema
+    """Create the folders and bring the warehouse schema up to date (Alembic); idempotent."""
+    from transforms.migrations import upgrade
 
     for folder in (
         settings.landing_dir,
@@ -751,5 +751,5 @@ def prepare(settings: Settings) -> Engine:
     ):
         folder.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.warehouse_url)
-    create_schema(engine)
+    upgrade(engine)
     return engine

@@ -273,7 +273,6 @@ def make_engine(url: str) -> Engine:
 
 
 def create_schema(engine: Engine) -> None:
-
     all_staging_tables()
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
@@ -378,14 +377,19 @@ def upsert_identities(conn: Connection, rows: list[dict[str, Any]]) -> None:
     from sqlalchemy.dialects import postgresql, sqlite
 
     dialect_insert: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = dialect_insert(person_identity)
+    upsert = statement.on_conflict_do_update(
+        index_elements=[person_identity.c.person_key],
+        set_={
+            "name": sa.func.coalesce(statement.excluded.name, person_identity.c.name),
+            "last_manifest_id": statement.excluded.last_manifest_id,
+        },
+    )
+    # One statement executed for many rows: a multi-row VALUES clause is compiled afresh for
+    # every batch and costs far more than the rows themselves.
     for start in range(0, len(rows), 5000):
-        statement = dialect_insert(person_identity).values(rows[start : start + 5000])
-        conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=[person_identity.c.person_key],
-                set_={
-                    "name": sa.func.coalesce(statement.excluded.name, person_identity.c.name),
-                    "last_manifest_id": statement.excluded.last_manifest_id,
-                },
-            )
-        )
+        conn.execute(upsert, rows[start : start + 5000])
+
+
+# the warnings, candidates and indicators tables (and the platform's views) are models too
+import transforms.warnings_schema  # noqa: E402, F401

@@ -38,12 +38,14 @@ def test_daily_dag_is_wired_as_designed(dagbag: object) -> None:
         "load",
         "write_receipts",
         "build_snapshot",
+        "risk_warnings",
         "build_reports",
         "summarize",
     }
     assert "write_receipts" in dag.task_dict["load"].downstream_task_ids
     assert dag.task_dict["write_receipts"].trigger_rule == "all_done"
-    assert "build_reports" in dag.task_dict["build_snapshot"].downstream_task_ids
+    assert "risk_warnings" in dag.task_dict["build_snapshot"].downstream_task_ids
+    assert "build_reports" in dag.task_dict["risk_warnings"].downstream_task_ids
     assert dag.task_dict["build_reports"].trigger_rule == "all_done"
     assert str(dag.timezone.name) == "Asia/Shanghai"
     for task in dag.tasks:  # every failure is recorded and can alert
@@ -56,6 +58,7 @@ def test_daily_dag_is_wired_as_designed(dagbag: object) -> None:
         "resolve_households",
         "load",
         "build_snapshot",
+        "risk_warnings",
         "summarize",
     ]
     for upstream, downstream in itertools.pairwise(chain):

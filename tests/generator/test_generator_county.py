@@ -589,7 +589,7 @@ def test_same_seed_gives_identical_bytes_and_another_seed_differs(tmp_path: Path
         return out
 
     a, b, c = contents(first), contents(second), contents(other)
-    assert a.keys() == b.keys() and len(a) == 8 + 6
+    assert a.keys() == b.keys() and len(a) == 9 + 8
     for name in a:
         assert a[name] == b[name], name
     assert a.keys() == c.keys()
@@ -614,7 +614,7 @@ def test_cli_defaults_truth_dir_and_reports(
     argv = ["--data-dir", str(tmp_path), "--households", "12", "--seed", "3"]
     assert main([*argv, "--date", "2027-01-01"]) == 0
     out = capsys.readouterr().out
-    assert "8 files" in out and "roster" in out
+    assert "9 files" in out and "roster" in out
     truth = tmp_path / "ground_truth"
     assert (truth / "files.csv").is_file() and (truth / "summary.json").is_file()
     summary = json.loads((truth / "summary.json").read_text(encoding="utf-8"))

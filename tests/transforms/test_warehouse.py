@@ -58,7 +58,7 @@ def test_create_schema_makes_every_table(engine: Engine) -> None:
     tables = set(sa.inspect(engine).get_table_names())
 
     staging = {f"stg_{c.dataset}" for c in load_contracts()}
-    assert len(staging) == 8
+    assert len(staging) == 9
     assert tables == {
         "file_manifest",
         "quarantine",
@@ -67,6 +67,10 @@ def test_create_schema_makes_every_table(engine: Engine) -> None:
         "household_snapshot",
         "run_step",
         "person_identity",  # the restricted table (a schema of its own on PostgreSQL)
+        "risk_warning",
+        "risk_warning_event",
+        "inclusion_candidate",
+        "plan_indicator",
         *staging,
     }
 

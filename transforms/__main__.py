@@ -19,6 +19,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("expectations", help="regenerate expectations/*.json from contracts/*.yaml")
     sub.add_parser("has-landing-files", help="exit 0 if DATA_DIR/landing holds any file")
     sub.add_parser("migrate", help="apply pending warehouse migrations to WAREHOUSE_URL")
+    sub.add_parser(
+        "rotate-person-key",
+        help="re-key every person from PERSON_KEY_SECRET to NEW_PERSON_KEY_SECRET",
+    )
     warnings = sub.add_parser(
         "warnings", help="compute a day's risk warnings and township workbooks, print a summary"
     )
@@ -38,6 +42,19 @@ def main(argv: list[str] | None = None) -> int:
 
         for contract in load_contracts():
             print(f"wrote {write_suite(contract)}")
+        return 0
+    if args.command == "rotate-person-key":
+        import os
+
+        from transforms.pipeline import prepare
+        from transforms.privacy import rotate_person_keys
+
+        count = rotate_person_keys(
+            prepare(settings),
+            settings.person_key_secret or "",
+            os.environ.get("NEW_PERSON_KEY_SECRET", ""),
+        )
+        print(f"re-keyed {count} persons; now set PERSON_KEY_SECRET to the new secret")
         return 0
     if args.command == "migrate":
         from transforms.migrations import upgrade

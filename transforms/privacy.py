@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import Any
 
 from transforms.contracts import Column, ColumnType
 from transforms.identifiers import mask_id, mask_name
@@ -49,3 +50,56 @@ def stored_value(column: Column, value: object) -> object:
     if column.personal:
         return mask_name(str(value)) if column.name.endswith("name") else value
     return value
+
+
+class KeyMismatchError(RuntimeError):
+    pass
+
+
+def rotate_person_keys(engine: Any, old_secret: str, new_secret: str) -> int:
+    """Re-key every person under a new secret, in one transaction; returns persons re-keyed.
+
+    The restricted table maps each key to its ID, so the new key is computed from the ID; then
+    every table with a `person_key` column is rewritten through a temporary mapping table.
+    Refuses (and changes nothing) when the old secret does not reproduce the stored keys.
+    """
+    import sqlalchemy as sa
+
+    from transforms.warehouse import all_staging_tables, metadata, person_identity
+
+    old, new = check_secret(old_secret), check_secret(new_secret)
+    if old == new:
+        raise ValueError("the new secret equals the old one")
+    all_staging_tables()
+    keyed = [t for t in metadata.sorted_tables if "person_key" in t.c and t is not person_identity]
+    with engine.begin() as conn:
+        identities = conn.execute(
+            sa.select(person_identity.c.person_key, person_identity.c.id_number)
+        ).all()
+        mapping = []
+        for key, id_number in identities:
+            if person_key(old, id_number) != key:
+                raise KeyMismatchError(
+                    "the current secret does not reproduce the stored person keys; nothing changed"
+                )
+            mapping.append({"old_key": key, "new_key": person_key(new, id_number)})
+        conn.exec_driver_sql(
+            "CREATE TEMPORARY TABLE person_key_rotation "
+            "(old_key VARCHAR(64) PRIMARY KEY, new_key VARCHAR(64) NOT NULL)"
+        )
+        rotation = sa.table("person_key_rotation", sa.column("old_key"), sa.column("new_key"))
+        if mapping:
+            conn.execute(rotation.insert(), mapping)
+        for table in [*keyed, person_identity]:
+            new_key = (
+                sa.select(rotation.c.new_key)
+                .where(rotation.c.old_key == table.c.person_key)
+                .scalar_subquery()
+            )
+            conn.execute(
+                table.update()
+                .where(table.c.person_key.in_(sa.select(rotation.c.old_key)))
+                .values(person_key=new_key)
+            )
+        conn.exec_driver_sql("DROP TABLE person_key_rotation")
+    return len(mapping)

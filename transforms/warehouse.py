@@ -391,5 +391,25 @@ def upsert_identities(conn: Connection, rows: list[dict[str, Any]]) -> None:
         conn.execute(upsert, rows[start : start + 5000])
 
 
+def rows_as_of(conn: Connection, contract: Contract, moment: Any) -> pd.DataFrame:
+    """What the warehouse knew of a dataset at `moment`: rows of files loaded by then and not
+    yet superseded by then (superseded files' rows stay in staging for this)."""
+    table = staging_table(contract)
+    query = (
+        sa.select(table)
+        .join(file_manifest, file_manifest.c.id == table.c.manifest_id)
+        .where(
+            file_manifest.c.status.in_(("loaded", "partly_loaded", "superseded")),
+            file_manifest.c.finished_at <= moment,
+            sa.or_(
+                file_manifest.c.superseded_at.is_(None),
+                file_manifest.c.superseded_at > moment,
+            ),
+        )
+        .order_by(table.c.manifest_id, table.c.id)
+    )
+    return pd.read_sql(query, conn)
+
+
 # the warnings, candidates and indicators tables (and the platform's views) are models too
 import transforms.warnings_schema  # noqa: E402, F401

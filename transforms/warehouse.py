@@ -358,26 +358,34 @@ def as_rows(result: Sequence[sa.Row[Any]]) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in result]
 
 
-def current_rows(conn: Connection, contract: Contract) -> pd.DataFrame:
-    """Rows of a dataset from files whose load is current (not rejected, not duplicate)."""
+def _rows_where(conn: Connection, contract: Contract, *conditions: Any) -> pd.DataFrame:
+    """A dataset's staging rows whose file satisfies the conditions, in load order."""
     table = staging_table(contract)
     query = (
         sa.select(table)
         .join(file_manifest, file_manifest.c.id == table.c.manifest_id)
-        .where(file_manifest.c.status.in_(("loaded", "partly_loaded")))
+        .where(*conditions)
         .order_by(table.c.manifest_id, table.c.id)
     )
     return pd.read_sql(query, conn)
+
+
+def current_rows(conn: Connection, contract: Contract) -> pd.DataFrame:
+    """Rows of a dataset from files whose load is current (not rejected, duplicate or
+    superseded)."""
+    return _rows_where(conn, contract, file_manifest.c.status.in_(("loaded", "partly_loaded")))
 
 
 def upsert_identities(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Record plaintext identities in the restricted table; a later file updates the name."""
     if not rows:
         return
-    from sqlalchemy.dialects import postgresql, sqlite
+    if conn.dialect.name == "postgresql":
+        _copy_upsert_identities(conn, rows)
+        return
+    from sqlalchemy.dialects import sqlite
 
-    dialect_insert: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    statement = dialect_insert(person_identity)
+    statement = sqlite.insert(person_identity)
     upsert = statement.on_conflict_do_update(
         index_elements=[person_identity.c.person_key],
         set_={
@@ -391,24 +399,46 @@ def upsert_identities(conn: Connection, rows: list[dict[str, Any]]) -> None:
         conn.execute(upsert, rows[start : start + 5000])
 
 
+_IDENTITY_COLUMNS = ("person_key", "id_number", "name", "first_manifest_id", "last_manifest_id")
+
+
+def _copy_upsert_identities(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """PostgreSQL: COPY into a temporary table and merge it in one INSERT ... ON CONFLICT, the
+    way bulk_load does (row-by-row upserts took longer than loading the staging rows)."""
+    target = f'"{RESTRICTED_SCHEMA}"."{person_identity.name}"'
+    temp = "copy_person_identity"
+    quoted = ", ".join(f'"{c}"' for c in _IDENTITY_COLUMNS)
+    driver = conn.connection.driver_connection
+    if driver is None:
+        raise RuntimeError("no database connection for COPY")
+    with driver.cursor() as cursor:
+        cursor.execute(f'DROP TABLE IF EXISTS "{temp}"')
+        cursor.execute(
+            f'CREATE TEMP TABLE "{temp}" ON COMMIT DROP AS '
+            f"SELECT {quoted} FROM {target} WITH NO DATA"
+        )
+        with cursor.copy(f'COPY "{temp}" ({quoted}) FROM STDIN') as copy:
+            for row in rows:
+                copy.write_row([row[c] for c in _IDENTITY_COLUMNS])
+        cursor.execute(
+            f'INSERT INTO {target} AS existing ({quoted}) SELECT {quoted} FROM "{temp}" '
+            "ON CONFLICT (person_key) DO UPDATE SET "
+            "name = coalesce(excluded.name, existing.name), "
+            "last_manifest_id = excluded.last_manifest_id"
+        )
+        cursor.execute(f'DROP TABLE "{temp}"')
+
+
 def rows_as_of(conn: Connection, contract: Contract, moment: Any) -> pd.DataFrame:
     """What the warehouse knew of a dataset at `moment`: rows of files loaded by then and not
     yet superseded by then (superseded files' rows stay in staging for this)."""
-    table = staging_table(contract)
-    query = (
-        sa.select(table)
-        .join(file_manifest, file_manifest.c.id == table.c.manifest_id)
-        .where(
-            file_manifest.c.status.in_(("loaded", "partly_loaded", "superseded")),
-            file_manifest.c.finished_at <= moment,
-            sa.or_(
-                file_manifest.c.superseded_at.is_(None),
-                file_manifest.c.superseded_at > moment,
-            ),
-        )
-        .order_by(table.c.manifest_id, table.c.id)
+    return _rows_where(
+        conn,
+        contract,
+        file_manifest.c.status.in_(("loaded", "partly_loaded", "superseded")),
+        file_manifest.c.finished_at <= moment,
+        sa.or_(file_manifest.c.superseded_at.is_(None), file_manifest.c.superseded_at > moment),
     )
-    return pd.read_sql(query, conn)
 
 
 # the warnings, candidates and indicators tables (and the platform's views) are models too

@@ -58,17 +58,7 @@ CHILD = textwrap.dedent(
 
 def _run_clean(settings: Settings, run_id: str) -> None:
     engine = pipeline.prepare(settings)
-    groups = pipeline.discover(settings, engine, run_id)
-    results = [
-        r
-        for g in groups
-        for r in pipeline.parse_and_validate(
-            settings, engine, run_id, g["dataset"], g["manifest_ids"]
-        )
-    ]
-    results = pipeline.resolve_households(settings, engine, run_id, results)
-    pipeline.load(settings, engine, run_id, results)
-    pipeline.snapshot(settings, engine, run_id, DAY)
+    pipeline.run_in_process(settings, engine, run_id, DAY)
     engine.dispose()
 
 

@@ -100,16 +100,8 @@ def _count(engine: Engine, table: sa.Table) -> int:
 
 
 def _run_all(settings: Settings, engine: Engine, run_id: str) -> tuple[Any, ...]:
-    groups = pipeline.discover(settings, engine, run_id)
-    results: list[dict[str, Any]] = []
-    for group in groups:
-        results += pipeline.parse_and_validate(
-            settings, engine, run_id, group["dataset"], group["manifest_ids"]
-        )
-    resolved = pipeline.resolve_households(settings, engine, run_id, results)
-    loaded = pipeline.load(settings, engine, run_id, resolved)
-    counts = pipeline.snapshot(settings, engine, run_id, DAY)
-    return groups, resolved, loaded, counts
+    run = pipeline.run_in_process(settings, engine, run_id, DAY)
+    return run["groups"], run["resolved"], run["loaded"], run["snapshot"]
 
 
 @pytest.fixture(scope="module")

@@ -35,17 +35,7 @@ CORRECTED = HEADER + f"张三,{A},慢病,2026-01-05\n李四,{B},大病,2026-02-0
 
 def _run(settings: Settings, run_id: str) -> None:
     engine = pipeline.prepare(settings)
-    groups = pipeline.discover(settings, engine, run_id)
-    results = [
-        r
-        for g in groups
-        for r in pipeline.parse_and_validate(
-            settings, engine, run_id, g["dataset"], g["manifest_ids"]
-        )
-    ]
-    results = pipeline.resolve_households(settings, engine, run_id, results)
-    pipeline.load(settings, engine, run_id, results)
-    pipeline.snapshot(settings, engine, run_id, DAY)
+    pipeline.run_in_process(settings, engine, run_id, DAY)
     engine.dispose()
 
 

@@ -994,8 +994,82 @@ nav.runs{columns:3;font-size:.85rem;margin:.4rem 0 1rem}
 """
 
 
+def latest_warnings(engine: Engine) -> dict[str, Any] | None:
+    """The warnings summary of the latest day the warnings step ran, if it ever did."""
+    from transforms.warnings import warnings_summary
+    from transforms.warnings_schema import risk_warning_event
+
+    with engine.connect() as conn:
+        day = conn.execute(sa.select(sa.func.max(risk_warning_event.c.event_date))).scalar()
+    if day is None:
+        return None
+    if isinstance(day, str):  # SQLite hands dates back as text through func.max
+        day = dt.date.fromisoformat(day)
+    return warnings_summary(engine, day)
+
+
+def warnings_html(settings: Settings, summary: Mapping[str, Any] | None) -> str:
+    """The day's risk warnings per rule, the visits per township (with their workbooks) and the
+    candidates outside the roster; empty before the first warnings step."""
+    if not summary or not (summary.get("rules") or summary.get("candidates")):
+        return ""
+    day = str(summary["day"])
+    rule_rows = [
+        f"<tr><td>{_shown(r['name_zh'])}<br><span class=en>{_shown(rule_id)}</span></td>"
+        + "".join(
+            f'<td class="num">{int(r[k])}</td>'
+            for k in ("open", "new", "reopened", "still_open", "resolved")
+        )
+        + "</tr>"
+        for rule_id, r in summary["rules"].items()
+    ]
+    folder = settings.reports_dir / "warnings" / day
+    visits = []
+    for township, count in summary.get("to_visit_by_township", {}).items():
+        workbook = folder / f"{township}_入户核实.xlsx"
+        rel = workbook.relative_to(settings.reports_dir).as_posix() if workbook.exists() else None
+        visits.append(
+            f"<tr><td>{_shown(township)}</td><td class=num>{int(count)}</td>"
+            f"<td>{_link(rel, '入户核实表 workbook')}</td></tr>"
+        )
+    candidates = "".join(
+        f"<li>{_shown(rule)}: {int(n)}</li>" for rule, n in summary.get("candidates", {}).items()
+    )
+    rules_table = _table(
+        "warnings",
+        (
+            ("规则", "rule"),
+            ("在册预警", "open"),
+            ("新增", "new"),
+            ("重新出现", "reopened"),
+            ("持续", "still open"),
+            ("已消除", "resolved"),
+        ),
+        rule_rows,
+    )
+    visits_table = _table(
+        "visits",
+        (("乡镇", "township"), ("待入户核实", "to visit"), ("导出表", "export")),
+        visits,
+    )
+    return (
+        f"<h2>风险预警 {_shown(day)}<span class=en>Risk warnings on {_shown(day)}</span></h2>"
+        f"{rules_table}"
+        "<h3>新增与重新出现的预警，按乡镇入户核实"
+        "<span class=en>New and reopened warnings to visit, by township</span></h3>"
+        f"{visits_table}"
+        "<h3>花名册外有风险信号的人员（体外循环核查）"
+        "<span class=en>People with a risk signal not on the roster</span></h3>"
+        f"<ul>{candidates or '<li>无 none</li>'}</ul>"
+    )
+
+
 def render_run_report(
-    settings: Settings, runs: Sequence[RunFacts], run_id: str, generated_at: dt.datetime
+    settings: Settings,
+    runs: Sequence[RunFacts],
+    run_id: str,
+    generated_at: dt.datetime,
+    warnings: Mapping[str, Any] | None = None,
 ) -> str:
     """The report page: a chart and table of the recent runs, then one section per run
     (newest first; the given run open)."""
@@ -1028,6 +1102,7 @@ def render_run_report(
         f"<h2>最近{len(runs)}次运行<span class=en>The last {len(runs)} runs</span></h2>"
         f"{runs_chart_svg(runs)}"
         f"{_table('trend', TREND_COLUMNS, trend_rows)}"
+        f"{warnings_html(settings, warnings)}"
         f'<nav class="runs"><ul>{nav}</ul></nav>'
         f"{sections}</body></html>\n"
     )
@@ -1037,7 +1112,9 @@ def build_run_report(settings: Settings, engine: Engine, run_id: str) -> Path:
     """Rebuild `$DATA_DIR/reports/index.html` from the warehouse: the recent runs, `run_id`
     first. Build the run's Data Docs first so that the report links into them."""
     runs = collect_runs(engine, run_id)
-    page = render_run_report(settings, runs, run_id, dt.datetime.now(dt.UTC))
+    page = render_run_report(
+        settings, runs, run_id, dt.datetime.now(dt.UTC), latest_warnings(engine)
+    )
     leaked = find_id_like(page)
     if leaked:
         raise ValueError(f"the run report would show {len(leaked)} unmasked ID-like numbers")

@@ -291,6 +291,7 @@ def test_every_file_gets_a_receipt_in_its_bureau_folder(county: County) -> None:
 def test_run_report_and_data_docs_are_built_offline(county: County) -> None:
     reports = county.data_dir / "reports"
     index = (reports / "index.html").read_text(encoding="utf-8")
+    assert "风险预警" in index and "入户核实" in index  # the day's warnings summary
     for f in county.truth("files.csv"):
         assert f["dataset"] in index or Path(f["file"]).name in index, f["file"]
     (site,) = (reports / "datadocs").glob("*/index.html")

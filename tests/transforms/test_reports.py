@@ -879,3 +879,34 @@ def test_data_docs_validation_page_in_chromium_renders_its_tables_offline(
     assert shown["text"] is True and shown["injected"] is False
     assert shown["masked"] is True
     assert any(u.endswith("/fa-solid-900.woff2") for u in visit.requests)
+
+
+def test_the_run_report_summarises_the_days_warnings(tmp_path: Path) -> None:
+    from transforms.reports import warnings_html
+
+    settings = Settings(data_dir=tmp_path, warehouse_url="sqlite://")
+    folder = settings.reports_dir / "warnings" / "2026-11-28"
+    folder.mkdir(parents=True)
+    (folder / "城关镇_入户核实.xlsx").write_bytes(b"workbook")
+    summary = {
+        "day": "2026-11-28",
+        "rules": {
+            "dropout": {
+                "name_zh": "义务教育阶段适龄儿童失学辍学",
+                "open": 3,
+                "new": 2,
+                "reopened": 1,
+                "still_open": 0,
+                "resolved": 4,
+            }
+        },
+        "to_visit_by_township": {"城关镇": 3, "<b>龙泉镇</b>": 1},
+        "candidates": {"medical_oop_person": 2},
+    }
+    html = warnings_html(settings, summary)
+    assert "义务教育阶段适龄儿童失学辍学" in html
+    assert '<td class="num">3</td><td class="num">2</td><td class="num">1</td>' in html
+    assert 'href="warnings/2026-11-28/' in html  # 城关镇's workbook is linked
+    assert "&lt;b&gt;龙泉镇&lt;/b&gt;" in html and "<b>龙泉镇" not in html  # escaped
+    assert "medical_oop_person: 2" in html
+    assert warnings_html(settings, None) == ""

@@ -147,6 +147,7 @@ def county_daily() -> None:
         summary = pipeline.run_summary(settings, engine, _run_id(), _county_day())
         print(pipeline.format_summary(summary))
         print(format_warnings_summary(warnings_summary(engine, _county_day())))
+        pipeline.cleanup_work(settings, _run_id())
         return {k: summary[k] for k in ("files_received", "households_in_snapshot")}
 
     groups = discover()

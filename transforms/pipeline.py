@@ -554,6 +554,15 @@ def load(
     with recorded_step(engine, run_id, "load") as counts:
         for result in ordered:
             contract = contract_by_dataset(result["dataset"])
+            with engine.connect() as conn:
+                current = conn.execute(
+                    sa.select(file_manifest.c.status).where(
+                        file_manifest.c.id == result["manifest_id"]
+                    )
+                ).scalar_one()
+            if current != "received":  # loaded by an earlier try or run; its frames may be gone
+                log.info("manifest #%s already %s; skipped", result["manifest_id"], current)
+                continue
             frame = _load_frame(Path(result["valid_path"]))
             issues = json.loads(Path(result["issues_path"]).read_text(encoding="utf-8"))
             table = staging_table(contract)
@@ -739,6 +748,12 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def cleanup_work(settings: Settings, run_id: str) -> None:
+    """Remove the run's intermediate frames once it is done: they hold plaintext IDs, which
+    must outlive the run only in the archive and the restricted table."""
+    shutil.rmtree(settings.work_dir / run_key(run_id), ignore_errors=True)
+
+
 def latest_run_id(engine: Engine) -> str | None:
     with engine.begin() as conn:
         return conn.execute(
@@ -774,4 +789,5 @@ def run_in_process(settings: Settings, engine: Engine, run_id: str, day: dt.date
     resolved = resolve_households(settings, engine, run_id, results)
     loaded = load(settings, engine, run_id, resolved)
     counts = snapshot(settings, engine, run_id, day)
+    cleanup_work(settings, run_id)
     return {"groups": groups, "resolved": resolved, "loaded": loaded, "snapshot": counts}

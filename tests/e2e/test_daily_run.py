@@ -356,3 +356,5 @@ def test_plaintext_ids_live_only_in_the_restricted_table(county: County) -> None
                 if isinstance(value, str) and id_pattern.search(value):
                     leaks.append((table, column["name"], value[:6]))
     assert not leaks, leaks[:10]
+    # the run's intermediate frames (plaintext IDs) are gone once the run is done
+    assert not any((county.data_dir / "work").rglob("*.pkl"))

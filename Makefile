@@ -24,7 +24,7 @@ export GX_ANALYTICS_ENABLED := False
 export LANDING_STABLE_SECONDS ?= 10
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: help setup sample run test test-fast lint format migrate migration expectations summary clean
+.PHONY: help setup sample run test test-fast lint format bench migrate migration expectations summary clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -87,6 +87,9 @@ lint: setup ## ruff check, ruff format --check and mypy
 format: setup ## apply ruff's formatting and autofixes
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+bench: setup ## benchmark every stage against the bare minimum (county scale and 10x; BENCH_ARGS=...)
+	$(BIN)/python -m bench $(or $(BENCH_ARGS),--households 30000 --scale 1,10 --warehouse sqlite,postgres)
 
 migrate: setup ## apply pending warehouse migrations to WAREHOUSE_URL (the DAG does it too)
 	$(BIN)/python -m transforms migrate

@@ -9,7 +9,7 @@ cannot be normalised stays as written so validation can report it.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -41,6 +41,8 @@ _TOTAL_ROW = re.compile(r"^(合计|小计|总计|共计)")
 _FOOTER_ROW = re.compile(
     r"^(填表人|审核人|制表人|制表日期|填表日期|填报人|填报日期|负责人|单位负责人|联系电话)"
 )
+_TOTAL_LINE = re.compile(_TOTAL_ROW.pattern, re.MULTILINE)
+_FOOTER_LINE = re.compile(_FOOTER_ROW.pattern, re.MULTILINE)
 _ID_SHAPE = re.compile(ID_PATTERN)
 # 说明 / 填表说明 / 填报须知 / 注意事项: sheets of instructions, which may even hold a sample row
 # under the real headers. They are never data.
@@ -330,18 +332,22 @@ def _skipped_sheet(
 def _row_kind(
     cells: Sequence[str | None], header_texts: set[str], header_lines: set[HeaderLine]
 ) -> str | None:
-    texts = [normalize_header(c) for c in cells if c not in (None, "")]
+    # each cell is normalised once; the header-line check below reuses it
+    normalized = [(pos, normalize_header(c)) for pos, c in enumerate(cells) if c]
+    texts = [text for _, text in normalized]
     if not texts:
         return "blank"
-    if any(_TOTAL_ROW.match(t) for t in texts[:3]):
+    # Normalised texts hold no whitespace, so joined by newlines each one starts a line: one
+    # multi-line search per row instead of a match per cell.
+    if _TOTAL_LINE.search("\n".join(texts[:3])):
         return "total"
-    if any(_FOOTER_ROW.match(t) for t in texts):
+    if _FOOTER_LINE.search("\n".join(texts)):
         return "footer"
     if header_texts and sum(t in header_texts for t in texts) * 2 >= len(header_texts):
         return "repeated_header"
     # The upper row of a two-level header (基本信息 / 费用信息) printed again on a later page
     # holds few column headers; it is recognised as a copy of the header row itself.
-    if _line(cells) in header_lines:
+    if tuple((pos, text) for pos, text in normalized if text) in header_lines:
         return "repeated_header"
     return None
 
@@ -360,8 +366,26 @@ _NORMALIZERS = {
 def normalize_column(column: Column, raw: pd.Series) -> pd.Series:
     if column.type is ColumnType.ENUM:
         aliases = column.aliases
-        return raw.map(lambda v: normalize_enum(v, aliases), na_action="ignore")
-    return raw.map(_NORMALIZERS[column.type], na_action="ignore")
+        return raw.map(_memoized(lambda v: normalize_enum(v, aliases)), na_action="ignore")
+    return raw.map(_memoized(_NORMALIZERS[column.type]), na_action="ignore")
+
+
+def _memoized(normalize: Callable[[str], str | None]) -> Callable[[str], str | None]:
+    """The normaliser with a memory of the values it has seen in one column: townships, enums,
+    dates and amounts repeat down a column (a household's fields on every member's row), and
+    the normalisers are pure."""
+    seen: dict[str, str | None] = {}
+
+    def cached(value: str) -> str | None:
+        try:
+            return seen[value]
+        except KeyError:
+            result = seen[value] = normalize(value)
+            return result
+        except TypeError:  # not hashable: nothing a reader gives, but never fail on it
+            return normalize(value)
+
+    return cached
 
 
 def id_status(normalized: pd.Series) -> pd.Series:

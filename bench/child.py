@@ -1,0 +1,243 @@
+"""The work each benchmark stage does, run in a fresh process of its own.
+
+Stage processes are forked from a server that has already imported the pipeline's libraries
+(multiprocessing's forkserver with a preload list). A stage's figures are measured inside its
+process: `seconds` is the wall time of the step function alone, and `peak_rss_mb` the process's
+own peak resident set (ru_maxrss), which counts the resident libraries it inherited (about
+300 MB with Great Expectations, pandas and SQLAlchemy), as an Airflow task's process holds them.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import datetime as dt
+import importlib
+import multiprocessing
+import os
+import resource
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+# Imported once by the fork server, so that no stage pays for them (Great Expectations alone
+# takes ~4 s) and every stage process starts from the same resident libraries.
+PRELOAD = (
+    "pandas",
+    "sqlalchemy",
+    "psycopg",
+    "python_calamine",
+    "openpyxl",
+    "great_expectations",
+    "transforms.pipeline",
+    "transforms.validate",
+    "transforms.reports",
+    "transforms.receipts",
+    "transforms.warnings",
+    "bench.baseline",
+)
+_CONTEXT: Any = None
+
+
+def peak_rss_mb() -> float:
+    # Linux reports ru_maxrss in KiB.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _context() -> Any:
+    global _CONTEXT
+    if _CONTEXT is None:
+        # set before the server starts: it and every stage process inherit them
+        os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+        _CONTEXT = multiprocessing.get_context("forkserver")
+        _CONTEXT.set_forkserver_preload(list(PRELOAD))
+    return _CONTEXT
+
+
+def run_isolated(task: dict[str, Any]) -> dict[str, Any]:
+    """Run `task` in a new process forked from the preloaded server; return what it measured."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=_context()) as pool:
+        return pool.submit(_entry, task).result()
+
+
+def _entry(task: dict[str, Any]) -> dict[str, Any]:
+    started = time.perf_counter()
+    for name in PRELOAD:  # already imported unless the server could not preload them
+        importlib.import_module(name)
+    _quiet_gx()
+    import_seconds = time.perf_counter() - started
+    work: Callable[[dict[str, Any]], dict[str, Any]] = globals()[f"_do_{task['kind']}"]
+    profile_path = task.get("profile")
+    with _profiled(profile_path):
+        clock = time.perf_counter()
+        out = work(task)
+        seconds = time.perf_counter() - clock
+    return {
+        **out,
+        "seconds": seconds,
+        "import_seconds": import_seconds,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def _quiet_gx() -> None:
+    """GX draws a progress bar on stderr per validation; a benchmark log has no use for them."""
+    from great_expectations.validator.validator import Validator
+
+    Validator._determine_progress_bars = lambda self: False  # type: ignore[method-assign]
+
+
+@contextmanager
+def _profiled(path: str | None) -> Iterator[None]:
+    if path is None:
+        yield
+        return
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        yield
+    finally:
+        profiler.disable()
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        profiler.dump_stats(path)
+
+
+def _settings_engine(task: dict[str, Any]) -> tuple[Any, Any]:
+    from transforms.settings import Settings
+    from transforms.warehouse import make_engine
+
+    settings = Settings(
+        data_dir=Path(task["data_dir"]),
+        warehouse_url=task["warehouse_url"],
+        landing_stable_seconds=0,
+        person_key_secret=task["secret"],
+    )
+    return settings, make_engine(settings.warehouse_url)
+
+
+def _do_prepare(task: dict[str, Any]) -> dict[str, Any]:
+    from transforms.pipeline import prepare
+    from transforms.settings import Settings
+
+    settings = Settings(
+        data_dir=Path(task["data_dir"]),
+        warehouse_url=task["warehouse_url"],
+        landing_stable_seconds=0,
+        person_key_secret=task["secret"],
+    )
+    prepare(settings).dispose()
+    return {"result": None}
+
+
+def _do_discover(task: dict[str, Any]) -> dict[str, Any]:
+    from transforms import pipeline
+
+    settings, engine = _settings_engine(task)
+    return {"result": pipeline.discover(settings, engine, task["run_id"])}
+
+
+def _do_parse_validate(task: dict[str, Any]) -> dict[str, Any]:
+    """parse_and_validate of one dataset, split into its parse part (read_sheets + to_frame) and
+    the rest (GX, issue records, saving the frames); the step itself is left as it is."""
+    from transforms import pipeline, validate
+
+    timers = {"parse": 0.0, "gx": 0.0}
+
+    def timed(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            clock = time.perf_counter()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                timers[name] += time.perf_counter() - clock
+
+        return wrapper
+
+    # pipeline.py imported these names itself; run_gx is imported inside the step at call time
+    pipeline.read_sheets = timed("parse", pipeline.read_sheets)
+    pipeline.to_frame = timed("parse", pipeline.to_frame)
+    validate.run_gx = timed("gx", validate.run_gx)
+    settings, engine = _settings_engine(task)
+    group = task["group"]
+    result = pipeline.parse_and_validate(
+        settings, engine, task["run_id"], group["dataset"], group["manifest_ids"]
+    )
+    return {"result": result, "parts": dict(timers)}
+
+
+def _do_resolve(task: dict[str, Any]) -> dict[str, Any]:
+    from transforms import pipeline
+
+    settings, engine = _settings_engine(task)
+    return {"result": pipeline.resolve_households(settings, engine, task["run_id"], task["files"])}
+
+
+def _do_load(task: dict[str, Any]) -> dict[str, Any]:
+    from transforms import pipeline
+
+    settings, engine = _settings_engine(task)
+    return {"result": pipeline.load(settings, engine, task["run_id"], task["files"])}
+
+
+def _do_snapshot(task: dict[str, Any]) -> dict[str, Any]:
+    from transforms import pipeline
+
+    settings, engine = _settings_engine(task)
+    day = dt.date.fromisoformat(task["day"])
+    return {"result": pipeline.snapshot(settings, engine, task["run_id"], day)}
+
+
+def _do_warnings(task: dict[str, Any]) -> dict[str, Any]:
+    from transforms.warnings import run_warnings
+
+    settings, engine = _settings_engine(task)
+    day = dt.date.fromisoformat(task["day"])
+    counts = run_warnings(settings, engine, task["run_id"], day)
+    return {"result": {"open": counts.get("open"), "candidates": counts.get("candidates")}}
+
+
+def _do_receipts(task: dict[str, Any]) -> dict[str, Any]:
+    from transforms.receipts import write_receipts
+
+    settings, engine = _settings_engine(task)
+    return {"result": len(write_receipts(settings, engine, task["run_id"]))}
+
+
+def _do_reports(task: dict[str, Any]) -> dict[str, Any]:
+    from transforms.reports import build_reports
+
+    settings, engine = _settings_engine(task)
+    return {"result": build_reports(settings, engine, task["run_id"])}
+
+
+def _do_generate(task: dict[str, Any]) -> dict[str, Any]:
+    from generator.core import generate
+
+    folder = Path(task["folder"])
+    summary = generate(
+        data_dir=folder,
+        truth_dir=folder / "ground_truth",
+        households=task["households"],
+        seed=task["seed"],
+        day=dt.date.fromisoformat(task["day"]),
+    )
+    landing = folder / "landing"
+    by_format: dict[str, int] = {}
+    for counts in summary.datasets.values():
+        fmt = Path(counts.file).suffix.lower().lstrip(".")
+        by_format[fmt] = by_format.get(fmt, 0) + counts.rows
+    return {
+        "households": summary.households,
+        "persons": summary.persons,
+        "data_rows": summary.data_rows,
+        "files": [str(p.relative_to(landing)) for p in summary.files],
+        "rows_by_format": by_format,
+    }
+
+
+def _do_baseline(task: dict[str, Any]) -> dict[str, Any]:
+    from bench.baseline import run_baseline
+
+    return run_baseline([Path(p) for p in task["files"]], task["target"])

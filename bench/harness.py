@@ -1,0 +1,467 @@
+"""Generate the counties, run the pipeline and the baseline on each warehouse, print the figures.
+
+Every stage runs in a process of its own (as each Airflow task does), forked from a server that
+has imported the libraries, through the same step functions the DAG calls. What is measured:
+
+- seconds: wall time of the step function inside that process; interpreter start and module
+  imports (Great Expectations alone takes ~4 s) are left out.
+- rows/s: the county's input data rows (every data row of every bureau file, valid or not)
+  divided by the stage's seconds, so the stages compare on one denominator.
+- peak MB: the stage process's own peak resident set (ru_maxrss), interpreter and libraries
+  included. parse and validate are one step (parse_and_validate, one process per dataset, as the
+  DAG maps it): its time is split by timing read_sheets + to_frame (parse) inside it, and they
+  share that process's peak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import secrets
+import shutil
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.child import run_isolated
+
+STAGES = (
+    "discover",
+    "parse",
+    "validate",
+    "resolve",
+    "load",
+    "snapshot",
+    "warnings",
+    "receipts",
+    "reports",
+)
+# What each stage needs to have run before it.
+REQUIRES = {
+    "discover": (),
+    "parse": ("discover",),
+    "validate": ("discover", "parse"),
+    "resolve": ("discover", "parse", "validate"),
+    "load": ("discover", "parse", "validate", "resolve"),
+    "snapshot": ("discover", "parse", "validate", "resolve", "load"),
+    "warnings": ("discover", "parse", "validate", "resolve", "load", "snapshot"),
+    "receipts": ("discover", "parse", "validate", "resolve", "load"),
+    "reports": ("discover", "parse", "validate", "resolve", "load", "snapshot"),
+}
+WAREHOUSES = ("sqlite", "postgres")
+DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+DEFAULT_DAY = dt.date(2026, 11, 28)
+TARGET_RATIO = 3.0
+TARGET_PEAK_MB = 2048.0
+TARGET_SCALING = 11.0  # the 10x county within 11x the time of the 1x county
+
+
+@dataclass(frozen=True)
+class County:
+    households: int
+    persons: int
+    data_rows: int
+    files: tuple[str, ...]
+    rows_by_format: dict[str, int]
+    landing: str
+    generate_seconds: float
+
+
+@dataclass
+class Figure:
+    stage: str
+    seconds: float
+    peak_rss_mb: float
+    import_seconds: float = 0.0
+    note: str = ""
+
+
+@dataclass
+class Run:
+    warehouse: str
+    scale: int
+    county: County
+    stages: list[Figure] = field(default_factory=list)
+    baseline: list[Figure] = field(default_factory=list)
+
+    @property
+    def pipeline_seconds(self) -> float:
+        return sum(f.seconds for f in self.stages)
+
+    @property
+    def baseline_seconds(self) -> float:
+        return sum(f.seconds for f in self.baseline)
+
+    @property
+    def peak_mb(self) -> float:
+        return max((f.peak_rss_mb for f in self.stages), default=0.0)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Time the pipeline's stages against the bare minimum on the same files.",
+    )
+    parser.add_argument("--households", type=int, default=30000, help="households at scale 1")
+    parser.add_argument(
+        "--scale", default="1", help="comma-separated multiples of --households (e.g. 1,10)"
+    )
+    parser.add_argument("--warehouse", default="sqlite", help="sqlite, postgres or both")
+    parser.add_argument(
+        "--stages",
+        default=",".join(STAGES),
+        help="stages to run (their prerequisites run too); default: all of " + ", ".join(STAGES),
+    )
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--day", type=dt.date.fromisoformat, default=DEFAULT_DAY)
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=Path(os.environ.get("BENCH_DIR", "/tmp/county-bench")),
+        help="generated counties (kept and reused) and the runs' data folders",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_POSTGRES),
+        help="server on which throwaway databases are created and dropped",
+    )
+    parser.add_argument("--no-baseline", action="store_true", help="skip the baseline")
+    parser.add_argument(
+        "--profile", type=Path, help="write a cProfile file per stage into DIR (slows them)"
+    )
+    parser.add_argument("--json", type=Path, help="also write the figures as JSON")
+    parser.add_argument(
+        "--keep-runs", action="store_true", help="keep each run's data folder (and its SQLite)"
+    )
+    args = parser.parse_args(argv)
+    args.scales = [int(s) for s in args.scale.split(",") if s.strip()]
+    args.warehouses = [w.strip() for w in args.warehouse.split(",") if w.strip()]
+    wanted = [s.strip() for s in args.stages.split(",") if s.strip()]
+    for name in wanted:
+        if name not in STAGES:
+            parser.error(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
+    for name in args.warehouses:
+        if name not in WAREHOUSES:
+            parser.error(f"unknown warehouse {name!r}; warehouses: {', '.join(WAREHOUSES)}")
+    if args.households < 1 or not args.scales or min(args.scales) < 1:
+        parser.error("--households and every --scale must be at least 1")
+    closure = {s for name in wanted for s in (name, *REQUIRES[name])}
+    args.run_stages = [s for s in STAGES if s in closure]
+    return args
+
+
+# --- the county -------------------------------------------------------------------------------
+
+
+def generate_county(work_dir: Path, households: int, seed: int, day: dt.date) -> County:
+    """The generated county for these parameters, generated once and reused afterwards."""
+    folder = work_dir / f"county-{households}-seed{seed}-{day.isoformat()}"
+    marker = folder / "bench-county.json"
+    if marker.exists():
+        data = json.loads(marker.read_text(encoding="utf-8"))
+        return County(**{**data, "files": tuple(data["files"])})
+    if folder.exists():
+        shutil.rmtree(folder)  # an interrupted generation
+    out = run_isolated(
+        {
+            "imports": "generator",
+            "kind": "generate",
+            "folder": str(folder),
+            "households": households,
+            "seed": seed,
+            "day": day.isoformat(),
+        }
+    )
+    county = County(
+        households=out["households"],
+        persons=out["persons"],
+        data_rows=out["data_rows"],
+        files=tuple(out["files"]),
+        rows_by_format=out["rows_by_format"],
+        landing=str(folder / "landing"),
+        generate_seconds=out["seconds"],
+    )
+    marker.write_text(json.dumps(asdict(county), ensure_ascii=False), encoding="utf-8")
+    return county
+
+
+# --- warehouses -------------------------------------------------------------------------------
+
+
+@contextmanager
+def throwaway_database(admin_url: str, prefix: str) -> Iterator[str]:
+    """A fresh PostgreSQL database (SQLAlchemy URL), dropped afterwards whatever happens."""
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _libpq_url(sqlalchemy_url: str) -> str:
+    return sqlalchemy_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+# --- one run ----------------------------------------------------------------------------------
+
+
+def _stage(task: dict[str, Any], profile: Path | None, label: str) -> dict[str, Any]:
+    if profile is not None:
+        task = {**task, "profile": str(profile / f"{label}.prof")}
+    return run_isolated(task)
+
+
+def run_pipeline(
+    county: County,
+    warehouse: str,
+    warehouse_url: str,
+    data_dir: Path,
+    day: dt.date,
+    stages: Sequence[str],
+    secret: str,
+    profile: Path | None,
+    label: str,
+) -> list[Figure]:
+    """Every selected stage of the pipeline on a fresh copy of the county's landing folder."""
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    shutil.copytree(county.landing, data_dir / "landing")
+    base = {
+        "data_dir": str(data_dir),
+        "warehouse_url": warehouse_url,
+        "secret": secret,
+        "run_id": f"bench__{label}",
+        "day": day.isoformat(),
+    }
+    run_isolated({**base, "imports": "pipeline", "kind": "prepare"})
+    figures: list[Figure] = []
+
+    def record(stage: str, out: dict[str, Any], note: str = "") -> None:
+        figures.append(
+            Figure(stage, out["seconds"], out["peak_rss_mb"], out["import_seconds"], note)
+        )
+
+    out = _stage({**base, "imports": "pipeline", "kind": "discover"}, profile, f"{label}-discover")
+    record("discover", out)
+    groups: list[dict[str, Any]] = out["result"]
+    if "parse" in stages:
+        parse_s = rest_s = gx_s = imports_s = 0.0
+        peak = 0.0
+        files: list[dict[str, Any]] = []
+        for group in groups:
+            out = _stage(
+                {**base, "imports": "validate", "kind": "parse_validate", "group": group},
+                profile,
+                f"{label}-parse_validate-{group['dataset']}",
+            )
+            files.extend(out["result"])
+            parse_s += out["parts"]["parse"]
+            gx_s += out["parts"]["gx"]
+            rest_s += out["seconds"] - out["parts"]["parse"]
+            imports_s += out["import_seconds"]
+            peak = max(peak, out["peak_rss_mb"])
+        datasets = len(groups)
+        figures.append(
+            Figure("parse", parse_s, peak, imports_s, f"{datasets} datasets, one process each")
+        )
+        figures.append(
+            Figure("validate", rest_s, peak, 0.0, f"GX run_gx {gx_s:.1f}s; same processes")
+        )
+    if "resolve" in stages:
+        out = _stage(
+            {**base, "imports": "pipeline", "kind": "resolve", "files": files},
+            profile,
+            f"{label}-resolve",
+        )
+        record("resolve", out)
+        files = out["result"]
+    if "load" in stages:
+        out = _stage(
+            {**base, "imports": "pipeline", "kind": "load", "files": files},
+            profile,
+            f"{label}-load",
+        )
+        record("load", out)
+    for stage in ("snapshot", "warnings", "receipts", "reports"):
+        if stage in stages:
+            imports = stage if stage != "snapshot" else "pipeline"
+            out = _stage({**base, "imports": imports, "kind": stage}, profile, f"{label}-{stage}")
+            record(stage, out)
+    return figures
+
+
+def run_baseline(county: County, target: str, profile: Path | None, label: str) -> list[Figure]:
+    files = [str(Path(county.landing) / f) for f in county.files]
+    out = _stage(
+        {"imports": "baseline", "kind": "baseline", "files": files, "target": target},
+        profile,
+        f"{label}-baseline",
+    )
+    return [
+        Figure("read", out["parts"]["read"], out["peak_rss_mb"], out["import_seconds"]),
+        Figure("load", out["parts"]["load"], out["peak_rss_mb"], 0.0, f"{out['rows_loaded']} rows"),
+    ]
+
+
+# --- printing ---------------------------------------------------------------------------------
+
+
+def _rate(rows: int, seconds: float) -> str:
+    return f"{rows / seconds:>12,.0f}" if seconds > 0 else f"{'-':>12}"
+
+
+def _line(name: str, seconds: float, rows: int, peak: float | None, extra: str = "") -> str:
+    shown = f"{peak:>9,.0f}" if peak is not None else f"{'':>9}"
+    return f"  {name:<18}{seconds:>9.2f}{_rate(rows, seconds)}{shown}  {extra}".rstrip()
+
+
+def format_run(run: Run, baseline: bool) -> str:
+    c = run.county
+    total = sum(c.rows_by_format.values()) or 1
+    split = ", ".join(
+        f"{fmt} {rows:,} rows ({rows * 100 / total:.0f}%)"
+        for fmt, rows in sorted(c.rows_by_format.items())
+    )
+    lines = [
+        f"== {run.warehouse}, scale {run.scale}x: {c.households:,} households, "
+        f"{c.persons:,} persons, {c.data_rows:,} data rows in {len(c.files)} files ({split}) ==",
+        f"  {'stage':<18}{'seconds':>9}{'rows/s':>12}{'peak MB':>9}  note",
+    ]
+    for f in run.stages:
+        extra = f"imports {f.import_seconds:.1f}s" if f.import_seconds >= 0.5 else ""
+        extra = "; ".join(x for x in (extra, f.note) if x)
+        lines.append(_line(f.stage, f.seconds, c.data_rows, f.peak_rss_mb, extra))
+    lines.append(_line("pipeline total", run.pipeline_seconds, c.data_rows, run.peak_mb))
+    if baseline:
+        for f in run.baseline:
+            lines.append(
+                _line(f"baseline {f.stage}", f.seconds, c.data_rows, f.peak_rss_mb, f.note)
+            )
+        lines.append(_line("baseline total", run.baseline_seconds, c.data_rows, None))
+        ratio = run.pipeline_seconds / run.baseline_seconds if run.baseline_seconds else 0.0
+        met = "met" if ratio <= TARGET_RATIO else "NOT met"
+        partial = "" if len(run.stages) == len(STAGES) else ", only the stages run"
+        lines.append(
+            f"  ratio pipeline / baseline: {ratio:.1f}x (target <= {TARGET_RATIO:.0f}x: "
+            f"{met}{partial})"
+        )
+    met = "met" if run.peak_mb <= TARGET_PEAK_MB else "NOT met"
+    lines.append(
+        f"  peak memory of any stage: {run.peak_mb:,.0f} MB (target <= {TARGET_PEAK_MB:,.0f} MB: "
+        f"{met})"
+    )
+    return "\n".join(lines)
+
+
+def format_scaling(runs: Sequence[Run]) -> str:
+    lines: list[str] = []
+    for warehouse in dict.fromkeys(r.warehouse for r in runs):
+        mine = sorted((r for r in runs if r.warehouse == warehouse), key=lambda r: r.scale)
+        if len(mine) < 2:
+            continue
+        first = mine[0]
+        for other in mine[1:]:
+            factor = other.scale / first.scale
+            lines.append(
+                f"== {warehouse}: scale {other.scale}x / scale {first.scale}x "
+                f"(data rows {other.county.data_rows / first.county.data_rows:.2f}x) =="
+            )
+            by_stage = {f.stage: f.seconds for f in first.stages}
+            for f in other.stages:
+                if by_stage.get(f.stage):
+                    lines.append(f"  {f.stage:<18}{f.seconds / by_stage[f.stage]:>7.2f}x")
+            ratio = other.pipeline_seconds / first.pipeline_seconds
+            target = TARGET_SCALING * factor / 10
+            met = "met" if ratio <= target else "NOT met"
+            lines.append(
+                f"  ratio {other.scale}x time / {first.scale}x time: {ratio:.2f}x "
+                f"(linear would be {factor:.0f}x; target <= {target:.1f}x: {met})"
+            )
+    return "\n".join(lines)
+
+
+# --- main -------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    secret = os.environ.get("PERSON_KEY_SECRET") or secrets.token_urlsafe(48)
+    work: Path = args.work_dir
+    work.mkdir(parents=True, exist_ok=True)
+    print(
+        f"bench: {args.households} households x {','.join(map(str, args.scales))} on "
+        f"{', '.join(args.warehouses)}; stages {', '.join(args.run_stages)}; "
+        f"{os.cpu_count()} CPUs; work dir {work}",
+        flush=True,
+    )
+    runs: list[Run] = []
+    for scale in args.scales:
+        started = time.perf_counter()
+        county = generate_county(work, args.households * scale, args.seed, args.day)
+        print(
+            f"county x{scale}: {county.households:,} households, {county.data_rows:,} data rows "
+            f"(generated in {county.generate_seconds:.0f}s; ready after "
+            f"{time.perf_counter() - started:.0f}s)",
+            flush=True,
+        )
+        for warehouse in args.warehouses:
+            label = f"{warehouse}-x{scale}"
+            data_dir = work / f"run-{label}"
+            run = Run(warehouse, scale, county)
+            with _warehouse(warehouse, args.postgres_url, data_dir, "bench") as url:
+                run.stages = run_pipeline(
+                    county,
+                    warehouse,
+                    url,
+                    data_dir,
+                    args.day,
+                    args.run_stages,
+                    secret,
+                    args.profile,
+                    label,
+                )
+            if not args.no_baseline:
+                with _warehouse(
+                    warehouse, args.postgres_url, data_dir, "bench_baseline", "baseline.sqlite"
+                ) as url:
+                    target = url if warehouse == "sqlite" else _libpq_url(url)
+                    run.baseline = run_baseline(county, target, args.profile, label)
+            if not args.keep_runs:
+                shutil.rmtree(data_dir, ignore_errors=True)
+            runs.append(run)
+            print(format_run(run, not args.no_baseline), flush=True)
+    scaling = format_scaling(runs)
+    if scaling:
+        print(scaling)
+    if args.json is not None:
+        args.json.write_text(
+            json.dumps([asdict(r) for r in runs], ensure_ascii=False, indent=1), encoding="utf-8"
+        )
+    return 0
+
+
+@contextmanager
+def _warehouse(
+    kind: str, admin_url: str, data_dir: Path, prefix: str, sqlite_name: str = "warehouse.sqlite"
+) -> Iterator[str]:
+    """The warehouse URL of one run (SQLite: a file path for the baseline, a URL otherwise)."""
+    if kind == "postgres":
+        with throwaway_database(admin_url, prefix) as url:
+            yield url
+        return
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / sqlite_name
+    yield str(path) if sqlite_name == "baseline.sqlite" else f"sqlite:///{path}"

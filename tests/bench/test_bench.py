@@ -1,0 +1,71 @@
+"""The benchmark harness runs end to end on a tiny county and prints every figure it promises.
+
+No time is asserted: the harness prints figures, a machine's speed is not a test result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.harness import STAGES
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_tiny_county_prints_every_stage_and_the_ratios(tmp_path: Path) -> None:
+    figures = tmp_path / "figures.json"
+    env = {**os.environ, "PERSON_KEY_SECRET": "s" * 40, "GX_ANALYTICS_ENABLED": "False"}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--households",
+            "40",
+            "--scale",
+            "1,2",
+            "--warehouse",
+            "sqlite",
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--json",
+            str(figures),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    out = done.stdout
+    tables = re.split(r"^== ", out, flags=re.MULTILINE)
+    runs = [t for t in tables if t.startswith("sqlite, scale")]
+    assert [t.split(":")[0] for t in runs] == ["sqlite, scale 1x", "sqlite, scale 2x"]
+    for table in runs:
+        printed = [line.split()[0] for line in table.splitlines()[2:] if line.startswith("  ")]
+        assert printed[: len(STAGES)] == list(STAGES)
+        for stage in STAGES:
+            # seconds, rows per second and peak memory, as numbers
+            assert re.search(rf"^  {stage} +\d+\.\d\d +[\d,]+ +[\d,]+", table, re.MULTILINE)
+        assert re.search(r"^  baseline read +\d+\.\d\d", table, re.MULTILINE)
+        assert re.search(r"^  baseline load +\d+\.\d\d", table, re.MULTILINE)
+        assert re.search(r"^  ratio pipeline / baseline: \d+\.\dx", table, re.MULTILINE)
+        assert re.search(r"^  peak memory of any stage: [\d,]+ MB", table, re.MULTILINE)
+    assert re.search(r"^  ratio 2x time / 1x time: \d+\.\d\dx", out, re.MULTILINE)
+
+    runs_json = json.loads(figures.read_text(encoding="utf-8"))
+    assert [(r["warehouse"], r["scale"]) for r in runs_json] == [("sqlite", 1), ("sqlite", 2)]
+    assert [f["stage"] for f in runs_json[0]["stages"]] == list(STAGES)
+    assert runs_json[1]["county"]["households"] == 80
+    # the pipeline's data folders are removed, the generated counties kept for the next run
+    assert sorted(p.name for p in (tmp_path / "work").iterdir()) == [
+        "county-40-seed42-2026-11-28",
+        "county-80-seed42-2026-11-28",
+    ]

@@ -170,7 +170,6 @@ def generate_county(work_dir: Path, households: int, seed: int, day: dt.date) ->
         shutil.rmtree(folder)  # an interrupted generation
     out = run_isolated(
         {
-            "imports": "generator",
             "kind": "generate",
             "folder": str(folder),
             "households": households,
@@ -226,7 +225,6 @@ def _stage(task: dict[str, Any], profile: Path | None, label: str) -> dict[str, 
 
 def run_pipeline(
     county: County,
-    warehouse: str,
     warehouse_url: str,
     data_dir: Path,
     day: dt.date,
@@ -246,7 +244,7 @@ def run_pipeline(
         "run_id": f"bench__{label}",
         "day": day.isoformat(),
     }
-    run_isolated({**base, "imports": "pipeline", "kind": "prepare"})
+    run_isolated({**base, "kind": "prepare"})
     figures: list[Figure] = []
 
     def record(stage: str, out: dict[str, Any], note: str = "") -> None:
@@ -254,7 +252,7 @@ def run_pipeline(
             Figure(stage, out["seconds"], out["peak_rss_mb"], out["import_seconds"], note)
         )
 
-    out = _stage({**base, "imports": "pipeline", "kind": "discover"}, profile, f"{label}-discover")
+    out = _stage({**base, "kind": "discover"}, profile, f"{label}-discover")
     record("discover", out)
     groups: list[dict[str, Any]] = out["result"]
     if "parse" in stages:
@@ -263,7 +261,7 @@ def run_pipeline(
         files: list[dict[str, Any]] = []
         for group in groups:
             out = _stage(
-                {**base, "imports": "validate", "kind": "parse_validate", "group": group},
+                {**base, "kind": "parse_validate", "group": group},
                 profile,
                 f"{label}-parse_validate-{group['dataset']}",
             )
@@ -282,7 +280,7 @@ def run_pipeline(
         )
     if "resolve" in stages:
         out = _stage(
-            {**base, "imports": "pipeline", "kind": "resolve", "files": files},
+            {**base, "kind": "resolve", "files": files},
             profile,
             f"{label}-resolve",
         )
@@ -290,15 +288,14 @@ def run_pipeline(
         files = out["result"]
     if "load" in stages:
         out = _stage(
-            {**base, "imports": "pipeline", "kind": "load", "files": files},
+            {**base, "kind": "load", "files": files},
             profile,
             f"{label}-load",
         )
         record("load", out)
     for stage in ("snapshot", "warnings", "receipts", "reports"):
         if stage in stages:
-            imports = stage if stage != "snapshot" else "pipeline"
-            out = _stage({**base, "imports": imports, "kind": stage}, profile, f"{label}-{stage}")
+            out = _stage({**base, "kind": stage}, profile, f"{label}-{stage}")
             record(stage, out)
     return figures
 
@@ -306,7 +303,7 @@ def run_pipeline(
 def run_baseline(county: County, target: str, profile: Path | None, label: str) -> list[Figure]:
     files = [str(Path(county.landing) / f) for f in county.files]
     out = _stage(
-        {"imports": "baseline", "kind": "baseline", "files": files, "target": target},
+        {"kind": "baseline", "files": files, "target": target},
         profile,
         f"{label}-baseline",
     )
@@ -424,7 +421,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             with _warehouse(warehouse, args.postgres_url, data_dir, "bench") as url:
                 run.stages = run_pipeline(
                     county,
-                    warehouse,
                     url,
                     data_dir,
                     args.day,

@@ -12,6 +12,9 @@ MESSINESS ?= normal
 # The county's calendar day (Asia/Shanghai) unless RUN_DATE=YYYY-MM-DD is given.
 RUN_DATE ?= $(shell TZ=Asia/Shanghai date +%F)
 PYTEST_ARGS ?=
+# The Airflow pool bounding concurrent warehouse loads (the DAG's load task takes a slot).
+export WAREHOUSE_LOAD_POOL ?= warehouse_loads
+WAREHOUSE_LOAD_SLOTS ?= 2
 
 export DATA_DIR
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
@@ -43,6 +46,7 @@ setup: $(VENV)/.installed ## create the virtual environment with pinned dependen
 $(AIRFLOW_HOME)/.migrated: $(VENV)/.installed
 	mkdir -p $(AIRFLOW_HOME)
 	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (cat $(AIRFLOW_HOME)/db-migrate.log; exit 1)
+	$(BIN)/airflow pools set $(WAREHOUSE_LOAD_POOL) $(WAREHOUSE_LOAD_SLOTS) "concurrent warehouse loads" >> $(AIRFLOW_HOME)/db-migrate.log 2>&1
 	touch $@
 
 sample: setup ## generate a sample county into DATA_DIR (HOUSEHOLDS=, SEED=, RUN_DATE=)

@@ -1,7 +1,13 @@
-"""Airflow DAG `county_daily`: the county's daily anti-poverty-relapse monitoring load.
+"""Airflow DAG `county_daily`: the daily anti-poverty-relapse monitoring load of every county.
 
-discover new bureau files -> parse and validate per dataset (mapped) -> resolve households ->
-load the warehouse -> build the daily household snapshot -> summary.
+counties -> per county (a mapped task group, one instance per county): discover new bureau files
+-> parse and validate -> resolve households -> load the warehouse (pool `warehouse_loads`) ->
+household snapshot -> risk warnings -> {receipts, reports, publish to the platform, summary}.
+
+A county deployment runs one instance of the group; a province lists its counties in COUNTIES
+and gets one instance each. Inside a mapped task group each task waits only for its own county's
+upstream task, so one county's failure stops that county alone; the run is marked failed, the
+other counties load and publish as usual.
 
 This file only wires tasks together: the work lives in the `transforms` package, imported
 inside the tasks so that parsing this DAG stays fast (no pandas or Great Expectations here).
@@ -14,7 +20,11 @@ import os
 from typing import Any
 
 import pendulum
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import dag, get_current_context, task, task_group
+
+# airflow.sdk exports these too, but its type stub does not list them yet
+from airflow.sdk.definitions.callback import AsyncCallback
+from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
 TIMEZONE = "Asia/Shanghai"
 
@@ -24,7 +34,8 @@ def _county_day() -> dt.date:
     a logical date use the time they were triggered for)."""
     context = get_current_context()
     moment = context.get("logical_date") or context["dag_run"].run_after
-    return pendulum.instance(moment).in_timezone(TIMEZONE).date()
+    day = pendulum.instance(moment).in_timezone(TIMEZONE).date()
+    return dt.date(day.year, day.month, day.day)  # a plain date: drivers reject pendulum's
 
 
 PERSON_KEY_CONNECTION = "county_person_key"
@@ -45,18 +56,40 @@ def _person_key_secret() -> None:
         os.environ["PERSON_KEY_SECRET"] = secret
 
 
-def _pipeline() -> tuple[Any, Any, Any]:
-    """The pipeline module, the settings and a warehouse engine with its schema in place."""
+def _pipeline(county: str) -> tuple[Any, Any, Any]:
+    """The pipeline module, the county's settings and its warehouse with the schema in place."""
     from transforms import pipeline
     from transforms.settings import load_settings
 
+    # names the mapped instance in the UI and the logs after the county (map_index_template)
+    get_current_context()["county_code"] = county  # type: ignore[typeddict-unknown-key]
     _person_key_secret()
-    settings = load_settings()
+    settings = load_settings().for_county(county)
     return pipeline, settings, pipeline.prepare(settings)
 
 
 def _run_id() -> str:
     return str(get_current_context()["run_id"])
+
+
+# Concurrent warehouse loads across counties (and runs) are bounded by this Airflow pool; `make
+# run`, the compose file's init service and the runbook create it (`airflow pools set`).
+LOAD_POOL = os.environ.get("WAREHOUSE_LOAD_POOL", "warehouse_loads")
+
+
+def _deadline() -> DeadlineAlert | None:
+    """COUNTY_DAILY_DEADLINE (HH:MM, county time): alert when a day's run has not finished by
+    then. The run of county day D has its logical date at D 00:00 (Asia/Shanghai)."""
+    text = os.environ.get("COUNTY_DAILY_DEADLINE", "08:00").strip()
+    if not text or text.lower() == "off":
+        return None
+    hours, _, minutes = text.partition(":")
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
+        interval=dt.timedelta(hours=int(hours), minutes=int(minutes or 0)),
+        callback=AsyncCallback("county_ops.on_deadline_missed", kwargs={"deadline_at": text}),
+        name="county_daily_deadline",
+    )
 
 
 def _on_failure(context: Any) -> None:
@@ -75,89 +108,107 @@ def _on_failure(context: Any) -> None:
     max_active_runs=1,
     default_args={
         # transient failures (a database restart, a locked SQLite file) heal on retry
-        "retries": 2,
+        "retries": int(os.environ.get("COUNTY_TASK_RETRIES", "2")),
         "retry_delay": dt.timedelta(minutes=2),
         "retry_exponential_backoff": True,
         "on_failure_callback": _on_failure,
     },
+    deadline=_deadline(),
     tags=["county", "monitoring"],
     doc_md=__doc__,
 )
 def county_daily() -> None:
     @task
-    def discover() -> list[dict[str, Any]]:
-        pipeline, settings, engine = _pipeline()
-        return pipeline.discover(settings, engine, _run_id())
+    def counties() -> list[str]:
+        from transforms.settings import load_settings
 
-    @task(map_index_template="{{ task.op_kwargs['group']['dataset'] }}")
-    def parse_validate(group: dict[str, Any]) -> list[dict[str, Any]]:
-        pipeline, settings, engine = _pipeline()
-        return pipeline.parse_and_validate(
-            settings, engine, _run_id(), group["dataset"], group["manifest_ids"]
-        )
+        codes: list[str] = load_settings().county_codes()
+        print(f"{len(codes)} counties: {', '.join(codes)}")
+        return codes
 
-    @task(trigger_rule="none_failed")
-    def resolve_households(per_dataset: list[list[dict[str, Any]]] | None) -> list[dict[str, Any]]:
-        pipeline, settings, engine = _pipeline()
-        files = [f for group in (per_dataset or []) for f in group]
-        return pipeline.resolve_households(settings, engine, _run_id(), files)
+    named = "{{ county_code }}"
 
-    @task(trigger_rule="none_failed")
-    def load(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        pipeline, settings, engine = _pipeline()
-        return pipeline.load(settings, engine, _run_id(), files)
+    @task_group(group_id="county")
+    def county_pipeline(county: str) -> None:
+        @task(map_index_template=named)
+        def discover(county: str) -> list[dict[str, Any]]:
+            pipeline, settings, engine = _pipeline(county)
+            return pipeline.discover(settings, engine, _run_id())
 
-    @task(trigger_rule="none_failed")
-    def build_snapshot(_loaded: list[dict[str, Any]]) -> dict[str, int]:
-        pipeline, settings, engine = _pipeline()
-        return pipeline.snapshot(settings, engine, _run_id(), _county_day())
+        @task(map_index_template=named)
+        def parse_validate(county: str, groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            # Datasets one after another: Airflow cannot map again inside a mapped task group,
+            # and the counties are what runs in parallel.
+            pipeline, settings, engine = _pipeline(county)
+            return pipeline.parse_and_validate_all(settings, engine, _run_id(), groups)
 
-    @task(trigger_rule="all_done")
-    def write_receipts(_loaded: list[dict[str, Any]] | None) -> int:
-        # all_done: rejected and duplicate files get their receipt even if a load failed
-        from transforms.receipts import write_receipts as write
+        @task(map_index_template=named, trigger_rule="none_failed")
+        def resolve_households(county: str, files: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            pipeline, settings, engine = _pipeline(county)
+            return pipeline.resolve_households(settings, engine, _run_id(), files)
 
-        _, settings, engine = _pipeline()
-        return len(write(settings, engine, _run_id()))
+        @task(map_index_template=named, trigger_rule="none_failed", pool=LOAD_POOL)
+        def load(county: str, files: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            pipeline, settings, engine = _pipeline(county)
+            return pipeline.load(settings, engine, _run_id(), files)
 
-    @task(trigger_rule="none_failed")
-    def risk_warnings(_snapshot: dict[str, int]) -> dict[str, Any]:
-        from transforms.warnings import run_warnings, write_township_exports
+        @task(map_index_template=named, trigger_rule="none_failed")
+        def build_snapshot(county: str, _loaded: list[dict[str, Any]]) -> dict[str, int]:
+            pipeline, settings, engine = _pipeline(county)
+            return pipeline.snapshot(settings, engine, _run_id(), _county_day())
 
-        _, settings, engine = _pipeline()
-        day = _county_day()
-        counts = run_warnings(settings, engine, _run_id(), day)
-        workbooks = write_township_exports(settings, engine, _run_id(), day)
-        keys = ("open", "new", "reopened", "resolved", "candidates")
-        return {**{k: counts[k] for k in keys}, "township_workbooks": len(workbooks)}
+        @task(map_index_template=named, trigger_rule="all_done")
+        def write_receipts(county: str, _loaded: list[dict[str, Any]] | None) -> int:
+            # all_done: rejected and duplicate files get their receipt even if a load failed
+            from transforms.receipts import write_receipts as write
 
-    @task(trigger_rule="all_done")
-    def build_reports(_warnings: dict[str, Any] | None) -> dict[str, str]:
-        # all_done: a failed run gets its report too; built once per run, after all validations
-        from transforms.reports import build_reports as build
+            _, settings, engine = _pipeline(county)
+            return len(write(settings, engine, _run_id()))
 
-        _, settings, engine = _pipeline()
-        return build(settings, engine, _run_id())
+        @task(map_index_template=named, trigger_rule="none_failed")
+        def risk_warnings(county: str, _snapshot: dict[str, int]) -> dict[str, Any]:
+            from transforms.warnings import run_warnings, write_township_exports
 
-    @task(trigger_rule="none_failed")
-    def summarize(_warnings: dict[str, Any]) -> dict[str, Any]:
-        pipeline, settings, engine = _pipeline()
-        from transforms.warnings import format_warnings_summary, warnings_summary
+            _, settings, engine = _pipeline(county)
+            day = _county_day()
+            counts = run_warnings(settings, engine, _run_id(), day)
+            workbooks = write_township_exports(settings, engine, _run_id(), day)
+            keys = ("open", "new", "reopened", "resolved", "candidates")
+            return {**{k: counts[k] for k in keys}, "township_workbooks": len(workbooks)}
 
-        summary = pipeline.run_summary(settings, engine, _run_id(), _county_day())
-        print(pipeline.format_summary(summary))
-        print(format_warnings_summary(warnings_summary(engine, _county_day())))
-        pipeline.cleanup_work(settings, _run_id())
-        return {k: summary[k] for k in ("files_received", "households_in_snapshot")}
+        @task(map_index_template=named, trigger_rule="all_done")
+        def build_reports(county: str, _warnings: dict[str, Any] | None) -> dict[str, str]:
+            # all_done: a failed run gets its report too; built once per run and county
+            from transforms.reports import build_reports as build
 
-    groups = discover()
-    parsed = parse_validate.expand(group=groups)
-    # Task calls take XComArgs at DAG-definition time; the annotations describe run time.
-    loaded = load(resolve_households(parsed))  # type: ignore[arg-type]
-    write_receipts(loaded)  # type: ignore[arg-type]
-    warned = risk_warnings(build_snapshot(loaded))  # type: ignore[arg-type]
-    build_reports(warned)  # type: ignore[arg-type]
-    summarize(warned)  # type: ignore[arg-type]
+            _, settings, engine = _pipeline(county)
+            return build(settings, engine, _run_id())
+
+        @task(map_index_template=named, trigger_rule="none_failed")
+        def publish_platform(county: str, _warnings: dict[str, Any]) -> dict[str, int]:
+            pipeline, settings, engine = _pipeline(county)
+            return pipeline.publish_platform(settings, engine, _run_id(), _county_day())
+
+        @task(map_index_template=named, trigger_rule="none_failed")
+        def summarize(county: str, _published: dict[str, int]) -> dict[str, Any]:
+            pipeline, settings, engine = _pipeline(county)
+            from transforms.warnings import format_warnings_summary, warnings_summary
+
+            summary = pipeline.run_summary(settings, engine, _run_id(), _county_day())
+            print(pipeline.format_summary(summary))
+            print(format_warnings_summary(warnings_summary(engine, _county_day())))
+            pipeline.cleanup_work(settings, _run_id())
+            return {k: summary[k] for k in ("files_received", "households_in_snapshot")}
+
+        # Task calls take XComArgs at DAG-definition time; the annotations describe run time.
+        parsed = parse_validate(county, discover(county))  # type: ignore[arg-type]
+        loaded = load(county, resolve_households(county, parsed))  # type: ignore[arg-type]
+        write_receipts(county, loaded)  # type: ignore[arg-type]
+        warned = risk_warnings(county, build_snapshot(county, loaded))  # type: ignore[arg-type]
+        build_reports(county, warned)  # type: ignore[arg-type]
+        summarize(county, publish_platform(county, warned))  # type: ignore[arg-type]
+
+    county_pipeline.expand(county=counties())
 
 
 county_daily()

@@ -1,4 +1,9 @@
-"""Operations hooks the DAG can wire: a failure callback that records and alerts.
+"""Operations hooks the DAG can wire: a failure callback and a deadline alert that record and
+alert.
+
+`on_deadline_missed(context, deadline_at)` is the DAG's deadline alert (COUNTY_DAILY_DEADLINE):
+Airflow's triggerer calls it when a day's run has not finished in time; it writes the same kind
+of record (kind "deadline_missed") and posts the same way.
 
 `on_failure_callback(context)` appends one JSON line per failure to
 `$DATA_DIR/reports/failures.jsonl` (the record an auditor reads later), logs it, and, when
@@ -76,6 +81,8 @@ def failure_record(context: Mapping[str, Any], now: dt.datetime | None = None) -
         "run_id": _text(run_id),
         "task_id": _text(getattr(ti, "task_id", None)),
         "map_index": map_index if isinstance(map_index, int) and map_index >= 0 else None,
+        # the county a mapped instance of the county task group ran for (its rendered name)
+        "county": _text(getattr(ti, "rendered_map_index", None)),
         "try_number": getattr(ti, "try_number", None),
         "logical_date": logical.isoformat() if isinstance(logical, dt.datetime) else None,
         "error_type": type(exception).__name__ if isinstance(exception, BaseException) else None,
@@ -103,7 +110,9 @@ def record_failure(record: Mapping[str, Any], reports_dir: Path) -> Path:
 
 def alert_text(record: Mapping[str, Any], link_base: str | None = None) -> str:
     task = record["task_id"] or "(DAG)"
-    if record.get("map_index") is not None:
+    if record.get("county"):
+        task = f"{task}[{record['county']}]"
+    elif record.get("map_index") is not None:
         task = f"{task}[{record['map_index']}]"
     lines = [
         f"【数据管道失败 pipeline failure】{record['dag_id']} / {task}",
@@ -178,3 +187,76 @@ def on_failure_callback(context: Mapping[str, Any]) -> None:
     )
     post_alert(url, payload, float(os.environ.get("ALERT_WEBHOOK_TIMEOUT") or 10))
     log.info("failure alert posted to the webhook")
+
+
+def deadline_record(
+    context: Mapping[str, Any], deadline_at: str, now: dt.datetime | None = None
+) -> dict[str, Any]:
+    """The facts of a missed deadline, from the context Airflow's deadline alert passes (the
+    DAG run as JSON and the deadline's time)."""
+    dag_run = context.get("dag_run") or {}
+    deadline = context.get("deadline") or {}
+    deadline_time = deadline.get("deadline_time")
+    return {
+        "recorded_at": (now or dt.datetime.now(dt.UTC)).isoformat(),
+        "kind": "deadline_missed",
+        "dag_id": _text(dag_run.get("dag_id")),
+        "run_id": _text(dag_run.get("dag_run_id") or dag_run.get("run_id")),
+        "task_id": None,
+        "map_index": None,
+        "county": None,
+        "try_number": None,
+        "logical_date": _text(dag_run.get("logical_date")),
+        "state": _text(dag_run.get("state")),
+        "deadline_at": deadline_at,
+        "deadline_time": deadline_time.isoformat()
+        if isinstance(deadline_time, dt.datetime)
+        else _text(deadline_time),
+        "error_type": "DeadlineMissed",
+        "error": f"the daily run had not finished by {deadline_at} (county time)",
+    }
+
+
+def deadline_text(record: Mapping[str, Any], link_base: str | None = None) -> str:
+    lines = [
+        f"【数据管道未按时完成 run late】{record['dag_id']} / {record['run_id']}",
+        f"截至 {record['deadline_at']}（县时间）当日运行仍未完成 / not finished by "
+        f"{record['deadline_at']} county time; state: {record.get('state') or 'unknown'}",
+    ]
+    if link_base and record.get("dag_id") and record.get("run_id"):
+        dag_id = quote(str(record["dag_id"]), safe="")
+        run_id = quote(str(record["run_id"]), safe="")
+        lines.append(f"{link_base.rstrip('/')}/dags/{dag_id}/runs/{run_id}")
+    return "\n".join(lines)
+
+
+async def on_deadline_missed(context: Mapping[str, Any], deadline_at: str) -> None:
+    """Deadline alert callback (runs in the triggerer): record the late run in
+    reports/failures.jsonl and post it to ALERT_WEBHOOK_URL when that is set."""
+    import asyncio
+
+    from transforms.settings import load_settings
+
+    record = deadline_record(context, deadline_at)
+    path = await asyncio.to_thread(record_failure, record, load_settings().reports_dir)
+    log.error(
+        "daily run late: %s %s not finished by %s; recorded in %s",
+        record["dag_id"],
+        record["run_id"],
+        deadline_at,
+        path,
+    )
+    url = os.environ.get("ALERT_WEBHOOK_URL", "").strip()
+    if not url:
+        return
+    fmt = os.environ.get("ALERT_WEBHOOK_FORMAT", "json").strip() or "json"
+    text = deadline_text(record, os.environ.get("ALERT_LINK_BASE") or None)
+    if fmt == "wecom":
+        payload: dict[str, Any] = {"msgtype": "text", "text": {"content": text}}
+    elif fmt == "json":
+        payload = {**record, "text": text}
+    else:
+        raise ValueError(f"ALERT_WEBHOOK_FORMAT must be 'json' or 'wecom', got {fmt!r}")
+    timeout = float(os.environ.get("ALERT_WEBHOOK_TIMEOUT") or 10)
+    await asyncio.to_thread(post_alert, url, payload, timeout)
+    log.info("deadline alert posted to the webhook")

@@ -1,5 +1,5 @@
-"""Command line: `python -m transforms summary | expectations | has-landing-files | migrate |
-warnings | warnings-accuracy`."""
+"""Command line: `python -m transforms [--county CODE] summary | expectations | has-landing-files |
+migrate | rotate-person-key | warnings | warnings-accuracy`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,11 @@ from transforms.settings import load_settings
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m transforms")
+    parser.add_argument(
+        "--county",
+        help="the county to act on, in a deployment serving several (COUNTIES); "
+        "migrate without it migrates every county",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     summary = sub.add_parser("summary", help="print the summary of a run (default: the latest)")
     summary.add_argument("--run-id")
@@ -34,7 +39,31 @@ def main(argv: list[str] | None = None) -> int:
     )
     accuracy.add_argument("--truth-dir", type=Path, required=True)
     args = parser.parse_args(argv)
-    settings = load_settings()
+    deployment = load_settings()
+    if args.county:
+        settings = deployment.for_county(args.county)
+    elif deployment.multi_county and args.command == "migrate":
+        from transforms.pipeline import prepare
+
+        for code in deployment.county_codes():
+            prepare(deployment.for_county(code))
+            print(f"warehouse schema of county {code} up to date")
+        return 0
+    elif deployment.multi_county and args.command == "summary" and not args.run_id:
+        worst = 0
+        for code in deployment.county_codes():
+            print(f"===== county {code} =====")
+            worst = max(worst, main(["--county", code, "summary"]))
+        return worst
+    elif deployment.multi_county and args.command not in ("expectations", "has-landing-files"):
+        print(
+            f"this deployment serves {len(deployment.counties)} counties "
+            f"({', '.join(deployment.counties)}): add --county CODE",
+            file=sys.stderr,
+        )
+        return 2
+    else:
+        settings = deployment
 
     if args.command == "expectations":
         from transforms.contracts import load_contracts
@@ -86,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "has-landing-files":
         from transforms.pipeline import landing_files
 
-        return 0 if any(True for _ in landing_files(settings)) else 1
+        codes = [args.county] if args.county else deployment.county_codes()
+        found = any(any(True for _ in landing_files(deployment.for_county(c))) for c in codes)
+        return 0 if found else 1
 
     from transforms.pipeline import format_summary, latest_run_id, prepare, run_summary
 

@@ -31,9 +31,10 @@ from transforms.parse import HEADER_SCAN_ROWS, ROW_ID, SHEET, SOURCE_ROW, identi
 from transforms.privacy import check_secret, person_key, stored_value
 from transforms.readers import UnreadableFile, read_sheets
 from transforms.reasons import FileRejection
-from transforms.settings import Settings
+from transforms.settings import Settings, SettingsError
 from transforms.warehouse import (
     bulk_load,
+    ensure_database,
     file_manifest,
     insert_batches,
     make_engine,
@@ -761,10 +762,62 @@ def latest_run_id(engine: Engine) -> str | None:
         ).scalar()
 
 
+class DatasetsFailedError(RuntimeError):
+    """Some datasets of the day could not be parsed or validated (the others were)."""
+
+
+def parse_and_validate_all(
+    settings: Settings, engine: Engine, run_id: str, groups: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """`parse_and_validate` for each dataset group `discover` returned, one after another.
+
+    A dataset that fails does not stop the others; the step then raises, naming every failed
+    dataset, so the county's load does not run on half a day (each failure is also recorded in
+    run_step by `parse_and_validate`).
+    """
+    results: list[dict[str, Any]] = []
+    failures: list[str] = []
+    for number, group in enumerate(groups, start=1):
+        log.info("dataset %d of %d: %s", number, len(groups), group["dataset"])
+        try:
+            results += parse_and_validate(
+                settings, engine, run_id, group["dataset"], group["manifest_ids"]
+            )
+        except Exception as exc:
+            log.exception("dataset %s failed", group["dataset"])
+            failures.append(f"{group['dataset']}: {type(exc).__name__}: {exc}")
+    if failures:
+        raise DatasetsFailedError(
+            f"{len(failures)} of {len(groups)} datasets failed: " + "; ".join(failures)
+        )
+    return results
+
+
+def publish_platform(
+    settings: Settings, engine: Engine, run_id: str, day: dt.date
+) -> dict[str, int]:
+    """Publish the county's slice of the platform views (multi-county deployments; a county
+    deployment's platform reads the views in its own warehouse, so there is nothing to do)."""
+    if not settings.multi_county:
+        return {}
+    if settings.county is None or settings.platform_url is None:
+        raise SettingsError("publishing needs one county's settings and PLATFORM_URL")
+    from transforms.platform import publish
+
+    with recorded_step(engine, run_id, "publish_platform") as counts:
+        counts.update(publish(settings.county, engine, settings.platform_url, run_id, day))
+    return dict(counts)
+
+
 def prepare(settings: Settings) -> Engine:
     """Create the folders and bring the warehouse schema up to date (Alembic); idempotent."""
     from transforms.migrations import upgrade
 
+    if settings.multi_county and settings.county is None:
+        raise SettingsError(
+            f"this deployment serves {len(settings.counties)} counties: pick one "
+            "(settings.for_county(code), or --county on the command line)"
+        )
     for folder in (
         settings.landing_dir,
         settings.archive_dir,
@@ -772,6 +825,7 @@ def prepare(settings: Settings) -> Engine:
         settings.reports_dir,
     ):
         folder.mkdir(parents=True, exist_ok=True)
+    ensure_database(settings.warehouse_url)
     engine = make_engine(settings.warehouse_url)
     upgrade(engine)
     return engine
@@ -781,11 +835,7 @@ def run_in_process(settings: Settings, engine: Engine, run_id: str, day: dt.date
     """The DAG's data steps in one process, in the DAG's order (tests, benchmarks, debugging;
     production runs them as Airflow tasks)."""
     groups = discover(settings, engine, run_id)
-    results: list[dict[str, Any]] = []
-    for group in groups:
-        results += parse_and_validate(
-            settings, engine, run_id, group["dataset"], group["manifest_ids"]
-        )
+    results = parse_and_validate_all(settings, engine, run_id, groups)
     resolved = resolve_households(settings, engine, run_id, results)
     loaded = load(settings, engine, run_id, resolved)
     counts = snapshot(settings, engine, run_id, day)

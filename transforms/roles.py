@@ -22,7 +22,7 @@ AUDITOR = "auditor"
 AUDIT_TABLES = ("file_manifest", "quarantine", "run_step")
 
 
-def _ensure_role(conn: Connection, role: str) -> None:
+def ensure_role(conn: Connection, role: str) -> None:
     # CREATE ROLE has no IF NOT EXISTS; concurrent creators race, so tolerate "already exists"
     conn.exec_driver_sql(
         "DO $$ BEGIN "
@@ -37,7 +37,7 @@ def apply(conn: Connection, platform_views: tuple[str, ...]) -> None:
     if conn.dialect.name != "postgresql":
         return  # SQLite has no roles: the embedded default is a single-user file
     for role in (WRITER, READER, AUDITOR):
-        _ensure_role(conn, role)
+        ensure_role(conn, role)
     database = conn.exec_driver_sql("SELECT current_database()").scalar_one()
     statements = [
         f'REVOKE ALL ON DATABASE "{database}" FROM PUBLIC',

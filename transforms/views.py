@@ -176,7 +176,7 @@ def create_views(conn: Connection) -> None:
         conn.execute(sa.text(f"CREATE VIEW {name} AS {view_sql(name)}"))
 
 
-def _literal(text: str) -> str:
+def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -186,9 +186,9 @@ def comment_views(conn: Connection) -> None:
     if conn.dialect.name != "postgresql":
         return
     for name, view in VIEWS.items():
-        conn.execute(sa.text(f"COMMENT ON VIEW {name} IS {_literal(view.comment)}"))
+        conn.execute(sa.text(f"COMMENT ON VIEW {name} IS {literal(view.comment)}"))
         for column, comment in view.columns().items():
-            conn.execute(sa.text(f"COMMENT ON COLUMN {name}.{column} IS {_literal(comment)}"))
+            conn.execute(sa.text(f"COMMENT ON COLUMN {name}.{column} IS {literal(comment)}"))
 
 
 def drop_views(conn: Connection) -> None:

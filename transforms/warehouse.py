@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -252,6 +253,40 @@ def staging_table(contract: Contract) -> sa.Table:
 
 def all_staging_tables() -> list[sa.Table]:
     return [staging_table(c) for c in load_contracts()]
+
+
+def ensure_database(url: str) -> None:
+    """Make the database `url` names exist: a SQLite file's folder, or a PostgreSQL database
+    (a multi-county deployment gives each county its own; creating one needs CREATEDB)."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        return
+    if parsed.get_backend_name() != "postgresql" or not parsed.database:
+        return
+    admin = sa.create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                {"name": parsed.database},
+            ).first()
+            if exists:
+                return
+            # one creator at a time: tasks of a county's first run start together
+            conn.execute(sa.text("SELECT pg_advisory_lock(4242002)"))
+            try:
+                if not conn.execute(
+                    sa.text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                    {"name": parsed.database},
+                ).first():
+                    quoted = conn.dialect.identifier_preparer.quote_identifier(parsed.database)
+                    conn.execute(sa.text(f"CREATE DATABASE {quoted}"))
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(4242002)"))
+    finally:
+        admin.dispose()
 
 
 def make_engine(url: str) -> Engine:

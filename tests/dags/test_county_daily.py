@@ -29,45 +29,106 @@ def test_dags_are_found_and_import_cleanly(dagbag: object) -> None:
     assert "county_daily" in dagbag.dags, "no DAG found: the integrity test must not pass empty"  # type: ignore[attr-defined]
 
 
+GROUP = "county."
+
+
 def test_daily_dag_is_wired_as_designed(dagbag: object) -> None:
     dag = dagbag.dags["county_daily"]  # type: ignore[attr-defined]
-    assert set(dag.task_dict) == {
-        "discover",
-        "parse_validate",
-        "resolve_households",
-        "load",
-        "write_receipts",
-        "build_snapshot",
-        "risk_warnings",
-        "build_reports",
-        "summarize",
+    assert set(dag.task_dict) == {"counties"} | {
+        GROUP + name
+        for name in (
+            "discover",
+            "parse_validate",
+            "resolve_households",
+            "load",
+            "write_receipts",
+            "build_snapshot",
+            "risk_warnings",
+            "build_reports",
+            "publish_platform",
+            "summarize",
+        )
     }
-    assert "write_receipts" in dag.task_dict["load"].downstream_task_ids
-    assert dag.task_dict["write_receipts"].trigger_rule == "all_done"
-    assert "risk_warnings" in dag.task_dict["build_snapshot"].downstream_task_ids
-    assert "build_reports" in dag.task_dict["risk_warnings"].downstream_task_ids
-    assert dag.task_dict["build_reports"].trigger_rule == "all_done"
+    tasks = {k.removeprefix(GROUP): v for k, v in dag.task_dict.items()}
+    assert GROUP + "write_receipts" in tasks["load"].downstream_task_ids
+    assert tasks["write_receipts"].trigger_rule == "all_done"
+    assert GROUP + "risk_warnings" in tasks["build_snapshot"].downstream_task_ids
+    assert GROUP + "build_reports" in tasks["risk_warnings"].downstream_task_ids
+    assert tasks["build_reports"].trigger_rule == "all_done"
     assert str(dag.timezone.name) == "Asia/Shanghai"
     for task in dag.tasks:  # every failure is recorded and can alert
         assert task.on_failure_callback, task.task_id
         assert task.retries >= 1 and task.retry_exponential_backoff, task.task_id
     assert dag.max_active_runs == 1 and dag.catchup is False
     chain = [
+        "counties",
         "discover",
         "parse_validate",
         "resolve_households",
         "load",
         "build_snapshot",
         "risk_warnings",
+        "publish_platform",
         "summarize",
     ]
     for upstream, downstream in itertools.pairwise(chain):
-        assert downstream in dag.task_dict[upstream].downstream_task_ids
-    # one mapped parse/validate task instance per dataset
-    assert type(dag.task_dict["parse_validate"]).__name__.endswith("MappedOperator")
-    # every task after the mapped one still runs when no file arrived (zero mapped instances)
-    for task_id in chain[2:]:
-        assert dag.task_dict[task_id].trigger_rule == "none_failed"
+        assert tasks[downstream].task_id in tasks[upstream].downstream_task_ids
+    # every task of the county group is one mapped instance per county (a mapped task group:
+    # each instance waits only for its own county's upstream instance)
+    group = dag.task_group_dict["county"]
+    assert type(group).__name__ == "MappedTaskGroup"
+    for name in chain[1:]:
+        assert tasks[name].task_group is group, name
+        assert tasks[name].map_index_template == "{{ county_code }}", name
+    # after parsing, a county's steps still run when no file arrived, and stop if one failed
+    for name in chain[3:]:
+        assert tasks[name].trigger_rule == "none_failed", name
+    # the summary is a leaf that fails with its county, so a county's failure fails the run
+    assert not tasks["summarize"].downstream_task_ids
+
+
+def test_warehouse_loads_take_a_pool_slot(dagbag: object) -> None:
+    dag = dagbag.dags["county_daily"]  # type: ignore[attr-defined]
+    pools = {t.task_id: t.pool for t in dag.tasks}
+    assert pools.pop(GROUP + "load") == "warehouse_loads"
+    assert set(pools.values()) == {"default_pool"}
+
+
+def test_the_daily_run_has_a_deadline_alert(dagbag: object) -> None:
+    import datetime as dt
+
+    dag = dagbag.dags["county_daily"]  # type: ignore[attr-defined]
+    alerts = dag.deadline if isinstance(dag.deadline, list) else [dag.deadline]
+    (alert,) = alerts
+    assert type(alert.reference).__name__ == "DagRunLogicalDateDeadline"
+    # the run of county day D starts at D 00:00 county time: 08:00 by default
+    assert alert.interval == dt.timedelta(hours=8)
+    assert alert.callback.path == "county_ops.on_deadline_missed"
+    assert alert.callback.kwargs == {"deadline_at": "08:00"}
+
+
+def test_the_deadline_follows_its_setting(tmp_path: Path) -> None:
+    # the setting is read at parse time: parse in a child process with it set
+    script = (
+        "import runpy, sys\n"
+        f"ns = runpy.run_path({str(DAGS / 'county_daily.py')!r})\n"
+        "alert = ns['_deadline']()\n"
+        "print(alert.interval.total_seconds() if alert else 'none')\n"
+    )
+    results = {}
+    for value in ("06:45", "off"):
+        env = {
+            **os.environ,
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW_HOME": str(tmp_path),
+            "COUNTY_DAILY_DEADLINE": value,
+        }
+        proc = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        results[value] = proc.stdout.strip().splitlines()[-1]
+    assert results == {"06:45": str(6 * 3600 + 45 * 60.0), "off": "none"}
 
 
 def test_every_dag_file_passes_safe_mode() -> None:

@@ -74,8 +74,13 @@ def test_the_schema_check_can_fail(compose: dict[str, Any]) -> None:
 def test_every_secret_is_required_and_none_is_shipped() -> None:
     example = parse_env_file(ENV_EXAMPLE)
     assert required_variables(COMPOSE_FILE.read_text(encoding="utf-8")) == SECRETS
-    # the secrets, and the optional webhook, are empty in the example: nobody deploys its values
-    assert {k for k, v in example.items() if v == ""} == {*SECRETS, "ALERT_WEBHOOK_URL"}
+    # the secrets, and the optional webhook and county list, are empty in the example: nobody
+    # deploys its values
+    assert {k for k, v in example.items() if v == ""} == {
+        *SECRETS,
+        "ALERT_WEBHOOK_URL",
+        "COUNTIES",
+    }
     with pytest.raises(MissingVariables) as missing:
         load_compose(example)
     assert set(missing.value.names) == SECRETS
@@ -160,13 +165,38 @@ def test_databases_are_separate_and_match_the_init_script(compose: dict[str, Any
     postgres = compose["services"]["postgres"]["environment"]
     assert (postgres["POSTGRES_DB"], postgres["POSTGRES_USER"]) == ("airflow", "airflow")
     script = compose["configs"]["warehouse-init"]["content"]
-    assert "CREATE ROLE pipeline LOGIN PASSWORD :'pw';" in script
+    # CREATEDB: a province's pipeline creates a warehouse database per county on first use
+    assert "CREATE ROLE pipeline LOGIN CREATEDB PASSWORD :'pw';" in script
     assert "CREATE DATABASE warehouse OWNER pipeline" in script
     # compose's $$ escapes leave shell variables for the container to expand
     assert '"$WAREHOUSE_DB_PASSWORD"' in script and "$$" not in script
     assert env["AIRFLOW__CELERY__BROKER_URL"] == (
         f"redis://:{example_env()['REDIS_PASSWORD']}@redis:6379/0"
     )
+
+
+def test_a_province_gets_a_database_per_county() -> None:
+    from transforms.settings import load_settings
+
+    compose = load_compose(
+        example_env(COUNTIES="lankao,qixian", WAREHOUSE_DATABASE="warehouse_{county}")
+    )
+    env = service_environment(compose, "airflow-scheduler")
+    settings = load_settings(env)
+    assert settings.county_codes() == ["lankao", "qixian"]
+    urls = [sa.make_url(settings.for_county(c).warehouse_url) for c in ("lankao", "qixian")]
+    assert [u.database for u in urls] == ["warehouse_lankao", "warehouse_qixian"]
+    assert sa.make_url(settings.platform_url or "").database == "warehouse_platform"
+    assert settings.for_county("qixian").landing_dir.as_posix() == "/data/landing/qixian"
+
+
+def test_init_creates_the_load_pool_and_migrates_every_county(compose: dict[str, Any]) -> None:
+    script = "\n".join(compose["services"]["airflow-init"]["command"])
+    assert 'airflow pools set "$WAREHOUSE_LOAD_POOL" "$WAREHOUSE_LOAD_SLOTS"' in script
+    assert "python -m transforms migrate" in script
+    env = service_environment(compose, "airflow-scheduler")
+    assert env["WAREHOUSE_LOAD_POOL"] == "warehouse_loads"
+    assert int(env["WAREHOUSE_LOAD_SLOTS"]) >= 1
 
 
 def test_airflow_accepts_every_service_command(compose: dict[str, Any]) -> None:

@@ -24,8 +24,9 @@ def _context(exception: BaseException | None, map_index: int = 2) -> dict[str, A
     ti = SimpleNamespace(
         dag_id="county_daily",
         run_id="manual__2026-11-28T00:00:00+08:00",
-        task_id="parse_validate",
+        task_id="county.parse_validate",
         map_index=map_index,
+        rendered_map_index="lankao" if map_index >= 0 else None,
         try_number=3,
     )
     return {
@@ -101,8 +102,9 @@ def test_failure_record_keeps_the_facts_without_personal_data() -> None:
         "recorded_at": "2026-11-28T16:05:00+00:00",
         "dag_id": "county_daily",
         "run_id": "manual__2026-11-28T00:00:00+08:00",
-        "task_id": "parse_validate",
+        "task_id": "county.parse_validate",
         "map_index": 2,
+        "county": "lankao",
         "try_number": 3,
         "logical_date": "2026-11-27T16:00:00+00:00",
         "error_type": "ValueError",
@@ -158,7 +160,7 @@ def test_json_alert_is_posted_to_the_webhook(
     recorded = _lines(data_dir)[0]
     assert {k: payload[k] for k in recorded} == recorded
     assert payload["text"] == (
-        "【数据管道失败 pipeline failure】county_daily / parse_validate[2]\n"
+        "【数据管道失败 pipeline failure】county_daily / county.parse_validate[lankao]\n"
         "run: manual__2026-11-28T00:00:00+08:00  try: 3\n"
         f"ValueError: bad ID {MASKED}\n"
         "http://airflow.county.local:8080/dags/county_daily/runs/"
@@ -175,7 +177,7 @@ def test_wecom_format(data_dir: Path, hook: Hook, monkeypatch: pytest.MonkeyPatc
     assert payload == {
         "msgtype": "text",
         "text": {
-            "content": "【数据管道失败 pipeline failure】county_daily / parse_validate\n"
+            "content": "【数据管道失败 pipeline failure】county_daily / county.parse_validate\n"
             "run: manual__2026-11-28T00:00:00+08:00  try: 3\n"
             "OSError: disk full"
         },
@@ -213,3 +215,52 @@ def test_bad_configuration_is_an_error(data_dir: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("ALERT_WEBHOOK_FORMAT", "xml")
     with pytest.raises(ValueError, match="ALERT_WEBHOOK_FORMAT"):
         county_ops.on_failure_callback(_context(RuntimeError("boom")))
+
+
+def _deadline_context() -> dict[str, Any]:
+    """What Airflow's deadline alert passes: the DAG run as JSON and the deadline."""
+    return {
+        "dag_run": {
+            "dag_id": "county_daily",
+            "dag_run_id": "scheduled__2026-11-28T00:00:00+08:00",
+            "logical_date": "2026-11-27T16:00:00Z",
+            "state": "running",
+        },
+        "deadline": {
+            "id": "0190",
+            "deadline_time": dt.datetime(2026, 11, 28, 0, 0, tzinfo=dt.UTC),
+        },
+    }
+
+
+def test_a_missed_deadline_is_recorded_and_posted(
+    data_dir: Path, hook: Hook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    monkeypatch.setenv("ALERT_WEBHOOK_URL", hook.url)
+    monkeypatch.setenv("ALERT_WEBHOOK_FORMAT", "wecom")
+    asyncio.run(county_ops.on_deadline_missed(_deadline_context(), deadline_at="08:00"))
+
+    (line,) = (data_dir / "reports" / "failures.jsonl").read_text(encoding="utf-8").splitlines()
+    record = json.loads(line)
+    assert (record["kind"], record["run_id"], record["deadline_at"], record["state"]) == (
+        "deadline_missed",
+        "scheduled__2026-11-28T00:00:00+08:00",
+        "08:00",
+        "running",
+    )
+    assert record["deadline_time"] == "2026-11-28T00:00:00+00:00"
+    ((path, _headers, body),) = hook.received
+    assert path == "/robot/send?key=secret-key"
+    content = json.loads(body)["text"]["content"]
+    assert content.startswith("【数据管道未按时完成 run late】county_daily / scheduled__")
+    assert "08:00" in content and "running" in content
+
+
+def test_a_missed_deadline_without_a_webhook_is_still_recorded(data_dir: Path) -> None:
+    import asyncio
+
+    asyncio.run(county_ops.on_deadline_missed(_deadline_context(), deadline_at="07:30"))
+    (line,) = (data_dir / "reports" / "failures.jsonl").read_text(encoding="utf-8").splitlines()
+    assert json.loads(line)["error"] == "the daily run had not finished by 07:30 (county time)"

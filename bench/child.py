@@ -135,7 +135,8 @@ def _do_discover(task: dict[str, Any]) -> dict[str, Any]:
     from transforms import pipeline
 
     settings, engine = _settings_engine(task)
-    return {"result": pipeline.discover(settings, engine, task["run_id"])}
+    day = dt.date.fromisoformat(task["day"])
+    return {"result": pipeline.discover(settings, engine, task["run_id"], day)}
 
 
 def _do_parse_validate(task: dict[str, Any]) -> dict[str, Any]:

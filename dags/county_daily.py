@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sys
 from typing import Any
 
 import pendulum
@@ -81,7 +82,9 @@ def _deadline() -> DeadlineAlert | None:
     """COUNTY_DAILY_DEADLINE (HH:MM, county time): alert when a day's run has not finished by
     then. The run of county day D has its logical date at D 00:00 (Asia/Shanghai)."""
     text = os.environ.get("COUNTY_DAILY_DEADLINE", "08:00").strip()
-    if not text or text.lower() == "off":
+    if not text or text.lower() == "off" or sys.argv[1:3] == ["dags", "test"]:
+        # `airflow dags test` (3.3.2) fails a successful run of a DAG with a deadline: it looks
+        # the alerts up by id on the unserialized DAG. A run in one process needs no deadline.
         return None
     hours, _, minutes = text.partition(":")
     return DeadlineAlert(
@@ -133,7 +136,7 @@ def county_daily() -> None:
         @task(map_index_template=named)
         def discover(county: str) -> list[dict[str, Any]]:
             pipeline, settings, engine = _pipeline(county)
-            return pipeline.discover(settings, engine, _run_id())
+            return pipeline.discover(settings, engine, _run_id(), _county_day())
 
         @task(map_index_template=named)
         def parse_validate(county: str, groups: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ followed.
 
 from __future__ import annotations
 
+import html
 import re
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,25 @@ def create_reports_app(root: Path | None = None) -> FastAPI:
     @app.get("/runs/{run_id:path}/datadocs", response_model=None)
     def data_docs_of_run(run_id: str, request: Request) -> Response:
         key = run_key(run_id)
+        base = request.scope.get("root_path", "").rstrip("/")
+        counties = [
+            c.name
+            for c in sorted(folder().iterdir() if folder().is_dir() else [])
+            if c.is_dir()
+            and not c.is_symlink()
+            and resolve_report_file(c, f"{DATA_DOCS_FOLDER}/{key}/index.html") is not None
+        ]
+        if counties:  # a deployment of several counties: the run has Data Docs per county
+            links = "".join(
+                f"<li><a href='{base}/{html.escape(c)}/{DATA_DOCS_FOLDER}/{key}/index.html'>"
+                f"{html.escape(c)}</a></li>"
+                for c in counties
+            )
+            return HTMLResponse(
+                "<!doctype html><meta charset='utf-8'><title>Data Docs</title>"
+                f"<p>各县的 Data Docs / Data Docs per county:</p><ul>{links}</ul>",
+                headers=_HEADERS,
+            )
         if resolve_report_file(folder(), f"{DATA_DOCS_FOLDER}/{key}/index.html") is None:
             return HTMLResponse(
                 "<!doctype html><meta charset='utf-8'><title>Data Docs</title>"
@@ -117,7 +137,6 @@ def create_reports_app(root: Path | None = None) -> FastAPI:
                 status_code=404,
                 headers=_HEADERS,
             )
-        base = request.scope.get("root_path", "").rstrip("/")
         return RedirectResponse(
             f"{base}/{DATA_DOCS_FOLDER}/{key}/index.html", status_code=307, headers=_HEADERS
         )

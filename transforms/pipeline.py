@@ -172,13 +172,17 @@ def _county_day_folder() -> str:
     return dt.datetime.now(COUNTY_TZ).strftime("%Y%m%d")
 
 
-def discover(settings: Settings, engine: Engine, run_id: str) -> list[dict[str, Any]]:
+def discover(
+    settings: Settings, engine: Engine, run_id: str, day: dt.date | None = None
+) -> list[dict[str, Any]]:
     """Record and archive every new, settled file, recognise its dataset, move the landing copy
     aside, and group the work by dataset.
 
     Returns [{"dataset": ..., "manifest_ids": [...]}]; files left 'received' by an interrupted
     earlier run are picked up again.
     """
+    # the county day the files are received for (the run's day; today when run by hand)
+    county_day = day or dt.datetime.now(COUNTY_TZ).date()
     with recorded_step(engine, run_id, "discover") as counts:
         new = duplicates = rejected = refused = 0
         entries = scan_landing(settings.landing_dir)
@@ -200,6 +204,7 @@ def discover(settings: Settings, engine: Engine, run_id: str) -> list[dict[str, 
                         sha256=None,
                         size_bytes=0,
                         received_at=_now(),
+                        county_day=county_day,
                         status="rejected",
                         rows_loaded=0,
                         reason_code=entry.refused,
@@ -235,6 +240,7 @@ def discover(settings: Settings, engine: Engine, run_id: str) -> list[dict[str, 
                 "size_bytes": stat.st_size,
                 "modified_at": dt.datetime.fromtimestamp(stat.st_mtime, dt.UTC),
                 "received_at": _now(),
+                "county_day": county_day,
             }
             if earlier:
                 with engine.begin() as conn:
@@ -834,7 +840,7 @@ def prepare(settings: Settings) -> Engine:
 def run_in_process(settings: Settings, engine: Engine, run_id: str, day: dt.date) -> dict[str, Any]:
     """The DAG's data steps in one process, in the DAG's order (tests, benchmarks, debugging;
     production runs them as Airflow tasks)."""
-    groups = discover(settings, engine, run_id)
+    groups = discover(settings, engine, run_id, day)
     results = parse_and_validate_all(settings, engine, run_id, groups)
     resolved = resolve_households(settings, engine, run_id, results)
     loaded = load(settings, engine, run_id, resolved)

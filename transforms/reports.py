@@ -1127,7 +1127,35 @@ def build_run_report(settings: Settings, engine: Engine, run_id: str) -> Path:
 
 
 def build_reports(settings: Settings, engine: Engine, run_id: str) -> dict[str, str]:
-    """Both reports of a run, in the order they depend on each other."""
+    """Both reports of a run, in the order they depend on each other (and, in a deployment of
+    several counties, the province page linking each county's report)."""
     docs = build_data_docs(settings, run_id)
     report = build_run_report(settings, engine, run_id)
-    return {"data_docs": str(docs), "run_report": str(report)}
+    built = {"data_docs": str(docs), "run_report": str(report)}
+    if settings.county is not None:
+        built["province_index"] = str(build_province_index(settings))
+    return built
+
+
+def build_province_index(settings: Settings) -> Path:
+    """`$DATA_DIR/reports/index.html` of a multi-county deployment: a link to each county's run
+    report. Its content depends on the configuration alone, so counties writing it at the same
+    time write the same page (atomically)."""
+    root = settings.data_dir / "reports"
+    items = "\n".join(
+        f'<li><a href="{html.escape(code)}/index.html">{html.escape(code)}</a>'
+        f"{'' if (root / code / 'index.html').exists() else '（尚无报告 / no report yet）'}</li>"
+        for code in settings.counties
+    )
+    page = (
+        "<!doctype html><html lang='zh'><head><meta charset='utf-8'>"
+        "<title>各县运行报告 Run reports per county</title></head><body>"
+        "<h1>各县运行报告 / Run reports per county</h1>"
+        f"<ul>{items}</ul></body></html>\n"
+    )
+    target = root / "index.html"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f"index.html.{settings.county}.partial")
+    partial.write_text(page, encoding="utf-8")
+    partial.replace(target)
+    return target

@@ -9,7 +9,6 @@ from decimal import Decimal
 from typing import Any
 
 import pandas as pd
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from transforms.contracts import contract_by_dataset
@@ -20,6 +19,7 @@ from transforms.warehouse import (
     dim_person,
     household_snapshot,
     insert_batches,
+    rows_known_on,
 )
 
 GRADE_ORDER = {"A": 1, "B": 2, "C": 3, "D": 4}
@@ -63,16 +63,23 @@ def _none(value: Any) -> Any:
 
 
 def build_dimensions(conn: Connection) -> tuple[int, int]:
-    """Rebuild dim_household and dim_person from the current roster rows.
+    """Rebuild dim_household and dim_person from the current roster rows."""
+    households, persons = dimension_rows(current_rows(conn, contract_by_dataset("roster")))
+    conn.execute(dim_person.delete())
+    conn.execute(dim_household.delete())
+    insert_batches(conn, dim_person, persons)
+    insert_batches(conn, dim_household, households)
+    return len(households), len(persons)
+
+
+def dimension_rows(roster: pd.DataFrame) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(households, persons) rows of the dimensions from roster rows.
 
     The latest file wins for a person; a household's attributes come from its householder's row
     (户主) when valid, else from its first member's row.
     """
-    roster = current_rows(conn, contract_by_dataset("roster"))
-    conn.execute(dim_person.delete())
-    conn.execute(dim_household.delete())
     if roster.empty:
-        return 0, 0
+        return [], []
     # later files and rows override earlier ones for the same person
     roster = roster.drop_duplicates("person_key", keep="last")
     persons = [
@@ -92,7 +99,6 @@ def build_dimensions(conn: Connection) -> tuple[int, int]:
         # only the columns used: to_dict over the whole staging row cost more than the insert
         for r in roster[list(PERSON_SOURCE_COLUMNS)].to_dict("records")
     ]
-    insert_batches(conn, dim_person, persons)
 
     roster["_is_head"] = roster["relation"] == "户主"
     heads = roster.sort_values(
@@ -116,8 +122,7 @@ def build_dimensions(conn: Connection) -> tuple[int, int]:
                 "source_manifest_id": int(r["manifest_id"]),
             }
         )
-    insert_batches(conn, dim_household, households)
-    return len(households), len(persons)
+    return households, persons
 
 
 def _decimal_sum(values: Iterable[Any]) -> Any:
@@ -130,18 +135,24 @@ def _distinct_members(frame: pd.DataFrame, mask: pd.Series | None = None) -> pd.
     return chosen.groupby("household_id")["person_key"].nunique()
 
 
-def _bureau_rows(conn: Connection, dataset: str, persons: pd.DataFrame) -> pd.DataFrame:
-    """A dataset's current rows joined to today's roster (household per person)."""
-    rows = current_rows(conn, contract_by_dataset(dataset))
+def _bureau_rows(
+    conn: Connection, dataset: str, persons: pd.DataFrame, day: dt.date
+) -> pd.DataFrame:
+    """A dataset's rows known on `day` joined to that day's roster (household per person)."""
+    rows = rows_known_on(conn, contract_by_dataset(dataset), day)
     return rows.drop(columns=["household_id"], errors="ignore").merge(
         persons[["person_key", "household_id"]], on="person_key", how="inner"
     )
 
 
 def build_snapshot(conn: Connection, day: dt.date) -> int:
-    """Replace the snapshot of `day` with one row per household on the roster."""
-    households = pd.read_sql(sa.select(dim_household), conn)
-    persons = pd.read_sql(sa.select(dim_person), conn)
+    """Replace the snapshot of `day` with one row per household on the roster, from the files
+    received for days up to `day` (`rows_known_on`)."""
+    household_rows, person_rows = dimension_rows(
+        rows_known_on(conn, contract_by_dataset("roster"), day)
+    )
+    households = pd.DataFrame(household_rows, columns=[c.name for c in dim_household.columns])
+    persons = pd.DataFrame(person_rows, columns=[c.name for c in dim_person.columns])
     conn.execute(household_snapshot.delete().where(household_snapshot.c.snapshot_date == day))
     if households.empty:
         return 0
@@ -149,7 +160,7 @@ def build_snapshot(conn: Connection, day: dt.date) -> int:
     snap["members"] = persons.groupby("household_id")["person_key"].nunique()
     snap["labour_members"] = _distinct_members(persons, persons["labour_skill"].isin(LABOUR_SKILLS))
 
-    employment = _bureau_rows(conn, "employment", persons)
+    employment = _bureau_rows(conn, "employment", persons, day)
     snap["employed_members"] = _distinct_members(
         employment, employment["employment_status"] == "已就业"
     )
@@ -157,7 +168,7 @@ def build_snapshot(conn: Connection, day: dt.date) -> int:
         employment, employment["public_welfare_job"].fillna(False).astype(bool)
     )
 
-    assistance = _bureau_rows(conn, "assistance", persons)
+    assistance = _bureau_rows(conn, "assistance", persons, day)
     active = assistance[assistance["status"].isin(ACTIVE_ASSISTANCE)]
     snap["assistance_types"] = active.groupby("household_id")["assistance_type"].agg(
         lambda s: "|".join(sorted(set(s)))
@@ -166,7 +177,7 @@ def build_snapshot(conn: Connection, day: dt.date) -> int:
         _decimal_sum
     )
 
-    illness = _bureau_rows(conn, "illness", persons)
+    illness = _bureau_rows(conn, "illness", persons, day)
     snap["serious_illness_members"] = _distinct_members(
         illness, illness["illness_category"] == "大病"
     )
@@ -174,12 +185,12 @@ def build_snapshot(conn: Connection, day: dt.date) -> int:
         illness, illness["illness_category"] == "慢病"
     )
 
-    students = _bureau_rows(conn, "students", persons)
+    students = _bureau_rows(conn, "students", persons, day)
     snap["students"] = _distinct_members(students)
     snap["dropouts"] = _distinct_members(students, students["school_status"] == "辍学")
     snap["student_fees_paid"] = students.groupby("household_id")["fees_paid"].agg(_decimal_sum)
 
-    housing = _bureau_rows(conn, "housing_safety", persons)
+    housing = _bureau_rows(conn, "housing_safety", persons, day)
     if not housing.empty:
         housing["_rank"] = housing["grade"].map(GRADE_ORDER)
         worst = housing.sort_values(
@@ -188,7 +199,7 @@ def build_snapshot(conn: Connection, day: dt.date) -> int:
         snap["housing_grade"] = worst.set_index("household_id")["grade"]
         snap["housing_renovation_status"] = worst.set_index("household_id")["renovation_status"]
 
-    settlements = _bureau_rows(conn, "settlements", persons)
+    settlements = _bureau_rows(conn, "settlements", persons, day)
     if not settlements.empty:
         dates = pd.to_datetime(settlements["settlement_date"]).dt.date
         this_year = settlements[(dates >= dt.date(day.year, 1, 1)) & (dates <= day)]
@@ -196,7 +207,7 @@ def build_snapshot(conn: Connection, day: dt.date) -> int:
             _decimal_sum
         )
 
-    enrollment = _bureau_rows(conn, "enrollment", persons)
+    enrollment = _bureau_rows(conn, "enrollment", persons, day)
     snap["insured_members"] = _distinct_members(
         enrollment,
         (enrollment["insurance_year"] == day.year) & (enrollment["enrollment_status"] == "已参保"),

@@ -44,6 +44,9 @@ file_manifest = sa.Table(
     sa.Column("size_bytes", sa.BigInteger, nullable=False),
     sa.Column("modified_at", sa.DateTime(timezone=True)),
     sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    # the county day of the run that received it: the snapshot of day D is built from the
+    # files received for days up to D, so a backfill of D gives what the original run gave
+    sa.Column("county_day", sa.Date, index=True),
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("duplicate_of", sa.Integer, sa.ForeignKey("file_manifest.id")),
     # the period a file covers (e.g. "2025" for a roster's income year, "2026-11" otherwise);
@@ -409,6 +412,28 @@ def current_rows(conn: Connection, contract: Contract) -> pd.DataFrame:
     """Rows of a dataset from files whose load is current (not rejected, duplicate or
     superseded)."""
     return _rows_where(conn, contract, file_manifest.c.status.in_(("loaded", "partly_loaded")))
+
+
+def rows_known_on(conn: Connection, contract: Contract, day: dt.date) -> pd.DataFrame:
+    """What the runs of county days up to `day` had loaded of a dataset: rows of files received
+    for those days and not superseded by a file received for those days. A day's snapshot is
+    built from this, so rebuilding a past day (a backfill) gives the original run's result
+    even after later files arrived; for the latest day it equals `current_rows`."""
+    superseding = file_manifest.alias("superseding")
+    superseded_by_then = (
+        sa.select(superseding.c.id)
+        .where(superseding.c.id == file_manifest.c.superseded_by)
+        .where(sa.or_(superseding.c.county_day <= day, superseding.c.county_day.is_(None)))
+        .exists()
+    )
+    return _rows_where(
+        conn,
+        contract,
+        file_manifest.c.status.in_(("loaded", "partly_loaded", "superseded")),
+        # no day recorded (a row written outside discover): known all along, as before
+        sa.or_(file_manifest.c.county_day <= day, file_manifest.c.county_day.is_(None)),
+        ~superseded_by_then,
+    )
 
 
 def upsert_identities(conn: Connection, rows: list[dict[str, Any]]) -> None:

@@ -111,12 +111,13 @@ def test_the_deadline_follows_its_setting(tmp_path: Path) -> None:
     # the setting is read at parse time: parse in a child process with it set
     script = (
         "import runpy, sys\n"
+        "sys.argv = ['airflow'] + sys.argv[1:]\n"
         f"ns = runpy.run_path({str(DAGS / 'county_daily.py')!r})\n"
         "alert = ns['_deadline']()\n"
         "print(alert.interval.total_seconds() if alert else 'none')\n"
     )
     results = {}
-    for value in ("06:45", "off"):
+    for value, argv in (("06:45", []), ("off", []), ("06:45", ["dags", "test"])):
         env = {
             **os.environ,
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -124,11 +125,20 @@ def test_the_deadline_follows_its_setting(tmp_path: Path) -> None:
             "COUNTY_DAILY_DEADLINE": value,
         }
         proc = subprocess.run(
-            [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+            [sys.executable, "-c", script, *argv],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
         )
         assert proc.returncode == 0, proc.stderr[-2000:]
-        results[value] = proc.stdout.strip().splitlines()[-1]
-    assert results == {"06:45": str(6 * 3600 + 45 * 60.0), "off": "none"}
+        results[(value, *argv)] = proc.stdout.strip().splitlines()[-1]
+    # `airflow dags test` runs without the deadline (an Airflow 3.3.2 bug, see the DAG file)
+    assert results == {
+        ("06:45",): str(6 * 3600 + 45 * 60.0),
+        ("off",): "none",
+        ("06:45", "dags", "test"): "none",
+    }
 
 
 def test_every_dag_file_passes_safe_mode() -> None:

@@ -10,6 +10,7 @@ fails the test; elsewhere it skips.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import csv
 import datetime as dt
@@ -64,6 +65,8 @@ REPLACED = (
     "DATA_DIR",
     "WAREHOUSE_URL",
     "LANDING_STABLE_SECONDS",
+    "WAREHOUSE_LOAD_SLOTS",
+    "AIRFLOW__CORE__FERNET_KEY",
 )
 
 
@@ -182,15 +185,18 @@ class Cluster:
             self.fail_with_logs(f"DAG run {run_id} ended {state}:\n{self.task_states(run_id)}")
         return str(state)
 
+    def task_instances(self, run_id: str) -> list[dict[str, Any]]:
+        _, body = self.request(
+            "GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances?limit=100"
+        )
+        return list(body.get("task_instances", [])) if isinstance(body, dict) else []
+
     def _run_state(self, run_id: str) -> str | None:
         status, body = self.request("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")
         return body.get("state") if status == 200 and isinstance(body, dict) else None
 
     def task_states(self, run_id: str) -> str:
-        _, body = self.request(
-            "GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances?limit=100"
-        )
-        rows = body.get("task_instances", []) if isinstance(body, dict) else []
+        rows = self.task_instances(run_id)
         return "\n".join(
             f"  {t['task_id']}[{t.get('map_index')}] {t['state']} try {t.get('try_number')}"
             for t in rows
@@ -298,11 +304,16 @@ def _environment(
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+            # a real key (the example's placeholder is not one): the deadline alert's callback
+            # is stored encrypted
+            "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
             "DATA_DIR": str(root / "data"),
             "WAREHOUSE_URL": warehouse_url,
             # the generator has just written the files: wait briefly for them to settle
             "LANDING_STABLE_SECONDS": "1",
+            # one load at a time across the deployment
+            "WAREHOUSE_LOAD_SLOTS": "1",
             # test-only: ports of our own, a queue of our own, and no scheduled runs (the
             # test triggers each run it checks)
             "AIRFLOW__API__HOST": "127.0.0.1",
@@ -367,9 +378,13 @@ def cluster(
     data_dir, truth_dir = root / "data", root / "truth"
     _generate(data_dir, truth_dir, seed=7, day=FIRST_DAY)
 
+    compose = load_compose(example_env())
+    # the init service's own script: Airflow's metadata, the load pool, the warehouse schema
+    init = compose["services"]["airflow-init"]
+    assert init["entrypoint"] == ["/bin/bash", "-c"]
     migrate = subprocess.run(
-        [str(AIRFLOW), "db", "migrate"],
-        env=env,
+        ["/bin/bash", "-c", *init["command"]],
+        env={**env, "PATH": f"{AIRFLOW.parent}:{env.get('PATH', '')}"},
         cwd=root,
         capture_output=True,
         text=True,
@@ -377,7 +392,6 @@ def cluster(
     )
     assert migrate.returncode == 0, migrate.stdout[-3000:] + migrate.stderr[-3000:]
 
-    compose = load_compose(example_env())
     cluster = Cluster(
         root=root,
         env=env,
@@ -447,6 +461,90 @@ def test_a_triggered_run_loads_the_county(cluster: Cluster) -> None:
     # the tasks ran on the Celery worker, not in the scheduler
     worker_log = next(s.log for s in cluster.services if s.name == "airflow-worker")
     assert "run_id='e2e_first'" in worker_log.read_text(encoding="utf-8", errors="replace")
+    # the warehouse load took a slot of the pool the init script created
+    status, pool = cluster.request("GET", "/api/v2/pools/warehouse_loads")
+    assert (status, pool["slots"]) == (200, 1), pool
+    loads = [t for t in cluster.task_instances("e2e_first") if t["task_id"] == "county.load"]
+    assert [(t["pool"], t["state"], t["rendered_map_index"]) for t in loads] == [
+        ("warehouse_loads", "success", "county")
+    ]
+    # the day's 08:00 deadline had passed when this run for a past day was created: the
+    # scheduler hands the alert to the triggerer, which records it
+    alerts = cluster.wait_until(
+        "the deadline alert of e2e_first",
+        START_TIMEOUT,
+        lambda: [r for r in _failure_records(cluster) if r.get("kind") == "deadline_missed"],
+    )
+    assert [(r["run_id"], r["deadline_at"]) for r in alerts] == [("e2e_first", "08:00")]
+
+
+def _failure_records(cluster: Cluster) -> list[dict[str, Any]]:
+    path = cluster.data_dir / "reports" / "failures.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def _fingerprint(cluster: Cluster, day: str) -> dict[str, Any]:
+    """What a day's run leaves in the warehouse, minus the ids and times of the run itself."""
+    snapshot = cluster.query(
+        "select * from household_snapshot where snapshot_date = :day order by household_id",
+        day=dt.date.fromisoformat(day),
+    )
+    warnings = cluster.query("select * from risk_warning order by household_id, rule_id")
+    skip = {"built_at", "updated_run_id"}
+    tables = [
+        r[0]
+        for r in cluster.query(
+            "select table_name from information_schema.tables where table_schema = 'public' "
+            "and table_type = 'BASE TABLE' and (table_name like 'stg_%' or table_name in "
+            "('file_manifest', 'quarantine', 'dim_household', 'dim_person', "
+            "'risk_warning_event', 'inclusion_candidate'))"
+        )
+    ]
+    assert len(tables) >= 12, tables
+    return {
+        "rows": {t: cluster.query(f"select count(*) from {t}")[0][0] for t in sorted(tables)},
+        "snapshot": [{k: v for k, v in r._mapping.items() if k not in skip} for r in snapshot],
+        "warnings": [{k: v for k, v in r._mapping.items() if k not in skip} for r in warnings],
+    }
+
+
+def test_a_backfill_of_the_day_gives_the_same_result(cluster: Cluster) -> None:
+    original = _fingerprint(cluster, FIRST_DAY)
+    assert original["snapshot"], "the first test loads the county"
+    proc = subprocess.run(
+        [
+            str(AIRFLOW),
+            "backfill",
+            "create",
+            "--dag-id",
+            DAG_ID,
+            "--from-date",
+            FIRST_DAY,
+            "--to-date",
+            FIRST_DAY,
+            "--reprocess-behavior",
+            "completed",
+        ],
+        env=cluster.env,
+        cwd=cluster.root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    def backfill_run() -> str | None:
+        _, body = cluster.request("GET", f"/api/v2/dags/{DAG_ID}/dagRuns?run_type=backfill")
+        runs = body.get("dag_runs", []) if isinstance(body, dict) else []
+        return runs[0]["dag_run_id"] if runs else None
+
+    run_id = cluster.wait_until("the backfill's DAG run", START_TIMEOUT, backfill_run)
+    cluster.wait_for_run(run_id)
+    _, run = cluster.request("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")
+    assert run["run_type"] == "backfill" and run["logical_date"].startswith("2026-11-27T16:00")
+    assert _fingerprint(cluster, FIRST_DAY) == original
 
 
 def test_a_second_run_takes_a_newly_dropped_file(cluster: Cluster) -> None:

@@ -150,6 +150,8 @@ def test_the_other_counties_load_everything(province: Province, code: str) -> No
     # the county's own folders: receipts beside its bureaus' files, its report
     assert list((province.data_dir / "landing" / code).rglob("*回执*"))
     assert (province.data_dir / "reports" / code / "index.html").exists()
+    province_page = (province.data_dir / "reports" / "index.html").read_text(encoding="utf-8")
+    assert f'<a href="{code}/index.html">{code}</a></li>' in province_page
     assert list((province.data_dir / "archive" / code).rglob("*.*"))
 
 

@@ -64,6 +64,23 @@ def test_data_docs_of_a_run_redirect_to_its_site(client: TestClient) -> None:
     assert "No Data Docs for this run" in missing.text
 
 
+def test_data_docs_of_a_run_of_several_counties_are_listed(tmp_path: Path) -> None:
+    root = tmp_path / "reports"
+    for county in ("lankao", "qixian"):
+        (root / county / "datadocs" / RUN_KEY).mkdir(parents=True)
+        (root / county / "datadocs" / RUN_KEY / "index.html").write_text("d", encoding="utf-8")
+    (root / "weishi").mkdir()  # no Data Docs for this run
+    app = create_reports_app(root)
+    app.dependency_overrides[county_ui.require_run_reader] = lambda: None
+    with TestClient(app, root_path="/county-reports") as c:
+        page = c.get(f"/runs/{RUN_ID.replace('+', '%2B')}/datadocs", follow_redirects=False)
+        assert page.status_code == 200
+        assert f"/county-reports/lankao/datadocs/{RUN_KEY}/index.html" in page.text
+        assert f"/county-reports/qixian/datadocs/{RUN_KEY}/index.html" in page.text
+        assert "weishi" not in page.text
+        assert c.get(f"/qixian/datadocs/{RUN_KEY}/index.html").text == "d"
+
+
 @pytest.mark.parametrize(
     "path",
     ["/link.html", "/.hidden", "/../outside.html", "/%2e%2e/outside.html", "/nope.html", "/assets"],

@@ -28,7 +28,7 @@ DAY = dt.date(2026, 11, 28)
 
 CHILD = textwrap.dedent(
     """
-    import sys, time
+    import datetime as dt, sys, time
     from pathlib import Path
     from transforms import pipeline
     from transforms.settings import Settings
@@ -37,7 +37,7 @@ CHILD = textwrap.dedent(
     settings = Settings(data_dir=data_dir, warehouse_url=url, landing_stable_seconds=0,
                         person_key_secret=sys.argv[4])
     engine = pipeline.prepare(settings)
-    groups = pipeline.discover(settings, engine, "killed")
+    groups = pipeline.discover(settings, engine, "killed", dt.date(2026, 11, 28))
     results = [r for g in groups for r in pipeline.parse_and_validate(
         settings, engine, "killed", g["dataset"], g["manifest_ids"])]
     results = pipeline.resolve_households(settings, engine, "killed", results)

@@ -910,3 +910,16 @@ def test_the_run_report_summarises_the_days_warnings(tmp_path: Path) -> None:
     assert "&lt;b&gt;龙泉镇&lt;/b&gt;" in html and "<b>龙泉镇" not in html  # escaped
     assert "medical_oop_person: 2" in html
     assert warnings_html(settings, None) == ""
+
+
+def test_a_province_index_links_every_county(tmp_path: Path) -> None:
+    from transforms.reports import build_province_index
+    from transforms.settings import load_settings
+
+    settings = load_settings({"DATA_DIR": str(tmp_path), "COUNTIES": "lankao,qixian"})
+    (tmp_path / "reports" / "lankao").mkdir(parents=True)
+    (tmp_path / "reports" / "lankao" / "index.html").write_text("r", encoding="utf-8")
+    page = build_province_index(settings.for_county("lankao")).read_text(encoding="utf-8")
+    assert '<a href="lankao/index.html">lankao</a></li>' in page
+    assert '<a href="qixian/index.html">qixian</a>（尚无报告 / no report yet）' in page
+    assert list((tmp_path / "reports").glob("*.partial")) == []

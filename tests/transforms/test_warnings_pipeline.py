@@ -30,7 +30,7 @@ def _run_day(data_dir: Path, day: dt.date) -> list[Path]:
     )
     engine = pipeline.prepare(settings)
     run_id = f"manual__{day.isoformat()}"
-    groups = pipeline.discover(settings, engine, run_id)
+    groups = pipeline.discover(settings, engine, run_id, day)
     parsed = [
         result
         for group in groups

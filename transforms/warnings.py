@@ -26,9 +26,10 @@ import logging
 import re
 import shutil
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,9 @@ def _same(a: Any, b: Any) -> bool:
 
 def _jsonable(value: Any) -> Any:
     """Evidence as JSON: amounts as exact decimal strings, dates as ISO strings."""
+    # the common leaves first (the checks below would give them back as they are)
+    if value is None or type(value) is str or type(value) is int:
+        return value
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -230,16 +234,44 @@ def _test(cell: Any, op: str, target: Any, day: dt.date) -> bool:
     raise ValueError(f"unknown op {op!r}")
 
 
+def per_value(values: pd.Series, func: Callable[[Any], Any]) -> list[Any]:
+    """`[func(v) for v in values]`, calling `func` once per distinct value: a column repeats
+    its values (statuses, dates), and conditions are tested on every row of a county.
+
+    `func` must be pure, treat every missing value (None, NaN, NaT, NA) alike and give values
+    of one type that compare equal (0.0 and -0.0) the same result, as a test of the value
+    (`_test`) does. Values of different types never share a call."""
+    if values.dtype != object:
+        # one Python type per column: factorize; its code -1 (a missing value) picks the last
+        codes, uniques = pd.factorize(values)
+        results = [func(u) for u in uniques]
+        results.append(func(None))
+        return [results[c] for c in codes.tolist()]
+    # mixed types: 1, 1.0 and True are equal (and hash alike) in Python but not to norm()
+    known: dict[tuple[type, Any], Any] = {}
+    out = []
+    for v in values.tolist():
+        key = (type(v), v)
+        if key not in known:
+            known[key] = func(v)
+        out.append(known[key])
+    return out
+
+
 def condition_mask(frame: pd.DataFrame, conditions: Iterable[Condition], ctx: Context) -> pd.Series:
     """Rows of `frame` meeting every condition (all rows when there are none)."""
-    mask = pd.Series(True, index=frame.index, dtype=bool)
+    mask = np.ones(len(frame), dtype=bool)
     for condition in conditions:
         if condition.column not in frame.columns:
             raise KeyError(f"no column {condition.column!r} to test")
-        target = ctx.resolve(condition.value)
-        hits = [_test(v, condition.op, target, ctx.day) for v in frame[condition.column]]
-        mask &= pd.Series(hits, index=frame.index, dtype=bool)
-    return mask
+        test = partial(_test, op=condition.op, target=ctx.resolve(condition.value), day=ctx.day)
+        mask &= np.array(per_value(frame[condition.column], test), dtype=bool)
+    return pd.Series(mask, index=frame.index, dtype=bool)
+
+
+def _where(frame: pd.DataFrame, conditions: Sequence[Condition], ctx: Context) -> pd.DataFrame:
+    """The rows meeting the conditions; the frame itself when there are none (no copy)."""
+    return frame[condition_mask(frame, conditions, ctx)] if conditions else frame
 
 
 # --- the data a day's evaluation reads ---------------------------------------------------------
@@ -269,14 +301,39 @@ def current_view(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
     or every event once, however many cumulative re-exports repeat it (event grain)."""
     if frame.empty:
         return frame
-    frame = frame.sort_values(["manifest_id", "_row"], kind="stable")
+    if not _in_load_order(frame):
+        frame = frame.sort_values(["manifest_id", "_row"], kind="stable")
     if contract.grain == "person":
         latest = frame.groupby("person_key")["manifest_id"].transform("max")
-        return frame[frame["manifest_id"] == latest]
+        return _kept(frame, frame["manifest_id"] == latest)
     content = [c.name for c in contract.columns] + ["person_key"]
-    signature = frame[content].astype(str).agg("\x1f".join, axis=1)
+    texts = frame[content].astype(str)
+    # the columns joined as whole arrays (a row-wise join is a Python call per row)
+    others: list[Any] = [texts[c].to_numpy() for c in content[1:]]
+    signature = texts[content[0]].str.cat(others, sep="\x1f")
+    if signature.isna().any():
+        # a missing cell: the row-wise join raises on it, as it always did
+        signature = texts.agg("\x1f".join, axis=1)
     first = frame.groupby(signature)["manifest_id"].transform("min")
-    return frame[frame["manifest_id"] == first]
+    return _kept(frame, frame["manifest_id"] == first)
+
+
+def _in_load_order(frame: pd.DataFrame) -> bool:
+    """Whether the rows are sorted by file and row already (the warehouse reads them so): a
+    stable sort would keep them as they are, in a copy of a county's rows."""
+    files, rows = frame["manifest_id"], frame["_row"]
+    if not (pd.api.types.is_integer_dtype(files) and pd.api.types.is_integer_dtype(rows)):
+        return False
+    f, r = files.to_numpy(), rows.to_numpy()
+    return bool(np.all((f[1:] > f[:-1]) | ((f[1:] == f[:-1]) & (r[1:] >= r[:-1]))))
+
+
+def _kept(frame: pd.DataFrame, mask: pd.Series) -> pd.DataFrame:
+    # the frame itself when every row stays (no copy of it); nothing changes the frames read
+    return frame if bool(mask.all()) else frame[mask]
+
+
+_SOURCE_COLUMNS = ("bureau", "file_name", "sheet", "source_row")  # what _source reads
 
 
 def _source(row: Mapping[Any, Any], dataset: str) -> dict[str, Any]:
@@ -298,14 +355,19 @@ def household_incomes(roster: pd.DataFrame) -> pd.DataFrame:
     columns = ["household_id", "income_year", *INCOME_FIELDS, "net_income", "source"]
     if roster.empty:
         return pd.DataFrame(columns=["household_id"])
-    rows = roster.sort_values(["manifest_id", "_row"], kind="stable")
+    # the columns read below: the sorts and de-duplications copy the rows they keep
+    keys = ("manifest_id", "_row", "person_key", "relation")
+    kept = (*keys, "household_id", "income_year", *INCOME_FIELDS, *_SOURCE_COLUMNS)
+    rows = roster[[c for c in dict.fromkeys(kept) if c in roster.columns]]
+    rows = rows.sort_values(["manifest_id", "_row"], kind="stable")
     rows = rows.drop_duplicates(["income_year", "person_key"], keep="last").copy()
     rows["_head"] = rows["relation"] == HEAD
     chosen = rows.sort_values(
         ["household_id", "income_year", "_head"], ascending=[True, True, False], kind="stable"
     ).drop_duplicates(["household_id", "income_year"], keep="first")
     records = []
-    for r in chosen.to_dict("records"):
+    read = ("household_id", "income_year", *INCOME_FIELDS, *_SOURCE_COLUMNS)
+    for r in _records(chosen, read):
         parts = {f: _money(r[f]) for f in (*INCOME_PARTS, "business_expense")}
         net = sum((parts[f] for f in INCOME_PARTS), Decimal(0)) - parts["business_expense"]
         records.append(
@@ -349,6 +411,34 @@ def _frame(conn: Connection, table: sa.Table) -> pd.DataFrame:
     return pd.read_sql(sa.select(table), conn)
 
 
+def _records(frame: pd.DataFrame, columns: Iterable[str]) -> list[dict[Any, Any]]:
+    """`frame.to_dict("records")` with only those of `columns` the frame has: what the caller
+    reads (`record.get` of another column is None either way), not a value per cell."""
+    return frame[[c for c in dict.fromkeys(columns) if c in frame.columns]].to_dict("records")
+
+
+def _cells(frame: pd.DataFrame, column: str) -> Iterable[Any]:
+    """A column's cells as `frame.to_dict("records")` gives them (None for a missing column,
+    as `record.get` gives), without building a dict per row."""
+    return frame[column].tolist() if column in frame.columns else [None] * len(frame)
+
+
+def _with_files(frame: pd.DataFrame, files: pd.DataFrame) -> pd.DataFrame:
+    """`frame.merge(files, on="manifest_id", how="left")`: each row's file name and bureau,
+    added to the frame rather than to a copy of all its rows."""
+    added = [c for c in files.columns if c != "manifest_id"]
+    if (
+        set(added) & set(frame.columns)
+        or not files["manifest_id"].is_unique
+        or not frame.index.equals(pd.RangeIndex(len(frame)))
+    ):
+        return frame.merge(files, on="manifest_id", how="left")
+    by_id = files.set_index("manifest_id")
+    for column in added:
+        frame[column] = frame["manifest_id"].map(by_id[column])
+    return frame
+
+
 def load_county_data(conn: Connection, contracts: Iterable[Contract]) -> CountyData:
     """Read the roster dimensions and every dataset's current rows from the warehouse."""
     by_dataset = {c.dataset: c for c in contracts}
@@ -356,16 +446,19 @@ def load_county_data(conn: Connection, contracts: Iterable[Contract]) -> CountyD
         sa.select(file_manifest.c.id, file_manifest.c.file_name, file_manifest.c.bureau), conn
     ).rename(columns={"id": "manifest_id"})
     rows: dict[str, pd.DataFrame] = {}
-    raw_roster = pd.DataFrame()
+    incomes = None
     for dataset, contract in by_dataset.items():
-        frame = current_rows(conn, contract).rename(columns={"id": "_row"})
-        frame = frame.merge(files, on="manifest_id", how="left")
+        frame = _with_files(current_rows(conn, contract).rename(columns={"id": "_row"}), files)
         if dataset == "roster":
-            raw_roster = frame
+            # from every roster row, older files' included (not only the current view), now
+            # rather than keeping them all until the other datasets are read
+            incomes = household_incomes(frame)
         rows[dataset] = current_view(frame, contract)
+        del frame
     persons = _frame(conn, dim_person)
     attributes = _frame(conn, dim_household)[["household_id", *HOUSEHOLD_ATTRIBUTES]]
-    incomes = household_incomes(raw_roster)
+    if incomes is None:
+        incomes = household_incomes(pd.DataFrame())
     households = attributes.merge(incomes, on="household_id", how="left")
     return CountyData(persons=persons, households=households, rows=rows, contracts=by_dataset)
 
@@ -484,6 +577,15 @@ def _describe_conditions(
     return "、".join(parts)
 
 
+def _ages(births: pd.Series, day: dt.date) -> list[int | None]:
+    """Each birth date's age on `day` (None for none), once per distinct date: dates equal in
+    Python (a date and a Timestamp never are) give the same age whatever their type."""
+    codes, uniques = pd.factorize(births)
+    ages = [None if _null(b) else age_on(norm(b), day) for b in uniques]
+    ages.append(None)  # code -1: no birth date
+    return [ages[c] for c in codes.tolist()]
+
+
 def _with_persons(frame: pd.DataFrame, persons: pd.DataFrame, day: dt.date) -> pd.DataFrame:
     """Rows joined to the roster (household_id, labour_skill, ... null off the roster) with
     each person's age on `day` from the birth date the ID encodes."""
@@ -491,21 +593,64 @@ def _with_persons(frame: pd.DataFrame, persons: pd.DataFrame, day: dt.date) -> p
     out = frame.drop(columns=["household_id", *roster.columns[2:]], errors="ignore").merge(
         roster, on="person_key", how="left"
     )
-    out["age"] = [
-        None if _null(b) else age_on(norm(b), day) for b in out.get("birth_date", [None] * len(out))
-    ]
+    out["age"] = _ages(out["birth_date"], day) if "birth_date" in out else [None] * len(out)
     return out
 
 
 def _person_frame(persons: pd.DataFrame, day: dt.date) -> pd.DataFrame:
     out = persons.copy()
-    out["age"] = [None if _null(b) else age_on(norm(b), day) for b in out["birth_date"]]
+    out["age"] = _ages(out["birth_date"], day)
     return out
+
+
+class _Shared:
+    """What several rules of one evaluation read, built once: each dataset's rows joined to
+    the roster (dropped after the last rule reading them), the roster members with their age,
+    the households by 户编号."""
+
+    def __init__(self, data: CountyData, day: dt.date, readers: Mapping[str, int]) -> None:
+        self.data = data
+        self.day = day
+        self._readers = dict(readers)  # dataset -> rules still to read its rows
+        self._rows: dict[str, pd.DataFrame] = {}
+        self._members: pd.DataFrame | None = None
+        self._households: dict[Any, dict[str, Any]] | None = None
+
+    def rows(self, dataset: str) -> pd.DataFrame:
+        if dataset not in self._rows:
+            self._rows[dataset] = _with_persons(
+                self.data.rows[dataset], self.data.persons, self.day
+            )
+        return self._rows[dataset]
+
+    def done(self, dataset: str | None) -> None:
+        if dataset is None:
+            return
+        self._readers[dataset] -= 1
+        if self._readers[dataset] <= 0:
+            self._rows.pop(dataset, None)
+
+    def members(self) -> pd.DataFrame:
+        if self._members is None:
+            self._members = _person_frame(self.data.persons, self.day)
+        return self._members
+
+    def household(self, household_id: Any) -> dict[str, Any] | None:
+        """The household's row (as `households.set_index("household_id").loc[...]` has it),
+        None when it is not on the roster."""
+        if self._households is None:
+            frame = self.data.households
+            self._households = {}
+            columns = list(frame.columns)
+            for values in zip(*(frame[c].tolist() for c in columns), strict=True):
+                row = dict(zip(columns, values, strict=True))
+                self._households[row["household_id"]] = row
+        return self._households.get(household_id)
 
 
 def _household_mask(data: CountyData, conditions: Sequence[Condition], ctx: Context) -> set[str]:
     households = data.households
-    return set(households.loc[condition_mask(households, conditions, ctx), "household_id"])
+    return set(households.loc[condition_mask(households, conditions, ctx), "household_id"].tolist())
 
 
 def _location(row: Mapping[Any, Any], contract: Contract) -> tuple[str | None, str | None]:
@@ -516,9 +661,10 @@ def _location(row: Mapping[Any, Any], contract: Contract) -> tuple[str | None, s
 
 
 def _candidate(
-    rule: Rule, contract: Contract, rows: pd.DataFrame, evidence: dict[str, Any]
+    rule: Rule, contract: Contract, records: Sequence[Mapping[Any, Any]], evidence: dict[str, Any]
 ) -> Candidate:
-    first = rows.sort_values(["manifest_id", "_row"], kind="stable").iloc[0].to_dict()
+    # the person's earliest row (file, then row), the first of equals
+    first = min(records, key=lambda r: (r["manifest_id"], r["_row"]))
     township, village = _location(first, contract)
     name_column = _name_column(contract)
     return Candidate(
@@ -579,35 +725,68 @@ def _group_findings(
         )
 
 
+def _row_columns(contract: Contract, extra: Iterable[str] = ()) -> tuple[str, ...]:
+    """What evidence and candidates read of a dataset's row (see _records)."""
+    name = _name_column(contract)
+    return (
+        "person_key",
+        "household_id",
+        "manifest_id",
+        "_row",
+        *_SOURCE_COLUMNS,
+        "township",
+        "village",
+        contract.person_column,
+        *([name] if name else []),
+        *extra,
+    )
+
+
+def _groups(
+    frame: pd.DataFrame, key: str, columns: Iterable[str]
+) -> Iterator[tuple[Any, list[dict[Any, Any]]]]:
+    """(key, its rows as records) per key in key order, each group's rows in frame order, rows
+    without a key left out: what iterating `frame.groupby(key)` gives, from one to_dict (a
+    to_dict per group costs a column lookup per column and group)."""
+    frame = frame[frame[key].notna()].sort_values(key, kind="stable")
+    keys = frame[key].tolist()
+    records = _records(frame, columns)
+    start = 0
+    for stop in range(1, len(records) + 1):
+        if stop == len(records) or keys[stop] != keys[start]:
+            yield keys[start], records[start:stop]
+            start = stop
+
+
 def _eval_person_rows(
-    rule: Rule, logic: PersonRows, data: CountyData, ctx: Context, out: Evaluation
+    rule: Rule, logic: PersonRows, shared: _Shared, ctx: Context, out: Evaluation
 ) -> None:
+    data = shared.data
     contract = data.contracts[logic.dataset]
     headers = {**ATTRIBUTE_HEADERS, **_headers(contract)}
-    rows = _with_persons(data.rows[logic.dataset], data.persons, ctx.day)
-    relevant = rows[condition_mask(rows, logic.rows, ctx)]
+    rows = shared.rows(logic.dataset)
+    relevant = _where(rows, logic.rows, ctx)
     columns = _value_columns(contract, (*logic.rows, *logic.match))
     # person attributes the rule looked at (an age) go into the evidence too
     attributes = list(dict.fromkeys(c.column for c in logic.person if c.column == "age"))
     allowed = _household_mask(data, logic.household, ctx) if logic.household else None
-    members = _person_frame(data.persons, ctx.day)
-    members = members[condition_mask(members, logic.person, ctx)]
+    members = _where(shared.members(), logic.person, ctx)
     if allowed is not None:
         members = members[members["household_id"].isin(allowed)]
-    eligible = set(members["person_key"])
+    # (tolist: iterating a column of text boxes one value at a time)
+    eligible = set(members["person_key"].tolist())
     entries: list[tuple[str, dict[str, Any], str]] = []
     flagged: set[str] = set()
+    read = _row_columns(contract, (*columns, *attributes))
+    member_read = ("person_key", "household_id", "id_masked", "name_masked")
 
     if logic.signal_when == "any":
-        hits = relevant[condition_mask(relevant, logic.match, ctx)]
-        hits = hits[condition_mask(hits, logic.person, ctx)]
+        hits = _where(_where(relevant, logic.match, ctx), logic.person, ctx)
         on_roster = hits[hits["person_key"].isin(eligible)]
-        for _, person_rows in on_roster.groupby("person_key", sort=True):
-            first = person_rows.iloc[0].to_dict()
+        for _, records in _groups(on_roster, "person_key", read):
+            first = records[0]
             entry = _person_entry(first, contract, columns, attributes)
-            entry["sources"] = [
-                _source(r, contract.dataset) for r in person_rows.to_dict("records")
-            ]
+            entry["sources"] = [_source(r, contract.dataset) for r in records]
             line = f"{entry['name_masked']}（{entry['id_masked']}）" + _describe_values(
                 entry["values"], headers
             )
@@ -615,8 +794,8 @@ def _eval_person_rows(
             flagged.add(str(first["person_key"]))
         absent = ctx.resolve(logic.absent_counts)
         if absent is True and not relevant.empty:
-            listed = set(relevant["person_key"])
-            for r in members[~members["person_key"].isin(listed)].to_dict("records"):
+            listed = set(relevant["person_key"].tolist())
+            for r in _records(members[~members["person_key"].isin(listed)], member_read):
                 entry = {
                     "id_masked": mask_id(norm(r["id_masked"])),
                     "name_masked": mask_name(norm(r["name_masked"])),
@@ -630,28 +809,27 @@ def _eval_person_rows(
                 flagged.add(str(r["person_key"]))
         if rule.candidates:
             off = hits[hits["household_id"].isna()]
-            for _, person_rows in off.groupby("person_key", sort=True):
-                first = person_rows.iloc[0].to_dict()
-                entry = _person_entry(first, contract, columns, attributes)
-                entry["sources"] = [
-                    _source(r, contract.dataset) for r in person_rows.to_dict("records")
-                ]
+            for _, records in _groups(off, "person_key", read):
+                entry = _person_entry(records[0], contract, columns, attributes)
+                entry["sources"] = [_source(r, contract.dataset) for r in records]
                 summary = f"{entry['name_masked']}（{entry['id_masked']}）" + _describe_values(
                     entry["values"], headers
                 )
                 out.candidates.append(
-                    _candidate(rule, contract, person_rows, _evidence(rule, ctx, summary, [entry]))
+                    _candidate(rule, contract, records, _evidence(rule, ctx, summary, [entry]))
                 )
     else:
         if relevant.empty:
             return  # the list has not arrived: absence means nothing yet
-        matched = set(relevant.loc[condition_mask(relevant, logic.match, ctx), "person_key"])
+        matched = set(
+            relevant.loc[condition_mask(relevant, logic.match, ctx), "person_key"].tolist()
+        )
         missing = members[~members["person_key"].isin(matched)]
         by_person: dict[str, list[dict[Any, Any]]] = defaultdict(list)
-        own_rows = relevant[relevant["person_key"].isin(set(missing["person_key"]))]
-        for record in own_rows.to_dict("records"):
+        own_rows = relevant[relevant["person_key"].isin(set(missing["person_key"].tolist()))]
+        for record in _records(own_rows, read):
             by_person[record["person_key"]].append(record)
-        for r in missing.to_dict("records"):
+        for r in _records(missing, member_read):
             own = by_person.get(r["person_key"])
             entry = {
                 "id_masked": mask_id(norm(r["id_masked"])),
@@ -679,38 +857,36 @@ def _eval_person_rows(
 def _sum(values: Iterable[Any]) -> Decimal:
     """Exact sum of amounts (pandas hands SQL decimals over as floats: their shortest repr is
     the stored amount)."""
-    return sum((norm(v) for v in values if norm(v) is not None), Decimal(0)).quantize(CENT)
-
-
-def _total(amounts: pd.Series) -> Decimal:
-    return sum(amounts, Decimal(0))
+    # norm() returns a Decimal as it is
+    normed = (v if type(v) is Decimal else norm(v) for v in values)
+    return sum((v for v in normed if v is not None), Decimal(0)).quantize(CENT)
 
 
 def _eval_person_amount(
-    rule: Rule, logic: PersonAmount, data: CountyData, ctx: Context, out: Evaluation
+    rule: Rule, logic: PersonAmount, shared: _Shared, ctx: Context, out: Evaluation
 ) -> None:
+    data = shared.data
     contract = data.contracts[logic.dataset]
     headers = _headers(contract)
-    rows = _with_persons(data.rows[logic.dataset], data.persons, ctx.day)
-    relevant = rows[condition_mask(rows, logic.rows, ctx)]
-    relevant = relevant[condition_mask(relevant, logic.person, ctx)]
+    rows = shared.rows(logic.dataset)
+    relevant = _where(_where(rows, logic.rows, ctx), logic.person, ctx)
     allowed = _household_mask(data, logic.household, ctx) if logic.household else None
     threshold = ctx.resolve(logic.threshold)
     off_threshold = ctx.resolve(logic.candidate_threshold) if rule.candidates else None
     label = headers[logic.amount_column]
     entries: list[tuple[str, dict[str, Any], str]] = []
     flagged: set[str] = set()
-    amounts = relevant.assign(
-        _amount=pd.Series(
-            [_money(v) for v in relevant[logic.amount_column]], index=relevant.index, dtype=object
-        )
-    )
-    totals = amounts.groupby("person_key")["_amount"].agg(_total)
+    # each person's total, adding the rows in frame order from 0 (as a groupby sum did)
+    totals: dict[Any, Decimal] = {}
+    amounts = (_money(v) for v in relevant[logic.amount_column])
+    for key, amount in zip(relevant["person_key"].tolist(), amounts, strict=True):
+        if not _null(key):
+            totals[key] = totals.get(key, Decimal(0)) + amount
     lowest = min(t for t in (threshold, off_threshold) if t is not None)
-    over = set(totals[[t >= lowest for t in totals]].index)  # only these need a closer look
-    for key, person_rows in amounts[amounts["person_key"].isin(over)].groupby("person_key"):
+    over = {key for key, total in totals.items() if total >= lowest}  # a closer look at these
+    read = _row_columns(contract)
+    for key, records in _groups(relevant[relevant["person_key"].isin(over)], "person_key", read):
         total = totals[key]
-        records = person_rows.to_dict("records")
         first = records[0]
         on_roster = not _null(first["household_id"])
         limit = threshold if on_roster else off_threshold
@@ -731,41 +907,54 @@ def _eval_person_amount(
             flagged.add(str(key))
         else:
             out.candidates.append(
-                _candidate(rule, contract, person_rows, _evidence(rule, ctx, line, [entry]))
+                _candidate(rule, contract, records, _evidence(rule, ctx, line, [entry]))
             )
     _group_findings(rule, ctx, entries, out)
     out.persons[rule.id] = flagged
 
 
-def _row_source(incomes: pd.DataFrame, household_id: Any) -> dict[str, Any]:
-    source: dict[str, Any] = incomes.loc[household_id, "source"]
-    return source
-
-
 def _eval_household_share(
-    rule: Rule, logic: HouseholdAmountShare, data: CountyData, ctx: Context, out: Evaluation
+    rule: Rule, logic: HouseholdAmountShare, shared: _Shared, ctx: Context, out: Evaluation
 ) -> None:
+    data = shared.data
     contract = data.contracts[logic.dataset]
     label = _headers(contract)[logic.amount_column]
-    rows = _with_persons(data.rows[logic.dataset], data.persons, ctx.day)
+    rows = shared.rows(logic.dataset)
     relevant = rows[condition_mask(rows, logic.rows, ctx) & rows["household_id"].notna()]
     share = ctx.resolve(logic.share)
-    incomes = data.households.set_index("household_id")
-    for household_id, group in relevant.groupby("household_id", sort=True):
-        if household_id not in incomes.index or _null(incomes.at[household_id, "net_income"]):
+    # each household's rows in frame order, as positions into `relevant`
+    positions: dict[Any, list[int]] = defaultdict(list)
+    for position, household_id in enumerate(relevant["household_id"].tolist()):
+        positions[household_id].append(position)
+    amounts = relevant[logic.amount_column].tolist()
+    chosen: list[tuple[Any, dict[str, Any], Decimal, Any]] = []
+    for household_id in sorted(positions):
+        household = shared.household(household_id)
+        if household is None or _null(household["net_income"]):
             continue
-        net = norm(incomes.at[household_id, "net_income"])
-        total = _sum(group[logic.amount_column])
-        if not (total > 0 and total > share * net):
-            continue
+        net = norm(household["net_income"])
+        total = _sum(amounts[p] for p in positions[household_id])
+        if total > 0 and total > share * net:
+            chosen.append((household_id, household, total, net))
+    # the few households over the share: their rows as records, from one to_dict
+    wanted = [p for household_id, *_ in chosen for p in positions[household_id]]
+    records = iter(_records(relevant.iloc[wanted], _row_columns(contract, [logic.amount_column])))
+    for household_id, household, total, net in chosen:
+        group = [next(records) for _ in positions[household_id]]
+        by_person: dict[Any, list[dict[Any, Any]]] = defaultdict(list)
+        for record in group:
+            if not _null(record["person_key"]):
+                by_person[record["person_key"]].append(record)
         persons = []
-        for _, person_rows in group.groupby("person_key", sort=True):
-            records = person_rows.to_dict("records")
-            entry = _person_entry(records[0], contract, [])
+        for person in sorted(by_person):
+            person_rows = by_person[person]
+            entry = _person_entry(person_rows[0], contract, [])
             entry["values"] = {
-                f"{logic.amount_column}_total": _jsonable(_sum(person_rows[logic.amount_column]))
+                f"{logic.amount_column}_total": _jsonable(
+                    _sum(r[logic.amount_column] for r in person_rows)
+                )
             }
-            entry["sources"] = [_source(r, contract.dataset) for r in records[:MAX_SOURCES]]
+            entry["sources"] = [_source(r, contract.dataset) for r in person_rows[:MAX_SOURCES]]
             persons.append(entry)
         summary = (
             f"家庭{label}合计{yuan(total)}元，超过家庭纯收入{yuan(net)}元的{_plain(share * 100)}%"
@@ -778,39 +967,41 @@ def _eval_household_share(
             household={
                 f"{logic.amount_column}_total": total,
                 "net_income": net,
-                "income_year": incomes.at[household_id, "income_year"],
+                "income_year": household["income_year"],
             },
-            sources=[_row_source(incomes, household_id)],
+            sources=[household["source"]],
         )
 
 
 def _eval_household_without(
-    rule: Rule, logic: HouseholdWithout, data: CountyData, ctx: Context, out: Evaluation
+    rule: Rule, logic: HouseholdWithout, shared: _Shared, ctx: Context, out: Evaluation
 ) -> None:
+    data = shared.data
     contract = data.contracts[logic.dataset]
-    rows = _with_persons(data.rows[logic.dataset], data.persons, ctx.day)
+    rows = shared.rows(logic.dataset)
     if rows.empty:
         return  # the list has not arrived: nobody can be said to lack a row in it
     candidates = _household_mask(data, logic.household, ctx)
-    members = _person_frame(data.persons, ctx.day)
+    members = shared.members()
     if logic.requires_member:
         required = members[condition_mask(members, logic.requires_member, ctx)]
-        candidates &= set(required["household_id"])
+        candidates &= set(required["household_id"].tolist())
     else:
         required = members
     on_roster = rows[rows["household_id"].notna()]
-    ok = set(on_roster.loc[condition_mask(on_roster, logic.match, ctx), "household_id"])
+    ok = set(on_roster.loc[condition_mask(on_roster, logic.match, ctx), "household_id"].tolist())
     headers = _headers(contract)
     roster_headers = _headers(data.contracts["roster"]) if "roster" in data.contracts else {}
     columns = _value_columns(contract, logic.match)
     flagged = sorted(candidates - ok)
     required_by: dict[str, list[dict[Any, Any]]] = defaultdict(list)
-    for r in required[required["household_id"].isin(flagged)].to_dict("records"):
+    member_read = ("household_id", "id_masked", "name_masked", "age", "labour_skill")
+    for r in _records(required[required["household_id"].isin(flagged)], member_read):
         required_by[r["household_id"]].append(r)
     rows_by: dict[str, list[dict[Any, Any]]] = defaultdict(list)
-    for r in on_roster[on_roster["household_id"].isin(flagged)].to_dict("records"):
+    row_read = ("household_id", *_SOURCE_COLUMNS, *columns)
+    for r in _records(on_roster[on_roster["household_id"].isin(flagged)], row_read):
         rows_by[r["household_id"]].append(r)
-    incomes = data.households.set_index("household_id")
     for household_id in flagged:
         persons: list[dict[str, Any]] = []
         for r in required_by[household_id]:
@@ -838,8 +1029,9 @@ def _eval_household_without(
         nobody = _describe_conditions(logic.match, ctx, headers)
         summary = "；".join([*context, f"无成员{nobody}（{listed}）"])
         household = None
-        if logic.household and household_id in incomes.index:
-            household = {c.column: incomes.at[household_id, c.column] for c in logic.household}
+        row = shared.household(household_id) if logic.household else None
+        if row is not None:
+            household = {c.column: row[c.column] for c in logic.household}
         out.findings[(str(household_id), rule.id)] = _evidence(
             rule, ctx, summary, persons=persons, household=household, sources=sources
         )
@@ -848,7 +1040,8 @@ def _eval_household_without(
 def _eval_income_below(
     rule: Rule, logic: IncomeBelowLine, data: CountyData, ctx: Context, out: Evaluation
 ) -> None:
-    for r in data.households.to_dict("records"):
+    read = ("household_id", "income_year", "net_income", "household_size", "source")
+    for r in _records(data.households, read):
         if _null(r.get("income_year")):
             continue
         year = int(r["income_year"])
@@ -878,7 +1071,9 @@ def _eval_income_drop(
     rule: Rule, logic: IncomeDrop, data: CountyData, ctx: Context, out: Evaluation
 ) -> None:
     share = ctx.resolve(logic.drop_share)
-    for r in data.households.to_dict("records"):
+    read = ("household_id", "income_year", "net_income", "household_size", "source")
+    previous = ("prev_income_year", "prev_net_income", "prev_household_size", "prev_source")
+    for r in _records(data.households, (*read, *previous)):
         if _null(r.get("prev_income_year")) or _null(r.get("income_year")):
             continue
         now, size = norm(r["net_income"]), int(r["household_size"])
@@ -916,8 +1111,12 @@ def evaluate(
     """Every active rule's findings and candidates for `day` (pure: no database access)."""
     out = Evaluation(skipped=dict(plan.skipped))
     active = []
-    for rule in plan.active:
-        values = rule.values_on(day)
+    in_force = [(rule, rule.values_on(day)) for rule in plan.active]
+    readers = Counter(
+        getattr(rule.logic, "dataset", None) for rule, values in in_force if values is not None
+    )
+    shared = _Shared(data, day, {k: n for k, n in readers.items() if k is not None})
+    for rule, values in in_force:
         if values is None:
             out.skipped = {
                 **out.skipped,
@@ -932,13 +1131,14 @@ def evaluate(
         elif isinstance(logic, IncomeDrop):
             _eval_income_drop(rule, logic, data, ctx, out)
         elif isinstance(logic, PersonRows):
-            _eval_person_rows(rule, logic, data, ctx, out)
+            _eval_person_rows(rule, logic, shared, ctx, out)
         elif isinstance(logic, PersonAmount):
-            _eval_person_amount(rule, logic, data, ctx, out)
+            _eval_person_amount(rule, logic, shared, ctx, out)
         elif isinstance(logic, HouseholdAmountShare):
-            _eval_household_share(rule, logic, data, ctx, out)
+            _eval_household_share(rule, logic, shared, ctx, out)
         else:
-            _eval_household_without(rule, logic, data, ctx, out)
+            _eval_household_without(rule, logic, shared, ctx, out)
+        shared.done(getattr(logic, "dataset", None))
     out.active = tuple(active)
     return out
 
@@ -991,20 +1191,32 @@ def _chunks(items: Sequence[str], size: int = 500) -> Iterator[list[str]]:
 def _labels(data: CountyData) -> dict[str, dict[str, Any]]:
     """Township, village and the masked householder of each household on the roster."""
     labels: dict[str, dict[str, Any]] = {}
-    for r in data.households.to_dict("records"):
-        labels[str(r["household_id"])] = {
-            "township": norm(r.get("township")),
-            "village": norm(r.get("village")),
+    households = data.households
+    for household_id, township, village in zip(
+        households["household_id"].tolist(),
+        _cells(households, "township"),
+        _cells(households, "village"),
+        strict=True,
+    ):
+        labels[str(household_id)] = {
+            "township": norm(township),
+            "village": norm(village),
             "head_id_masked": None,
             "head_name_masked": None,
         }
     persons = data.persons.assign(_head=data.persons["relation"] == HEAD)
     persons = persons.sort_values(["household_id", "_head"], ascending=[True, False], kind="stable")
-    for r in persons.drop_duplicates("household_id").to_dict("records"):
-        label = labels.get(str(r["household_id"]))
+    heads = persons.drop_duplicates("household_id")
+    for household_id, id_masked, name_masked in zip(
+        heads["household_id"].tolist(),
+        heads["id_masked"].tolist(),
+        heads["name_masked"].tolist(),
+        strict=True,
+    ):
+        label = labels.get(str(household_id))
         if label is not None:
-            label["head_id_masked"] = mask_id(norm(r["id_masked"]))
-            label["head_name_masked"] = mask_name(norm(r["name_masked"]))
+            label["head_id_masked"] = mask_id(norm(id_masked))
+            label["head_name_masked"] = mask_name(norm(name_masked))
     return labels
 
 
@@ -1038,11 +1250,16 @@ def _rebuild_warnings(
     """Recompute the risk_warning rows of `keys` from all their events."""
     ev = risk_warning_event
     households = sorted({h for h, _ in keys})
+    rules_of: dict[str, set[str]] = defaultdict(set)
+    for household_id, rule_id in keys:
+        rules_of[household_id].add(rule_id)
     for chunk in _chunks(households):
+        # (a scan of every key per chunk made this quadratic in the county's warnings)
+        chunk_rules = set().union(*(rules_of[h] for h in chunk))
         conn.execute(
             risk_warning.delete()
             .where(risk_warning.c.household_id.in_(chunk))
-            .where(risk_warning.c.rule_id.in_(sorted({r for h, r in keys if h in set(chunk)})))
+            .where(risk_warning.c.rule_id.in_(sorted(chunk_rules)))
         )
     for chunk in _chunks(households):
         history: dict[Key, list[Mapping[str, Any]]] = defaultdict(list)
@@ -1238,7 +1455,7 @@ def _income_value(code: str, area: _Area, facts: _Facts) -> Decimal | None:
 
 def _below_average(area: _Area, facts: _Facts) -> Decimal:
     count = 0
-    for r in area.this_year.to_dict("records"):
+    for r in _records(area.this_year, ("_lifted", "_monitored", "net_income", "household_size")):
         if not (r["_lifted"] or r["_monitored"]):
             continue
         name = (
@@ -1255,7 +1472,6 @@ def _indicator_value(
 ) -> Decimal | None:
     persons = area.persons
     keys = persons["person_key"]
-    households = set(area.households["household_id"])
     by_rule = {
         "zero_employment_households": "zero_employment",
         "relocated_no_income_households": "relocated_no_income",
@@ -1278,6 +1494,7 @@ def _indicator_value(
         return _count(int(keys.isin(flagged).sum()))
     if code in by_rule:
         found = facts.flagged(by_rule[code])
+        households = set(area.households["household_id"].tolist())
         return None if found is None else _count(len(found & households))
     if code == "monitored_population_share":
         return _pct(Decimal(int(persons["_monitored"].sum())), Decimal(area.rural_population))
@@ -1312,7 +1529,7 @@ def compute_indicators(
     of monitored people), as plan_indicator rows without the run id. Income figures are about
     the latest income year on the roster; everything else about the county day's year."""
     households = data.households.copy()
-    households["_monitored"] = [not _blank(v) for v in households["monitoring_type"]]
+    households["_monitored"] = [not _blank(v) for v in households["monitoring_type"].tolist()]
     households["_lifted"] = (households["household_type"] == LIFTED).astype(bool)
     with_income = households[households["income_year"].notna()]
     income_year = int(with_income["income_year"].max()) if not with_income.empty else day.year - 1
@@ -1325,12 +1542,12 @@ def compute_indicators(
     employed = enrolled = None
     if "employment" in data.rows:
         rows = data.rows["employment"]
-        employed = set(rows.loc[rows["employment_status"] == "已就业", "person_key"])
+        employed = set(rows.loc[rows["employment_status"] == "已就业", "person_key"].tolist())
     if "enrollment" in data.rows:
         rows = data.rows["enrollment"]
-        this = rows[[norm(y) == day.year for y in rows["insurance_year"]]]
+        this = rows[per_value(rows["insurance_year"], lambda y: norm(y) == day.year)]
         if not this.empty:
-            enrolled = set(this.loc[this["enrollment_status"] == "已参保", "person_key"])
+            enrolled = set(this.loc[this["enrollment_status"] == "已参保", "person_key"].tolist())
 
     population = {(v.township, v.village): v.rural_population for v in villages}
     township_population: dict[str, int] = defaultdict(int)
@@ -1338,14 +1555,26 @@ def compute_indicators(
         township_population[t] += people
     townships = sorted(set(township_population) | set(households["township"].dropna()))
 
+    # each frame's rows per township and per village, split once (filtering every frame for
+    # each of the county's areas read the whole county again per area)
+    frames = {"households": households, "this_year": this_year, "persons": persons}
+    per_township = {k: dict(iter(f.groupby("township", sort=False))) for k, f in frames.items()}
+    per_village = {
+        k: dict(iter(f.groupby(["township", "village"], sort=False))) for k, f in frames.items()
+    }
+
     def area(level: str, name: str, township: str | None, village: str | None) -> _Area:
-        def pick(frame: pd.DataFrame) -> pd.DataFrame:
-            chosen = frame
-            if township is not None:
-                chosen = chosen[chosen["township"] == township]
-            if village is not None:
-                chosen = chosen[chosen["village"] == village]
-            return chosen
+        def pick(which: str) -> pd.DataFrame:
+            frame = frames[which]
+            if township is not None and village is not None:
+                chosen = per_village[which].get((township, village))
+            elif township is not None:
+                chosen = per_township[which].get(township)
+            elif village is not None:
+                chosen = frame[frame["village"] == village]
+            else:
+                chosen = frame
+            return frame.iloc[0:0] if chosen is None else chosen
 
         if village is not None:
             rural = population.get((township or "", village), 0)
@@ -1354,7 +1583,14 @@ def compute_indicators(
         else:
             rural = sum(population.values())
         return _Area(
-            level, name, township, village, pick(households), pick(this_year), pick(persons), rural
+            level,
+            name,
+            township,
+            village,
+            pick("households"),
+            pick("this_year"),
+            pick("persons"),
+            rural,
         )
 
     county = area("county", parameters.county_name, None, None)

@@ -12,6 +12,7 @@ import re
 import sys
 import unicodedata
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from transforms import pipeline
+from transforms import pipeline, warnings
 from transforms.contracts import (
     CONTRACTS_DIR,
     ColumnType,
@@ -46,6 +47,7 @@ from transforms.warehouse import (
     typed_value,
     upsert_identities,
 )
+from transforms.warning_rules import Condition, ParamRef, default_configuration
 
 # --- normalize_header --------------------------------------------------------------------------
 
@@ -296,3 +298,233 @@ def test_upsert_identities_on_postgresql(postgres_databases: Callable[[], str]) 
 def test_contracts_are_parsed_once_however_the_folder_is_named() -> None:
     assert load_contracts() is load_contracts(CONTRACTS_DIR)
     assert load_contracts(CONTRACTS_DIR / ".." / "contracts") == load_contracts()
+
+
+# --- warnings: a call per distinct value, not per cell -------------------------------------
+
+PARAMETERS = default_configuration()[2]
+
+
+def _test_before(cell: Any, op: str, target: Any, day: dt.date) -> bool:
+    return warnings._test(cell, op, target, day)
+
+
+def _condition_mask_before(
+    frame: pd.DataFrame, conditions: list[Condition], ctx: warnings.Context
+) -> pd.Series:
+    mask = pd.Series(True, index=frame.index, dtype=bool)
+    for condition in conditions:
+        target = ctx.resolve(condition.value)
+        hits = [_test_before(v, condition.op, target, ctx.day) for v in frame[condition.column]]
+        mask &= pd.Series(hits, index=frame.index, dtype=bool)
+    return mask
+
+
+DAY = dt.date(2026, 11, 28)
+# equal in Python, not to the rules: 1, 1.0, Decimal(1) and True; 0.0 and -0.0; blanks of
+# every kind; a date and the Timestamp of the same day
+MIXED = [True, 1, 1.0, Decimal("1"), "1", None, math.nan, pd.NA, pd.NaT, False, 0, -0.0, ""]
+COLUMNS: dict[str, pd.Series] = {
+    "mixed": pd.Series([*MIXED, dt.date(2026, 11, 1), pd.Timestamp("2026-11-01")], dtype=object),
+    "text": pd.Series(["已参保", None, "未参保", "已参保", "", "已参保"], dtype="str"),
+    "money": pd.Series([5000.0, math.nan, 4999.99, 5000.0, -0.0, 0.0]),
+    "int": pd.Series([2026, 2025, 2026, 0, 1, 2026]),
+    "flag": pd.Series([True, False, True, True]),
+    "dates": pd.Series([dt.date(2026, 11, 1), None, dt.date(2025, 1, 1), dt.date(2026, 11, 1)]),
+    "stamps": pd.to_datetime(pd.Series(["2026-11-01", None, "2026-01-01", "2026-11-01"])),
+}
+TESTS: list[tuple[str, Any]] = [
+    ("eq", True),
+    ("eq", Decimal(1)),
+    ("eq", "已参保"),
+    ("ne", Decimal(0)),
+    ("in", (True, Decimal(5000))),
+    ("not_in", ("已参保", Decimal("0"))),
+    ("blank", None),
+    ("not_blank", None),
+    ("ge", Decimal(5000)),
+    ("lt", Decimal(1)),
+    ("current_year", None),
+]
+
+
+@pytest.mark.parametrize("column", list(COLUMNS))
+@pytest.mark.parametrize(("op", "target"), TESTS)
+def test_per_value_gives_what_a_call_per_cell_gave(column: str, op: str, target: Any) -> None:
+    values = COLUMNS[column]
+
+    def test(v: Any) -> Any:
+        try:
+            return warnings._test(v, op, target, DAY)
+        except TypeError as exc:  # text is not ordered against a number: the same error
+            return str(exc)
+
+    assert warnings.per_value(values, test) == [test(v) for v in values]
+
+
+@pytest.mark.parametrize("column", ["dates", "stamps", "mixed"])
+@pytest.mark.parametrize("op", ["within_days", "year_to_date"])
+def test_per_value_for_date_conditions(column: str, op: str) -> None:
+    values = COLUMNS[column][COLUMNS[column].map(lambda v: not isinstance(v, int | float | str))]
+
+    def test(v: Any) -> Any:
+        try:
+            return warnings._test(v, op, 90, DAY)
+        except TypeError as exc:  # a number is no date: the same error either way
+            return str(exc)
+
+    assert warnings.per_value(values, test) == [test(v) for v in values]
+
+
+def test_condition_mask_unchanged() -> None:
+    frame = pd.DataFrame(
+        {
+            "status": ["已参保", None, "未参保", "已参保", "已参保", ""],
+            "amount": [5000.0, math.nan, 4999.99, 5001.0, -0.0, 12.5],
+            "year": [2026, 2025, 2026, 2026, 2026, 2024],
+            "flag": pd.Series([True, None, 1, False, True, 0], dtype=object),
+        },
+        index=[3, 3, 7, 1, 0, 9],  # not a range, one label twice
+    )
+    ctx = warnings.Context(day=DAY, values={"min": 5000}, parameters=PARAMETERS)
+    conditions = [
+        Condition(column="status", op="eq", value="已参保"),
+        Condition(column="amount", op="ge", value=ParamRef(param="min")),
+        Condition(column="year", op="current_year"),
+        Condition(column="flag", op="eq", value=True),
+    ]
+    for some in ([], conditions[:1], conditions[:2], conditions[:3], conditions):
+        got = warnings.condition_mask(frame, some, ctx)
+        pd.testing.assert_series_equal(got, _condition_mask_before(frame, some, ctx))
+
+
+def test_ages_unchanged() -> None:
+    births = pd.Series(
+        [
+            *(dt.date(2010, 11, 28), None, dt.date(2010, 11, 29), dt.date(2010, 11, 28)),
+            *(math.nan, pd.Timestamp("2000-02-29"), dt.date(2000, 2, 29)),
+        ],
+        dtype=object,
+    )
+    expected = [
+        None if warnings._null(b) else warnings.age_on(warnings.norm(b), DAY) for b in births
+    ]
+    assert warnings._ages(births, DAY) == expected
+    assert warnings._ages(pd.Series([], dtype=object), DAY) == []
+
+
+# --- warnings: events once, without a row-wise join ----------------------------------------
+
+
+def _current_view_before(frame: pd.DataFrame, contract: Any) -> pd.DataFrame:
+    frame = frame.sort_values(["manifest_id", "_row"], kind="stable")
+    content = [c.name for c in contract.columns] + ["person_key"]
+    signature = frame[content].astype(str).agg("\x1f".join, axis=1)
+    first = frame.groupby(signature)["manifest_id"].transform("min")
+    return frame[frame["manifest_id"] == first]
+
+
+def _settlements(rows: list[tuple[int, int, str, float, str]]) -> pd.DataFrame:
+    contract = contract_by_dataset("settlements")
+    records = []
+    for manifest_id, row, key, amount, institution in rows:
+        record: dict[str, Any] = {c.name: f"{c.name} {key}" for c in contract.columns}
+        record.update(
+            out_of_pocket=amount,
+            settlement_date=dt.date(2026, 3, 1),
+            medical_institution=institution,
+            person_key=key,
+            manifest_id=manifest_id,
+            _row=row,
+        )
+        records.append(record)
+    return pd.DataFrame(records)
+
+
+def test_event_rows_once_unchanged() -> None:
+    contract = contract_by_dataset("settlements")
+    frame = _settlements(
+        [
+            (2, 1, "k1", 100.0, "县医院"),  # re-exported in file 2 below
+            (1, 2, "k1", 100.0, "县医院"),
+            (1, 1, "k2", 250.5, "县医院"),
+            (2, 2, "k2", 250.5, "乡卫生院"),  # another event: another institution
+            (2, 3, "k2", 250.5, "县医院"),
+            (3, 1, "k1", 100.0, "县医院\x1f"),
+        ]
+    )
+    pd.testing.assert_frame_equal(
+        warnings.current_view(frame, contract), _current_view_before(frame, contract)
+    )
+
+
+def test_event_rows_with_a_missing_cell_fail_as_before() -> None:
+    contract = contract_by_dataset("settlements")
+    frame = _settlements([(1, 1, "k1", 100.0, "县医院"), (1, 2, "k2", 5.0, None)])  # type: ignore[list-item]
+    with pytest.raises(TypeError) as before:
+        _current_view_before(frame, contract)
+    with pytest.raises(TypeError) as now:
+        warnings.current_view(frame, contract)
+    assert str(now.value) == str(before.value)
+
+
+# --- warnings: the rows of each person from one to_dict ------------------------------------
+
+
+def test_groups_give_what_groupby_gave() -> None:
+    frame = pd.DataFrame(
+        {
+            "person_key": ["b", "a", None, "b", "c", math.nan, "a"],
+            "manifest_id": [1, 1, 2, 2, 3, 3, 4],
+            "source_row": [5, 6, 7, 8, 9, 10, 11],
+            "amount": [1.5, math.nan, 2.0, 3.0, 4.0, 5.0, 6.0],
+            "when": [dt.date(2026, 1, d) for d in range(1, 8)],
+        },
+        index=[10, 9, 8, 7, 6, 5, 5],
+    )
+    columns = ["person_key", "source_row", "amount", "when", "not_a_column"]
+    got = list(warnings._groups(frame, "person_key", columns))
+    kept = frame[["person_key", "source_row", "amount", "when"]]
+    expected = [
+        (key, group.to_dict("records")) for key, group in kept.groupby("person_key", sort=True)
+    ]
+    assert repr(got) == repr(expected)  # NaN != NaN: compared as text
+    assert list(warnings._groups(frame.iloc[0:0], "person_key", columns)) == []
+
+
+# --- warnings: reading the county without copying its rows ---------------------------------
+
+
+def test_file_names_added_as_a_merge_added_them() -> None:
+    files = pd.DataFrame(
+        {"manifest_id": [3, 1, 2], "file_name": ["c.csv", "a.xlsx", None], "bureau": list("xyz")}
+    )
+    frames = [
+        pd.DataFrame({"_row": [1, 2, 3, 4], "manifest_id": [1, 2, 1, 9], "v": list("abcd")}),
+        pd.DataFrame({"_row": pd.Series([], dtype="int64"), "manifest_id": [], "v": []}),
+        pd.DataFrame({"manifest_id": [1, 3], "bureau": ["own", "own"]}),  # a column clash
+        pd.DataFrame({"manifest_id": [3, 1]}, index=[5, 4]),
+    ]
+    for frame in frames:
+        expected = frame.merge(files, on="manifest_id", how="left")
+        pd.testing.assert_frame_equal(warnings._with_files(frame.copy(), files), expected)
+
+
+def _current_view_person_before(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.sort_values(["manifest_id", "_row"], kind="stable")
+    latest = frame.groupby("person_key")["manifest_id"].transform("max")
+    return frame[frame["manifest_id"] == latest]
+
+
+def test_person_rows_in_force_unchanged() -> None:
+    contract = contract_by_dataset("illness")
+    in_order = pd.DataFrame(
+        {"manifest_id": [1, 1, 2, 2, 2], "_row": [1, 2, 3, 4, 4], "person_key": list("abacd")}
+    )
+    one_file = in_order[in_order["manifest_id"] == 2]
+    shuffled = in_order.iloc[[3, 0, 4, 2, 1]]
+    tied = in_order.assign(_row=[2, 1, 3, 3, 3])  # out of order within a file
+    for frame in (in_order, one_file, shuffled, tied):
+        pd.testing.assert_frame_equal(
+            warnings.current_view(frame, contract), _current_view_person_before(frame)
+        )

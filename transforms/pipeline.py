@@ -15,7 +15,7 @@ import pickle
 import re
 import shutil
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -425,63 +425,91 @@ def parse_and_validate(
     return results
 
 
-def _roster_map(engine: Engine, results: list[dict[str, Any]]) -> dict[str, str]:
-    """person key -> 户编号: the warehouse's roster, overridden by rosters received in this run."""
+def _roster_map(engine: Engine) -> dict[str, str]:
+    """person key -> 户编号 as the warehouse's roster has it."""
     from transforms.warehouse import dim_person
 
     with engine.begin() as conn:
-        mapping = dict(
+        return dict(
             conn.execute(sa.select(dim_person.c.person_key, dim_person.c.household_id))
             .tuples()
             .all()
         )
-    for result in results:
-        if result["dataset"] == "roster":
-            frame = _load_frame(Path(result["valid_path"]))
-            mapping.update(zip(frame["_person_key"], frame["household_id"], strict=True))
-    return mapping
 
 
-def _attach_person_keys(settings: Settings, results: list[dict[str, Any]]) -> None:
+def _once_per_value(func: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    known: dict[tuple[type, Any], Any] = {}
+
+    def call(value: Any) -> Any:
+        key = (type(value), value)
+        if key not in known:
+            known[key] = func(value)
+        return known[key]
+
+    return call
+
+
+def _attach_person_keys(
+    frame: pd.DataFrame, contract: Contract, derive: Mapping[str, Callable[[Any], Any]]
+) -> None:
     """Key every row by the HMAC of its person's ID, and derive birth date and sex from the ID
     while it is still at hand (the warehouse keeps the plaintext ID only in person_identity)."""
-    secret = check_secret(settings.person_key_secret)
-    for result in results:
-        contract = contract_by_dataset(result["dataset"])
-        path = Path(result["valid_path"])
-        frame = _load_frame(path)
-        ids = frame[contract.person_column]
-        frame["_person_key"] = ids.map(lambda v: person_key(secret, v))
-        frame["_birth_date"] = ids.map(birth_date)
-        frame["_sex"] = ids.map(sex)
-        _save_frame(frame, path)
+    ids = frame[contract.person_column]
+    for column, func in derive.items():
+        frame[column] = ids.map(func)
 
 
 def resolve_households(
     settings: Settings, engine: Engine, run_id: str, results: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """Attach each row's household through the roster; unmatched persons are kept and counted."""
+    """Attach each row's household through the roster; unmatched persons are kept and counted.
+
+    The rosters received in this run override the warehouse's roster, so they are keyed first;
+    every frame is read and written once (pickling them was most of this step)."""
     with recorded_step(engine, run_id, "resolve") as counts:
-        _attach_person_keys(settings, results)
-        mapping = _roster_map(engine, results)
-        resolved: list[dict[str, Any]] = []
-        total_unmatched = 0
-        for result in results:
+        secret = check_secret(settings.person_key_secret)
+        # A person is in many files (the roster and the bureaus' lists): each function runs
+        # once per distinct ID.
+        derive = {
+            "_person_key": _once_per_value(lambda v: person_key(secret, v)),
+            "_birth_date": _once_per_value(birth_date),
+            "_sex": _once_per_value(sex),
+        }
+
+        def keyed(result: dict[str, Any]) -> pd.DataFrame:
             frame = _load_frame(Path(result["valid_path"]))
+            _attach_person_keys(frame, contract_by_dataset(result["dataset"]), derive)
+            return frame
+
+        mapping = _roster_map(engine)
+        rosters: dict[int, pd.DataFrame] = {}
+        for index, result in enumerate(results):
+            if result["dataset"] == "roster":
+                rosters[index] = frame = keyed(result)
+                mapping.update(zip(frame["_person_key"], frame["household_id"], strict=True))
+        resolved: list[dict[str, Any]] = []
+        sizes: list[int] = []
+        for index, result in enumerate(results):
+            frame = rosters.pop(index) if index in rosters else keyed(result)
             frame["_household_id"] = frame["_person_key"].map(mapping)
             unmatched = int(frame["_household_id"].isna().sum())
-            total_unmatched += unmatched
             _save_frame(frame, Path(result["valid_path"]))
             resolved.append({**result, "rows_unmatched": unmatched})
-            if unmatched:
+            sizes.append(len(frame))
+            del frame
+        for result, size in zip(resolved, sizes, strict=True):
+            if result["rows_unmatched"]:
                 log.info(
                     "manifest #%s (%s): %d of %d persons not on the roster",
                     result["manifest_id"],
                     result["dataset"],
-                    unmatched,
-                    len(frame),
+                    result["rows_unmatched"],
+                    size,
                 )
-        counts.update(persons_known=len(mapping), rows_unmatched=total_unmatched)
+        counts.update(
+            persons_known=len(mapping),
+            rows_unmatched=sum(r["rows_unmatched"] for r in resolved),
+        )
     return resolved
 
 

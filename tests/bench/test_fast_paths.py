@@ -29,6 +29,7 @@ from transforms.contracts import (
     load_contracts,
     normalize_header,
 )
+from transforms.identifiers import birth_date, check_char, sex
 from transforms.parse import (
     _FOOTER_ROW,
     _TOTAL_ROW,
@@ -37,10 +38,12 @@ from transforms.parse import (
     _row_kind,
     normalize_column,
 )
-from transforms.privacy import stored_value
+from transforms.privacy import check_secret, person_key, stored_value
+from transforms.settings import Settings
 from transforms.values import normalize_date, normalize_enum, normalize_money, normalize_text
 from transforms.warehouse import (
     create_schema,
+    dim_person,
     file_manifest,
     make_engine,
     person_identity,
@@ -490,6 +493,107 @@ def test_groups_give_what_groupby_gave() -> None:
     ]
     assert repr(got) == repr(expected)  # NaN != NaN: compared as text
     assert list(warnings._groups(frame.iloc[0:0], "person_key", columns)) == []
+
+
+# --- resolve: each frame read and written once ---------------------------------------------
+
+
+def _resolve_before(settings: Settings, engine: Engine, results: list[dict[str, Any]]) -> None:
+    """The three passes over the files resolve_households made before."""
+    secret = check_secret(settings.person_key_secret)
+    for result in results:
+        contract = contract_by_dataset(result["dataset"])
+        path = Path(result["valid_path"])
+        frame = pipeline._load_frame(path)
+        ids = frame[contract.person_column]
+        frame["_person_key"] = ids.map(lambda v: person_key(secret, v))
+        frame["_birth_date"] = ids.map(birth_date)
+        frame["_sex"] = ids.map(sex)
+        pipeline._save_frame(frame, path)
+    with engine.begin() as conn:
+        mapping = dict(
+            conn.execute(sa.select(dim_person.c.person_key, dim_person.c.household_id))
+            .tuples()
+            .all()
+        )
+    for result in results:
+        if result["dataset"] == "roster":
+            frame = pipeline._load_frame(Path(result["valid_path"]))
+            mapping.update(zip(frame["_person_key"], frame["household_id"], strict=True))
+    for result in results:
+        frame = pipeline._load_frame(Path(result["valid_path"]))
+        frame["_household_id"] = frame["_person_key"].map(mapping)
+        pipeline._save_frame(frame, Path(result["valid_path"]))
+
+
+def _id(n: int, born: str = "19800101") -> str:
+    first17 = f"532626{born}{n:03d}"
+    return first17 + check_char(first17)
+
+
+def test_resolve_reads_and_writes_each_frame_once_with_the_same_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "s" * 40
+    files = {
+        # a bureau's list before the rosters: its people resolve through both of them
+        "illness": pd.DataFrame(
+            {"id_number": [_id(1), _id(2), _id(9), _id(1)], "name": ["甲", "乙", "丙", "甲"]}
+        ),
+        "roster": pd.DataFrame(
+            {"id_number": [_id(1), _id(2), _id(3)], "household_id": ["H1", "H1", "H2"]}
+        ),
+        "students": pd.DataFrame({"id_number": [_id(3, "20100305"), _id(4), _id(4)]}),
+        # a second roster moves person 2 to H3; the warehouse knows person 4 (H9)
+        "roster2": pd.DataFrame({"id_number": [_id(2)], "household_id": ["H3"]}),
+    }
+    runs = {}
+    for label in ("before", "now"):
+        settings = Settings(
+            tmp_path / label, f"sqlite:///{tmp_path / label}.sqlite", person_key_secret=secret
+        )
+        engine = pipeline.prepare(settings)
+        with engine.begin() as conn:
+            conn.execute(
+                dim_person.insert().values(
+                    person_key=person_key(secret.encode(), _id(4)), household_id="H9"
+                )
+            )
+        results: list[dict[str, Any]] = []
+        for n, (name, frame) in enumerate(files.items()):
+            path = tmp_path / label / f"{n}.valid.pkl"
+            pipeline._save_frame(frame, path)
+            dataset = name.rstrip("2")
+            results.append({"manifest_id": n, "dataset": dataset, "valid_path": str(path)})
+        runs[label] = (settings, engine, results)
+
+    settings, engine, results = runs["before"]
+    _resolve_before(settings, engine, results)
+    settings, engine, results = runs["now"]
+    loads: list[Path] = []
+    saves: list[Path] = []
+    load, save = pipeline._load_frame, pipeline._save_frame
+
+    def counted_load(path: Path) -> pd.DataFrame:
+        loads.append(path)
+        return load(path)
+
+    def counted_save(frame: pd.DataFrame, path: Path) -> None:
+        saves.append(path)
+        save(frame, path)
+
+    monkeypatch.setattr(pipeline, "_load_frame", counted_load)
+    monkeypatch.setattr(pipeline, "_save_frame", counted_save)
+    resolved = pipeline.resolve_households(settings, engine, "run", results)
+    monkeypatch.undo()
+
+    paths = [Path(r["valid_path"]) for r in results]
+    assert sorted(loads) == sorted(saves) == sorted(paths)
+    for before, now in zip(runs["before"][2], results, strict=True):
+        expected = pipeline._load_frame(Path(before["valid_path"]))
+        pd.testing.assert_frame_equal(pipeline._load_frame(Path(now["valid_path"])), expected)
+    assert [r["rows_unmatched"] for r in resolved] == [1, 0, 1, 0]
+    assert [{k: v for k, v in r.items() if k != "rows_unmatched"} for r in resolved] == results
 
 
 # --- warnings: reading the county without copying its rows ---------------------------------

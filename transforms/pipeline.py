@@ -680,11 +680,12 @@ def load(
 
 def snapshot(settings: Settings, engine: Engine, run_id: str, day: dt.date) -> dict[str, int]:
     """Rebuild the roster dimensions and the household snapshot of `day` in one transaction."""
-    from transforms.snapshot import build_dimensions, build_snapshot
+    from transforms.snapshot import build_snapshot, rebuild_dimensions
 
     with recorded_step(engine, run_id, "snapshot") as counts, engine.begin() as conn:
-        households, persons = build_dimensions(conn)
-        rows = build_snapshot(conn, day)
+        dimensions = rebuild_dimensions(conn)
+        households, persons = len(dimensions[0]), len(dimensions[1])
+        rows = build_snapshot(conn, day, dimensions)
         counts.update(households=households, persons=persons, snapshot_rows=rows)
     log.info("snapshot %s: %d households, %d persons on the roster", day, households, persons)
     return dict(counts)

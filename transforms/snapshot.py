@@ -14,11 +14,13 @@ from sqlalchemy.engine import Connection
 from transforms.contracts import contract_by_dataset
 from transforms.warehouse import (
     SNAPSHOT_MEASURES,
+    current_manifest_ids,
     current_rows,
     dim_household,
     dim_person,
     household_snapshot,
     insert_batches,
+    known_manifest_ids,
     rows_known_on,
 )
 
@@ -62,14 +64,24 @@ def _none(value: Any) -> Any:
     return None if value is None or (not isinstance(value, str) and pd.isna(value)) else value
 
 
+Dimensions = tuple[list[dict[str, Any]], list[dict[str, Any]]]
+
+
 def build_dimensions(conn: Connection) -> tuple[int, int]:
-    """Rebuild dim_household and dim_person from the current roster rows."""
+    """Rebuild dim_household and dim_person from the current roster rows; returns how many."""
+    households, persons = rebuild_dimensions(conn)
+    return len(households), len(persons)
+
+
+def rebuild_dimensions(conn: Connection) -> Dimensions:
+    """Rebuild dim_household and dim_person from the current roster rows; returns their rows
+    (households, persons)."""
     households, persons = dimension_rows(current_rows(conn, contract_by_dataset("roster")))
     conn.execute(dim_person.delete())
     conn.execute(dim_household.delete())
     insert_batches(conn, dim_person, persons)
     insert_batches(conn, dim_household, households)
-    return len(households), len(persons)
+    return households, persons
 
 
 def dimension_rows(roster: pd.DataFrame) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -145,12 +157,19 @@ def _bureau_rows(
     )
 
 
-def build_snapshot(conn: Connection, day: dt.date) -> int:
+def build_snapshot(conn: Connection, day: dt.date, current: Dimensions | None = None) -> int:
     """Replace the snapshot of `day` with one row per household on the roster, from the files
-    received for days up to `day` (`rows_known_on`)."""
-    household_rows, person_rows = dimension_rows(
-        rows_known_on(conn, contract_by_dataset("roster"), day)
-    )
+    received for days up to `day` (`rows_known_on`).
+
+    `current`: the dimensions `build_dimensions` just built from the current roster; reused
+    when the roster known on `day` is the current one (every day but a backfill's)."""
+    roster = contract_by_dataset("roster")
+    if current is not None and known_manifest_ids(
+        conn, day, roster.dataset
+    ) == current_manifest_ids(conn, roster.dataset):
+        household_rows, person_rows = current
+    else:
+        household_rows, person_rows = dimension_rows(rows_known_on(conn, roster, day))
     households = pd.DataFrame(household_rows, columns=[c.name for c in dim_household.columns])
     persons = pd.DataFrame(person_rows, columns=[c.name for c in dim_person.columns])
     conn.execute(household_snapshot.delete().where(household_snapshot.c.snapshot_date == day))

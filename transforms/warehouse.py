@@ -414,26 +414,52 @@ def current_rows(conn: Connection, contract: Contract) -> pd.DataFrame:
     return _rows_where(conn, contract, file_manifest.c.status.in_(("loaded", "partly_loaded")))
 
 
+def known_manifest_ids(conn: Connection, day: dt.date, dataset: str | None = None) -> list[int]:
+    """Files whose rows the runs of county days up to `day` had loaded: received for those days
+    and not superseded by a file received for those days (a file without a recorded day, one
+    written outside discover, counts as known all along)."""
+    columns = (
+        file_manifest.c.id,
+        file_manifest.c.dataset,
+        file_manifest.c.status,
+        file_manifest.c.county_day,
+        file_manifest.c.superseded_by,
+    )
+    files = conn.execute(sa.select(*columns).order_by(file_manifest.c.id)).all()
+    day_of = {f.id: f.county_day for f in files}
+
+    def by_then(county_day: dt.date | None) -> bool:
+        return county_day is None or county_day <= day
+
+    return [
+        f.id
+        for f in files
+        if f.status in ("loaded", "partly_loaded", "superseded")
+        and (dataset is None or f.dataset == dataset)
+        and by_then(f.county_day)
+        and not (f.superseded_by is not None and by_then(day_of.get(f.superseded_by)))
+    ]
+
+
+def current_manifest_ids(conn: Connection, dataset: str) -> list[int]:
+    """The files `current_rows` reads of a dataset."""
+    return list(
+        conn.execute(
+            sa.select(file_manifest.c.id)
+            .where(file_manifest.c.dataset == dataset)
+            .where(file_manifest.c.status.in_(("loaded", "partly_loaded")))
+            .order_by(file_manifest.c.id)
+        ).scalars()
+    )
+
+
 def rows_known_on(conn: Connection, contract: Contract, day: dt.date) -> pd.DataFrame:
-    """What the runs of county days up to `day` had loaded of a dataset: rows of files received
-    for those days and not superseded by a file received for those days. A day's snapshot is
-    built from this, so rebuilding a past day (a backfill) gives the original run's result
-    even after later files arrived; for the latest day it equals `current_rows`."""
-    superseding = file_manifest.alias("superseding")
-    superseded_by_then = (
-        sa.select(superseding.c.id)
-        .where(superseding.c.id == file_manifest.c.superseded_by)
-        .where(sa.or_(superseding.c.county_day <= day, superseding.c.county_day.is_(None)))
-        .exists()
-    )
-    return _rows_where(
-        conn,
-        contract,
-        file_manifest.c.status.in_(("loaded", "partly_loaded", "superseded")),
-        # no day recorded (a row written outside discover): known all along, as before
-        sa.or_(file_manifest.c.county_day <= day, file_manifest.c.county_day.is_(None)),
-        ~superseded_by_then,
-    )
+    """What the runs of county days up to `day` had loaded of a dataset (`known_manifest_ids`).
+    A day's snapshot is built from this, so rebuilding a past day (a backfill) gives the
+    original run's result even after later files arrived; for the latest day it equals
+    `current_rows`."""
+    ids = known_manifest_ids(conn, day, contract.dataset)
+    return _rows_where(conn, contract, file_manifest.c.id.in_(ids))
 
 
 def upsert_identities(conn: Connection, rows: list[dict[str, Any]]) -> None:

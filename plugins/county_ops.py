@@ -33,7 +33,7 @@ import os
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -108,6 +108,15 @@ def record_failure(record: Mapping[str, Any], reports_dir: Path) -> Path:
     return path
 
 
+def _run_link(record: Mapping[str, Any], link_base: str | None) -> list[str]:
+    """The run's page in the Airflow UI, as the alert's last line (none without a base URL)."""
+    if not (link_base and record.get("dag_id") and record.get("run_id")):
+        return []
+    dag_id = quote(str(record["dag_id"]), safe="")
+    run_id = quote(str(record["run_id"]), safe="")
+    return [f"{link_base.rstrip('/')}/dags/{dag_id}/runs/{run_id}"]
+
+
 def alert_text(record: Mapping[str, Any], link_base: str | None = None) -> str:
     task = record["task_id"] or "(DAG)"
     if record.get("county"):
@@ -119,18 +128,19 @@ def alert_text(record: Mapping[str, Any], link_base: str | None = None) -> str:
         f"run: {record['run_id']}  try: {record['try_number']}",
         f"{record['error_type'] or 'error'}: {record['error']}",
     ]
-    if link_base and record.get("dag_id") and record.get("run_id"):
-        dag_id = quote(str(record["dag_id"]), safe="")
-        run_id = quote(str(record["run_id"]), safe="")
-        lines.append(f"{link_base.rstrip('/')}/dags/{dag_id}/runs/{run_id}")
-    return "\n".join(lines)
+    return "\n".join(lines + _run_link(record, link_base))
 
 
-def webhook_payload(record: Mapping[str, Any], fmt: str, link_base: str | None) -> dict[str, Any]:
+def webhook_payload(
+    record: Mapping[str, Any],
+    fmt: str,
+    link_base: str | None,
+    text: Callable[[Mapping[str, Any], str | None], str] = alert_text,
+) -> dict[str, Any]:
     if fmt == "wecom":
-        return {"msgtype": "text", "text": {"content": alert_text(record, link_base)}}
+        return {"msgtype": "text", "text": {"content": text(record, link_base)}}
     if fmt == "json":
-        return {**record, "text": alert_text(record, link_base)}
+        return {**record, "text": text(record, link_base)}
     raise ValueError(f"ALERT_WEBHOOK_FORMAT must be 'json' or 'wecom', got {fmt!r}")
 
 
@@ -223,11 +233,7 @@ def deadline_text(record: Mapping[str, Any], link_base: str | None = None) -> st
         f"截至 {record['deadline_at']}（县时间）当日运行仍未完成 / not finished by "
         f"{record['deadline_at']} county time; state: {record.get('state') or 'unknown'}",
     ]
-    if link_base and record.get("dag_id") and record.get("run_id"):
-        dag_id = quote(str(record["dag_id"]), safe="")
-        run_id = quote(str(record["run_id"]), safe="")
-        lines.append(f"{link_base.rstrip('/')}/dags/{dag_id}/runs/{run_id}")
-    return "\n".join(lines)
+    return "\n".join(lines + _run_link(record, link_base))
 
 
 async def on_deadline_missed(context: Mapping[str, Any], deadline_at: str) -> None:
@@ -249,14 +255,12 @@ async def on_deadline_missed(context: Mapping[str, Any], deadline_at: str) -> No
     url = os.environ.get("ALERT_WEBHOOK_URL", "").strip()
     if not url:
         return
-    fmt = os.environ.get("ALERT_WEBHOOK_FORMAT", "json").strip() or "json"
-    text = deadline_text(record, os.environ.get("ALERT_LINK_BASE") or None)
-    if fmt == "wecom":
-        payload: dict[str, Any] = {"msgtype": "text", "text": {"content": text}}
-    elif fmt == "json":
-        payload = {**record, "text": text}
-    else:
-        raise ValueError(f"ALERT_WEBHOOK_FORMAT must be 'json' or 'wecom', got {fmt!r}")
+    payload = webhook_payload(
+        record,
+        os.environ.get("ALERT_WEBHOOK_FORMAT", "json").strip() or "json",
+        os.environ.get("ALERT_LINK_BASE") or None,
+        deadline_text,
+    )
     timeout = float(os.environ.get("ALERT_WEBHOOK_TIMEOUT") or 10)
     await asyncio.to_thread(post_alert, url, payload, timeout)
     log.info("deadline alert posted to the webhook")

@@ -60,24 +60,33 @@ def _snapshot(settings: Settings, day: dt.date) -> list[dict[str, Any]]:
     return [{k: v for k, v in r._mapping.items() if k != "built_at"} for r in rows]
 
 
-def test_a_backfill_of_a_past_day_gives_the_original_snapshot(tmp_path: Path) -> None:
+def _county_after_day1(tmp_path: Path) -> Settings:
+    """A county whose roster and first illness list were received and loaded for day 1."""
     settings = Settings(
         data_dir=tmp_path / "data",
         warehouse_url=f"sqlite:///{tmp_path / 'wh.sqlite'}",
         landing_stable_seconds=0,
         person_key_secret="backfill-test-" + "s" * 32,
     )
-    health = settings.landing_dir / "health"
-    rural = settings.landing_dir / "rural_revitalization"
-    health.mkdir(parents=True)
-    rural.mkdir(parents=True)
-    (rural / "花名册.csv").write_text(ROSTER, encoding="utf-8")
-    (health / "大病名单.csv").write_text(FIRST, encoding="utf-8")
+    for bureau, name, text in (
+        ("rural_revitalization", "花名册.csv", ROSTER),
+        ("health", "大病名单.csv", FIRST),
+    ):
+        (settings.landing_dir / bureau).mkdir(parents=True)
+        (settings.landing_dir / bureau / name).write_text(text, encoding="utf-8")
     _run(settings, "day1", DAY1)
+    return settings
+
+
+def test_a_backfill_of_a_past_day_gives_the_original_snapshot(tmp_path: Path) -> None:
+    settings = _county_after_day1(tmp_path)
+    health = settings.landing_dir / "health"
     original = _snapshot(settings, DAY1)
 
     (health / "大病名单（更正）.csv").write_text(CORRECTED, encoding="utf-8")
-    (rural / "花名册2026.csv").write_text(ROSTER_2026, encoding="utf-8")
+    (settings.landing_dir / "rural_revitalization" / "花名册2026.csv").write_text(
+        ROSTER_2026, encoding="utf-8"
+    )
     _run(settings, "day2", DAY2)
     day2 = _snapshot(settings, DAY2)
     # day 2 does see the new files, so the backfill below has something to leave out
@@ -92,19 +101,8 @@ def test_a_backfill_of_a_past_day_gives_the_original_snapshot(tmp_path: Path) ->
 
 
 def test_rows_known_on_a_day(tmp_path: Path) -> None:
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        warehouse_url=f"sqlite:///{tmp_path / 'wh.sqlite'}",
-        landing_stable_seconds=0,
-        person_key_secret="backfill-test-" + "s" * 32,
-    )
+    settings = _county_after_day1(tmp_path)
     health = settings.landing_dir / "health"
-    rural = settings.landing_dir / "rural_revitalization"
-    health.mkdir(parents=True)
-    rural.mkdir(parents=True)
-    (rural / "花名册.csv").write_text(ROSTER, encoding="utf-8")
-    (health / "大病名单.csv").write_text(FIRST, encoding="utf-8")
-    _run(settings, "day1", DAY1)
     (health / "大病名单（更正）.csv").write_text(CORRECTED, encoding="utf-8")
     _run(settings, "day2", DAY2)
 

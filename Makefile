@@ -61,11 +61,8 @@ $(PERSON_KEY_FILE):
 	umask 077 && $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(48))" > $@
 	@echo "Created a local person-key secret in $@ (keep it: it keys every person in the warehouse)"
 
-run: setup $(AIRFLOW_HOME)/.migrated $(PERSON_KEY_FILE) ## run the daily DAG end to end (on a sample county if DATA_DIR/landing is empty)
-	@if $(BIN)/python -m transforms has-landing-files; then \
-	  echo "Processing the bureau files already in $(DATA_DIR)/landing"; \
-	else \
-	  echo "No bureau files in $(DATA_DIR)/landing: generating a sample county"; \
+run: setup $(AIRFLOW_HOME)/.migrated $(PERSON_KEY_FILE) ## run the daily DAG end to end (on a sample county if DATA_DIR never held real files)
+	@if $(BIN)/python -m transforms sample-allowed; then \
 	  $(MAKE) --no-print-directory sample; \
 	fi
 	PERSON_KEY_SECRET=$${PERSON_KEY_SECRET:-$$(cat $(PERSON_KEY_FILE))} \

@@ -16,12 +16,14 @@ inside the tasks so that parsing this DAG stays fast (no pandas or Great Expecta
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pendulum
-from airflow.sdk import dag, get_current_context, task, task_group
+from airflow.sdk import dag, get_current_context, task, task_group, teardown
 
 # airflow.sdk exports these too, but its type stub does not list them yet
 from airflow.sdk.definitions.callback import AsyncCallback
@@ -71,6 +73,27 @@ def _pipeline(county: str) -> tuple[Any, Any, Any]:
 
 def _run_id() -> str:
     return str(get_current_context()["run_id"])
+
+
+Result = TypeVar("Result")
+
+
+def _fail_fast(func: Callable[..., Result]) -> Callable[..., Result]:
+    """A failure a retry cannot fix (a missing or wrong secret, bad settings, files the run
+    could not finish) fails the task at once instead of retrying it with backoff."""
+
+    @functools.wraps(func)
+    def run(*args: Any, **kwargs: Any) -> Result:
+        from transforms.errors import PermanentError
+
+        try:
+            return func(*args, **kwargs)
+        except PermanentError as exc:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(str(exc)) from exc
+
+    return run
 
 
 # Concurrent warehouse loads across counties (and runs) are bounded by this Airflow pool; `make
@@ -134,11 +157,13 @@ def county_daily() -> None:
     @task_group(group_id="county")
     def county_pipeline(county: str) -> None:
         @task(map_index_template=named)
+        @_fail_fast
         def discover(county: str) -> list[dict[str, Any]]:
             pipeline, settings, engine = _pipeline(county)
             return pipeline.discover(settings, engine, _run_id(), _county_day())
 
         @task(map_index_template=named)
+        @_fail_fast
         def parse_validate(county: str, groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
             # Datasets one after another: Airflow cannot map again inside a mapped task group,
             # and the counties are what runs in parallel.
@@ -146,21 +171,25 @@ def county_daily() -> None:
             return pipeline.parse_and_validate_all(settings, engine, _run_id(), groups)
 
         @task(map_index_template=named, trigger_rule="none_failed")
+        @_fail_fast
         def resolve_households(county: str, files: list[dict[str, Any]]) -> list[dict[str, Any]]:
             pipeline, settings, engine = _pipeline(county)
             return pipeline.resolve_households(settings, engine, _run_id(), files)
 
         @task(map_index_template=named, trigger_rule="none_failed", pool=LOAD_POOL)
+        @_fail_fast
         def load(county: str, files: list[dict[str, Any]]) -> list[dict[str, Any]]:
             pipeline, settings, engine = _pipeline(county)
             return pipeline.load(settings, engine, _run_id(), files)
 
         @task(map_index_template=named, trigger_rule="none_failed")
+        @_fail_fast
         def build_snapshot(county: str, _loaded: list[dict[str, Any]]) -> dict[str, int]:
             pipeline, settings, engine = _pipeline(county)
             return pipeline.snapshot(settings, engine, _run_id(), _county_day())
 
         @task(map_index_template=named, trigger_rule="all_done")
+        @_fail_fast
         def write_receipts(county: str, _loaded: list[dict[str, Any]] | None) -> int:
             # all_done: rejected and duplicate files get their receipt even if a load failed
             from transforms.receipts import write_receipts as write
@@ -169,6 +198,7 @@ def county_daily() -> None:
             return len(write(settings, engine, _run_id()))
 
         @task(map_index_template=named, trigger_rule="none_failed")
+        @_fail_fast
         def risk_warnings(county: str, _snapshot: dict[str, int]) -> dict[str, Any]:
             from transforms.warnings import run_warnings, write_township_exports
 
@@ -180,6 +210,7 @@ def county_daily() -> None:
             return {**{k: counts[k] for k in keys}, "township_workbooks": len(workbooks)}
 
         @task(map_index_template=named, trigger_rule="all_done")
+        @_fail_fast
         def build_reports(county: str, _warnings: dict[str, Any] | None) -> dict[str, str]:
             # all_done: a failed run gets its report too; built once per run and county
             from transforms.reports import build_reports as build
@@ -188,11 +219,13 @@ def county_daily() -> None:
             return build(settings, engine, _run_id())
 
         @task(map_index_template=named, trigger_rule="none_failed")
+        @_fail_fast
         def publish_platform(county: str, _warnings: dict[str, Any]) -> dict[str, int]:
             pipeline, settings, engine = _pipeline(county)
             return pipeline.publish_platform(settings, engine, _run_id(), _county_day())
 
         @task(map_index_template=named, trigger_rule="none_failed")
+        @_fail_fast
         def summarize(county: str, _published: dict[str, int]) -> dict[str, Any]:
             pipeline, settings, engine = _pipeline(county)
             from transforms.warnings import format_warnings_summary, warnings_summary
@@ -200,16 +233,26 @@ def county_daily() -> None:
             summary = pipeline.run_summary(settings, engine, _run_id(), _county_day())
             print(pipeline.format_summary(summary))
             print(format_warnings_summary(warnings_summary(engine, _county_day())))
-            pipeline.cleanup_work(settings, _run_id())
+            # every other step is done: now a file the run could not finish fails the run
+            pipeline.check_finished(engine, _run_id())
             return {k: summary[k] for k in ("files_received", "households_in_snapshot")}
 
-        # Task calls take XComArgs at DAG-definition time; the annotations describe run time.
-        parsed = parse_validate(county, discover(county))  # type: ignore[arg-type]
-        loaded = load(county, resolve_households(county, parsed))  # type: ignore[arg-type]
-        write_receipts(county, loaded)  # type: ignore[arg-type]
-        warned = risk_warnings(county, build_snapshot(county, loaded))  # type: ignore[arg-type]
-        build_reports(county, warned)  # type: ignore[arg-type]
-        summarize(county, publish_platform(county, warned))  # type: ignore[arg-type]
+        @teardown
+        @task(map_index_template=named)
+        def remove_work(county: str) -> None:
+            # whatever happened: the work folder holds plaintext IDs between tasks
+            from transforms.settings import load_settings
+            from transforms.workdir import cleanup_work
+
+            cleanup_work(load_settings().for_county(county), _run_id())
+
+        parsed = parse_validate(county, discover(county))
+        loaded = load(county, resolve_households(county, parsed))
+        receipts = write_receipts(county, loaded)
+        warned = risk_warnings(county, build_snapshot(county, loaded))
+        reports = build_reports(county, warned)
+        summary = summarize(county, publish_platform(county, warned))
+        [receipts, reports, summary] >> remove_work(county)
 
     county_pipeline.expand(county=counties())
 

@@ -10,6 +10,7 @@ from datetime import date
 from pathlib import Path
 
 from generator.core import generate
+from transforms.sample_guard import mark_sample
 
 
 def _share(text: str) -> float:
@@ -90,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         days=args.days,
         risk_scenarios=args.risk_scenarios,
     )
+    mark_sample(args.data_dir, f"seed {args.seed}, {args.households} households")
     landing = args.data_dir / "landing"
     print(
         f"sample county: {summary.households} households, {summary.persons} persons "

@@ -1,5 +1,5 @@
-"""Command line: `python -m transforms [--county CODE] summary | expectations | has-landing-files |
-migrate | rotate-person-key | warnings | warnings-accuracy`."""
+"""Command line: `python -m transforms [--county CODE] summary | expectations | sample-allowed |
+migrate | rotate-person-key | confirm-file | warnings | warnings-accuracy`."""
 
 from __future__ import annotations
 
@@ -22,7 +22,18 @@ def main(argv: list[str] | None = None) -> int:
     summary = sub.add_parser("summary", help="print the summary of a run (default: the latest)")
     summary.add_argument("--run-id")
     sub.add_parser("expectations", help="regenerate expectations/*.json from contracts/*.yaml")
-    sub.add_parser("has-landing-files", help="exit 0 if DATA_DIR/landing holds any file")
+    sub.add_parser(
+        "sample-allowed",
+        help="exit 0 if `make run` may generate a sample county into DATA_DIR (its landing "
+        "folder is empty and it has never held real files); says why either way",
+    )
+    confirm = sub.add_parser(
+        "confirm-file",
+        help="make a held correction current (a file far smaller than the one it replaces)",
+    )
+    confirm.add_argument(
+        "manifest_id", type=int, help="the file's number (文件编号) on its receipt"
+    )
     sub.add_parser("migrate", help="apply pending warehouse migrations to WAREHOUSE_URL")
     sub.add_parser(
         "rotate-person-key",
@@ -55,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"===== county {code} =====")
             worst = max(worst, main(["--county", code, "summary"]))
         return worst
-    elif deployment.multi_county and args.command not in ("expectations", "has-landing-files"):
+    elif deployment.multi_county and args.command not in ("expectations", "sample-allowed"):
         print(
             f"this deployment serves {len(deployment.counties)} counties "
             f"({', '.join(deployment.counties)}): add --county CODE",
@@ -112,12 +123,32 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(format_accuracy(result))
         return 0 if result.perfect else 1
-    if args.command == "has-landing-files":
-        from transforms.pipeline import landing_files
+    if args.command == "sample-allowed":
+        from transforms.sample_guard import sample_decision
 
         codes = [args.county] if args.county else deployment.county_codes()
-        found = any(any(True for _ in landing_files(deployment.for_county(c))) for c in codes)
-        return 0 if found else 1
+        allowed, why = sample_decision(deployment, [deployment.for_county(c) for c in codes])
+        print(why)
+        return 0 if allowed else 1
+    if args.command == "confirm-file":
+        from transforms.load import confirm_held
+        from transforms.pipeline import prepare
+        from transforms.receipts import write_receipts
+
+        engine = prepare(settings)
+        run_id = f"confirm__{args.manifest_id}__{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}"
+        try:
+            replaced = confirm_held(engine, args.manifest_id, run_id)
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        receipts = write_receipts(settings, engine, run_id)
+        print(
+            f"file #{args.manifest_id} is current now; it replaces {replaced} earlier file(s). "
+            f"Receipt: {', '.join(str(p) for p in receipts) or 'none'}. The next run rebuilds "
+            "the snapshot and the warnings with it."
+        )
+        return 0
 
     from transforms.pipeline import format_summary, latest_run_id, prepare, run_summary
 

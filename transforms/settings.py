@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 from transforms.contracts import PROJECT_ROOT
+from transforms.errors import PermanentError
 
 # Folder names of the bureaus' shared folders under landing/ (BRIEF.md).
 BUREAU_FOLDERS: tuple[str, ...] = (
@@ -37,7 +39,7 @@ PLATFORM_CODE = "platform"
 COUNTY_PLACEHOLDER = "{county}"
 
 
-class SettingsError(ValueError):
+class SettingsError(ValueError, PermanentError):
     """The configuration cannot work; the message says what to change."""
 
 
@@ -55,6 +57,14 @@ class Settings:
     county: str | None = None
     # where counties publish the platform's views (multi-county deployments only)
     platform_url: str | None = None
+    # runs that may try a file before it is refused (one that kills its worker must not stop
+    # every run)
+    max_file_attempts: int = 3
+    # a correction with fewer usable rows than this share of the file it would replace is held
+    # for a person to confirm (0: never held) ...
+    hold_ratio: float = 0.5
+    # ... when the file it would replace had at least this many rows
+    hold_min_rows: int = 20
 
     def _folder(self, name: str) -> Path:
         base = self.data_dir / name
@@ -130,9 +140,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         warehouse_url = warehouse_url or f"sqlite:///{data_dir / 'warehouse.sqlite'}"
         if COUNTY_PLACEHOLDER in warehouse_url:
             raise SettingsError("WAREHOUSE_URL has {county} but COUNTIES is not set")
-    stable = float(env.get("LANDING_STABLE_SECONDS") or 30)
-    if stable < 0:
-        raise ValueError(f"LANDING_STABLE_SECONDS must be >= 0, got {stable}")
+    stable = _number(env, "LANDING_STABLE_SECONDS", 30.0, float)
+    attempts = _number(env, "FILE_MAX_ATTEMPTS", 3, int)
+    hold_ratio = _number(env, "CORRECTION_HOLD_RATIO", 0.5, float)
+    if hold_ratio >= 1:
+        raise SettingsError(f"CORRECTION_HOLD_RATIO must be below 1, got {hold_ratio}")
     return Settings(
         data_dir=data_dir,
         warehouse_url=warehouse_url,
@@ -140,7 +152,29 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         person_key_secret=env.get("PERSON_KEY_SECRET") or None,
         counties=counties,
         platform_url=platform_url,
+        max_file_attempts=max(attempts, 1),
+        hold_ratio=hold_ratio,
+        hold_min_rows=_number(env, "CORRECTION_HOLD_MIN_ROWS", 20, int),
     )
+
+
+Number = TypeVar("Number", int, float)
+
+
+def _number(
+    env: Mapping[str, str], name: str, default: Number, kind: Callable[[str], Number]
+) -> Number:
+    """A non-negative number from the environment; a bad value names its variable."""
+    text = (env.get(name) or "").strip()
+    if not text:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {text!r}") from None
+    if value < 0:
+        raise SettingsError(f"{name} must be >= 0, got {text!r}")
+    return value
 
 
 def parse_counties(text: str) -> tuple[str, ...]:

@@ -27,6 +27,9 @@ MANIFEST_STATUSES = (
     "rejected",  # nothing usable: unreadable, unknown headers, missing required column
     "duplicate",  # the same bytes were received before; nothing loaded
     "superseded",  # loaded, then replaced by a corrected file for the same dataset and period
+    # loaded into staging but not current: a correction far smaller than the file it would
+    # replace waits for a person to confirm it (python -m transforms confirm-file)
+    "held",
 )
 
 file_manifest = sa.Table(
@@ -67,6 +70,15 @@ file_manifest = sa.Table(
     sa.Column("headers_found", sa.Text),
     sa.Column("headers_expected", sa.Text),
     sa.Column("finished_at", sa.DateTime(timezone=True)),
+    # the run that gave the file its final status: a file taken by an interrupted run is
+    # finished, receipted and summarised by the next one
+    sa.Column("finished_run_id", sa.String(250), index=True),
+    # where the landing copy was moved (relative to the landing root); null while it is still in
+    # the landing folder, so a run that stopped in between finishes the move
+    sa.Column("moved_to", sa.String(1000)),
+    # how many runs have started processing the file: a file that kills its worker every time is
+    # refused after a few tries instead of stopping the county forever
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.CheckConstraint(
         "status IN (" + ", ".join(f"'{s}'" for s in MANIFEST_STATUSES) + ")",
         name="ck_file_manifest_status",
@@ -205,6 +217,16 @@ run_step = sa.Table(
     sa.Column("message", sa.Text),
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Facts about the warehouse itself, e.g. the fingerprint of the person-key secret its keys were
+# made with (transforms.privacy), so a run with another secret stops before touching anything.
+warehouse_meta = sa.Table(
+    "warehouse_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 _SQL_TYPES: dict[ColumnType, sa.types.TypeEngine[Any]] = {

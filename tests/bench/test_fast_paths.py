@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from transforms import pipeline, warnings
+from transforms import pipeline, resolve, warnings
 from transforms.contracts import (
     CONTRACTS_DIR,
     ColumnType,
@@ -30,6 +30,7 @@ from transforms.contracts import (
     normalize_header,
 )
 from transforms.identifiers import birth_date, check_char, sex
+from transforms.load import staging_rows
 from transforms.parse import (
     _FOOTER_ROW,
     _TOTAL_ROW,
@@ -39,18 +40,20 @@ from transforms.parse import (
     normalize_column,
 )
 from transforms.privacy import check_secret, person_key, stored_value
+from transforms.resolve import roster_households
 from transforms.settings import Settings
 from transforms.values import normalize_date, normalize_enum, normalize_money, normalize_text
 from transforms.warehouse import (
     create_schema,
-    dim_person,
     file_manifest,
     make_engine,
     person_identity,
+    staging_table,
     typed_value,
     upsert_identities,
 )
 from transforms.warning_rules import Condition, ParamRef, default_configuration
+from transforms.workdir import load_frame, save_frame
 
 # --- normalize_header --------------------------------------------------------------------------
 
@@ -217,7 +220,7 @@ def test_staging_rows_unchanged(dataset: str) -> None:
         data[column.name] = [_value(column, r) for r in range(n)]
         data[f"raw__{column.name}"] = [f"raw {r}" for r in range(n)]
     frame = pd.DataFrame(data).astype({c.name: "object" for c in contract.columns})
-    got = list(pipeline._staging_rows(contract, frame, 7, "f" * 64))
+    got = list(staging_rows(contract, frame, 7, "f" * 64))
     expected = list(_staging_rows_before(contract, frame, 7, "f" * 64))
     assert got == expected
     assert [list(r) for r in got] == [list(r) for r in expected]  # same keys, same order
@@ -504,26 +507,21 @@ def _resolve_before(settings: Settings, engine: Engine, results: list[dict[str, 
     for result in results:
         contract = contract_by_dataset(result["dataset"])
         path = Path(result["valid_path"])
-        frame = pipeline._load_frame(path)
+        frame = load_frame(path)
         ids = frame[contract.person_column]
         frame["_person_key"] = ids.map(lambda v: person_key(secret, v))
         frame["_birth_date"] = ids.map(birth_date)
         frame["_sex"] = ids.map(sex)
-        pipeline._save_frame(frame, path)
-    with engine.begin() as conn:
-        mapping = dict(
-            conn.execute(sa.select(dim_person.c.person_key, dim_person.c.household_id))
-            .tuples()
-            .all()
-        )
+        save_frame(frame, path)
+    mapping = roster_households(engine) or {}
     for result in results:
         if result["dataset"] == "roster":
-            frame = pipeline._load_frame(Path(result["valid_path"]))
+            frame = load_frame(Path(result["valid_path"]))
             mapping.update(zip(frame["_person_key"], frame["household_id"], strict=True))
     for result in results:
-        frame = pipeline._load_frame(Path(result["valid_path"]))
+        frame = load_frame(Path(result["valid_path"]))
         frame["_household_id"] = frame["_person_key"].map(mapping)
-        pipeline._save_frame(frame, Path(result["valid_path"]))
+        save_frame(frame, Path(result["valid_path"]))
 
 
 def _id(n: int, born: str = "19800101") -> str:
@@ -553,16 +551,37 @@ def test_resolve_reads_and_writes_each_frame_once_with_the_same_result(
             tmp_path / label, f"sqlite:///{tmp_path / label}.sqlite", person_key_secret=secret
         )
         engine = pipeline.prepare(settings)
-        with engine.begin() as conn:
+        with engine.begin() as conn:  # a roster loaded before knows person 4 (H9)
             conn.execute(
-                dim_person.insert().values(
-                    person_key=person_key(secret.encode(), _id(4)), household_id="H9"
+                file_manifest.insert().values(
+                    id=100,
+                    run_id="earlier",
+                    bureau="rural_revitalization",
+                    dataset="roster",
+                    file_name="名册.csv",
+                    landing_path="rural_revitalization/名册.csv",
+                    size_bytes=1,
+                    received_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+                    status="loaded",
+                )
+            )
+            conn.execute(
+                staging_table(contract_by_dataset("roster"))
+                .insert()
+                .values(
+                    manifest_id=100,
+                    file_sha256="0" * 64,
+                    sheet="",
+                    source_row=2,
+                    person_key=person_key(secret.encode(), _id(4)),
+                    household_id="H9",
+                    flagged=False,
                 )
             )
         results: list[dict[str, Any]] = []
         for n, (name, frame) in enumerate(files.items()):
             path = tmp_path / label / f"{n}.valid.pkl"
-            pipeline._save_frame(frame, path)
+            save_frame(frame, path)
             dataset = name.rstrip("2")
             results.append({"manifest_id": n, "dataset": dataset, "valid_path": str(path)})
         runs[label] = (settings, engine, results)
@@ -572,7 +591,7 @@ def test_resolve_reads_and_writes_each_frame_once_with_the_same_result(
     settings, engine, results = runs["now"]
     loads: list[Path] = []
     saves: list[Path] = []
-    load, save = pipeline._load_frame, pipeline._save_frame
+    load, save = load_frame, save_frame
 
     def counted_load(path: Path) -> pd.DataFrame:
         loads.append(path)
@@ -582,16 +601,16 @@ def test_resolve_reads_and_writes_each_frame_once_with_the_same_result(
         saves.append(path)
         save(frame, path)
 
-    monkeypatch.setattr(pipeline, "_load_frame", counted_load)
-    monkeypatch.setattr(pipeline, "_save_frame", counted_save)
+    monkeypatch.setattr(resolve, "load_frame", counted_load)
+    monkeypatch.setattr(resolve, "save_frame", counted_save)
     resolved = pipeline.resolve_households(settings, engine, "run", results)
     monkeypatch.undo()
 
     paths = [Path(r["valid_path"]) for r in results]
     assert sorted(loads) == sorted(saves) == sorted(paths)
     for before, now in zip(runs["before"][2], results, strict=True):
-        expected = pipeline._load_frame(Path(before["valid_path"]))
-        pd.testing.assert_frame_equal(pipeline._load_frame(Path(now["valid_path"])), expected)
+        expected = load_frame(Path(before["valid_path"]))
+        pd.testing.assert_frame_equal(load_frame(Path(now["valid_path"])), expected)
     assert [r["rows_unmatched"] for r in resolved] == [1, 0, 1, 0]
     assert [{k: v for k, v in r.items() if k != "rows_unmatched"} for r in resolved] == results
 

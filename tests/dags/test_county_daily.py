@@ -47,6 +47,7 @@ def test_daily_dag_is_wired_as_designed(dagbag: object) -> None:
             "build_reports",
             "publish_platform",
             "summarize",
+            "remove_work",
         )
     }
     tasks = {k.removeprefix(GROUP): v for k, v in dag.task_dict.items()}
@@ -83,8 +84,15 @@ def test_daily_dag_is_wired_as_designed(dagbag: object) -> None:
     # after parsing, a county's steps still run when no file arrived, and stop if one failed
     for name in chain[3:]:
         assert tasks[name].trigger_rule == "none_failed", name
-    # the summary is a leaf that fails with its county, so a county's failure fails the run
-    assert not tasks["summarize"].downstream_task_ids
+    # the summary fails with its county, so a county's failure fails the run; after it only the
+    # teardown, which removes the run's work folder (plaintext IDs) whatever happened and never
+    # decides the run's state itself
+    teardown = tasks["remove_work"]
+    assert teardown.is_teardown and not teardown.on_failure_fail_dagrun
+    assert tasks["summarize"].downstream_task_ids == {teardown.task_id}
+    assert {GROUP + n for n in ("summarize", "write_receipts", "build_reports")} <= set(
+        teardown.upstream_task_ids
+    )
 
 
 def test_warehouse_loads_take_a_pool_slot(dagbag: object) -> None:

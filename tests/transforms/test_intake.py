@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from transforms.intake import LandingEntry, move_aside, scan_landing, stable_entries
+from transforms.intake import LandingEntry, move_aside, scan, scan_landing, stable_entries
 
 
 def _landing(tmp_path: Path) -> Path:
@@ -25,11 +25,48 @@ def _landing(tmp_path: Path) -> Path:
 
 def test_scan_lists_bureau_files_and_skips_own_folders(tmp_path: Path) -> None:
     root = _landing(tmp_path)
-    entries = scan_landing(root)
-    assert [(e.bureau, e.rel, e.refused) for e in entries] == [
+    found = scan(root)
+    assert [(e.bureau, e.rel, e.refused) for e in found.entries] == [
+        ("health", "health/.hidden.csv", "hidden"),
         ("health", "health/名单.csv", None),
         ("health", "health/2026/十一月.csv", None),
+        ("", "top-level.csv", "no_bureau_folder"),
     ]
+    # not taken, not refused, but never passed over without a word
+    assert [(n.rel, n.kind) for n in found.notices] == [("health/~$名单.xlsx", "lock_file")]
+
+
+def test_nothing_in_landing_goes_without_a_word(tmp_path: Path) -> None:
+    root = tmp_path / "landing"
+    (root / ".snapshot" / "old").mkdir(parents=True)
+    (root / ".snapshot" / "old" / "a.csv").write_text("x", encoding="utf-8")
+    (root / "health" / ".cache").mkdir(parents=True)
+    (root / "health" / "名单.csv.done").write_text("", encoding="utf-8")
+    os.mkfifo(root / "health" / "pipe")
+    found = scan(root)
+    assert found.entries == []
+    assert sorted((n.rel, n.kind) for n in found.notices) == [
+        (".snapshot", "hidden_folder"),
+        ("health/.cache", "hidden_folder"),
+        ("health/pipe", "not_a_file"),
+        ("health/名单.csv.done", "orphan_marker"),
+    ]
+
+
+def test_a_name_at_the_length_limit_is_taken_and_moved(tmp_path: Path) -> None:
+    root = tmp_path / "landing"
+    (root / "health").mkdir(parents=True)
+    name = "名" * 83 + ".csv"  # 253 bytes: no room for a ".done" marker beside it
+    assert len(name.encode()) == 253
+    (root / "health" / name).write_text("a,b\n", encoding="utf-8")
+    (entry,) = scan_landing(root)
+    assert entry.refused is None and entry.marker is None
+    first = move_aside(entry, root, "20261128")
+    (root / "health" / name).write_text("a,b\n", encoding="utf-8")
+    (again,) = scan_landing(root)
+    second = move_aside(again, root, "20261128")
+    assert first.name == name and second != first
+    assert len(second.name.encode()) <= 255 and second.name.endswith(".csv")
 
 
 def test_links_and_paths_outside_the_root_are_refused(tmp_path: Path) -> None:
@@ -45,6 +82,8 @@ def test_links_and_paths_outside_the_root_are_refused(tmp_path: Path) -> None:
         ("health/link.csv", "symlink"),
         ("health/linked-dir", "symlink"),
         ("education", "symlink"),
+        ("health/.hidden.csv", "hidden"),
+        ("top-level.csv", "no_bureau_folder"),
     }
 
 

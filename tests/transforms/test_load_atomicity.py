@@ -41,7 +41,8 @@ CHILD = textwrap.dedent(
     results = [r for g in groups for r in pipeline.parse_and_validate(
         settings, engine, "killed", g["dataset"], g["manifest_ids"])]
     results = pipeline.resolve_households(settings, engine, "killed", results)
-    original = pipeline._staging_rows
+    from transforms import load as loading
+    original = loading.staging_rows
 
     def stalling(contract, frame, manifest_id, sha256):
         for n, row in enumerate(original(contract, frame, manifest_id, sha256)):
@@ -50,7 +51,7 @@ CHILD = textwrap.dedent(
                 time.sleep(600)  # killed here, mid-transaction
             yield row
 
-    pipeline._staging_rows = stalling
+    loading.staging_rows = stalling
     pipeline.load(settings, engine, "killed", results)
     """
 )

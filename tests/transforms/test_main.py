@@ -37,13 +37,29 @@ def test_a_county_command_asks_which_county(
     assert not (province / "warehouse" / "a.sqlite").exists()
 
 
-def test_landing_files_of_any_county_count(province: Path) -> None:
-    assert main(["has-landing-files"]) == 1
+def test_a_sample_goes_only_where_no_real_file_ever_was(
+    province: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["sample-allowed"]) == 0  # a fresh folder
+    assert "generating a sample" in capsys.readouterr().out
     folder = province / "landing" / "b" / "health"
     folder.mkdir(parents=True)
     (folder / "慢病.csv").write_text("x\n", encoding="utf-8")
-    assert main(["has-landing-files"]) == 0
-    assert main(["--county", "a", "has-landing-files"]) == 1
+    assert main(["sample-allowed"]) == 1  # files of any county are waiting
+    assert "Processing the 1 bureau file" in capsys.readouterr().out
+    assert main(["--county", "a", "sample-allowed"]) == 0
+    # once the files were taken (archived and moved aside) the folder has held real files
+    (folder / "慢病.csv").rename(province / "moved.csv")
+    archived = province / "archive" / "b" / "ab"
+    archived.mkdir(parents=True)
+    (archived / "ab12.csv").write_text("x\n", encoding="utf-8")
+    assert main(["sample-allowed"]) == 1
+    assert "has held 1 real file" in capsys.readouterr().out
+    # a folder the generator made stays a sample folder
+    from transforms.sample_guard import mark_sample
+
+    mark_sample(province, "test")
+    assert main(["sample-allowed"]) == 0
 
 
 def test_summary_covers_every_county(province: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from transforms import pipeline
 from transforms.identifiers import check_char
 from transforms.privacy import (
-    KeyMismatchError,
     MissingSecretError,
+    PersonKeyMismatchError,
     check_secret,
     person_key,
     rotate_person_keys,
@@ -82,7 +82,7 @@ def _keys(engine: sa.Engine) -> set[str]:
 
 def test_rotation_rekeys_every_table_in_one_go(loaded: sa.Engine) -> None:
     assert _keys(loaded) == {person_key(OLD.encode(), A)}
-    with pytest.raises(KeyMismatchError):
+    with pytest.raises(PersonKeyMismatchError):
         rotate_person_keys(loaded, NEW, OLD)  # the wrong current secret changes nothing
     assert _keys(loaded) == {person_key(OLD.encode(), A)}
 

@@ -67,6 +67,7 @@ def test_create_schema_makes_every_table(engine: Engine) -> None:
         "household_snapshot",
         "run_step",
         "person_identity",  # the restricted table (a schema of its own on PostgreSQL)
+        "warehouse_meta",
         "risk_warning",
         "risk_warning_event",
         "inclusion_candidate",
@@ -127,6 +128,7 @@ def test_manifest_status_is_constrained(engine: Engine) -> None:
         "rejected",
         "duplicate",
         "superseded",
+        "held",
     )
     with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
         _manifest(conn, "done")

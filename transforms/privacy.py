@@ -12,7 +12,7 @@ import hmac
 from typing import Any
 
 from transforms.contracts import Column, ColumnType
-from transforms.identifiers import mask_id, mask_name
+from transforms.masking import is_name_column, mask_id, mask_name
 
 MIN_SECRET_LENGTH = 32
 
@@ -48,7 +48,7 @@ def stored_value(column: Column, value: object) -> object:
     if column.type is ColumnType.ID:
         return mask_id(str(value))
     if column.personal:
-        return mask_name(str(value)) if column.name.endswith("name") else value
+        return mask_name(str(value)) if is_name_column(column) else value
     return value
 
 

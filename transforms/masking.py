@@ -243,10 +243,11 @@ def known_names(conn: Connection) -> NameIndex:
 # --- exceptions --------------------------------------------------------------------------------
 
 DESCRIPTION_LIMIT: Final = 1000
-# Servers and drivers quote identifiers and values alike ("person_identity_pkey", "53010219..."):
-# an identifier is kept, anything else in quotes is a value and goes.
+# Servers and drivers quote identifiers, hosts and values alike ("person_identity_pkey",
+# "127.0.0.1", "鲜于测漏"): a plain ASCII word is kept (and masked like any text, so an ID in it
+# is still hidden), anything else in quotes goes.
 _QUOTED: Final = re.compile(r"""(["'])([^"'\n]*)\1""")
-_IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_$.]{0,62}")
+_PLAIN_WORD: Final = re.compile(r"[A-Za-z0-9_$.:-]{1,63}")
 _DRIVER_ERRORS: Final = (sqlite3.Error,)
 
 
@@ -271,7 +272,7 @@ def _server_message(error: BaseException, names: NameIndex | None) -> str:
         primary = str(error)
     lines = primary.splitlines()
     unquoted = _QUOTED.sub(
-        lambda m: m.group(0) if _IDENTIFIER.fullmatch(m.group(2)) else f"{m.group(1)}…{m.group(1)}",
+        lambda m: m.group(0) if _PLAIN_WORD.fullmatch(m.group(2)) else f"{m.group(1)}…{m.group(1)}",
         lines[0] if lines else "",
     )
     return safe_text(unquoted, DESCRIPTION_LIMIT, names) or ""

@@ -6,6 +6,7 @@ generated from the contracts, so a new bureau dataset gets its table from its co
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 from collections.abc import Iterable, Sequence
@@ -275,11 +276,10 @@ def _private_sqlite_file(path: Path) -> None:
     """Create the SQLite file empty and owner-only (SQLite would use the umask, often 0644,
     and gives its -wal and -shm files the mode of the database file), or tighten an existing
     one. The file holds person_identity: the plaintext IDs and names."""
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, SQLITE_FILE_MODE)
-    try:
-        os.fchmod(fd, SQLITE_FILE_MODE)
-    finally:
-        os.close(fd)
+    # an existing database is not opened at all: tightened below, never truncated
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, SQLITE_FILE_MODE))
+    path.chmod(SQLITE_FILE_MODE)  # also where a stricter umask took the owner's write bit
     for suffix in ("-wal", "-shm", "-journal"):
         companion = path.with_name(path.name + suffix)
         if companion.exists():

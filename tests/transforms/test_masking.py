@@ -318,6 +318,31 @@ def _url(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> str:
     return databases()
 
 
+class _Diagnostic:
+    message_primary = (
+        'connection to server at "127.0.0.1", port 5432 failed: role "county" '
+        f'rejected "{NAME}" with value "{SENTINEL}"'
+    )
+
+
+class _DriverError(Exception):
+    """Shaped like a psycopg error: a SQLSTATE and the server's diagnostic."""
+
+    sqlstate = "08001"
+    diag = _Diagnostic()
+
+
+def test_describe_error_keeps_plain_words_of_the_server_message() -> None:
+    error = _DriverError(f"first line\nDETAIL:  Key (id_number)=({SENTINEL}) already exists.")
+    wrapped = sa.exc.OperationalError("SELECT :id", {"id": SENTINEL}, error)
+    expected = (
+        'connection to server at "127.0.0.1", port 5432 failed: role "county" '
+        f'rejected "…" with value "{mask_id(SENTINEL)}"'
+    )
+    assert describe_error(error) == f"_DriverError (08001): {expected}"
+    assert describe_error(wrapped) == f"OperationalError (_DriverError, 08001): {expected}"
+
+
 @pytest.fixture(params=BACKENDS)
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Engine]]:
     """A plain engine (no hide_parameters: describe_error must not need it) with a table whose

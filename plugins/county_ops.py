@@ -30,7 +30,6 @@ import fcntl
 import json
 import logging
 import os
-import re
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -38,14 +37,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from transforms.identifiers import mask_id
+from transforms.masking import describe_error, safe_text
 
 log = logging.getLogger(__name__)
 
 FAILURES_FILE = "failures.jsonl"
 MESSAGE_LIMIT = 300
-# 18-character resident ID numbers and the old 15-digit ones, wherever they sit in free text.
-_ID_IN_TEXT = re.compile(r"(?<![0-9])(?:[0-9]{17}[0-9Xx]|[0-9]{15})(?![0-9])")
 
 
 class AlertDeliveryError(RuntimeError):
@@ -53,9 +50,9 @@ class AlertDeliveryError(RuntimeError):
 
 
 def scrub(text: str, limit: int = MESSAGE_LIMIT) -> str:
-    """Free text fit for an alert: ID numbers masked, one line, at most `limit` characters."""
-    masked = _ID_IN_TEXT.sub(lambda m: mask_id(m.group(0)), text)
-    one_line = " ".join(masked.split())
+    """Free text fit for an alert: personal data masked (safe_text), one line, at most `limit`
+    characters."""
+    one_line = " ".join((safe_text(text) or "").split())
     return one_line if len(one_line) <= limit else one_line[: limit - 1] + "…"
 
 
@@ -86,9 +83,10 @@ def failure_record(context: Mapping[str, Any], now: dt.datetime | None = None) -
         "try_number": getattr(ti, "try_number", None),
         "logical_date": logical.isoformat() if isinstance(logical, dt.datetime) else None,
         "error_type": type(exception).__name__ if isinstance(exception, BaseException) else None,
-        "error": scrub(str(exception))
-        if exception is not None
-        else scrub(str(context.get("reason") or "")),
+        # the type is its own field; a database error's values are never quoted
+        "error": scrub(describe_error(exception).removeprefix(f"{type(exception).__name__}: "))
+        if isinstance(exception, BaseException)
+        else scrub(str(context.get("reason") or exception or "")),
     }
 
 

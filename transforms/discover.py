@@ -21,7 +21,6 @@ from sqlalchemy.engine import Engine
 from transforms import manifest
 from transforms.clock import county_today, utc_now
 from transforms.contracts import contracts_for_bureau
-from transforms.identifiers import mask_ids_in_text
 from transforms.intake import (
     REFUSALS,
     FileChangedError,
@@ -32,6 +31,7 @@ from transforms.intake import (
     sha256_of,
     stable_entries,
 )
+from transforms.masking import NameIndex, known_names, safe_text
 from transforms.parse import HEADER_SCAN_ROWS, identify
 from transforms.privacy import verify_person_key
 from transforms.readers import UnreadableFile, read_sheets
@@ -44,9 +44,10 @@ from transforms.workdir import remove_stale_work
 log = logging.getLogger(__name__)
 
 
-def shown(text: str) -> str:
-    """A file or folder name as it may be stored, logged and shown: IDs masked."""
-    return mask_ids_in_text(text)
+def shown(text: str, names: NameIndex | None = None) -> str:
+    """A file, sheet or folder name as it may be stored, logged and shown: IDs, phone numbers
+    and known names masked, control characters dropped."""
+    return safe_text(text, names=names) or ""
 
 
 def _unreadable(exc: OSError) -> FileRejection:
@@ -68,8 +69,11 @@ def _unreadable(exc: OSError) -> FileRejection:
 class _Intake:
     """Takes one landing entry at a time; every failure stays with its file."""
 
-    def __init__(self, settings: Settings, engine: Engine, run_id: str, day: dt.date) -> None:
+    def __init__(
+        self, settings: Settings, engine: Engine, run_id: str, day: dt.date, names: NameIndex
+    ) -> None:
         self.settings = settings
+        self.names = names
         self.engine = engine
         self.run_id = run_id
         self.county_day = day
@@ -83,14 +87,17 @@ class _Intake:
         return {
             "run_id": self.run_id,
             "bureau": entry.bureau,
-            "file_name": shown(entry.path.name),
-            "landing_path": shown(entry.rel),
+            "file_name": self.shown(entry.path.name),
+            "landing_path": self.shown(entry.rel),
             "sha256": sha,
             "size_bytes": size,
             "received_at": utc_now(),
             "county_day": self.county_day,
             **extra,
         }
+
+    def shown(self, text: str) -> str:
+        return shown(text, self.names)
 
     def _move(self, entry: LandingEntry, manifest_id: int) -> None:
         """Move the landing copy aside; if that fails the file stays, recorded as not moved,
@@ -100,7 +107,7 @@ class _Intake:
         except OSError as exc:
             log.warning(
                 "could not move %s aside (%s); the next run tries again",
-                shown(entry.rel),
+                self.shown(entry.rel),
                 errno.errorcode.get(exc.errno or 0, exc.errno),
             )
             return
@@ -109,7 +116,7 @@ class _Intake:
             conn.execute(
                 file_manifest.update()
                 .where(file_manifest.c.id == manifest_id)
-                .values(moved_to=shown(moved))
+                .values(moved_to=self.shown(moved))
             )
 
     def _refused_before(self, entry: LandingEntry, code: str, size: int) -> bool:
@@ -119,7 +126,7 @@ class _Intake:
             return (
                 conn.execute(
                     sa.select(file_manifest.c.id).where(
-                        file_manifest.c.landing_path == shown(entry.rel),
+                        file_manifest.c.landing_path == self.shown(entry.rel),
                         file_manifest.c.reason_code == code,
                         file_manifest.c.size_bytes == size,
                         file_manifest.c.moved_to.is_(None),
@@ -130,7 +137,7 @@ class _Intake:
 
     def _record_refusal(self, entry: LandingEntry, rejection: FileRejection, size: int) -> None:
         if self._refused_before(entry, rejection.code, size):
-            log.info("still in landing, refused before: %s", shown(entry.rel))
+            log.info("still in landing, refused before: %s", self.shown(entry.rel))
             return
         with self.engine.begin() as conn:
             manifest_id = conn.execute(
@@ -148,7 +155,7 @@ class _Intake:
                 .returning(file_manifest.c.id)
             ).scalar_one()
         self.tally["refused"] += 1
-        log.warning("refused %s: %s", shown(entry.rel), rejection.en)
+        log.warning("refused %s: %s", self.shown(entry.rel), rejection.en)
         self._move(entry, manifest_id)
 
     def refuse(self, entry: LandingEntry) -> None:
@@ -166,7 +173,7 @@ class _Intake:
             self._take(entry)
         except FileChangedError:
             self.tally["still_arriving"] += 1
-            log.info("still being copied, left for the next run: %s", shown(entry.rel))
+            log.info("still being copied, left for the next run: %s", self.shown(entry.rel))
         except OSError as exc:
             size = 0
             with contextlib.suppress(OSError):
@@ -209,7 +216,7 @@ class _Intake:
                 ).scalar_one()
             self._move(entry, manifest_id)
             self.tally["duplicates"] += 1
-            log.info("duplicate of manifest #%s: %s", earlier[0].id, shown(entry.rel))
+            log.info("duplicate of manifest #%s: %s", earlier[0].id, self.shown(entry.rel))
             return
         # archive (verified) before anything else; the landing copy moves only after that
         archived = archive_file(self.settings.archive_dir, path, sha)
@@ -227,7 +234,7 @@ class _Intake:
         self.tally["files_new"] += 1
 
 
-def _identify(engine: Engine, run_id: str, row: sa.Row[Any]) -> str | None:
+def _identify(engine: Engine, run_id: str, row: sa.Row[Any], names: NameIndex) -> str | None:
     """Recognise a received file's dataset by its headers (a bounded look at its first rows);
     a file that cannot be recognised is rejected. Returns the dataset, or None."""
     try:
@@ -247,12 +254,14 @@ def _identify(engine: Engine, run_id: str, row: sa.Row[Any]) -> str | None:
         log.info("received %s as %s (manifest #%s)", row.landing_path, contract.dataset, row.id)
         return contract.dataset
     with engine.begin() as conn:
-        manifest.reject(conn, row.id, run_id, rejection)
-    log.warning("rejected %s: %s", row.landing_path, rejection.en)
+        manifest.reject(conn, row.id, run_id, rejection, names)
+    log.warning("rejected %s: %s", row.landing_path, shown(rejection.en, names))
     return None
 
 
-def pending_groups(engine: Engine, run_id: str) -> tuple[list[dict[str, Any]], int]:
+def pending_groups(
+    engine: Engine, run_id: str, names: NameIndex
+) -> tuple[list[dict[str, Any]], int]:
     """The received files still to process (this run's and those an interrupted run left),
     recognised and grouped by dataset: ([{"dataset": ..., "manifest_ids": [...]}], how many
     were rejected as unrecognisable)."""
@@ -271,7 +280,7 @@ def pending_groups(engine: Engine, run_id: str) -> tuple[list[dict[str, Any]], i
     groups: dict[str, list[int]] = defaultdict(list)
     rejected = 0
     for row in pending:
-        dataset = row.dataset or _identify(engine, run_id, row)
+        dataset = row.dataset or _identify(engine, run_id, row, names)
         if dataset is None:
             rejected += 1
         else:
@@ -292,17 +301,19 @@ def discover(
             log.warning("removed the work folder %s a killed run left behind", stale)
         found = scan(settings.landing_dir)
         stable, arriving = stable_entries(found.entries, settings.landing_stable_seconds)
+        with engine.connect() as conn:
+            names = known_names(conn)
         for entry in arriving:
-            log.info("still being copied, left for the next run: %s", shown(entry.rel))
+            log.info("still being copied, left for the next run: %s", shown(entry.rel, names))
         for notice in found.notices:
-            log.warning("not taken from landing: %s: %s", shown(notice.rel), notice.en)
-        intake = _Intake(settings, engine, run_id, county_day)
+            log.warning("not taken from landing: %s: %s", shown(notice.rel, names), notice.en)
+        intake = _Intake(settings, engine, run_id, county_day, names)
         for entry in found.entries:
             if entry.refused is not None:
                 intake.refuse(entry)
         for entry in stable:
             intake.take(entry)
-        groups, rejected = pending_groups(engine, run_id)
+        groups, rejected = pending_groups(engine, run_id, names)
         pending = sum(len(g["manifest_ids"]) for g in groups)
         counts.update(
             files_seen=len(found.entries),
@@ -312,7 +323,7 @@ def discover(
             duplicates=intake.tally["duplicates"],
             rejected=rejected,
             pending=pending,
-            notices=[{"path": shown(n.rel), "kind": n.kind} for n in found.notices],
+            notices=[{"path": shown(n.rel, names), "kind": n.kind} for n in found.notices],
         )
         log.info(
             "discover: %d files in landing, %d new, %d duplicates, %d refused, %d rejected, "

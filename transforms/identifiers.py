@@ -1,9 +1,10 @@
-"""身份证号 (GB 11643-1999) normalisation, validation, derived fields and masking.
+"""身份证号 (GB 11643-1999) normalisation, validation and derived fields.
 
 Bureaus type the same person's ID in many ways (full-width digits, spaces and newlines inside,
 lowercase x, a student number "G"+ID, a disability certificate number ID+2 digits, a legacy
 15-digit ID, or a number Excel turned into 5.30102199001011E+17). `normalize_id` maps every
 recoverable spelling to the 18-char form; the validators then say whether the result is usable.
+Masking (of IDs, names and phone numbers) lives in transforms.masking.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ ID_PATTERN: Final = (
 _ID_RE: Final = re.compile(ID_PATTERN)
 
 # Zero-width characters survive NFKC and are not \s, but arrive in copy-pasted IDs.
-_INVISIBLE_RE: Final = re.compile(r"[\s\u200b\u200c\u200d\u2060\ufeff]+")
+INVISIBLE_RE: Final = re.compile(r"[\s\u200b\u200c\u200d\u2060\ufeff]+")
 _SCIENTIFIC_RE: Final = re.compile(r"^[0-9]+(?:\.[0-9]+)?E\+?[0-9]+$")
 _INTEGRAL_FLOAT_RE: Final = re.compile(r"^([0-9]{15,20})\.0+$")
 _STUDENT_RE: Final = re.compile(r"^G([0-9]{17}[0-9X])$")
@@ -36,24 +37,6 @@ _LEGACY_RE: Final = re.compile(r"^[0-9]{15}$")
 _DIGITS17_RE: Final = re.compile(r"^[0-9]{17}$")
 _EXCEL_TRUNCATED_RE: Final = re.compile(r"^[0-9]{15}000$")
 
-_COMPOUND_SURNAMES: Final = frozenset(
-    {
-        "欧阳",
-        "司马",
-        "诸葛",
-        "上官",
-        "东方",
-        "皇甫",
-        "尉迟",
-        "公孙",
-        "慕容",
-        "长孙",
-        "夏侯",
-        "令狐",
-        "宇文",
-    }
-)
-
 
 def check_char(first17: str) -> str:
     """The GB 11643 check character for the first 17 digits; ValueError if they are not digits."""
@@ -64,7 +47,7 @@ def check_char(first17: str) -> str:
 
 
 def _clean(raw: str) -> str:
-    return _INVISIBLE_RE.sub("", unicodedata.normalize("NFKC", raw)).upper()
+    return INVISIBLE_RE.sub("", unicodedata.normalize("NFKC", raw)).upper()
 
 
 def normalize_id(raw: str | None) -> str | None:
@@ -162,46 +145,3 @@ def age_on(id: str, day: date) -> int:
     born = birth_date(id)
     before_birthday = (day.month, day.day) < (born.month, born.day)
     return day.year - born.year - int(before_birthday)
-
-
-def mask_id(id: str | None) -> str:
-    """First 6 + ******** + last 4 for an 18-char value; far less for anything else."""
-    if id is None:
-        return ""
-    s = id.strip()
-    n = len(s)
-    if n == 18:
-        return s[:6] + "********" + s[-4:]
-    # Short values would be almost fully revealed by a fixed 2+2, so shrink what stays plain.
-    keep = 2 if n >= 8 else 1 if n >= 5 else 0
-    if keep == 0:
-        return "*" * n
-    return s[:keep] + "*" * (n - 2 * keep) + s[-keep:]
-
-
-def mask_name(name: str | None) -> str:
-    """Keep the surname (one or two characters), mask every other character with *."""
-    if name is None:
-        return ""
-    s = _INVISIBLE_RE.sub("", unicodedata.normalize("NFKC", name))
-    if len(s) <= 1:
-        return "*" * len(s)
-    keep = 2 if len(s) > 2 and s[:2] in _COMPOUND_SURNAMES else 1
-    return s[:keep] + "*" * (len(s) - keep)
-
-
-_D: Final = "[0-9０-９]"
-_DX: Final = "[0-9０-９XxＸｘ]"
-# An 18-char ID (alone, after a "G" student prefix, or followed by a disability certificate's
-# two digits), a legacy 15-digit ID, or an ID Excel turned into a number. 户编号 (16-17 digits)
-# is deliberately not matched: a clerk needs to see it.
-ID_IN_TEXT: Final = re.compile(
-    rf"(?<!{_D}){_D}{{17}}{_DX}(?:{_D}{{2}})?(?!{_D})"
-    rf"|(?<!{_D}){_D}{{15}}(?!{_D})"
-    rf"|(?<!{_D}){_D}[.．]{_D}+[Ee][+＋]?1[4-9](?!{_D})"
-)
-
-
-def mask_ids_in_text(text: str) -> str:
-    """Mask every ID-number-like run inside free text (file names, headers, values)."""
-    return ID_IN_TEXT.sub(lambda m: mask_id(m.group(0)), text)

@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from transforms.masking import NameIndex, safe_text
 from transforms.readers import UnreadableFile
 from transforms.reasons import FileRejection
 from transforms.warehouse import file_manifest
@@ -39,17 +40,24 @@ def finish(conn: Connection, manifest_id: int, run_id: str, status: str, **value
 
 
 def reject(
-    conn: Connection, manifest_id: int, run_id: str, rejection: FileRejection, **values: Any
+    conn: Connection,
+    manifest_id: int,
+    run_id: str,
+    rejection: FileRejection,
+    names: NameIndex | None = None,
+    **values: Any,
 ) -> None:
+    """Refuse a file; its reason quotes the file's own headers, which can be a data row (a
+    file without a header row), so every text is stored masked."""
     finish(
         conn,
         manifest_id,
         run_id,
         "rejected",
         reason_code=rejection.code,
-        reason_zh=rejection.zh,
-        reason_en=rejection.en,
-        headers_found="、".join(rejection.headers_found) or None,
+        reason_zh=safe_text(rejection.zh, names=names),
+        reason_en=safe_text(rejection.en, names=names),
+        headers_found=safe_text("、".join(rejection.headers_found), names=names) or None,
         headers_expected="；".join(rejection.headers_expected) or None,
         rows_loaded=0,
         **values,

@@ -19,9 +19,9 @@ from transforms.identifiers import (
     ID_PATTERN,
     checksum_ok,
     is_well_formed,
-    mask_ids_in_text,
     normalize_id,
 )
+from transforms.masking import mask_text
 from transforms.readers import RawSheet
 from transforms.reasons import FileRejection
 from transforms.values import (
@@ -281,7 +281,7 @@ def identify(
             default=(),
         )
     # with no header row, the "headers" are data cells: never carry an ID number onwards
-    found = tuple(mask_ids_in_text(h) for h in found)
+    found = tuple(mask_text(h) for h in found)
     expected = tuple(
         f"{c.title_zh}：" + "、".join(col.header for col in c.required_columns) for c in contracts
     )

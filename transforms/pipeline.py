@@ -23,6 +23,7 @@ from transforms.contracts import Contract, contract_by_dataset
 from transforms.discover import discover, shown
 from transforms.intake import archive_file, scan_landing, sha256_of
 from transforms.load import file_period, load
+from transforms.masking import NameIndex, known_names, names_in_file
 from transforms.parse import ROW_ID, SHEET, to_frame
 from transforms.readers import UnreadableFile, read_sheets
 from transforms.reasons import FileRejection
@@ -106,13 +107,13 @@ def _take_attempt(
     return entry
 
 
-def _unique_shown(names: list[str]) -> dict[str, str]:
+def _unique_shown(sheets: list[str], names: NameIndex) -> dict[str, str]:
     """Each sheet name as it may be stored (masked); two names masked alike stay apart, since
     (file, sheet, row) is a row's lineage key."""
     out: dict[str, str] = {}
     taken: set[str] = set()
-    for name in names:
-        masked = candidate = shown(name)
+    for name in sheets:
+        masked = candidate = shown(name, names)
         number = 2
         while candidate in taken:
             candidate = f"{masked}#{number}"
@@ -122,6 +123,21 @@ def _unique_shown(names: list[str]) -> dict[str, str]:
     return out
 
 
+def _mask_names_of(engine: Engine, entry: sa.Row[Any], names: NameIndex) -> None:
+    """The file's own names are known once it is parsed: mask them in its recorded names too
+    (a list named after a person, 张三家.xlsx)."""
+    with engine.begin() as conn:
+        conn.execute(
+            file_manifest.update()
+            .where(file_manifest.c.id == entry.id)
+            .values(
+                file_name=shown(entry.file_name, names),
+                landing_path=shown(entry.landing_path, names),
+                moved_to=None if entry.moved_to is None else shown(entry.moved_to, names),
+            )
+        )
+
+
 def _parse_file(
     settings: Settings,
     engine: Engine,
@@ -129,6 +145,7 @@ def _parse_file(
     contract: Contract,
     entry: sa.Row[Any],
     work: Path,
+    known: NameIndex,
 ) -> dict[str, Any] | None:
     """Parse and validate one file; None when it is refused (with its reason recorded)."""
     from transforms.reports import mask_validation_result
@@ -140,11 +157,13 @@ def _parse_file(
     except (UnreadableFile, FileRejection) as exc:
         rejection = manifest.unreadable(exc) if isinstance(exc, UnreadableFile) else exc
         with engine.begin() as conn:
-            manifest.reject(conn, manifest_id, run_id, rejection)
-        log.warning("rejected %s: %s", entry.landing_path, rejection.en)
+            manifest.reject(conn, manifest_id, run_id, rejection, known)
+        log.warning("rejected %s: %s", entry.landing_path, shown(rejection.en, known))
         return None
     frame = parsed.frame
-    sheets = _unique_shown(parsed.sheets_read)
+    names = known.with_names(names_in_file(contract, frame))
+    _mask_names_of(engine, entry, names)
+    sheets = _unique_shown(parsed.sheets_read, names)
     frame[SHEET] = frame[SHEET].map(sheets)
     outcome = run_gx(contract, frame)
     issues = issue_records(contract, frame, outcome.issues)
@@ -161,14 +180,16 @@ def _parse_file(
     (results_dir / f"{manifest_id}-{contract.dataset}.json").write_text(
         # the auditors' copy: unexpected values masked like everywhere else
         json.dumps(
-            mask_validation_result(outcome.results_json, contract), ensure_ascii=False, default=str
+            mask_validation_result(outcome.results_json, contract, names=names),
+            ensure_ascii=False,
+            default=str,
         ),
         encoding="utf-8",
     )
     note = parsed.sheet_note
     log.info(
         "%s: %s rows read, %s quarantined, %s flagged, %s dropped (totals/footers)",
-        entry.landing_path,
+        shown(entry.landing_path, names),
         parsed.rows_read,
         len(bad),
         len(flagged - bad),
@@ -185,7 +206,7 @@ def _parse_file(
         "rows_flagged": len(flagged - bad),
         "sheets": list(sheets.values()),
         # data-like sheets left unread (a township sheet missing a column): (zh, en)
-        "sheet_note": None if note is None else (shown(note[0]), shown(note[1])),
+        "sheet_note": None if note is None else (shown(note[0], names), shown(note[1], names)),
     }
 
 
@@ -201,12 +222,14 @@ def parse_and_validate(
     results: list[dict[str, Any]] = []
     failed: list[int] = []
     with recorded_step(engine, run_id, "parse_validate", dataset) as counts:
+        with engine.connect() as conn:
+            known = known_names(conn)
         for manifest_id in manifest_ids:
             entry = _take_attempt(engine, run_id, manifest_id, settings.max_file_attempts)
             if entry is None:
                 continue
             try:
-                result = _parse_file(settings, engine, run_id, contract, entry, work)
+                result = _parse_file(settings, engine, run_id, contract, entry, work, known)
             except Exception as exc:
                 failed.append(manifest_id)
                 log.error(

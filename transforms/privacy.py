@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from transforms.contracts import Column, ColumnType
-from transforms.identifiers import mask_id, mask_name
+from transforms.masking import is_name_column, mask_id, mask_name
 from transforms.settings import SettingsError
 
 MIN_SECRET_LENGTH = 32
@@ -120,7 +120,7 @@ def stored_value(column: Column, value: object) -> object:
     if column.type is ColumnType.ID:
         return mask_id(str(value))
     if column.personal:
-        return mask_name(str(value)) if column.name.endswith("name") else value
+        return mask_name(str(value)) if is_name_column(column) else value
     return value
 
 

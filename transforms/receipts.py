@@ -5,9 +5,9 @@ Bureau clerks read Chinese spreadsheets, not logs, so each file they drop gets a
 with the row numbers they see in Excel.
 
 Two hazards shape the code. Every text that came from a bureau (file and sheet names, cell values,
-headers) is neutralised so that Excel or LibreOffice cannot run it as a formula, and ID numbers
-that slipped into free text are masked, because a receipt is a report and reports never show a
-full ID.
+headers) is neutralised so that Excel or LibreOffice cannot run it as a formula, and personal
+data that slipped into free text (ID and phone numbers, the names the warehouse knows) is masked,
+because a receipt is a report and reports never show a full ID or name.
 """
 
 from __future__ import annotations
@@ -27,17 +27,18 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from openpyxl import Workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy.engine import Engine
 
 from transforms.contracts import contract_by_dataset
-from transforms.identifiers import ID_IN_TEXT, mask_ids_in_text
 from transforms.intake import RECEIPTS_FOLDER
-from transforms.pipeline import recorded_step
+from transforms.manifest import of_run
+from transforms.masking import ID_IN_TEXT, NameIndex, known_names, safe_text
+from transforms.runlog import recorded_step
 from transforms.settings import Settings
+from transforms.spreadsheet import MAX_STEM_BYTES, neutralize, safe_file_stem
 from transforms.warehouse import as_rows, file_manifest, quarantine
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ OUTCOMES: Final = {
     "superseded": "已接收，后被更正文件替代",
     # a run that stopped before the file was loaded
     "received": "已收到，尚未处理完成",
+    "held": "已收到，暂缓启用，待县数据管理员确认",
 }
 SEVERITIES: Final = {"error": "错误", "warning": "提示"}
 
@@ -71,27 +73,7 @@ BUREAU_NAMES: Final = {
     "public_security": "公安局",
 }
 
-# Characters that make a spreadsheet treat a cell as a formula (OWASP "CSV injection"), plus the
-# full-width forms an input method produces. Tab and CR matter because they vanish on re-import.
-_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
-EXCEL_CELL_LIMIT: Final = 32767
 _NO_VALUE: Final = "—"
-
-_FILE_NAME_UNSAFE: Final = re.compile(r"[\x00-\x1f\x7f/\\]")
-_MAX_STEM_BYTES: Final = 150
-
-
-def neutralize(text: str) -> str:
-    """Text a spreadsheet shows as text, never runs: a formula-like start gets a leading '.
-
-    Also drops characters XML cannot hold (openpyxl would refuse them) and cuts to Excel's
-    cell limit, so any string a bureau sends can be written.
-    """
-    cleaned = ILLEGAL_CHARACTERS_RE.sub("\ufffd", text)
-    # Importers trim leading blanks, after which " =1+1" is a formula again.
-    if cleaned.startswith(_FORMULA_STARTS) or cleaned.lstrip(" \u3000").startswith(_FORMULA_STARTS):
-        cleaned = "'" + cleaned
-    return cleaned[:EXCEL_CELL_LIMIT]
 
 
 def _contains_id(text: str | None) -> bool:
@@ -114,14 +96,17 @@ class Verbatim(str):
     __slots__ = ()
 
 
-def _put(ws: Worksheet, row: int, col: int, value: str | int | None) -> None:
+def _put(
+    ws: Worksheet, row: int, col: int, value: str | int | None, names: NameIndex | None = None
+) -> None:
     cell = ws.cell(row=row, column=col)
     if value is None:
         return
     if isinstance(value, int):
         cell.value = value
         return
-    cell.value = neutralize(value if isinstance(value, Verbatim) else mask_ids_in_text(value))
+    shown = value if isinstance(value, Verbatim) else safe_text(value, names=names)
+    cell.value = neutralize(shown or "")
     # neutralize() already keeps '=' off the front; this pins the type for good measure.
     cell.data_type = "s"
 
@@ -174,7 +159,12 @@ def _next_step(
         newer = f"（{related['file_name']}）" if related else ""
         return f"无需处理：本文件的数据已由此后报送的同期更正文件{newer}替代。"
     if status == "received":
-        return "文件已收到并存档，处理尚未完成，无需重新报送。"
+        return "文件已收到并存档，处理尚未完成；系统将自动继续处理并再发回执，目前无需重新报送。"
+    if status == "held":
+        return (
+            "本文件已收到，但因数据量比此前同期文件大幅减少，暂未启用，原有数据继续有效。"
+            "如数据确实完整，请联系县数据管理员确认启用；如不完整，请重新报送完整文件。"
+        )
     code = row.get("reason_code")
     if header_row_is_data:
         return (
@@ -189,6 +179,20 @@ def _next_step(
         return "本文件未入库。请把文件本身（不要用快捷方式）放入本单位共享文件夹后重新报送。"
     if code == "unreadable" or code is None:
         return "本文件未入库。文件无法打开：请用Excel另存为.xlsx格式后重新报送。"
+    if code == "no_valid_rows":
+        return (
+            "本文件未入库，此前报送的同类数据保持不变。请按“问题明细”更正每一行后，"
+            "重新报送更正后的完整文件。"
+        )
+    if code == "hidden":
+        return "本文件未入库。请去掉文件名开头的“.”，并确认文件不是隐藏文件后重新报送。"
+    if code == "no_bureau_folder":
+        return "本文件未入库。请把文件放入本单位的文件夹（而不是共享文件夹的最上层）后重新报送。"
+    if code == "processing_failed":
+        return (
+            "本文件未入库。请确认文件完整、能在Excel中正常打开；"
+            "如文件没有问题，请联系县数据管理员（请告知文件编号）。"
+        )
     return "本文件未入库。请按上述原因修改后重新报送。"
 
 
@@ -223,7 +227,13 @@ def _summary_rows(
     lines: list[tuple[str, str | int | None, str | None]] = [
         ("文件名", row["file_name"], None),
         ("报送位置", row.get("landing_path") or _NO_VALUE, "文件放入时在共享文件夹中的位置"),
-        ("报送单位", f"{BUREAU_NAMES.get(bureau, bureau)}（文件夹 {bureau}）", None),
+        (
+            "报送单位",
+            f"{BUREAU_NAMES.get(bureau, bureau)}（文件夹 {bureau}）"
+            if bureau
+            else "未知（文件没有放在任何单位的文件夹中）",
+            None,
+        ),
         ("接收时间（北京时间）", received.strftime("%Y-%m-%d %H:%M:%S"), None),
         ("文件大小（字节）", _count(row.get("size_bytes")), None),
         (
@@ -295,11 +305,13 @@ def receipt_workbook(
     *,
     related: Mapping[str, Any] | None = None,
     issued_at: dt.datetime | None = None,
+    names: NameIndex | None = None,
 ) -> Workbook:
     """The receipt of one file: a summary sheet and one line per quarantine record.
 
     `manifest_row` and `problems` carry file_manifest and quarantine columns; `related` is the
     manifest row of the earlier file a duplicate repeats, or of the file that superseded this one.
+    Every text but our own passes safe_text (with the known `names`) and neutralize.
     """
     wb = Workbook()
     summary = wb.active
@@ -310,7 +322,7 @@ def receipt_workbook(
     lines = _summary_rows(manifest_row, problems, contract_title, related, issued_at)
     for r, (label, value, note) in enumerate(lines, start=2):
         _put(summary, r, 1, label)
-        _put(summary, r, 2, value)
+        _put(summary, r, 2, value, names)
         _put(summary, r, 3, note)
     _finish(summary, (28, 70, 50))
 
@@ -331,7 +343,7 @@ def receipt_workbook(
             SEVERITIES[severity],
         )
         for col, value in enumerate(values, start=1):
-            _put(sheet, r, col, value)
+            _put(sheet, r, col, value, names)
     if problems:
         sheet.auto_filter.ref = f"A1:{get_column_letter(len(PROBLEM_HEADERS))}{len(problems) + 1}"
     _finish(sheet, (20, 8, 20, 30, 50, 50, 10))
@@ -341,21 +353,20 @@ def receipt_workbook(
     return wb
 
 
-def receipt_name(manifest_row: Mapping[str, Any]) -> str:
-    """回执_<file stem>_<received, Beijing time>.xlsx; IDs in the name masked, length bounded."""
-    stem = mask_ids_in_text(Path(manifest_row["file_name"]).stem)
-    stem = _FILE_NAME_UNSAFE.sub("_", stem)
-    encoded = stem.encode("utf-8")
-    if len(encoded) > _MAX_STEM_BYTES:
-        stem = encoded[:_MAX_STEM_BYTES].decode("utf-8", errors="ignore")
+def receipt_name(manifest_row: Mapping[str, Any], names: NameIndex | None = None) -> str:
+    """回执_<file stem>_<received, Beijing time>.xlsx; personal data in the name masked, length
+    bounded (see safe_file_stem)."""
+    stem = safe_file_stem(Path(manifest_row["file_name"]).stem, MAX_STEM_BYTES, names)
     stamp = _local(manifest_row["received_at"]).strftime("%Y%m%d-%H%M%S")
     return f"回执_{stem}_{stamp}.xlsx"
 
 
-def existing_receipts(settings: Settings, manifest_row: Mapping[str, Any]) -> list[Path]:
+def existing_receipts(
+    settings: Settings, manifest_row: Mapping[str, Any], names: NameIndex | None = None
+) -> list[Path]:
     """The receipts already written for a file, oldest first (`x.xlsx`, `x_2.xlsx`, ...)."""
     folder = settings.landing_dir / manifest_row["bureau"] / RECEIPTS_FOLDER
-    name = receipt_name(manifest_row)
+    name = receipt_name(manifest_row, names)
     stem = name.removesuffix(".xlsx")
     numbered = re.compile(re.escape(stem) + r"_([0-9]+)\.xlsx")
     found: list[tuple[int, Path]] = []
@@ -422,15 +433,14 @@ def _related_id(entry: Mapping[str, Any]) -> int | None:
 
 
 def write_receipts(settings: Settings, engine: Engine, run_id: str) -> list[Path]:
-    """Write a receipt for every file recorded in run `run_id`, whatever its outcome."""
+    """Write a receipt for every file of run `run_id` (received or finished by it), whatever
+    its outcome."""
     written: list[Path] = []
     with recorded_step(engine, run_id, "receipts") as counts:
         with engine.begin() as conn:
             entries = as_rows(
                 conn.execute(
-                    sa.select(file_manifest)
-                    .where(file_manifest.c.run_id == run_id)
-                    .order_by(file_manifest.c.id)
+                    sa.select(file_manifest).where(of_run(run_id)).order_by(file_manifest.c.id)
                 ).all()
             )
             problems: dict[int, list[dict[str, Any]]] = defaultdict(list)
@@ -438,7 +448,7 @@ def write_receipts(settings: Settings, engine: Engine, run_id: str) -> list[Path
                 conn.execute(
                     sa.select(quarantine)
                     .join(file_manifest, file_manifest.c.id == quarantine.c.manifest_id)
-                    .where(file_manifest.c.run_id == run_id)
+                    .where(of_run(run_id))
                     .order_by(quarantine.c.id)
                 ).all()
             ):
@@ -453,6 +463,7 @@ def write_receipts(settings: Settings, engine: Engine, run_id: str) -> list[Path
                     ).all()
                 )
             }
+            names = known_names(conn)
         issued_at = dt.datetime.now(dt.UTC)
         refused = 0
         for entry in entries:
@@ -473,13 +484,14 @@ def write_receipts(settings: Settings, engine: Engine, run_id: str) -> list[Path
                 title,
                 related=related.get(other) if other else None,
                 issued_at=issued_at,
+                names=names,
             )
-            path = save_new(workbook, folder, receipt_name(entry))
+            path = save_new(workbook, folder, receipt_name(entry, names))
             written.append(path)
             log.info(
                 "receipt for manifest #%s: %s",
                 entry["id"],
-                mask_ids_in_text(path.relative_to(settings.landing_dir).as_posix()),
+                safe_text(path.relative_to(settings.landing_dir).as_posix(), names=names),
             )
         counts.update(files=len(entries), receipts=len(written), refused=refused)
         log.info(

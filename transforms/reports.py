@@ -40,10 +40,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from transforms.contracts import Contract, load_contracts
-from transforms.identifiers import mask_ids_in_text
 from transforms.intake import RECEIPTS_FOLDER
-from transforms.pipeline import run_key
+from transforms.masking import NameIndex, known_names, mask_text, safe_text
 from transforms.receipts import existing_receipts
+from transforms.runlog import run_key
 from transforms.settings import Settings
 from transforms.validate import EXPECTATIONS_DIR, masked_value
 from transforms.warehouse import file_manifest, quarantine, run_step
@@ -71,6 +71,7 @@ STATUS_NAMES: Mapping[str, tuple[str, str]] = {
     "rejected": ("退回", "rejected"),
     "duplicate": ("重复文件", "duplicate"),
     "superseded": ("已被更正文件替代", "superseded by a corrected file"),
+    "held": ("暂缓启用，待确认", "held for confirmation"),
 }
 
 
@@ -82,26 +83,24 @@ class UnvendoredAsset(ValueError):
 # Masking and escaping of anything that came from a bureau file
 
 
-# The last line of defence on a finished page: an 18-character or 15-digit ID standing alone.
-# Stricter at its edges than the masking (mask_ids_in_text, shared with the receipts) so that
+# The last line of defence on a finished page: an 18-character or 15-digit ID, or a mobile
+# number, standing alone. Stricter at its edges than the masking (transforms.masking) so that
 # hex digests, UUIDs and the decimals of GX's percentages never count, while anything it finds
 # would have been masked.
-_UNMASKED_ID = re.compile(r"(?<![0-9A-Za-z.])(?:[0-9]{17}[0-9Xx]|[0-9]{15})(?![0-9A-Za-z])")
-
-
-def redact_ids(text: str) -> str:
-    """Mask ID numbers inside free text (file names, reasons, error messages), as receipts do."""
-    return mask_ids_in_text(text)
+_UNMASKED_ID = re.compile(
+    r"(?<![0-9A-Za-z.])(?:[0-9]{17}[0-9Xx]|[0-9]{15}|1[3-9][0-9]{9})(?![0-9A-Za-z])"
+)
 
 
 def find_id_like(text: str) -> list[str]:
-    """Unmasked ID numbers left in a page (should be none)."""
+    """Unmasked ID or mobile numbers left in a page (should be none)."""
     return _UNMASKED_ID.findall(text)
 
 
 def _shown(text: object) -> str:
-    """Text from the warehouse or a bureau file, fit for HTML: IDs masked, markup escaped."""
-    return html.escape(redact_ids("" if text is None else str(text)))
+    """Text from the warehouse or a bureau file, fit for HTML: IDs and phone numbers masked,
+    markup escaped. Names are masked where the text is read (collect_runs, warnings_html)."""
+    return html.escape(mask_text("" if text is None else str(text)))
 
 
 def _deep(value: Any, leaf: Callable[[str], str]) -> Any:
@@ -123,21 +122,25 @@ _INDEX_LISTS = ("partial_unexpected_index_list", "unexpected_index_list")
 
 
 def mask_validation_result(
-    result: Mapping[str, Any], contract: Contract | None, *, escape: bool = False
+    result: Mapping[str, Any],
+    contract: Contract | None,
+    *,
+    escape: bool = False,
+    names: NameIndex | None = None,
 ) -> dict[str, Any]:
     """A copy of a GX suite validation result (its JSON form) without personal data.
 
-    The failing values a result carries (a mistyped ID number is nearly the person's ID) are
-    masked as the quarantine table masks them: the contract's ID and personal columns by their
-    rule, ID numbers inside any other text as the receipts mask them. Masking a masked result
-    changes nothing. With `escape`, every string is also HTML-escaped (see
-    sanitize_validation_result).
+    The failing values a result carries (a mistyped ID number is nearly the person's ID; a name
+    typed into a column of categories is a name) are masked as the quarantine table masks them
+    (validate.masked_value, with the known `names`), and every other text of the results by
+    safe_text. Masking a masked result changes nothing. With `escape`, every string is also
+    HTML-escaped (see sanitize_validation_result).
     """
     columns = {c.name: c for c in contract.columns} if contract else {}
     clean: dict[str, Any] = json.loads(json.dumps(result, default=str))
 
     def text(value: str) -> str:
-        masked = redact_ids(value)
+        masked = safe_text(value, names=names) or ""
         return _escape(masked) if escape else masked
 
     for item in clean.get("results") or []:
@@ -147,7 +150,7 @@ def mask_validation_result(
 
         def value_of_column(value: Any, column: Any = column) -> Any:
             if column is not None and value is not None and not isinstance(value, bool):
-                value = masked_value(column, value)
+                value = masked_value(column, value, names)
             return _deep(value, text)
 
         outcome = item.get("result") or {}
@@ -179,11 +182,11 @@ def mask_validation_result(
 
 
 def sanitize_validation_result(
-    result: Mapping[str, Any], contract: Contract | None
+    result: Mapping[str, Any], contract: Contract | None, names: NameIndex | None = None
 ) -> dict[str, Any]:
     """A validation result fit for a Data Docs page: masked, and every value HTML-escaped,
     because GX's renderers put unexpected values into the page as raw HTML."""
-    return mask_validation_result(result, contract, escape=True)
+    return mask_validation_result(result, contract, escape=True, names=names)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -409,14 +412,14 @@ def _replace_dir(built: Path, target: Path) -> None:
         shutil.rmtree(old)
 
 
-def build_data_docs(settings: Settings, run_id: str) -> Path:
+def build_data_docs(settings: Settings, run_id: str, names: NameIndex | None = None) -> Path:
     """Build the run's GX Data Docs site from the validation results its files produced.
 
     One ephemeral GX context per call, so nothing is shared with the parallel validation tasks:
     the suites come from expectations/*.json, the results from
-    `reports/validations/<run_key>/*.json` (masked and escaped first). The site goes to
-    `reports/datadocs/<run_key>/`, rewritten to use only the vendored assets. Returns its
-    index.html.
+    `reports/validations/<run_key>/*.json` (masked, with the known `names`, and escaped first).
+    The site goes to `reports/datadocs/<run_key>/`, rewritten to use only the vendored assets.
+    Returns its index.html.
     """
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import great_expectations as gx
@@ -463,7 +466,7 @@ def build_data_docs(settings: Settings, run_id: str) -> Path:
         suite_name = str(raw["suite_name"])
         fallback = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
         when = _validated_at(raw, fallback)
-        clean = sanitize_validation_result(raw, contracts.get(suite_name))
+        clean = sanitize_validation_result(raw, contracts.get(suite_name), names)
         clean["meta"] = {
             **(clean.get("meta") or {}),
             "run_id": {"run_name": key, "run_time": when.isoformat()},
@@ -570,9 +573,15 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
     return value.replace(tzinfo=dt.UTC)
 
 
-def collect_runs(engine: Engine, run_id: str, limit: int = RECENT_RUNS) -> list[RunFacts]:
+def collect_runs(
+    engine: Engine, run_id: str, limit: int = RECENT_RUNS, names: NameIndex | None = None
+) -> list[RunFacts]:
     """The last `limit` runs (oldest first), always including `run_id`, with their files,
-    quarantine reasons and failed steps."""
+    quarantine reasons and failed steps; their texts through safe_text with the known `names`."""
+
+    def safe(text: str | None) -> str | None:
+        return safe_text(text, names=names)
+
     with engine.begin() as conn:
         spans = conn.execute(
             sa.select(
@@ -600,33 +609,36 @@ def collect_runs(engine: Engine, run_id: str, limit: int = RECENT_RUNS) -> list[
             chosen = chosen if limit > 1 else [runs[run_id]]
         wanted = {r.run_id: r for r in chosen}
 
+        # a file belongs to the run that finished it (a run that was interrupted leaves its
+        # files to the next), else to the run that received it
+        owner = sa.func.coalesce(file_manifest.c.finished_run_id, file_manifest.c.run_id)
         files = conn.execute(
-            sa.select(file_manifest)
-            .where(file_manifest.c.run_id.in_(wanted))
+            sa.select(file_manifest, owner.label("owner"))
+            .where(owner.in_(wanted))
             .order_by(file_manifest.c.id)
         ).all()
         for f in files:
-            wanted[f.run_id].files.append(
+            wanted[f.owner].files.append(
                 FileFacts(
                     manifest_id=f.id,
                     bureau=f.bureau,
                     dataset=f.dataset,
-                    file_name=f.file_name,
-                    landing_path=f.landing_path,
+                    file_name=safe(f.file_name) or "",
+                    landing_path=safe(f.landing_path) or "",
                     received_at=_utc(f.received_at) or f.received_at,
                     status=f.status,
                     rows_read=f.rows_read or 0,
                     rows_loaded=f.rows_loaded or 0,
                     rows_quarantined=f.rows_quarantined or 0,
                     rows_flagged=f.rows_flagged or 0,
-                    reason_zh=f.reason_zh,
-                    reason_en=f.reason_en,
+                    reason_zh=safe(f.reason_zh),
+                    reason_en=safe(f.reason_en),
                 )
             )
         count = sa.func.count().label("n")
         reasons = conn.execute(
             sa.select(
-                file_manifest.c.run_id,
+                owner.label("run_id"),
                 quarantine.c.dataset,
                 quarantine.c.reason_zh,
                 quarantine.c.reason_en,
@@ -634,9 +646,9 @@ def collect_runs(engine: Engine, run_id: str, limit: int = RECENT_RUNS) -> list[
                 count,
             )
             .join(file_manifest, file_manifest.c.id == quarantine.c.manifest_id)
-            .where(file_manifest.c.run_id.in_(wanted))
+            .where(owner.in_(wanted))
             .group_by(
-                file_manifest.c.run_id,
+                owner,
                 quarantine.c.dataset,
                 quarantine.c.reason_zh,
                 quarantine.c.reason_en,
@@ -645,7 +657,13 @@ def collect_runs(engine: Engine, run_id: str, limit: int = RECENT_RUNS) -> list[
         ).all()
         for r in reasons:
             wanted[r.run_id].reasons.append(
-                ReasonCount(r.dataset, r.reason_zh, r.reason_en, r.severity, int(r.n))
+                ReasonCount(
+                    r.dataset,
+                    safe(r.reason_zh) or "",
+                    safe(r.reason_en) or "",
+                    r.severity,
+                    int(r.n),
+                )
             )
         failed = conn.execute(
             sa.select(run_step.c.run_id, run_step.c.step, run_step.c.dataset, run_step.c.message)
@@ -653,7 +671,7 @@ def collect_runs(engine: Engine, run_id: str, limit: int = RECENT_RUNS) -> list[
             .order_by(run_step.c.id)
         ).all()
         for s in failed:
-            wanted[s.run_id].failed_steps.append((s.step, s.dataset, s.message))
+            wanted[s.run_id].failed_steps.append((s.step, s.dataset, safe(s.message)))
     for run in chosen:
         run.reasons.sort(key=lambda r: (-r.count, r.severity, r.reason_zh))
     return chosen
@@ -1008,9 +1026,13 @@ def latest_warnings(engine: Engine) -> dict[str, Any] | None:
     return warnings_summary(engine, day)
 
 
-def warnings_html(settings: Settings, summary: Mapping[str, Any] | None) -> str:
+def warnings_html(
+    settings: Settings, summary: Mapping[str, Any] | None, names: NameIndex | None = None
+) -> str:
     """The day's risk warnings per rule, the visits per township (with their workbooks) and the
     candidates outside the roster; empty before the first warnings step."""
+    from transforms.warnings import township_workbook_name
+
     if not summary or not (summary.get("rules") or summary.get("candidates")):
         return ""
     day = str(summary["day"])
@@ -1026,10 +1048,11 @@ def warnings_html(settings: Settings, summary: Mapping[str, Any] | None) -> str:
     folder = settings.reports_dir / "warnings" / day
     visits = []
     for township, count in summary.get("to_visit_by_township", {}).items():
-        workbook = folder / f"{township}_入户核实.xlsx"
+        workbook = folder / township_workbook_name(township, names)
         rel = workbook.relative_to(settings.reports_dir).as_posix() if workbook.exists() else None
         visits.append(
-            f"<tr><td>{_shown(township)}</td><td class=num>{int(count)}</td>"
+            f"<tr><td>{_shown(safe_text(township, names=names))}</td>"
+            f"<td class=num>{int(count)}</td>"
             f"<td>{_link(rel, '入户核实表 workbook')}</td></tr>"
         )
     candidates = "".join(
@@ -1070,6 +1093,7 @@ def render_run_report(
     run_id: str,
     generated_at: dt.datetime,
     warnings: Mapping[str, Any] | None = None,
+    names: NameIndex | None = None,
 ) -> str:
     """The report page: a chart and table of the recent runs, then one section per run
     (newest first; the given run open)."""
@@ -1102,18 +1126,24 @@ def render_run_report(
         f"<h2>最近{len(runs)}次运行<span class=en>The last {len(runs)} runs</span></h2>"
         f"{runs_chart_svg(runs)}"
         f"{_table('trend', TREND_COLUMNS, trend_rows)}"
-        f"{warnings_html(settings, warnings)}"
+        f"{warnings_html(settings, warnings, names)}"
         f'<nav class="runs"><ul>{nav}</ul></nav>'
         f"{sections}</body></html>\n"
     )
 
 
-def build_run_report(settings: Settings, engine: Engine, run_id: str) -> Path:
+def build_run_report(
+    settings: Settings, engine: Engine, run_id: str, names: NameIndex | None = None
+) -> Path:
     """Rebuild `$DATA_DIR/reports/index.html` from the warehouse: the recent runs, `run_id`
-    first. Build the run's Data Docs first so that the report links into them."""
-    runs = collect_runs(engine, run_id)
+    first. Build the run's Data Docs first so that the report links into them. Names are
+    masked with `names`, by default every name the warehouse knows."""
+    if names is None:
+        with engine.connect() as conn:
+            names = known_names(conn)
+    runs = collect_runs(engine, run_id, names=names)
     page = render_run_report(
-        settings, runs, run_id, dt.datetime.now(dt.UTC), latest_warnings(engine)
+        settings, runs, run_id, dt.datetime.now(dt.UTC), latest_warnings(engine), names
     )
     leaked = find_id_like(page)
     if leaked:
@@ -1129,8 +1159,10 @@ def build_run_report(settings: Settings, engine: Engine, run_id: str) -> Path:
 def build_reports(settings: Settings, engine: Engine, run_id: str) -> dict[str, str]:
     """Both reports of a run, in the order they depend on each other (and, in a deployment of
     several counties, the province page linking each county's report)."""
-    docs = build_data_docs(settings, run_id)
-    report = build_run_report(settings, engine, run_id)
+    with engine.connect() as conn:
+        names = known_names(conn)
+    docs = build_data_docs(settings, run_id, names)
+    report = build_run_report(settings, engine, run_id, names)
     built = {"data_docs": str(docs), "run_report": str(report)}
     if settings.county is not None:
         built["province_index"] = str(build_province_index(settings))

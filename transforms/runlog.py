@@ -7,10 +7,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from transforms.clock import utc_now
-from transforms.identifiers import mask_ids_in_text
+from transforms.masking import describe_error
 from transforms.warehouse import run_step
 
 
@@ -20,8 +21,14 @@ def run_key(run_id: str) -> str:
 
 
 def describe_failure(exc: BaseException) -> str:
-    """What may be stored about a step's failure (auditors read run_step)."""
-    return mask_ids_in_text(f"{type(exc).__name__}: {exc}")[:2000]
+    """What may be stored or logged about a failure (auditors read run_step): never the raw
+    text of a database error, whose DETAIL can quote a row's ID or name."""
+    return describe_error(exc)[:2000]
+
+
+class DatabaseStepError(RuntimeError):
+    """A database error, told without the values it would quote (the original is not chained:
+    Airflow's log would print its text)."""
 
 
 @contextmanager
@@ -34,6 +41,9 @@ def recorded_step(
     status, message = "success", None
     try:
         yield counts
+    except sa.exc.SQLAlchemyError as exc:
+        status, message = "failed", describe_failure(exc)
+        raise DatabaseStepError(f"step {step} failed: {message}") from None
     except Exception as exc:
         status, message = "failed", describe_failure(exc)
         raise

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from transforms.contracts import PROJECT_ROOT, Column, ColumnType, Contract
-from transforms.identifiers import ID_PATTERN, looks_like_excel_number, mask_id, mask_name
+from transforms.identifiers import ID_PATTERN, looks_like_excel_number
+from transforms.masking import NameIndex, is_name_column, mask_id, mask_name, safe_text
 from transforms.parse import ROW_ID, SHEET, SOURCE_ROW, id_status
 from transforms.reasons import row_reason
 
@@ -281,15 +282,23 @@ def run_gx(contract: Contract, frame: pd.DataFrame) -> ValidationOutcome:
     )
 
 
-def masked_value(column: Column, raw: object) -> str | None:
+MASKED_VALUE_LIMIT = 200
+
+
+def masked_value(column: Column, raw: object, names: NameIndex | None = None) -> str | None:
+    """A failing cell as the quarantine (read by auditors) may hold it: an ID column's value by
+    mask_id, a name by mask_name, other personal text hidden, and any other column's text with
+    IDs, phone numbers and the known `names` inside it masked (a clerk types anything anywhere).
+    """
     if raw is None or (isinstance(raw, float) and pd.isna(raw)):
         return None
-    text = str(raw)
+    # control characters go first: one inside an ID would hide it from the masking
+    text = safe_text(str(raw), names=names) or ""
     if column.type is ColumnType.ID:
-        return mask_id(text)
-    if column.personal:
-        return mask_name(text) if column.name.endswith("name") else "***"
-    return text[:200]
+        text = mask_id(text)
+    elif column.personal:
+        text = mask_name(text) if is_name_column(column) else "***"
+    return safe_text(text, MASKED_VALUE_LIMIT)
 
 
 def issue_records(

@@ -6,7 +6,9 @@ generated from the contracts, so a new bureau dataset gets its table from its co
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
 from collections.abc import Iterable, Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -280,13 +282,42 @@ def all_staging_tables() -> list[sa.Table]:
     return [staging_table(c) for c in load_contracts()]
 
 
+SQLITE_FILE_MODE = 0o600
+
+
+def _sqlite_file(url: str | sa.URL) -> Path | None:
+    """The file a SQLite URL names; None for other databases and in-memory ones."""
+    parsed = sa.make_url(url)
+    name = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not name or name == ":memory:":
+        return None
+    return None if name.startswith("file:") else Path(name)
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """Create the SQLite file empty and owner-only (SQLite would use the umask, often 0644,
+    and gives its -wal and -shm files the mode of the database file), or tighten an existing
+    one. The file holds person_identity: the plaintext IDs and names."""
+    # an existing database is not opened at all: tightened below, never truncated
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, SQLITE_FILE_MODE))
+    path.chmod(SQLITE_FILE_MODE)  # also where a stricter umask took the owner's write bit
+    for suffix in ("-wal", "-shm", "-journal"):
+        companion = path.with_name(path.name + suffix)
+        if companion.exists():
+            companion.chmod(SQLITE_FILE_MODE)
+
+
 def ensure_database(url: str) -> None:
-    """Make the database `url` names exist: a SQLite file's folder, or a PostgreSQL database
-    (a multi-county deployment gives each county its own; creating one needs CREATEDB)."""
+    """Make the database `url` names exist: a SQLite file (owner-only, see
+    _private_sqlite_file), or a PostgreSQL database (a multi-county deployment gives each county
+    its own; creating one needs CREATEDB)."""
     parsed = sa.make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        path = _sqlite_file(parsed)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _private_sqlite_file(path)
         return
     if parsed.get_backend_name() != "postgresql" or not parsed.database:
         return
@@ -315,8 +346,19 @@ def ensure_database(url: str) -> None:
 
 
 def make_engine(url: str) -> Engine:
+    """An engine whose errors never carry row values: hide_parameters keeps the SQL parameters
+    out of exception text and logs (the server's own message can still hold values; see
+    transforms.masking.describe_error)."""
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url)
+        engine = sa.create_engine(url, hide_parameters=True)
+        path = _sqlite_file(url)
+
+        @sa.event.listens_for(engine, "do_connect")
+        def _create_private(*_args: Any) -> None:
+            # an engine made without ensure_database must not create a world-readable file
+            # either; a missing folder is left to SQLite's own error
+            if path is not None and not path.exists() and path.parent.is_dir():
+                _private_sqlite_file(path)
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -329,7 +371,7 @@ def make_engine(url: str) -> Engine:
 
         # SQLite has no schemas: the restricted table lives beside the others
         return engine.execution_options(schema_translate_map={RESTRICTED_SCHEMA: None})
-    return sa.create_engine(url, pool_pre_ping=True)
+    return sa.create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 def create_schema(engine: Engine) -> None:

@@ -23,7 +23,6 @@ import csv
 import datetime as dt
 import json
 import logging
-import re
 import shutil
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -39,8 +38,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from transforms.contracts import ColumnType, Contract, load_contracts
-from transforms.identifiers import mask_id, mask_name
+from transforms.masking import NameIndex, known_names, mask_id, mask_name, safe_text
 from transforms.settings import Settings
+from transforms.spreadsheet import neutralize, safe_file_stem
 from transforms.warehouse import current_rows, dim_household, dim_person, file_manifest
 from transforms.warning_rules import (
     Condition,
@@ -92,8 +92,6 @@ EVENT_ZH = {
     "resolved": "已解除",
     "reopened": "再次预警",
 }
-_ID_IN_TEXT = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 Key = tuple[str, str]  # (household_id, rule_id)
 
@@ -1658,7 +1656,7 @@ def compute_indicators(
 def run_warnings(settings: Settings, engine: Engine, run_id: str, day: dt.date) -> dict[str, Any]:
     """Evaluate the rules for `day`, record the day's warning events, candidates and indicators
     (replacing any earlier computation of the same day) in one transaction."""
-    from transforms.pipeline import recorded_step
+    from transforms.runlog import recorded_step
 
     rules, indicators, parameters, villages = default_configuration()
     contracts = load_contracts()
@@ -1728,21 +1726,12 @@ EXPORT_HEADERS = (
     "核实日期",
 )
 _EXPORT_WIDTHS = (6, 10, 10, 20, 10, 22, 26, 12, 10, 12, 60, 50, 20, 10, 12)
-_UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]")
+UNKNOWN_TOWNSHIP = "未知乡镇"
 
 
-def formula_safe(text: str) -> str:
-    """Text a spreadsheet shows and never runs: a formula-like start gets a leading '."""
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
-    cleaned = ILLEGAL_CHARACTERS_RE.sub("\ufffd", text)
-    if cleaned.lstrip(" \u3000").startswith(_FORMULA_START) or cleaned.startswith(_FORMULA_START):
-        cleaned = "'" + cleaned
-    return cleaned
-
-
-def mask_ids_in_text(text: str) -> str:
-    return _ID_IN_TEXT.sub(lambda m: mask_id(m.group(0).upper()), text)
+def township_workbook_name(township: str, names: NameIndex | None = None) -> str:
+    """<township>_入户核实.xlsx, the township part made safe by safe_file_stem."""
+    return f"{safe_file_stem(township, names=names)}_入户核实.xlsx"
 
 
 def _sources_text(evidence: Mapping[str, Any] | None) -> str:
@@ -1785,7 +1774,9 @@ def export_rows(conn: Connection, day: dt.date) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in conn.execute(query)]
 
 
-def township_workbook(rows: Sequence[Mapping[str, Any]], day: dt.date) -> Any:
+def township_workbook(
+    rows: Sequence[Mapping[str, Any]], day: dt.date, names: NameIndex | None = None
+) -> Any:
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font
     from openpyxl.utils import get_column_letter
@@ -1822,8 +1813,8 @@ def township_workbook(rows: Sequence[Mapping[str, Any]], day: dt.date) -> Any:
             if isinstance(value, int):
                 cell.value = value
                 continue
-            # every text cell: IDs masked whatever their source, and never a formula
-            cell.value = formula_safe(mask_ids_in_text(str(value)))
+            # every text cell: personal data masked whatever its source, and never a formula
+            cell.value = neutralize(safe_text(str(value), names=names) or "")
             cell.data_type = "s"
             cell.alignment = Alignment(wrap_text=True, vertical="top")
     for col, width in enumerate(_EXPORT_WIDTHS, 1):
@@ -1842,23 +1833,25 @@ def write_township_exports(
 ) -> list[Path]:
     """One workbook per township of the day's new and reopened warnings, in
     $DATA_DIR/reports/warnings/<day>/<township>_入户核实.xlsx; a re-run replaces the day's set."""
-    from transforms.pipeline import recorded_step
+    from transforms.runlog import recorded_step
 
     with recorded_step(engine, run_id, "warning_exports") as counts:
         with engine.begin() as conn:
             rows = export_rows(conn, day)
-        by_township: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            names = known_names(conn)
+        # by file name: townships whose names mask alike (hostile ones only) share a workbook,
+        # the one the run report links to for each of them
+        by_workbook: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for r in rows:
-            by_township[r["township"] or "未知乡镇"].append(r)
+            by_workbook[township_workbook_name(r["township"] or UNKNOWN_TOWNSHIP, names)].append(r)
         target = export_dir(settings, day)
         building = target.with_name(f".{target.name}.building")
         if building.exists():
             shutil.rmtree(building)
         building.mkdir(parents=True)
         written = []
-        for township, township_rows in sorted(by_township.items()):
-            name = _UNSAFE_NAME.sub("_", township) + "_入户核实.xlsx"
-            township_workbook(township_rows, day).save(building / name)
+        for name, township_rows in sorted(by_workbook.items()):
+            township_workbook(township_rows, day, names).save(building / name)
             written.append(target / name)
         old = target.with_name(f".{target.name}.old")
         if old.exists():

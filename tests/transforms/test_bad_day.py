@@ -361,3 +361,44 @@ def test_nothing_in_landing_is_passed_over_without_a_word(county: County) -> Non
     assert summary["notices"] == [{"path": "health/~$名单.xlsx", "kind": "lock_file"}]
     with county.engine.connect() as conn:
         assert not conn.execute(sa.select(quarantine)).first()
+
+
+def test_a_database_error_is_recorded_and_raised_without_the_values_it_quotes(
+    county: County,
+) -> None:
+    from transforms.runlog import DatabaseStepError, recorded_step
+
+    with county.engine.begin() as conn:
+        conn.execute(sa.text("create table probe (v varchar(30) unique)"))
+    with (
+        pytest.raises(DatabaseStepError) as raised,
+        recorded_step(county.engine, "r", "probe"),
+        county.engine.begin() as conn,
+    ):
+        for _ in range(2):  # PostgreSQL's DETAIL quotes the duplicate key: the ID
+            conn.execute(sa.text("insert into probe values (:v)"), {"v": IDS[7]})
+    message = county.scalar("select message from run_step where step = 'probe'")
+    assert "UniqueViolation" in message or "IntegrityError" in message
+    for text in (message, str(raised.value), repr(raised.value)):
+        assert IDS[7] not in text and IDS[7][6:14] not in text
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__
+
+
+def test_names_and_ids_in_file_and_sheet_names_are_stored_masked(county: County) -> None:
+    known = f"城关镇,新村,0100,鲜于测漏,{IDS[30]},户主,脱贫户,普通劳动力,2025,9000,0,0,0,0,1"
+    county.drop("rural_revitalization", "名册.csv", roster(5) + known + "\n")
+    county.run()
+    # a name the warehouse knows, a name only the file itself holds, an ID
+    county.drop("health", "鲜于测漏的病历.csv", illness(2))
+    newcomer = f"{ILLNESS_HEADER}\n欧阳新来,{IDS[31]},大病,肺癌,2026-01-05\n"
+    county.drop("health", "欧阳新来.csv", newcomer)
+    county.drop("health", f"{IDS[32]}.csv", illness(3))
+    county.run()
+    stored = {(f["file_name"], f["landing_path"], f["moved_to"]) for f in county.files()}
+    text = repr(stored)
+    for plaintext in ("鲜于测漏", "欧阳新来", IDS[32]):
+        assert plaintext not in text
+    assert "鲜***的病历.csv" in text and "欧阳**.csv" in text
+    with county.engine.connect() as conn:
+        sheets = {r[0] for r in conn.execute(sa.text("select sheet from stg_illness"))}
+    assert sheets == {""}  # a CSV has no sheets; the staging lineage keeps them masked anyway

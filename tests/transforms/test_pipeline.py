@@ -16,7 +16,8 @@ from sqlalchemy.engine import Engine
 
 from transforms import pipeline
 from transforms.contracts import contract_by_dataset
-from transforms.identifiers import check_char, mask_id
+from transforms.identifiers import check_char
+from transforms.masking import mask_id
 from transforms.privacy import person_key
 from transforms.settings import Settings
 from transforms.warehouse import (

@@ -21,17 +21,25 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from transforms import receipts
-from transforms.identifiers import check_char, mask_ids_in_text
+from transforms.identifiers import check_char
+from transforms.masking import mask_name, mask_text
 from transforms.receipts import (
     existing_receipts,
-    neutralize,
     receipt_name,
     receipt_workbook,
     save_new,
     write_receipts,
 )
 from transforms.settings import Settings
-from transforms.warehouse import create_schema, file_manifest, make_engine, quarantine, run_step
+from transforms.spreadsheet import safe_file_stem
+from transforms.warehouse import (
+    create_schema,
+    file_manifest,
+    make_engine,
+    person_identity,
+    quarantine,
+    run_step,
+)
 
 RUN = "scheduled__2026-03-01T00:00:00+00:00"
 RECEIVED = dt.datetime(2026, 3, 1, 0, 30, 5, tzinfo=dt.UTC)  # 08:30:05 in Beijing
@@ -191,61 +199,22 @@ def _problem_lines(path: Path) -> list[tuple[Any, ...]]:
 
 
 def _receipt(paths: list[Path], file_name: str) -> Path:
-    stem = mask_ids_in_text(Path(file_name).stem)
+    stem = safe_file_stem(Path(file_name).stem)
     (match,) = [p for p in paths if p.name.startswith(f"回执_{stem}_")]
     return match
 
 
-# --- neutralize -------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("=1+1", "'=1+1"),
-        ("+86 138", "'+86 138"),
-        ("-2+3", "'-2+3"),
-        ("@SUM(A1)", "'@SUM(A1)"),
-        ("\t=cmd", "'\t=cmd"),
-        ("\r=cmd", "'\r=cmd"),
-        ("\n=cmd", "'\n=cmd"),
-        (" =1+1", "' =1+1"),  # an importer trims the blank and sees a formula
-        ("\u3000=1+1", "'\u3000=1+1"),
-        ("＝1+1", "'＝1+1"),
-        ("大病", "大病"),
-        ("1+1=2", "1+1=2"),
-        ("'=1+1", "'=1+1"),  # already text in Excel's own notation
-        ("", ""),
-        ("a\x00b\x07c", "a\ufffdb\ufffdc"),  # XML cannot hold these; openpyxl would refuse them
-        ("\x01=1+1", "\ufffd=1+1"),  # the replacement character does not start a formula
-    ],
-)
-def test_neutralize(text: str, expected: str) -> None:
-    assert neutralize(text) == expected
-
-
-def test_neutralize_cuts_to_the_excel_cell_limit() -> None:
-    assert neutralize("=" + "x" * 40000) == "'=" + "x" * 32765
-
-
-def test_mask_ids_in_text() -> None:
-    assert mask_ids_in_text(f"名单{FULL_ID}.xlsx") == "名单532626********0015.xlsx"
-    assert mask_ids_in_text(f"G{FULL_ID_2}") == "G110105********002X"
-    assert mask_ids_in_text(f"{FULL_ID}43") == "53****************43"  # disability certificate
-    assert mask_ids_in_text("身份证号 530102900101123") == "身份证号 53***********23"
-    assert mask_ids_in_text("5.30102199001011E+17") == "5.****************17"
-    # 户编号 (16-17 digits), phone numbers and amounts stay readable
-    assert mask_ids_in_text("户编号 5326260010020001") == "户编号 5326260010020001"
-    assert mask_ids_in_text("13812345678 1234.50") == "13812345678 1234.50"
-
-
 def test_receipt_name() -> None:
     row = {"file_name": f"=名单{FULL_ID}\n.xlsx", "received_at": RECEIVED}
-    assert receipt_name(row) == "回执_=名单532626********0015__20260301-083005.xlsx"
+    # the mask's "*" cannot be in a Windows file name: "_" instead
+    assert receipt_name(row) == "回执_=名单532626________0015__20260301-083005.xlsx"
     naive = {"file_name": "a.csv", "received_at": RECEIVED.replace(tzinfo=None)}
     assert receipt_name(naive) == "回执_a_20260301-083005.xlsx"
     long = {"file_name": "名" * 200 + ".xlsx", "received_at": RECEIVED}
-    assert receipt_name(long) == "回执_" + "名" * 50 + "_20260301-083005.xlsx"
+    name = receipt_name(long)
+    stem = name.removeprefix("回执_").removesuffix("_20260301-083005.xlsx")
+    assert stem == safe_file_stem("名" * 200) and len(stem.encode()) <= 150
+    assert stem.startswith("名" * 47 + "~")
 
 
 # --- the workbook -----------------------------------------------------------------------------
@@ -258,7 +227,7 @@ def test_partly_loaded_receipt(warehouse: Warehouse) -> None:
         [
             "回执_=1+1大病名单_20260301-083005.xlsx",
             "回执_other_20260301-083005.xlsx",
-            "回执_名单532626********0015_20260301-083005.xlsx",
+            "回执_名单532626________0015_20260301-083005.xlsx",
             "回执_大病名单(1)_20260301-083006.xlsx",
         ]
     )
@@ -557,4 +526,74 @@ def test_the_receipt_opens_in_libreoffice_without_warnings(
     # '=1+1' stays text: a formula would have come out as 2, '-2+3' as 1
     assert [(r[0], r[1], r[2], r[3], r[6]) for r in rows[1:]] == [
         (s, str(n), c, v, sev) for s, n, c, v, sev in EXPECTED_PROBLEM_LINES
+    ]
+
+
+# --- personal data in what the bureau sent (names, phones, IDs in any spelling) ---------------
+
+SENTINEL = "53262619870312775" + check_char("53262619870312775")
+NAME = "鲜于测漏"  # a person the warehouse knows (person_identity)
+PHONE = "15877551234"
+FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+HIDDEN_ID = f"{SENTINEL[:9]}\u200b{SENTINEL[9:]}"  # a zero-width space inside the ID
+LEAKY: dict[str, Any] = {
+    **ILLNESS,
+    "file_name": f"{NAME}户{PHONE}.xlsx",
+    "landing_path": f"health/{NAME}/{NAME}户{PHONE}.xlsx",
+    "sha256": "d" * 64,
+    "sheets": f"{NAME}、{SENTINEL.translate(FULL_WIDTH)}",
+    "reason_code": "sheets_skipped",
+    "reason_zh": f"工作表“{NAME}{SENTINEL[:6] + SENTINEL[8:17]}”未读取",
+}
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_names_phones_and_ids_never_reach_a_receipt(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'wh.sqlite'}"
+    else:
+        url = request.getfixturevalue("postgres_databases")()
+    settings = Settings(data_dir=tmp_path / "data", warehouse_url=url)
+    (settings.landing_dir / "health").mkdir(parents=True)
+    engine = make_engine(url)
+    create_schema(engine)
+    with engine.begin() as conn:
+        manifest_id = conn.execute(
+            file_manifest.insert().values(**LEAKY).returning(file_manifest.c.id)
+        ).scalar_one()
+        conn.execute(
+            quarantine.insert(),
+            [
+                {**_problem(NAME, 3, "疾病类别", f"＝{NAME}"), "manifest_id": manifest_id},
+                {**_problem("城关镇", 4, "确诊日期", HIDDEN_ID), "manifest_id": manifest_id},
+                {**_problem("城关镇", 5, "病种", f"电话{PHONE}"), "manifest_id": manifest_id},
+            ],
+        )
+        conn.execute(
+            person_identity.insert().values(
+                person_key="k" * 64,
+                id_number=SENTINEL,
+                name=NAME,
+                first_manifest_id=manifest_id,
+                last_manifest_id=manifest_id,
+            )
+        )
+    (path,) = write_receipts(settings, engine, RUN)
+    engine.dispose()
+    assert path.name == "回执_鲜___户158____1234_20260301-083005.xlsx"
+    text = _all_text(path)
+    for secret in (NAME, PHONE, SENTINEL, SENTINEL.translate(FULL_WIDTH), SENTINEL[8:17]):
+        assert secret not in text, secret
+    summary = _summary(path)
+    assert summary["文件名"] == f"{mask_name(NAME)}户158****1234.xlsx"
+    assert summary["报送位置"] == f"health/{mask_name(NAME)}/{mask_name(NAME)}户158****1234.xlsx"
+    lines = _problem_lines(path)
+    assert [(sheet, value) for sheet, _, _, value, _, _, _ in lines] == [
+        (mask_name(NAME), f"'＝{mask_name(NAME)}"),
+        ("城关镇", mask_text(SENTINEL)),
+        ("城关镇", "电话158****1234"),
     ]

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import cdp_browser
+import openpyxl
 import pytest
 import sqlalchemy as sa
 from cdp_browser import Chromium, find_chromium
@@ -28,8 +29,9 @@ from sqlalchemy.engine import Engine
 
 from transforms import reports
 from transforms.contracts import contract_by_dataset
-from transforms.identifiers import check_char, mask_id
+from transforms.identifiers import check_char
 from transforms.intake import RECEIPTS_FOLDER
+from transforms.masking import mask_id
 from transforms.parse import to_frame
 from transforms.pipeline import run_key
 from transforms.readers import RawSheet
@@ -923,3 +925,127 @@ def test_a_province_index_links_every_county(tmp_path: Path) -> None:
     assert '<a href="lankao/index.html">lankao</a></li>' in page
     assert '<a href="qixian/index.html">qixian</a>（尚无报告 / no report yet）' in page
     assert list((tmp_path / "reports").glob("*.partial")) == []
+
+
+# Names, phone numbers and IDs from bureau files -----------------------------------------------
+
+SENTINEL = _id("53262619870312775")
+NAME = "鲜于测漏"  # a household member, also typed where a category belongs
+HEADER_NAME = "皇甫测头"  # a name used as a sheet name, a title and a column header
+PHONE = "15877551234"
+FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+SECRETS = (NAME, HEADER_NAME, PHONE, SENTINEL, SENTINEL[:6] + SENTINEL[8:17])
+
+
+def _leaks(text: str) -> list[str]:
+    found = [s for s in SECRETS if s in text]
+    return found + [s for s in (SENTINEL, PHONE) if s.translate(FULL_WIDTH) in text]
+
+
+def _hostile_workbook(path: Path) -> None:
+    """Personal data in every place a clerk can put it: the sheet name, a title row, a column
+    header and the upper row of a two-level header, a repeated header row, and cells of
+    columns that are not meant for it."""
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.title = f"{HEADER_NAME}{SENTINEL[-6:]}"
+    sheet.append([f"{HEADER_NAME}户 {SENTINEL} 电话{PHONE}"])
+    sheet.append([None, None, None, None, None, None, HEADER_NAME])
+    sheet.append(["姓名", "身份证号", "疾病类别", "病种", "确诊日期", "是否签约家庭医生", None])
+    sheet.append([NAME, SENTINEL, NAME, "肺癌", f"电话{PHONE}", "是", SENTINEL])
+    sheet.append(["张三", ZHANG, SENTINEL.translate(FULL_WIDTH), "肺癌", "2026-01-05", "是", 1])
+    sheet.append([HEADER_NAME, "身份证号", "疾病类别", "病种", "确诊日期", HEADER_NAME, None])
+    sheet.append(["李四", LI, "大病", "肺癌", SENTINEL[:6] + SENTINEL[8:17], PHONE, None])
+    workbook.save(path)
+
+
+def test_gx_results_and_data_docs_of_a_hostile_file_show_no_personal_data(
+    tmp_path: Path,
+) -> None:
+    from transforms.masking import NameIndex, names_in_file
+    from transforms.readers import read_sheets
+
+    settings = _settings(tmp_path)
+    contract = contract_by_dataset("illness")
+    source = tmp_path / "hostile.xlsx"
+    _hostile_workbook(source)
+    # validated the way parse_and_validate does it
+    parsed = to_frame(read_sheets(source), [contract])
+    outcome = run_gx(contract, parsed.frame)
+    raw = json.dumps(outcome.results_json, ensure_ascii=False, default=str)
+    # Headers, sheet names and titles never reach GX: its frame has the contract's column
+    # names only. Cell values do, as the unexpected values of a failed expectation.
+    assert HEADER_NAME not in raw
+    assert {NAME, PHONE, SENTINEL} <= set(_leaks(raw))
+    names = NameIndex().with_names(names_in_file(contract, parsed.frame))
+    masked = reports.mask_validation_result(outcome.results_json, contract, names=names)
+    saved = json.dumps(masked, ensure_ascii=False, default=str)
+    assert _leaks(saved) == []
+    _save_result(settings, RUN, ILLNESS_ID, masked)
+    index = reports.build_data_docs(settings, RUN, names)
+    pages = sorted(index.parent.rglob("*.html"))
+    assert len(pages) > len(SUITES)
+    for page in pages:
+        assert _leaks(page.read_text(encoding="utf-8")) == [], page.name
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_run_report_masks_known_names_and_phone_numbers(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    from transforms.masking import known_names
+    from transforms.warehouse import person_identity
+    from transforms.warnings import township_workbook_name
+
+    url = (
+        f"sqlite:///{tmp_path / 'w.sqlite'}"
+        if backend == "sqlite"
+        else request.getfixturevalue("postgres_databases")()
+    )
+    settings = Settings(data_dir=tmp_path / "data", warehouse_url=url)
+    engine = _engine(settings)
+    with engine.begin() as conn:
+        conn.execute(
+            run_step.insert().values(
+                _step(RUN, T0, status="failed", message=f"ValueError: {NAME} 电话{PHONE}")
+            )
+        )
+        conn.execute(
+            file_manifest.insert().values(
+                _manifest(
+                    id=ILLNESS_ID,
+                    file_name=f"{NAME}户{PHONE}.xlsx",
+                    landing_path=f"health/{NAME}/{NAME}户.xlsx",
+                    status="rejected",
+                    reason_zh=f"文件中的表头：{NAME}、{SENTINEL.translate(FULL_WIDTH)}",
+                    reason_en=f"found {NAME} {SENTINEL[:6] + SENTINEL[8:17]}",
+                )
+            )
+        )
+        conn.execute(
+            person_identity.insert().values(
+                person_key="k" * 64,
+                id_number=SENTINEL,
+                name=NAME,
+                first_manifest_id=ILLNESS_ID,
+                last_manifest_id=ILLNESS_ID,
+            )
+        )
+    page = reports.build_run_report(settings, engine, RUN).read_text(encoding="utf-8")
+    assert _leaks(page) == []
+    assert "鲜***户158****1234.xlsx" in page and "ValueError: 鲜*** 电话158****1234" in page
+
+    # a township named after a person: masked, and still linked to its workbook
+    with engine.connect() as conn:
+        names = known_names(conn)
+    engine.dispose()
+    folder = settings.reports_dir / "warnings" / "2026-11-28"
+    folder.mkdir(parents=True)
+    (folder / township_workbook_name(f"{NAME}镇", names)).write_bytes(b"workbook")
+    summary = {"day": "2026-11-28", "rules": {}, "to_visit_by_township": {f"{NAME}镇": 1}}
+    html = reports.warnings_html(settings, {**summary, "candidates": {"x": 1}}, names)
+    assert NAME not in html and "鲜***镇" in html
+    assert f'href="warnings/2026-11-28/{quote("鲜___镇_入户核实.xlsx")}"' in html

@@ -9,6 +9,7 @@ import pytest
 
 from transforms.contracts import ColumnType, Contract, contract_by_dataset, load_contracts
 from transforms.identifiers import ID_PATTERN, check_char
+from transforms.masking import NameIndex, mask_id, mask_name
 from transforms.parse import to_frame
 from transforms.readers import Cell, RawSheet
 from transforms.validate import (
@@ -462,9 +463,73 @@ def test_masked_value() -> None:
     assert masked_value(housing.column("owner_name"), "欧阳娜娜") == "欧阳**"
     assert masked_value(illness.column("disease"), "肺癌") == "***"
     assert masked_value(illness.column("diagnosed_date"), "2026-02-30") == "2026-02-30"
-    assert masked_value(illness.column("diagnosed_date"), "x" * 300) == "x" * 200
+    assert masked_value(illness.column("diagnosed_date"), "x" * 300) == "x" * 199 + "…"
+    assert masked_value(illness.column("id_number"), "5" * 300) == "55" + "*" * 197 + "…"
     assert masked_value(illness.column("name"), None) is None
     assert masked_value(illness.column("name"), float("nan")) is None
+
+
+SENTINEL = _id("53262619870312775")
+NAME = "鲜于测漏"
+PHONE = "15877551234"
+FULL_WIDTH_EXCEL = (
+    "５.３２６２６１９８７０３１３Ｅ＋１７"  # an ID Excel made a number, typed full-width
+)
+
+
+@pytest.mark.parametrize(
+    ("column", "raw", "expected"),
+    [
+        # a clerk types anything anywhere: an ID, a phone number, a known name in any column
+        ("illness_category", SENTINEL, mask_id(SENTINEL)),
+        ("diagnosed_date", f"见{SENTINEL}", f"见{mask_id(SENTINEL)}"),
+        ("diagnosed_date", SENTINEL[:6] + SENTINEL[8:17], mask_id(SENTINEL[:6] + SENTINEL[8:17])),
+        (
+            "family_doctor_signed",
+            FULL_WIDTH_EXCEL,
+            mask_id(FULL_WIDTH_EXCEL),
+        ),
+        ("illness_category", f"电话{PHONE}", "电话158****1234"),
+        ("illness_category", NAME, mask_name(NAME)),
+        ("illness_category", f"{SENTINEL[:9]}\x00{SENTINEL[9:]}", mask_id(SENTINEL)),
+        ("illness_category", "大病\x00", "大病"),
+        ("name", f"{NAME}\x00", mask_name(NAME)),
+        ("id_number", f"\x00{SENTINEL}", mask_id(SENTINEL)),
+        # 户编号 (16-17 digits) stays readable
+        ("illness_category", "5326260010020001", "5326260010020001"),
+    ],
+)
+def test_masked_value_of_any_column_hides_personal_data(
+    column: str, raw: str, expected: str
+) -> None:
+    illness = contract_by_dataset("illness")
+    shown = masked_value(illness.column(column), raw, NameIndex([NAME]))
+    assert shown == expected
+    assert NAME not in (shown or "") and "\x00" not in (shown or "")
+
+
+def test_issue_records_never_show_an_id_typed_into_another_column() -> None:
+    contract = contract_by_dataset("illness")
+    sheet = RawSheet(
+        "城关镇",
+        [
+            (1, ["姓名", "身份证号", "疾病类别", "病种", "确诊日期", "是否签约家庭医生"]),
+            (2, ["张三", ZHANG, SENTINEL, "肺癌", "2026-01-05", "是"]),
+            (3, ["李四", LI, "大病", "肺癌", f"电话{PHONE}", "是"]),
+            (4, ["王五", WANG, "大病", "肺癌", "2026-01-05", SENTINEL[:6] + SENTINEL[8:17]]),
+        ],
+    )
+    frame = to_frame([sheet], [contract]).frame
+    outcome = run_gx(contract, frame)
+    records = issue_records(contract, frame, outcome.issues)
+    assert [(r["source_row"], r["column_name"]) for r in records] == [
+        (2, "illness_category"),
+        (3, "diagnosed_date"),
+        (4, "family_doctor_signed"),
+    ]
+    shown = json.dumps(records, ensure_ascii=False)
+    for secret in (SENTINEL, SENTINEL[:6] + SENTINEL[8:17], PHONE):
+        assert secret not in shown
 
 
 def test_load_suite_builds_the_gx_suite(

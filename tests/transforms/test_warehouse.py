@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import stat
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,9 +18,11 @@ from transforms.warehouse import (
     MANIFEST_STATUSES,
     create_schema,
     current_rows,
+    ensure_database,
     file_manifest,
     insert_batches,
     make_engine,
+    person_identity,
     quarantine,
     staging_table,
     staging_table_name,
@@ -227,3 +232,112 @@ def test_current_rows_skip_rejected_duplicate_and_pending_files(engine: Engine) 
     assert rows["manifest_id"].tolist() == [ids["loaded"], ids["partly_loaded"]]
     assert rows["person_key"].tolist() == [f"{1:018d}", f"{2:018d}"]
     assert "matched_household_id" in rows
+
+
+# --- the SQLite file holds plaintext IDs and names: owner-only --------------------------------
+
+SENTINEL = "532626198703127752"  # a valid check character; found nowhere else
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def open_umask() -> Iterator[None]:
+    """The umask most systems start services with (files 0644)."""
+    previous = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def _write_identity(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            person_identity.insert().values(
+                person_key="k" * 64,
+                id_number=SENTINEL,
+                name="鲜于测漏",
+                first_manifest_id=1,
+                last_manifest_id=1,
+            )
+        )
+
+
+@pytest.mark.usefixtures("open_umask")
+def test_ensure_database_creates_an_owner_only_sqlite_file(tmp_path: Path) -> None:
+    path = tmp_path / "county" / "warehouse.sqlite"
+    url = f"sqlite:///{path}"
+    ensure_database(url)
+    assert path.is_file() and path.stat().st_size == 0
+    assert _mode(path) == 0o600
+    engine = make_engine(url)
+    create_schema(engine)
+    with engine.connect() as reader:  # a reader open keeps the WAL and SHM files in place
+        reader.execute(sa.text("SELECT 1"))
+        _write_identity(engine)
+        companions = [path.with_name(path.name + s) for s in ("-wal", "-shm")]
+        assert all(p.exists() for p in companions)
+        assert [_mode(p) for p in [path, *companions]] == [0o600, 0o600, 0o600]
+    engine.dispose()
+    assert _mode(path) == 0o600
+
+
+@pytest.mark.usefixtures("open_umask")
+def test_ensure_database_tightens_an_existing_file_and_its_companions(tmp_path: Path) -> None:
+    path = tmp_path / "warehouse.sqlite"
+    url = f"sqlite:///{path}"
+    engine = sa.create_engine(url)  # the way a file got made before: with the umask
+    with engine.connect() as conn:
+        conn.execute(sa.text("PRAGMA journal_mode=WAL"))
+        conn.execute(sa.text("CREATE TABLE t (x TEXT)"))
+        conn.commit()
+        wal = path.with_name(path.name + "-wal")
+        assert _mode(path) == 0o644 and _mode(wal) == 0o644
+        ensure_database(url)
+        assert _mode(path) == 0o600 and _mode(wal) == 0o600
+    engine.dispose()
+    ensure_database(url)  # an existing file is never truncated
+    with sa.create_engine(url).connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM t")).scalar() == 0
+
+
+@pytest.mark.usefixtures("open_umask")
+def test_make_engine_alone_creates_an_owner_only_file(tmp_path: Path) -> None:
+    path = tmp_path / "warehouse.sqlite"
+    engine = make_engine(f"sqlite:///{path}")
+    create_schema(engine)
+    engine.dispose()
+    assert _mode(path) == 0o600
+    with pytest.raises(sa.exc.OperationalError):  # a missing folder is SQLite's own error
+        make_engine(f"sqlite:///{tmp_path / 'missing' / 'w.sqlite'}").connect()
+
+
+def test_in_memory_and_uri_databases_are_left_alone(tmp_path: Path) -> None:
+    ensure_database("sqlite://")
+    ensure_database("sqlite:///:memory:")
+    with make_engine("sqlite://").connect() as conn:
+        assert conn.execute(sa.text("SELECT 1")).scalar() == 1
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_errors_of_the_engine_carry_no_row_values(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = (
+        f"sqlite:///{tmp_path / 'w.sqlite'}"
+        if backend == "sqlite"
+        else request.getfixturevalue("postgres_databases")()
+    )
+    engine = make_engine(url)
+    create_schema(engine)
+    _write_identity(engine)
+    with pytest.raises(sa.exc.IntegrityError) as caught:
+        _write_identity(engine)  # the same person_key again
+    engine.dispose()
+    assert SENTINEL not in str(caught.value) and "鲜于测漏" not in str(caught.value)
+    assert "hidden" in str(caught.value)

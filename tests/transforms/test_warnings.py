@@ -18,8 +18,9 @@ from sqlalchemy.engine import Engine
 
 from transforms.contracts import load_contracts
 from transforms.identifiers import check_char
+from transforms.masking import NameIndex, mask_id, mask_name
 from transforms.settings import Settings
-from transforms.warehouse import create_schema, make_engine
+from transforms.warehouse import create_schema, make_engine, person_identity
 from transforms.warning_rules import RulePlan, default_configuration, plan_rules
 from transforms.warnings import (
     CountyData,
@@ -27,10 +28,10 @@ from transforms.warnings import (
     compute_indicators,
     current_view,
     evaluate,
-    formula_safe,
     household_incomes,
     score,
     store_day,
+    township_workbook_name,
     transitions,
     write_township_exports,
 )
@@ -952,23 +953,6 @@ def test_plan_indicator_rows_fit_the_table(warehouse: Engine) -> None:
 # --- township workbooks --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("text", "safe"),
-    [
-        ("=1+1", "'=1+1"),
-        ("+86", "'+86"),
-        ("-5", "'-5"),
-        ("@SUM(A1)", "'@SUM(A1)"),
-        ("\t=1", "'\t=1"),
-        ("\r=1", "'\r=1"),
-        (" =1", "' =1"),
-        ("城关镇", "城关镇"),
-    ],
-)
-def test_formula_safe(text: str, safe: str) -> None:
-    assert formula_safe(text) == safe
-
-
 def test_township_workbooks_of_new_and_reopened_warnings(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'w.sqlite'}")
     create_schema(engine)
@@ -1018,6 +1002,75 @@ def test_township_workbooks_of_new_and_reopened_warnings(tmp_path: Path) -> None
         "城关镇_入户核实.xlsx"
     ]
     assert sorted(p.name for p in paths[0].parent.iterdir()) == ["城关镇_入户核实.xlsx"]
+
+
+SENTINEL = "53262619870312775" + check_char("53262619870312775")
+NAME = "鲜于测漏"
+PHONE = "15877551234"
+FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+# what a township clerk must never see: the sentinel in every spelling, the name, the phone
+HOSTILE_EVIDENCE = (
+    f"＝1+1 {NAME} 旧证{SENTINEL[:6] + SENTINEL[8:17]} 全角{SENTINEL.translate(FULL_WIDTH)} "
+    f"Excel 5.32626198703128E+17 电话{PHONE} 断开{SENTINEL[:9]}\u200b{SENTINEL[9:]}"
+)
+SECRETS = (
+    NAME,
+    PHONE,
+    SENTINEL,
+    SENTINEL[:6] + SENTINEL[8:17],
+    SENTINEL.translate(FULL_WIDTH),
+    "5.32626198703128E+17",
+    SENTINEL[:9],
+)
+
+
+def test_township_workbooks_show_no_personal_data_and_no_formula(
+    warehouse: Engine, tmp_path: Path
+) -> None:
+    # 96 characters fit the township column, but at 288 bytes not a file name (255 at most)
+    long_township = "很长的乡镇名" * 16
+    county = Inline()
+    county.household("A", WORKER)
+    county.household("B", WORKER, township=long_township)
+    county.household("C", WORKER, township=f"{NAME}{SENTINEL}镇")
+    rules = {r.id: r for r in RULES.rules}
+    source = {"bureau": "health", "file": f"{NAME}{PHONE}.xlsx", "sheet": NAME, "row": 3}
+    evidence = {**_evidence(HOSTILE_EVIDENCE), "sources": [source]}
+    with warehouse.begin() as conn:
+        conn.execute(
+            person_identity.insert().values(
+                person_key="k" * 64,
+                id_number=SENTINEL,
+                name=NAME,
+                first_manifest_id=1,
+                last_manifest_id=1,
+            )
+        )
+        findings = {(h, "dropout"): evidence for h in ("A", "B", "C")}
+        store_day(conn, "r1", DAY, rules, _evaluation(findings), county.data())
+    settings = Settings(data_dir=tmp_path, warehouse_url="")
+    paths = write_township_exports(settings, warehouse, "r1", DAY)
+    assert len(paths) == 3 and all(p.is_file() for p in paths)
+    assert all(len(p.name.encode()) < 255 for p in paths)
+    assert paths[-1].name == township_workbook_name(f"{NAME}{SENTINEL}镇", NameIndex([NAME]))
+    assert paths[-1].name == f"鲜___532626________{SENTINEL[-4:]}镇_入户核实.xlsx"
+    for path in paths:
+        for secret in SECRETS:
+            assert secret not in path.name
+        sheet = openpyxl.load_workbook(path).active
+        assert sheet is not None
+        cells = [c for row in sheet.iter_rows(min_row=2) for c in row if c.value is not None]
+        text = "\n".join(str(c.value) for c in cells)
+        for secret in SECRETS:
+            assert secret not in text, (path.name, secret)
+        assert all(c.data_type != "f" for c in cells)
+        assert all(not str(c.value).startswith(("=", "＝", "+", "-", "@")) for c in cells)
+        evidence_cell = sheet.cell(row=2, column=11).value
+        assert evidence_cell.startswith(f"'＝1+1 {mask_name(NAME)} ")
+        assert mask_id(SENTINEL) in evidence_cell
+        assert sheet.cell(row=2, column=12).value == (
+            f"health/{mask_name(NAME)}158****1234.xlsx/{mask_name(NAME)}/第3行"
+        )
 
 
 # --- accuracy ------------------------------------------------------------------------------------

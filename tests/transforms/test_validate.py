@@ -81,9 +81,22 @@ def test_suite_definition_follows_the_contract(contract: Contract) -> None:
         (e["kwargs"]["column"], e["kwargs"]["min_value"], e["kwargs"]["max_value"])
         for e in _by_type(contract, "expect_column_values_to_be_between")
     }
+    lengths = {
+        (e["kwargs"]["column"], e["kwargs"].get("min_value"), e["kwargs"]["max_value"])
+        for e in _by_type(contract, "expect_column_value_lengths_to_be_between")
+    }
+    assert all(
+        e["meta"]["rule"] == "text_too_long"
+        for e in _by_type(contract, "expect_column_value_lengths_to_be_between")
+    )
     expected_regexes: set[tuple[str, str, str]] = set()
     expected_in_sets: set[tuple[str, tuple[Any, ...], str]] = set()
     expected_betweens: set[tuple[str, int | None, int | None]] = set()
+    expected_lengths = {
+        (col.name, None, col.length_bound)
+        for col in contract.columns
+        if col.type in (ColumnType.TEXT, ColumnType.HH)
+    }
     for col in contract.columns:
         if col.type is ColumnType.ID:
             expected_regexes.add((col.name, ID_PATTERN, "id_format"))
@@ -104,10 +117,21 @@ def test_suite_definition_follows_the_contract(contract: Contract) -> None:
             expected_in_sets.add((col.name, col.values, "enum_value"))
     for check in contract.checks:
         expected_in_sets.add((check_column(check.id), (True,), check.id))
+    if contract.household is not None:
+        for name in contract.household.columns:
+            expected_in_sets.add(
+                (check_column(f"household_conflict__{name}"), (True,), "household_conflict")
+            )
+        expected_in_sets.add(
+            (check_column("person_in_two_households"), (True,), "person_in_two_households")
+        )
     assert regexes == expected_regexes
     assert in_sets == expected_in_sets
     assert betweens == expected_betweens
-    assert len(expectations) == len(not_null) + len(regexes) + len(in_sets) + len(betweens)
+    assert lengths == expected_lengths
+    assert len(expectations) == (
+        len(not_null) + len(regexes) + len(in_sets) + len(betweens) + len(lengths)
+    )
 
     for e in expectations:
         # Every issue is reported against a contract column the clerk can find in the file.
@@ -118,9 +142,21 @@ def test_suite_definition_follows_the_contract(contract: Contract) -> None:
 
 
 def test_checks_are_reported_with_their_severity() -> None:
-    (roster,) = _by_type(contract_by_dataset("roster"), "expect_column_values_to_be_in_set")[-1:]
+    (roster,) = [
+        e
+        for e in _by_type(contract_by_dataset("roster"), "expect_column_values_to_be_in_set")
+        if e["meta"]["rule"] == "per_capita_mismatch"
+    ]
     assert roster["meta"] == {"rule": "per_capita_mismatch", "column": "per_capita_income"}
     assert roster["severity"] == "warning"
+    # household findings are errors: the rows are quarantined, never reconciled by row order
+    household = [
+        e
+        for e in _by_type(contract_by_dataset("roster"), "expect_column_values_to_be_in_set")
+        if e["meta"]["rule"] in ("household_conflict", "person_in_two_households")
+    ]
+    assert len(household) == len(contract_by_dataset("roster").household.columns) + 1  # type: ignore[union-attr]
+    assert {e["severity"] for e in household} == {"critical"}
     settlements = _by_type(contract_by_dataset("settlements"), "expect_column_values_to_be_in_set")
     assert settlements[-1]["meta"] == {"rule": "out_of_pocket_mismatch", "column": "out_of_pocket"}
     assert settlements[-1]["severity"] == "critical"

@@ -11,7 +11,13 @@ from typing import Any
 
 from generator import datasets, names, risks
 from generator.datasets import Record
-from generator.defects import add_quirks, plant_defects, plant_per_capita_warnings
+from generator.defects import (
+    add_quirks,
+    plant_defects,
+    plant_household_defects,
+    plant_per_capita_warnings,
+    plant_text_defects,
+)
 from generator.layout import WrittenFile, file_specs, messy_specs, write_file
 from generator.messy import (
     MESSINESS,
@@ -198,6 +204,11 @@ def generate(
         add_quirks(rng, rows, contract)
         if messiness == "high":
             add_messy_quirks(_rng(seed, f"messy:{dataset}"), rows, contract, spec)
+            defects_rng = _rng(seed, f"messy-defects:{dataset}")
+            if dataset == "roster":
+                plant_household_defects(defects_rng, rows)
+            elif dataset == "employment" and spec.fmt == "csv":  # a workbook cannot hold NUL
+                plant_text_defects(defects_rng, rows, "employer")
         if plan is not None:
             plan.plant(dataset, rows)
         written[dataset] = write_file(landing, spec, contract, rows, day)

@@ -134,9 +134,10 @@ def generate(
 ) -> GenerationSummary:
     """Write the county's files under data_dir/landing and the ground truth into truth_dir.
 
-    messiness "high" adds every quirk of messy.py to the same files, plus files that must be
-    rejected whole (listed in rejected_files.csv); "normal" gives the same bytes as before it
-    existed.
+    messiness "high" adds every quirk of messy.py to the same files, defects only a comparison
+    of rows finds (a roster member with another township, a person under two households), a NUL
+    inside a valid text cell and an over-long one (defects.py), plus files that must be rejected
+    whole (listed in rejected_files.csv); "normal" gives the same bytes as before it existed.
 
     risk_scenarios plants every warning rule's cases and near misses (generator/risks.py);
     days > 1 (which implies them) also writes the bureaus' files of the following days into

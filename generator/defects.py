@@ -255,7 +255,8 @@ def plant_household_defects(rng: random.Random, records: list[Record]) -> None:
     member = rng.choice(conflict[1:])
     own = _text(member, "township")
     townships = sorted({_text(r, "township") for r in records} - {own, ""})
-    member.raw["township"] = rng.choice(townships) if townships else _OTHER_TOWNSHIP
+    # in a workbook per township the row then sits on the other township's sheet
+    member.values["township"] = rng.choice(townships) if townships else _OTHER_TOWNSHIP
     member.defect = ("township", "household_conflict")
     person, twin = rng.choice(first[1:]), rng.choice(second[1:])
     # the second household's clerk typed the first household's member's ID number
@@ -275,6 +276,6 @@ def plant_text_defects(rng: random.Random, records: list[Record], column: str) -
     value = _text(invisible, column)
     cut = rng.randint(1, max(1, len(value) - 1))
     invisible.raw[column] = value[:cut] + "\x00" + value[cut:]
-    repeated = _text(long, column) * (TEXT_MAX_LENGTH // len(_text(long, column)) + 2)
+    repeated = _text(long, column) * ((TEXT_MAX_LENGTH + 100) // len(_text(long, column)) + 1)
     long.raw[column] = repeated[: TEXT_MAX_LENGTH + 100]
     long.defect = (column, "text_too_long")

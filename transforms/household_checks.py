@@ -128,7 +128,7 @@ def household_findings(
         expected = rows["key"].map(reference)
         agrees = expected.notna() & rows["value"].eq(expected)
         result = _unknown(frame.index)
-        result[rows.index] = agrees.map(bool)
+        result.loc[rows.index] = agrees.map(bool)
         consistent[name] = result
         disagreeing = rows[~agrees.to_numpy()]
         # the values of a household without a reference, each listed once (hostile files may
@@ -158,7 +158,7 @@ def household_findings(
     keys_per_person = people.groupby("person", sort=False)["key"].nunique()
     shared = people["person"].isin(keys_per_person[keys_per_person > 1].index)
     one_household = _unknown(frame.index)
-    one_household[people.index] = (~shared).map(bool)
+    one_household.loc[people.index] = (~shared).map(bool)
     other_households: dict[int, tuple[OtherHousehold, ...]] = {}
     for _, rows_of_person in people[shared].groupby("person", sort=False):
         # the first row under each of the person's first few keys: enough to name the others

@@ -241,3 +241,21 @@ def test_household_rule_is_validated_in_the_contract() -> None:
         broken = {**raw, "household": {**raw["household"], **change}}
         with pytest.raises(ValueError, match=message):
             Contract.model_validate(broken)
+
+
+def test_an_over_long_household_key_is_too_long_and_compared_with_nothing() -> None:
+    key = "0" * 65  # the warehouse's 户编号 columns hold 64
+    rows = [_row(key, 1, "户主"), _row(key, 2, "之子", 乡_镇_="南彰镇")]
+    frame, outcome = _validate(rows)
+    assert _issues(outcome) == [
+        (0, "household_id", "text_too_long"),
+        (1, "household_id", "text_too_long"),
+    ]
+    record = issue_records(ROSTER, frame, outcome.issues)[0]
+    assert record["reason_zh"] == "“户编号”内容过长（65个字符，最多64个）"
+
+
+def test_an_empty_frame_has_nothing_to_compare() -> None:
+    frame = _frame([_row("0001", 1, "户主")]).iloc[0:0]
+    data = derived_columns(ROSTER, frame)
+    assert data.empty and check_column("person_in_two_households") in data

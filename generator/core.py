@@ -11,7 +11,13 @@ from typing import Any
 
 from generator import datasets, names, risks
 from generator.datasets import Record
-from generator.defects import add_quirks, plant_defects, plant_per_capita_warnings
+from generator.defects import (
+    add_quirks,
+    plant_defects,
+    plant_household_defects,
+    plant_per_capita_warnings,
+    plant_text_defects,
+)
 from generator.layout import WrittenFile, file_specs, messy_specs, write_file
 from generator.messy import (
     MESSINESS,
@@ -128,9 +134,10 @@ def generate(
 ) -> GenerationSummary:
     """Write the county's files under data_dir/landing and the ground truth into truth_dir.
 
-    messiness "high" adds every quirk of messy.py to the same files, plus files that must be
-    rejected whole (listed in rejected_files.csv); "normal" gives the same bytes as before it
-    existed.
+    messiness "high" adds every quirk of messy.py to the same files, defects only a comparison
+    of rows finds (a roster member with another township, a person under two households), a NUL
+    inside a valid text cell and an over-long one (defects.py), plus files that must be rejected
+    whole (listed in rejected_files.csv); "normal" gives the same bytes as before it existed.
 
     risk_scenarios plants every warning rule's cases and near misses (generator/risks.py);
     days > 1 (which implies them) also writes the bureaus' files of the following days into
@@ -198,6 +205,11 @@ def generate(
         add_quirks(rng, rows, contract)
         if messiness == "high":
             add_messy_quirks(_rng(seed, f"messy:{dataset}"), rows, contract, spec)
+            defects_rng = _rng(seed, f"messy-defects:{dataset}")
+            if dataset == "roster":
+                plant_household_defects(defects_rng, rows)
+            elif dataset == "employment" and spec.fmt == "csv":  # a workbook cannot hold NUL
+                plant_text_defects(defects_rng, rows, "employer")
         if plan is not None:
             plan.plant(dataset, rows)
         written[dataset] = write_file(landing, spec, contract, rows, day)

@@ -214,3 +214,68 @@ def add_quirks(rng: random.Random, records: list[Record], contract: ContractSpec
             if isinstance(subsidy, int) and rng.random() < 0.15:
                 whole = subsidy // 100
                 record.raw["subsidy_amount"] = rng.choice((f"{whole:,}.00", f"{whole}元"))
+
+
+# The warehouse's text columns hold 500 characters (the contracts' default bound for text); the
+# generator keeps its own copy so that its ground truth stays independent of the pipeline.
+TEXT_MAX_LENGTH = 500
+# A township none of the county's villages is in, for a county with a single township.
+_OTHER_TOWNSHIP = "新集镇"
+
+
+def _text(record: Record, column: str) -> str:
+    value = record.values.get(column)
+    return value if isinstance(value, str) else ""
+
+
+def _clean_households(records: list[Record]) -> list[list[Record]]:
+    """Households of two or more rows, none with a defect or a warning, one householder first."""
+    households: dict[str, list[Record]] = {}
+    for record in records:
+        households.setdefault(_text(record, "household_id"), []).append(record)
+    return [
+        rows
+        for rows in households.values()
+        if len(rows) >= 2
+        and all(r.valid and r.warning is None for r in rows)
+        and [_text(r, "relation") for r in rows].count("户主") == 1
+        and _text(rows[0], "relation") == "户主"
+    ]
+
+
+def plant_household_defects(rng: random.Random, records: list[Record]) -> None:
+    """Roster defects only a comparison of rows can find: a member whose township is not its
+    householder's (household_conflict), and a person listed under two households, both rows
+    quarantined (person_in_two_households). Households with a defect or a warning already are
+    left alone, so that each row keeps one issue."""
+    households = _clean_households(records)
+    if len(households) < 3:
+        return
+    conflict, first, second = rng.sample(households, 3)
+    member = rng.choice(conflict[1:])
+    own = _text(member, "township")
+    townships = sorted({_text(r, "township") for r in records} - {own, ""})
+    # in a workbook per township the row then sits on the other township's sheet
+    member.values["township"] = rng.choice(townships) if townships else _OTHER_TOWNSHIP
+    member.defect = ("township", "household_conflict")
+    person, twin = rng.choice(first[1:]), rng.choice(second[1:])
+    # the second household's clerk typed the first household's member's ID number
+    twin.values["id_number"] = person.values["id_number"]
+    twin.raw.pop("id_number", None)
+    person.defect = twin.defect = ("id_number", "person_in_two_households")
+
+
+def plant_text_defects(rng: random.Random, records: list[Record], column: str) -> None:
+    """In a text column of a CSV file: a NUL byte inside one valid value (invisible to the
+    clerk; the row stays valid and loads without it), and a value longer than the warehouse
+    column (text_too_long)."""
+    filled = [r for r in records if r.valid and column not in r.raw and _text(r, column)]
+    if len(filled) < 2:
+        return
+    invisible, long = rng.sample(filled, 2)
+    value = _text(invisible, column)
+    cut = rng.randint(1, max(1, len(value) - 1))
+    invisible.raw[column] = value[:cut] + "\x00" + value[cut:]
+    repeated = _text(long, column) * ((TEXT_MAX_LENGTH + 100) // len(_text(long, column)) + 1)
+    long.raw[column] = repeated[: TEXT_MAX_LENGTH + 100]
+    long.defect = (column, "text_too_long")

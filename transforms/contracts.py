@@ -17,6 +17,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from transforms.values import drop_invisible
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONTRACTS_DIR = PROJECT_ROOT / "contracts"
 
@@ -34,6 +36,19 @@ class ColumnType(StrEnum):
     ENUM = "enum"
 
 
+# Default bounds, the lengths of the warehouse columns these types are stored in
+# (transforms.warehouse; a test keeps them consistent). Longer text would load on SQLite and
+# stop the load on PostgreSQL; validation quarantines the row instead. The other types are
+# bounded by their formats.
+DEFAULT_MAX_LENGTH: dict[ColumnType, int] = {
+    ColumnType.TEXT: 500,
+    ColumnType.HH: 64,
+    ColumnType.ENUM: 50,
+}
+# restricted.person_identity.name
+PERSONAL_NAME_MAX_LENGTH = 100
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -49,6 +64,12 @@ class Column(_Strict):
     min: int | None = None
     max: int | None = None
     personal: bool = Field(default=False, description="masked wherever it is shown")
+    max_length: int | None = Field(
+        default=None,
+        ge=1,
+        description="most characters a value may have (text, hh and enum columns); "
+        "default DEFAULT_MAX_LENGTH of the type, PERSONAL_NAME_MAX_LENGTH for a personal name",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Column:
@@ -63,11 +84,31 @@ class Column(_Strict):
         for alias, target in self.aliases.items():
             if target not in self.values:
                 raise ValueError(f"alias {alias!r} of {self.name!r} maps to unknown {target!r}")
+        if self.max_length is not None and self.type not in DEFAULT_MAX_LENGTH:
+            raise ValueError(f"max_length applies to text, hh and enum columns ({self.name!r})")
+        bound = self.length_bound
+        too_long = [v for v in self.values if bound is not None and len(v) > bound]
+        if too_long:
+            raise ValueError(f"values of {self.name!r} longer than its max_length: {too_long}")
         return self
 
     @property
     def all_headers(self) -> tuple[str, ...]:
         return (self.header, *self.synonyms)
+
+    @property
+    def is_personal_name(self) -> bool:
+        """A person's name: kept plaintext only in the restricted identity table."""
+        return self.personal and self.type is ColumnType.TEXT and self.name.endswith("name")
+
+    @property
+    def length_bound(self) -> int | None:
+        """Most characters a value may have; None for types whose format bounds them."""
+        if self.max_length is not None:
+            return self.max_length
+        if self.is_personal_name:
+            return PERSONAL_NAME_MAX_LENGTH
+        return DEFAULT_MAX_LENGTH.get(self.type)
 
 
 class Check(_Strict):
@@ -80,6 +121,19 @@ class Check(_Strict):
     expr: str
     reason_zh: str
     reason_en: str
+
+
+class HouseholdRule(_Strict):
+    """A person-level file where each member's row repeats the household's own fields (the
+    roster): which column keys the household, which fields must agree among its members, and
+    which row is the householder's. Members that disagree and a person listed under two
+    households are reported as errors (household_conflict, person_in_two_households): the rows
+    are quarantined, never reconciled by row order."""
+
+    key: str = Field(description="the column that identifies the household (户编号)")
+    columns: tuple[str, ...] = Field(description="household-level columns members must share")
+    head_column: str = Field(description="the column naming each member's relation")
+    head_value: str = Field(description="the value of head_column on the householder's row")
 
 
 class Contract(_Strict):
@@ -95,6 +149,7 @@ class Contract(_Strict):
     period_column: str | None = None
     columns: tuple[Column, ...]
     checks: tuple[Check, ...] = ()
+    household: HouseholdRule | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Contract:
@@ -114,7 +169,30 @@ class Contract(_Strict):
                 self.column(ref)
         if self.period_column is not None:
             self.column(self.period_column)
+        if self.household is not None:
+            self._check_household(self.household)
         return self
+
+    def _check_household(self, rule: HouseholdRule) -> None:
+        if self.grain != "person":
+            raise ValueError(f"{self.dataset}: a household rule needs one row per person")
+        key = self.column(rule.key)
+        if key.type not in (ColumnType.HH, ColumnType.TEXT) or not key.required:
+            raise ValueError(f"{self.dataset}: household key must be a required hh or text column")
+        head = self.column(rule.head_column)
+        if head.type is not ColumnType.ENUM or rule.head_value not in head.values:
+            raise ValueError(
+                f"{self.dataset}: household head_column must be an enum listing {rule.head_value!r}"
+            )
+        if not rule.columns or len(set(rule.columns)) != len(rule.columns):
+            raise ValueError(f"{self.dataset}: household columns must be listed once each")
+        for name in rule.columns:
+            column = self.column(name)
+            if name in (rule.key, rule.head_column, self.person_column):
+                raise ValueError(f"{self.dataset}: {name!r} cannot be a household-level column")
+            # their values are quoted in the reasons shown to the clerk
+            if column.personal or column.type is ColumnType.ID:
+                raise ValueError(f"{self.dataset}: household column {name!r} is personal")
 
     def column(self, name: str) -> Column:
         for col in self.columns:
@@ -132,10 +210,10 @@ class Contract(_Strict):
 
 
 def normalize_header(text: str) -> str:
-    """Headers compare after NFKC and with every whitespace character removed."""
+    """Headers compare after NFKC and with every whitespace and invisible character removed."""
     # str.split() splits on exactly the characters regex \s matches (str.isspace), and runs on
     # every cell of every row (row_kind) at a third of re.sub's cost
-    return "".join(unicodedata.normalize("NFKC", text).split())
+    return "".join(drop_invisible(unicodedata.normalize("NFKC", text)).split())
 
 
 def load_contract(path: Path) -> Contract:

@@ -15,6 +15,8 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Final, Literal
 
+from transforms.values import INVISIBLE_CHARS
+
 _WEIGHTS: Final = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK_CHARS: Final = "10X98765432"
 
@@ -24,8 +26,9 @@ ID_PATTERN: Final = (
 )
 _ID_RE: Final = re.compile(ID_PATTERN)
 
-# Zero-width characters survive NFKC and are not \s, but arrive in copy-pasted IDs.
-INVISIBLE_RE: Final = re.compile(r"[\s\u200b\u200c\u200d\u2060\ufeff]+")
+# Whitespace and invisible characters (zero-width, control characters such as NUL) arrive
+# inside copy-pasted IDs.
+INVISIBLE_RE: Final = re.compile(rf"[\s{INVISIBLE_CHARS}]+")
 _SCIENTIFIC_RE: Final = re.compile(r"^[0-9]+(?:\.[0-9]+)?E\+?[0-9]+$")
 _INTEGRAL_FLOAT_RE: Final = re.compile(r"^([0-9]{15,20})\.0+$")
 _STUDENT_RE: Final = re.compile(r"^G([0-9]{17}[0-9X])$")

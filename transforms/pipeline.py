@@ -166,7 +166,7 @@ def _parse_file(
     sheets = _unique_shown(parsed.sheets_read, names)
     frame[SHEET] = frame[SHEET].map(sheets)
     outcome = run_gx(contract, frame)
-    issues = issue_records(contract, frame, outcome.issues)
+    issues = issue_records(contract, frame, outcome.issues, names)
     bad = outcome.quarantined_row_ids
     flagged = {i.row_id for i in outcome.issues if i.severity == "warning"}
     valid = frame[~frame[ROW_ID].isin(bad)].copy()

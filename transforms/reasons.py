@@ -6,9 +6,12 @@ the tests use the same codes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from transforms.contracts import Check, Column
+from transforms.masking import mask_text
 
 
 @dataclass(frozen=True)
@@ -19,14 +22,99 @@ class Reason:
     fix_zh: str
 
 
+@dataclass(frozen=True)
+class RowRef:
+    """Where another row of the same file is, as the clerk finds it."""
+
+    sheet: str  # "" for a CSV file
+    source_row: int
+
+    @property
+    def zh(self) -> str:
+        if not self.sheet:
+            return f"第{self.source_row}行"
+        return f"工作表“{mask_text(self.sheet)}”第{self.source_row}行"
+
+    @property
+    def en(self) -> str:
+        if not self.sheet:
+            return f"row {self.source_row}"
+        return f"sheet '{mask_text(self.sheet)}' row {self.source_row}"
+
+
+@dataclass(frozen=True)
+class HouseholdConflict:
+    """A member's household-level value that differs from its household's (household_conflict).
+
+    basis: "head" when the householder's row is the reference (`head` says where it is),
+    "majority" when most of the household's rows share `others[0]`, "none" when no value has a
+    majority and `others` lists the values of the household's other rows."""
+
+    value: str | None  # this row's value; None for blank
+    others: tuple[str | None, ...]
+    basis: Literal["head", "majority", "none"]
+    head: RowRef | None = None
+
+
+@dataclass(frozen=True)
+class OtherHousehold:
+    """A row of the same person under another household key (person_in_two_households)."""
+
+    household_id: str
+    row: RowRef
+
+
 _EXCEL_ID = "身份证号被Excel转为数字，后三位已丢失，请将该列设为文本后重新导出"
+_QUOTED_MAX = 40
+# how many other values or rows a reason lists before "等"
+OTHERS_SHOWN = 3
 
 
-def row_reason(code: str, column: Column | None, check: Check | None = None) -> Reason:
-    """The reason shown for one failing cell; `column` gives the header the clerk sees."""
+def quoted(value: str | None) -> str:
+    """A cell value inside a reason: ID numbers masked (a reason is shown to anyone who sees the
+    receipt), long values cut, blank said in words."""
+    if value is None or value == "":
+        return "（空）"
+    text = mask_text(value)
+    return text if len(text) <= _QUOTED_MAX else text[: _QUOTED_MAX - 1] + "…"
+
+
+def row_reason(
+    code: str,
+    column: Column | None,
+    check: Check | None = None,
+    *,
+    length: int | None = None,
+    conflict: HouseholdConflict | None = None,
+    household_id: str | None = None,
+    other_households: Sequence[OtherHousehold] = (),
+) -> Reason:
+    """The reason shown for one failing cell; `column` gives the header the clerk sees.
+
+    Some rules quote the cell: text_too_long needs its `length`, household_conflict the
+    `conflict`, person_in_two_households this row's `household_id` and the `other_households`.
+    """
     if check is not None:
         return Reason(code, check.reason_zh, check.reason_en, "请核对该行相关金额后重新报送")
     header = column.header if column else ""
+    if code == "text_too_long":
+        bound = column.length_bound if column else None
+        if length is None or bound is None:
+            raise ValueError("text_too_long needs the cell's length and a bounded column")
+        return Reason(
+            code,
+            f"“{header}”内容过长（{length}个字符，最多{bound}个）",
+            f"'{header}' is too long ({length} characters, at most {bound})",
+            "请精简后重新报送",
+        )
+    if code == "household_conflict":
+        if conflict is None:
+            raise ValueError("household_conflict needs the conflicting values")
+        return _household_conflict(header, conflict)
+    if code == "person_in_two_households":
+        if household_id is None or not other_households:
+            raise ValueError("person_in_two_households needs this and the other households")
+        return _person_in_two_households(household_id, other_households)
     if code == "missing_required":
         return Reason(
             code,
@@ -107,6 +195,60 @@ def row_reason(code: str, column: Column | None, check: Check | None = None) -> 
     raise KeyError(f"unknown rule code {code!r}")
 
 
+def _household_conflict(header: str, conflict: HouseholdConflict) -> Reason:
+    mine = quoted(conflict.value)
+    fix = f"请核对该户各成员行的“{header}”，统一后重新报送"
+    if conflict.basis == "head":
+        if conflict.head is None or len(conflict.others) != 1:
+            raise ValueError("a conflict with the householder's row needs that row and its value")
+        theirs = quoted(conflict.others[0])
+        return Reason(
+            "household_conflict",
+            f"同户成员的“{header}”不一致：本行为“{mine}”，户主行为“{theirs}”（{conflict.head.zh}）",
+            f"household members disagree on '{header}': this row has '{mine}', "
+            f"the householder's row has '{theirs}' ({conflict.head.en})",
+            fix,
+        )
+    if conflict.basis == "majority":
+        theirs = quoted(conflict.others[0])
+        return Reason(
+            "household_conflict",
+            f"同户成员的“{header}”不一致：本行为“{mine}”，本户多数成员为“{theirs}”（户主行缺失或不唯一）",
+            f"household members disagree on '{header}': this row has '{mine}', most members "
+            f"have '{theirs}' (no single householder's row)",
+            fix,
+        )
+    shown = conflict.others[:OTHERS_SHOWN]
+    theirs_zh = "、".join(f"“{quoted(v)}”" for v in shown)
+    theirs_en = ", ".join(f"'{quoted(v)}'" for v in shown)
+    if len(conflict.others) > OTHERS_SHOWN:
+        theirs_zh += "等"
+        theirs_en += ", ..."
+    return Reason(
+        "household_conflict",
+        f"同户成员的“{header}”不一致，无法确定以哪一行为准：本行为“{mine}”，同户其他行为{theirs_zh}",
+        f"household members disagree on '{header}' and no value has a majority: this row has "
+        f"'{mine}', other rows of the household have {theirs_en}",
+        fix,
+    )
+
+
+def _person_in_two_households(household_id: str, others: Sequence[OtherHousehold]) -> Reason:
+    shown = others[:OTHERS_SHOWN]
+    more_zh = "等" if len(others) > OTHERS_SHOWN else ""
+    more_en = ", ..." if len(others) > OTHERS_SHOWN else ""
+    where_zh = "、".join(f"{o.row.zh}（户编号“{quoted(o.household_id)}”）" for o in shown)
+    where_en = ", ".join(f"{o.row.en} (household '{quoted(o.household_id)}')" for o in shown)
+    return Reason(
+        "person_in_two_households",
+        f"同一证件号码在本文件中属于不同的户：本行户编号为“{quoted(household_id)}”，"
+        f"另见{where_zh}{more_zh}",
+        f"the same ID number is listed under another household in this file: this row has "
+        f"household '{quoted(household_id)}', see also {where_en}{more_en}",
+        "请核实此人属于哪一户，删除或更正错误的行后重新报送",
+    )
+
+
 ROW_RULE_CODES: tuple[str, ...] = (
     "missing_required",
     "id_format",
@@ -119,6 +261,9 @@ ROW_RULE_CODES: tuple[str, ...] = (
     "enum_value",
     "yn_value",
     "hh_format",
+    "text_too_long",
+    "household_conflict",
+    "person_in_two_households",
 )
 
 

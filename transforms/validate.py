@@ -3,9 +3,9 @@
 The expectation suite of each dataset is generated from its contract (`build_suite`) and kept in
 expectations/<dataset>.json; a test keeps the two consistent. GX sees the normalised columns plus
 a few derived ones for rules plain expectations cannot express (ID check character, integer
-ranges on text, cross-column checks). Each failing cell becomes an issue naming the row, the
-column and the rule; rows with an error are quarantined, rows with only warnings are loaded and
-flagged.
+ranges on text, cross-column checks, household consistency). Each failing cell becomes an issue
+naming the row, the column and the rule; rows with an error are quarantined, rows with only
+warnings are loaded and flagged.
 """
 
 from __future__ import annotations
@@ -21,6 +21,14 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from transforms.contracts import PROJECT_ROOT, Column, ColumnType, Contract
+from transforms.household_checks import (
+    HOUSEHOLD_CONFLICT,
+    HOUSEHOLD_RULES,
+    PERSON_IN_TWO_HOUSEHOLDS,
+    HouseholdFindings,
+    conflict_check_id,
+    household_findings,
+)
 from transforms.identifiers import ID_PATTERN, looks_like_excel_number
 from transforms.masking import NameIndex, is_name_column, mask_id, mask_name, safe_text
 from transforms.parse import ROW_ID, SHEET, SOURCE_ROW, id_status
@@ -131,6 +139,14 @@ def suite_definition(contract: Contract) -> dict[str, Any]:
                 "hh_format",
                 name,
             )
+        if col.type in (ColumnType.TEXT, ColumnType.HH) and col.length_bound is not None:
+            # longer text than its warehouse column would stop the load on PostgreSQL
+            add(
+                "expect_column_value_lengths_to_be_between",
+                {"column": name, "max_value": col.length_bound},
+                "text_too_long",
+                name,
+            )
     for check in contract.checks:
         add(
             "expect_column_values_to_be_in_set",
@@ -138,6 +154,20 @@ def suite_definition(contract: Contract) -> dict[str, Any]:
             check.id,
             check.columns[0],
             "critical" if check.severity == "error" else "warning",
+        )
+    if contract.household is not None:
+        for name in contract.household.columns:
+            add(
+                "expect_column_values_to_be_in_set",
+                {"column": check_column(conflict_check_id(name)), "value_set": [True]},
+                HOUSEHOLD_CONFLICT,
+                name,
+            )
+        add(
+            "expect_column_values_to_be_in_set",
+            {"column": check_column(PERSON_IN_TWO_HOUSEHOLDS), "value_set": [True]},
+            PERSON_IN_TWO_HOUSEHOLDS,
+            contract.person_column,
         )
     return {
         "name": contract.dataset,
@@ -215,7 +245,60 @@ def derived_columns(contract: Contract, frame: pd.DataFrame) -> pd.DataFrame:
             evaluated = pd.Series(subset.eval(check.expr), index=subset.index)
             result[applicable] = evaluated.astype(bool).map(bool)
         out[check_column(check.id)] = result
+    if contract.household is not None:
+        findings = _household_findings(contract, frame, out)
+        for name, consistent in findings.consistent.items():
+            out[check_column(conflict_check_id(name))] = consistent
+        out[check_column(PERSON_IN_TWO_HOUSEHOLDS)] = findings.one_household
     return out
+
+
+def usable_cells(column: Column, values: pd.Series) -> pd.Series:
+    """Whether each normalised cell passes the rules the suite applies to its column alone (the
+    same patterns, sets, ranges and bounds); a blank cell passes unless the column is required.
+    Dates must already be flagged as derived_columns flags them. ID columns are judged by their
+    derived status column instead."""
+    if column.type is ColumnType.ID:
+        raise ValueError(f"{column.name}: an ID cell is usable when its status is 'ok'")
+    text = values.astype("string")
+    bound = column.length_bound
+    if column.type is ColumnType.YN:
+        passes = text.isin(["是", "否"])
+    elif column.type is ColumnType.ENUM:
+        passes = text.isin(list(column.values))
+    else:
+        pattern = {
+            ColumnType.DATE: DATE_PATTERN,
+            ColumnType.MONEY: MONEY_PATTERN,
+            ColumnType.INT: INT_PATTERN,
+            ColumnType.HH: HH_PATTERN,
+        }.get(column.type)
+        passes = text.str.fullmatch(pattern) if pattern else text.notna()
+        if bound is not None and column.type in (ColumnType.TEXT, ColumnType.HH):
+            passes &= text.str.len().le(bound)
+        if column.type is ColumnType.INT and (column.min is not None or column.max is not None):
+            number = pd.to_numeric(text.where(passes.fillna(False)), errors="coerce")
+            passes &= number.between(
+                column.min if column.min is not None else -float("inf"),
+                column.max if column.max is not None else float("inf"),
+            )
+    blank = values.isna()
+    return (passes.fillna(False).astype(bool) & ~blank) | (blank & (not column.required))
+
+
+def _household_findings(
+    contract: Contract, frame: pd.DataFrame, derived: pd.DataFrame
+) -> HouseholdFindings:
+    """The household rule's findings on the values the suite sees (`derived`)."""
+    rule = contract.household
+    if rule is None:
+        raise ValueError(f"{contract.dataset}: the contract declares no household rule")
+    person = contract.person_column
+    usable = {name: usable_cells(contract.column(name), derived[name]) for name in rule.columns}
+    usable[rule.key] = usable_cells(contract.column(rule.key), derived[rule.key])
+    usable[person] = derived[idstatus_column(person)].eq("ok")
+    located = derived.assign(**{SHEET: frame[SHEET], SOURCE_ROW: frame[SOURCE_ROW]})
+    return household_findings(contract, located, usable)
 
 
 @dataclass(frozen=True)
@@ -302,9 +385,10 @@ def masked_value(column: Column, raw: object, names: NameIndex | None = None) ->
 
 
 def issue_records(
-    contract: Contract, frame: pd.DataFrame, issues: list[Issue]
+    contract: Contract, frame: pd.DataFrame, issues: list[Issue], names: NameIndex | None = None
 ) -> list[dict[str, Any]]:
-    """One record per failing cell: where it is, what it held (masked), why, how to fix it."""
+    """One record per failing cell: where it is, what it held (masked, with `names` too), why,
+    how to fix it."""
     if not issues:
         return []
     failing = {i.row_id for i in issues}
@@ -312,6 +396,12 @@ def issue_records(
         frame[frame[ROW_ID].isin(failing)].set_index(ROW_ID).to_dict("index")  # type: ignore[assignment]
     )
     checks = {c.id: c for c in contract.checks}
+    # the household findings say which values disagree; computed again only when needed
+    households = (
+        _household_findings(contract, frame, derived_columns(contract, frame))
+        if any(i.rule in HOUSEHOLD_RULES for i in issues)
+        else None
+    )
     out: list[dict[str, Any]] = []
     for issue in sorted(issues, key=lambda i: (i.row_id, i.column, i.rule)):
         column = contract.column(issue.column)
@@ -322,14 +412,16 @@ def issue_records(
         rule = issue.rule
         if rule == "id_checksum" and looks_like_excel_number(None if raw is None else str(raw)):
             rule = "id_excel_number"
-        reason = row_reason(rule, column, checks.get(rule))
+        reason = row_reason(
+            rule, column, checks.get(rule), **_reason_details(contract, issue, row, households)
+        )
         out.append(
             {
                 "sheet": row[SHEET],
                 "source_row": int(row[SOURCE_ROW]),
                 "column_name": issue.column,
                 "header": column.header,
-                "masked_value": masked_value(column, raw),
+                "masked_value": masked_value(column, raw, names),
                 "rule": rule,
                 "severity": issue.severity,
                 "reason_zh": reason.zh,
@@ -338,3 +430,22 @@ def issue_records(
             }
         )
     return out
+
+
+def _reason_details(
+    contract: Contract,
+    issue: Issue,
+    row: dict[str, Any],
+    households: HouseholdFindings | None,
+) -> dict[str, Any]:
+    """The values of the failing row that row_reason quotes for this issue's rule."""
+    if issue.rule == "text_too_long":
+        return {"length": len(str(row[issue.column]))}
+    if issue.rule == HOUSEHOLD_CONFLICT and households is not None:
+        return {"conflict": households.conflicts[(issue.row_id, issue.column)]}
+    if issue.rule == PERSON_IN_TWO_HOUSEHOLDS and households is not None and contract.household:
+        return {
+            "household_id": str(row[contract.household.key]),
+            "other_households": households.other_households[issue.row_id],
+        }
+    return {}

@@ -15,10 +15,19 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Final
 
-# Zero-width characters survive NFKC and are not \s, yet arrive in copy-pasted text.
-_ZERO_WIDTH_RE: Final = re.compile(r"[\u200b\u200c\u200d\u2060\ufeff]")
+# Characters a clerk cannot see, as the body of a regex character class: the C0 and C1 control
+# characters that are not whitespace (NUL among them, which PostgreSQL refuses in text), the
+# soft hyphen, zero-width and bidirectional marks (they survive NFKC and are not \s, yet arrive
+# in copy-pasted text, and would make two values that look the same differ). The control
+# characters that are whitespace (tab, line breaks, U+001C-U+001F, U+0085) are left to the
+# whitespace rules, so that they still separate words.
+INVISIBLE_CHARS: Final = (
+    r"\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\xad"
+    r"\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff"
+)
+_INVISIBLE_RE: Final = re.compile(f"[{INVISIBLE_CHARS}]+")
 _SPACE_RUN_RE: Final = re.compile(r"\s+")
-_ALL_SPACE_RE: Final = re.compile(r"[\s\u200b\u200c\u200d\u2060\ufeff]+")
+_ALL_SPACE_RE: Final = re.compile(rf"[\s{INVISIBLE_CHARS}]+")
 
 _TIME_PART: Final = r"(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?"
 _DATE_SEP_RE: Final = re.compile(
@@ -72,17 +81,24 @@ def _as_str(raw: object) -> str | None:
     return str(raw)
 
 
+def drop_invisible(text: str) -> str:
+    """The text without the characters of INVISIBLE_CHARS."""
+    return _INVISIBLE_RE.sub("", text)
+
+
 def normalize_text(raw: str | None) -> str | None:
-    """NFKC, trimmed, every whitespace run (newlines, full-width spaces) collapsed to one space."""
+    """NFKC, invisible characters dropped, trimmed, every whitespace run (newlines, full-width
+    spaces) collapsed to one space."""
     s = _as_str(raw)
     if s is None:
         return None
-    s = _SPACE_RUN_RE.sub(" ", _ZERO_WIDTH_RE.sub("", unicodedata.normalize("NFKC", s))).strip()
+    s = _SPACE_RUN_RE.sub(" ", drop_invisible(unicodedata.normalize("NFKC", s))).strip()
     return s or None
 
 
 def normalize_cell_header(raw: str | None) -> str | None:
-    """NFKC with all whitespace removed, so "证件\n号码" and "证 件 号 码" both match 证件号码."""
+    """NFKC with all whitespace and invisible characters removed, so "证件\n号码" and
+    "证 件 号 码" both match 证件号码."""
     s = _as_str(raw)
     if s is None:
         return None

@@ -2,15 +2,17 @@
 the risk warnings of each day compared with the generator's ground truth (100% precision and
 recall per rule), on SQLite and PostgreSQL.
 
-Each day the bureaus' corrected files of that day are dropped into landing/, the DAG runs for
-the day and the warnings step follows. Until the DAG has a warnings task this module runs the
-step functions itself after each DAG run; once the DAG runs them it only checks they ran.
+Each day the bureaus' corrected files of that day are dropped into landing/ and the DAG runs for
+the day; its own warnings task must have run and succeeded for that day (the module never runs
+the step in its place, so a DAG without it fails here).
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
+import hmac
 import shutil
 import subprocess
 from collections import Counter, defaultdict
@@ -35,7 +37,6 @@ class Run:
     truth_dir: Path
     env: dict[str, str]
     engine: sa.Engine
-    steps_called: list[str]
 
     def truth(self, name: str) -> list[dict[str, str]]:
         with (self.truth_dir / name).open(encoding="utf-8", newline="") as fh:
@@ -61,19 +62,20 @@ def _dag_test(env: dict[str, str], day: dt.date) -> str:
     return output
 
 
-def _warnings_steps(engine: sa.Engine) -> int:
-    """How many times the warnings step has run in this warehouse."""
+def _steps(engine: sa.Engine) -> list[tuple[str, str, str]]:
+    """(run id, step, status) of every step recorded in this warehouse, in order."""
     if not sa.inspect(engine).has_table("run_step"):
-        return 0
+        return []
     with engine.connect() as conn:
-        return int(
-            conn.execute(sa.text("select count(*) from run_step where step = 'warnings'")).scalar()
-            or 0
-        )
+        return [
+            (r.run_id, r.step, r.status)
+            for r in conn.execute(sa.text("select run_id, step, status from run_step order by id"))
+        ]
 
 
 def _run_warnings_step(env: dict[str, str], day: dt.date) -> None:
-    """The step functions the DAG's warnings task calls, in a process of their own."""
+    """The step functions the DAG's warnings task calls, in a process of their own (to rerun a
+    day; never in place of the DAG's task)."""
     code = (
         "import datetime as dt; from transforms import pipeline, warnings as w; "
         "from transforms.settings import load_settings; "
@@ -103,16 +105,21 @@ def _county(tmp: Path, template: Path, warehouse_url: str | None) -> Run:
     env = _base_env(home)
     url = warehouse_url or f"sqlite:///{data_dir / 'warehouse.sqlite'}"
     env.update(DATA_DIR=str(data_dir), WAREHOUSE_URL=url)
-    run = Run(data_dir, truth_dir, env, sa.create_engine(url), [])
+    run = Run(data_dir, truth_dir, env, sa.create_engine(url))
     for index in range(DAYS):
         day = FIRST + dt.timedelta(days=index)
         if index:
             assert deliver(data_dir, day), f"no files for {day}"
-        before = _warnings_steps(run.engine)
+        before = len(_steps(run.engine))
         _dag_test(env, day)
-        if _warnings_steps(run.engine) == before:  # the DAG has no warnings task (yet)
-            _run_warnings_step(env, day)
-            run.steps_called.append(day.isoformat())
+        # the DAG's own warnings task ran once in this day's run, after its snapshot, and
+        # succeeded: every step recorded by the run carries the run's id
+        ran = _steps(run.engine)[before:]
+        assert len({run_id for run_id, _, _ in ran}) == 1, (day, ran)
+        steps = [step for _, step, _ in ran]
+        assert steps.count("warnings") == 1 and "snapshot" in steps, (day, steps)
+        assert steps.index("snapshot") < steps.index("warnings"), (day, steps)
+        assert ("warnings", "success") in [(step, status) for _, step, status in ran], (day, ran)
     return run
 
 
@@ -178,9 +185,9 @@ def test_each_days_transitions_match_the_truth(county: Run) -> None:
 
 
 def test_planted_cases_end_in_the_warehouse_as_planted(county: Run) -> None:
-    from transforms.privacy import check_secret, person_key
+    def key_of(id_number: str) -> str:  # the HMAC computed here, not by the code under test
+        return hmac.new(PERSON_KEY_SECRET.encode(), id_number.encode(), hashlib.sha256).hexdigest()
 
-    secret = check_secret(PERSON_KEY_SECRET)
     warned = {
         (str(r.event_date), r.household_id, r.rule_id)
         for r in county.query(
@@ -198,7 +205,7 @@ def test_planted_cases_end_in_the_warehouse_as_planted(county: Run) -> None:
             got = (case["day"], case["subject"], case["rule_id"]) in warned
             assert got == (case["expected"] == "signal"), case
         else:
-            key = (case["day"], person_key(secret, case["subject"]), case["rule_id"])
+            key = (case["day"], key_of(case["subject"]), case["rule_id"])
             assert (key in listed) == (case["expected"] == "candidate"), case
 
 

@@ -383,3 +383,44 @@ def test_command_line_writes_a_messy_county(
         assert len(list(csv.DictReader(fh))) == 5
     with pytest.raises(SystemExit):
         main([*argv, "--messiness", "extreme"])
+
+
+def test_cross_row_and_hostile_text_defects_are_in_the_files(
+    messy: Messy, contracts: dict[str, dict[str, Any]]
+) -> None:
+    planted: dict[str, list[dict[str, str]]] = {}
+    for r in messy.truth("invalid_rows.csv"):
+        planted.setdefault(r["rule"], []).append(r)
+    assert len(planted["household_conflict"]) == 1
+    assert len(planted["person_in_two_households"]) == 2
+    assert len(planted["text_too_long"]) == 1
+
+    roster = messy.file_of("roster")
+    rows = {
+        (sheet.name, number): (sheet, cells)
+        for sheet in _sheets(messy, roster, contracts["roster"])
+        for number, cells in sheet.data
+    }
+    (conflict,) = planted["household_conflict"]
+    assert conflict["column"] == "township"
+    sheet, cells = rows[(conflict["sheet"], int(conflict["source_row"]))]
+    household = _cell(sheet, cells, "household_id")
+    head = [
+        c
+        for s, c in rows.values()
+        if _cell(s, c, "household_id") == household and _cell(s, c, "relation") == "户主"
+    ]
+    assert len(head) == 1 and _cell(sheet, head[0], "township") != _cell(sheet, cells, "township")
+
+    twins = [rows[(r["sheet"], int(r["source_row"]))] for r in planted["person_in_two_households"]]
+    assert len({normalise(str(_cell(s, c, "id_number"))) for s, c in twins}) == 1
+    assert len({_cell(s, c, "household_id") for s, c in twins}) == 2
+
+    invalid = _invalid(messy)
+    employment = messy.file_of("employment")
+    (sheet,) = _sheets(messy, employment, contracts["employment"])
+    employers = {number: str(_cell(sheet, cells, "employer") or "") for number, cells in sheet.data}
+    (too_long,) = planted["text_too_long"]
+    assert len(employers[int(too_long["source_row"])]) == 600
+    with_nul = [n for n, e in employers.items() if "\x00" in e]
+    assert len(with_nul) == 1 and ("", with_nul[0]) not in invalid[employment]

@@ -6,11 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 import yaml
 from pydantic import ValidationError
 
 from transforms.contracts import (
     CONTRACTS_DIR,
+    Column,
     ColumnType,
     Contract,
     contract_by_dataset,
@@ -221,6 +223,8 @@ def test_column_lookup_of_unknown_name_raises() -> None:
         ("乡（镇）", "乡(镇)"),
         ("\u3000姓 名\t", "姓名"),
         ("身份证号", "身份证号"),
+        ("证件\x00号码\u200b", "证件号码"),
+        ("\x1b姓名\x7f", "姓名"),
     ],
 )
 def test_normalize_header(raw: str, expected: str) -> None:
@@ -324,3 +328,90 @@ def test_each_bureaus_contracts_are_distinguishable_by_headers() -> None:
             f"{first.dataset}: their files cannot be told apart"
         )
     assert pairs == 2  # medical_insurance: enrollment and settlements, both ways
+
+
+# Length bounds -----------------------------------------------------------------------------
+
+
+def _longest(column: Column) -> int | None:
+    """The most characters a loaded value of the column can have."""
+    if column.type is ColumnType.ENUM:
+        return max(len(v) for v in column.values)  # only listed values are loaded
+    if column.type is ColumnType.ID:
+        return 18  # ID_PATTERN; staging keeps the masked ID, as long
+    return column.length_bound
+
+
+def _string_length(table: sa.Table, name: str) -> int | None:
+    stored = table.c[name].type if name in table.c else None
+    return stored.length if isinstance(stored, sa.String) else None
+
+
+def test_every_bound_fits_the_warehouse_columns_its_values_are_stored_in() -> None:
+    """A longer value loads on SQLite and stops the load on PostgreSQL: every text value a
+    contract lets through must fit its staging column, the restricted identity table, and the
+    columns of the same name it is copied into (roster dimensions, snapshot, warnings)."""
+    from transforms import warehouse
+
+    copies = [
+        t
+        for t in warehouse.metadata.tables.values()
+        if not t.name.startswith("stg_") and t.name not in ("quarantine", "file_manifest")
+    ]
+    checked = 0
+    for contract in load_contracts():
+        staging = warehouse.staging_table(contract)
+        for column in contract.columns:
+            longest = _longest(column)
+            length = _string_length(staging, column.name)
+            if length is not None:
+                assert longest is not None and longest <= length, (contract.dataset, column.name)
+                checked += 1
+            if column.is_personal_name:
+                identity = _string_length(warehouse.person_identity, "name")
+                assert longest is not None and identity is not None and longest <= identity
+                checked += 1
+            for table in copies:
+                length = _string_length(table, column.name)
+                if length is not None and column.type is not ColumnType.ID:
+                    assert longest is not None and longest <= length, (table.name, column.name)
+                    checked += 1
+    assert checked > 100
+
+
+@pytest.mark.parametrize(
+    ("column", "bound"),
+    [
+        ({"name": "note", "header": "备注", "type": "text"}, 500),
+        ({"name": "hh", "header": "户编号", "type": "hh"}, 64),
+        ({"name": "kind", "header": "类别", "type": "enum", "values": ["甲"]}, 50),
+        ({"name": "owner_name", "header": "户主", "type": "text", "personal": True}, 100),
+        ({"name": "disease", "header": "病种", "type": "text", "personal": True}, 500),
+        ({"name": "note", "header": "备注", "type": "text", "max_length": 20}, 20),
+        ({"name": "day", "header": "日期", "type": "date"}, None),
+    ],
+)
+def test_length_bounds_default_by_type(column: dict[str, Any], bound: int | None) -> None:
+    assert Column.model_validate(column).length_bound == bound
+
+
+@pytest.mark.parametrize(
+    ("column", "message"),
+    [
+        ({"name": "day", "header": "日期", "type": "date", "max_length": 10}, "max_length applies"),
+        ({"name": "note", "header": "备注", "type": "text", "max_length": 0}, "greater than"),
+        (
+            {
+                "name": "kind",
+                "header": "类别",
+                "type": "enum",
+                "values": ["甲乙丙"],
+                "max_length": 2,
+            },
+            "longer than its max_length",
+        ),
+    ],
+)
+def test_bad_length_bounds_are_errors(column: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Column.model_validate(column)

@@ -57,6 +57,9 @@ def test_check_char_rejects_non_digits(bad: str) -> None:
         ("１１０１０５１９４９１２３１００２ｘ", FEMALE_1949),
         ("110105\u300019491231002X", FEMALE_1949),
         ("\u200b11010519491231002X", FEMALE_1949),
+        ("110105\x0019491231002X\x00", FEMALE_1949),  # NUL and other control characters
+        ("\x07110105\x1b19491231002\x7fX\x9f", FEMALE_1949),
+        ("\x00", None),
         ("'11010519491231002X", FEMALE_1949),
         ("G11010519491231002X", FEMALE_1949),
         ("g11010519491231002x", FEMALE_1949),

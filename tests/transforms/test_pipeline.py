@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import stat
 from dataclasses import dataclass
 from decimal import Decimal
@@ -18,7 +19,6 @@ from transforms import pipeline
 from transforms.contracts import contract_by_dataset
 from transforms.identifiers import check_char
 from transforms.masking import mask_id
-from transforms.privacy import person_key
 from transforms.settings import Settings
 from transforms.warehouse import (
     dim_household,
@@ -34,7 +34,8 @@ SECRET = "test-secret-" + "k" * 32
 
 
 def KEY(id_number: str) -> str:
-    return person_key(SECRET.encode(), id_number)
+    # computed here, not by the code under test: a plain hash in its place must fail
+    return hmac.new(SECRET.encode(), id_number.encode(), hashlib.sha256).hexdigest()
 
 
 def _id(first17: str) -> str:
@@ -401,3 +402,15 @@ def test_a_second_run_loads_nothing_twice_and_a_copy_is_a_duplicate(first: First
         None,
     )
     assert _count(engine, file_manifest) == 4
+
+
+@pytest.mark.parametrize("size", [0, 1, (1 << 20) - 1, 1 << 20, (1 << 20) + 1, 3 * (1 << 20) + 17])
+def test_sha256_of_hashes_every_byte_of_the_file(tmp_path: Path, size: int) -> None:
+    data = (bytes(range(256)) * (size // 256 + 1))[:size]
+    path = tmp_path / "file.xlsx"
+    path.write_bytes(data)
+    assert pipeline.sha256_of(path) == hashlib.sha256(data).hexdigest()
+    if size > 1 << 20:
+        # a corrected file that differs only after its first MiB is another file
+        path.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+        assert pipeline.sha256_of(path) != hashlib.sha256(data).hexdigest()

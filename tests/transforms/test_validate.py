@@ -82,9 +82,22 @@ def test_suite_definition_follows_the_contract(contract: Contract) -> None:
         (e["kwargs"]["column"], e["kwargs"]["min_value"], e["kwargs"]["max_value"])
         for e in _by_type(contract, "expect_column_values_to_be_between")
     }
+    lengths = {
+        (e["kwargs"]["column"], e["kwargs"].get("min_value"), e["kwargs"]["max_value"])
+        for e in _by_type(contract, "expect_column_value_lengths_to_be_between")
+    }
+    assert all(
+        e["meta"]["rule"] == "text_too_long"
+        for e in _by_type(contract, "expect_column_value_lengths_to_be_between")
+    )
     expected_regexes: set[tuple[str, str, str]] = set()
     expected_in_sets: set[tuple[str, tuple[Any, ...], str]] = set()
     expected_betweens: set[tuple[str, int | None, int | None]] = set()
+    expected_lengths = {
+        (col.name, None, col.length_bound)
+        for col in contract.columns
+        if col.type in (ColumnType.TEXT, ColumnType.HH)
+    }
     for col in contract.columns:
         if col.type is ColumnType.ID:
             expected_regexes.add((col.name, ID_PATTERN, "id_format"))
@@ -105,10 +118,21 @@ def test_suite_definition_follows_the_contract(contract: Contract) -> None:
             expected_in_sets.add((col.name, col.values, "enum_value"))
     for check in contract.checks:
         expected_in_sets.add((check_column(check.id), (True,), check.id))
+    if contract.household is not None:
+        for name in contract.household.columns:
+            expected_in_sets.add(
+                (check_column(f"household_conflict__{name}"), (True,), "household_conflict")
+            )
+        expected_in_sets.add(
+            (check_column("person_in_two_households"), (True,), "person_in_two_households")
+        )
     assert regexes == expected_regexes
     assert in_sets == expected_in_sets
     assert betweens == expected_betweens
-    assert len(expectations) == len(not_null) + len(regexes) + len(in_sets) + len(betweens)
+    assert lengths == expected_lengths
+    assert len(expectations) == (
+        len(not_null) + len(regexes) + len(in_sets) + len(betweens) + len(lengths)
+    )
 
     for e in expectations:
         # Every issue is reported against a contract column the clerk can find in the file.
@@ -119,9 +143,21 @@ def test_suite_definition_follows_the_contract(contract: Contract) -> None:
 
 
 def test_checks_are_reported_with_their_severity() -> None:
-    (roster,) = _by_type(contract_by_dataset("roster"), "expect_column_values_to_be_in_set")[-1:]
+    (roster,) = [
+        e
+        for e in _by_type(contract_by_dataset("roster"), "expect_column_values_to_be_in_set")
+        if e["meta"]["rule"] == "per_capita_mismatch"
+    ]
     assert roster["meta"] == {"rule": "per_capita_mismatch", "column": "per_capita_income"}
     assert roster["severity"] == "warning"
+    # household findings are errors: the rows are quarantined, never reconciled by row order
+    household = [
+        e
+        for e in _by_type(contract_by_dataset("roster"), "expect_column_values_to_be_in_set")
+        if e["meta"]["rule"] in ("household_conflict", "person_in_two_households")
+    ]
+    assert len(household) == len(contract_by_dataset("roster").household.columns) + 1  # type: ignore[union-attr]
+    assert {e["severity"] for e in household} == {"critical"}
     settlements = _by_type(contract_by_dataset("settlements"), "expect_column_values_to_be_in_set")
     assert settlements[-1]["meta"] == {"rule": "out_of_pocket_mismatch", "column": "out_of_pocket"}
     assert settlements[-1]["severity"] == "critical"
@@ -540,3 +576,97 @@ def test_load_suite_builds_the_gx_suite(
     assert len(suite.expectations) == len(
         suite_definition(contract_by_dataset("settlements"))["expectations"]
     )
+
+
+# One behaviour on both databases -------------------------------------------------------------
+
+_LONG_NAME = "阿" * 147  # longer than restricted.person_identity.name
+_LONG_EMPLOYER = "县" + "绿源农业专业合作社" * 66 + "一"  # 596 characters: the staging String(500)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def hostile_load(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Any, dict[str, Any]]:
+    """An employment file whose bad cells PostgreSQL refused (issue 11), then a clean file,
+    through discover, validation, resolution and the load."""
+    import sqlalchemy as sa
+
+    from transforms import pipeline
+    from transforms.settings import Settings
+    from transforms.warehouse import person_identity
+
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_databases")()
+    else:
+        url = f"sqlite:///{tmp_path / 'wh.sqlite'}"
+    settings = Settings(
+        tmp_path / "data", url, landing_stable_seconds=0, person_key_secret="s" * 40
+    )
+    folder = settings.landing_dir / "hr_social_security"
+    folder.mkdir(parents=True)
+    header = "姓名,身份证号,就业状态,就业单位\n"
+    (folder / "1_就业.csv").write_text(
+        header
+        + f"张\x00三,{ZHANG},已就业,县\x00绿源合作社\x07\n"  # loads, the NULs dropped
+        + f"李四,{LI},已就业,{_LONG_EMPLOYER}\n"  # quarantined: too long
+        + f"{_LONG_NAME},{WANG},未就业,\n",  # quarantined: name too long
+        encoding="utf-8",
+    )
+    # a file loaded after it
+    (settings.landing_dir / "health").mkdir()
+    (settings.landing_dir / "health" / "2_大病.csv").write_text(
+        f"姓名,身份证号,疾病类别,确诊日期\n王五,{WANG},大病,2026-01-05\n", encoding="utf-8"
+    )
+    engine = pipeline.prepare(settings)
+    run = "r"
+    results = [
+        r
+        for group in pipeline.discover(settings, engine, run)
+        for r in pipeline.parse_and_validate(
+            settings, engine, run, group["dataset"], group["manifest_ids"]
+        )
+    ]
+    pipeline.load(
+        settings, engine, run, pipeline.resolve_households(settings, engine, run, results)
+    )
+    with engine.connect() as conn:
+        found = {
+            "files": {
+                r.file_name: (r.status, r.rows_loaded, r.rows_quarantined)
+                for r in conn.execute(sa.text("select * from file_manifest"))
+            },
+            "quarantine": sorted(
+                (r.source_row, r.column_name, r.rule, r.reason_zh, r.masked_value)
+                for r in conn.execute(sa.text("select * from quarantine"))
+            ),
+            "employers": [
+                r[0] for r in conn.execute(sa.text("select employer from stg_employment"))
+            ],
+            "names": list(conn.execute(sa.select(person_identity.c.name)).scalars()),
+        }
+    engine.dispose()
+    return request.param, found
+
+
+def test_bad_cells_quarantine_their_rows_never_their_file(
+    hostile_load: tuple[str, dict[str, Any]],
+) -> None:
+    _, found = hostile_load
+    assert found["files"] == {
+        "1_就业.csv": ("partly_loaded", 1, 2),
+        "2_大病.csv": ("loaded", 1, 0),
+    }
+    assert [(row, column, rule) for row, column, rule, *_ in found["quarantine"]] == [
+        (3, "employer", "text_too_long"),
+        (4, "name", "text_too_long"),
+    ]
+    reasons = [reason for *_, reason, _ in found["quarantine"]]
+    assert reasons == [
+        "“就业单位”内容过长（596个字符，最多500个）",
+        "“姓名”内容过长（147个字符，最多100个）",
+    ]
+    assert "县绿源合作社" in found["employers"]
+    assert not any("\x00" in (e or "") for e in found["employers"])
+    assert sorted(found["names"]) == ["张三", "王五"]
+    # the over-long name is masked beyond its surname in the quarantine row
+    masked = found["quarantine"][1][4]
+    assert masked.startswith("阿*") and "阿阿" not in masked

@@ -28,6 +28,14 @@ from transforms.values import (
         ("（城关镇）", "(城关镇)"),
         ("ＡＢＣ１２３", "ABC123"),
         ("\u200b城关镇", "城关镇"),
+        # NUL and other control characters are invisible to the clerk and refused by PostgreSQL
+        ("城关\x00镇", "城关镇"),
+        ("\x00", None),
+        ("县\x07绿源\x1b合作社\x7f", "县绿源合作社"),
+        ("城关\x85镇", "城关 镇"),  # NEL is a line break: it still separates words
+        ("a \x00 b", "a b"),
+        ("\u202e城关镇\u200e", "城关镇"),
+        ("=SUM(A1)\x00", "=SUM(A1)"),
     ],
 )
 def test_normalize_text(raw: str | None, expected: str | None) -> None:
@@ -48,6 +56,8 @@ def test_normalizers_treat_dataframe_missing_values_as_blank() -> None:
         (" 证 件 号 码 ", "证件号码"),
         ("乡（镇）", "乡(镇)"),
         ("身份证号\u3000", "身份证号"),
+        ("证件\x00号码\x1f", "证件号码"),
+        ("\x00\x01", None),
     ],
 )
 def test_normalize_cell_header(raw: str | None, expected: str | None) -> None:
@@ -190,3 +200,10 @@ ALIASES = {"A级": "A", "B级": "B", "脱贫不稳定户": "脱贫不稳定户"}
 )
 def test_normalize_enum(raw: str | None, expected: str | None) -> None:
     assert normalize_enum(raw, ALIASES) == expected
+
+
+@pytest.mark.parametrize("code", [*range(0x20), *range(0x7F, 0xA0)])
+def test_every_control_character_is_dropped_or_taken_as_a_space(code: int) -> None:
+    char = chr(code)
+    assert normalize_text(f"甲{char}乙") == ("甲 乙" if char.isspace() else "甲乙")
+    assert normalize_cell_header(f"甲{char}乙") == "甲乙"

@@ -56,7 +56,13 @@ _VALUED_CELL_WITH_REF: Final = re.compile(
     rb"<" + _PFX + rb"c\b[^<>]*?" + _REF + rb"[^<>]*(?<!/)>" + _VALUE
 )
 _CELL_WITHOUT_REF: Final = re.compile(rb"<" + _PFX + rb"c(?=[\s/>])(?![^<>]*" + _REF + rb")[^<>]*>")
-_TOKEN: Final = re.compile(rb"<(/?)" + _PFX + rb"(row|c)(?=[\s/>])([^<>]*?)(/?)>")
+_PLAIN_VALUED_CELL: Final = re.compile(
+    rb'<c r="([A-Za-z]{1,3})([0-9]{1,7})"[^<>]*?(?<!/)>' + _VALUE.replace(_PFX, b"")
+)
+_CELL_TAG: Final = re.compile(rb"<" + _PFX + rb"c(?=[\s/>])([^<>]*?)(/?)>")
+_CELL_WITH_ANY_REF: Final = re.compile(rb"<" + _PFX + rb"c\s[^<>]*?\br\s*=")
+_PLAIN_CELL_WITH_REF: Final = re.compile(rb"<c\s[^<>]*?\br\s*=")
+_PLAIN_ROW_TOKEN: Final = re.compile(rb"<(/?)row(?=[\s/>])([^<>]*?)(/?)>")
 _ROW_TOKEN: Final = re.compile(rb"<(/?)" + _PFX + rb"row(?=[\s/>])([^<>]*?)(/?)>")
 _ANY_REF: Final = re.compile(rb"""\sr\s*=\s*["']([A-Za-z]{0,6})([0-9]{1,10})["']""")
 _SHARED_STRING_CELL: Final = re.compile(
@@ -220,21 +226,25 @@ def declared_shared_strings(archive: zipfile.ZipFile) -> int:
     return int(count.group(1)) if count else 0
 
 
-def _chunks(stream: IO[bytes]) -> Iterator[tuple[bytes, int, bool]]:
-    """(buffer, end, last): each buffer starts with the previous one's last OVERLAP bytes.
+def _chunks(stream: IO[bytes]) -> Iterator[tuple[bytes, int]]:
+    """(buffer, end): each buffer starts where the previous one's `end` was.
 
-    Elements starting before `end` belong to this buffer; the rest come again in the next one.
+    `end` is the start of a tag (or lies in text) at least OVERLAP bytes before the buffer's end,
+    unless the stream is done; a tag starting before `end` therefore ends before it, and what
+    follows it is in the buffer too. Elements from `end` on come again with the next buffer.
     """
     carry = b""
     chunk = stream.read(CHUNK)
     while True:
         following = stream.read(CHUNK) if chunk else b""
         buffer = carry + chunk
-        last = not following
-        end = len(buffer) if last else max(0, len(buffer) - OVERLAP)
-        yield buffer, end, last
-        if last:
+        if not following:
+            yield buffer, len(buffer)
             return
+        end = buffer.rfind(b"<", 0, len(buffer) - OVERLAP)
+        if end <= 0:
+            end = len(buffer) - OVERLAP  # no tag starts in this stretch of text
+        yield buffer, end
         carry, chunk = buffer[end:], following
 
 
@@ -245,54 +255,98 @@ def sheet_extent(archive: zipfile.ZipFile, member: str) -> Extent:
     if fast is not None:
         return fast
     with archive.open(member) as stream:
-        return _extent_by_counting(stream)
+        counter = _Counter()
+        for buffer, end in _chunks(stream):
+            counter.feed(buffer, end)
+        return Extent(counter.rows, counter.columns)
 
 
 def _extent_of_referenced_cells(stream: IO[bytes]) -> Extent | None:
     """When every cell carries its `r`, the maxima come from one findall per chunk; else None."""
     rows = columns = 0
-    for buffer, _, _ in _chunks(stream):
-        if _CELL_WITHOUT_REF.search(buffer):
+    for buffer, _ in _chunks(stream):
+        if _plain(buffer, 0, len(buffer)) and buffer.count(b"<c") == buffer.count(b'<c r="'):
+            # Excel's and most writers' spelling, for which a simpler pattern is 2.5 times faster
+            refs = _PLAIN_VALUED_CELL.findall(buffer)
+        elif _CELL_WITHOUT_REF.search(buffer):
             return None
-        refs = _VALUED_CELL_WITH_REF.findall(buffer)
+        else:
+            refs = _VALUED_CELL_WITH_REF.findall(buffer)
         if refs:
             letters, numbers = zip(*refs, strict=True)
-            rows = max(rows, *map(int, numbers))
-            columns = max(columns, *map(column_number, set(letters)))
+            rows = max(rows, max(map(int, set(numbers))))
+            columns = max(columns, max(map(column_number, set(letters))))
     return Extent(rows, columns)
 
 
-def _extent_by_counting(stream: IO[bytes]) -> Extent:
-    # calamine's counters: 0-based, <row r> sets the row, </row> moves to the next row and back
-    # to the first column, each <c> (empty or not) moves one column on.
-    row = column = 0
-    rows = columns = 0
-    for buffer, end, _ in _chunks(stream):
-        for token in _TOKEN.finditer(buffer):
+def _plain(buffer: bytes, start: int, stop: int) -> bool:
+    """No namespace-prefixed cell tag (<x:c>) between start and stop."""
+    return buffer.find(b":c ", start, stop) < 0 and buffer.find(b":c>", start, stop) < 0
+
+
+class _Counter:
+    """calamine's positions for cells without `r`, and the furthest cell holding a value.
+
+    calamine's counters are 0-based: <row r> sets the row, </row> moves to the next row and back
+    to the first column, each <c> (empty or not) moves one column on, and a <c r> sets both.
+    """
+
+    def __init__(self) -> None:
+        self.row = self.column = 0
+        self.rows = self.columns = 0
+        self._with_ref = _CELL_WITH_ANY_REF
+
+    def feed(self, buffer: bytes, end: int) -> None:
+        # patterns without the namespace prefix run 3 times faster where there is none
+        plain = _plain(buffer, 0, len(buffer)) and buffer.find(b":row") < 0
+        self._with_ref = _PLAIN_CELL_WITH_REF if plain else _CELL_WITH_ANY_REF
+        position = 0
+        for token in (_PLAIN_ROW_TOKEN if plain else _ROW_TOKEN).finditer(buffer):
             if token.start() >= end:
                 break
-            closing, tag, attrs, empty = token.groups()
-            if tag == b"row":
-                if closing:
-                    row, column = row + 1, 0
-                    continue
-                ref = _ANY_REF.search(attrs)
-                if ref:
-                    row = int(ref.group(2)) - 1
-                if empty:
-                    row, column = row + 1, 0
-                continue
-            if closing:
-                continue
-            ref = _ANY_REF.search(attrs)
-            at_row, at_column = row, column
+            self._cells(buffer, position, token.start())
+            position = token.end()
+            closing, attrs, empty = token.groups()
+            if not closing and (ref := _ANY_REF.search(attrs)):
+                self.row = int(ref.group(2)) - 1
+            if closing or empty:
+                self.row, self.column = self.row + 1, 0
+        self._cells(buffer, position, end)
+
+    def _cells(self, buffer: bytes, start: int, stop: int) -> None:
+        if start >= stop:
+            return
+        if _plain(buffer, start, stop) and not self._with_ref.search(buffer, start, stop):
+            # A row of cells without `r`, the common case here: only its last cell holding a
+            # value matters, so walk back from the end instead of through every cell. Within a
+            # row nothing but <c> starts with "<c".
+            count = buffer.count(b"<c", start, stop)
+            at = stop
+            for index in range(count - 1, -1, -1):
+                at = buffer.rfind(b"<c", start, at)
+                cell = _CELL_TAG.match(buffer, at)
+                if cell is not None and self._holds_value(buffer, cell):
+                    self._reach(self.row, self.column + index)
+                    break
+            self.column += count
+            return
+        for cell in _CELL_TAG.finditer(buffer, start, stop):
+            ref = _ANY_REF.search(cell.group(1))
             if ref and ref.group(1):
-                at_row, at_column = int(ref.group(2)) - 1, column_number(ref.group(1)) - 1
-                column = at_column
-            if not empty and _VALUE_RE.match(buffer, token.end()):
-                rows, columns = max(rows, at_row + 1), max(columns, at_column + 1)
-            column += 1
-    return Extent(rows, columns)
+                self.column = column_number(ref.group(1)) - 1
+                at_row = int(ref.group(2)) - 1
+            else:
+                at_row = self.row
+            if self._holds_value(buffer, cell):
+                self._reach(at_row, self.column)
+            self.column += 1
+
+    @staticmethod
+    def _holds_value(buffer: bytes, cell: re.Match[bytes]) -> bool:
+        return not cell.group(2) and _VALUE_RE.match(buffer, cell.end()) is not None
+
+    def _reach(self, row: int, column: int) -> None:
+        self.rows, self.columns = max(self.rows, row + 1), max(self.columns, column + 1)
 
 
 def column_number(letters: bytes) -> int:
@@ -342,7 +396,7 @@ def _copy_sheet_head(
     row = 0  # calamine's 0-based row counter, as in _extent_by_counting
     prefixes: dict[str, bytes] = {}
     with archive.open(info) as source, head.open(info.filename, "w") as target:
-        for buffer, end, _ in _chunks(source):
+        for buffer, end in _chunks(source):
             for name, pattern in (("sheetData", _SHEET_DATA_TAG), ("root", _WORKSHEET_TAG)):
                 if name not in prefixes and (found := pattern.search(buffer)):
                     prefixes[name] = found.group(1)
@@ -382,7 +436,7 @@ def _copy_strings_head(
     count = 0
     prefix: bytes | None = None
     with archive.open(info) as source, head.open(info.filename, "w") as target:
-        for buffer, end, _ in _chunks(source):
+        for buffer, end in _chunks(source):
             cut = None
             for token in _SI_TOKEN.finditer(buffer):
                 if token.start() >= end:

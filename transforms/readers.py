@@ -471,6 +471,6 @@ def peek_sheets(path: Path, rows: int, limits: FileLimits | None = None) -> list
     else:
         sheets = _isolated(path, partial(_peek_excel, path, rows, limits), limits)
     for sheet in sheets:
-        width = max((len(cells) for _, cells in sheet.rows), default=0)
-        _check_extent(path, sheet.name, xlsx_stream.Extent(rows, width), limits)
+        widest = max(sheet.rows, key=lambda row: len(row[1]), default=(0, []))
+        _check_extent(path, sheet.name, xlsx_stream.Extent(widest[0], len(widest[1])), limits)
     return _non_empty(path, sheets, rows)

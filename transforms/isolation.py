@@ -12,15 +12,16 @@ Fork rather than spawn: the child needs none of the task's imports redone (fork 
 milliseconds, a fresh interpreter with pandas seconds). The parent must be single-threaded when it
 forks (an Airflow task process is). The child never logs (a lock held at fork time would hang
 it), never dumps core (the memory holds personal data), ends with os._exit so that none of the
-parent's cleanup (atexit, database connections) runs twice, and sends its stderr (a native
-panic's message) to a private file that the parent reads only to tell out-of-memory from other
-crashes, never into a log. Results travel as pickle through an O_TMPFILE file: it has no name
-anyone could open and disappears even if both processes are killed.
+parent's cleanup (atexit, database connections) runs twice, and sends its output (a native
+panic's message, anything printed) to a private file that the parent reads only to tell
+out-of-memory from other crashes, never into a log. Results travel as pickle through an
+O_TMPFILE file: it has no name anyone could open and disappears even if both processes are killed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import gc
 import math
 import os
@@ -28,6 +29,7 @@ import pickle
 import resource
 import select
 import signal
+import sys
 import tempfile
 import time
 import traceback
@@ -54,6 +56,9 @@ class IsolatedFailure(Exception):
         self.kind: FailureKind = kind
         self.detail = detail
         super().__init__(f"isolated call failed ({kind}): {detail}")
+
+    def __reduce__(self) -> tuple[type[IsolatedFailure], tuple[FailureKind, str]]:
+        return (type(self), (self.kind, self.detail))
 
 
 def run_isolated(func: Callable[[], T], *, memory_bytes: int, timeout_seconds: float) -> T:
@@ -163,8 +168,13 @@ def _child(
     try:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+        # Both the descriptors (native code writes there) and Python's streams, which a task
+        # runner may have replaced by a logger that must not run here.
+        os.dup2(stderr_file.fileno(), 1)
         os.dup2(stderr_file.fileno(), 2)
+        sys.stdout = sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115 - lives as the child
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        faulthandler.disable()  # its dump would go to the parent's stderr
         _cap_address_space(memory_bytes)
         try:
             payload: tuple[bool, object] = (True, func())

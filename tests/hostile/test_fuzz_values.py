@@ -98,7 +98,7 @@ def test_normalize_int_is_the_number_without_leading_zeros(
     text = (f"{number:,}" if grouped else f"{number:+d}".lstrip("+")) + tail
 
     assert values.normalize_int(text) == str(number)
-    assert values.normalize_int("00" + text.lstrip("-")) == str(abs(number))
+    assert values.normalize_int(f"00{abs(number)}{tail}") == str(abs(number))
 
 
 def test_normalize_int_takes_numbers_longer_than_int_does() -> None:

@@ -246,9 +246,9 @@ def _chunks(stream: IO[bytes]) -> Iterator[tuple[bytes, int]]:
         if end <= 0 < limit:
             # At most one tag starts before the limit, at 0: past its end all is text. A tag
             # running on past the limit is kept whole for the next buffer, unless it is longer
-            # than any real one, which is then given up rather than held in memory.
+            # than OVERLAP (no real tag is), which is then given up rather than held in memory.
             closed = buffer.find(b">", 0, limit) >= 0
-            end = limit if end < 0 or closed or limit >= CHUNK else 0
+            end = limit if end < 0 or closed or limit >= OVERLAP else 0
         yield buffer, end
         carry, chunk = buffer[end:], following
 

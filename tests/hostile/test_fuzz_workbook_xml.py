@@ -170,7 +170,7 @@ def _trimmed(sheets: list[RawSheet]) -> list[tuple[str, list[tuple[int, list[str
     return out
 
 
-@FUZZ
+@settings(FUZZ, max_examples=200)
 @given(sheet=worksheets(), chunk=st.integers(16, 300))
 def test_extent_is_calamines_grid_size_whatever_the_chunking(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sheet: tuple[str, list[str]], chunk: int

@@ -201,12 +201,13 @@ def _child(
 
 def _dump(payload: object, file: IO[bytes]) -> None:
     # Without the memo ("fast" mode) pickling 100 000 rows takes a tenth of the time; only a
-    # structure that contains itself needs the memo, and gets it on the second try.
+    # structure that contains itself needs the memo (fast mode raises ValueError on it, or
+    # recurses too deep), and gets it on the second try.
     pickler = pickle.Pickler(file, protocol=pickle.HIGHEST_PROTOCOL)
     pickler.fast = True
     try:
         pickler.dump(payload)
-    except RecursionError:
+    except (ValueError, RecursionError):
         file.seek(0)
         file.truncate()
         pickle.dump(payload, file, protocol=pickle.HIGHEST_PROTOCOL)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import resource
@@ -178,3 +179,23 @@ def test_interrupted_parent_kills_the_child(monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(KeyboardInterrupt):
         _run(lambda: time.sleep(30))
     assert _no_child_left()
+
+
+def test_a_result_that_contains_itself_still_travels() -> None:
+    cyclic: list[object] = ["张三"]
+    cyclic.append(cyclic)
+
+    result = _run(lambda: cyclic)
+
+    assert isinstance(result, list) and result[0] == "张三" and result[1] is result
+
+
+def test_the_collector_is_left_as_it_was() -> None:
+    assert _run(lambda: [[n] for n in range(10_000)])
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        _run(lambda: [1])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

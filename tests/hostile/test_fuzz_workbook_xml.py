@@ -84,7 +84,8 @@ def worksheets(draw: st.DrawFn) -> tuple[str, list[str]]:
                 ref = ""
             cells.append(_cell(draw, p, ref, gap, len(strings)))
             column += 1
-        if cells or draw(st.booleans()):
+        written_open: bool = draw(st.booleans())  # an empty row as <row></row> or as <row/>
+        if cells or written_open:
             rows.append(row_open + gap + gap.join(cells) + gap + f"</{p}row>")
         else:
             rows.append(row_open.replace(">", "/>"))

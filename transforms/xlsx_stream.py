@@ -35,8 +35,9 @@ from typing import IO, Final
 
 CHUNK: Final = 1024 * 1024
 OVERLAP: Final = 64 * 1024
-# Parts other than sheets and shared strings are copied into the head workbook up to this size;
-# calamine reads only the package and workbook relationships, workbook.xml and styles.xml.
+# Parts other than sheets and shared strings are copied into the head workbook when they are XML
+# of up to this size (pictures never: a workbook of house photos would copy them all); calamine
+# reads only the package and workbook relationships, workbook.xml and styles.xml.
 _SMALL_PART: Final = 4 * 1024 * 1024
 _XML_HEAD: Final = 16 * 1024 * 1024  # of a relationships part or workbook.xml, sheets come first
 _RATIO_FLOOR: Final = 1024 * 1024  # smaller members cannot hold a bomb worth refusing for
@@ -382,7 +383,9 @@ def write_head_workbook(archive: zipfile.ZipFile, rows: int, out: IO[bytes]) -> 
         for info in archive.infolist():
             if info.filename in sheets or info == strings or info.is_dir():
                 continue
-            if info.file_size <= _SMALL_PART or _key(info.filename) in needed:
+            key = _key(info.filename)
+            small_xml = info.file_size <= _SMALL_PART and key.endswith((".xml", ".rels"))
+            if small_xml or key in needed:
                 with archive.open(info) as source, head.open(info.filename, "w") as target:
                     shutil.copyfileobj(source, target, CHUNK)
 

@@ -5,6 +5,7 @@ import importlib.util
 import io
 import os
 import pickle
+import random
 import signal
 import tempfile
 import time as time_module
@@ -714,3 +715,23 @@ def test_csv_peek_agrees_with_read_sheets(tmp_path: Path, encoding: str) -> None
 
     for rows in (1, 3, 4, 32):
         assert peek_sheets(path, rows) == read_sheets(path, max_rows=rows)
+
+
+def test_the_head_copy_leaves_pictures_behind(tmp_path: Path) -> None:
+    photo = random.Random(11).randbytes(2 * 1024 * 1024)  # incompressible, like a JPEG
+    path = _workbook(
+        tmp_path,
+        "photos.xlsx",
+        {"S": SCRIPT.sheet_xml('<row r="1"><c r="A1"><v>1</v></c></row>')},
+        extra={"xl/media/image1.jpeg": photo, "xl/theme/theme1.xml": b"<a:theme/>"},
+    )
+    head = io.BytesIO()
+
+    with zipfile.ZipFile(path) as archive:
+        xlsx_stream.write_head_workbook(archive, 30, head)
+
+    with zipfile.ZipFile(head) as copy:
+        names = set(copy.namelist())
+    assert "xl/media/image1.jpeg" not in names
+    assert {"xl/theme/theme1.xml", "xl/styles.xml", "xl/workbook.xml"} <= names
+    assert peek_sheets(path, 30) == read_sheets(path)

@@ -3,18 +3,32 @@
 Nothing is interpreted here beyond turning each cell into the text a person sees in Excel: header
 detection, validation and normalisation happen later, on text, so that every problem can be
 reported against the source row number the bureau sees.
+
+A file must never cost more than its limits (transforms.limits): its size, and for a workbook its
+zip and the used range of each sheet, are checked before it is read in full, each refusal an
+UnreadableFile saying in Chinese what to change. `read_sheets_isolated` then reads it in a child
+process (transforms.isolation), so that a reader that crashes, runs out of memory or hangs costs
+this file, not the task; `peek_sheets` reads only the first rows, at a cost that does not grow
+with the file. A cell longer than CELL_MAX_CHARS is kept cut to that many characters plus one:
+memory stays bounded, and the length rule that validates the column still sees it is too long,
+so the row is quarantined rather than the file refused.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
-from collections.abc import Iterable, Sequence
+import struct
+import zipfile
+import zlib
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
-from typing import Final
+from typing import IO, Final
 
 from python_calamine import (
     CalamineError,
@@ -24,8 +38,25 @@ from python_calamine import (
     SheetVisibleEnum,
 )
 
+from transforms import xlsx_stream
+from transforms.file_refusals import (
+    UnreadableFile,
+    corrupt_workbook,
+    csv_too_large,
+    file_too_large,
+    packed_too_tightly,
+    reader_failed,
+    sheet_too_large,
+    too_many_members,
+    unpacks_too_large,
+)
+from transforms.isolation import IsolatedFailure, run_isolated
+from transforms.limits import FileLimits
+
 EXCEL_SUFFIXES: Final = frozenset({".xlsx", ".xlsm", ".xls"})
 TEXT_SUFFIXES: Final = frozenset({".csv", ".txt"})
+# the Excel files that are zip packages of XML (.xls is a binary OLE file)
+_ZIP_SUFFIXES: Final = frozenset({".xlsx", ".xlsm"})
 
 _ZIP_MAGIC: Final = b"PK\x03\x04"
 _OLE_MAGIC: Final = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -33,6 +64,19 @@ _SNIFF_LINES: Final = 10
 # Below 10**15 an integral float has at most 15 digits, so Excel shows it exactly.
 _EXACT_INT: Final = 10.0**15
 _SNIFF_CHARS: Final = 64 * 1024
+_READ_CHUNK: Final = 1024 * 1024
+# A real workbook has tens of parts; zipfile builds an object per entry before anything else.
+_MAX_ZIP_MEMBERS: Final = 10_000
+# What a broken zip makes zipfile and zlib raise; none of them is a fault of this code.
+_ZIP_ERRORS: Final = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+    struct.error,
+)
 
 Cell = str | None
 
@@ -49,19 +93,7 @@ class RawSheet:
     hidden: bool = False
 
 
-class UnreadableFile(Exception):
-    """The file cannot be turned into rows at all; the bureau gets the Chinese reason back."""
-
-    def __init__(self, path: Path, code: str, reason_en: str, reason_zh: str) -> None:
-        self.file_name = path.name
-        self.code = code
-        self.reason_en = reason_en
-        self.reason_zh = reason_zh
-        super().__init__(f"{path.name}: {reason_en}（{reason_zh}）")
-
-
-def detect_encoding(data: bytes) -> str:
-    """Codec for CSV bytes: BOM first, then strict UTF-8, else GB18030 (a superset of GBK)."""
+def _bom_encoding(data: bytes) -> str | None:
     if data.startswith(b"\xef\xbb\xbf"):
         return "utf-8-sig"
     # UTF-32 LE's BOM begins with UTF-16 LE's, so it must be tested first.
@@ -69,11 +101,32 @@ def detect_encoding(data: bytes) -> str:
         return "utf-32"
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "utf-16"
+    return None
+
+
+def detect_encoding(data: bytes) -> str:
+    """Codec for CSV bytes: BOM first, then strict UTF-8, else GB18030 (a superset of GBK)."""
+    return _detect_encoding([data])
+
+
+def _detect_encoding(chunks: Iterable[bytes]) -> str:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    bom: str | None = None
     try:
-        data.decode("utf-8")
+        for number, chunk in enumerate(chunks):
+            if number == 0 and (bom := _bom_encoding(chunk)):
+                return bom
+            decoder.decode(chunk)
+        decoder.decode(b"", final=True)
     except UnicodeDecodeError:
         return "gb18030"
     return "utf-8"
+
+
+def _file_chunks(path: Path) -> Iterable[bytes]:
+    with path.open("rb") as file:
+        while chunk := file.read(_READ_CHUNK):
+            yield chunk
 
 
 def _float_text(value: float) -> str:
@@ -131,18 +184,32 @@ def _is_blank(cells: Sequence[Cell]) -> bool:
     return all(c is None or c.isspace() for c in cells)
 
 
-def _grid_rows(grid: Iterable[Sequence[object]]) -> list[tuple[int, list[Cell]]]:
+def _clipped(cells: list[Cell], max_chars: int) -> list[Cell]:
+    if max(map(len, filter(None, cells)), default=0) <= max_chars:
+        return cells
+    return [c[: max_chars + 1] if c is not None and len(c) > max_chars else c for c in cells]
+
+
+def _grid_rows(grid: Iterable[Sequence[object]], max_chars: int) -> list[tuple[int, list[Cell]]]:
     rows: list[tuple[int, list[Cell]]] = []
     for number, values in enumerate(grid, start=1):
-        cells = [_cell_text(v) for v in values]
+        cells = _clipped([_cell_text(v) for v in values], max_chars)
         if not _is_blank(cells):
             rows.append((number, cells))
     return rows
 
 
-def _read_excel(path: Path, max_rows: int | None) -> list[RawSheet]:
+def _read_excel(
+    path: Path, source: Path | IO[bytes], max_rows: int | None, limits: FileLimits
+) -> list[RawSheet]:
+    """calamine's reading of `source` (the file, or a copy of its head); `path` names it."""
     try:
-        with CalamineWorkbook.from_path(path) as workbook:
+        opened = (
+            CalamineWorkbook.from_path(source)
+            if isinstance(source, Path)
+            else CalamineWorkbook.from_filelike(source)
+        )
+        with opened as workbook:
             sheets = []
             for meta in workbook.sheets_metadata:
                 # Chart sheets and VBA modules hold no cells.
@@ -152,7 +219,7 @@ def _read_excel(path: Path, max_rows: int | None) -> list[RawSheet]:
                 # skip_empty_area=False keeps row i of the grid at Excel row i+1.
                 grid = sheet.to_python(skip_empty_area=False, nrows=max_rows)
                 hidden = meta.visible is not SheetVisibleEnum.Visible
-                sheets.append(RawSheet(meta.name, _grid_rows(grid), hidden))
+                sheets.append(RawSheet(meta.name, _grid_rows(grid, limits.max_cell_chars), hidden))
     except PasswordError as exc:
         raise UnreadableFile(
             path,
@@ -161,23 +228,28 @@ def _read_excel(path: Path, max_rows: int | None) -> list[RawSheet]:
             "文件设有密码保护，无法打开，请取消密码后重新提交",
         ) from exc
     except (CalamineError, ValueError, OverflowError, UnicodeDecodeError) as exc:
-        raise _corrupt_workbook(path, exc) from exc
+        raise corrupt_workbook(path, exc) from exc
     except BaseException as exc:
         # calamine panics on some malformed files; pyo3 surfaces that as PanicException, which
         # derives from BaseException and has no importable class to name here.
         if type(exc).__name__ != "PanicException":
             raise
-        raise _corrupt_workbook(path, exc) from exc
+        raise corrupt_workbook(path, exc) from exc
     return sheets
 
 
-def _corrupt_workbook(path: Path, exc: BaseException) -> UnreadableFile:
-    return UnreadableFile(
-        path,
-        "corrupt",
-        f"the file is corrupt or not a valid Excel workbook ({exc})",
-        "文件已损坏或不是有效的Excel文件，无法打开",
-    )
+def _peek_excel(path: Path, rows: int, limits: FileLimits) -> list[RawSheet]:
+    """The first `rows` rows of each sheet; for a zip workbook, read from a copy of its head."""
+    if path.suffix.lower() not in _ZIP_SUFFIXES or xlsx_stream.zip_member_count(path) is None:
+        return _read_excel(path, path, rows, limits)
+    head = io.BytesIO()
+    try:
+        with zipfile.ZipFile(path) as archive:
+            xlsx_stream.write_head_workbook(archive, rows, head)
+    except _ZIP_ERRORS as exc:
+        raise corrupt_workbook(path, exc) from exc
+    head.seek(0)
+    return _read_excel(path, head, rows, limits)
 
 
 def _sniff_delimiter(text: str) -> str:
@@ -190,32 +262,52 @@ def _sniff_delimiter(text: str) -> str:
     return best if widest[best] > widest[","] else ","
 
 
-def _csv_rows(text: str, max_rows: int | None) -> list[tuple[int, list[Cell]]]:
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_sniff_delimiter(text))
+def _csv_rows(
+    path: Path, lines: Iterable[str], delimiter: str, max_rows: int | None, limits: FileLimits
+) -> list[tuple[int, list[Cell]]]:
+    reader = csv.reader(lines, delimiter=delimiter)
     rows: list[tuple[int, list[Cell]]] = []
     start = 1
-    for record in reader:
+    cells_read = 0
+    for records, record in enumerate(reader, start=1):
         # A quoted field may span lines (a newline inside a header); report where it starts.
         if max_rows is not None and start > max_rows:
             break
+        if records > limits.max_rows:
+            raise csv_too_large(path, "too_many_rows", limits)
         cells: list[Cell] = [(v.rstrip("\r") or None) if v else None for v in record]
+        if len(cells) > limits.max_columns:
+            if not _is_blank(cells[limits.max_columns :]):
+                raise csv_too_large(path, "too_many_columns", limits)
+            del cells[limits.max_columns :]  # a trailing run of delimiters
+        cells_read += len(cells)
+        if cells_read > limits.max_cells:
+            raise csv_too_large(path, "too_many_cells", limits)
         if not _is_blank(cells):
-            rows.append((start, cells))
+            rows.append((start, _clipped(cells, limits.max_cell_chars)))
         start = reader.line_num + 1
     return rows
 
 
-def _read_csv(path: Path, data: bytes, max_rows: int | None) -> list[RawSheet]:
-    if data.startswith((_ZIP_MAGIC, _OLE_MAGIC)):
+def _read_csv(path: Path, max_rows: int | None, limits: FileLimits) -> list[RawSheet]:
+    with path.open("rb") as file:
+        magic = file.read(len(_OLE_MAGIC))
+    if magic.startswith((_ZIP_MAGIC, _OLE_MAGIC)):
         raise UnreadableFile(
             path,
             "wrong_suffix",
             f"the file is an Excel workbook but named {path.suffix}",
             f"文件实际是Excel工作簿，但扩展名为{path.suffix}，请改为.xlsx或.xls后重新提交",
         )
-    encoding = detect_encoding(data)
+    encoding = _detect_encoding(_file_chunks(path))
+    # One over-long cell must cost its row, not the file: let csv take any field the file-size
+    # bound allows (the limit is process-wide, so it is put back after).
+    previous = csv.field_size_limit(max(limits.max_file_bytes, csv.field_size_limit()))
     try:
-        text = data.decode(encoding)
+        with path.open(encoding=encoding, newline="") as text:
+            delimiter = _sniff_delimiter(text.read(_SNIFF_CHARS))
+            text.seek(0)
+            rows = _csv_rows(path, text, delimiter, max_rows, limits)
     except UnicodeDecodeError as exc:
         raise UnreadableFile(
             path,
@@ -223,8 +315,6 @@ def _read_csv(path: Path, data: bytes, max_rows: int | None) -> list[RawSheet]:
             "the text encoding is not UTF-8 or GBK/GB18030",
             "无法识别文件编码，请以UTF-8或GBK编码保存后重新提交",
         ) from exc
-    try:
-        rows = _csv_rows(text, max_rows)
     except csv.Error as exc:
         raise UnreadableFile(
             path,
@@ -232,15 +322,72 @@ def _read_csv(path: Path, data: bytes, max_rows: int | None) -> list[RawSheet]:
             f"the CSV file cannot be parsed ({exc})",
             "CSV文件格式错误，无法读取",
         ) from exc
+    finally:
+        csv.field_size_limit(previous)
     return [RawSheet("", rows)]
 
 
-def read_sheets(path: Path, max_rows: int | None = None) -> list[RawSheet]:
-    """Every non-empty sheet of an Excel or CSV file as raw text rows.
+def _check_bounds(path: Path, limits: FileLimits, *, sheets: bool) -> None:
+    """Refuse a file whose reading would cost more than `limits`, before reading it in full.
 
-    `max_rows` limits reading to source rows 1..max_rows (for a quick look at the header).
-    Raises UnreadableFile when the file cannot yield a single non-empty row.
+    Size first; for a zip workbook its directory, then (with `sheets`) each sheet's used range,
+    streamed. A file that is not a zip is left to calamine, which says what it is.
     """
+    size = path.stat().st_size
+    if size > limits.max_file_bytes:
+        raise file_too_large(path, size, limits)
+    if path.suffix.lower() not in _ZIP_SUFFIXES:
+        return
+    try:
+        members = xlsx_stream.zip_member_count(path)
+        if members is None:
+            return
+        if members > _MAX_ZIP_MEMBERS:
+            raise too_many_members(path, members, _MAX_ZIP_MEMBERS)
+        with zipfile.ZipFile(path) as archive:
+            _check_zip(path, archive, limits)
+            if sheets:
+                _check_sheets(path, archive, limits)
+    except _ZIP_ERRORS as exc:
+        raise corrupt_workbook(path, exc) from exc
+
+
+def _check_zip(path: Path, archive: zipfile.ZipFile, limits: FileLimits) -> None:
+    facts = xlsx_stream.zip_facts(archive)
+    if facts.uncompressed_bytes > limits.max_uncompressed_bytes:
+        raise unpacks_too_large(path, facts.uncompressed_bytes, limits)
+    if facts.worst_ratio > limits.max_compression_ratio:
+        raise packed_too_tightly(path, facts.worst_member, facts.worst_ratio, limits)
+
+
+def _check_sheets(path: Path, archive: zipfile.ZipFile, limits: FileLimits) -> None:
+    strings = xlsx_stream.declared_shared_strings(archive)
+    if strings > limits.max_cells:
+        # calamine reserves room for them all before reading one
+        raise corrupt_workbook(path, ValueError(f"sharedStrings.xml declares {strings} strings"))
+    for part in xlsx_stream.worksheet_parts(archive):
+        extent = xlsx_stream.sheet_extent(archive, part.member)
+        _check_extent(path, part.name, extent, limits)
+
+
+def _check_extent(path: Path, sheet: str, extent: xlsx_stream.Extent, limits: FileLimits) -> None:
+    rows, columns = extent.rows, extent.columns
+    if rows > limits.max_rows or columns > limits.max_columns or rows * columns > limits.max_cells:
+        raise sheet_too_large(path, sheet, extent, limits)
+
+
+def _isolated(path: Path, read: Callable[[], list[RawSheet]], limits: FileLimits) -> list[RawSheet]:
+    try:
+        return run_isolated(
+            read,
+            memory_bytes=limits.reader_memory_bytes,
+            timeout_seconds=limits.reader_timeout_seconds,
+        )
+    except IsolatedFailure as failure:
+        raise reader_failed(path, failure, limits) from failure
+
+
+def _checked_path(path: Path, max_rows: int | None) -> Path:
     if max_rows is not None and max_rows < 1:
         raise ValueError("max_rows must be at least 1")
     path = Path(path)
@@ -255,10 +402,16 @@ def read_sheets(path: Path, max_rows: int | None = None) -> list[RawSheet]:
         )
     if path.stat().st_size == 0:
         raise UnreadableFile(path, "empty", "file is empty (0 bytes)", "文件为空（0字节）")
-    if suffix in EXCEL_SUFFIXES:
-        sheets = _read_excel(path, max_rows)
-    else:
-        sheets = _read_csv(path, path.read_bytes(), max_rows)
+    return path
+
+
+def _read_checked(path: Path, max_rows: int | None, limits: FileLimits) -> list[RawSheet]:
+    if path.suffix.lower() in EXCEL_SUFFIXES:
+        return _read_excel(path, path, max_rows, limits)
+    return _read_csv(path, max_rows, limits)
+
+
+def _non_empty(path: Path, sheets: list[RawSheet], max_rows: int | None) -> list[RawSheet]:
     sheets = [s for s in sheets if s.rows]
     if not sheets:
         where = f" in the first {max_rows} rows" if max_rows is not None else ""
@@ -270,3 +423,54 @@ def read_sheets(path: Path, max_rows: int | None = None) -> list[RawSheet]:
             f"文件{where_zh}没有任何数据行",
         )
     return sheets
+
+
+def read_sheets(
+    path: Path, max_rows: int | None = None, limits: FileLimits | None = None
+) -> list[RawSheet]:
+    """Every non-empty sheet of an Excel or CSV file as raw text rows, read in this process.
+
+    `max_rows` limits reading to source rows 1..max_rows. Raises UnreadableFile when the file
+    cannot yield a single non-empty row or is over `limits` (default: FileLimits()).
+    """
+    limits = limits or FileLimits()
+    path = _checked_path(path, max_rows)
+    _check_bounds(path, limits, sheets=True)
+    return _non_empty(path, _read_checked(path, max_rows, limits), max_rows)
+
+
+def read_sheets_isolated(
+    path: Path, max_rows: int | None = None, limits: FileLimits | None = None
+) -> list[RawSheet]:
+    """read_sheets, with the reading done in a child process capped by the limits' budget.
+
+    The bounds are checked here first (milliseconds for a hostile file); a reader that then
+    crashes, runs out of memory or passes the deadline becomes UnreadableFile with the code
+    reader_crashed, too_large or reader_timeout.
+    """
+    limits = limits or FileLimits()
+    path = _checked_path(path, max_rows)
+    _check_bounds(path, limits, sheets=True)
+    sheets = _isolated(path, partial(_read_checked, path, max_rows, limits), limits)
+    return _non_empty(path, sheets, max_rows)
+
+
+def peek_sheets(path: Path, rows: int, limits: FileLimits | None = None) -> list[RawSheet]:
+    """The first `rows` source rows of every non-empty sheet, at a cost bounded by `rows`.
+
+    Cells come out as read_sheets(path, max_rows=rows) gives them, except that a row may end
+    earlier: read_sheets pads every row to the width of the whole sheet with empty cells. Only
+    the file's size and zip directory are checked, not the used range of its sheets; workbooks
+    are read in a child process, as read_sheets_isolated does.
+    """
+    limits = limits or FileLimits()
+    path = _checked_path(path, rows)
+    _check_bounds(path, limits, sheets=False)
+    if path.suffix.lower() in TEXT_SUFFIXES:
+        sheets = _read_csv(path, rows, limits)
+    else:
+        sheets = _isolated(path, partial(_peek_excel, path, rows, limits), limits)
+    for sheet in sheets:
+        widest = max(sheet.rows, key=lambda row: len(row[1]), default=(0, []))
+        _check_extent(path, sheet.name, xlsx_stream.Extent(widest[0], len(widest[1])), limits)
+    return _non_empty(path, sheets, rows)

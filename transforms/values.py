@@ -156,7 +156,9 @@ def normalize_int(raw: str | None) -> str | None:
     m = _INT_RE.match(s)
     if not m:
         return s
-    return str(int(m.group(1) + m.group(2).replace(",", "")))
+    # Leading zeros dropped by hand: int() refuses text of more than 4300 digits.
+    digits = m.group(2).replace(",", "").lstrip("0") or "0"
+    return m.group(1) + digits if digits != "0" else digits
 
 
 def normalize_yn(raw: str | None) -> str | None:

@@ -157,7 +157,7 @@ def _do_parse_validate(task: dict[str, Any]) -> dict[str, Any]:
         return wrapper
 
     # pipeline.py imported these names itself; run_gx is imported inside the step at call time
-    pipeline.read_sheets = timed("parse", pipeline.read_sheets)
+    pipeline.read_sheets_isolated = timed("parse", pipeline.read_sheets_isolated)
     pipeline.to_frame = timed("parse", pipeline.to_frame)
     validate.run_gx = timed("gx", validate.run_gx)
     settings, engine = _settings_engine(task)

@@ -13,6 +13,7 @@ import datetime as dt
 import errno
 import logging
 from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,10 +32,11 @@ from transforms.intake import (
     sha256_of,
     stable_entries,
 )
+from transforms.limits import FileLimits
 from transforms.masking import NameIndex, known_names, safe_text
 from transforms.parse import HEADER_SCAN_ROWS, identify
 from transforms.privacy import verify_person_key
-from transforms.readers import UnreadableFile, read_sheets
+from transforms.readers import UnreadableFile, peek_sheets
 from transforms.reasons import FileRejection
 from transforms.runlog import recorded_step
 from transforms.settings import Settings
@@ -234,11 +236,14 @@ class _Intake:
         self.tally["files_new"] += 1
 
 
-def _identify(engine: Engine, run_id: str, row: sa.Row[Any], names: NameIndex) -> str | None:
+def _identify(
+    engine: Engine, run_id: str, row: sa.Row[Any], names: NameIndex, limits: FileLimits
+) -> str | None:
     """Recognise a received file's dataset by its headers (a bounded look at its first rows);
     a file that cannot be recognised is rejected. Returns the dataset, or None."""
     try:
-        sheets = read_sheets(row.archive_path, max_rows=HEADER_SCAN_ROWS + 2)
+        # a bounded look, whatever the file's size: the full read comes later, isolated
+        sheets = peek_sheets(Path(row.archive_path), HEADER_SCAN_ROWS + 2, limits)
         contract, _ = identify(sheets, contracts_for_bureau(row.bureau))
     except UnreadableFile as exc:
         rejection = manifest.unreadable(exc)
@@ -260,7 +265,7 @@ def _identify(engine: Engine, run_id: str, row: sa.Row[Any], names: NameIndex) -
 
 
 def pending_groups(
-    engine: Engine, run_id: str, names: NameIndex
+    engine: Engine, run_id: str, names: NameIndex, limits: FileLimits
 ) -> tuple[list[dict[str, Any]], int]:
     """The received files still to process (this run's and those an interrupted run left),
     recognised and grouped by dataset: ([{"dataset": ..., "manifest_ids": [...]}], how many
@@ -280,7 +285,7 @@ def pending_groups(
     groups: dict[str, list[int]] = defaultdict(list)
     rejected = 0
     for row in pending:
-        dataset = row.dataset or _identify(engine, run_id, row, names)
+        dataset = row.dataset or _identify(engine, run_id, row, names, limits)
         if dataset is None:
             rejected += 1
         else:
@@ -313,7 +318,7 @@ def discover(
                 intake.refuse(entry)
         for entry in stable:
             intake.take(entry)
-        groups, rejected = pending_groups(engine, run_id, names)
+        groups, rejected = pending_groups(engine, run_id, names, settings.limits)
         pending = sum(len(g["manifest_ids"]) for g in groups)
         counts.update(
             files_seen=len(found.entries),

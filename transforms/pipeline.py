@@ -25,7 +25,7 @@ from transforms.intake import archive_file, scan_landing, sha256_of
 from transforms.load import file_period, load
 from transforms.masking import NameIndex, known_names, names_in_file
 from transforms.parse import ROW_ID, SHEET, to_frame
-from transforms.readers import UnreadableFile, read_sheets
+from transforms.readers import UnreadableFile, read_sheets_isolated
 from transforms.reasons import FileRejection
 from transforms.resolve import resolve_households
 from transforms.runlog import describe_failure, recorded_step, run_key
@@ -153,7 +153,10 @@ def _parse_file(
 
     manifest_id = entry.id
     try:
-        parsed = to_frame(read_sheets(Path(entry.archive_path)), [contract])
+        # in a child process: a workbook that would exhaust memory or crash the reader is a
+        # refusal of that file, not the death of the task
+        raw_sheets = read_sheets_isolated(Path(entry.archive_path), limits=settings.limits)
+        parsed = to_frame(raw_sheets, [contract])
     except (UnreadableFile, FileRejection) as exc:
         rejection = manifest.unreadable(exc) if isinstance(exc, UnreadableFile) else exc
         with engine.begin() as conn:

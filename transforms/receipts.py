@@ -178,7 +178,10 @@ def _next_step(
     if code in ("symlink", "outside_root"):
         return "本文件未入库。请把文件本身（不要用快捷方式）放入本单位共享文件夹后重新报送。"
     if code == "unreadable" or code is None:
-        return "本文件未入库。文件无法打开：请用Excel另存为.xlsx格式后重新报送。"
+        return (
+            "本文件未入库。请按“未接收原因”中的说明处理后重新报送；"
+            "如文件无法打开，请用Excel另存为.xlsx格式后重新报送。"
+        )
     if code == "no_valid_rows":
         return (
             "本文件未入库，此前报送的同类数据保持不变。请按“问题明细”更正每一行后，"

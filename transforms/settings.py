@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from transforms.contracts import PROJECT_ROOT
 from transforms.errors import PermanentError
+from transforms.limits import FileLimits
 
 # Folder names of the bureaus' shared folders under landing/ (BRIEF.md).
 BUREAU_FOLDERS: tuple[str, ...] = (
@@ -65,6 +66,9 @@ class Settings:
     hold_ratio: float = 0.5
     # ... when the file it would replace had at least this many rows
     hold_min_rows: int = 20
+    # size, row, column and cell bounds checked before a file is read in full, and the
+    # isolated reader's memory and time (transforms.limits)
+    limits: FileLimits = field(default_factory=FileLimits)
 
     def _folder(self, name: str) -> Path:
         base = self.data_dir / name
@@ -155,7 +159,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_file_attempts=max(attempts, 1),
         hold_ratio=hold_ratio,
         hold_min_rows=_number(env, "CORRECTION_HOLD_MIN_ROWS", 20, int),
+        limits=_limits(env),
     )
+
+
+def _limits(env: Mapping[str, str]) -> FileLimits:
+    try:
+        return FileLimits.from_env(env)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 Number = TypeVar("Number", int, float)

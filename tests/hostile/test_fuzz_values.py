@@ -11,7 +11,7 @@ from collections.abc import Callable
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transforms import identifiers, values
+from transforms import identifiers, masking, values
 
 FUZZ = settings(max_examples=300, deadline=None, derandomize=True, database=None)
 
@@ -52,9 +52,10 @@ NORMALISERS: list[Callable[[str], object]] = [
     values.normalize_yn,
     lambda raw: values.normalize_enum(raw, {"是": "是", "脱贫户": "脱贫户"}),
     identifiers.normalize_id,
-    identifiers.mask_id,
-    identifiers.mask_name,
-    identifiers.mask_ids_in_text,
+    masking.mask_id,
+    masking.mask_name,
+    masking.mask_text,
+    masking.safe_text,
     identifiers.looks_like_excel_number,
     lambda raw: identifiers.is_well_formed(identifiers.normalize_id(raw)),
     lambda raw: identifiers.checksum_ok(identifiers.normalize_id(raw) or ""),
@@ -81,9 +82,10 @@ def test_normalisers_are_idempotent_on_their_output(raw: str) -> None:
 
 @FUZZ
 @given(raw=ANY_TEXT)
-def test_a_masked_text_keeps_no_id_number(raw: str) -> None:
-    masked = identifiers.mask_ids_in_text(raw)
-    assert identifiers.ID_IN_TEXT.search(masked) is None
+def test_a_masked_text_keeps_no_id_number_or_phone(raw: str) -> None:
+    for masked in (masking.mask_text(raw), masking.safe_text(raw) or ""):
+        assert masking.ID_IN_TEXT.search(masked) is None
+        assert masking.PHONE_IN_TEXT.search(masked) is None
 
 
 @FUZZ

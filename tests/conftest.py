@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -58,6 +59,17 @@ def postgres_databases() -> Iterator[Callable[[], str]]:
             for name in created:
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def airflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An Airflow home with a migrated metadata database, copied for each DAG run's county
+    (tests/dag_runs.py)."""
+    from dag_runs import migrate
+
+    home = tmp_path_factory.mktemp("airflow-template")
+    migrate(home)
+    return home
 
 
 @pytest.fixture(scope="session")

@@ -234,6 +234,14 @@ class _Intake:
             ).scalar_one()
         self._move(entry, manifest_id)
         self.tally["files_new"] += 1
+        # recognised at once, so that a copy refused for where it was dropped is rejected
+        # before the same bytes elsewhere are compared with it
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(file_manifest).where(file_manifest.c.id == manifest_id)
+            ).one()
+        if _identify(self.engine, self.run_id, row, self.names, self.settings.limits) is None:
+            self.tally["rejected"] += 1
 
 
 def _identify(
@@ -268,8 +276,8 @@ def pending_groups(
     engine: Engine, run_id: str, names: NameIndex, limits: FileLimits
 ) -> tuple[list[dict[str, Any]], int]:
     """The received files still to process (this run's and those an interrupted run left),
-    recognised and grouped by dataset: ([{"dataset": ..., "manifest_ids": [...]}], how many
-    were rejected as unrecognisable)."""
+    grouped by dataset: ([{"dataset": ..., "manifest_ids": [...]}], how many files an
+    interrupted run left unrecognised were rejected now)."""
     with engine.connect() as conn:
         pending = conn.execute(
             sa.select(
@@ -318,7 +326,8 @@ def discover(
                 intake.refuse(entry)
         for entry in stable:
             intake.take(entry)
-        groups, rejected = pending_groups(engine, run_id, names, settings.limits)
+        groups, leftovers_rejected = pending_groups(engine, run_id, names, settings.limits)
+        rejected = intake.tally["rejected"] + leftovers_rejected
         pending = sum(len(g["manifest_ids"]) for g in groups)
         counts.update(
             files_seen=len(found.entries),

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from transforms.contracts import Column, ColumnType
-from transforms.masking import is_name_column, mask_id, mask_name
+from transforms.masking import is_name_column, mask_id, mask_name, mask_text
 from transforms.settings import SettingsError
 
 MIN_SECRET_LENGTH = 32
@@ -114,13 +114,17 @@ def _store_fingerprint(conn: Any, fingerprint: str, now: dt.datetime) -> None:
 
 
 def stored_value(column: Column, value: object) -> object:
-    """What the warehouse outside the restricted schema keeps of a personal column."""
+    """What the warehouse outside the restricted schema keeps of a cell: ID columns masked,
+    name columns masked, and free text with every ID or phone number typed into it masked (a
+    clerk pastes an ID into 就业单位 as readily as into 身份证号)."""
     if value is None:
         return None
     if column.type is ColumnType.ID:
         return mask_id(str(value))
     if column.personal:
-        return mask_name(str(value)) if is_name_column(column) else value
+        return mask_name(str(value)) if is_name_column(column) else mask_text(str(value))
+    if column.type is ColumnType.TEXT:
+        return mask_text(str(value))
     return value
 
 

@@ -4,13 +4,11 @@ warehouse, checked against the generator's ground truth, on SQLite and on Postgr
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import hashlib
 import hmac
-import os
 import re
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -18,45 +16,12 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from dag_runs import PERSON_KEY_SECRET, airflow_home, base_env, dag_test
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
-ROOT = Path(__file__).resolve().parents[2]
-AIRFLOW = Path(sys.executable).with_name("airflow")
 DAY = "2026-11-28"
 HOUSEHOLDS = 80
-PERSON_KEY_SECRET = "e2e-test-secret-" + "s" * 32
-
-
-def _base_env(airflow_home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    env.update(
-        AIRFLOW_HOME=str(airflow_home),
-        AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
-        AIRFLOW__CORE__PLUGINS_FOLDER=str(ROOT / "plugins"),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        GX_ANALYTICS_ENABLED="False",
-        PYTHONPATH=str(ROOT),
-        # the generator has just written the files: wait briefly for them to settle
-        LANDING_STABLE_SECONDS="1",
-        PERSON_KEY_SECRET=PERSON_KEY_SECRET,
-    )
-    return env
-
-
-@pytest.fixture(scope="session")
-def airflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An Airflow home with a migrated metadata database, copied for each county run."""
-    home = tmp_path_factory.mktemp("airflow-template")
-    proc = subprocess.run(
-        [str(AIRFLOW), "db", "migrate"],
-        env=_base_env(home),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return home
 
 
 @dataclass
@@ -67,18 +32,7 @@ class County:
     engine: sa.Engine
 
     def run_dag(self) -> str:
-        proc = subprocess.run(
-            [str(AIRFLOW), "dags", "test", "county_daily", DAY],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            cwd=ROOT,
-        )
-        output = proc.stdout + proc.stderr
-        assert proc.returncode == 0, output[-6000:]
-        assert "DagRun Finished" in output and "state=success" in output, output[-6000:]
-        return output
+        return dag_test(self.env, dt.date.fromisoformat(DAY))
 
     def truth(self, name: str) -> list[dict[str, str]]:
         with (self.truth_dir / name).open(encoding="utf-8", newline="") as fh:
@@ -99,11 +53,9 @@ def _make_county(tmp: Path, template: Path, warehouse_url: str | None) -> County
         truth_dir=truth_dir,
         households=HOUSEHOLDS,
         seed=7,
-        day=__import__("datetime").date.fromisoformat(DAY),
+        day=dt.date.fromisoformat(DAY),
     )
-    home = tmp / "airflow"
-    shutil.copytree(template, home)
-    env = _base_env(home)
+    env = base_env(airflow_home(template, tmp / "airflow"))
     env["DATA_DIR"] = str(data_dir)
     url = warehouse_url or f"sqlite:///{data_dir / 'warehouse.sqlite'}"
     env["WAREHOUSE_URL"] = url

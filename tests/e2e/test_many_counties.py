@@ -9,21 +9,18 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from dag_runs import AIRFLOW, ROOT, airflow_home, base_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
-ROOT = Path(__file__).resolve().parents[2]
-AIRFLOW = Path(sys.executable).with_name("airflow")
 DAY = "2026-11-28"
 HOUSEHOLDS = {"a": 30, "b": 45, "c": 20}
 SEEDS = {"a": 11, "b": 12, "c": 13}
@@ -55,7 +52,9 @@ class Province:
 
 
 @pytest.fixture(scope="module")
-def province(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Province]:
+def province(
+    tmp_path_factory: pytest.TempPathFactory, airflow_template: Path
+) -> Iterator[Province]:
     from generator import generate
 
     root = tmp_path_factory.mktemp("province")
@@ -77,28 +76,14 @@ def province(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Province]:
     # county c's warehouse cannot be opened (a folder where its SQLite file should be)
     (data_dir / "warehouse" / "c.sqlite").mkdir(parents=True)
 
-    home = root / "airflow"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env = base_env(airflow_home(airflow_template, root / "airflow"))
     env.update(
-        AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
-        AIRFLOW__CORE__PLUGINS_FOLDER=str(ROOT / "plugins"),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        GX_ANALYTICS_ENABLED="False",
-        PYTHONPATH=str(ROOT),
-        LANDING_STABLE_SECONDS="1",
         PERSON_KEY_SECRET="e2e-province-secret-" + "p" * 32,
         DATA_DIR=str(data_dir),
         COUNTIES="a,b,c",
-        # c's failure is permanent: no retries to wait for
-        COUNTY_TASK_RETRIES="0",
     )
     env.pop("WAREHOUSE_URL", None)
     env.pop("PLATFORM_URL", None)
-    migrate = subprocess.run(
-        [str(AIRFLOW), "db", "migrate"], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert migrate.returncode == 0, migrate.stdout[-3000:] + migrate.stderr[-3000:]
     proc = subprocess.run(
         [str(AIRFLOW), "dags", "test", "county_daily", DAY],
         env=env,

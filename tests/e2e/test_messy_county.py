@@ -9,14 +9,14 @@ with test_daily_run.py: this module calls them on its own county.
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 import test_daily_run as daily
-from test_daily_run import AIRFLOW, DAY, County, _base_env
+from dag_runs import airflow_home, base_env
+from test_daily_run import DAY, County
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -24,22 +24,7 @@ HOUSEHOLDS = 40
 
 
 @pytest.fixture(scope="module")
-def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated Airflow home (as test_daily_run's template; a fixture is not importable)."""
-    home = tmp_path_factory.mktemp("airflow-messy")
-    proc = subprocess.run(
-        [str(AIRFLOW), "db", "migrate"],
-        env=_base_env(home),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return home
-
-
-@pytest.fixture(scope="module")
-def messy(tmp_path_factory: pytest.TempPathFactory, airflow_home: Path) -> Iterator[County]:
+def messy(tmp_path_factory: pytest.TempPathFactory, airflow_template: Path) -> Iterator[County]:
     from generator import generate
 
     tmp = tmp_path_factory.mktemp("messy-county")
@@ -53,7 +38,7 @@ def messy(tmp_path_factory: pytest.TempPathFactory, airflow_home: Path) -> Itera
         day=dt.date.fromisoformat(DAY),
         messiness="high",
     )
-    env = _base_env(airflow_home)
+    env = base_env(airflow_home(airflow_template, tmp / "airflow"))
     env["DATA_DIR"] = str(data_dir)
     url = f"sqlite:///{data_dir / 'warehouse.sqlite'}"
     env["WAREHOUSE_URL"] = url

@@ -13,7 +13,6 @@ import csv
 import datetime as dt
 import hashlib
 import hmac
-import shutil
 import subprocess
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from test_daily_run import AIRFLOW, PERSON_KEY_SECRET, ROOT, _base_env
+from dag_runs import AIRFLOW, PERSON_KEY_SECRET, ROOT, airflow_home, base_env, dag_test
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
@@ -45,21 +44,6 @@ class Run:
     def query(self, sql: str) -> list[sa.Row]:
         with self.engine.connect() as conn:
             return list(conn.execute(sa.text(sql)))
-
-
-def _dag_test(env: dict[str, str], day: dt.date) -> str:
-    proc = subprocess.run(
-        [str(AIRFLOW), "dags", "test", "county_daily", day.isoformat()],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=ROOT,
-    )
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, output[-6000:]
-    assert "DagRun Finished" in output and "state=success" in output, output[-6000:]
-    return output
 
 
 def _steps(engine: sa.Engine) -> list[tuple[str, str, str]]:
@@ -100,9 +84,7 @@ def _county(tmp: Path, template: Path, warehouse_url: str | None) -> Run:
 
     data_dir, truth_dir = tmp / "data", tmp / "truth"
     generate(data_dir, truth_dir, households=HOUSEHOLDS, seed=7, day=FIRST, days=DAYS)
-    home = tmp / "airflow"
-    shutil.copytree(template, home)
-    env = _base_env(home)
+    env = base_env(airflow_home(template, tmp / "airflow"))
     url = warehouse_url or f"sqlite:///{data_dir / 'warehouse.sqlite'}"
     env.update(DATA_DIR=str(data_dir), WAREHOUSE_URL=url)
     run = Run(data_dir, truth_dir, env, sa.create_engine(url))
@@ -111,7 +93,7 @@ def _county(tmp: Path, template: Path, warehouse_url: str | None) -> Run:
         if index:
             assert deliver(data_dir, day), f"no files for {day}"
         before = len(_steps(run.engine))
-        _dag_test(env, day)
+        dag_test(env, day)
         # the DAG's own warnings task ran once in this day's run, after its snapshot, and
         # succeeded: every step recorded by the run carries the run's id
         ran = _steps(run.engine)[before:]
@@ -123,27 +105,12 @@ def _county(tmp: Path, template: Path, warehouse_url: str | None) -> Run:
     return run
 
 
-@pytest.fixture(scope="module")
-def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated Airflow home (as test_daily_run's template; a fixture is not importable)."""
-    home = tmp_path_factory.mktemp("airflow-warnings")
-    proc = subprocess.run(
-        [str(AIRFLOW), "db", "migrate"],
-        env=_base_env(home),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return home
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def county(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, airflow_home: Path
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, airflow_template: Path
 ) -> Iterator[Run]:
     url = request.getfixturevalue("postgres_databases")() if request.param == "postgres" else None
-    made = _county(tmp_path_factory.mktemp(f"warnings-{request.param}"), airflow_home, url)
+    made = _county(tmp_path_factory.mktemp(f"warnings-{request.param}"), airflow_template, url)
     yield made
     made.engine.dispose()
 

@@ -152,6 +152,17 @@ def test_a_refusal_for_where_a_file_was_dropped_never_blocks_the_same_bytes_else
     assert taken["status"] == "loaded" and taken["rows_loaded"] == 5
 
 
+def test_a_copy_in_the_wrong_folder_never_blocks_the_same_bytes_in_the_same_run(
+    county: County,
+) -> None:
+    text = roster(5)
+    county.drop("health", "名册.csv", text)  # looked at first: health sorts before rural
+    county.drop("rural_revitalization", "名册.csv", text)
+    county.run()
+    outcomes = {(f["bureau"], f["status"]) for f in county.by_name("名册.csv")}
+    assert outcomes == {("health", "rejected"), ("rural_revitalization", "loaded")}
+
+
 def test_a_file_without_one_usable_row_never_replaces_the_good_one(county: County) -> None:
     county.drop("rural_revitalization", "名册.csv", roster(30))
     county.drop("health", "大病名单.csv", illness(30))

@@ -431,7 +431,7 @@ def _labels(workbook: openpyxl.Workbook) -> dict[str, Any]:
     [
         ("loaded", "已接收", "数据已全部入库。无需处理。"),
         ("partly_loaded", "部分接收", "“问题明细”中标为“错误”的行未入库"),
-        ("rejected", "未接收", "本文件未入库。文件无法打开"),
+        ("rejected", "未接收", "本文件未入库。请按“未接收原因”中的说明处理后重新报送"),
         ("duplicate", "重复报送，未重复入库", "无需处理：此文件与此前报送的文件内容完全相同"),
         (
             "superseded",

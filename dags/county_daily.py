@@ -59,13 +59,18 @@ def _person_key_secret() -> None:
         os.environ["PERSON_KEY_SECRET"] = secret
 
 
+def _name_instance(county: str) -> None:
+    """Name the mapped instance in the UI and the logs after its county (map_index_template
+    renders `county_code` from the task's context once the task has run)."""
+    get_current_context()["county_code"] = county  # type: ignore[typeddict-unknown-key]
+
+
 def _pipeline(county: str) -> tuple[Any, Any, Any]:
     """The pipeline module, the county's settings and its warehouse with the schema in place."""
     from transforms import pipeline
     from transforms.settings import load_settings
 
-    # names the mapped instance in the UI and the logs after the county (map_index_template)
-    get_current_context()["county_code"] = county  # type: ignore[typeddict-unknown-key]
+    _name_instance(county)
     _person_key_secret()
     settings = load_settings().for_county(county)
     return pipeline, settings, pipeline.prepare(settings)
@@ -244,6 +249,7 @@ def county_daily() -> None:
             from transforms.settings import load_settings
             from transforms.workdir import cleanup_work
 
+            _name_instance(county)
             cleanup_work(load_settings().for_county(county), _run_id())
 
         parsed = parse_validate(county, discover(county))

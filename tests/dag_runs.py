@@ -64,4 +64,8 @@ def dag_test(env: dict[str, str], day: dt.date, *, timeout: float = 900) -> str:
     output = proc.stdout + proc.stderr
     if proc.returncode != 0 or "DagRun Finished" not in output or "state=success" not in output:
         raise AssertionError(f"the DAG run of {day} did not succeed:\n{output[-6000:]}")
+    # a teardown's failure leaves the run's state alone: every task must have succeeded
+    if "Task failed with exception" in output:
+        at = output.index("Task failed with exception")
+        raise AssertionError(f"a task of the run of {day} failed:\n{output[at - 3000 : at + 3000]}")
     return output

@@ -61,6 +61,15 @@ def postgres_databases() -> Iterator[Callable[[], str]]:
         admin.dispose()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty warehouse on each database: a test that takes it runs on both."""
+    if request.param == "postgres":
+        create: Callable[[], str] = request.getfixturevalue("postgres_databases")
+        return create()
+    return f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
+
+
 @pytest.fixture(scope="session")
 def airflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An Airflow home with a migrated metadata database, copied for each DAG run's county

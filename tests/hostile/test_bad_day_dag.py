@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
-import importlib.util
 import io
 import json
 import sqlite3
@@ -28,6 +27,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from dag_runs import airflow_home, base_env, dag_test
+from fixture_scripts import hostile_files
 from openpyxl import Workbook, load_workbook
 
 from transforms.contracts import contract_by_dataset
@@ -116,19 +116,9 @@ def _students_workbook(people: list[dict[str, Any]]) -> bytes:
     return out.getvalue()
 
 
-def _fixture_script() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "make_hostile_files", FIXTURES / "make_hostile_files.py"
-    )
-    assert spec is not None and spec.loader is not None
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
-
-
 def _million_rows() -> bytes:
     """1M rows of numbers: a few MB compressed, a header nowhere (the peek must stay small)."""
-    script = _fixture_script()
+    script = hostile_files()
     rows = "".join(f'<row r="{n}"><c r="A{n}"><v>{n}</v></c></row>' for n in range(1, 1_000_001))
     return bytes(script.workbook_bytes({"Sheet1": script.sheet_xml(rows, "A1:A1000000")}))
 
@@ -136,7 +126,7 @@ def _million_rows() -> bytes:
 def _illness_reaching_xfd(person: dict[str, Any]) -> bytes:
     """A real illness list with one stray value at XFD1048576: recognised by its headers, then
     refused before calamine would ask for 512 GB."""
-    script = _fixture_script()
+    script = hostile_files()
     cells = (("A", "姓名"), ("B", "身份证号"), ("C", "疾病类别"), ("D", "确诊日期"))
     values = (person["name"], person["id_number"], "大病", "2026-01-05")
     header = "".join(script._inline(f"{col}1", text) for col, text in cells)

@@ -7,15 +7,14 @@ bytes, control characters, formula prefixes, stray quotes and ID numbers anywher
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
+from fixture_scripts import hostile_files
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -42,17 +41,7 @@ FUZZ = settings(
 )
 
 
-def _script() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "make_hostile_files", FIXTURES / "make_hostile_files.py"
-    )
-    assert spec is not None and spec.loader is not None
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
-
-
-SCRIPT = _script()
+SCRIPT = hostile_files()
 Reader = Callable[[Path], list[RawSheet]]
 IN_PROCESS: list[Reader] = [read_sheets, lambda p: peek_sheets(p, 32)]
 ALL_READERS: list[Reader] = [*IN_PROCESS, read_sheets_isolated]

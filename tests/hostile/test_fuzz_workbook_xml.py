@@ -9,13 +9,12 @@ shared and inline strings, dates, times and durations. calamine is the reference
 
 from __future__ import annotations
 
-import importlib.util
 import zipfile
 from pathlib import Path
-from typing import Any
 from xml.sax.saxutils import escape
 
 import pytest
+from fixture_scripts import hostile_files
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from python_calamine import CalamineWorkbook
@@ -33,17 +32,7 @@ FUZZ = settings(
 )
 
 
-def _script() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "make_hostile_files", FIXTURES / "make_hostile_files.py"
-    )
-    assert spec is not None and spec.loader is not None
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
-
-
-SCRIPT = _script()
+SCRIPT = hostile_files()
 # text a bureau puts in cells: Chinese, ID-shaped digits, formula prefixes, spaces; XML-valid only
 CELL_TEXT = st.text(
     alphabet=st.sampled_from(list("张三李四身份证号0123456789Xx =+-@＝＋－＠ \t\n,.;/年月日")),

@@ -6,11 +6,10 @@ every reader must agree on for each file.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-from typing import Any
 
 import pytest
+from fixture_scripts import hostile_files
 
 from transforms.readers import UnreadableFile, peek_sheets, read_sheets, read_sheets_isolated
 
@@ -32,18 +31,8 @@ FULL_READ = {
 }
 
 
-def _script() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "make_hostile_files", FIXTURES / "make_hostile_files.py"
-    )
-    assert spec is not None and spec.loader is not None
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
-
-
 def test_fixture_files_are_what_the_script_writes() -> None:
-    expected: dict[str, bytes] = _script().build()
+    expected: dict[str, bytes] = hostile_files().build()
     on_disk = {p.name: p.read_bytes() for p in sorted(HOSTILE.iterdir())}
 
     assert sorted(on_disk) == sorted(expected) == sorted(FULL_READ)

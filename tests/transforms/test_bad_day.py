@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,14 +58,6 @@ def illness(count: int, *, bad: bool = False) -> str:
         f"张{n},{_mistyped(IDS[n]) if bad else IDS[n]},大病,肺癌,2026-01-05" for n in range(count)
     ]
     return "\n".join([ILLNESS_HEADER, *rows]) + "\n"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgres":
-        create: Callable[[], str] = request.getfixturevalue("postgres_databases")
-        return create()
-    return f"sqlite:///{tmp_path / 'wh.sqlite'}"
 
 
 class County:

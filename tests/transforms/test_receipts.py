@@ -547,19 +547,11 @@ LEAKY: dict[str, Any] = {
 }
 
 
-@pytest.mark.parametrize(
-    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-)
-def test_names_phones_and_ids_never_reach_a_receipt(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'wh.sqlite'}"
-    else:
-        url = request.getfixturevalue("postgres_databases")()
-    settings = Settings(data_dir=tmp_path / "data", warehouse_url=url)
+def test_names_phones_and_ids_never_reach_a_receipt(tmp_path: Path, warehouse_url: str) -> None:
+
+    settings = Settings(data_dir=tmp_path / "data", warehouse_url=warehouse_url)
     (settings.landing_dir / "health").mkdir(parents=True)
-    engine = make_engine(url)
+    engine = make_engine(warehouse_url)
     create_schema(engine)
     with engine.begin() as conn:
         manifest_id = conn.execute(

@@ -990,22 +990,12 @@ def test_gx_results_and_data_docs_of_a_hostile_file_show_no_personal_data(
         assert _leaks(page.read_text(encoding="utf-8")) == [], page.name
 
 
-@pytest.mark.parametrize(
-    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-)
-def test_run_report_masks_known_names_and_phone_numbers(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
+def test_run_report_masks_known_names_and_phone_numbers(tmp_path: Path, warehouse_url: str) -> None:
     from transforms.masking import known_names
     from transforms.warehouse import person_identity
     from transforms.warnings import township_workbook_name
 
-    url = (
-        f"sqlite:///{tmp_path / 'w.sqlite'}"
-        if backend == "sqlite"
-        else request.getfixturevalue("postgres_databases")()
-    )
-    settings = Settings(data_dir=tmp_path / "data", warehouse_url=url)
+    settings = Settings(data_dir=tmp_path / "data", warehouse_url=warehouse_url)
     engine = _engine(settings)
     with engine.begin() as conn:
         conn.execute(

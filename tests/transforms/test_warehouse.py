@@ -322,18 +322,8 @@ def test_in_memory_and_uri_databases_are_left_alone(tmp_path: Path) -> None:
         assert conn.execute(sa.text("SELECT 1")).scalar() == 1
 
 
-@pytest.mark.parametrize(
-    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-)
-def test_errors_of_the_engine_carry_no_row_values(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    url = (
-        f"sqlite:///{tmp_path / 'w.sqlite'}"
-        if backend == "sqlite"
-        else request.getfixturevalue("postgres_databases")()
-    )
-    engine = make_engine(url)
+def test_errors_of_the_engine_carry_no_row_values(warehouse_url: str) -> None:
+    engine = make_engine(warehouse_url)
     create_schema(engine)
     _write_identity(engine)
     with pytest.raises(sa.exc.IntegrityError) as caught:

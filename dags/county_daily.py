@@ -1,8 +1,10 @@
 """Airflow DAG `county_daily`: the daily anti-poverty-relapse monitoring load of every county.
 
-counties -> per county (a mapped task group, one instance per county): discover new bureau files
--> parse and validate -> resolve households -> load the warehouse (pool `warehouse_loads`) ->
-household snapshot -> risk warnings -> {receipts, reports, publish to the platform, summary}.
+counties -> per county (a mapped task group, one instance per county): prepare the warehouse
+(setup: folders and migrations, once per run) -> discover new bureau files -> parse and
+validate -> resolve households -> load the warehouse (pool `warehouse_loads`) -> household
+snapshot -> risk warnings -> {receipts, reports, publish to the platform, summary} -> remove
+the work folder (the setup's teardown, whatever happened).
 
 A county deployment runs one instance of the group; a province lists its counties in COUNTIES
 and gets one instance each. Inside a mapped task group each task waits only for its own county's
@@ -23,7 +25,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pendulum
-from airflow.sdk import dag, get_current_context, task, task_group, teardown
+from airflow.sdk import dag, get_current_context, setup, task, task_group, teardown
 
 # airflow.sdk exports these too, but its type stub does not list them yet
 from airflow.sdk.definitions.callback import AsyncCallback
@@ -66,14 +68,15 @@ def _name_instance(county: str) -> None:
 
 
 def _pipeline(county: str) -> tuple[Any, Any, Any]:
-    """The pipeline module, the county's settings and its warehouse with the schema in place."""
+    """The pipeline module, the county's settings and its warehouse, whose schema the setup task
+    `prepare_warehouse` brought up to date (a task started without it fails at once)."""
     from transforms import pipeline
     from transforms.settings import load_settings
 
     _name_instance(county)
     _person_key_secret()
     settings = load_settings().for_county(county)
-    return pipeline, settings, pipeline.prepare(settings)
+    return pipeline, settings, pipeline.open_warehouse(settings)
 
 
 def _run_id() -> str:
@@ -161,6 +164,17 @@ def county_daily() -> None:
 
     @task_group(group_id="county")
     def county_pipeline(county: str) -> None:
+        @setup
+        @task(map_index_template=named)
+        @_fail_fast
+        def prepare_warehouse(county: str) -> None:
+            # migrations once per run and county, not at the start of every task
+            from transforms import pipeline
+            from transforms.settings import load_settings
+
+            _name_instance(county)
+            pipeline.prepare(load_settings().for_county(county))
+
         @task(map_index_template=named)
         @_fail_fast
         def discover(county: str) -> list[dict[str, Any]]:
@@ -252,13 +266,18 @@ def county_daily() -> None:
             _name_instance(county)
             cleanup_work(load_settings().for_county(county), _run_id())
 
-        parsed = parse_validate(county, discover(county))
+        prepared = prepare_warehouse(county)
+        found = discover(county)
+        prepared >> found
+        parsed = parse_validate(county, found)
         loaded = load(county, resolve_households(county, parsed))
         receipts = write_receipts(county, loaded)
         warned = risk_warnings(county, build_snapshot(county, loaded))
         reports = build_reports(county, warned)
         summary = summarize(county, publish_platform(county, warned))
-        [receipts, reports, summary] >> remove_work(county)
+        removed = remove_work(county)
+        [receipts, reports, summary] >> removed
+        prepared >> removed
 
     county_pipeline.expand(county=counties())
 

@@ -80,6 +80,12 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         apply_platform_objects(conn)
 
 
+def schema_is_current(engine: Engine) -> bool:
+    """Whether every migration has been applied (a read; it takes no lock)."""
+    with engine.connect() as conn:
+        return not _pending(conn, alembic_config(conn))
+
+
 def _pending(conn: Connection, config: Any) -> bool:
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory

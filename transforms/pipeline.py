@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from transforms import manifest
 from transforms.contracts import Contract, contract_by_dataset
 from transforms.discover import discover, shown
+from transforms.errors import PermanentError
 from transforms.intake import archive_file, scan_landing, sha256_of
 from transforms.load import file_period, load
 from transforms.masking import NameIndex, known_names, names_in_file
@@ -304,10 +305,7 @@ def publish_platform(
     return dict(counts)
 
 
-def prepare(settings: Settings) -> Engine:
-    """Create the folders and bring the warehouse schema up to date (Alembic); idempotent."""
-    from transforms.migrations import upgrade
-
+def _folders(settings: Settings) -> None:
     if settings.multi_county and settings.county is None:
         raise SettingsError(
             f"this deployment serves {len(settings.counties)} counties: pick one "
@@ -318,9 +316,33 @@ def prepare(settings: Settings) -> Engine:
     # the work folders hold plaintext IDs between tasks: the pipeline's user alone reads them
     settings.work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     settings.work_dir.chmod(0o700)
+
+
+def prepare(settings: Settings) -> Engine:
+    """Create the folders and bring the warehouse schema up to date (Alembic); idempotent. The
+    DAG's setup task runs it once per run; the command line and tests call it directly."""
+    from transforms.migrations import upgrade
+
+    _folders(settings)
     ensure_database(settings.warehouse_url)
     engine = make_engine(settings.warehouse_url)
     upgrade(engine)
+    return engine
+
+
+def open_warehouse(settings: Settings) -> Engine:
+    """The warehouse of a step that runs after `prepare`: the schema must already be current,
+    so the steps of a run never migrate (nor wait on the migration lock) themselves."""
+    from transforms.migrations import schema_is_current
+
+    _folders(settings)
+    engine = make_engine(settings.warehouse_url)
+    if not schema_is_current(engine):
+        engine.dispose()
+        raise PermanentError(
+            "the warehouse schema is not up to date: the run's setup task (prepare_warehouse) "
+            "applies the migrations; outside Airflow run `make migrate` first"
+        )
     return engine
 
 

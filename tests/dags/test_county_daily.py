@@ -37,6 +37,7 @@ def test_daily_dag_is_wired_as_designed(dagbag: object) -> None:
     assert set(dag.task_dict) == {"counties"} | {
         GROUP + name
         for name in (
+            "prepare_warehouse",
             "discover",
             "parse_validate",
             "resolve_households",
@@ -93,6 +94,31 @@ def test_daily_dag_is_wired_as_designed(dagbag: object) -> None:
     assert {GROUP + n for n in ("summarize", "write_receipts", "build_reports")} <= set(
         teardown.upstream_task_ids
     )
+
+
+def test_migrations_run_once_in_a_setup_task_paired_with_the_teardown(dagbag: object) -> None:
+    dag = dagbag.dags["county_daily"]  # type: ignore[attr-defined]
+    tasks = {k.removeprefix(GROUP): v for k, v in dag.task_dict.items()}
+    prepare = tasks["prepare_warehouse"]
+    assert prepare.is_setup and prepare.task_group is dag.task_group_dict["county"]
+    assert prepare.map_index_template == "{{ county_code }}"
+    # the county's first step waits for it, and its teardown is its pair: the work folder goes
+    # whatever happened, even when the setup itself failed
+    assert tasks["discover"].task_id in prepare.downstream_task_ids
+    assert tasks["remove_work"].task_id in prepare.downstream_task_ids
+    assert [t.task_id for t in dag.tasks if t.is_setup] == [prepare.task_id]
+
+
+def test_a_step_refuses_a_warehouse_the_setup_did_not_migrate(tmp_path: Path) -> None:
+    from transforms import pipeline
+    from transforms.errors import PermanentError
+    from transforms.settings import load_settings
+
+    settings = load_settings({"DATA_DIR": str(tmp_path)})
+    with pytest.raises(PermanentError, match="prepare_warehouse"):
+        pipeline.open_warehouse(settings)
+    pipeline.prepare(settings).dispose()
+    pipeline.open_warehouse(settings).dispose()
 
 
 def test_warehouse_loads_take_a_pool_slot(dagbag: object) -> None:

@@ -119,6 +119,12 @@ _IN_SCHOOL = {
     "高职": ("高职（高专）", "大专及以上"),
     "本科": ("本科及以上", "大专及以上"),
 }
+# 文化程度 of people out of school, by age band: under 30, 30-59, 60 and over
+_EDUCATION: tuple[tuple[tuple[str, ...], tuple[int, ...]], ...] = (
+    (("小学", "初中", "高中", "中专", "大专及以上"), (10, 50, 20, 10, 10)),
+    (("文盲或半文盲", "小学", "初中", "高中", "中专"), (8, 35, 45, 8, 4)),
+    (("文盲或半文盲", "小学", "初中"), (40, 45, 15)),
+)
 _OTHER_CAUSES = ("缺技术", "缺资金", "缺土地", "交通条件落后", "自身发展动力不足", "因灾")
 _OTHER_CAUSE_WEIGHTS = (30, 30, 10, 10, 15, 5)
 
@@ -249,7 +255,9 @@ class _Household:
 
     @property
     def head(self) -> Record:
-        return next((r for r in self.records if r.values.get("relation") == "户主"), self.records[0])
+        return next(
+            (r for r in self.records if r.values.get("relation") == "户主"), self.records[0]
+        )
 
 
 class NationalRoster:
@@ -422,12 +430,7 @@ class NationalRoster:
             return ("学前教育" if age >= 3 else "非在校生"), "学龄前儿童"
         if age <= 14:  # on the village's books in school, though the school list lacks them
             return ("小学", "小学") if age <= 12 else ("初中", "初中")
-        if age < 30:
-            levels, weights = ("小学", "初中", "高中", "中专", "大专及以上"), (10, 50, 20, 10, 10)
-        elif age < 60:
-            levels, weights = ("文盲或半文盲", "小学", "初中", "高中", "中专"), (8, 35, 45, 8, 4)
-        else:
-            levels, weights = ("文盲或半文盲", "小学", "初中"), (40, 45, 15)
+        levels, weights = _EDUCATION[0 if age < 30 else 1 if age < 60 else 2]
         return "非在校生", rng.choices(levels, weights)[0]
 
     def _eliminated(self, r: Record, day: date) -> date | None:
@@ -439,7 +442,7 @@ class NationalRoster:
         return max(identified, min(day, identified + timedelta(days=months * 30)))
 
 
-# --- what the truth reads --------------------------------------------------------------------------
+# --- what the truth reads ---------------------------------------------------------------------
 
 
 def truth_values(values: dict[str, Value]) -> dict[str, Value]:

@@ -293,6 +293,8 @@ class NationalRoster:
         return written
 
     def rows(self, records: Sequence[Record], day: date) -> list[Record]:
+        if not records:
+            return []
         years = {_int(r.values["income_year"]) for r in records}
         if len(years) != 1:
             raise ValueError(f"the national export holds one income year, not {sorted(years)}")

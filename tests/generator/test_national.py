@@ -441,3 +441,33 @@ def test_command_line_and_make_pass_the_layout(
             check=True,
         )
         assert f"--roster-layout {expected}" in dry.stdout
+
+
+def test_truth_values_and_rows_refuse_or_pass_over_odd_input(national: Run) -> None:
+    from generator.datasets import Record
+    from generator.national import NationalRoster, truth_values
+    from generator.population import Person
+    from generator.reference import load_contracts
+
+    # a spoiled row keeps what it has; the export never relocates anyone
+    for odd in ({}, {"per_capita_income": None, "household_size": 3}, {"per_capita_income": "x"}):
+        out = truth_values(dict(odd))
+        assert out["relocated"] == "" and "wage_income" not in out
+    out = truth_values({"per_capita_income": 150, "household_size": 3, "relocated": "是"})
+    assert (out["wage_income"], out["transfer_income"], out["relocated"]) == (450, 0, "")
+
+    roster = load_contracts()["roster"]
+    exporter = NationalRoster(9, "某县", roster, {})
+    person = Person(
+        "11010519491231002X", "张三", True, date(1949, 12, 31), 76, "户主", "健康", "", "", ""
+    )
+
+    def row(year: object) -> Record:
+        values = {"household_id": "1", "income_year": year}
+        return Record("roster", person, values)  # type: ignore[arg-type]
+
+    with pytest.raises(ValueError, match="one income year"):
+        exporter.rows([row(2025), row(2024)], DAY)
+    with pytest.raises(TypeError, match="whole number"):
+        exporter.rows([row("2025")], DAY)
+    assert exporter.rows([], DAY) == []  # an empty roster is a header without rows

@@ -9,6 +9,9 @@ SEED ?= 42
 # normal: the bureaus' usual shapes; high: every quirk the pipeline handles (multi-sheet, merged headers,
 # .xls, 15-digit IDs, Excel serial dates, ...) plus files that must be rejected whole
 MESSINESS ?= normal
+# agreed: the roster in the layout agreed with the county; national: as the national monitoring system
+# (全国防返贫监测信息系统) exports it (no income parts; see generator/national.py)
+ROSTER_LAYOUT ?= agreed
 # The county's calendar day (Asia/Shanghai) unless RUN_DATE=YYYY-MM-DD is given.
 RUN_DATE ?= $(shell TZ=Asia/Shanghai date +%F)
 PYTEST_ARGS ?=
@@ -32,7 +35,7 @@ export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 	@echo "Variables: DATA_DIR=$(DATA_DIR) WAREHOUSE_URL=$${WAREHOUSE_URL:-(SQLite under DATA_DIR)}"
-	@echo "           RUN_DATE=$(RUN_DATE) HOUSEHOLDS=$(HOUSEHOLDS) SEED=$(SEED)"
+	@echo "           RUN_DATE=$(RUN_DATE) HOUSEHOLDS=$(HOUSEHOLDS) SEED=$(SEED) ROSTER_LAYOUT=$(ROSTER_LAYOUT)"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,9 +52,9 @@ $(AIRFLOW_HOME)/.migrated: $(VENV)/.installed
 	$(BIN)/airflow pools set $(WAREHOUSE_LOAD_POOL) $(WAREHOUSE_LOAD_SLOTS) "concurrent warehouse loads" >> $(AIRFLOW_HOME)/db-migrate.log 2>&1
 	touch $@
 
-sample: setup ## generate a sample county into DATA_DIR (HOUSEHOLDS=, SEED=, RUN_DATE=)
+sample: setup ## generate a sample county into DATA_DIR (HOUSEHOLDS=, SEED=, RUN_DATE=, ROSTER_LAYOUT=)
 	$(BIN)/python -m generator --data-dir $(DATA_DIR) --households $(HOUSEHOLDS) --seed $(SEED) \
-	  --date $(RUN_DATE) --messiness $(MESSINESS)
+	  --date $(RUN_DATE) --messiness $(MESSINESS) --roster-layout $(ROSTER_LAYOUT)
 
 # A local HMAC secret for the person key, created once and never committed; production sets
 # PERSON_KEY_SECRET or the Airflow connection county_person_key instead.

@@ -10,6 +10,7 @@ from datetime import date
 from pathlib import Path
 
 from generator.core import generate
+from generator.national import ROSTER_LAYOUTS
 from transforms.sample_guard import mark_sample
 
 
@@ -51,6 +52,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="high: every quirk of real bureau files, plus files to be rejected whole",
     )
     parser.add_argument(
+        "--roster-layout",
+        choices=ROSTER_LAYOUTS,
+        default="agreed",
+        help="national: the roster as the national monitoring system exports it (no income "
+        "parts; the warning rules that need them are listed in not_computable.csv)",
+    )
+    parser.add_argument(
         "--risk-scenarios",
         action="store_true",
         help="plant every warning rule's cases and near misses (generator/risks.py)",
@@ -90,12 +98,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         messiness=args.messiness,
         days=args.days,
         risk_scenarios=args.risk_scenarios,
+        roster_layout=args.roster_layout,
     )
     mark_sample(args.data_dir, f"seed {args.seed}, {args.households} households")
     landing = args.data_dir / "landing"
     print(
         f"sample county: {summary.households} households, {summary.persons} persons "
-        f"(seed {summary.seed}, date {summary.day.isoformat()})"
+        f"(seed {summary.seed}, date {summary.day.isoformat()}, "
+        f"roster layout {summary.roster_layout})"
     )
     for name, counts in summary.datasets.items():
         print(
@@ -112,6 +122,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"({summary.invalid_rows} invalid) in {landing}; ground truth in {truth_dir} "
         f"[{time.perf_counter() - started:.1f}s]"
     )
+    if summary.not_computable:
+        print(
+            f"  not computable from this roster (not_computable.csv): "
+            f"{', '.join(summary.not_computable)}"
+        )
     if summary.risks is not None:
         risks = summary.risks
         print(

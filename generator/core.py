@@ -9,7 +9,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from generator import datasets, names, risks
+from generator import datasets, names, national, risks
 from generator.datasets import Record
 from generator.defects import (
     add_quirks,
@@ -79,6 +79,8 @@ class GenerationSummary:
     risks: risks.RiskSummary | None = None
     messiness: str = "normal"
     rejected_files: tuple[RejectedFile, ...] = ()
+    roster_layout: str = "agreed"
+    not_computable: tuple[str, ...] = ()  # warning rules the roster's layout cannot feed
 
     @property
     def data_rows(self) -> int:
@@ -131,6 +133,7 @@ def generate(
     messiness: str = "normal",
     days: int = 1,
     risk_scenarios: bool = False,
+    roster_layout: str = "agreed",
 ) -> GenerationSummary:
     """Write the county's files under data_dir/landing and the ground truth into truth_dir.
 
@@ -143,11 +146,20 @@ def generate(
     days > 1 (which implies them) also writes the bureaus' files of the following days into
     data_dir/drops/<day>/. The warnings' ground truth (warnings.csv, candidates.csv) is
     written in every case.
+
+    roster_layout "national" writes the roster as the national monitoring system exports it
+    (generator/national.py): the same people and facts, every other file the same bytes, and
+    not_computable.csv naming the warning rules that export cannot feed.
     """
     if households < 1:
         raise ValueError("households must be at least 1")
     if messiness not in MESSINESS:
         raise ValueError(f"messiness must be one of {', '.join(MESSINESS)}, not {messiness!r}")
+    if roster_layout not in national.ROSTER_LAYOUTS:
+        raise ValueError(
+            f"roster_layout must be one of {', '.join(national.ROSTER_LAYOUTS)}, "
+            f"not {roster_layout!r}"
+        )
     if not 0 <= invalid_share < 1 or not 0 <= unmatched_share < 1:
         raise ValueError("shares must be in [0, 1)")
     params = load_parameters(reference_dir / "parameters.yaml")
@@ -192,6 +204,18 @@ def generate(
     plan = risks.RiskPlan(county, contracts, seed) if risk_scenarios or days > 1 else None
     landing = data_dir / "landing"
     written: dict[str, WrittenFile] = {}
+    exporter = None
+    roster_output = risks.RosterOutput()
+    gaps: dict[str, tuple[str, ...]] = {}  # rule -> what the roster's layout lacks for it
+    if roster_layout == "national":
+        exporter = national.NationalRoster(seed, params.county_name, contracts["roster"], records)
+        gaps = national.not_computable()
+        roster_output = risks.RosterOutput(
+            write=exporter.write,
+            truth_values=national.truth_values,
+            history=False,
+            not_computable=frozenset(gaps),
+        )
     for dataset, rows in records.items():
         contract = contracts[dataset]
         spec = specs[dataset]
@@ -199,8 +223,12 @@ def generate(
             raise ValueError(f"{dataset}: contract bureau {contract.bureau} != {spec.folder}")
         _fill_columns(contract, rows)
         rng = _rng(seed, f"defects:{dataset}")
+        clean = national.keep(rows) if exporter is not None and dataset == "roster" else None
         plant_defects(rng, rows, contract, spec, day, invalid_share)
         if dataset == "roster":
+            if clean is not None:
+                national_rng = _rng(seed, "national-defects:roster")
+                national.replant_defects(national_rng, rows, clean, contract, spec, day)
             plant_per_capita_warnings(rng, rows, invalid_share)
         add_quirks(rng, rows, contract)
         if messiness == "high":
@@ -212,7 +240,17 @@ def generate(
                 plant_text_defects(defects_rng, rows, "employer")
         if plan is not None:
             plan.plant(dataset, rows)
+        if exporter is not None and dataset == "roster":
+            # written last, when the other bureaus' rows it draws on are all planted
+            national.drop_per_capita_warnings(rows)
+            continue
         written[dataset] = write_file(landing, spec, contract, rows, day)
+    if exporter is not None:
+        specs["roster"] = national.national_spec(params.county_name, day, messiness == "high")
+        written["roster"] = exporter.write(
+            landing, specs["roster"], contracts["roster"], records["roster"], day
+        )
+        written = {d: written[d] for d in records}
     rejected: list[RejectedFile] = []
     if messiness == "high":
         rejected = write_rejected_files(landing, params.county_name, day, contracts, specs, records)
@@ -237,6 +275,8 @@ def generate(
         for d in truth.datasets()
     }
     truth_households = truth.households()
+    if exporter is not None:
+        truth_households = national.national_households(truth_households)
     summary = GenerationSummary(
         seed=seed,
         day=day,
@@ -251,12 +291,15 @@ def generate(
         skipped_datasets=tuple(sorted(set(contracts) - set(records))),
         messiness=messiness,
         rejected_files=tuple(rejected),
+        roster_layout=roster_layout,
+        not_computable=tuple(sorted(gaps)),
     )
     write_truth(
         truth, truth_dir, truth_households, _summary_json(summary, invalid_share, unmatched_share)
     )
     if messiness == "high":
         write_messy_truth(truth_dir, rejected, written)
+    national.write_not_computable(truth_dir, gaps)
     risk_summary = risks.finish(
         data_dir=data_dir,
         truth_dir=truth_dir,
@@ -268,6 +311,7 @@ def generate(
         plan=plan,
         days=days,
         seed=seed,
+        roster=roster_output,
     )
     return replace(summary, risks=risk_summary)
 
@@ -276,6 +320,8 @@ def _summary_json(summary: GenerationSummary, invalid: float, unmatched: float) 
     return {
         "seed": summary.seed,
         "date": summary.day.isoformat(),
+        "roster_layout": summary.roster_layout,
+        "not_computable": list(summary.not_computable),
         "invalid_share": invalid,
         "unmatched_share": unmatched,
         "households": summary.households,

@@ -41,6 +41,7 @@ from generator import names
 from generator.datasets import Record, Value
 from generator.ids import birth_date, normalise
 from generator.layout import FileSpec, WrittenFile, write_file
+from generator.national import RosterOutput
 from generator.population import (
     LABOUR_SKILLS_WORKING,
     County,
@@ -195,9 +196,23 @@ class FileState:
 
 
 def snapshot(
-    day_index: int, dataset: str, name: str, records: Iterable[Record], column: str
+    day_index: int,
+    dataset: str,
+    name: str,
+    records: Iterable[Record],
+    column: str,
+    view: Callable[[dict[str, Value]], dict[str, Value]] | None = None,
 ) -> FileState:
-    rows = tuple(Row(dict(r.values), normalise(str(r.values[column])), r.valid) for r in records)
+    """A file's rows as the pipeline holds them; `view` restates a row as the file says it
+    (the national roster export: no income parts)."""
+    rows = tuple(
+        Row(
+            view(r.values) if view is not None else dict(r.values),
+            normalise(str(r.values[column])),
+            r.valid,
+        )
+        for r in records
+    )
     period = "current"
     if dataset == "roster":
         years = sorted({str(r.values["income_year"]) for r in rows if r.valid})
@@ -1345,9 +1360,12 @@ def finish(
     days: int,
     seed: int,
     rules_path: Path = RULES_FILE,
+    roster: RosterOutput | None = None,
 ) -> RiskSummary:
     """After the first day's files: last year's roster and the later days' files (with a plan),
-    and the warnings' ground truth of every generated day."""
+    and the warnings' ground truth of every generated day. `roster` says how the roster is
+    written and read (generator/national.py); the rules it cannot feed are left out of the
+    truth."""
     if days < 1:
         raise ValueError("days must be at least 1")
     if days > 1 and plan is None:
@@ -1355,15 +1373,19 @@ def finish(
     rules = load_rule_configs(rules_path)
     params = county.params
     first = county.day
-    files = [
-        snapshot(1, d, written[d].spec.name, rows, contracts[d].person_column)
-        for d, rows in records.items()
-    ]
+    roster = roster or RosterOutput()
+    excluded = roster.not_computable
+
+    def snap(index: int, dataset: str, name: str, rows: Sequence[Record]) -> FileState:
+        view = roster.truth_values if dataset == "roster" else None
+        return snapshot(index, dataset, name, rows, contracts[dataset].person_column, view)
+
+    files = [snap(1, d, written[d].spec.name, rows) for d, rows in records.items()]
     listing: list[tuple[str, str, str, int]] = [
         (first.isoformat(), written[d].spec.relative_path, d, len(rows))
         for d, rows in records.items()
     ]
-    if plan is not None:
+    if plan is not None and roster.history:
         previous = plan.previous_roster(records["roster"], random.Random(f"{seed}:risks:previous"))
         year = county.income_year - 1
         spec = replace(
@@ -1374,7 +1396,7 @@ def finish(
         if spec.name == specs["roster"].name:
             raise ValueError("last year's roster needs its own file name")
         write_file(data_dir / "landing", spec, contracts["roster"], previous, first)
-        files.append(snapshot(1, "roster", spec.name, previous, "id_number"))
+        files.append(snap(1, "roster", spec.name, previous))
         listing.append((first.isoformat(), spec.relative_path, "roster", len(previous)))
 
     results: list[tuple[date, set[tuple[str, str]], set[CandidateTruth]]] = []
@@ -1384,23 +1406,18 @@ def finish(
         if index > 1 and plan is not None:
             for dataset in sorted(plan.apply(index, records)):
                 spec = replace(specs[dataset], name=later_name(specs[dataset].name, day))
-                out = write_file(
+                write = roster.write if dataset == "roster" else write_file
+                out = write(
                     drops_dir(data_dir, day), spec, contracts[dataset], records[dataset], day
                 )
                 drops.append(out.path)
-                files.append(
-                    snapshot(
-                        index,
-                        dataset,
-                        spec.name,
-                        records[dataset],
-                        contracts[dataset].person_column,
-                    )
-                )
+                files.append(snap(index, dataset, spec.name, records[dataset]))
                 listing.append(
                     (day.isoformat(), spec.relative_path, dataset, len(records[dataset]))
                 )
         signals, candidates = evaluate(DayView(files), day, rules, params, contracts)
+        signals = {s for s in signals if s[1] not in excluded}
+        candidates = {c for c in candidates if c.rule_id not in excluded}
         results.append((day, signals, candidates))
 
     truth_dir.mkdir(parents=True, exist_ok=True)
@@ -1412,6 +1429,7 @@ def finish(
         for c in candidates
     )
     _write(truth_dir / "candidates.csv", CANDIDATES_COLUMNS, candidate_rows)
+    cases = [c for c in plan.cases if c.rule_id not in excluded] if plan is not None else []
     if plan is not None:
         _write(truth_dir / "risk_files.csv", FILES_COLUMNS, listing)
         _write(
@@ -1425,27 +1443,27 @@ def finish(
                     c.expected,
                     c.case,
                 )
-                for c in plan.cases
+                for c in cases
                 if c.day <= days
             ),
         )
-        _check_cases(plan, results, first)
+        _check_cases(cases, results, first)
     return RiskSummary(
         days=tuple(day for day, _, _ in results),
         warnings=len(warnings),
         candidates=len(candidate_rows),
         drops=tuple(drops),
-        cases=sum(1 for c in plan.cases if c.day <= days) if plan else 0,
+        cases=sum(1 for c in cases if c.day <= days),
     )
 
 
 def _check_cases(
-    plan: RiskPlan,
+    cases: Sequence[Case],
     results: Sequence[tuple[date, set[tuple[str, str]], set[CandidateTruth]]],
     first: date,
 ) -> None:
     """Every planted case must come out as intended: a generator bug otherwise."""
-    for case in plan.cases:
+    for case in cases:
         if case.day > len(results):
             continue
         _, signals, candidates = results[case.day - 1]

@@ -865,6 +865,7 @@ def _manifest(engine: Engine) -> int:
 
 def test_candidates_are_replaced_per_day(warehouse: Engine) -> None:
     county = Inline()
+    county.household("A", WORKER)  # a roster: without one nobody is a candidate
     outsider = county.outsider(50)
     manifest_id = _manifest(warehouse)
     county.row("assistance", outsider, manifest_id, assistance_type="农村低保", status="新增")

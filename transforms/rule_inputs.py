@@ -345,6 +345,10 @@ def indicator_shortfall(
     the rule to have run."""
     rule_id = INDICATOR_RULES.get(code)
     if rule_id is not None:
+        # a count of the roster's households: none without a roster, whatever the rule did
+        no_roster = available.shortfall((_ROSTER_IN,))
+        if no_roster is not None:
+            return no_roster
         if rule_id in rule_shortfall:
             return rule_shortfall[rule_id]
         if rule_id not in set(rule_active):

@@ -308,3 +308,32 @@ def test_a_column_with_no_value_in_any_row_is_not_delivered() -> None:
     assert "个人承担费用" in evaluation.insufficient["education_fees"].reason_zh
     assert evaluation.active == ("dropout",)
     assert flagged(evaluation) == set()
+
+
+# --- a step that cannot work at all fails at once ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "problem",
+    [FileNotFoundError("rules/warning_rules.yaml"), ValueError("invalid rules file")],
+)
+def test_unreadable_configuration_fails_the_step_at_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, problem: Exception
+) -> None:
+    """No retry brings a configuration file back: PermanentError, which the DAG fails at once
+    (dags/county_daily.py, _fail_fast), and a message that says what to fix."""
+    from transforms import warnings
+    from transforms.errors import PermanentError
+    from transforms.settings import load_settings
+    from transforms.warehouse import make_engine
+
+    def broken() -> Any:
+        raise problem
+
+    monkeypatch.setattr(warnings, "default_configuration", broken)
+    settings = load_settings({"DATA_DIR": str(tmp_path)})
+    engine = make_engine(f"sqlite:///{tmp_path / 'w.sqlite'}")
+    with pytest.raises(PermanentError, match="配置无法读取") as raised:
+        warnings.run_warnings(settings, engine, "run", DAY)
+    assert str(problem) in str(raised.value)
+    engine.dispose()

@@ -35,9 +35,10 @@ def test_a_day_without_a_roster_runs_to_the_end(tmp_path: Path, airflow_template
     assert "数据不足：家庭人均纯收入低于监测范围 — 未收到乡村振兴局" in output
     engine = sa.create_engine(f"sqlite:///{data_dir / 'warehouse.sqlite'}")
     with engine.connect() as conn:
-        statuses = dict(
-            conn.execute(sa.text("SELECT code, status FROM v_platform_rule_status")).all()
-        )
+        statuses = {
+            r.code: r.status
+            for r in conn.execute(sa.text("SELECT code, status FROM v_platform_rule_status"))
+        }
         steps = {
             r.step: r.status for r in conn.execute(sa.text("SELECT step, status FROM run_step"))
         }

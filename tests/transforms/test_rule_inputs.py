@@ -208,7 +208,7 @@ def test_rule_statuses_and_the_summary_lines() -> None:
     assert statuses["income_below_line"].status == "computed"
     assert statuses["relocated_no_income"].status == "insufficient_data"
     # lists never sent are 数据不足 too, and say which bureau's
-    assert "卫健局《大病及慢病患者名单》" in statuses["serious_illness_new"].reason_zh
+    assert "卫健局《大病及慢病患者名单》" in str(statuses["serious_illness_new"].reason_zh)
     lines = insufficient_lines(
         [
             {"kind": s.kind, "name_zh": s.name_zh, "reason_zh": s.reason_zh}

@@ -115,16 +115,16 @@ class Inline:
                 if income_year != year and previous is None:
                     continue
                 w, b = (wage, business) if income is None else (income - 1000, 1500)
-                amounts = {
+                amounts: dict[str, Decimal | None] = {
                     "wage_income": Decimal(w),
                     "business_income": Decimal(b),
                     "property_income": Decimal(prop),
                     "transfer_income": Decimal(transfer if income is None else 500),
                     "business_expense": Decimal(expense if income is None else 1000),
                 }
-                net_of_year = (
-                    sum(list(amounts.values())[:4], Decimal(0)) - amounts["business_expense"]
-                )
+                net_of_year = sum(
+                    (v or Decimal(0) for v in list(amounts.values())[:4]), Decimal(0)
+                ) - (amounts["business_expense"] or Decimal(0))
                 if national:
                     amounts = dict.fromkeys(amounts)
                 self.roster.append(

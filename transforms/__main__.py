@@ -159,13 +159,18 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     facts = run_summary(settings, engine, run_id)
     print(format_summary(facts))
-    if facts.get("snapshot_date"):
-        from transforms.warnings import format_warnings_summary, warnings_summary
+    from transforms.reports import latest_warnings
+    from transforms.warnings import format_warnings_summary, warnings_summary
 
-        day_warnings = warnings_summary(engine, dt.date.fromisoformat(facts["snapshot_date"]))
-        if day_warnings["rules"]:
-            print()
-            print(format_warnings_summary(day_warnings))
+    # a day without a snapshot (no roster yet) still says which rules lacked data
+    day_warnings = (
+        warnings_summary(engine, dt.date.fromisoformat(facts["snapshot_date"]))
+        if facts.get("snapshot_date")
+        else latest_warnings(engine)
+    )
+    if day_warnings and (day_warnings["rules"] or day_warnings["insufficient"]):
+        print()
+        print(format_warnings_summary(day_warnings))
     return 0
 
 

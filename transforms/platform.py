@@ -25,7 +25,12 @@ from sqlalchemy.engine import Connection, Engine
 
 from transforms import views
 from transforms.warehouse import ensure_database, household_snapshot, make_engine
-from transforms.warnings_schema import inclusion_candidate, plan_indicator, risk_warning
+from transforms.warnings_schema import (
+    inclusion_candidate,
+    plan_indicator,
+    risk_warning,
+    rule_status,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +56,7 @@ PLATFORM_VIEWS: tuple[PlatformView, ...] = (
     PlatformView("v_platform_household_snapshot", household_snapshot, "snapshot_date"),
     PlatformView("v_platform_warnings", risk_warning, None),
     PlatformView("v_platform_plan_indicators", plan_indicator, None),
+    PlatformView("v_platform_rule_status", rule_status, None),
     PlatformView("v_platform_inclusion_candidates", inclusion_candidate, None),
 )
 if {v.view for v in PLATFORM_VIEWS} != set(views.VIEWS):

@@ -71,6 +71,7 @@ BUREAU_NAMES: Final = {
     "medical_insurance": "医保局",
     "water": "水务局",
     "public_security": "公安局",
+    "disabled_persons": "残联",
 }
 
 _NO_VALUE: Final = "—"

@@ -43,6 +43,7 @@ from transforms.contracts import Contract, load_contracts
 from transforms.intake import RECEIPTS_FOLDER
 from transforms.masking import NameIndex, known_names, mask_text, safe_text
 from transforms.receipts import existing_receipts
+from transforms.rule_status import insufficient_lines
 from transforms.runlog import run_key
 from transforms.settings import Settings
 from transforms.validate import EXPECTATIONS_DIR, masked_value
@@ -1013,17 +1014,22 @@ nav.runs{columns:3;font-size:.85rem;margin:.4rem 0 1rem}
 
 
 def latest_warnings(engine: Engine) -> dict[str, Any] | None:
-    """The warnings summary of the latest day the warnings step ran, if it ever did."""
+    """The warnings summary of the latest day the warnings step ran, if it ever did (a day
+    without any warning still records which rules it computed)."""
     from transforms.warnings import warnings_summary
-    from transforms.warnings_schema import risk_warning_event
+    from transforms.warnings_schema import risk_warning_event, rule_status
 
+    days = []
     with engine.connect() as conn:
-        day = conn.execute(sa.select(sa.func.max(risk_warning_event.c.event_date))).scalar()
-    if day is None:
+        for column in (risk_warning_event.c.event_date, rule_status.c.as_of_date):
+            day = conn.execute(sa.select(sa.func.max(column))).scalar()
+            if isinstance(day, str):  # SQLite hands dates back as text through func.max
+                day = dt.date.fromisoformat(day)
+            if day is not None:
+                days.append(day)
+    if not days:
         return None
-    if isinstance(day, str):  # SQLite hands dates back as text through func.max
-        day = dt.date.fromisoformat(day)
-    return warnings_summary(engine, day)
+    return warnings_summary(engine, max(days))
 
 
 def warnings_html(
@@ -1033,7 +1039,9 @@ def warnings_html(
     candidates outside the roster; empty before the first warnings step."""
     from transforms.warnings import township_workbook_name
 
-    if not summary or not (summary.get("rules") or summary.get("candidates")):
+    if not summary or not (
+        summary.get("rules") or summary.get("candidates") or summary.get("insufficient")
+    ):
         return ""
     day = str(summary["day"])
     rule_rows = [
@@ -1084,6 +1092,21 @@ def warnings_html(
         "<h3>花名册外有风险信号的人员（体外循环核查）"
         "<span class=en>People with a risk signal not on the roster</span></h3>"
         f"<ul>{candidates or '<li>无 none</li>'}</ul>"
+        f"{_insufficient_html(summary.get('insufficient') or (), names)}"
+    )
+
+
+def _insufficient_html(items: Sequence[Mapping[str, Any]], names: NameIndex | None) -> str:
+    """The rules and indicators the day's data could not feed (数据不足), with the reason."""
+    if not items:
+        return ""
+    lines = "".join(
+        f"<li>{_shown(safe_text(line, names=names))}</li>" for line in insufficient_lines(items)
+    )
+    return (
+        "<h3>数据不足、本日未计算的规则和指标"
+        "<span class=en>Rules and indicators not computed: their data was not delivered</span>"
+        f"</h3><ul class=insufficient>{lines}</ul>"
     )
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 from sqlalchemy.engine import Connection
 
 from transforms.contracts import contract_by_dataset
+from transforms.incomes import REPORTED_PER_CAPITA, household_income
 from transforms.warehouse import (
     SNAPSHOT_MEASURES,
     current_manifest_ids,
@@ -117,20 +118,27 @@ def dimension_rows(roster: pd.DataFrame) -> tuple[list[dict[str, Any]], list[dic
         ["household_id", "_is_head"], ascending=[True, False], kind="stable"
     ).drop_duplicates("household_id", keep="first")
     households = []
-    for r in heads[[*HOUSEHOLD_FIELDS, "household_id", "manifest_id"]].to_dict("records"):
+    read = [*HOUSEHOLD_FIELDS, "household_id", "manifest_id"]
+    if REPORTED_PER_CAPITA in heads.columns:
+        read.append(REPORTED_PER_CAPITA)
+    for r in heads[read].to_dict("records"):
         row = {f: _none(r[f]) for f in HOUSEHOLD_FIELDS}
-        parts = [
-            Decimal(str(row[f] or 0))
-            for f in ("wage_income", "business_income", "property_income", "transfer_income")
-        ]
-        net = sum(parts, Decimal(0)) - Decimal(str(row["business_expense"] or 0))
-        size = int(row["household_size"])
+        # the national system's export has no parts: its reported 人均纯收入 is the figure
+        income = household_income({**row, REPORTED_PER_CAPITA: _none(r.get(REPORTED_PER_CAPITA))})
+        net = per_capita = None
+        if income is not None:
+            net = income.net_income
+            per_capita = (
+                (net / income.household_size).quantize(CENT)
+                if income.basis == "parts"
+                else income.per_capita
+            )
         households.append(
             {
                 **row,
                 "household_id": r["household_id"],
-                "net_income": net.quantize(CENT),
-                "per_capita_net_income": (net / size).quantize(CENT),
+                "net_income": net,
+                "per_capita_net_income": per_capita,
                 "source_manifest_id": int(r["manifest_id"]),
             }
         )

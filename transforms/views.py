@@ -90,6 +90,19 @@ INDICATOR_COLUMNS: Mapping[str, str] = {
     "value": "指标值（无数据时为空）/ value (blank without data)",
     "target": "规划目标值 / the plan's target",
     "unit": "单位 / unit",
+    # (appended: PostgreSQL replaces a view only with its old columns first, in order)
+    "status": "计算状态：computed 已计算、insufficient_data 数据不足 / computed or not",
+    "reason_zh": "数据不足的原因（缺少哪个部门数据或哪些列），或计算说明 / why not computed",
+}
+
+RULE_STATUS_COLUMNS: Mapping[str, str] = {
+    "as_of_date": "日期（县日）/ county day",
+    "kind": "类别：rule 预警规则、indicator 规划指标 / rule or indicator",
+    "code": "规则编号或指标编号 / rule id or indicator code",
+    "name_zh": "名称 / name",
+    "status": "计算状态：computed 已计算、insufficient_data 数据不足 / computed or not",
+    "reason_zh": "数据不足的原因（缺少哪个部门数据或哪些列），或计算说明 / why not computed",
+    "missing_inputs": "未报送的数据集或列（JSON）/ inputs not delivered, as JSON",
 }
 
 CANDIDATE_COLUMNS: Mapping[str, str] = {
@@ -146,6 +159,15 @@ VIEWS: Mapping[str, View] = {
             f"SELECT {_columns(cols, 'p')} FROM plan_indicator p "
             "WHERE p.as_of_date = (SELECT MAX(q.as_of_date) FROM plan_indicator q "
             "WHERE q.year = p.year)"
+        ),
+    ),
+    "v_platform_rule_status": View(
+        "预警规则和规划指标能否计算（最近一日；数据不足时说明原因）/ whether each rule and "
+        "indicator could be computed, latest day, and why not",
+        lambda: RULE_STATUS_COLUMNS,
+        lambda cols: (
+            f"SELECT {_columns(cols, 'r')} FROM rule_status r "
+            "WHERE r.as_of_date = (SELECT MAX(d.as_of_date) FROM rule_status d)"
         ),
     ),
     "v_platform_inclusion_candidates": View(

@@ -38,7 +38,27 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from transforms.contracts import ColumnType, Contract, load_contracts
+from transforms.errors import PermanentError
+from transforms.incomes import INCOME_PARTS, REPORTED_PER_CAPITA, household_income
 from transforms.masking import NameIndex, known_names, mask_id, mask_name, safe_text
+from transforms.rule_inputs import (
+    HOUSEHOLDS,
+    INDICATOR_RULES,
+    NO_ROSTER_CANDIDATES_NOTE,
+    PERSONS,
+    Availability,
+    InsufficientData,
+    Shortfall,
+    income_note,
+    rule_inputs,
+)
+from transforms.rule_status import (
+    indicator_statuses,
+    insufficient_lines,
+    insufficient_on,
+    rule_statuses,
+    store_statuses,
+)
 from transforms.settings import Settings
 from transforms.spreadsheet import neutralize, safe_file_stem
 from transforms.warehouse import current_rows, dim_household, dim_person, file_manifest
@@ -73,8 +93,8 @@ log = logging.getLogger(__name__)
 CENT = Decimal("0.01")
 HEAD = "户主"
 LIFTED = "脱贫户"
-INCOME_PARTS = ("wage_income", "business_income", "property_income", "transfer_income")
 INCOME_FIELDS = (*INCOME_PARTS, "business_expense", "household_size")
+PREVIOUS = ("prev_income_year", "prev_net_income", "prev_household_size", "prev_source")
 HOUSEHOLD_ATTRIBUTES = (
     "township",
     "village",
@@ -352,10 +372,17 @@ def household_incomes(roster: pd.DataFrame) -> pd.DataFrame:
     """
     columns = ["household_id", "income_year", *INCOME_FIELDS, "net_income", "source"]
     if roster.empty:
-        return pd.DataFrame(columns=["household_id"])
+        return pd.DataFrame(columns=[*columns, "per_capita_net_income", "income_basis", *PREVIOUS])
     # the columns read below: the sorts and de-duplications copy the rows they keep
     keys = ("manifest_id", "_row", "person_key", "relation")
-    kept = (*keys, "household_id", "income_year", *INCOME_FIELDS, *_SOURCE_COLUMNS)
+    kept = (
+        *keys,
+        "household_id",
+        "income_year",
+        *INCOME_FIELDS,
+        REPORTED_PER_CAPITA,
+        *_SOURCE_COLUMNS,
+    )
     rows = roster[[c for c in dict.fromkeys(kept) if c in roster.columns]]
     rows = rows.sort_values(["manifest_id", "_row"], kind="stable")
     rows = rows.drop_duplicates(["income_year", "person_key"], keep="last").copy()
@@ -364,41 +391,36 @@ def household_incomes(roster: pd.DataFrame) -> pd.DataFrame:
         ["household_id", "income_year", "_head"], ascending=[True, True, False], kind="stable"
     ).drop_duplicates(["household_id", "income_year"], keep="first")
     records = []
-    read = ("household_id", "income_year", *INCOME_FIELDS, *_SOURCE_COLUMNS)
+    read = ("household_id", "income_year", *INCOME_FIELDS, REPORTED_PER_CAPITA, *_SOURCE_COLUMNS)
     for r in _records(chosen, read):
-        parts = {f: _money(r[f]) for f in (*INCOME_PARTS, "business_expense")}
-        net = sum((parts[f] for f in INCOME_PARTS), Decimal(0)) - parts["business_expense"]
+        if _null(r["income_year"]):
+            continue
+        # the parts, or the reported 人均纯收入 where the roster has no parts (national layout);
+        # None when neither is there: an unknown income, never a zero one
+        income = household_income(r)
+        parts = {
+            f: None if _null(r[f]) else _money(r[f]) for f in (*INCOME_PARTS, "business_expense")
+        }
         records.append(
             {
                 "household_id": r["household_id"],
                 "income_year": int(r["income_year"]),
                 **parts,
-                "household_size": int(r["household_size"]),
-                "net_income": net,
+                "household_size": None if income is None else income.household_size,
+                "net_income": None if income is None else income.net_income,
+                "per_capita_net_income": None if income is None else income.per_capita,
+                "income_basis": None if income is None else income.basis,
                 "source": _source(r, "roster"),
             }
         )
-    years = pd.DataFrame.from_records(records, columns=columns)
-    latest = years.sort_values("income_year").drop_duplicates("household_id", keep="last")
-    latest = latest.assign(
-        per_capita_net_income=[
-            (n / s).quantize(CENT, ROUND_HALF_UP)
-            for n, s in zip(latest["net_income"], latest["household_size"], strict=True)
-        ]
+    years = pd.DataFrame.from_records(
+        records, columns=[*columns, "per_capita_net_income", "income_basis"]
     )
+    latest = years.sort_values("income_year").drop_duplicates("household_id", keep="last")
     before = years.rename(columns={c: f"prev_{c}" for c in columns if c != "household_id"})
     before["income_year"] = before["prev_income_year"] + 1
     merged = latest.merge(
-        before[
-            [
-                "household_id",
-                "income_year",
-                "prev_income_year",
-                "prev_net_income",
-                "prev_household_size",
-                "prev_source",
-            ]
-        ],
+        before[["household_id", "income_year", *PREVIOUS]],
         on=["household_id", "income_year"],
         how="left",
     )
@@ -490,6 +512,12 @@ class Evaluation:
     persons: dict[str, set[str]] = field(default_factory=dict)
     active: tuple[str, ...] = ()
     skipped: Mapping[str, str] = field(default_factory=dict)
+    # rules in force that could not be computed (数据不足), and why; not in `active`, so the
+    # warnings they raised before stay as they were
+    insufficient: dict[str, Shortfall] = field(default_factory=dict)
+    # rule id -> how a computed rule was computed, where a clerk should know
+    notes: dict[str, str] = field(default_factory=dict)
+    available: Availability | None = None
 
 
 def _name_column(contract: Contract) -> str | None:
@@ -818,7 +846,15 @@ def _eval_person_rows(
                 )
     else:
         if relevant.empty:
-            return  # the list has not arrived: absence means nothing yet
+            # the list has not arrived: absence means nothing yet
+            raise InsufficientData(
+                Shortfall(
+                    f"《{contract.title_zh}》中尚无"
+                    f"{_describe_conditions(logic.rows, ctx, headers) or '任何'}的记录，"
+                    "无法判断谁不在名单中",
+                    (f"{contract.dataset}.rows",),
+                )
+            )
         matched = set(
             relevant.loc[condition_mask(relevant, logic.match, ctx), "person_key"].tolist()
         )
@@ -1040,8 +1076,8 @@ def _eval_income_below(
 ) -> None:
     read = ("household_id", "income_year", "net_income", "household_size", "source")
     for r in _records(data.households, read):
-        if _null(r.get("income_year")):
-            continue
+        if _null(r.get("income_year")) or _null(r.get("net_income")):
+            continue  # no income on the roster, or one that cannot be known: no finding
         year = int(r["income_year"])
         line = ctx.resolve(logic.line, year=year)
         net, size = norm(r["net_income"]), int(r["household_size"])
@@ -1072,7 +1108,7 @@ def _eval_income_drop(
     read = ("household_id", "income_year", "net_income", "household_size", "source")
     previous = ("prev_income_year", "prev_net_income", "prev_household_size", "prev_source")
     for r in _records(data.households, (*read, *previous)):
-        if _null(r.get("prev_income_year")) or _null(r.get("income_year")):
+        if any(_null(r.get(c)) for c in ("income_year", "net_income", *previous[:3])):
             continue
         now, size = norm(r["net_income"]), int(r["household_size"])
         before, before_size = norm(r["prev_net_income"]), int(r["prev_household_size"])
@@ -1107,7 +1143,8 @@ def evaluate(
     plan: RulePlan, data: CountyData, day: dt.date, parameters: CountyParameters
 ) -> Evaluation:
     """Every active rule's findings and candidates for `day` (pure: no database access)."""
-    out = Evaluation(skipped=dict(plan.skipped))
+    available = availability(data)
+    out = Evaluation(skipped=dict(plan.skipped), available=available)
     active = []
     in_force = [(rule, rule.values_on(day)) for rule in plan.active]
     readers = Counter(
@@ -1121,24 +1158,56 @@ def evaluate(
                 rule.id: f"not in force before {rule.parameters[0].effective_from}",
             }
             continue
-        active.append(rule.id)
-        ctx = Context(day=day, values=values, parameters=parameters)
         logic = rule.logic
-        if isinstance(logic, IncomeBelowLine):
-            _eval_income_below(rule, logic, data, ctx, out)
-        elif isinstance(logic, IncomeDrop):
-            _eval_income_drop(rule, logic, data, ctx, out)
-        elif isinstance(logic, PersonRows):
-            _eval_person_rows(rule, logic, shared, ctx, out)
-        elif isinstance(logic, PersonAmount):
-            _eval_person_amount(rule, logic, shared, ctx, out)
-        elif isinstance(logic, HouseholdAmountShare):
-            _eval_household_share(rule, logic, shared, ctx, out)
-        else:
-            _eval_household_without(rule, logic, shared, ctx, out)
+        inputs = rule_inputs(rule)
+        shortfall = available.shortfall(inputs)
+        if shortfall is None:
+            try:
+                _evaluate_rule(
+                    rule, shared, Context(day=day, values=values, parameters=parameters), out
+                )
+            except InsufficientData as exc:
+                shortfall = exc.shortfall
         shared.done(getattr(logic, "dataset", None))
+        if shortfall is not None:
+            out.insufficient[rule.id] = shortfall
+            log.warning("rule %s not computed (数据不足): %s", rule.id, shortfall.reason_zh)
+            continue
+        active.append(rule.id)
+        note = income_note(inputs, available)
+        if rule.candidates and not available.received(PERSONS):
+            # without any roster everyone is "not on the roster": that is no lead
+            out.candidates = [c for c in out.candidates if c.rule_id != rule.id]
+            note = NO_ROSTER_CANDIDATES_NOTE
+        if note is not None:
+            out.notes[rule.id] = note
     out.active = tuple(active)
     return out
+
+
+def _evaluate_rule(rule: Rule, shared: _Shared, ctx: Context, out: Evaluation) -> None:
+    """One rule's findings into `out`; InsufficientData (raised before anything is added) when
+    its data turns out not to allow it."""
+    logic, data = rule.logic, shared.data
+    if isinstance(logic, IncomeBelowLine):
+        _eval_income_below(rule, logic, data, ctx, out)
+    elif isinstance(logic, IncomeDrop):
+        _eval_income_drop(rule, logic, data, ctx, out)
+    elif isinstance(logic, PersonRows):
+        _eval_person_rows(rule, logic, shared, ctx, out)
+    elif isinstance(logic, PersonAmount):
+        _eval_person_amount(rule, logic, shared, ctx, out)
+    elif isinstance(logic, HouseholdAmountShare):
+        _eval_household_share(rule, logic, shared, ctx, out)
+    else:
+        _eval_household_without(rule, logic, shared, ctx, out)
+
+
+def availability(data: CountyData) -> Availability:
+    """What the day's data delivers: each dataset's current rows, the roster's households and
+    members (transforms/rule_inputs.py)."""
+    frames = {**data.rows, HOUSEHOLDS: data.households, PERSONS: data.persons}
+    return Availability.of(frames, data.contracts)
 
 
 # --- the day-over-day lifecycle ----------------------------------------------------------------
@@ -1379,15 +1448,23 @@ def _pct(part: Decimal, whole: Decimal) -> Decimal | None:
 
 def _per_capita(households: pd.DataFrame) -> Decimal | None:
     """Total net income over total household size (the population-weighted figure)."""
-    size = sum(int(s) for s in households["household_size"])
+    known = _known_income(households)
+    size = sum(int(s) for s in known["household_size"])
     if size == 0:
         return None
-    return (_sum(households["net_income"]) / size).quantize(CENT, ROUND_HALF_UP)
+    return (_sum(known["net_income"]) / size).quantize(CENT, ROUND_HALF_UP)
+
+
+def _known_income(households: pd.DataFrame, prefix: str = "") -> pd.DataFrame:
+    """The households whose net income (of that year) is known."""
+    net, size = households[f"{prefix}net_income"], households[f"{prefix}household_size"]
+    return households[net.notna() & size.notna()]
 
 
 def _growth(households: pd.DataFrame, year: int) -> Decimal | None:
     """Growth (%) of per-capita net income over the households on the roster both years."""
     both = households[households["prev_income_year"] == year - 1]
+    both = _known_income(_known_income(both), "prev_")
     if both.empty:
         return None
     now = _sum(both["net_income"]) / sum(int(s) for s in both["household_size"])
@@ -1454,7 +1531,7 @@ def _income_value(code: str, area: _Area, facts: _Facts) -> Decimal | None:
 def _below_average(area: _Area, facts: _Facts) -> Decimal:
     count = 0
     for r in _records(area.this_year, ("_lifted", "_monitored", "net_income", "household_size")):
-        if not (r["_lifted"] or r["_monitored"]):
+        if not (r["_lifted"] or r["_monitored"]) or _null(r["net_income"]):
             continue
         name = (
             "prefecture_avg_income_monitored" if r["_monitored"] else "prefecture_avg_income_lifted"
@@ -1470,11 +1547,7 @@ def _indicator_value(
 ) -> Decimal | None:
     persons = area.persons
     keys = persons["person_key"]
-    by_rule = {
-        "zero_employment_households": "zero_employment",
-        "relocated_no_income_households": "relocated_no_income",
-        "unsafe_houses": "housing_unsafe",
-    }
+    by_rule = INDICATOR_RULES
     if code.startswith("income_"):
         return _income_value(code, area, facts)
     if code == "below_prefecture_average_households":
@@ -1522,10 +1595,13 @@ def compute_indicators(
     parameters: CountyParameters,
     villages: Sequence[Village],
     day: dt.date,
+    rule_names: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """The plan's indicators for the county and each township (and each village for the share
     of monitored people), as plan_indicator rows without the run id. Income figures are about
-    the latest income year on the roster; everything else about the county day's year."""
+    the latest income year on the roster; everything else about the county day's year. An
+    indicator whose inputs were not delivered has no value and says why (数据不足)."""
+    statuses = indicator_statuses(data, evaluation, indicators, day, rule_names)
     households = data.households.copy()
     households["_monitored"] = [not _blank(v) for v in households["monitoring_type"].tolist()]
     households["_lifted"] = (households["household_type"] == LIFTED).astype(bool)
@@ -1626,6 +1702,7 @@ def compute_indicators(
         areas = [county, *by_township.values()]
         if code == "monitored_population_share":
             areas += list(by_village.values())
+        status = statuses[code]
         for a in areas:
             target = None
             if cfg.target is not None and a.level in cfg.target_levels:
@@ -1642,9 +1719,15 @@ def compute_indicators(
                     "year": year,
                     "township": a.township,
                     "name_zh": cfg.name_zh,
-                    "value": _indicator_value(code, thresholds[code], a, facts),
+                    "value": (
+                        _indicator_value(code, thresholds[code], a, facts)
+                        if status.status == "computed"
+                        else None
+                    ),
                     "target": target,
                     "unit": cfg.unit,
+                    "status": status.status,
+                    "reason_zh": status.reason_zh,
                 }
             )
     return out
@@ -1658,10 +1741,18 @@ def run_warnings(settings: Settings, engine: Engine, run_id: str, day: dt.date) 
     (replacing any earlier computation of the same day) in one transaction."""
     from transforms.runlog import recorded_step
 
-    rules, indicators, parameters, villages = default_configuration()
-    contracts = load_contracts()
-    plan = plan_rules(rules, contracts)
+    try:
+        rules, indicators, parameters, villages = default_configuration()
+        contracts = load_contracts()
+        plan = plan_rules(rules, contracts)
+    except (OSError, ValueError, KeyError) as exc:
+        # the step's own input: no retry brings a missing or broken configuration file back
+        raise PermanentError(
+            f"预警规则、规划指标或参数配置无法读取，请检查 rules/、reference/ 和 contracts/ / "
+            f"the warning configuration cannot be read: {exc}"
+        ) from exc
     by_id = {r.id: r for r in rules.rules}
+    names = {r.id: r.name_zh for r in rules.rules}
     with recorded_step(engine, run_id, "warnings") as counts, engine.begin() as conn:
         latest = conn.execute(sa.select(sa.func.max(risk_warning_event.c.event_date))).scalar()
         if latest is not None and latest > day:
@@ -1674,9 +1765,13 @@ def run_warnings(settings: Settings, engine: Engine, run_id: str, day: dt.date) 
         data = load_county_data(conn, contracts)
         evaluation = evaluate(plan, data, day, parameters)
         stored = store_day(conn, run_id, day, by_id, evaluation, data)
-        rows = compute_indicators(data, evaluation, indicators, parameters, villages, day)
+        rows = compute_indicators(data, evaluation, indicators, parameters, villages, day, names)
         conn.execute(plan_indicator.delete().where(plan_indicator.c.as_of_date == day))
         conn.execute(plan_indicator.insert(), [{**r, "run_id": run_id} for r in rows])
+        statuses = rule_statuses(plan, evaluation) + list(
+            indicator_statuses(data, evaluation, indicators, day, names).values()
+        )
+        store_statuses(conn, run_id, day, statuses)
         by_rule: dict[str, dict[str, int]] = {}
         for (_, rule_id), _evidence in evaluation.findings.items():
             by_rule.setdefault(rule_id, {"open": 0})["open"] += 1
@@ -1692,6 +1787,9 @@ def run_warnings(settings: Settings, engine: Engine, run_id: str, day: dt.date) 
             candidates=stored["candidates"],
             indicators=len(rows),
             open_by_rule={k: v["open"] for k, v in sorted(by_rule.items())},
+            insufficient_data={
+                s.code: s.reason_zh for s in statuses if s.status == "insufficient_data"
+            },
         )
     log.info(
         "warnings %s: %d open (%d new, %d reopened, %d still open), %d resolved, %d candidates",
@@ -1883,6 +1981,7 @@ def warnings_summary(engine: Engine, day: dt.date) -> dict[str, Any]:
             .where(inclusion_candidate.c.snapshot_date == day)
             .group_by(inclusion_candidate.c.rule_id)
         ).all()
+        insufficient = insufficient_on(conn, day)
     rules, *_ = default_configuration()
     names = {r.id: r.name_zh for r in rules.rules}
     by_rule: dict[str, dict[str, int]] = {}
@@ -1906,6 +2005,8 @@ def warnings_summary(engine: Engine, day: dt.date) -> dict[str, Any]:
         },
         "to_visit_by_township": dict(sorted(by_township.items())),
         "candidates": {r.rule_id: r.n for r in sorted(candidates)},
+        # rules and indicators not computed that day (数据不足), with the reason
+        "insufficient": insufficient,
     }
 
 
@@ -1935,6 +2036,7 @@ def format_warnings_summary(summary: Mapping[str, Any]) -> str:
             "Not on the roster, with a risk signal (体外循环 candidates): "
             + ", ".join(f"{r} {n}" for r, n in summary["candidates"].items())
         )
+    lines += insufficient_lines(summary.get("insufficient", ()))
     return "\n".join(lines)
 
 

@@ -9,6 +9,8 @@ alike; importing this module also registers the platform views (transforms/views
   and "what was open on day D" is a query.
 - `inclusion_candidate`: per day, people with a risk signal who are not on the roster.
 - `plan_indicator`: per day, the plan's indicators per county, township (and village).
+- `rule_status`: per day, whether each rule and indicator could be computed, and if not
+  (数据不足) which of its inputs were not delivered.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ EVENTS = ("new", "still_open", "resolved", "reopened")
 OPEN_EVENTS = ("new", "still_open", "reopened")
 STATUSES = ("open", "resolved")
 LEVELS = ("county", "township", "village")
+# whether a rule or indicator could be computed on a day (insufficient_data: 数据不足)
+COMPUTE_STATUSES = ("computed", "insufficient_data")
+STATUS_KINDS = ("rule", "indicator")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -122,7 +127,29 @@ plan_indicator = sa.Table(
     sa.Column("target", sa.Numeric(18, 4)),
     sa.Column("unit", sa.String(10), nullable=False),
     sa.Column("run_id", sa.String(250), nullable=False),
+    # insufficient_data (数据不足): its inputs were not delivered; value null, reason_zh says why
+    sa.Column("status", sa.String(20), nullable=False, server_default="computed"),
+    sa.Column("reason_zh", sa.Text),
     sa.CheckConstraint(_in("level", LEVELS), name="ck_plan_indicator_level"),
+    sa.CheckConstraint(_in("status", COMPUTE_STATUSES), name="ck_plan_indicator_status"),
+)
+
+rule_status = sa.Table(
+    "rule_status",
+    metadata,
+    sa.Column("as_of_date", sa.Date, primary_key=True),
+    sa.Column("kind", sa.String(10), primary_key=True),
+    # the rule id (rules/warning_rules.yaml) or the indicator code (rules/plan_indicators.yaml)
+    sa.Column("code", sa.String(64), primary_key=True),
+    sa.Column("name_zh", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    # why it could not be computed; for a computed one, a note on how (or null)
+    sa.Column("reason_zh", sa.Text),
+    # the inputs not delivered, as "dataset" or "dataset.column"
+    sa.Column("missing_inputs", sa.JSON, nullable=False),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.CheckConstraint(_in("kind", STATUS_KINDS), name="ck_rule_status_kind"),
+    sa.CheckConstraint(_in("status", COMPUTE_STATUSES), name="ck_rule_status_status"),
 )
 
 views.register(metadata)

@@ -182,3 +182,97 @@ def test_a_county_deployment_publishes_nothing(tmp_path: Path) -> None:
     engine = prepare(settings)
     assert publish_platform(settings, engine, "r", DAY) == {}
     assert not (tmp_path / "platform.sqlite").exists()
+
+
+def _check_statuses_published(settings: Settings) -> None:
+    """Which rules and indicators lacked data (数据不足) reaches the platform with its reason."""
+    from transforms.warnings_schema import plan_indicator, rule_status
+
+    engine = _county(settings, "a", [_snapshot(DAY, "H1", 9000.0)], [])
+    reason = "乡村振兴局《脱贫户和监测对象信息》未提供：是否易地搬迁"
+    with engine.begin() as conn:
+        conn.execute(
+            rule_status.insert(),
+            [
+                {
+                    "as_of_date": DAY,
+                    "kind": "rule",
+                    "code": "relocated_no_income",
+                    "name_zh": "易地搬迁户无稳定收入来源",
+                    "status": "insufficient_data",
+                    "reason_zh": reason,
+                    "missing_inputs": ["roster.relocated"],
+                    "run_id": "r1",
+                },
+                {
+                    "as_of_date": DAY,
+                    "kind": "rule",
+                    "code": "housing_unsafe",
+                    "name_zh": "住房鉴定为C级或D级且未改造",
+                    "status": "computed",
+                    "reason_zh": None,
+                    "missing_inputs": [],
+                    "run_id": "r1",
+                },
+            ],
+        )
+        conn.execute(
+            plan_indicator.insert(),
+            [
+                {
+                    "as_of_date": DAY,
+                    "level": "county",
+                    "area": "某县",
+                    "indicator": "relocated_no_income_households",
+                    "year": 2026,
+                    "name_zh": "无收入来源的易地搬迁户数",
+                    "value": None,
+                    "unit": "户",
+                    "run_id": "r1",
+                    "status": "insufficient_data",
+                    "reason_zh": reason,
+                }
+            ],
+        )
+    publish_platform(settings.for_county("a"), engine, "run-a", DAY)
+    assert settings.platform_url
+    platform = make_engine(settings.platform_url)
+    with platform.connect() as conn:
+        statuses = conn.execute(
+            sa.text(
+                "SELECT county, code, status, reason_zh FROM v_platform_rule_status ORDER BY code"
+            )
+        ).all()
+        indicator = conn.execute(
+            sa.text("SELECT county, value, status, reason_zh FROM v_platform_plan_indicators")
+        ).one()
+    platform.dispose()
+    engine.dispose()
+    assert [tuple(r) for r in statuses] == [
+        ("a", "housing_unsafe", "computed", None),
+        ("a", "relocated_no_income", "insufficient_data", reason),
+    ]
+    assert tuple(indicator) == ("a", None, "insufficient_data", reason)
+
+
+def test_rule_and_indicator_statuses_reach_the_platform_sqlite(tmp_path: Path) -> None:
+    _check_statuses_published(load_settings({"DATA_DIR": str(tmp_path), "COUNTIES": "a"}))
+
+
+@pytest.mark.postgres
+def test_rule_and_indicator_statuses_reach_the_platform_postgres(
+    tmp_path: Path, postgres_databases: Callable[[], str]
+) -> None:
+    base = sa.make_url(postgres_databases())
+    prefix = f"{base.database}_s"
+    template = base.set(database=f"{prefix}_{{county}}").render_as_string(hide_password=False)
+    admin = sa.create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        _check_statuses_published(
+            load_settings({"DATA_DIR": str(tmp_path), "COUNTIES": "a", "WAREHOUSE_URL": template})
+        )
+    finally:
+        with admin.connect() as conn:
+            for suffix in ("a", "platform"):
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{prefix}_{suffix}" WITH (FORCE)'))
+        admin.dispose()

@@ -75,6 +75,7 @@ def test_create_schema_makes_every_table(engine: Engine) -> None:
         "warehouse_meta",
         "risk_warning",
         "risk_warning_event",
+        "rule_status",
         "inclusion_candidate",
         "plan_indicator",
         *staging,

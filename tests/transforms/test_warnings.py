@@ -87,8 +87,11 @@ class Inline:
         relocated: bool = False,
         township: str = "城关镇",
         village: str = "长岭村",
+        national: bool = False,
     ) -> list[str]:
-        """Members are (relation, age, labour skill); returns their person keys."""
+        """Members are (relation, age, labour skill); returns their person keys. `national`:
+        the roster as the national system exports it (no income parts and no 是否易地搬迁, the
+        reported 人均纯收入 agreeing with the parts to the cent)."""
         keys = []
         wage, business, prop, transfer, expense = parts or (net - 1000, 1500, 0, 500, 1000)
         size = size or len(members)
@@ -112,17 +115,26 @@ class Inline:
                 if income_year != year and previous is None:
                     continue
                 w, b = (wage, business) if income is None else (income - 1000, 1500)
+                amounts: dict[str, Decimal | None] = {
+                    "wage_income": Decimal(w),
+                    "business_income": Decimal(b),
+                    "property_income": Decimal(prop),
+                    "transfer_income": Decimal(transfer if income is None else 500),
+                    "business_expense": Decimal(expense if income is None else 1000),
+                }
+                net_of_year = sum(
+                    (v or Decimal(0) for v in list(amounts.values())[:4]), Decimal(0)
+                ) - (amounts["business_expense"] or Decimal(0))
+                if national:
+                    amounts = dict.fromkeys(amounts)
                 self.roster.append(
                     {
                         "person_key": key,
                         "household_id": household_id,
                         "relation": relation,
                         "income_year": income_year,
-                        "wage_income": Decimal(w),
-                        "business_income": Decimal(b),
-                        "property_income": Decimal(prop),
-                        "transfer_income": Decimal(transfer if income is None else 500),
-                        "business_expense": Decimal(expense if income is None else 1000),
+                        **amounts,
+                        "per_capita_income": (net_of_year / size).quantize(Decimal("0.01")),
                         "household_size": size,
                         "manifest_id": 1 if income_year < year else 2,
                         "_row": len(self.roster) + 1,
@@ -140,7 +152,7 @@ class Inline:
                 "household_type": "脱贫户" if monitoring_type is None else "一般农户",
                 "monitoring_type": monitoring_type,
                 "risk_eliminated": None,
-                "relocated": relocated,
+                "relocated": None if national else relocated,
             }
         )
         return keys
@@ -865,6 +877,7 @@ def _manifest(engine: Engine) -> int:
 
 def test_candidates_are_replaced_per_day(warehouse: Engine) -> None:
     county = Inline()
+    county.household("A", WORKER)  # a roster: without one nobody is a candidate
     outsider = county.outsider(50)
     manifest_id = _manifest(warehouse)
     county.row("assistance", outsider, manifest_id, assistance_type="农村低保", status="新增")

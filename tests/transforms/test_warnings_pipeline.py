@@ -75,7 +75,13 @@ def test_two_days_agree_with_the_ground_truth(county: Path) -> None:
 
 def test_a_rerun_of_the_day_changes_no_warning(county: Path) -> None:
     engine = sa.create_engine(f"sqlite:///{county / 'warehouse.sqlite'}")
-    tables = ("risk_warning", "risk_warning_event", "inclusion_candidate", "plan_indicator")
+    tables = (
+        "risk_warning",
+        "risk_warning_event",
+        "inclusion_candidate",
+        "plan_indicator",
+        "rule_status",
+    )
 
     def contents() -> dict[str, list[tuple[object, ...]]]:
         with engine.connect() as conn:

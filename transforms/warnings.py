@@ -44,6 +44,7 @@ from transforms.masking import NameIndex, known_names, mask_id, mask_name, safe_
 from transforms.rule_inputs import (
     HOUSEHOLDS,
     INDICATOR_RULES,
+    INSUFFICIENT,
     NO_ROSTER_CANDIDATES_NOTE,
     PERSONS,
     Availability,
@@ -86,6 +87,7 @@ from transforms.warnings_schema import (
     plan_indicator,
     risk_warning,
     risk_warning_event,
+    rule_status,
 )
 
 log = logging.getLogger(__name__)
@@ -2086,10 +2088,13 @@ class Accuracy:
     candidates: dict[str, Score]
     # a few (day, rule, household/person, event) differences, for the reader
     examples: tuple[str, ...]
+    # rules the truth says the roster cannot feed (not_computable.csv) -> the days the
+    # warehouse did NOT report them as 数据不足 (empty when it said so every day)
+    not_computable: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def perfect(self) -> bool:
-        return all(
+        return not any(self.not_computable.values()) and all(
             s.matched == s.expected == s.found
             for s in (*self.warnings.values(), *self.candidates.values())
         )
@@ -2102,6 +2107,8 @@ def warnings_accuracy(engine: Engine, truth_dir: Path, secret: str | None) -> Ac
 
     truth = _read_truth(truth_dir / "warnings.csv")
     truth_candidates = _read_truth(truth_dir / "candidates.csv")
+    gaps_file = truth_dir / "not_computable.csv"
+    gaps = {r["rule_id"] for r in _read_truth(gaps_file)} if gaps_file.exists() else set()
     days = sorted({r["day"] for r in truth} | {r["day"] for r in truth_candidates})
     expected = [(r["rule_id"], (r["day"], r["household_id"], r["transition"])) for r in truth]
     ev = risk_warning_event
@@ -2127,6 +2134,18 @@ def warnings_accuracy(engine: Engine, truth_dir: Path, secret: str | None) -> Ac
                 )
             )
         ]
+        rs = rule_status
+        unfed = {
+            (r.code, r.as_of_date.isoformat())
+            for r in conn.execute(
+                sa.select(rs.c.code, rs.c.as_of_date).where(
+                    rs.c.kind == "rule", rs.c.status == INSUFFICIENT, rs.c.code.in_(sorted(gaps))
+                )
+            )
+        }
+    not_computable = {
+        rule: tuple(d for d in days if (rule, d) not in unfed) for rule in sorted(gaps)
+    }
     key = check_secret(secret)
     expected_candidates = [
         (
@@ -2144,6 +2163,7 @@ def warnings_accuracy(engine: Engine, truth_dir: Path, secret: str | None) -> Ac
         warnings=score(expected, found),
         candidates=score(expected_candidates, found_candidates),
         examples=tuple(differences[:20]),
+        not_computable=not_computable,
     )
 
 
@@ -2166,6 +2186,13 @@ def format_accuracy(accuracy: Accuracy) -> str:
         "Household warnings (day, household, new/still_open/resolved/reopened):", accuracy.warnings
     )
     lines += table("Inclusion candidates (day, person, township, village):", accuracy.candidates)
+    if accuracy.not_computable:
+        lines.append("Rules the roster's layout cannot feed (expected 数据不足 every day):")
+        for rule_id, missed in accuracy.not_computable.items():
+            shown = "数据不足 as expected"
+            if missed:
+                shown = f"NOT reported 数据不足 on {', '.join(missed)}"
+            lines.append(f"  {rule_id:<22}{shown}")
     lines += [f"  {e}" for e in accuracy.examples]
     lines.append(
         "ALL RULES 100% precision and recall" if accuracy.perfect else "NOT all rules at 100%"

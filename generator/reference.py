@@ -138,6 +138,9 @@ def load_contracts(directory: Path = CONTRACTS_DIR) -> dict[str, ContractSpec]:
     for path in sorted(directory.glob("*.yaml")):
         with path.open(encoding="utf-8") as fh:
             raw = yaml.safe_load(fh)
+        # the agreed layout's columns: another layout's own ones (the national export's) are
+        # written by that layout's writer (generator/national.py)
+        others = {n for layout in raw.get("layouts", ()) for n in layout.get("own_columns", ())}
         columns = tuple(
             ColumnSpec(
                 name=c["name"],
@@ -151,6 +154,7 @@ def load_contracts(directory: Path = CONTRACTS_DIR) -> dict[str, ContractSpec]:
                 max=c.get("max"),
             )
             for c in raw["columns"]
+            if c["name"] not in others
         )
         check_columns = frozenset(
             name

@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         from transforms.validate import write_suite
 
         for contract in load_contracts():
-            print(f"wrote {write_suite(contract)}")
+            for layout in contract.variants():
+                print(f"wrote {write_suite(layout)}")
         return 0
     if args.command == "rotate-person-key":
         import os

@@ -23,6 +23,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONTRACTS_DIR = PROJECT_ROOT / "contracts"
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# the layout a contract file's own `required` flags describe: the one agreed with the county
+PRIMARY_LAYOUT = "agreed"
 
 
 class ColumnType(StrEnum):
@@ -34,6 +36,7 @@ class ColumnType(StrEnum):
     INT = "int"
     YN = "yn"
     ENUM = "enum"
+    PHONE = "phone"  # 联系电话: personal data, masked like an ID wherever it is shown
 
 
 # Default bounds, the lengths of the warehouse columns these types are stored in
@@ -136,6 +139,34 @@ class HouseholdRule(_Strict):
     head_value: str = Field(description="the value of head_column on the householder's row")
 
 
+class Derivation(_Strict):
+    """A column a layout does not carry, computed from one it does."""
+
+    source: str = Field(description="the column the value is computed from")
+    rule: Literal["year_before"] = Field(
+        description="year_before: the calendar year before the source date's year (the "
+        "national export's income year is the year before its 数据日期)"
+    )
+
+
+class Layout(_Strict):
+    """Another shape in which the dataset arrives: the same columns, another required set.
+
+    The national monitoring system's roster export (已脱贫人口名单) is the roster without the income
+    parts and 年度: a file is recognised as this layout when it has all of `required`, and is
+    validated with that set; columns it lacks stay empty and `derive` fills the ones that can be
+    computed. The rows load into the dataset's one staging table, so a later file of either
+    layout supersedes an earlier one as usual."""
+
+    name: str
+    title_zh: str = Field(description="how a clerk names a file of this layout")
+    required: tuple[str, ...] = Field(description="the columns a file of this layout must have")
+    own_columns: tuple[str, ...] = Field(
+        default=(), description="columns only this layout carries (optional in the others)"
+    )
+    derive: dict[str, Derivation] = Field(default_factory=dict)
+
+
 class Contract(_Strict):
     dataset: str
     bureau: str
@@ -150,6 +181,13 @@ class Contract(_Strict):
     columns: tuple[Column, ...]
     checks: tuple[Check, ...] = ()
     household: HouseholdRule | None = None
+    # the layout the `required` flags of `columns` describe (always PRIMARY_LAYOUT in a contract
+    # file; another on the contracts `variants` makes); `layouts` are the others
+    layout: str = PRIMARY_LAYOUT
+    layouts: tuple[Layout, ...] = ()
+    derive: dict[str, Derivation] = Field(
+        default_factory=dict, description="set on a layout's contract (see `variants`)"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Contract:
@@ -171,7 +209,36 @@ class Contract(_Strict):
             self.column(self.period_column)
         if self.household is not None:
             self._check_household(self.household)
+        self._check_layouts()
         return self
+
+    def _check_layouts(self) -> None:
+        if self.layouts and self.layout != PRIMARY_LAYOUT:
+            raise ValueError(
+                f"{self.dataset}: a contract file describes the {PRIMARY_LAYOUT!r} layout"
+            )
+        names = [self.layout, *(layout.name for layout in self.layouts)]
+        if len(set(names)) != len(names) or not all(_NAME.match(n) for n in names):
+            raise ValueError(f"{self.dataset}: layout names must be unique snake_case ASCII")
+        for layout in self.layouts:
+            for name in layout.required:
+                self.column(name)
+            for name in layout.own_columns:
+                if self.column(name).required:
+                    raise ValueError(
+                        f"{self.dataset}: {name!r} is {layout.name!r}'s own column, so it "
+                        f"cannot be required in the {PRIMARY_LAYOUT!r} layout"
+                    )
+            if self.person_column not in layout.required:
+                raise ValueError(f"{self.dataset}: layout {layout.name!r} must require the ID")
+            for target, derivation in layout.derive.items():
+                if target in layout.required:
+                    raise ValueError(f"{self.dataset}: {target!r} is derived, not required")
+                source = self.column(derivation.source)
+                if self.column(target).type is not ColumnType.INT or source.type is not (
+                    ColumnType.DATE
+                ):
+                    raise ValueError(f"{self.dataset}: year_before makes an int from a date")
 
     def _check_household(self, rule: HouseholdRule) -> None:
         if self.grain != "person":
@@ -199,6 +266,31 @@ class Contract(_Strict):
             if col.name == name:
                 return col
         raise ValueError(f"{self.dataset}: no column named {name!r}")
+
+    @property
+    def suite_name(self) -> str:
+        """The expectation suite validating files of this layout (expectations/<name>.json)."""
+        if self.layout == PRIMARY_LAYOUT:
+            return self.dataset
+        return f"{self.dataset}.{self.layout}"
+
+    def variants(self) -> tuple[Contract, ...]:
+        """This contract and one per other layout: each a contract whose `required` flags are
+        that layout's, recognised and validated on its own, loaded as this dataset."""
+        return (self, *(self._as_layout(layout) for layout in self.layouts))
+
+    def _as_layout(self, layout: Layout) -> Contract:
+        required = set(layout.required)
+        columns = tuple(c.model_copy(update={"required": c.name in required}) for c in self.columns)
+        return self.model_copy(
+            update={
+                "columns": columns,
+                "title_zh": layout.title_zh,
+                "layout": layout.name,
+                "layouts": (),
+                "derive": dict(layout.derive),
+            }
+        )
 
     @property
     def required_columns(self) -> tuple[Column, ...]:

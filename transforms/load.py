@@ -21,13 +21,14 @@ from sqlalchemy.engine import Connection, Engine
 
 from transforms import manifest
 from transforms.clock import county_time, utc_now
-from transforms.contracts import Contract, contract_by_dataset
+from transforms.contracts import ColumnType, Contract, contract_by_dataset
 from transforms.parse import SHEET, SOURCE_ROW
 from transforms.privacy import stored_value
 from transforms.reasons import FileRejection
 from transforms.runlog import describe_failure, recorded_step
 from transforms.settings import Settings
 from transforms.warehouse import (
+    IDENTITY_PHONE_COLUMNS,
     bulk_load,
     file_manifest,
     insert_batches,
@@ -84,10 +85,18 @@ def identity_rows(
     contract: Contract, frame: pd.DataFrame, manifest_id: int
 ) -> list[dict[str, Any]]:
     name_column = _name_column(contract)
-    names = frame[name_column] if name_column else pd.Series([None] * len(frame))
+    blank = pd.Series([None] * len(frame), index=frame.index, dtype="object")
+    names = frame[name_column] if name_column else blank
+    # plaintext phones only here, where the plaintext ID is (staging holds them masked)
+    known = {c.name for c in contract.columns if c.type is ColumnType.PHONE}
+    phones = {c: frame[c] if c in known else blank for c in IDENTITY_PHONE_COLUMNS}
     identities: dict[str, dict[str, Any]] = {}
-    for key, id_number, name in zip(
-        frame["_person_key"], frame[contract.person_column], names, strict=True
+    for key, id_number, name, *numbers in zip(
+        frame["_person_key"],
+        frame[contract.person_column],
+        names,
+        *phones.values(),
+        strict=True,
     ):
         identities[key] = {
             "person_key": key,
@@ -95,6 +104,10 @@ def identity_rows(
             "name": None if pd.isna(name) else name,
             "first_manifest_id": manifest_id,
             "last_manifest_id": manifest_id,
+            **{
+                c: None if pd.isna(n) else str(n)
+                for c, n in zip(IDENTITY_PHONE_COLUMNS, numbers, strict=True)
+            },
         }
     return list(identities.values())
 

@@ -104,6 +104,21 @@ def _mask_phone(match: re.Match[str]) -> str:
     return f"{match.group('country') or ''}{match.group('head')}{sep}****{sep}{match.group('tail')}"
 
 
+def mask_phone(phone: str | None) -> str:
+    """A phone column's value: the first 3 and last 4 digits of a number of 11 or more
+    (138****5678, 087*****3456), the last 2 of a shorter one, and every digit of free text."""
+    if phone is None:
+        return ""
+    s = phone.strip()
+    if "*" in s and re.fullmatch(r"[0-9*]+", s):
+        return s  # masked already (by mask_text): masking masked text changes nothing
+    if s.isdigit() and len(s) >= 11:
+        return s[:3] + "*" * (len(s) - 7) + s[-4:]
+    if s.isdigit() and len(s) >= 6:
+        return "*" * (len(s) - 2) + s[-2:]
+    return re.sub(rf"{_D}", "*", s)
+
+
 class NameIndex:
     """Known person names (2+ characters), found inside free text longest match first.
 

@@ -29,6 +29,7 @@ from transforms.values import (
     normalize_enum,
     normalize_int,
     normalize_money,
+    normalize_phone,
     normalize_text,
     normalize_yn,
 )
@@ -211,11 +212,15 @@ class _Fit:
     shared: frozenset[str]
 
     @property
-    def key(self) -> tuple[bool, int, int]:
+    def key(self) -> tuple[bool, int, int, int]:
+        # Layouts of one dataset share their headers: between them, the one the file misses
+        # the fewest required columns of is the one the clerk meant (a national export without
+        # 人均纯收入 is told about 人均纯收入, not about the agreed layout's income parts).
         return (
             bool(self.complete),
             max((_distinctive(m, self.shared) for m in self.matches), default=0),
             max((len(m.positions) for m in self.matches), default=0),
+            -min((len(_missing(m, self.contract)) for m in self.matches), default=0),
         )
 
 
@@ -254,7 +259,7 @@ def identify(
             "no contract is registered for this folder",
         )
     universe = _universe(contracts)
-    fits = [_fit(sheets, c, universe) for c in contracts]
+    fits = [_fit(sheets, v, universe) for c in contracts for v in c.variants()]
     best = max(fits, key=lambda f: f.key)  # the first of equals: the contracts' order decides
     contract = best.contract
     if best.complete:
@@ -360,6 +365,7 @@ _NORMALIZERS = {
     ColumnType.MONEY: normalize_money,
     ColumnType.INT: normalize_int,
     ColumnType.YN: normalize_yn,
+    ColumnType.PHONE: normalize_phone,
 }
 
 
@@ -386,6 +392,15 @@ def _memoized(normalize: Callable[[str], str | None]) -> Callable[[str], str | N
             return normalize(value)
 
     return cached
+
+
+def _year_before(normalized_date: object) -> str | None:
+    """The income year a national export's 数据日期 implies; None for a date that is not one
+    (the date column's own rule reports it)."""
+    text = str(normalized_date)
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        return None
+    return str(int(text[:4]) - 1)
 
 
 def id_status(normalized: pd.Series) -> pd.Series:
@@ -449,6 +464,11 @@ def to_frame(sheets: Sequence[RawSheet], contracts: Sequence[Contract]) -> Parse
             frame[raw_name] = pd.Series([None] * len(frame), dtype="object")
         raw = frame[raw_name].astype("object").where(frame[raw_name].notna(), None)
         frame[column.name] = normalize_column(column, raw).astype("object")
+    for target, derivation in contract.derive.items():
+        # what the clerk wrote is the source cell (数据日期), quoted if the derived value fails
+        frame[f"raw__{target}"] = frame[f"raw__{derivation.source}"]
+        years = frame[derivation.source].map(_year_before, na_action="ignore").astype("object")
+        frame[target] = years.where(years.notna(), None)
     return ParsedFile(
         contract=contract,
         frame=frame,

@@ -164,6 +164,9 @@ def _parse_file(
             manifest.reject(conn, manifest_id, run_id, rejection, known)
         log.warning("rejected %s: %s", entry.landing_path, shown(rejection.en, known))
         return None
+    # the layout the file was recognised as (the national roster export): its required
+    # columns and its suite validate the file; the rows load as the dataset
+    contract = parsed.contract
     frame = parsed.frame
     names = known.with_names(names_in_file(contract, frame))
     _mask_names_of(engine, entry, names)
@@ -202,6 +205,7 @@ def _parse_file(
     return {
         "manifest_id": manifest_id,
         "dataset": contract.dataset,
+        "layout": contract.layout,
         "valid_path": str(valid_path),
         "issues_path": str(issues_path),
         "rows_read": parsed.rows_read,

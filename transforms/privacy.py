@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from transforms.contracts import Column, ColumnType
-from transforms.masking import is_name_column, mask_id, mask_name, mask_text
+from transforms.masking import is_name_column, mask_id, mask_name, mask_phone, mask_text
 from transforms.settings import SettingsError
 
 MIN_SECRET_LENGTH = 32
@@ -121,6 +121,8 @@ def stored_value(column: Column, value: object) -> object:
         return None
     if column.type is ColumnType.ID:
         return mask_id(str(value))
+    if column.type is ColumnType.PHONE:
+        return mask_phone(str(value))
     if column.personal:
         return mask_name(str(value)) if is_name_column(column) else mask_text(str(value))
     if column.type is ColumnType.TEXT:

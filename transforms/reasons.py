@@ -192,6 +192,14 @@ def row_reason(
             f"'{header}' is malformed (digits and letters only)",
             "请核对户编号，并将该列设为文本格式以保留开头的0",
         )
+    if code == "phone_format":
+        return Reason(
+            code,
+            f"“{header}”不像电话号码（应为11位手机号或带区号的固定电话），该行已入库并标记",
+            f"'{header}' is not a phone number (an 11-digit mobile or a landline with its area "
+            "code expected); the row is loaded and flagged",
+            "请核对电话号码",
+        )
     raise KeyError(f"unknown rule code {code!r}")
 
 
@@ -261,6 +269,7 @@ ROW_RULE_CODES: tuple[str, ...] = (
     "enum_value",
     "yn_value",
     "hh_format",
+    "phone_format",
     "text_too_long",
     "household_conflict",
     "person_in_two_households",

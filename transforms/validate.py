@@ -30,7 +30,14 @@ from transforms.household_checks import (
     household_findings,
 )
 from transforms.identifiers import ID_PATTERN, looks_like_excel_number
-from transforms.masking import NameIndex, is_name_column, mask_id, mask_name, safe_text
+from transforms.masking import (
+    NameIndex,
+    is_name_column,
+    mask_id,
+    mask_name,
+    mask_phone,
+    safe_text,
+)
 from transforms.parse import ROW_ID, SHEET, SOURCE_ROW, id_status
 from transforms.reasons import row_reason
 
@@ -42,6 +49,8 @@ DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 MONEY_PATTERN = r"^\d{1,10}(?:\.\d+)?$"  # bounded: an ID pasted here must not pass
 INT_PATTERN = r"^-?\d+$"
 HH_PATTERN = r"^[0-9A-Za-z-]+$"
+# a mobile number, or a landline with its area code or without (7-8 digits)
+PHONE_PATTERN = r"^(?:1[3-9]\d{9}|0\d{9,11}|\d{7,8})$"
 
 
 def idstatus_column(name: str) -> str:
@@ -139,6 +148,15 @@ def suite_definition(contract: Contract) -> dict[str, Any]:
                 "hh_format",
                 name,
             )
+        elif col.type is ColumnType.PHONE:
+            # a warning: a mistyped phone number is no reason to keep a person off the roster
+            add(
+                "expect_column_values_to_match_regex",
+                {"column": name, "regex": PHONE_PATTERN},
+                "phone_format",
+                name,
+                "warning",
+            )
         if col.type in (ColumnType.TEXT, ColumnType.HH) and col.length_bound is not None:
             # longer text than its warehouse column would stop the load on PostgreSQL
             add(
@@ -170,31 +188,33 @@ def suite_definition(contract: Contract) -> dict[str, Any]:
             contract.person_column,
         )
     return {
-        "name": contract.dataset,
+        "name": contract.suite_name,
         "expectations": expectations,
         "meta": {
             "contract": f"contracts/{contract.dataset}.yaml",
+            "layout": contract.layout,
             "generated_by": "transforms.validate.suite_definition",
         },
         "notes": f"{contract.title_zh} / {contract.title_en}",
     }
 
 
-def suite_path(dataset: str) -> Path:
-    return EXPECTATIONS_DIR / f"{dataset}.json"
+def suite_path(suite_name: str) -> Path:
+    """expectations/<dataset>.json, or <dataset>.<layout>.json for another layout's suite."""
+    return EXPECTATIONS_DIR / f"{suite_name}.json"
 
 
 def write_suite(contract: Contract, directory: Path = EXPECTATIONS_DIR) -> Path:
-    path = directory / f"{contract.dataset}.json"
+    path = directory / f"{contract.suite_name}.json"
     text = json.dumps(suite_definition(contract), ensure_ascii=False, indent=2) + "\n"
     path.write_text(text, encoding="utf-8")
     return path
 
 
-def load_suite(dataset: str) -> ExpectationSuite:
+def load_suite(suite_name: str) -> ExpectationSuite:
     import great_expectations as gx  # ~4 s; imported only inside the validating task
 
-    data = json.loads(suite_path(dataset).read_text(encoding="utf-8"))
+    data = json.loads(suite_path(suite_name).read_text(encoding="utf-8"))
     return gx.ExpectationSuite(**data)
 
 
@@ -272,6 +292,7 @@ def usable_cells(column: Column, values: pd.Series) -> pd.Series:
             ColumnType.MONEY: MONEY_PATTERN,
             ColumnType.INT: INT_PATTERN,
             ColumnType.HH: HH_PATTERN,
+            ColumnType.PHONE: PHONE_PATTERN,
         }.get(column.type)
         passes = text.str.fullmatch(pattern) if pattern else text.notna()
         if bound is not None and column.type in (ColumnType.TEXT, ColumnType.HH):
@@ -326,7 +347,7 @@ def run_gx(contract: Contract, frame: pd.DataFrame) -> ValidationOutcome:
     import great_expectations as gx
 
     context = gx.get_context(mode="ephemeral")
-    suite = context.suites.add(load_suite(contract.dataset))
+    suite = context.suites.add(load_suite(contract.suite_name))
     source = context.data_sources.add_pandas(f"{contract.bureau}")
     asset = source.add_dataframe_asset(contract.dataset)
     batch_def = asset.add_batch_definition_whole_dataframe("whole_file")
@@ -379,6 +400,8 @@ def masked_value(column: Column, raw: object, names: NameIndex | None = None) ->
     text = safe_text(str(raw), names=names) or ""
     if column.type is ColumnType.ID:
         text = mask_id(text)
+    elif column.type is ColumnType.PHONE:
+        text = mask_phone(text)
     elif column.personal:
         text = mask_name(text) if is_name_column(column) else "***"
     return safe_text(text, MASKED_VALUE_LIMIT)

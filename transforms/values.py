@@ -96,6 +96,24 @@ def normalize_text(raw: str | None) -> str | None:
     return s or None
 
 
+_PHONE_GROUPING_RE = re.compile(r"[\s\-()（）]")
+_PHONE_COUNTRY_RE = re.compile(r"^(?:\+|00)?86(?=1[3-9]\d{9}$)")
+
+
+def normalize_phone(raw: str | None) -> str | None:
+    """A phone number as digits: "+86 138-1234-5678" -> "13812345678", "0871-6512 3456" ->
+    "087165123456". Text that is not a number comes back cleaned, for validation to report."""
+    s = normalize_text(raw)
+    if s is None:
+        return None
+    if s.endswith(".0") and s[:-2].isdigit():  # a number cell Excel stored as a float
+        s = s[:-2]
+    digits = _PHONE_GROUPING_RE.sub("", s)
+    if not digits.lstrip("+").isdigit():
+        return s
+    return _PHONE_COUNTRY_RE.sub("", digits)
+
+
 def normalize_cell_header(raw: str | None) -> str | None:
     """NFKC with all whitespace and invisible characters removed, so "证件\n号码" and
     "证 件 号 码" both match 证件号码."""

@@ -146,8 +146,13 @@ person_identity = sa.Table(
     sa.Column("name", sa.String(100)),
     sa.Column("first_manifest_id", sa.Integer, nullable=False),
     sa.Column("last_manifest_id", sa.Integer, nullable=False),
+    # the roster's phone numbers (the national export's 户联系电话 and 人联系电话), as written
+    sa.Column("household_phone", sa.Text),
+    sa.Column("person_phone", sa.Text),
     schema=RESTRICTED_SCHEMA,
 )
+# contract columns kept in plaintext in person_identity beside the ID and the name
+IDENTITY_PHONE_COLUMNS = ("household_phone", "person_phone")
 
 dim_person = sa.Table(
     "dim_person",
@@ -240,6 +245,9 @@ _SQL_TYPES: dict[ColumnType, sa.types.TypeEngine[Any]] = {
     ColumnType.INT: sa.Integer(),
     ColumnType.YN: sa.Boolean(),
     ColumnType.ENUM: sa.String(50),
+    # masked (transforms.privacy.stored_value); a value that is no phone number is kept too,
+    # flagged, so its length is not bounded
+    ColumnType.PHONE: sa.Text(),
 }
 
 LINEAGE_COLUMNS = ("manifest_id", "file_sha256", "sheet", "source_row")
@@ -541,6 +549,10 @@ def upsert_identities(conn: Connection, rows: list[dict[str, Any]]) -> None:
         set_={
             "name": sa.func.coalesce(statement.excluded.name, person_identity.c.name),
             "last_manifest_id": statement.excluded.last_manifest_id,
+            **{
+                c: sa.func.coalesce(statement.excluded[c], person_identity.c[c])
+                for c in IDENTITY_PHONE_COLUMNS
+            },
         },
     )
     # One statement executed for many rows: a multi-row VALUES clause is compiled afresh for
@@ -549,7 +561,15 @@ def upsert_identities(conn: Connection, rows: list[dict[str, Any]]) -> None:
         conn.execute(upsert, rows[start : start + 5000])
 
 
-_IDENTITY_COLUMNS = ("person_key", "id_number", "name", "first_manifest_id", "last_manifest_id")
+_PHONES = IDENTITY_PHONE_COLUMNS
+_IDENTITY_COLUMNS = (
+    "person_key",
+    "id_number",
+    "name",
+    "first_manifest_id",
+    "last_manifest_id",
+    *IDENTITY_PHONE_COLUMNS,
+)
 
 
 def _copy_upsert_identities(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -574,7 +594,8 @@ def _copy_upsert_identities(conn: Connection, rows: list[dict[str, Any]]) -> Non
             f'INSERT INTO {target} AS existing ({quoted}) SELECT {quoted} FROM "{temp}" '
             "ON CONFLICT (person_key) DO UPDATE SET "
             "name = coalesce(excluded.name, existing.name), "
-            "last_manifest_id = excluded.last_manifest_id"
+            + "".join(f"{c} = coalesce(excluded.{c}, existing.{c}), " for c in _PHONES)
+            + "last_manifest_id = excluded.last_manifest_id"
         )
         cursor.execute(f'DROP TABLE "{temp}"')
 

@@ -190,6 +190,7 @@ _SAMPLE = {
     ColumnType.MONEY: "1234.5",
     ColumnType.INT: "3",
     ColumnType.YN: "是",
+    ColumnType.PHONE: "13987654321",
 }
 
 

@@ -31,11 +31,11 @@ PRELOAD = (
     "python_calamine",
     "openpyxl",
     "great_expectations",
-    "transforms.pipeline",
-    "transforms.validate",
-    "transforms.reports",
-    "transforms.receipts",
-    "transforms.warnings",
+    "transforms.pipeline.steps",
+    "transforms.validation.validate",
+    "transforms.outputs.reports",
+    "transforms.outputs.receipts",
+    "transforms.risk.warnings",
     "bench.baseline",
 )
 _CONTEXT: Any = None
@@ -105,8 +105,8 @@ def _profiled(path: str | None) -> Iterator[None]:
 
 
 def _settings_engine(task: dict[str, Any]) -> tuple[Any, Any]:
-    from transforms.settings import Settings
-    from transforms.warehouse import make_engine
+    from transforms.config.settings import Settings
+    from transforms.warehouse.tables import make_engine
 
     settings = Settings(
         data_dir=Path(task["data_dir"]),
@@ -118,8 +118,8 @@ def _settings_engine(task: dict[str, Any]) -> tuple[Any, Any]:
 
 
 def _do_prepare(task: dict[str, Any]) -> dict[str, Any]:
-    from transforms.pipeline import prepare
-    from transforms.settings import Settings
+    from transforms.config.settings import Settings
+    from transforms.pipeline.steps import prepare
 
     settings = Settings(
         data_dir=Path(task["data_dir"]),
@@ -132,7 +132,7 @@ def _do_prepare(task: dict[str, Any]) -> dict[str, Any]:
 
 
 def _do_discover(task: dict[str, Any]) -> dict[str, Any]:
-    from transforms import pipeline
+    from transforms.pipeline import steps as pipeline
 
     settings, engine = _settings_engine(task)
     day = dt.date.fromisoformat(task["day"])
@@ -142,7 +142,8 @@ def _do_discover(task: dict[str, Any]) -> dict[str, Any]:
 def _do_parse_validate(task: dict[str, Any]) -> dict[str, Any]:
     """parse_and_validate of one dataset, split into its parse part (read_sheets + to_frame) and
     the rest (GX, issue records, saving the frames); the step itself is left as it is."""
-    from transforms import pipeline, validate
+    from transforms.pipeline import steps as pipeline
+    from transforms.validation import validate
 
     timers = {"parse": 0.0, "gx": 0.0}
 
@@ -169,21 +170,21 @@ def _do_parse_validate(task: dict[str, Any]) -> dict[str, Any]:
 
 
 def _do_resolve(task: dict[str, Any]) -> dict[str, Any]:
-    from transforms import pipeline
+    from transforms.pipeline import steps as pipeline
 
     settings, engine = _settings_engine(task)
     return {"result": pipeline.resolve_households(settings, engine, task["run_id"], task["files"])}
 
 
 def _do_load(task: dict[str, Any]) -> dict[str, Any]:
-    from transforms import pipeline
+    from transforms.pipeline import steps as pipeline
 
     settings, engine = _settings_engine(task)
     return {"result": pipeline.load(settings, engine, task["run_id"], task["files"])}
 
 
 def _do_snapshot(task: dict[str, Any]) -> dict[str, Any]:
-    from transforms import pipeline
+    from transforms.pipeline import steps as pipeline
 
     settings, engine = _settings_engine(task)
     day = dt.date.fromisoformat(task["day"])
@@ -191,7 +192,7 @@ def _do_snapshot(task: dict[str, Any]) -> dict[str, Any]:
 
 
 def _do_warnings(task: dict[str, Any]) -> dict[str, Any]:
-    from transforms.warnings import run_warnings
+    from transforms.risk.warnings import run_warnings
 
     settings, engine = _settings_engine(task)
     day = dt.date.fromisoformat(task["day"])
@@ -200,14 +201,14 @@ def _do_warnings(task: dict[str, Any]) -> dict[str, Any]:
 
 
 def _do_receipts(task: dict[str, Any]) -> dict[str, Any]:
-    from transforms.receipts import write_receipts
+    from transforms.outputs.receipts import write_receipts
 
     settings, engine = _settings_engine(task)
     return {"result": len(write_receipts(settings, engine, task["run_id"]))}
 
 
 def _do_reports(task: dict[str, Any]) -> dict[str, Any]:
-    from transforms.reports import build_reports
+    from transforms.outputs.reports import build_reports
 
     settings, engine = _settings_engine(task)
     return {"result": build_reports(settings, engine, task["run_id"])}

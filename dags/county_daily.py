@@ -70,8 +70,8 @@ def _name_instance(county: str) -> None:
 def _pipeline(county: str) -> tuple[Any, Any, Any]:
     """The pipeline module, the county's settings and its warehouse, whose schema the setup task
     `prepare_warehouse` brought up to date (a task started without it fails at once)."""
-    from transforms import pipeline
-    from transforms.settings import load_settings
+    from transforms.config.settings import load_settings
+    from transforms.pipeline import steps as pipeline
 
     _name_instance(county)
     _person_key_secret()
@@ -92,7 +92,7 @@ def _fail_fast(func: Callable[..., Result]) -> Callable[..., Result]:
 
     @functools.wraps(func)
     def run(*args: Any, **kwargs: Any) -> Result:
-        from transforms.errors import PermanentError
+        from transforms.config.errors import PermanentError
 
         try:
             return func(*args, **kwargs)
@@ -154,7 +154,7 @@ def _on_failure(context: Any) -> None:
 def county_daily() -> None:
     @task
     def counties() -> list[str]:
-        from transforms.settings import load_settings
+        from transforms.config.settings import load_settings
 
         codes: list[str] = load_settings().county_codes()
         print(f"{len(codes)} counties: {', '.join(codes)}")
@@ -169,8 +169,8 @@ def county_daily() -> None:
         @_fail_fast
         def prepare_warehouse(county: str) -> None:
             # migrations once per run and county, not at the start of every task
-            from transforms import pipeline
-            from transforms.settings import load_settings
+            from transforms.config.settings import load_settings
+            from transforms.pipeline import steps as pipeline
 
             _name_instance(county)
             pipeline.prepare(load_settings().for_county(county))
@@ -211,7 +211,7 @@ def county_daily() -> None:
         @_fail_fast
         def write_receipts(county: str, _loaded: list[dict[str, Any]] | None) -> int:
             # all_done: rejected and duplicate files get their receipt even if a load failed
-            from transforms.receipts import write_receipts as write
+            from transforms.outputs.receipts import write_receipts as write
 
             _, settings, engine = _pipeline(county)
             return len(write(settings, engine, _run_id()))
@@ -219,7 +219,7 @@ def county_daily() -> None:
         @task(map_index_template=named, trigger_rule="none_failed")
         @_fail_fast
         def risk_warnings(county: str, _snapshot: dict[str, int]) -> dict[str, Any]:
-            from transforms.warnings import run_warnings, write_township_exports
+            from transforms.risk.warnings import run_warnings, write_township_exports
 
             _, settings, engine = _pipeline(county)
             day = _county_day()
@@ -232,7 +232,7 @@ def county_daily() -> None:
         @_fail_fast
         def build_reports(county: str, _warnings: dict[str, Any] | None) -> dict[str, str]:
             # all_done: a failed run gets its report too; built once per run and county
-            from transforms.reports import build_reports as build
+            from transforms.outputs.reports import build_reports as build
 
             _, settings, engine = _pipeline(county)
             return build(settings, engine, _run_id())
@@ -247,7 +247,7 @@ def county_daily() -> None:
         @_fail_fast
         def summarize(county: str, _published: dict[str, int]) -> dict[str, Any]:
             pipeline, settings, engine = _pipeline(county)
-            from transforms.warnings import format_warnings_summary, warnings_summary
+            from transforms.risk.warnings import format_warnings_summary, warnings_summary
 
             summary = pipeline.run_summary(settings, engine, _run_id(), _county_day())
             print(pipeline.format_summary(summary))
@@ -260,8 +260,8 @@ def county_daily() -> None:
         @task(map_index_template=named)
         def remove_work(county: str) -> None:
             # whatever happened: the work folder holds plaintext IDs between tasks
-            from transforms.settings import load_settings
-            from transforms.workdir import cleanup_work
+            from transforms.config.settings import load_settings
+            from transforms.runlog.workdir import cleanup_work
 
             _name_instance(county)
             cleanup_work(load_settings().for_county(county), _run_id())

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from generator.core import generate
 from generator.national import ROSTER_LAYOUTS
-from transforms.sample_guard import mark_sample
+from transforms.intake.sample_guard import mark_sample
 
 
 def _share(text: str) -> float:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from transforms.migrations import configure_context
-from transforms.settings import load_settings
-from transforms.warehouse import RESTRICTED_SCHEMA, make_engine
+from transforms.config.settings import load_settings
+from transforms.warehouse.migrations import configure_context
+from transforms.warehouse.tables import RESTRICTED_SCHEMA, make_engine
 
 
 def run_migrations_online() -> None:
     connection: Connection | None = context.config.attributes.get("connection")
-    if connection is not None:  # called from transforms.migrations.upgrade()
+    if connection is not None:  # called from transforms.warehouse.migrations.upgrade()
         configure_context(context, connection)
         with context.begin_transaction():
             context.run_migrations()

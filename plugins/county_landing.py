@@ -1,13 +1,13 @@
 """Waiting for the bureaus' files: a sensor and a deferrable trigger on the landing folder.
 
-Both ask the same question as the pipeline's intake (transforms.intake): which files under
+Both ask the same question as the pipeline's intake (transforms.intake.landing): which files under
 `landing/<bureau>/` have stopped changing? They answer yes only when at least one file has
 settled and none is still being copied, so that a run starts on a complete batch rather than on
 the first of seven files a clerk is still dragging into the share.
 
 The deferrable form frees the worker slot while waiting: the trigger runs in the triggerer and
 does its file-system scan in a thread, never on the event loop. Neither form reads a file's
-content or moves anything; discover (transforms.pipeline.discover) does that.
+content or moves anything; discover (transforms.pipeline.steps.discover) does that.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from transforms.intake import scan_landing, stable_entries
+from transforms.intake.landing import scan_landing, stable_entries
 
 # The triggerer imports the trigger by this path: Airflow puts the plugins folder on sys.path
 # and loads each plugin file under its stem.
@@ -131,7 +131,7 @@ class LandingSettledSensor(BaseSensorOperator):
         self.deferrable = deferrable
 
     def _resolved(self) -> tuple[Path, float]:
-        from transforms.settings import load_settings
+        from transforms.config.settings import load_settings
 
         settings = load_settings()
         root = Path(self.landing_dir) if self.landing_dir else settings.landing_dir

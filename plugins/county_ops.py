@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from transforms.masking import describe_error, safe_text
+from transforms.privacy.masking import describe_error, safe_text
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def on_failure_callback(context: Mapping[str, Any]) -> None:
     The record is written first, so a webhook that is down loses no failure; its error is then
     raised (Airflow logs callback errors) rather than hidden.
     """
-    from transforms.settings import load_settings
+    from transforms.config.settings import load_settings
 
     record = failure_record(context)
     path = record_failure(record, load_settings().reports_dir)
@@ -239,7 +239,7 @@ async def on_deadline_missed(context: Mapping[str, Any], deadline_at: str) -> No
     reports/failures.jsonl and post it to ALERT_WEBHOOK_URL when that is set."""
     import asyncio
 
-    from transforms.settings import load_settings
+    from transforms.config.settings import load_settings
 
     record = deadline_record(context, deadline_at)
     path = await asyncio.to_thread(record_failure, record, load_settings().reports_dir)

@@ -1,7 +1,8 @@
 """The county's reports inside the Airflow UI.
 
 The pipeline writes its run report to `$DATA_DIR/reports/index.html` and one offline GX Data
-Docs site per run to `$DATA_DIR/reports/datadocs/<run_key>/` (transforms.reports). This plugin
+Docs site per run to `$DATA_DIR/reports/datadocs/<run_key>/` (transforms.outputs.reports).
+This plugin
 serves that folder from the API server under /county-reports/ and links it from the UI: the run
 report under Browse, and a "Data Docs" tab on every run of `county_daily`.
 
@@ -36,13 +37,13 @@ _HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 
 def reports_dir() -> Path:
     """$DATA_DIR/reports, read per request so that the API server needs no restart."""
-    from transforms.settings import load_settings
+    from transforms.config.settings import load_settings
 
     return load_settings().reports_dir
 
 
 def run_key(run_id: str) -> str:
-    # Same rule as transforms.pipeline.run_key; repeated to keep pandas out of the API server.
+    # Same rule as transforms.pipeline.steps.run_key; repeated to keep pandas out of the API server.
     return re.sub(r"[^0-9A-Za-z_.-]+", "_", run_id)
 
 

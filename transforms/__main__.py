@@ -8,7 +8,7 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from transforms.settings import load_settings
+from transforms.config.settings import load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.county:
         settings = deployment.for_county(args.county)
     elif deployment.multi_county and args.command == "migrate":
-        from transforms.pipeline import prepare
+        from transforms.pipeline.steps import prepare
 
         for code in deployment.county_codes():
             prepare(deployment.for_county(code))
@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = deployment
 
     if args.command == "expectations":
-        from transforms.contracts import load_contracts
-        from transforms.validate import write_suite
+        from transforms.config.contracts import load_contracts
+        from transforms.validation.validate import write_suite
 
         for contract in load_contracts():
             for layout in contract.variants():
@@ -87,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "rotate-person-key":
         import os
 
-        from transforms.pipeline import prepare
-        from transforms.privacy import rotate_person_keys
+        from transforms.pipeline.steps import prepare
+        from transforms.warehouse.person_keys import rotate_person_keys
 
         count = rotate_person_keys(
             prepare(settings),
@@ -98,15 +98,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"re-keyed {count} persons; now set PERSON_KEY_SECRET to the new secret")
         return 0
     if args.command == "migrate":
-        from transforms.migrations import upgrade
-        from transforms.warehouse import make_engine
+        from transforms.warehouse.migrations import upgrade
+        from transforms.warehouse.tables import make_engine
 
         upgrade(make_engine(settings.warehouse_url))
         print(f"warehouse schema up to date: {settings.warehouse_url.split('@')[-1]}")
         return 0
     if args.command == "warnings":
-        from transforms import warnings as risk
-        from transforms.pipeline import prepare
+        from transforms.pipeline.steps import prepare
+        from transforms.risk import warnings as risk
 
         engine = prepare(settings)
         run_id = args.run_id or f"manual__{args.date.isoformat()}"
@@ -116,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         print(risk.format_warnings_summary(risk.warnings_summary(engine, args.date)))
         return 0
     if args.command == "warnings-accuracy":
-        from transforms.warehouse import make_engine
-        from transforms.warnings import format_accuracy, warnings_accuracy
+        from transforms.risk.warnings import format_accuracy, warnings_accuracy
+        from transforms.warehouse.tables import make_engine
 
         result = warnings_accuracy(
             make_engine(settings.warehouse_url), args.truth_dir, settings.person_key_secret
@@ -125,16 +125,16 @@ def main(argv: list[str] | None = None) -> int:
         print(format_accuracy(result))
         return 0 if result.perfect else 1
     if args.command == "sample-allowed":
-        from transforms.sample_guard import sample_decision
+        from transforms.intake.sample_guard import sample_decision
 
         codes = [args.county] if args.county else deployment.county_codes()
         allowed, why = sample_decision(deployment, [deployment.for_county(c) for c in codes])
         print(why)
         return 0 if allowed else 1
     if args.command == "confirm-file":
-        from transforms.load import confirm_held
-        from transforms.pipeline import prepare
-        from transforms.receipts import write_receipts
+        from transforms.outputs.receipts import write_receipts
+        from transforms.pipeline.load_step import confirm_held
+        from transforms.pipeline.steps import prepare
 
         engine = prepare(settings)
         run_id = f"confirm__{args.manifest_id}__{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}"
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
 
-    from transforms.pipeline import format_summary, latest_run_id, prepare, run_summary
+    from transforms.pipeline.steps import format_summary, latest_run_id, prepare, run_summary
 
     engine = prepare(settings)
     run_id = args.run_id or latest_run_id(engine)
@@ -160,8 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     facts = run_summary(settings, engine, run_id)
     print(format_summary(facts))
-    from transforms.reports import latest_warnings
-    from transforms.warnings import format_warnings_summary, warnings_summary
+    from transforms.outputs.reports import latest_warnings
+    from transforms.risk.warnings import format_warnings_summary, warnings_summary
 
     # a day without a snapshot (no roster yet) still says which rules lacked data
     day_warnings = (

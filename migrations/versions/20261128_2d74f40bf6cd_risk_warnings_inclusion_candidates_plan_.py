@@ -1,7 +1,7 @@
 """risk warnings, inclusion candidates, plan indicators
 
-The platform's views are not migrated: their SQL lives in transforms/views.py and every upgrade
-restates them (transforms.migrations.apply_platform_objects).
+The platform's views are not migrated: their SQL lives in transforms/warehouse/views.py and every upgrade
+restates them (transforms.warehouse.migrations.apply_platform_objects).
 
 Revision ID: 2d74f40bf6cd
 Revises: f1ad80a707dc
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from transforms.views import VIEWS
+from transforms.warehouse.views import VIEWS
 
 revision: str = "2d74f40bf6cd"
 down_revision: str | Sequence[str] | None = "f1ad80a707dc"

@@ -18,7 +18,7 @@ down_revision: str | Sequence[str] | None = "479891affdcb"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# transforms.warnings_schema.COMPUTE_STATUSES as of this revision
+# transforms.warehouse.risk_tables.COMPUTE_STATUSES as of this revision
 STATUS_CHECK = "status IN ('computed', 'insufficient_data')"
 
 

@@ -20,7 +20,7 @@ down_revision: str | Sequence[str] | None = "6b1e0c5d9a47"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# contracts/roster.yaml's columns of the national export, typed as transforms.warehouse types them
+# contracts/roster.yaml's columns of the national export, typed as transforms.warehouse.tables types them
 ROSTER_COLUMNS: tuple[tuple[str, sa.types.TypeEngine[Any]], ...] = (
     ("person_number", sa.String(length=500)),
     ("data_date", sa.Date()),

@@ -21,17 +21,18 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from transforms import pipeline, resolve, warnings
-from transforms.contracts import (
+from transforms.config.contracts import (
     CONTRACTS_DIR,
     ColumnType,
     contract_by_dataset,
     load_contracts,
     normalize_header,
 )
-from transforms.identifiers import birth_date, check_char, sex
-from transforms.load import staging_rows
-from transforms.parse import (
+from transforms.config.settings import Settings
+from transforms.households import resolve
+from transforms.households.resolve import roster_households
+from transforms.parsing.identifiers import birth_date, check_char, sex
+from transforms.parsing.parse import (
     _FOOTER_ROW,
     _TOTAL_ROW,
     HeaderLine,
@@ -39,11 +40,19 @@ from transforms.parse import (
     _row_kind,
     normalize_column,
 )
-from transforms.privacy import check_secret, person_key, stored_value
-from transforms.resolve import roster_households
-from transforms.settings import Settings
-from transforms.values import normalize_date, normalize_enum, normalize_money, normalize_text
-from transforms.warehouse import (
+from transforms.parsing.values import (
+    normalize_date,
+    normalize_enum,
+    normalize_money,
+    normalize_text,
+)
+from transforms.pipeline import steps as pipeline
+from transforms.pipeline.load_step import staging_rows
+from transforms.privacy.keys import check_secret, person_key, stored_value
+from transforms.risk import warnings
+from transforms.risk.rules import Condition, ParamRef, default_configuration
+from transforms.runlog.workdir import load_frame, save_frame
+from transforms.warehouse.tables import (
     create_schema,
     file_manifest,
     make_engine,
@@ -52,8 +61,6 @@ from transforms.warehouse import (
     typed_value,
     upsert_identities,
 )
-from transforms.warning_rules import Condition, ParamRef, default_configuration
-from transforms.workdir import load_frame, save_frame
 
 # --- normalize_header --------------------------------------------------------------------------
 

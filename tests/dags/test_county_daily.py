@@ -110,9 +110,9 @@ def test_migrations_run_once_in_a_setup_task_paired_with_the_teardown(dagbag: ob
 
 
 def test_a_step_refuses_a_warehouse_the_setup_did_not_migrate(tmp_path: Path) -> None:
-    from transforms import pipeline
-    from transforms.errors import PermanentError
-    from transforms.settings import load_settings
+    from transforms.config.errors import PermanentError
+    from transforms.config.settings import load_settings
+    from transforms.pipeline import steps as pipeline
 
     settings = load_settings({"DATA_DIR": str(tmp_path)})
     with pytest.raises(PermanentError, match="prepare_warehouse"):
@@ -187,7 +187,7 @@ def test_parsing_the_dags_imports_no_heavy_modules() -> None:
         "import runpy, sys\n"
         f"runpy.run_path({str(DAGS / 'county_daily.py')!r})\n"
         "heavy = sorted(m for m in ('pandas', 'great_expectations', 'sqlalchemy.orm', "
-        "'transforms.pipeline', 'openpyxl') if m in sys.modules)\n"
+        "'transforms.pipeline.steps', 'openpyxl') if m in sys.modules)\n"
         "print(','.join(heavy))\n"
     )
     env = {**os.environ, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
@@ -197,4 +197,4 @@ def test_parsing_the_dags_imports_no_heavy_modules() -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     loaded = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
     assert "pandas" not in loaded and "great_expectations" not in loaded, loaded
-    assert "transforms.pipeline" not in loaded, loaded
+    assert "transforms.pipeline.steps" not in loaded, loaded

@@ -176,7 +176,7 @@ def test_databases_are_separate_and_match_the_init_script(compose: dict[str, Any
 
 
 def test_a_province_gets_a_database_per_county() -> None:
-    from transforms.settings import load_settings
+    from transforms.config.settings import load_settings
 
     compose = load_compose(
         example_env(COUNTIES="lankao,qixian", WAREHOUSE_DATABASE="warehouse_{county}")

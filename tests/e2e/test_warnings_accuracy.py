@@ -66,7 +66,7 @@ def _run_warnings_step(env: dict[str, str], day: dt.date) -> None:
     day; never in place of the DAG's task)."""
     code = (
         "import datetime as dt; from transforms import pipeline, warnings as w; "
-        "from transforms.settings import load_settings; "
+        "from transforms.config.settings import load_settings; "
         "s = load_settings(); e = pipeline.prepare(s); "
         f"d = dt.date.fromisoformat('{day.isoformat()}'); r = 'e2e__' + d.isoformat(); "
         "w.run_warnings(s, e, r, d); w.write_township_exports(s, e, r, d)"

@@ -1,4 +1,4 @@
-"""The generator's own ID arithmetic (independent of transforms.identifiers)."""
+"""The generator's own ID arithmetic (independent of transforms.parsing.identifiers)."""
 
 from __future__ import annotations
 

@@ -30,12 +30,12 @@ from dag_runs import airflow_home, base_env, dag_test
 from fixture_scripts import hostile_files
 from openpyxl import Workbook, load_workbook
 
-from transforms.contracts import contract_by_dataset
-from transforms.identifiers import check_char, checksum_ok, normalize_id
-from transforms.parse import to_frame
-from transforms.readers import read_sheets
-from transforms.receipts import OUTCOMES
-from transforms.warehouse import file_manifest
+from transforms.config.contracts import contract_by_dataset
+from transforms.outputs.receipts import OUTCOMES
+from transforms.parsing.identifiers import check_char, checksum_ok, normalize_id
+from transforms.parsing.parse import to_frame
+from transforms.parsing.readers import read_sheets
+from transforms.warehouse.tables import file_manifest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 

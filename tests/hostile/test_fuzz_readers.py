@@ -18,8 +18,8 @@ from fixture_scripts import hostile_files
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from transforms import xlsx_stream
-from transforms.readers import (
+from transforms.parsing import xlsx_stream
+from transforms.parsing.readers import (
     RawSheet,
     UnreadableFile,
     peek_sheets,

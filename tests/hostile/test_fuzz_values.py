@@ -11,7 +11,8 @@ from collections.abc import Callable
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transforms import identifiers, masking, values
+from transforms.parsing import identifiers, values
+from transforms.privacy import masking
 
 FUZZ = settings(max_examples=300, deadline=None, derandomize=True, database=None)
 

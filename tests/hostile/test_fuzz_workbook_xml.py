@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from python_calamine import CalamineWorkbook
 
-from transforms import xlsx_stream
-from transforms.readers import RawSheet, UnreadableFile, peek_sheets, read_sheets
+from transforms.parsing import xlsx_stream
+from transforms.parsing.readers import RawSheet, UnreadableFile, peek_sheets, read_sheets
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 FUZZ = settings(

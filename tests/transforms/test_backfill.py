@@ -10,11 +10,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from transforms import pipeline
-from transforms.contracts import contract_by_dataset
-from transforms.identifiers import check_char
-from transforms.settings import Settings
-from transforms.warehouse import current_rows, household_snapshot, rows_known_on
+from transforms.config.contracts import contract_by_dataset
+from transforms.config.settings import Settings
+from transforms.parsing.identifiers import check_char
+from transforms.pipeline import steps as pipeline
+from transforms.warehouse.tables import current_rows, household_snapshot, rows_known_on
 
 
 def _id(first17: str) -> str:

@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from transforms import load as loading
-from transforms import pipeline
-from transforms.identifiers import check_char
-from transforms.load import confirm_held
-from transforms.privacy import PersonKeyMismatchError
-from transforms.settings import Settings
-from transforms.summary import UnfinishedFilesError, check_finished, run_summary
-from transforms.warehouse import file_manifest, quarantine, run_step
+from transforms.config.settings import Settings
+from transforms.outputs.summary import UnfinishedFilesError, check_finished, run_summary
+from transforms.parsing.identifiers import check_char
+from transforms.pipeline import load_step as loading
+from transforms.pipeline import steps as pipeline
+from transforms.pipeline.load_step import confirm_held
+from transforms.privacy.keys import PersonKeyMismatchError
+from transforms.warehouse.tables import file_manifest, quarantine, run_step
 
 SECRET = "bad-day-secret-" + "b" * 32
 DAY = dt.date(2026, 3, 1)
@@ -369,7 +369,7 @@ def test_nothing_in_landing_is_passed_over_without_a_word(county: County) -> Non
 def test_a_database_error_is_recorded_and_raised_without_the_values_it_quotes(
     county: County,
 ) -> None:
-    from transforms.runlog import DatabaseStepError, recorded_step
+    from transforms.runlog.steps import DatabaseStepError, recorded_step
 
     with county.engine.begin() as conn:
         conn.execute(sa.text("create table probe (v varchar(30) unique)"))

@@ -20,14 +20,14 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from transforms import pipeline
-from transforms.contracts import contracts_for_bureau
-from transforms.parse import SHEET, SOURCE_ROW, ParsedFile, SkippedSheet, to_frame
-from transforms.readers import UnreadableFile, read_sheets
-from transforms.reasons import FileRejection
-from transforms.settings import Settings
-from transforms.validate import ValidationOutcome, issue_records, run_gx
-from transforms.warehouse import file_manifest, quarantine, staging_table
+from transforms.config.contracts import contracts_for_bureau
+from transforms.config.settings import Settings
+from transforms.parsing.file_refusals import FileRejection
+from transforms.parsing.parse import SHEET, SOURCE_ROW, ParsedFile, SkippedSheet, to_frame
+from transforms.parsing.readers import UnreadableFile, read_sheets
+from transforms.pipeline import steps as pipeline
+from transforms.validation.validate import ValidationOutcome, issue_records, run_gx
+from transforms.warehouse.tables import file_manifest, quarantine, staging_table
 
 FIXTURES_DIR = Path(__file__).resolve().parents[1] / "fixtures"
 BUREAU_FILES = FIXTURES_DIR / "bureau_files"

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 import yaml
 from pydantic import ValidationError
 
-from transforms.contracts import (
+from transforms.config.contracts import (
     CONTRACTS_DIR,
     Column,
     ColumnType,
@@ -351,7 +351,7 @@ def test_every_bound_fits_the_warehouse_columns_its_values_are_stored_in() -> No
     """A longer value loads on SQLite and stops the load on PostgreSQL: every text value a
     contract lets through must fit its staging column, the restricted identity table, and the
     columns of the same name it is copied into (roster dimensions, snapshot, warnings)."""
-    from transforms import warehouse
+    from transforms.warehouse import tables as warehouse
 
     copies = [
         t

@@ -16,11 +16,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from transforms import pipeline
-from transforms.contracts import contract_by_dataset
-from transforms.reports import build_run_report
-from transforms.settings import Settings, load_settings
-from transforms.warnings import (
+from transforms.config.contracts import contract_by_dataset
+from transforms.config.settings import Settings, load_settings
+from transforms.outputs.reports import build_run_report
+from transforms.pipeline import steps as pipeline
+from transforms.risk.warnings import (
     format_warnings_summary,
     run_warnings,
     warnings_summary,

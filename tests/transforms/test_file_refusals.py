@@ -4,15 +4,15 @@ from pathlib import Path
 
 import pytest
 
-from transforms.file_refusals import (
+from transforms.config.limits import GIB, MIB, FileLimits
+from transforms.parsing.file_refusals import (
     csv_too_large,
     file_too_large,
     reader_failed,
     sheet_too_large,
 )
-from transforms.isolation import FailureKind, IsolatedFailure
-from transforms.limits import GIB, MIB, FileLimits
-from transforms.xlsx_stream import Extent
+from transforms.parsing.isolation import FailureKind, IsolatedFailure
+from transforms.parsing.xlsx_stream import Extent
 
 PATH = Path("/archive/ab/低保名单.xlsx")
 

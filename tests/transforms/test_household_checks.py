@@ -10,12 +10,12 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from transforms.contracts import Contract, contract_by_dataset
-from transforms.household_checks import conflict_check_id
-from transforms.identifiers import check_char
-from transforms.parse import to_frame
-from transforms.readers import Cell, RawSheet
-from transforms.validate import (
+from transforms.config.contracts import Contract, contract_by_dataset
+from transforms.parsing.identifiers import check_char
+from transforms.parsing.parse import to_frame
+from transforms.parsing.readers import Cell, RawSheet
+from transforms.validation.household_checks import conflict_check_id
+from transforms.validation.validate import (
     ValidationOutcome,
     check_column,
     derived_columns,
@@ -205,7 +205,7 @@ def test_a_huge_household_in_conflict_is_reported_quickly_with_a_short_reason() 
     assert time.perf_counter() - started < 20
     assert not data[check_column(conflict_check_id("township"))].iloc[:3000].any()
     assert not data[check_column("person_in_two_households")].iloc[3000:].any()
-    from transforms.validate import Issue
+    from transforms.validation.validate import Issue
 
     issues = [
         Issue(0, "township", "household_conflict", "error"),

@@ -5,7 +5,7 @@ from datetime import date
 
 import pytest
 
-from transforms.identifiers import (
+from transforms.parsing.identifiers import (
     ID_PATTERN,
     age_on,
     birth_date,

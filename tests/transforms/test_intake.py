@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from transforms.intake import LandingEntry, move_aside, scan, scan_landing, stable_entries
+from transforms.intake.landing import LandingEntry, move_aside, scan, scan_landing, stable_entries
 
 
 def _landing(tmp_path: Path) -> Path:

@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 import pytest
 
-from transforms import isolation
-from transforms.isolation import IsolatedFailure, run_isolated
+from transforms.parsing import isolation
+from transforms.parsing.isolation import IsolatedFailure, run_isolated
 
 GIB = 1024**3
 

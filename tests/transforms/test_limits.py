@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from transforms.limits import GIB, MIB, FileLimits
+from transforms.config.limits import GIB, MIB, FileLimits
 
 
 def test_defaults_are_the_documented_bounds() -> None:

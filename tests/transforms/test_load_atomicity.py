@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from transforms import pipeline
-from transforms.settings import Settings
-from transforms.warehouse import make_engine, person_identity
+from transforms.config.settings import Settings
+from transforms.pipeline import steps as pipeline
+from transforms.warehouse.tables import make_engine, person_identity
 
 SECRET = "atomicity-test-secret-" + "a" * 32
 DAY = dt.date(2026, 11, 28)
@@ -30,8 +30,8 @@ CHILD = textwrap.dedent(
     """
     import datetime as dt, sys, time
     from pathlib import Path
-    from transforms import pipeline
-    from transforms.settings import Settings
+    from transforms.pipeline import steps as pipeline
+    from transforms.config.settings import Settings
 
     data_dir, url, ready = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
     settings = Settings(data_dir=data_dir, warehouse_url=url, landing_stable_seconds=0,
@@ -41,7 +41,7 @@ CHILD = textwrap.dedent(
     results = [r for g in groups for r in pipeline.parse_and_validate(
         settings, engine, "killed", g["dataset"], g["manifest_ids"])]
     results = pipeline.resolve_households(settings, engine, "killed", results)
-    from transforms import load as loading
+    from transforms.pipeline import load_step as loading
     original = loading.staging_rows
 
     def stalling(contract, frame, manifest_id, sha256):

@@ -56,7 +56,7 @@ def test_a_sample_goes_only_where_no_real_file_ever_was(
     assert main(["sample-allowed"]) == 1
     assert "has held 1 real file" in capsys.readouterr().out
     # a folder the generator made stays a sample folder
-    from transforms.sample_guard import mark_sample
+    from transforms.intake.sample_guard import mark_sample
 
     mark_sample(province, "test")
     assert main(["sample-allowed"]) == 0

@@ -13,22 +13,22 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
-from transforms.contracts import contract_by_dataset
-from transforms.identifiers import check_char
-from transforms.masking import (
+from transforms.config.contracts import contract_by_dataset
+from transforms.parsing.identifiers import check_char
+from transforms.parsing.parse import to_frame
+from transforms.parsing.readers import RawSheet
+from transforms.privacy.masking import (
     ID_IN_TEXT,
     NameIndex,
     describe_error,
-    known_names,
     mask_id,
     mask_name,
     mask_text,
     names_in_file,
     safe_text,
 )
-from transforms.parse import to_frame
-from transforms.readers import RawSheet
-from transforms.warehouse import create_schema, make_engine, person_identity
+from transforms.warehouse.person_keys import known_names
+from transforms.warehouse.tables import create_schema, make_engine, person_identity
 
 
 def _id(first17: str) -> str:
@@ -54,7 +54,7 @@ def _plain(text: str) -> list[str]:
     return shown
 
 
-# --- mask_id and mask_name (moved from transforms.identifiers) --------------------------------
+# --- mask_id and mask_name (moved from transforms.parsing.identifiers) -------------------------
 
 
 @pytest.mark.parametrize(

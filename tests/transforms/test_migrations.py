@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from transforms.migrations import MIGRATIONS_DIR, pending_differences, upgrade
-from transforms.warehouse import make_engine
+from transforms.warehouse.migrations import MIGRATIONS_DIR, pending_differences, upgrade
+from transforms.warehouse.tables import make_engine
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

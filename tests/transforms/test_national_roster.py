@@ -16,15 +16,21 @@ import pytest
 import sqlalchemy as sa
 from pydantic import ValidationError
 
-from transforms.contracts import ColumnType, Contract, contract_by_dataset
-from transforms.identifiers import check_char
-from transforms.masking import mask_phone, mask_text
-from transforms.parse import identify, to_frame
-from transforms.privacy import stored_value
-from transforms.readers import Cell, RawSheet
-from transforms.reasons import FileRejection, row_reason
-from transforms.validate import derived_columns, masked_value, suite_definition, usable_cells
-from transforms.values import normalize_phone
+from transforms.config.contracts import ColumnType, Contract, contract_by_dataset
+from transforms.parsing.file_refusals import FileRejection
+from transforms.parsing.identifiers import check_char
+from transforms.parsing.parse import identify, to_frame
+from transforms.parsing.readers import Cell, RawSheet
+from transforms.parsing.values import normalize_phone
+from transforms.privacy.keys import stored_value
+from transforms.privacy.masking import mask_phone, mask_text
+from transforms.validation.reasons import row_reason
+from transforms.validation.validate import (
+    derived_columns,
+    masked_value,
+    suite_definition,
+    usable_cells,
+)
 
 ROSTER = contract_by_dataset("roster")
 
@@ -300,8 +306,8 @@ def counties(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _run_day(data_dir: Path, url: str, day: dt.date) -> sa.Engine:
-    from transforms import pipeline
-    from transforms.settings import load_settings
+    from transforms.config.settings import load_settings
+    from transforms.pipeline import steps as pipeline
 
     settings = load_settings(
         {
@@ -383,7 +389,7 @@ def test_an_export_loads_as_the_roster_with_phones_only_in_the_restricted_table(
     assert households >= 10
 
     with engine.connect() as conn:
-        from transforms.warehouse import person_identity
+        from transforms.warehouse.tables import person_identity
 
         kept = conn.execute(
             sa.select(person_identity.c.household_phone, person_identity.c.person_phone)

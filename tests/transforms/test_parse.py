@@ -6,9 +6,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from transforms.contracts import contract_by_dataset, contracts_for_bureau
-from transforms.identifiers import check_char
-from transforms.parse import (
+from transforms.config.contracts import contract_by_dataset, contracts_for_bureau
+from transforms.parsing.file_refusals import FileRejection
+from transforms.parsing.identifiers import check_char
+from transforms.parsing.parse import (
     ROW_ID,
     SHEET,
     SOURCE_ROW,
@@ -19,8 +20,7 @@ from transforms.parse import (
     is_instruction_sheet,
     to_frame,
 )
-from transforms.readers import Cell, RawSheet
-from transforms.reasons import FileRejection
+from transforms.parsing.readers import Cell, RawSheet
 
 
 def _id(first17: str) -> str:

@@ -15,12 +15,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from transforms import pipeline
-from transforms.contracts import contract_by_dataset
-from transforms.identifiers import check_char
-from transforms.masking import mask_id
-from transforms.settings import Settings
-from transforms.warehouse import (
+from transforms.config.contracts import contract_by_dataset
+from transforms.config.settings import Settings
+from transforms.parsing.identifiers import check_char
+from transforms.pipeline import steps as pipeline
+from transforms.privacy.masking import mask_id
+from transforms.warehouse.tables import (
     dim_household,
     dim_person,
     file_manifest,

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from transforms.pipeline import prepare, publish_platform
-from transforms.platform import PLATFORM_VIEWS, publications
-from transforms.settings import Settings, load_settings
-from transforms.warehouse import household_snapshot, make_engine
-from transforms.warnings_schema import risk_warning
+from transforms.config.settings import Settings, load_settings
+from transforms.pipeline.steps import prepare, publish_platform
+from transforms.warehouse.platform import PLATFORM_VIEWS, publications
+from transforms.warehouse.risk_tables import risk_warning
+from transforms.warehouse.tables import household_snapshot, make_engine
 
 DAY = dt.date(2026, 11, 28)
 NEXT = DAY + dt.timedelta(days=1)
@@ -186,7 +186,7 @@ def test_a_county_deployment_publishes_nothing(tmp_path: Path) -> None:
 
 def _check_statuses_published(settings: Settings) -> None:
     """Which rules and indicators lacked data (数据不足) reaches the platform with its reason."""
-    from transforms.warnings_schema import plan_indicator, rule_status
+    from transforms.warehouse.risk_tables import plan_indicator, rule_status
 
     engine = _county(settings, "a", [_snapshot(DAY, "H1", 9000.0)], [])
     reason = "乡村振兴局《脱贫户和监测对象信息》未提供：是否易地搬迁"

@@ -11,16 +11,16 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from transforms import pipeline
-from transforms.identifiers import check_char
-from transforms.privacy import (
+from transforms.config.settings import Settings
+from transforms.parsing.identifiers import check_char
+from transforms.pipeline import steps as pipeline
+from transforms.privacy.keys import (
     MissingSecretError,
     PersonKeyMismatchError,
     check_secret,
     person_key,
-    rotate_person_keys,
 )
-from transforms.settings import Settings
+from transforms.warehouse.person_keys import rotate_person_keys
 
 OLD = "old-secret-" + "o" * 32
 NEW = "new-secret-" + "n" * 32

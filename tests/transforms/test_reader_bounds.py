@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from transforms import readers, xlsx_stream
-from transforms.limits import FileLimits
-from transforms.readers import (
+from transforms.config.limits import FileLimits
+from transforms.parsing import readers, xlsx_stream
+from transforms.parsing.readers import (
     Cell,
     RawSheet,
     UnreadableFile,

@@ -4,18 +4,18 @@ from typing import Any
 
 import pytest
 
-from transforms.contracts import contract_by_dataset, load_contracts
-from transforms.identifiers import check_char
-from transforms.reasons import (
+from transforms.config.contracts import contract_by_dataset, load_contracts
+from transforms.parsing.file_refusals import FileRejection
+from transforms.parsing.identifiers import check_char
+from transforms.validation.reasons import (
     ROW_RULE_CODES,
-    FileRejection,
     HouseholdConflict,
     OtherHousehold,
     Reason,
     RowRef,
     row_reason,
 )
-from transforms.validate import ID_STATUS_RULES, suite_definition
+from transforms.validation.validate import ID_STATUS_RULES, suite_definition
 
 MONTHS = contract_by_dataset("employment").column("months_worked")  # int, 0 to 12
 CATEGORY = contract_by_dataset("illness").column("illness_category")  # enum 大病/慢病

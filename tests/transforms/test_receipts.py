@@ -20,19 +20,19 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from transforms import receipts
-from transforms.identifiers import check_char
-from transforms.masking import mask_name, mask_text
-from transforms.receipts import (
+from transforms.config.settings import Settings
+from transforms.outputs import receipts
+from transforms.outputs.receipts import (
     existing_receipts,
     receipt_name,
     receipt_workbook,
     save_new,
     write_receipts,
 )
-from transforms.settings import Settings
-from transforms.spreadsheet import safe_file_stem
-from transforms.warehouse import (
+from transforms.outputs.spreadsheet import safe_file_stem
+from transforms.parsing.identifiers import check_char
+from transforms.privacy.masking import mask_name, mask_text
+from transforms.warehouse.tables import (
     create_schema,
     file_manifest,
     make_engine,

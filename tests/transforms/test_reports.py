@@ -27,18 +27,24 @@ import sqlalchemy as sa
 from cdp_browser import Chromium, find_chromium
 from sqlalchemy.engine import Engine
 
-from transforms import reports
-from transforms.contracts import contract_by_dataset
-from transforms.identifiers import check_char
-from transforms.intake import RECEIPTS_FOLDER
-from transforms.masking import mask_id
-from transforms.parse import to_frame
-from transforms.pipeline import run_key
-from transforms.readers import RawSheet
-from transforms.receipts import receipt_name
-from transforms.settings import Settings
-from transforms.validate import EXPECTATIONS_DIR, run_gx
-from transforms.warehouse import create_schema, file_manifest, make_engine, quarantine, run_step
+from transforms.config.contracts import contract_by_dataset
+from transforms.config.settings import Settings
+from transforms.intake.landing import RECEIPTS_FOLDER
+from transforms.outputs import reports
+from transforms.outputs.receipts import receipt_name
+from transforms.parsing.identifiers import check_char
+from transforms.parsing.parse import to_frame
+from transforms.parsing.readers import RawSheet
+from transforms.pipeline.steps import run_key
+from transforms.privacy.masking import mask_id
+from transforms.validation.validate import EXPECTATIONS_DIR, run_gx
+from transforms.warehouse.tables import (
+    create_schema,
+    file_manifest,
+    make_engine,
+    quarantine,
+    run_step,
+)
 
 
 def _id(first17: str) -> str:
@@ -884,7 +890,7 @@ def test_data_docs_validation_page_in_chromium_renders_its_tables_offline(
 
 
 def test_the_run_report_summarises_the_days_warnings(tmp_path: Path) -> None:
-    from transforms.reports import warnings_html
+    from transforms.outputs.reports import warnings_html
 
     settings = Settings(data_dir=tmp_path, warehouse_url="sqlite://")
     folder = settings.reports_dir / "warnings" / "2026-11-28"
@@ -915,8 +921,8 @@ def test_the_run_report_summarises_the_days_warnings(tmp_path: Path) -> None:
 
 
 def test_a_province_index_links_every_county(tmp_path: Path) -> None:
-    from transforms.reports import build_province_index
-    from transforms.settings import load_settings
+    from transforms.config.settings import load_settings
+    from transforms.outputs.reports import build_province_index
 
     settings = load_settings({"DATA_DIR": str(tmp_path), "COUNTIES": "lankao,qixian"})
     (tmp_path / "reports" / "lankao").mkdir(parents=True)
@@ -963,8 +969,8 @@ def _hostile_workbook(path: Path) -> None:
 def test_gx_results_and_data_docs_of_a_hostile_file_show_no_personal_data(
     tmp_path: Path,
 ) -> None:
-    from transforms.masking import NameIndex, names_in_file
-    from transforms.readers import read_sheets
+    from transforms.parsing.readers import read_sheets
+    from transforms.privacy.masking import NameIndex, names_in_file
 
     settings = _settings(tmp_path)
     contract = contract_by_dataset("illness")
@@ -991,9 +997,9 @@ def test_gx_results_and_data_docs_of_a_hostile_file_show_no_personal_data(
 
 
 def test_run_report_masks_known_names_and_phone_numbers(tmp_path: Path, warehouse_url: str) -> None:
-    from transforms.masking import known_names
-    from transforms.warehouse import person_identity
-    from transforms.warnings import township_workbook_name
+    from transforms.risk.warnings import township_workbook_name
+    from transforms.warehouse.person_keys import known_names
+    from transforms.warehouse.tables import person_identity
 
     settings = Settings(data_dir=tmp_path / "data", warehouse_url=warehouse_url)
     engine = _engine(settings)

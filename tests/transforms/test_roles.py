@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterator
 import pytest
 import sqlalchemy as sa
 
-from transforms.migrations import upgrade
-from transforms.roles import AUDITOR, READER, WRITER
-from transforms.warehouse import make_engine
+from transforms.warehouse.migrations import upgrade
+from transforms.warehouse.roles import AUDITOR, READER, WRITER
+from transforms.warehouse.tables import make_engine
 
 
 @pytest.fixture

@@ -24,8 +24,8 @@ from test_warnings import (
     flagged,
 )
 
-from transforms.incomes import household_income
-from transforms.rule_inputs import (
+from transforms.risk.incomes import household_income
+from transforms.risk.inputs import (
     HOUSEHOLDS,
     INDICATOR_INPUTS,
     INDICATOR_RULES,
@@ -34,9 +34,9 @@ from transforms.rule_inputs import (
     declared_indicators,
     rule_inputs,
 )
-from transforms.rule_status import insufficient_lines, rule_statuses
-from transforms.warning_rules import IndicatorCode, RulePlan, plan_rules
-from transforms.warnings import Evaluation, compute_indicators, evaluate
+from transforms.risk.rules import IndicatorCode, RulePlan, plan_rules
+from transforms.risk.status import insufficient_lines, rule_statuses
+from transforms.risk.warnings import Evaluation, compute_indicators, evaluate
 
 PLAN = plan_rules(RULES, CONTRACTS.values())
 NAMES = {r.id: r.name_zh for r in RULES.rules}
@@ -322,10 +322,10 @@ def test_unreadable_configuration_fails_the_step_at_once(
 ) -> None:
     """No retry brings a configuration file back: PermanentError, which the DAG fails at once
     (dags/county_daily.py, _fail_fast), and a message that says what to fix."""
-    from transforms import warnings
-    from transforms.errors import PermanentError
-    from transforms.settings import load_settings
-    from transforms.warehouse import make_engine
+    from transforms.config.errors import PermanentError
+    from transforms.config.settings import load_settings
+    from transforms.risk import warnings
+    from transforms.warehouse.tables import make_engine
 
     def broken() -> Any:
         raise problem

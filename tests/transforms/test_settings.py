@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from transforms.contracts import PROJECT_ROOT
-from transforms.settings import BUREAU_FOLDERS, Settings, SettingsError, load_settings
+from transforms.config.bureaus import plan_bureau_codes
+from transforms.config.contracts import PROJECT_ROOT
+from transforms.config.settings import Settings, SettingsError, load_settings
 
 
 def test_defaults_put_data_and_warehouse_under_the_project() -> None:
@@ -63,8 +64,8 @@ def test_reads_the_process_environment_by_default(
     assert load_settings() == Settings(data_dir=tmp_path, warehouse_url="sqlite:///:memory:")
 
 
-def test_bureau_folders() -> None:
-    assert BUREAU_FOLDERS == (
+def test_the_plan_bureaus_come_from_the_registry() -> None:
+    assert plan_bureau_codes() == (
         "rural_revitalization",
         "health",
         "education",
@@ -139,7 +140,7 @@ def test_county_configuration_mistakes_are_explained(env: dict[str, str], messag
 
 
 def test_the_deployment_as_a_whole_has_no_warehouse(tmp_path: Path) -> None:
-    from transforms.pipeline import prepare
+    from transforms.pipeline.steps import prepare
 
     settings = load_settings({"DATA_DIR": str(tmp_path), "COUNTIES": "a,b"})
     with pytest.raises(SettingsError, match="pick one"):

@@ -10,10 +10,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from transforms.contracts import contract_by_dataset
-from transforms.identifiers import birth_date, check_char, sex
-from transforms.snapshot import build_dimensions, build_snapshot
-from transforms.warehouse import (
+from transforms.config.contracts import contract_by_dataset
+from transforms.households.snapshot import build_dimensions, build_snapshot
+from transforms.parsing.identifiers import birth_date, check_char, sex
+from transforms.warehouse.tables import (
     create_schema,
     dim_household,
     dim_person,

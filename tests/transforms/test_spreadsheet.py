@@ -6,9 +6,9 @@ import hashlib
 
 import pytest
 
-from transforms.identifiers import check_char
-from transforms.masking import NameIndex, mask_id, mask_name
-from transforms.spreadsheet import EXCEL_CELL_LIMIT, neutralize, safe_file_stem
+from transforms.outputs.spreadsheet import EXCEL_CELL_LIMIT, neutralize, safe_file_stem
+from transforms.parsing.identifiers import check_char
+from transforms.privacy.masking import NameIndex, mask_id, mask_name
 
 SENTINEL = "53262619870312775" + check_char("53262619870312775")
 OTHER = "53262619870320775" + check_char("53262619870320775")  # differs where the mask hides

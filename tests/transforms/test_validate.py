@@ -7,12 +7,12 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from transforms.contracts import ColumnType, Contract, contract_by_dataset, load_contracts
-from transforms.identifiers import ID_PATTERN, check_char
-from transforms.masking import NameIndex, mask_id, mask_name
-from transforms.parse import to_frame
-from transforms.readers import Cell, RawSheet
-from transforms.validate import (
+from transforms.config.contracts import ColumnType, Contract, contract_by_dataset, load_contracts
+from transforms.parsing.identifiers import ID_PATTERN, check_char
+from transforms.parsing.parse import to_frame
+from transforms.parsing.readers import Cell, RawSheet
+from transforms.privacy.masking import NameIndex, mask_id, mask_name
+from transforms.validation.validate import (
     DATE_PATTERN,
     EXPECTATIONS_DIR,
     HH_PATTERN,
@@ -590,9 +590,9 @@ def hostile_load(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Any, d
     through discover, validation, resolution and the load."""
     import sqlalchemy as sa
 
-    from transforms import pipeline
-    from transforms.settings import Settings
-    from transforms.warehouse import person_identity
+    from transforms.config.settings import Settings
+    from transforms.pipeline import steps as pipeline
+    from transforms.warehouse.tables import person_identity
 
     if request.param == "postgres":
         url = request.getfixturevalue("postgres_databases")()

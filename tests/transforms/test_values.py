@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from transforms.values import (
+from transforms.parsing.values import (
     normalize_cell_header,
     normalize_date,
     normalize_enum,

@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from transforms.contracts import ColumnType, contract_by_dataset, load_contracts
-from transforms.warehouse import (
+from transforms.config.contracts import ColumnType, contract_by_dataset, load_contracts
+from transforms.warehouse.tables import (
     LINEAGE_COLUMNS,
     MANIFEST_STATUSES,
     create_schema,

@@ -16,13 +16,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from transforms.contracts import load_contracts
-from transforms.identifiers import check_char
-from transforms.masking import NameIndex, mask_id, mask_name
-from transforms.settings import Settings
-from transforms.warehouse import create_schema, make_engine, person_identity
-from transforms.warning_rules import RulePlan, default_configuration, plan_rules
-from transforms.warnings import (
+from transforms.config.contracts import load_contracts
+from transforms.config.settings import Settings
+from transforms.parsing.identifiers import check_char
+from transforms.privacy.masking import NameIndex, mask_id, mask_name
+from transforms.risk.rules import RulePlan, default_configuration, plan_rules
+from transforms.risk.warnings import (
     CountyData,
     Evaluation,
     compute_indicators,
@@ -35,12 +34,13 @@ from transforms.warnings import (
     transitions,
     write_township_exports,
 )
-from transforms.warnings_schema import (
+from transforms.warehouse.risk_tables import (
     inclusion_candidate,
     plan_indicator,
     risk_warning,
     risk_warning_event,
 )
+from transforms.warehouse.tables import create_schema, make_engine, person_identity
 
 DAY = dt.date(2026, 11, 28)
 RULES, INDICATORS, PARAMETERS, VILLAGES = default_configuration()
@@ -331,14 +331,14 @@ BASE_RULE: dict[str, Any] = {
     ],
 )
 def test_the_rules_file_is_strict(tmp_path: Path, change: dict[str, Any], message: str) -> None:
-    from transforms.warning_rules import load_rules
+    from transforms.risk.rules import load_rules
 
     with pytest.raises(ValueError, match=message):
         load_rules(_rules_yaml(tmp_path, {**BASE_RULE, **change}))
 
 
 def test_a_threshold_changes_by_a_new_effective_dated_entry(tmp_path: Path) -> None:
-    from transforms.warning_rules import load_rules
+    from transforms.risk.rules import load_rules
 
     later = {"effective_from": dt.date(2026, 12, 1), "values": {"threshold": 20000}}
     rule = load_rules(
@@ -361,7 +361,7 @@ def test_a_threshold_changes_by_a_new_effective_dated_entry(tmp_path: Path) -> N
 
 
 def test_plan_rules_checks_columns_against_the_contract(tmp_path: Path) -> None:
-    from transforms.warning_rules import load_rules
+    from transforms.risk.rules import load_rules
 
     logic = {**BASE_RULE["logic"], "match": [{"column": "fees", "op": "gt", "value": 1}]}
     with pytest.raises(ValueError, match="has no column 'fees'"):
@@ -854,7 +854,7 @@ def test_rules_not_run_on_a_day_keep_their_warnings(warehouse: Engine) -> None:
 
 
 def _manifest(engine: Engine) -> int:
-    from transforms.warehouse import file_manifest
+    from transforms.warehouse.tables import file_manifest
 
     with engine.begin() as conn:
         manifest_id: int = conn.execute(

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from transforms import pipeline
-from transforms.settings import load_settings
-from transforms.warnings import (
+from transforms.config.settings import load_settings
+from transforms.pipeline import steps as pipeline
+from transforms.risk.warnings import (
     format_accuracy,
     run_warnings,
     warnings_accuracy,

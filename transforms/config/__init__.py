@@ -1,0 +1,1 @@
+"""Configuration: settings, bureau dataset contracts, limits, the county clock."""

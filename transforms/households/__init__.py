@@ -1,0 +1,1 @@
+"""Person -> household resolution and the daily household snapshot."""

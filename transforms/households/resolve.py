@@ -1,0 +1,129 @@
+"""Person → household: every row is keyed by the HMAC of its person's ID and matched to its
+household through the roster the warehouse has loaded (and the rosters of this run).
+
+Resolution reads the roster rows themselves, never the dimensions a snapshot builds from them:
+a run killed before its first snapshot must not make every person "not on the roster".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from transforms.config.contracts import Contract, contract_by_dataset
+from transforms.config.settings import Settings
+from transforms.parsing.identifiers import birth_date, sex
+from transforms.privacy.keys import person_key
+from transforms.runlog.steps import recorded_step
+from transforms.runlog.workdir import load_frame, save_frame
+from transforms.warehouse.manifest import LOADED_STATUSES
+from transforms.warehouse.person_keys import verify_person_key
+from transforms.warehouse.tables import file_manifest, staging_table
+
+log = logging.getLogger(__name__)
+
+ROSTER = "roster"
+
+
+def roster_households(engine: Engine) -> dict[str, str] | None:
+    """person key -> 户编号 from the current roster rows in load order (a later file wins);
+    None when no roster has ever been loaded."""
+    table = staging_table(contract_by_dataset(ROSTER))
+    current = tuple(s for s in LOADED_STATUSES if s not in ("superseded", "held"))
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(table.c.person_key, table.c.household_id)
+            .join(file_manifest, file_manifest.c.id == table.c.manifest_id)
+            .where(file_manifest.c.status.in_(current))
+            .order_by(table.c.manifest_id, table.c.id)
+        ).all()
+    if not rows:
+        return None
+    return {key: household for key, household in rows}
+
+
+def _once_per_value(func: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    known: dict[tuple[type, Any], Any] = {}
+
+    def call(value: Any) -> Any:
+        key = (type(value), value)
+        if key not in known:
+            known[key] = func(value)
+        return known[key]
+
+    return call
+
+
+def _attach_person_keys(
+    frame: pd.DataFrame, contract: Contract, derive: Mapping[str, Callable[[Any], Any]]
+) -> None:
+    """Key every row by the HMAC of its person's ID, and derive birth date and sex from the ID
+    while it is still at hand (the warehouse keeps the plaintext ID only in person_identity)."""
+    ids = frame[contract.person_column]
+    for column, func in derive.items():
+        frame[column] = ids.map(func)
+
+
+def resolve_households(
+    settings: Settings, engine: Engine, run_id: str, results: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Attach each row's household through the roster; unmatched persons are kept and counted.
+
+    The rosters received in this run override the warehouse's roster, so they are keyed first;
+    every frame is read and written once. With no roster at all, nobody can be matched: the
+    files' `rows_unmatched` stays unknown (None) instead of calling everyone unmatched."""
+    with recorded_step(engine, run_id, "resolve") as counts:
+        secret = verify_person_key(engine, settings.person_key_secret)
+        # A person is in many files (the roster and the bureaus' lists): each function runs
+        # once per distinct ID.
+        derive = {
+            "_person_key": _once_per_value(lambda v: person_key(secret, v)),
+            "_birth_date": _once_per_value(birth_date),
+            "_sex": _once_per_value(sex),
+        }
+
+        def keyed(result: dict[str, Any]) -> pd.DataFrame:
+            frame = load_frame(Path(result["valid_path"]))
+            _attach_person_keys(frame, contract_by_dataset(result["dataset"]), derive)
+            return frame
+
+        known = roster_households(engine)
+        mapping = dict(known or {})
+        rosters: dict[int, pd.DataFrame] = {}
+        for index, result in enumerate(results):
+            if result["dataset"] == ROSTER:
+                rosters[index] = frame = keyed(result)
+                mapping.update(zip(frame["_person_key"], frame["household_id"], strict=True))
+        if not mapping:
+            log.warning(
+                "no roster has been loaded yet: households are matched once the rural "
+                "revitalization bureau's roster arrives; unmatched counts are left unknown"
+            )
+        resolved: list[dict[str, Any]] = []
+        for index, result in enumerate(results):
+            frame = rosters.pop(index) if index in rosters else keyed(result)
+            frame["_household_id"] = frame["_person_key"].map(mapping)
+            unmatched = int(frame["_household_id"].isna().sum()) if mapping else None
+            save_frame(frame, Path(result["valid_path"]))
+            resolved.append({**result, "rows_unmatched": unmatched})
+            if unmatched:
+                log.info(
+                    "manifest #%s (%s): %d of %d persons not on the roster",
+                    result["manifest_id"],
+                    result["dataset"],
+                    unmatched,
+                    len(frame),
+                )
+            del frame
+        counts.update(
+            persons_known=len(mapping),
+            roster_known=bool(mapping),
+            rows_unmatched=sum(r["rows_unmatched"] or 0 for r in resolved),
+        )
+    return resolved

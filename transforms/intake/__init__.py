@@ -1,0 +1,1 @@
+"""Landing folders: stable files, the archive, which dataset a file is."""

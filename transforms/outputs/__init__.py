@@ -1,0 +1,1 @@
+"""What people read: receipts, township workbooks, the run report, summaries."""

@@ -1,0 +1,1 @@
+"""From bytes to a frame: readers, cell values, identifiers, header recognition."""

@@ -1,0 +1,147 @@
+"""身份证号 (GB 11643-1999) normalisation, validation and derived fields.
+
+Bureaus type the same person's ID in many ways (full-width digits, spaces and newlines inside,
+lowercase x, a student number "G"+ID, a disability certificate number ID+2 digits, a legacy
+15-digit ID, or a number Excel turned into 5.30102199001011E+17). `normalize_id` maps every
+recoverable spelling to the 18-char form; the validators then say whether the result is usable.
+Masking (of IDs, names and phone numbers) lives in transforms.privacy.masking.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Final, Literal
+
+from transforms.config.text import INVISIBLE_RE
+
+_WEIGHTS: Final = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_CHECK_CHARS: Final = "10X98765432"
+
+# [0-9] rather than \d: \d also matches non-ASCII digits that NFKC leaves alone.
+ID_PATTERN: Final = (
+    r"^[0-9]{6}(?:19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])[0-9]{3}[0-9X]$"
+)
+_ID_RE: Final = re.compile(ID_PATTERN)
+
+_SCIENTIFIC_RE: Final = re.compile(r"^[0-9]+(?:\.[0-9]+)?E\+?[0-9]+$")
+_INTEGRAL_FLOAT_RE: Final = re.compile(r"^([0-9]{15,20})\.0+$")
+_STUDENT_RE: Final = re.compile(r"^G([0-9]{17}[0-9X])$")
+# Disability certificate: ID + category (1-7) + grade (1-4). Restricting the two digits keeps an
+# arbitrary 20-digit number from being cut down to something that happens to look like an ID.
+_DISABILITY_RE: Final = re.compile(r"^([0-9]{17}[0-9X])[1-7][1-4]$")
+_MAX_DIGITS: Final = 25
+_LEGACY_RE: Final = re.compile(r"^[0-9]{15}$")
+_DIGITS17_RE: Final = re.compile(r"^[0-9]{17}$")
+_EXCEL_TRUNCATED_RE: Final = re.compile(r"^[0-9]{15}000$")
+
+
+def check_char(first17: str) -> str:
+    """The GB 11643 check character for the first 17 digits; ValueError if they are not digits."""
+    if not _DIGITS17_RE.match(first17):
+        raise ValueError(f"expected 17 ASCII digits, got {len(first17)} characters")
+    total = sum(int(c) * w for c, w in zip(first17, _WEIGHTS, strict=True))
+    return _CHECK_CHARS[total % 11]
+
+
+def _clean(raw: str) -> str:
+    return INVISIBLE_RE.sub("", unicodedata.normalize("NFKC", raw)).upper()
+
+
+def normalize_id(raw: str | None) -> str | None:
+    """Map any recoverable spelling of an ID to its 18-char form; None for blank.
+
+    Unrecoverable values come back cleaned but otherwise as given, so that validation can show
+    the bureau what it sent. Never raises.
+    """
+    if raw is None:
+        return None
+    if not isinstance(raw, str):  # a stray float/int from a DataFrame must not crash a run
+        raw = str(raw)
+    s = _clean(raw)
+    # Excel's text prefix leaks into CSV exports as a literal apostrophe.
+    s = s.lstrip("'`")
+    if not s:
+        return None
+    if _SCIENTIFIC_RE.match(s):
+        try:
+            number = Decimal(s)
+        except InvalidOperation:
+            return s
+        # The exponent bound keeps a hostile "1E+999999999" from building a billion-digit int.
+        if number.adjusted() < _MAX_DIGITS and number == number.to_integral_value():
+            s = str(int(number))
+    elif m := _INTEGRAL_FLOAT_RE.match(s):
+        s = m.group(1)
+    if m := _STUDENT_RE.match(s):
+        return m.group(1)
+    if m := _DISABILITY_RE.match(s):
+        return m.group(1)
+    if _LEGACY_RE.match(s):
+        first17 = s[:6] + "19" + s[6:]
+        return first17 + check_char(first17)
+    return s
+
+
+def checksum_ok(id: str) -> bool:
+    """True when an 18-char value has 17 digits and the matching check character."""
+    if len(id) != 18 or not _DIGITS17_RE.match(id[:17]):
+        return False
+    return check_char(id[:17]) == id[17]
+
+
+def _birth_date_or_none(id: str) -> date | None:
+    try:
+        return date(int(id[6:10]), int(id[10:12]), int(id[12:14]))
+    except ValueError:
+        return None
+
+
+def is_well_formed(id: str | None, today: date | None = None) -> bool:
+    """Shape of ID_PATTERN plus a real birth date that is not in the future (check char aside)."""
+    if id is None or not _ID_RE.fullmatch(id):
+        return False
+    born = _birth_date_or_none(id)
+    return born is not None and born <= (today or date.today())
+
+
+def looks_like_excel_number(raw: str | None) -> bool:
+    """True when the value shows that Excel stored the ID as a number and lost digits.
+
+    Excel keeps 15 significant digits, so such an ID appears in scientific notation or as 18
+    digits ending in 000; the real last three digits are gone and must not be guessed.
+    """
+    if raw is None:
+        return False
+    s = _clean(raw if isinstance(raw, str) else str(raw))
+    if "E+" in s and _SCIENTIFIC_RE.match(s):
+        return True
+    if m := _INTEGRAL_FLOAT_RE.match(s):
+        s = m.group(1)
+    return bool(_EXCEL_TRUNCATED_RE.match(s)) and not checksum_ok(s)
+
+
+def birth_date(id: str) -> date:
+    """Birth date encoded in an 18-char ID; ValueError when it is not a real date."""
+    if len(id) != 18:
+        raise ValueError("birth date needs an 18-character ID")
+    born = _birth_date_or_none(id)
+    if born is None:
+        raise ValueError("ID does not encode a real birth date")
+    return born
+
+
+def sex(id: str) -> Literal["男", "女"]:
+    """Sex from the sequence number: odd 17th digit = male."""
+    if len(id) != 18 or not id[16].isdigit():
+        raise ValueError("sex needs an 18-character ID with a digit in position 17")
+    return "男" if int(id[16]) % 2 else "女"
+
+
+def age_on(id: str, day: date) -> int:
+    """Age in completed years on `day` (a 29 Feb birthday counts from 1 March in common years)."""
+    born = birth_date(id)
+    before_birthday = (day.month, day.day) < (born.month, born.day)
+    return day.year - born.year - int(before_birthday)

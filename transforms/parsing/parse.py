@@ -1,0 +1,487 @@
+"""From raw sheets to a frame of normalised text per contract column.
+
+Steps: find the header row (below any title rows, possibly two merged levels), recognise the
+dataset by its headers, drop total/footer/repeated-header rows (counted, never quarantined),
+and normalise every cell according to its column type. Nothing is coerced silently: a value that
+cannot be normalised stays as written so validation can report it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from transforms.config.contracts import (
+    Column,
+    ColumnType,
+    Contract,
+    load_contracts,
+    normalize_header,
+)
+from transforms.parsing.file_refusals import FileRejection
+from transforms.parsing.identifiers import (
+    ID_PATTERN,
+    checksum_ok,
+    is_well_formed,
+    normalize_id,
+)
+from transforms.parsing.readers import RawSheet
+from transforms.parsing.values import (
+    normalize_date,
+    normalize_enum,
+    normalize_int,
+    normalize_money,
+    normalize_phone,
+    normalize_text,
+    normalize_yn,
+)
+from transforms.privacy.masking import mask_text
+
+HEADER_SCAN_ROWS = 30
+ROW_ID = "_row_id"
+SHEET = "_sheet"
+SOURCE_ROW = "_source_row"
+_TOTAL_ROW = re.compile(r"^(合计|小计|总计|共计)")
+_FOOTER_ROW = re.compile(
+    r"^(填表人|审核人|制表人|制表日期|填表日期|填报人|填报日期|负责人|单位负责人|联系电话)"
+)
+_TOTAL_LINE = re.compile(_TOTAL_ROW.pattern, re.MULTILINE)
+_FOOTER_LINE = re.compile(_FOOTER_ROW.pattern, re.MULTILINE)
+_ID_SHAPE = re.compile(ID_PATTERN)
+# 说明 / 填表说明 / 填报须知 / 注意事项: sheets of instructions, which may even hold a sample row
+# under the real headers. They are never data.
+_INSTRUCTION_SHEET = re.compile(r"^(?:填表|填报|填写|使用|编制|指标|字段)?(?:说明|须知)|^注意事项")
+
+HeaderLine = tuple[tuple[int, str], ...]  # (position, normalised text) of a header row's cells
+
+
+@dataclass(frozen=True)
+class HeaderMatch:
+    sheet: str
+    header_rows: tuple[int, ...]  # source row numbers forming the header (one or two)
+    data_start: int  # index into the sheet's rows where data begins
+    positions: dict[str, int]  # canonical column name -> cell position
+    headers_found: tuple[str, ...]
+    matched: tuple[str, ...] = ()  # the normalised headers that matched contract columns
+    # the header rows and the row above them as written, to spot them printed again mid-sheet
+    lines: tuple[HeaderLine, ...] = ()
+
+
+@dataclass(frozen=True)
+class SkippedSheet:
+    """A sheet that was not read, and why. Only sheets that look like data are reported."""
+
+    name: str
+    code: str  # instructions | no_header | missing_required_column | other_dataset
+    zh: str = ""
+    en: str = ""
+
+    @property
+    def reported(self) -> bool:
+        return self.code in ("missing_required_column", "other_dataset")
+
+
+@dataclass
+class ParsedFile:
+    contract: Contract
+    frame: pd.DataFrame  # raw text columns `raw__<name>`, normalised `<name>`, lineage columns
+    sheets_read: list[str]
+    sheets_skipped: list[str]
+    rows_read: int
+    rows_dropped: int
+    dropped_by_kind: dict[str, int] = field(default_factory=dict)
+    skipped: list[SkippedSheet] = field(default_factory=list)
+
+    @property
+    def sheet_note(self) -> tuple[str, str] | None:
+        """(zh, en) naming every data-like sheet left unread, for the manifest and the receipt;
+        None when only instruction or empty sheets were left out."""
+        reported = [s for s in self.skipped if s.reported]
+        if not reported:
+            return None
+        return "；".join(s.zh for s in reported), "; ".join(s.en for s in reported)
+
+
+def is_instruction_sheet(name: str) -> bool:
+    return bool(_INSTRUCTION_SHEET.match(normalize_header(name)))
+
+
+def _cell_headers(cells: Sequence[str | None]) -> list[str]:
+    return [normalize_header(c) if c else "" for c in cells]
+
+
+def _merge_rows(upper: Sequence[str | None], lower: Sequence[str | None]) -> list[str | None]:
+    # A two-level header (基本信息 / 费用信息 over the real headers) carries the real name in the
+    # lower row; where the lower cell is empty (vertically merged), the upper row holds it.
+    width = max(len(upper), len(lower))
+    merged: list[str | None] = []
+    for i in range(width):
+        low = lower[i] if i < len(lower) else None
+        up = upper[i] if i < len(upper) else None
+        merged.append(low if low not in (None, "") else up)
+    return merged
+
+
+def _positions(headers: list[str], contract: Contract) -> tuple[dict[str, int], tuple[str, ...]]:
+    index = contract.header_index()
+    positions: dict[str, int] = {}
+    matched: list[str] = []
+    for pos, header in enumerate(headers):
+        column = index.get(header)
+        if column is not None and column.name not in positions:
+            positions[column.name] = pos
+            matched.append(header)
+    return positions, tuple(matched)
+
+
+def _line(cells: Sequence[str | None]) -> HeaderLine:
+    return tuple((pos, text) for pos, text in enumerate(_cell_headers(cells)) if text)
+
+
+def find_header(sheet: RawSheet, contract: Contract) -> HeaderMatch | None:
+    """The best header (single or two-level) for this contract among the sheet's first rows."""
+    best: HeaderMatch | None = None
+    scan = sheet.rows[:HEADER_SCAN_ROWS]
+    for i, (row_no, cells) in enumerate(scan):
+        # The row just above the header (a title, or the upper row of a two-level header that
+        # adds no column) is kept too: printed pages repeat it along with the header.
+        above = (_line(scan[i - 1][1]),) if i > 0 else ()
+        candidates: list[tuple[tuple[int, ...], int, list[str | None], tuple[HeaderLine, ...]]]
+        candidates = [((row_no,), i + 1, list(cells), (*above, _line(cells)))]
+        if i + 1 < len(scan):
+            next_no, next_cells = scan[i + 1]
+            candidates.append(
+                (
+                    (row_no, next_no),
+                    i + 2,
+                    _merge_rows(cells, next_cells),
+                    (*above, _line(cells), _line(next_cells)),
+                )
+            )
+        for header_rows, data_start, header_cells, lines in candidates:
+            headers = _cell_headers(header_cells)
+            positions, matched = _positions(headers, contract)
+            if len(positions) < 2:
+                continue
+            # On a tie the single row wins: a title row above the header adds nothing to it.
+            if best is None or (len(positions), -len(header_rows)) > (
+                len(best.positions),
+                -len(best.header_rows),
+            ):
+                best = HeaderMatch(
+                    sheet=sheet.name,
+                    header_rows=header_rows,
+                    data_start=data_start,
+                    positions=positions,
+                    headers_found=tuple(h for h in headers if h),
+                    matched=matched,
+                    lines=lines,
+                )
+    return best
+
+
+def _universe(contracts: Sequence[Contract]) -> list[Contract]:
+    """Every known dataset (the given contracts win over the committed ones of the same name)."""
+    known = {c.dataset: c for c in load_contracts()}
+    known.update({c.dataset: c for c in contracts})
+    return list(known.values())
+
+
+def shared_headers(contract: Contract, universe: Sequence[Contract]) -> frozenset[str]:
+    """Headers of this contract that other datasets use too (姓名, 身份证号, 乡镇...): a file that
+    carries only these says nothing about being this dataset."""
+    others: set[str] = set()
+    for other in universe:
+        if other.dataset != contract.dataset:
+            others.update(other.header_index())
+    return frozenset(contract.header_index()) & others
+
+
+def _is_complete(match: HeaderMatch, contract: Contract) -> bool:
+    return {c.name for c in contract.required_columns} <= match.positions.keys()
+
+
+def _distinctive(match: HeaderMatch, shared: frozenset[str]) -> int:
+    return sum(h not in shared for h in match.matched)
+
+
+@dataclass
+class _Fit:
+    """How well a file's sheets fit one contract."""
+
+    contract: Contract
+    matches: list[HeaderMatch]  # the best header of each sheet that has one
+    complete: list[HeaderMatch]
+    shared: frozenset[str]
+
+    @property
+    def key(self) -> tuple[bool, int, int, int]:
+        # Layouts of one dataset share their headers: between them, the one the file misses
+        # the fewest required columns of is the one the clerk meant (a national export without
+        # 人均纯收入 is told about 人均纯收入, not about the agreed layout's income parts).
+        return (
+            bool(self.complete),
+            max((_distinctive(m, self.shared) for m in self.matches), default=0),
+            max((len(m.positions) for m in self.matches), default=0),
+            -min((len(_missing(m, self.contract)) for m in self.matches), default=0),
+        )
+
+
+def _fit(sheets: Sequence[RawSheet], contract: Contract, universe: Sequence[Contract]) -> _Fit:
+    matches = [
+        m
+        for s in sheets
+        if not is_instruction_sheet(s.name) and (m := find_header(s, contract)) is not None
+    ]
+    return _Fit(
+        contract,
+        matches,
+        [m for m in matches if _is_complete(m, contract)],
+        shared_headers(contract, universe),
+    )
+
+
+def _missing(match: HeaderMatch, contract: Contract) -> list[str]:
+    return [c.header for c in contract.required_columns if c.name not in match.positions]
+
+
+def identify(
+    sheets: Sequence[RawSheet], contracts: Sequence[Contract]
+) -> tuple[Contract, list[HeaderMatch]]:
+    """Which contract the file follows, recognised by its headers, and each data sheet's header.
+
+    Raises FileRejection when no sheet has all required headers of a contract: as
+    `missing_required_column` when a sheet carries headers only that contract uses (it is that
+    dataset with a column missing), else as `unknown_headers` (a file of another kind; 姓名 and
+    身份证号 alone do not make a file any particular dataset).
+    """
+    if not contracts:
+        raise FileRejection(
+            "no_contract_for_bureau",
+            "该文件夹没有登记任何数据格式，无法识别文件",
+            "no contract is registered for this folder",
+        )
+    universe = _universe(contracts)
+    fits = [_fit(sheets, v, universe) for c in contracts for v in c.variants()]
+    best = max(fits, key=lambda f: f.key)  # the first of equals: the contracts' order decides
+    contract = best.contract
+    if best.complete:
+        return contract, best.complete
+
+    partial = [m for m in best.matches if _distinctive(m, best.shared)]
+    if partial:
+        match = max(partial, key=lambda m: len(m.positions))
+        missing = "、".join(_missing(match, contract))
+        raise FileRejection(
+            "missing_required_column",
+            f"缺少必需的列：{missing}（数据“{contract.title_zh}”）。请补上该列后重新报送",
+            f"required column(s) missing: {missing} (dataset {contract.dataset})",
+            headers_found=match.headers_found,
+            headers_expected=tuple(c.header for c in contract.required_columns),
+        )
+
+    matches = [m for f in fits for m in f.matches]
+    found = max((m.headers_found for m in matches), key=len, default=())
+    if not found:
+        found = max(
+            (tuple(h for h in _cell_headers(c) if h) for s in sheets for _, c in s.rows[:5]),
+            key=len,
+            default=(),
+        )
+    # with no header row, the "headers" are data cells: never carry an ID number onwards
+    found = tuple(mask_text(h) for h in found)
+    expected = tuple(
+        f"{c.title_zh}：" + "、".join(col.header for col in c.required_columns) for c in contracts
+    )
+    raise FileRejection(
+        "unknown_headers",
+        "无法识别文件内容：表头与本单位任何一种报送格式都不符。"
+        f"文件中的表头：{'、'.join(found) or '（无）'}。"
+        f"应有的表头：{'；'.join(expected)}",
+        f"headers match no dataset of this bureau; found: {', '.join(found) or '(none)'}; "
+        f"expected: {'; '.join(expected)}",
+        headers_found=found,
+        headers_expected=expected,
+    )
+
+
+def _skipped_sheet(
+    sheet: RawSheet, contract: Contract, universe: Sequence[Contract]
+) -> SkippedSheet:
+    """Why a sheet of the file was not read."""
+    name = sheet.name
+    if is_instruction_sheet(name):
+        return SkippedSheet(name, "instructions")
+    match = find_header(sheet, contract)
+    if match is not None and _distinctive(match, shared_headers(contract, universe)):
+        missing = "、".join(_missing(match, contract))
+        return SkippedSheet(
+            name,
+            "missing_required_column",
+            f"工作表“{name}”未读取：缺少必需的列：{missing}",
+            f"sheet '{name}' not read: required column(s) missing: {missing}",
+        )
+    for other in universe:
+        if other.bureau != contract.bureau or other.dataset == contract.dataset:
+            continue
+        other_match = find_header(sheet, other)
+        if other_match is not None and _is_complete(other_match, other):
+            return SkippedSheet(
+                name,
+                "other_dataset",
+                f"工作表“{name}”是“{other.title_zh}”，与本文件其他工作表不是同一种数据，"
+                "未读取；请作为单独的文件报送",
+                f"sheet '{name}' holds {other.dataset}, not {contract.dataset} like the rest of "
+                "the file; not read, send it as a file of its own",
+            )
+    return SkippedSheet(name, "no_header")
+
+
+def _row_kind(
+    cells: Sequence[str | None], header_texts: set[str], header_lines: set[HeaderLine]
+) -> str | None:
+    # each cell is normalised once; the header-line check below reuses it
+    normalized = [(pos, normalize_header(c)) for pos, c in enumerate(cells) if c]
+    texts = [text for _, text in normalized]
+    if not texts:
+        return "blank"
+    # Normalised texts hold no whitespace, so joined by newlines each one starts a line: one
+    # multi-line search per row instead of a match per cell.
+    if _TOTAL_LINE.search("\n".join(texts[:3])):
+        return "total"
+    if _FOOTER_LINE.search("\n".join(texts)):
+        return "footer"
+    if header_texts and sum(t in header_texts for t in texts) * 2 >= len(header_texts):
+        return "repeated_header"
+    # The upper row of a two-level header (基本信息 / 费用信息) printed again on a later page
+    # holds few column headers; it is recognised as a copy of the header row itself.
+    if tuple((pos, text) for pos, text in normalized if text) in header_lines:
+        return "repeated_header"
+    return None
+
+
+_NORMALIZERS = {
+    ColumnType.TEXT: normalize_text,
+    ColumnType.HH: lambda v: None if (t := normalize_text(v)) is None else t.replace(" ", ""),
+    ColumnType.ID: normalize_id,
+    ColumnType.DATE: normalize_date,
+    ColumnType.MONEY: normalize_money,
+    ColumnType.INT: normalize_int,
+    ColumnType.YN: normalize_yn,
+    ColumnType.PHONE: normalize_phone,
+}
+
+
+def normalize_column(column: Column, raw: pd.Series) -> pd.Series:
+    if column.type is ColumnType.ENUM:
+        aliases = column.aliases
+        return raw.map(_memoized(lambda v: normalize_enum(v, aliases)), na_action="ignore")
+    return raw.map(_memoized(_NORMALIZERS[column.type]), na_action="ignore")
+
+
+def _memoized(normalize: Callable[[str], str | None]) -> Callable[[str], str | None]:
+    """The normaliser with a memory of the values it has seen in one column: townships, enums,
+    dates and amounts repeat down a column (a household's fields on every member's row), and
+    the normalisers are pure."""
+    seen: dict[str, str | None] = {}
+
+    def cached(value: str) -> str | None:
+        try:
+            return seen[value]
+        except KeyError:
+            result = seen[value] = normalize(value)
+            return result
+        except TypeError:  # not hashable: nothing a reader gives, but never fail on it
+            return normalize(value)
+
+    return cached
+
+
+def _year_before(normalized_date: object) -> str | None:
+    """The income year a national export's 数据日期 implies; None for a date that is not one
+    (the date column's own rule reports it)."""
+    text = str(normalized_date)
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        return None
+    return str(int(text[:4]) - 1)
+
+
+def id_status(normalized: pd.Series) -> pd.Series:
+    """Why an ID of the right shape is still wrong: 'ok', 'birth_date' (no such day, or in the
+    future) or 'checksum'. Null for empty or misshapen IDs, which the format rule reports."""
+
+    def status(value: object) -> str | None:
+        if not isinstance(value, str) or not _ID_SHAPE.fullmatch(value):
+            return None
+        if not is_well_formed(value):
+            return "birth_date"
+        return "ok" if checksum_ok(value) else "checksum"
+
+    return normalized.map(status).astype("object")
+
+
+def to_frame(sheets: Sequence[RawSheet], contracts: Sequence[Contract]) -> ParsedFile:
+    """The file's data rows as a frame, with every sheet left unread accounted for.
+
+    Raises FileRejection when the file cannot be used: see `identify`, and `no_data_rows` for a
+    file that has the header but not a single data row.
+    """
+    contract, matches = identify(sheets, contracts)
+    by_sheet = {m.sheet: m for m in matches}
+    universe = _universe(contracts)
+    skipped = [_skipped_sheet(s, contract, universe) for s in sheets if s.name not in by_sheet]
+    records: list[dict[str, object]] = []
+    dropped: dict[str, int] = {}
+    for sheet in sheets:
+        match = by_sheet.get(sheet.name)
+        if match is None:
+            continue
+        header_texts = {normalize_header(h) for c in contract.columns for h in c.all_headers} & set(
+            match.headers_found
+        )
+        header_lines = set(match.lines)
+        for row_no, cells in sheet.rows[match.data_start :]:
+            kind = _row_kind(cells, header_texts, header_lines)
+            if kind is not None:
+                if kind != "blank":
+                    dropped[kind] = dropped.get(kind, 0) + 1
+                continue
+            record: dict[str, object] = {SHEET: sheet.name, SOURCE_ROW: row_no}
+            for name, pos in match.positions.items():
+                record[f"raw__{name}"] = cells[pos] if pos < len(cells) else None
+            records.append(record)
+    if not records:
+        raise FileRejection(
+            "no_data_rows",
+            f"文件只有表头，没有任何数据行（数据“{contract.title_zh}”）。请填入数据后重新报送",
+            f"the file has the header but no data rows (dataset {contract.dataset})",
+            headers_found=max((m.headers_found for m in matches), key=len),
+            headers_expected=tuple(c.header for c in contract.required_columns),
+        )
+
+    frame = pd.DataFrame.from_records(records)
+    frame[ROW_ID] = range(len(frame))
+    for column in contract.columns:
+        raw_name = f"raw__{column.name}"
+        if raw_name not in frame:
+            frame[raw_name] = pd.Series([None] * len(frame), dtype="object")
+        raw = frame[raw_name].astype("object").where(frame[raw_name].notna(), None)
+        frame[column.name] = normalize_column(column, raw).astype("object")
+    for target, derivation in contract.derive.items():
+        # what the clerk wrote is the source cell (数据日期), quoted if the derived value fails
+        frame[f"raw__{target}"] = frame[f"raw__{derivation.source}"]
+        years = frame[derivation.source].map(_year_before, na_action="ignore").astype("object")
+        frame[target] = years.where(years.notna(), None)
+    return ParsedFile(
+        contract=contract,
+        frame=frame,
+        sheets_read=[m.sheet for m in matches],
+        sheets_skipped=[s.name for s in skipped],
+        rows_read=len(frame),
+        rows_dropped=sum(dropped.values()),
+        dropped_by_kind=dropped,
+        skipped=skipped,
+    )

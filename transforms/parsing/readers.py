@@ -1,0 +1,478 @@
+"""Read a bureau file (Excel or CSV) into grids of raw cell text, one per sheet.
+
+Nothing is interpreted here beyond turning each cell into the text a person sees in Excel: header
+detection, validation and normalisation happen later, on text, so that every problem can be
+reported against the source row number the bureau sees.
+
+A file must never cost more than its limits (transforms.config.limits): its size, and for a
+workbook its
+zip and the used range of each sheet, are checked before it is read in full, each refusal an
+UnreadableFile saying in Chinese what to change. `read_sheets_isolated` then reads it in a child
+process (transforms.parsing.isolation), so that a reader that crashes, runs out of memory or
+hangs costs
+this file, not the task; `peek_sheets` reads only the first rows, at a cost that does not grow
+with the file. A cell longer than CELL_MAX_CHARS is kept cut to that many characters plus one:
+memory stays bounded, and the length rule that validates the column still sees it is too long,
+so the row is quarantined rather than the file refused.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import struct
+import zipfile
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from functools import partial
+from pathlib import Path
+from typing import IO, Final
+
+from python_calamine import (
+    CalamineError,
+    CalamineWorkbook,
+    PasswordError,
+    SheetTypeEnum,
+    SheetVisibleEnum,
+)
+
+from transforms.config.limits import FileLimits
+from transforms.parsing import xlsx_stream
+from transforms.parsing.file_refusals import (
+    UnreadableFile,
+    corrupt_workbook,
+    csv_too_large,
+    file_too_large,
+    packed_too_tightly,
+    reader_failed,
+    sheet_too_large,
+    too_many_members,
+    unpacks_too_large,
+)
+from transforms.parsing.isolation import IsolatedFailure, run_isolated
+
+EXCEL_SUFFIXES: Final = frozenset({".xlsx", ".xlsm", ".xls"})
+TEXT_SUFFIXES: Final = frozenset({".csv", ".txt"})
+# the Excel files that are zip packages of XML (.xls is a binary OLE file)
+_ZIP_SUFFIXES: Final = frozenset({".xlsx", ".xlsm"})
+
+_ZIP_MAGIC: Final = b"PK\x03\x04"
+_OLE_MAGIC: Final = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_SNIFF_LINES: Final = 10
+# Below 10**15 an integral float has at most 15 digits, so Excel shows it exactly.
+_EXACT_INT: Final = 10.0**15
+_SNIFF_CHARS: Final = 64 * 1024
+_READ_CHUNK: Final = 1024 * 1024
+# A real workbook has tens of parts; zipfile builds an object per entry before anything else.
+_MAX_ZIP_MEMBERS: Final = 10_000
+# What a broken zip makes zipfile and zlib raise; none of them is a fault of this code.
+_ZIP_ERRORS: Final = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+    struct.error,
+)
+
+Cell = str | None
+
+
+@dataclass(frozen=True)
+class RawSheet:
+    """One sheet as text. `rows` holds (source row number, cells) for the non-empty rows only.
+
+    Row numbers are 1-based as Excel shows them, or the 1-based line a CSV record starts on.
+    """
+
+    name: str
+    rows: list[tuple[int, list[Cell]]]
+    hidden: bool = False
+
+
+def _bom_encoding(data: bytes) -> str | None:
+    if data.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig"
+    # UTF-32 LE's BOM begins with UTF-16 LE's, so it must be tested first.
+    if data.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return "utf-32"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    return None
+
+
+def detect_encoding(data: bytes) -> str:
+    """Codec for CSV bytes: BOM first, then strict UTF-8, else GB18030 (a superset of GBK)."""
+    return _detect_encoding([data])
+
+
+def _detect_encoding(chunks: Iterable[bytes]) -> str:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    bom: str | None = None
+    try:
+        for number, chunk in enumerate(chunks):
+            if number == 0 and (bom := _bom_encoding(chunk)):
+                return bom
+            decoder.decode(chunk)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return "gb18030"
+    return "utf-8"
+
+
+def _file_chunks(path: Path) -> Iterable[bytes]:
+    with path.open("rb") as file:
+        while chunk := file.read(_READ_CHUNK):
+            yield chunk
+
+
+def _float_text(value: float) -> str:
+    # Excel shows at most 15 significant digits; anything beyond is binary noise, and an ID typed
+    # as a number must come out as the 18 digits Excel displays, never as 5.3e+17.
+    if value != value or value in (float("inf"), float("-inf")):
+        return str(value)
+    if value.is_integer() and -_EXACT_INT < value < _EXACT_INT:
+        return str(int(value))  # the common case, and the only one without Decimal's cost
+    text = format(Decimal(format(value, ".15g")), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def _datetime_text(value: datetime) -> str:
+    if value.time() == time(0, 0):
+        return value.strftime("%Y-%m-%d")
+    return value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _timedelta_text(value: timedelta) -> str:
+    # Durations are shown the way Excel's [h]:mm:ss format shows them.
+    seconds = int(value.total_seconds())
+    sign = "-" if seconds < 0 else ""
+    hours, rest = divmod(abs(seconds), 3600)
+    return f"{sign}{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+def _cell_text(value: object) -> Cell:
+    # Ordered by how often each type occurs; bool before int and datetime before date because
+    # each is a subclass of the other.
+    if isinstance(value, str):
+        return value.rstrip("\r") or None
+    if isinstance(value, float):
+        return _float_text(value)
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, datetime):
+        return _datetime_text(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, time):
+        return value.strftime("%H:%M:%S")
+    if isinstance(value, timedelta):
+        return _timedelta_text(value)
+    if value is None:
+        return None
+    return str(value)
+
+
+def _is_blank(cells: Sequence[Cell]) -> bool:
+    return all(c is None or c.isspace() for c in cells)
+
+
+def _clipped(cells: list[Cell], max_chars: int) -> list[Cell]:
+    if max(map(len, filter(None, cells)), default=0) <= max_chars:
+        return cells
+    return [c[: max_chars + 1] if c is not None and len(c) > max_chars else c for c in cells]
+
+
+def _grid_rows(grid: Iterable[Sequence[object]], max_chars: int) -> list[tuple[int, list[Cell]]]:
+    rows: list[tuple[int, list[Cell]]] = []
+    for number, values in enumerate(grid, start=1):
+        cells = _clipped([_cell_text(v) for v in values], max_chars)
+        if not _is_blank(cells):
+            rows.append((number, cells))
+    return rows
+
+
+def _read_excel(
+    path: Path, source: Path | IO[bytes], max_rows: int | None, limits: FileLimits
+) -> list[RawSheet]:
+    """calamine's reading of `source` (the file, or a copy of its head); `path` names it."""
+    try:
+        opened = (
+            CalamineWorkbook.from_path(source)
+            if isinstance(source, Path)
+            else CalamineWorkbook.from_filelike(source)
+        )
+        with opened as workbook:
+            sheets = []
+            for meta in workbook.sheets_metadata:
+                # Chart sheets and VBA modules hold no cells.
+                if meta.typ in (SheetTypeEnum.ChartSheet, SheetTypeEnum.Vba):
+                    continue
+                sheet = workbook.get_sheet_by_name(meta.name)
+                # skip_empty_area=False keeps row i of the grid at Excel row i+1.
+                grid = sheet.to_python(skip_empty_area=False, nrows=max_rows)
+                hidden = meta.visible is not SheetVisibleEnum.Visible
+                sheets.append(RawSheet(meta.name, _grid_rows(grid, limits.max_cell_chars), hidden))
+    except PasswordError as exc:
+        raise UnreadableFile(
+            path,
+            "password",
+            "the workbook is password-protected",
+            "文件设有密码保护，无法打开，请取消密码后重新提交",
+        ) from exc
+    except (CalamineError, ValueError, OverflowError, UnicodeDecodeError) as exc:
+        raise corrupt_workbook(path, exc) from exc
+    except BaseException as exc:
+        # calamine panics on some malformed files; pyo3 surfaces that as PanicException, which
+        # derives from BaseException and has no importable class to name here.
+        if type(exc).__name__ != "PanicException":
+            raise
+        raise corrupt_workbook(path, exc) from exc
+    return sheets
+
+
+def _peek_excel(path: Path, rows: int, limits: FileLimits) -> list[RawSheet]:
+    """The first `rows` rows of each sheet; for a zip workbook, read from a copy of its head."""
+    if path.suffix.lower() not in _ZIP_SUFFIXES or xlsx_stream.zip_member_count(path) is None:
+        return _read_excel(path, path, rows, limits)
+    head = io.BytesIO()
+    try:
+        with zipfile.ZipFile(path) as archive:
+            xlsx_stream.write_head_workbook(archive, rows, head)
+    except _ZIP_ERRORS as exc:
+        raise corrupt_workbook(path, exc) from exc
+    head.seek(0)
+    return _read_excel(path, head, rows, limits)
+
+
+def _sniff_delimiter(text: str) -> str:
+    head = text[:_SNIFF_CHARS].splitlines()
+    lines = [line for line in head if line.strip()][:_SNIFF_LINES]
+    # The widest line is the header. Judging by it rather than by any occurrence keeps a stray
+    # comma in a title row or in "1,234.50" from turning a tab-separated file into a CSV.
+    widest = {d: max((line.count(d) for line in lines), default=0) for d in (",", "\t", ";")}
+    best = max(widest, key=lambda d: widest[d])
+    return best if widest[best] > widest[","] else ","
+
+
+def _csv_rows(
+    path: Path, lines: Iterable[str], delimiter: str, max_rows: int | None, limits: FileLimits
+) -> list[tuple[int, list[Cell]]]:
+    reader = csv.reader(lines, delimiter=delimiter)
+    rows: list[tuple[int, list[Cell]]] = []
+    start = 1
+    cells_read = 0
+    for records, record in enumerate(reader, start=1):
+        # A quoted field may span lines (a newline inside a header); report where it starts.
+        if max_rows is not None and start > max_rows:
+            break
+        if records > limits.max_rows:
+            raise csv_too_large(path, "too_many_rows", limits)
+        cells: list[Cell] = [(v.rstrip("\r") or None) if v else None for v in record]
+        if len(cells) > limits.max_columns:
+            if not _is_blank(cells[limits.max_columns :]):
+                raise csv_too_large(path, "too_many_columns", limits)
+            del cells[limits.max_columns :]  # a trailing run of delimiters
+        cells_read += len(cells)
+        if cells_read > limits.max_cells:
+            raise csv_too_large(path, "too_many_cells", limits)
+        if not _is_blank(cells):
+            rows.append((start, _clipped(cells, limits.max_cell_chars)))
+        start = reader.line_num + 1
+    return rows
+
+
+def _read_csv(path: Path, max_rows: int | None, limits: FileLimits) -> list[RawSheet]:
+    with path.open("rb") as file:
+        magic = file.read(len(_OLE_MAGIC))
+    if magic.startswith((_ZIP_MAGIC, _OLE_MAGIC)):
+        raise UnreadableFile(
+            path,
+            "wrong_suffix",
+            f"the file is an Excel workbook but named {path.suffix}",
+            f"文件实际是Excel工作簿，但扩展名为{path.suffix}，请改为.xlsx或.xls后重新提交",
+        )
+    encoding = _detect_encoding(_file_chunks(path))
+    # One over-long cell must cost its row, not the file: let csv take any field the file-size
+    # bound allows (the limit is process-wide, so it is put back after).
+    previous = csv.field_size_limit(max(limits.max_file_bytes, csv.field_size_limit()))
+    try:
+        with path.open(encoding=encoding, newline="") as text:
+            delimiter = _sniff_delimiter(text.read(_SNIFF_CHARS))
+            text.seek(0)
+            rows = _csv_rows(path, text, delimiter, max_rows, limits)
+    except UnicodeDecodeError as exc:
+        raise UnreadableFile(
+            path,
+            "encoding",
+            "the text encoding is not UTF-8 or GBK/GB18030",
+            "无法识别文件编码，请以UTF-8或GBK编码保存后重新提交",
+        ) from exc
+    except csv.Error as exc:
+        raise UnreadableFile(
+            path,
+            "corrupt",
+            f"the CSV file cannot be parsed ({exc})",
+            "CSV文件格式错误，无法读取",
+        ) from exc
+    finally:
+        csv.field_size_limit(previous)
+    return [RawSheet("", rows)]
+
+
+def _check_bounds(path: Path, limits: FileLimits, *, sheets: bool) -> None:
+    """Refuse a file whose reading would cost more than `limits`, before reading it in full.
+
+    Size first; for a zip workbook its directory, then (with `sheets`) each sheet's used range,
+    streamed. A file that is not a zip is left to calamine, which says what it is.
+    """
+    size = path.stat().st_size
+    if size > limits.max_file_bytes:
+        raise file_too_large(path, size, limits)
+    if path.suffix.lower() not in _ZIP_SUFFIXES:
+        return
+    try:
+        members = xlsx_stream.zip_member_count(path)
+        if members is None:
+            return
+        if members > _MAX_ZIP_MEMBERS:
+            raise too_many_members(path, members, _MAX_ZIP_MEMBERS)
+        with zipfile.ZipFile(path) as archive:
+            _check_zip(path, archive, limits)
+            if sheets:
+                _check_sheets(path, archive, limits)
+    except _ZIP_ERRORS as exc:
+        raise corrupt_workbook(path, exc) from exc
+
+
+def _check_zip(path: Path, archive: zipfile.ZipFile, limits: FileLimits) -> None:
+    facts = xlsx_stream.zip_facts(archive)
+    if facts.uncompressed_bytes > limits.max_uncompressed_bytes:
+        raise unpacks_too_large(path, facts.uncompressed_bytes, limits)
+    if facts.worst_ratio > limits.max_compression_ratio:
+        raise packed_too_tightly(path, facts.worst_member, facts.worst_ratio, limits)
+
+
+def _check_sheets(path: Path, archive: zipfile.ZipFile, limits: FileLimits) -> None:
+    strings = xlsx_stream.declared_shared_strings(archive)
+    if strings > limits.max_cells:
+        # calamine reserves room for them all before reading one
+        raise corrupt_workbook(path, ValueError(f"sharedStrings.xml declares {strings} strings"))
+    for part in xlsx_stream.worksheet_parts(archive):
+        extent = xlsx_stream.sheet_extent(archive, part.member)
+        _check_extent(path, part.name, extent, limits)
+
+
+def _check_extent(path: Path, sheet: str, extent: xlsx_stream.Extent, limits: FileLimits) -> None:
+    rows, columns = extent.rows, extent.columns
+    if rows > limits.max_rows or columns > limits.max_columns or rows * columns > limits.max_cells:
+        raise sheet_too_large(path, sheet, extent, limits)
+
+
+def _isolated(path: Path, read: Callable[[], list[RawSheet]], limits: FileLimits) -> list[RawSheet]:
+    try:
+        return run_isolated(
+            read,
+            memory_bytes=limits.reader_memory_bytes,
+            timeout_seconds=limits.reader_timeout_seconds,
+        )
+    except IsolatedFailure as failure:
+        raise reader_failed(path, failure, limits) from failure
+
+
+def _checked_path(path: Path, max_rows: int | None) -> Path:
+    if max_rows is not None and max_rows < 1:
+        raise ValueError("max_rows must be at least 1")
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in EXCEL_SUFFIXES and suffix not in TEXT_SUFFIXES:
+        shown = suffix or "（无扩展名）"
+        raise UnreadableFile(
+            path,
+            "unsupported_type",
+            f"unsupported file type {suffix or '(no suffix)'}; send Excel (.xlsx/.xls) or CSV",
+            f"不支持的文件类型 {shown}，请提交Excel（.xlsx/.xls）或CSV文件",
+        )
+    if path.stat().st_size == 0:
+        raise UnreadableFile(path, "empty", "file is empty (0 bytes)", "文件为空（0字节）")
+    return path
+
+
+def _read_checked(path: Path, max_rows: int | None, limits: FileLimits) -> list[RawSheet]:
+    if path.suffix.lower() in EXCEL_SUFFIXES:
+        return _read_excel(path, path, max_rows, limits)
+    return _read_csv(path, max_rows, limits)
+
+
+def _non_empty(path: Path, sheets: list[RawSheet], max_rows: int | None) -> list[RawSheet]:
+    sheets = [s for s in sheets if s.rows]
+    if not sheets:
+        where = f" in the first {max_rows} rows" if max_rows is not None else ""
+        where_zh = f"前{max_rows}行" if max_rows is not None else ""
+        raise UnreadableFile(
+            path,
+            "no_rows",
+            f"the file has no non-empty row{where}",
+            f"文件{where_zh}没有任何数据行",
+        )
+    return sheets
+
+
+def read_sheets(
+    path: Path, max_rows: int | None = None, limits: FileLimits | None = None
+) -> list[RawSheet]:
+    """Every non-empty sheet of an Excel or CSV file as raw text rows, read in this process.
+
+    `max_rows` limits reading to source rows 1..max_rows. Raises UnreadableFile when the file
+    cannot yield a single non-empty row or is over `limits` (default: FileLimits()).
+    """
+    limits = limits or FileLimits()
+    path = _checked_path(path, max_rows)
+    _check_bounds(path, limits, sheets=True)
+    return _non_empty(path, _read_checked(path, max_rows, limits), max_rows)
+
+
+def read_sheets_isolated(
+    path: Path, max_rows: int | None = None, limits: FileLimits | None = None
+) -> list[RawSheet]:
+    """read_sheets, with the reading done in a child process capped by the limits' budget.
+
+    The bounds are checked here first (milliseconds for a hostile file); a reader that then
+    crashes, runs out of memory or passes the deadline becomes UnreadableFile with the code
+    reader_crashed, too_large or reader_timeout.
+    """
+    limits = limits or FileLimits()
+    path = _checked_path(path, max_rows)
+    _check_bounds(path, limits, sheets=True)
+    sheets = _isolated(path, partial(_read_checked, path, max_rows, limits), limits)
+    return _non_empty(path, sheets, max_rows)
+
+
+def peek_sheets(path: Path, rows: int, limits: FileLimits | None = None) -> list[RawSheet]:
+    """The first `rows` source rows of every non-empty sheet, at a cost bounded by `rows`.
+
+    Cells come out as read_sheets(path, max_rows=rows) gives them, except that a row may end
+    earlier: read_sheets pads every row to the width of the whole sheet with empty cells. Only
+    the file's size and zip directory are checked, not the used range of its sheets; workbooks
+    are read in a child process, as read_sheets_isolated does.
+    """
+    limits = limits or FileLimits()
+    path = _checked_path(path, rows)
+    _check_bounds(path, limits, sheets=False)
+    if path.suffix.lower() in TEXT_SUFFIXES:
+        sheets = _read_csv(path, rows, limits)
+    else:
+        sheets = _isolated(path, partial(_peek_excel, path, rows, limits), limits)
+    for sheet in sheets:
+        widest = max(sheet.rows, key=lambda row: len(row[1]), default=(0, []))
+        _check_extent(path, sheet.name, xlsx_stream.Extent(widest[0], len(widest[1])), limits)
+    return _non_empty(path, sheets, rows)

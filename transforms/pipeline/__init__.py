@@ -1,0 +1,1 @@
+"""The steps the DAG calls, in the order it calls them."""

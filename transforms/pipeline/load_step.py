@@ -1,0 +1,322 @@
+"""Loading the warehouse: each file in its own transaction, one file's failure its own.
+
+A file's staging rows, quarantine rows, identities and manifest status commit together or not at
+all. Nothing good is replaced by worse: a file with no usable row is refused instead of
+superseding the earlier file of its dataset and period, and a correction far smaller than the
+file it would replace is loaded but held until a person confirms it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from transforms.config.clock import county_time, utc_now
+from transforms.config.contracts import ColumnType, Contract, contract_by_dataset
+from transforms.config.settings import Settings
+from transforms.parsing.file_refusals import FileRejection
+from transforms.parsing.parse import SHEET, SOURCE_ROW
+from transforms.privacy.keys import stored_value
+from transforms.runlog.steps import describe_failure, recorded_step
+from transforms.runlog.workdir import load_frame
+from transforms.warehouse import manifest
+from transforms.warehouse.tables import (
+    IDENTITY_PHONE_COLUMNS,
+    bulk_load,
+    file_manifest,
+    insert_batches,
+    quarantine,
+    staging_table,
+    typed_value,
+    upsert_identities,
+)
+
+log = logging.getLogger(__name__)
+
+# the statuses whose rows are current (a later file of the same dataset and period replaces them)
+CURRENT_STATUSES = ("loaded", "partly_loaded")
+
+
+def _name_column(contract: Contract) -> str | None:
+    for column in contract.columns:
+        if column.personal and column.name.endswith("name"):
+            return column.name
+    return None
+
+
+def staging_rows(
+    contract: Contract, frame: pd.DataFrame, manifest_id: int, sha256: str
+) -> Iterator[dict[str, Any]]:
+    # Column by column: converting the frame's cells one record dict at a time cost more than
+    # the database insert itself.
+    def stored(column: Any) -> list[Any]:
+        values = frame[column.name]
+        return [
+            stored_value(column, typed_value(column.type, None if na else value))
+            for value, na in zip(values.tolist(), values.isna().tolist(), strict=True)
+        ]
+
+    households = frame["_household_id"]
+    lineage = {
+        "sheet": frame[SHEET].tolist(),
+        "source_row": [int(v) for v in frame[SOURCE_ROW].tolist()],
+        "person_key": frame["_person_key"].tolist(),
+        "birth_date": frame["_birth_date"].tolist(),
+        "sex": frame["_sex"].tolist(),
+        "matched_household_id": households.astype(object).where(households.notna(), None).tolist(),
+        "flagged": [bool(v) for v in frame["_flagged"].tolist()],
+    }
+    columns = {**lineage, **{c.name: stored(c) for c in contract.columns}}
+    names = list(columns)
+    for values in zip(*columns.values(), strict=True):
+        row = dict(zip(names, values, strict=True))
+        yield {"manifest_id": manifest_id, "file_sha256": sha256, **row}
+
+
+def identity_rows(
+    contract: Contract, frame: pd.DataFrame, manifest_id: int
+) -> list[dict[str, Any]]:
+    name_column = _name_column(contract)
+    blank = pd.Series([None] * len(frame), index=frame.index, dtype="object")
+    names = frame[name_column] if name_column else blank
+    # plaintext phones only here, where the plaintext ID is (staging holds them masked)
+    known = {c.name for c in contract.columns if c.type is ColumnType.PHONE}
+    phones = {c: frame[c] if c in known else blank for c in IDENTITY_PHONE_COLUMNS}
+    identities: dict[str, dict[str, Any]] = {}
+    for key, id_number, name, *numbers in zip(
+        frame["_person_key"],
+        frame[contract.person_column],
+        names,
+        *phones.values(),
+        strict=True,
+    ):
+        identities[key] = {
+            "person_key": key,
+            "id_number": id_number,
+            "name": None if pd.isna(name) else name,
+            "first_manifest_id": manifest_id,
+            "last_manifest_id": manifest_id,
+            **{
+                c: None if pd.isna(n) else str(n)
+                for c, n in zip(IDENTITY_PHONE_COLUMNS, numbers, strict=True)
+            },
+        }
+    return list(identities.values())
+
+
+def file_period(contract: Contract, frame: pd.DataFrame, received_at: dt.datetime) -> str:
+    """The period a file covers: its period column's value(s), else the month it arrived."""
+    if contract.period_column is not None:
+        values = sorted({str(v) for v in frame[contract.period_column].dropna()})
+        if values:
+            return "|".join(values)[:20]
+    return county_time(received_at).strftime("%Y-%m")
+
+
+def _sheet_note_values(note: list[str] | tuple[str, str] | None) -> dict[str, str | None]:
+    """A loaded file whose data-like sheets were not all read says so in its reason."""
+    if not note:
+        return {}
+    return {"reason_code": "sheets_skipped", "reason_zh": note[0], "reason_en": note[1]}
+
+
+def _no_valid_rows(title: str, quarantined: int) -> FileRejection:
+    return FileRejection(
+        "no_valid_rows",
+        f"文件中的{quarantined}行数据都有错误，没有一行可以入库（数据“{title}”）；此前报送的同类数据"
+        "保持不变。请按“问题明细”更正后重新报送完整文件",
+        f"none of the file's {quarantined} rows passed validation; nothing loaded, and the "
+        "earlier file of this dataset stays current",
+    )
+
+
+def _held_reason(new_rows: int, old_rows: int, manifest_id: int) -> dict[str, str]:
+    drop = round(100 * (old_rows - new_rows) / old_rows)
+    return {
+        "reason_code": "held_shrunk",
+        "reason_zh": (
+            f"本文件可入库{new_rows}行，比此前同期文件的{old_rows}行减少了{drop}%。"
+            "为防止不完整的文件替换原有数据，系统暂未启用本文件，原有数据继续有效。"
+            "如本次数据确实完整（例如人员确有大量减少），"
+            f"请联系县数据管理员确认启用（文件编号 {manifest_id}）；"
+            "如文件不完整，请重新报送完整文件"
+        ),
+        "reason_en": (
+            f"{new_rows} usable rows against {old_rows} in the file it would replace (-{drop}%): "
+            "loaded but held, the earlier file stays current; confirm with "
+            f"`python -m transforms confirm-file {manifest_id}`"
+        ),
+    }
+
+
+def _quarantine_rows(
+    conn: Connection, issues: list[dict[str, Any]], entry: sa.Row[Any], dataset: str
+) -> None:
+    insert_batches(
+        conn,
+        quarantine,
+        (
+            {**issue, "manifest_id": entry.id, "dataset": dataset, "file_name": entry.file_name}
+            for issue in issues
+        ),
+    )
+
+
+def _replaced(conn: Connection, dataset: str, period: str, manifest_id: int) -> list[sa.Row[Any]]:
+    """The current files of the same dataset and period a newer file replaces."""
+    return list(
+        conn.execute(
+            sa.select(file_manifest.c.id, file_manifest.c.rows_loaded).where(
+                file_manifest.c.dataset == dataset,
+                file_manifest.c.period == period,
+                file_manifest.c.status.in_(CURRENT_STATUSES),
+                file_manifest.c.id < manifest_id,
+            )
+        )
+    )
+
+
+def supersede(conn: Connection, dataset: str, period: str, manifest_id: int) -> int:
+    return int(
+        conn.execute(
+            file_manifest.update()
+            .where(
+                file_manifest.c.dataset == dataset,
+                file_manifest.c.period == period,
+                file_manifest.c.status.in_(CURRENT_STATUSES),
+                file_manifest.c.id < manifest_id,
+            )
+            .values(status="superseded", superseded_by=manifest_id, superseded_at=utc_now())
+        ).rowcount
+    )
+
+
+def _load_file(
+    settings: Settings, engine: Engine, run_id: str, result: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Load one file in one transaction; None when an earlier try or run already did."""
+    contract = contract_by_dataset(result["dataset"])
+    frame = load_frame(Path(result["valid_path"]))
+    issues = json.loads(Path(result["issues_path"]).read_text(encoding="utf-8"))
+    table = staging_table(contract)
+    with engine.begin() as conn:
+        entry = conn.execute(
+            sa.select(file_manifest)
+            .where(file_manifest.c.id == result["manifest_id"])
+            .with_for_update()
+        ).one()
+        if entry.status != "received":  # loaded by an earlier try or run
+            log.info("manifest #%s already %s; skipped", entry.id, entry.status)
+            return None
+        counts = {
+            "sheets": "、".join(result["sheets"])[:1000],
+            **_sheet_note_values(result.get("sheet_note")),
+            "rows_read": result["rows_read"],
+            "rows_quarantined": result["rows_quarantined"],
+            "rows_flagged": result["rows_flagged"],
+            "rows_dropped": result["rows_dropped"],
+            "rows_unmatched": result["rows_unmatched"],
+        }
+        _quarantine_rows(conn, issues, entry, contract.dataset)
+        if frame.empty:
+            rejection = _no_valid_rows(contract.title_zh, result["rows_quarantined"])
+            manifest.reject(conn, entry.id, run_id, rejection, **counts)
+            log.warning("rejected %s: %s", entry.landing_path, rejection.en)
+            return {**result, "status": "rejected", "rows_loaded": 0}
+        period = file_period(contract, frame, entry.received_at)
+        replaced = _replaced(conn, contract.dataset, period, entry.id)
+        old_rows = sum(r.rows_loaded or 0 for r in replaced)
+        held = (
+            settings.hold_ratio > 0
+            and old_rows >= settings.hold_min_rows
+            and len(frame) < old_rows * settings.hold_ratio
+        )
+        status = "partly_loaded" if result["rows_quarantined"] else "loaded"
+        if held:
+            counts.update(_held_reason(len(frame), old_rows, entry.id))
+            status = "held"
+        n = bulk_load(conn, table, staging_rows(contract, frame, entry.id, entry.sha256))
+        upsert_identities(conn, identity_rows(contract, frame, entry.id))
+        manifest.finish(conn, entry.id, run_id, status, rows_loaded=n, period=period, **counts)
+        if held:
+            log.warning("held %s: %s", entry.landing_path, counts["reason_en"])
+        elif superseded := supersede(conn, contract.dataset, period, entry.id):
+            log.info(
+                "%s supersedes %d earlier file(s) of %s for period %s",
+                entry.landing_path,
+                superseded,
+                contract.dataset,
+                period,
+            )
+    log.info(
+        "%s %s: %d rows into %s, %d quarantine records",
+        status,
+        entry.landing_path,
+        n,
+        table.name,
+        len(issues),
+    )
+    return {**result, "status": status, "rows_loaded": n}
+
+
+def load(
+    settings: Settings, engine: Engine, run_id: str, results: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Load each file in its own transaction, the roster first. A file whose load fails is
+    rolled back alone and stays 'received' for the next run (which refuses it after a few
+    tries); the other files load."""
+    loaded: list[dict[str, Any]] = []
+    failed: list[int] = []
+    ordered = sorted(results, key=lambda r: (r["dataset"] != "roster", r["manifest_id"]))
+    with recorded_step(engine, run_id, "load") as counts:
+        for result in ordered:
+            try:
+                outcome = _load_file(settings, engine, run_id, result)
+            except Exception as exc:
+                failed.append(result["manifest_id"])
+                log.error(
+                    "manifest #%s could not be loaded and is left for the next run: %s",
+                    result["manifest_id"],
+                    describe_failure(exc),
+                )
+                continue
+            if outcome is not None:
+                loaded.append(outcome)
+        counts.update(
+            files=len(loaded),
+            rows_loaded=sum(r["rows_loaded"] for r in loaded),
+            held=sum(r["status"] == "held" for r in loaded),
+            failed=failed,
+        )
+    return loaded
+
+
+def confirm_held(engine: Engine, manifest_id: int, run_id: str) -> int:
+    """Make a held file current after a person confirmed it: it supersedes the earlier file of
+    its dataset and period. Returns how many files it superseded."""
+    with engine.begin() as conn:
+        entry = conn.execute(
+            sa.select(file_manifest).where(file_manifest.c.id == manifest_id).with_for_update()
+        ).one_or_none()
+        if entry is None or entry.status != "held":
+            shown = "no such file" if entry is None else f"its status is {entry.status}"
+            raise ValueError(f"manifest #{manifest_id} is not held ({shown})")
+        status = "partly_loaded" if entry.rows_quarantined else "loaded"
+        manifest.finish(
+            conn,
+            manifest_id,
+            run_id,
+            status,
+            reason_code="confirmed",
+            reason_zh="本文件数据量比此前同期文件大幅减少，已经县数据管理员确认后启用",
+            reason_en="confirmed by an operator after being held for its sharp drop in rows",
+        )
+        return supersede(conn, entry.dataset, entry.period, manifest_id)

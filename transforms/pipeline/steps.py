@@ -1,0 +1,365 @@
+"""The daily pipeline's steps as plain functions; the DAG only wires them together.
+
+Each step takes references (manifest ids, file paths) and returns references, so nothing large
+travels through XCom. Every step records its outcome in `run_step`; every received file has a
+`file_manifest` row from the moment it is seen. One file's trouble is that file's alone: it is
+refused with a reason, or left for the next run, while the day's other files go ahead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from transforms.config.contracts import Contract, contract_by_dataset
+from transforms.config.errors import PermanentError
+from transforms.config.settings import Settings, SettingsError
+from transforms.households.resolve import resolve_households
+from transforms.intake.discover import discover, shown
+from transforms.intake.landing import archive_file, scan_landing, sha256_of
+from transforms.outputs.summary import check_finished, format_summary, latest_run_id, run_summary
+from transforms.parsing.file_refusals import FileRejection
+from transforms.parsing.parse import ROW_ID, SHEET, to_frame
+from transforms.parsing.readers import UnreadableFile, read_sheets_isolated
+from transforms.pipeline.load_step import file_period, load
+from transforms.privacy.masking import NameIndex, names_in_file
+from transforms.runlog.steps import describe_failure, recorded_step, run_key
+from transforms.runlog.workdir import (
+    cleanup_work,
+    load_frame,
+    save_frame,
+    work_dir,
+    write_private,
+)
+from transforms.warehouse import manifest
+from transforms.warehouse.person_keys import known_names
+from transforms.warehouse.tables import ensure_database, file_manifest, make_engine
+
+__all__ = [
+    "archive_file",
+    "check_finished",
+    "cleanup_work",
+    "discover",
+    "file_period",
+    "format_summary",
+    "landing_files",
+    "latest_run_id",
+    "load",
+    "load_frame",
+    "parse_and_validate",
+    "parse_and_validate_all",
+    "prepare",
+    "publish_platform",
+    "recorded_step",
+    "resolve_households",
+    "run_in_process",
+    "run_key",
+    "run_summary",
+    "save_frame",
+    "sha256_of",
+    "snapshot",
+]
+
+log = logging.getLogger(__name__)
+
+
+def landing_files(settings: Settings) -> Iterator[tuple[str, Path]]:
+    """(bureau folder, file) for every readable candidate file under the landing root."""
+    for entry in scan_landing(settings.landing_dir):
+        if entry.refused is None:
+            yield entry.bureau, entry.path
+
+
+def _given_up(attempts: int) -> FileRejection:
+    return FileRejection(
+        "processing_failed",
+        f"系统已连续{attempts}次尝试处理此文件均未成功，已停止处理并通知县数据管理员。"
+        "请确认文件完整、能在Excel中正常打开；如文件没有问题，请联系县数据管理员",
+        f"processing failed {attempts} times (the errors are in those runs' logs); given up",
+    )
+
+
+def _take_attempt(
+    engine: Engine, run_id: str, manifest_id: int, max_attempts: int
+) -> sa.Row[Any] | None:
+    """The file's manifest row if it is still to be processed, counting this attempt; a file
+    that failed `max_attempts` times is refused instead, so it cannot stop every run."""
+    with engine.begin() as conn:
+        entry = conn.execute(
+            sa.select(file_manifest).where(file_manifest.c.id == manifest_id).with_for_update()
+        ).one()
+        if entry.status != "received":
+            return None
+        if entry.attempts >= max_attempts:
+            manifest.reject(conn, manifest_id, run_id, _given_up(entry.attempts))
+            log.error("manifest #%s refused after %d failed tries", manifest_id, entry.attempts)
+            return None
+        conn.execute(
+            file_manifest.update()
+            .where(file_manifest.c.id == manifest_id)
+            .values(attempts=file_manifest.c.attempts + 1)
+        )
+    return entry
+
+
+def _unique_shown(sheets: list[str], names: NameIndex) -> dict[str, str]:
+    """Each sheet name as it may be stored (masked); two names masked alike stay apart, since
+    (file, sheet, row) is a row's lineage key."""
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for name in sheets:
+        masked = candidate = shown(name, names)
+        number = 2
+        while candidate in taken:
+            candidate = f"{masked}#{number}"
+            number += 1
+        out[name] = candidate
+        taken.add(candidate)
+    return out
+
+
+def _mask_names_of(engine: Engine, entry: sa.Row[Any], names: NameIndex) -> None:
+    """The file's own names are known once it is parsed: mask them in its recorded names too
+    (a list named after a person, 张三家.xlsx)."""
+    with engine.begin() as conn:
+        conn.execute(
+            file_manifest.update()
+            .where(file_manifest.c.id == entry.id)
+            .values(
+                file_name=shown(entry.file_name, names),
+                landing_path=shown(entry.landing_path, names),
+                moved_to=None if entry.moved_to is None else shown(entry.moved_to, names),
+            )
+        )
+
+
+def _parse_file(
+    settings: Settings,
+    engine: Engine,
+    run_id: str,
+    contract: Contract,
+    entry: sa.Row[Any],
+    work: Path,
+    known: NameIndex,
+) -> dict[str, Any] | None:
+    """Parse and validate one file; None when it is refused (with its reason recorded)."""
+    from transforms.outputs.reports import mask_validation_result
+    from transforms.validation.validate import issue_records, run_gx
+
+    manifest_id = entry.id
+    try:
+        # in a child process: a workbook that would exhaust memory or crash the reader is a
+        # refusal of that file, not the death of the task
+        raw_sheets = read_sheets_isolated(Path(entry.archive_path), limits=settings.limits)
+        parsed = to_frame(raw_sheets, [contract])
+    except (UnreadableFile, FileRejection) as exc:
+        rejection = manifest.unreadable(exc) if isinstance(exc, UnreadableFile) else exc
+        with engine.begin() as conn:
+            manifest.reject(conn, manifest_id, run_id, rejection, known)
+        log.warning("rejected %s: %s", entry.landing_path, shown(rejection.en, known))
+        return None
+    # the layout the file was recognised as (the national roster export): its required
+    # columns and its suite validate the file; the rows load as the dataset
+    contract = parsed.contract
+    frame = parsed.frame
+    names = known.with_names(names_in_file(contract, frame))
+    _mask_names_of(engine, entry, names)
+    sheets = _unique_shown(parsed.sheets_read, names)
+    frame[SHEET] = frame[SHEET].map(sheets)
+    outcome = run_gx(contract, frame)
+    issues = issue_records(contract, frame, outcome.issues, names)
+    bad = outcome.quarantined_row_ids
+    flagged = {i.row_id for i in outcome.issues if i.severity == "warning"}
+    valid = frame[~frame[ROW_ID].isin(bad)].copy()
+    valid["_flagged"] = valid[ROW_ID].isin(flagged)
+    valid_path = work / f"{manifest_id}.valid.pkl"
+    save_frame(valid, valid_path)
+    issues_path = work / f"{manifest_id}.issues.json"
+    write_private(issues_path, json.dumps(issues, ensure_ascii=False))
+    results_dir = settings.reports_dir / "validations" / run_key(run_id)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / f"{manifest_id}-{contract.dataset}.json").write_text(
+        # the auditors' copy: unexpected values masked like everywhere else
+        json.dumps(
+            mask_validation_result(outcome.results_json, contract, names=names),
+            ensure_ascii=False,
+            default=str,
+        ),
+        encoding="utf-8",
+    )
+    note = parsed.sheet_note
+    log.info(
+        "%s: %s rows read, %s quarantined, %s flagged, %s dropped (totals/footers)",
+        shown(entry.landing_path, names),
+        parsed.rows_read,
+        len(bad),
+        len(flagged - bad),
+        parsed.rows_dropped,
+    )
+    return {
+        "manifest_id": manifest_id,
+        "dataset": contract.dataset,
+        "layout": contract.layout,
+        "valid_path": str(valid_path),
+        "issues_path": str(issues_path),
+        "rows_read": parsed.rows_read,
+        "rows_dropped": parsed.rows_dropped,
+        "rows_quarantined": len(bad),
+        "rows_flagged": len(flagged - bad),
+        "sheets": list(sheets.values()),
+        # data-like sheets left unread (a township sheet missing a column): (zh, en)
+        "sheet_note": None if note is None else (shown(note[0], names), shown(note[1], names)),
+    }
+
+
+def parse_and_validate(
+    settings: Settings, engine: Engine, run_id: str, dataset: str, manifest_ids: list[int]
+) -> list[dict[str, Any]]:
+    """Parse each file of one dataset and validate it with GX; returns per-file references.
+
+    A file that fails unexpectedly is left 'received' for the next run (and refused after
+    `max_file_attempts` tries); the dataset's other files go on."""
+    contract = contract_by_dataset(dataset)
+    work = work_dir(settings, run_id)
+    results: list[dict[str, Any]] = []
+    failed: list[int] = []
+    with recorded_step(engine, run_id, "parse_validate", dataset) as counts:
+        with engine.connect() as conn:
+            known = known_names(conn)
+        for manifest_id in manifest_ids:
+            entry = _take_attempt(engine, run_id, manifest_id, settings.max_file_attempts)
+            if entry is None:
+                continue
+            try:
+                result = _parse_file(settings, engine, run_id, contract, entry, work, known)
+            except Exception as exc:
+                failed.append(manifest_id)
+                log.error(
+                    "manifest #%s (%s) could not be parsed or validated and is left for the "
+                    "next run: %s",
+                    manifest_id,
+                    entry.landing_path,
+                    describe_failure(exc),
+                )
+                continue
+            if result is not None:
+                results.append(result)
+        counts.update(
+            files=len(results),
+            failed=failed,
+            rows_read=sum(r["rows_read"] for r in results),
+            rows_quarantined=sum(r["rows_quarantined"] for r in results),
+        )
+    return results
+
+
+def parse_and_validate_all(
+    settings: Settings, engine: Engine, run_id: str, groups: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """`parse_and_validate` for each dataset group `discover` returned, one after another. A
+    dataset that fails as a whole (its contract or suite broken) does not stop the others."""
+    results: list[dict[str, Any]] = []
+    for number, group in enumerate(groups, start=1):
+        log.info("dataset %d of %d: %s", number, len(groups), group["dataset"])
+        try:
+            results += parse_and_validate(
+                settings, engine, run_id, group["dataset"], group["manifest_ids"]
+            )
+        except Exception as exc:
+            log.error(
+                "dataset %s failed; its files are left for the next run: %s",
+                group["dataset"],
+                describe_failure(exc),
+            )
+    return results
+
+
+def snapshot(settings: Settings, engine: Engine, run_id: str, day: dt.date) -> dict[str, int]:
+    """Rebuild the roster dimensions and the household snapshot of `day` in one transaction."""
+    from transforms.households.snapshot import build_snapshot, rebuild_dimensions
+
+    with recorded_step(engine, run_id, "snapshot") as counts, engine.begin() as conn:
+        dimensions = rebuild_dimensions(conn)
+        households, persons = len(dimensions[0]), len(dimensions[1])
+        rows = build_snapshot(conn, day, dimensions)
+        counts.update(households=households, persons=persons, snapshot_rows=rows)
+    log.info("snapshot %s: %d households, %d persons on the roster", day, households, persons)
+    return dict(counts)
+
+
+def publish_platform(
+    settings: Settings, engine: Engine, run_id: str, day: dt.date
+) -> dict[str, int]:
+    """Publish the county's slice of the platform views (multi-county deployments; a county
+    deployment's platform reads the views in its own warehouse, so there is nothing to do)."""
+    if not settings.multi_county:
+        return {}
+    if settings.county is None or settings.platform_url is None:
+        raise SettingsError("publishing needs one county's settings and PLATFORM_URL")
+    from transforms.warehouse.platform import publish
+
+    with recorded_step(engine, run_id, "publish_platform") as counts:
+        counts.update(publish(settings.county, engine, settings.platform_url, run_id, day))
+    return dict(counts)
+
+
+def _folders(settings: Settings) -> None:
+    if settings.multi_county and settings.county is None:
+        raise SettingsError(
+            f"this deployment serves {len(settings.counties)} counties: pick one "
+            "(settings.for_county(code), or --county on the command line)"
+        )
+    for folder in (settings.landing_dir, settings.archive_dir, settings.reports_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    # the work folders hold plaintext IDs between tasks: the pipeline's user alone reads them
+    settings.work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    settings.work_dir.chmod(0o700)
+
+
+def prepare(settings: Settings) -> Engine:
+    """Create the folders and bring the warehouse schema up to date (Alembic); idempotent. The
+    DAG's setup task runs it once per run; the command line and tests call it directly."""
+    from transforms.warehouse.migrations import upgrade
+
+    _folders(settings)
+    ensure_database(settings.warehouse_url)
+    engine = make_engine(settings.warehouse_url)
+    upgrade(engine)
+    return engine
+
+
+def open_warehouse(settings: Settings) -> Engine:
+    """The warehouse of a step that runs after `prepare`: the schema must already be current,
+    so the steps of a run never migrate (nor wait on the migration lock) themselves."""
+    from transforms.warehouse.migrations import schema_is_current
+
+    _folders(settings)
+    engine = make_engine(settings.warehouse_url)
+    if not schema_is_current(engine):
+        engine.dispose()
+        raise PermanentError(
+            "the warehouse schema is not up to date: the run's setup task (prepare_warehouse) "
+            "applies the migrations; outside Airflow run `make migrate` first"
+        )
+    return engine
+
+
+def run_in_process(settings: Settings, engine: Engine, run_id: str, day: dt.date) -> dict[str, Any]:
+    """The DAG's data steps in one process, in the DAG's order (tests, benchmarks, debugging;
+    production runs them as Airflow tasks). The work folder goes whatever happens."""
+    try:
+        groups = discover(settings, engine, run_id, day)
+        results = parse_and_validate_all(settings, engine, run_id, groups)
+        resolved = resolve_households(settings, engine, run_id, results)
+        loaded = load(settings, engine, run_id, resolved)
+        counts = snapshot(settings, engine, run_id, day)
+    finally:
+        cleanup_work(settings, run_id)
+    return {"groups": groups, "resolved": resolved, "loaded": loaded, "snapshot": counts}

@@ -1,0 +1,1 @@
+"""Masking and person keys: the one home of how personal data is hidden."""

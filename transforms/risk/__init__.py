@@ -1,0 +1,1 @@
+"""Warning rules, their inputs, incomes, indicators, the warning lifecycle."""

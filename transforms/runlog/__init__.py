@@ -1,0 +1,1 @@
+"""Run keys, step records and the run's private work folder."""

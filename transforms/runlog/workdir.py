@@ -1,0 +1,68 @@
+"""A run's private work folder: the frames its tasks hand each other (paths travel through
+XCom, never data). The frames hold plaintext ID numbers, so the folder is readable by the
+pipeline's user alone and is removed when the run ends, whether it succeeded or not."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from transforms.config.settings import Settings
+from transforms.runlog.steps import run_key
+
+# a work folder older than this belongs to no run still going: remove it
+STALE_SECONDS = 24 * 3600
+
+
+def work_dir(settings: Settings, run_id: str) -> Path:
+    path = settings.work_dir / run_key(run_id)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)  # mkdir's mode is cut by the umask, and an old folder keeps its mode
+    return path
+
+
+def save_frame(frame: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as fh:
+        pickle.dump(frame, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(path)
+
+
+def load_frame(path: Path) -> pd.DataFrame:
+    # Only frames this pipeline wrote into its own private work folder are unpickled.
+    with path.open("rb") as fh:
+        frame: pd.DataFrame = pickle.load(fh)
+    return frame
+
+
+def write_private(path: Path, text: str) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
+def cleanup_work(settings: Settings, run_id: str) -> None:
+    """Remove the run's work folder: its frames must outlive the run only as the archive's
+    files and the restricted table's rows."""
+    shutil.rmtree(settings.work_dir / run_key(run_id), ignore_errors=True)
+
+
+def remove_stale_work(settings: Settings, now: float | None = None) -> list[str]:
+    """Remove work folders a killed run left behind (older than STALE_SECONDS); returns their
+    names. A run's own teardown removes its folder; this catches a worker that died first."""
+    root = settings.work_dir
+    if not root.is_dir():
+        return []
+    limit = (time.time() if now is None else now) - STALE_SECONDS
+    removed = []
+    for folder in root.iterdir():
+        if folder.is_dir() and not folder.is_symlink() and folder.stat().st_mtime < limit:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+    return removed

@@ -1,0 +1,1 @@
+"""GX suites and their run, the household checks, reasons a clerk reads."""

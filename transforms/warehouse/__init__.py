@@ -1,0 +1,1 @@
+"""The warehouse: tables, views, roles, migrations, the file manifest, the platform."""

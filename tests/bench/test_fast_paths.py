@@ -285,11 +285,11 @@ def _upserts_as_before(engine: Engine) -> None:
             ],
         )
         upsert_identities(conn, [])
-    assert _identities(engine) == [
-        ("k1", "53262619800101000X", "张三", 1, 2),
-        ("k2", "53262619800101001X", "李四", 1, 2),
-        ("k3", "53262619800101002X", "王五", 1, 1),
-        ("k4", "53262619900404004X", "赵六", 2, 2),
+    assert _identities(engine) == [  # no phones given: none kept
+        ("k1", "53262619800101000X", "张三", 1, 2, None, None),
+        ("k2", "53262619800101001X", "李四", 1, 2, None, None),
+        ("k3", "53262619800101002X", "王五", 1, 1, None, None),
+        ("k4", "53262619900404004X", "赵六", 2, 2, None, None),
     ]
 
 

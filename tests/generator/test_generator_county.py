@@ -77,6 +77,9 @@ def contracts() -> dict[str, dict[str, Any]]:
     out = {}
     for path in sorted(CONTRACTS_DIR.glob("*.yaml")):
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # the agreed layout's columns: the sample writes the roster in that layout
+        own = {n for layout in raw.get("layouts", ()) for n in layout.get("own_columns", ())}
+        raw["columns"] = [c for c in raw["columns"] if c["name"] not in own]
         out[raw["dataset"]] = raw
     return out
 

@@ -136,7 +136,7 @@ def _export(**changes: str) -> RawSheet:
 def test_the_roster_has_a_national_layout_with_its_own_required_columns() -> None:
     agreed, national = ROSTER.variants()
     assert (agreed.layout, national.layout) == ("agreed", "national")
-    assert (agreed.suite_name, national.suite_name) == ("roster", "roster.national")
+    assert (agreed.suite_name, national.suite_name) == ("roster", "roster-national")
     assert national.dataset == "roster" and national.title_zh.startswith("已脱贫人口名单")
     required = {c.name for c in national.required_columns}
     assert {"data_date", "household_size", "per_capita_income", "id_number"} <= required
@@ -181,7 +181,7 @@ def test_a_broken_layout_is_refused_when_the_contract_loads(change: Any, message
 def test_the_national_suite_is_generated_and_committed() -> None:
     national = ROSTER.variants()[1]
     suite = suite_definition(national)
-    assert suite["name"] == "roster.national" and suite["meta"]["layout"] == "national"
+    assert suite["name"] == "roster-national" and suite["meta"]["layout"] == "national"
     not_null = {
         e["kwargs"]["column"]
         for e in suite["expectations"]

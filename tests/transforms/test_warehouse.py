@@ -112,6 +112,7 @@ def test_staging_table_per_contract_with_lineage(engine: Engine, contract: Any) 
         ColumnType.TEXT: sa.String,
         ColumnType.HH: sa.String,
         ColumnType.ENUM: sa.String,
+        ColumnType.PHONE: sa.Text,
     }
     for col in contract.columns:
         assert isinstance(columns[col.name]["type"], expected_types[col.type]), col.name

@@ -272,7 +272,8 @@ class Contract(_Strict):
         """The expectation suite validating files of this layout (expectations/<name>.json)."""
         if self.layout == PRIMARY_LAYOUT:
             return self.dataset
-        return f"{self.dataset}.{self.layout}"
+        # not a dot: GX's stores make folders of a name's dotted parts
+        return f"{self.dataset}-{self.layout}"
 
     def variants(self) -> tuple[Contract, ...]:
         """This contract and one per other layout: each a contract whose `required` flags are

@@ -452,7 +452,7 @@ def build_data_docs(settings: Settings, run_id: str, names: NameIndex | None = N
     for suite_file in sorted(EXPECTATIONS_DIR.glob("*.json")):
         context.suites.add(load_suite(suite_file.stem))
 
-    # a result names the suite of its file's layout (roster.national)
+    # a result names the suite of its file's layout (roster-national)
     contracts = {v.suite_name: v for c in load_contracts() for v in c.variants()}
     results_dir = validation_results_dir(settings, run_id)
     result_files = sorted(results_dir.glob("*.json")) if results_dir.is_dir() else []

@@ -475,6 +475,9 @@ def to_frame(sheets: Sequence[RawSheet], contracts: Sequence[Contract]) -> Parse
         frame[f"raw__{target}"] = frame[f"raw__{derivation.source}"]
         years = frame[derivation.source].map(_year_before, na_action="ignore").astype("object")
         frame[target] = years.where(years.notna(), None)
+    # the contract's order whatever the file's (a layout lacks columns the others have)
+    names = [c.name for c in contract.columns]
+    frame = frame[[SHEET, SOURCE_ROW, *(f"raw__{n}" for n in names), ROW_ID, *names]]
     return ParsedFile(
         contract=contract,
         frame=frame,

@@ -200,7 +200,7 @@ def suite_definition(contract: Contract) -> dict[str, Any]:
 
 
 def suite_path(suite_name: str) -> Path:
-    """expectations/<dataset>.json, or <dataset>.<layout>.json for another layout's suite."""
+    """expectations/<dataset>.json, or <dataset>-<layout>.json for another layout's suite."""
     return EXPECTATIONS_DIR / f"{suite_name}.json"
 
 

@@ -589,7 +589,7 @@ def _copy_upsert_identities(conn: Connection, rows: list[dict[str, Any]]) -> Non
         )
         with cursor.copy(f'COPY "{temp}" ({quoted}) FROM STDIN') as copy:
             for row in rows:
-                copy.write_row([row[c] for c in _IDENTITY_COLUMNS])
+                copy.write_row([row.get(c) for c in _IDENTITY_COLUMNS])
         cursor.execute(
             f'INSERT INTO {target} AS existing ({quoted}) SELECT {quoted} FROM "{temp}" '
             "ON CONFLICT (person_key) DO UPDATE SET "

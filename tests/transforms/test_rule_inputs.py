@@ -24,7 +24,7 @@ from test_warnings import (
     flagged,
 )
 
-from transforms.risk.incomes import household_income
+from transforms.households.incomes import household_income
 from transforms.risk.inputs import (
     HOUSEHOLDS,
     INDICATOR_INPUTS,

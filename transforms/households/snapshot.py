@@ -12,7 +12,7 @@ import pandas as pd
 from sqlalchemy.engine import Connection
 
 from transforms.config.contracts import contract_by_dataset
-from transforms.risk.incomes import REPORTED_PER_CAPITA, household_income
+from transforms.households.incomes import REPORTED_PER_CAPITA, household_income
 from transforms.warehouse.tables import (
     SNAPSHOT_MEASURES,
     current_manifest_ids,

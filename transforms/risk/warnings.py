@@ -42,7 +42,7 @@ from transforms.config.errors import PermanentError
 from transforms.config.settings import Settings
 from transforms.outputs.spreadsheet import neutralize, safe_file_stem
 from transforms.privacy.masking import NameIndex, mask_id, mask_name, safe_text
-from transforms.risk.incomes import INCOME_PARTS, REPORTED_PER_CAPITA, household_income
+from transforms.households.incomes import INCOME_PARTS, REPORTED_PER_CAPITA, household_income
 from transforms.risk.inputs import (
     HOUSEHOLDS,
     INDICATOR_RULES,

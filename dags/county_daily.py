@@ -219,7 +219,8 @@ def county_daily() -> None:
         @task(map_index_template=named, trigger_rule="none_failed")
         @_fail_fast
         def risk_warnings(county: str, _snapshot: dict[str, int]) -> dict[str, Any]:
-            from transforms.risk.warnings import run_warnings, write_township_exports
+            from transforms.outputs.township import write_township_exports
+            from transforms.risk.warnings import run_warnings
 
             _, settings, engine = _pipeline(county)
             day = _county_day()

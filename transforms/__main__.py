@@ -106,17 +106,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "warnings":
         from transforms.pipeline.steps import prepare
+        from transforms.outputs.township import write_township_exports
         from transforms.risk import warnings as risk
 
         engine = prepare(settings)
         run_id = args.run_id or f"manual__{args.date.isoformat()}"
         risk.run_warnings(settings, engine, run_id, args.date)
-        for path in risk.write_township_exports(settings, engine, run_id, args.date):
+        for path in write_township_exports(settings, engine, run_id, args.date):
             print(f"wrote {path}")
         print(risk.format_warnings_summary(risk.warnings_summary(engine, args.date)))
         return 0
     if args.command == "warnings-accuracy":
-        from transforms.risk.warnings import format_accuracy, warnings_accuracy
+        from transforms.risk.accuracy import format_accuracy, warnings_accuracy
         from transforms.warehouse.tables import make_engine
 
         result = warnings_accuracy(

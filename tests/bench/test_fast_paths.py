@@ -49,7 +49,8 @@ from transforms.parsing.values import (
 from transforms.pipeline import steps as pipeline
 from transforms.pipeline.load_step import staging_rows
 from transforms.privacy.keys import check_secret, person_key, stored_value
-from transforms.risk import warnings
+from transforms.risk import data as risk_data
+from transforms.risk import evaluate as risk_evaluate
 from transforms.risk.rules import Condition, ParamRef, default_configuration
 from transforms.runlog.workdir import load_frame, save_frame
 from transforms.warehouse.tables import (
@@ -320,11 +321,11 @@ PARAMETERS = default_configuration()[2]
 
 
 def _test_before(cell: Any, op: str, target: Any, day: dt.date) -> bool:
-    return warnings._test(cell, op, target, day)
+    return risk_data._test(cell, op, target, day)
 
 
 def _condition_mask_before(
-    frame: pd.DataFrame, conditions: list[Condition], ctx: warnings.Context
+    frame: pd.DataFrame, conditions: list[Condition], ctx: risk_data.Context
 ) -> pd.Series:
     mask = pd.Series(True, index=frame.index, dtype=bool)
     for condition in conditions:
@@ -369,11 +370,11 @@ def test_per_value_gives_what_a_call_per_cell_gave(column: str, op: str, target:
 
     def test(v: Any) -> Any:
         try:
-            return warnings._test(v, op, target, DAY)
+            return risk_data._test(v, op, target, DAY)
         except TypeError as exc:  # text is not ordered against a number: the same error
             return str(exc)
 
-    assert warnings.per_value(values, test) == [test(v) for v in values]
+    assert risk_data.per_value(values, test) == [test(v) for v in values]
 
 
 @pytest.mark.parametrize("column", ["dates", "stamps", "mixed"])
@@ -383,11 +384,11 @@ def test_per_value_for_date_conditions(column: str, op: str) -> None:
 
     def test(v: Any) -> Any:
         try:
-            return warnings._test(v, op, 90, DAY)
+            return risk_data._test(v, op, 90, DAY)
         except TypeError as exc:  # a number is no date: the same error either way
             return str(exc)
 
-    assert warnings.per_value(values, test) == [test(v) for v in values]
+    assert risk_data.per_value(values, test) == [test(v) for v in values]
 
 
 def test_condition_mask_unchanged() -> None:
@@ -400,7 +401,7 @@ def test_condition_mask_unchanged() -> None:
         },
         index=[3, 3, 7, 1, 0, 9],  # not a range, one label twice
     )
-    ctx = warnings.Context(day=DAY, values={"min": 5000}, parameters=PARAMETERS)
+    ctx = risk_data.Context(day=DAY, values={"min": 5000}, parameters=PARAMETERS)
     conditions = [
         Condition(column="status", op="eq", value="已参保"),
         Condition(column="amount", op="ge", value=ParamRef(param="min")),
@@ -408,7 +409,7 @@ def test_condition_mask_unchanged() -> None:
         Condition(column="flag", op="eq", value=True),
     ]
     for some in ([], conditions[:1], conditions[:2], conditions[:3], conditions):
-        got = warnings.condition_mask(frame, some, ctx)
+        got = risk_data.condition_mask(frame, some, ctx)
         pd.testing.assert_series_equal(got, _condition_mask_before(frame, some, ctx))
 
 
@@ -421,10 +422,10 @@ def test_ages_unchanged() -> None:
         dtype=object,
     )
     expected = [
-        None if warnings._null(b) else warnings.age_on(warnings.norm(b), DAY) for b in births
+        None if risk_data._null(b) else risk_data.age_on(risk_data.norm(b), DAY) for b in births
     ]
-    assert warnings._ages(births, DAY) == expected
-    assert warnings._ages(pd.Series([], dtype=object), DAY) == []
+    assert risk_evaluate._ages(births, DAY) == expected
+    assert risk_evaluate._ages(pd.Series([], dtype=object), DAY) == []
 
 
 # --- warnings: events once, without a row-wise join ----------------------------------------
@@ -468,7 +469,7 @@ def test_event_rows_once_unchanged() -> None:
         ]
     )
     pd.testing.assert_frame_equal(
-        warnings.current_view(frame, contract), _current_view_before(frame, contract)
+        risk_data.current_view(frame, contract), _current_view_before(frame, contract)
     )
 
 
@@ -478,7 +479,7 @@ def test_event_rows_with_a_missing_cell_fail_as_before() -> None:
     with pytest.raises(TypeError) as before:
         _current_view_before(frame, contract)
     with pytest.raises(TypeError) as now:
-        warnings.current_view(frame, contract)
+        risk_data.current_view(frame, contract)
     assert str(now.value) == str(before.value)
 
 
@@ -497,13 +498,13 @@ def test_groups_give_what_groupby_gave() -> None:
         index=[10, 9, 8, 7, 6, 5, 5],
     )
     columns = ["person_key", "source_row", "amount", "when", "not_a_column"]
-    got = list(warnings._groups(frame, "person_key", columns))
+    got = list(risk_evaluate._groups(frame, "person_key", columns))
     kept = frame[["person_key", "source_row", "amount", "when"]]
     expected = [
         (key, group.to_dict("records")) for key, group in kept.groupby("person_key", sort=True)
     ]
     assert repr(got) == repr(expected)  # NaN != NaN: compared as text
-    assert list(warnings._groups(frame.iloc[0:0], "person_key", columns)) == []
+    assert list(risk_evaluate._groups(frame.iloc[0:0], "person_key", columns)) == []
 
 
 # --- resolve: each frame read and written once ---------------------------------------------
@@ -638,7 +639,7 @@ def test_file_names_added_as_a_merge_added_them() -> None:
     ]
     for frame in frames:
         expected = frame.merge(files, on="manifest_id", how="left")
-        pd.testing.assert_frame_equal(warnings._with_files(frame.copy(), files), expected)
+        pd.testing.assert_frame_equal(risk_data._with_files(frame.copy(), files), expected)
 
 
 def _current_view_person_before(frame: pd.DataFrame) -> pd.DataFrame:
@@ -657,5 +658,5 @@ def test_person_rows_in_force_unchanged() -> None:
     tied = in_order.assign(_row=[2, 1, 3, 3, 3])  # out of order within a file
     for frame in (in_order, one_file, shuffled, tied):
         pd.testing.assert_frame_equal(
-            warnings.current_view(frame, contract), _current_view_person_before(frame)
+            risk_data.current_view(frame, contract), _current_view_person_before(frame)
         )

@@ -19,13 +19,9 @@ from sqlalchemy.engine import Engine
 from transforms.config.contracts import contract_by_dataset
 from transforms.config.settings import Settings, load_settings
 from transforms.outputs.reports import build_run_report
+from transforms.outputs.township import write_township_exports
 from transforms.pipeline import steps as pipeline
-from transforms.risk.warnings import (
-    format_warnings_summary,
-    run_warnings,
-    warnings_summary,
-    write_township_exports,
-)
+from transforms.risk.warnings import format_warnings_summary, run_warnings, warnings_summary
 
 DAY = dt.date(2026, 11, 28)
 NEXT = DAY + dt.timedelta(days=1)

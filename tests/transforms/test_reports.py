@@ -997,7 +997,7 @@ def test_gx_results_and_data_docs_of_a_hostile_file_show_no_personal_data(
 
 
 def test_run_report_masks_known_names_and_phone_numbers(tmp_path: Path, warehouse_url: str) -> None:
-    from transforms.risk.warnings import township_workbook_name
+    from transforms.outputs.township import township_workbook_name
     from transforms.warehouse.person_keys import known_names
     from transforms.warehouse.tables import person_identity
 

@@ -25,6 +25,8 @@ from test_warnings import (
 )
 
 from transforms.households.incomes import household_income
+from transforms.risk.evaluate import Evaluation, evaluate
+from transforms.risk.indicators import compute_indicators
 from transforms.risk.inputs import (
     HOUSEHOLDS,
     INDICATOR_INPUTS,
@@ -36,7 +38,6 @@ from transforms.risk.inputs import (
 )
 from transforms.risk.rules import IndicatorCode, RulePlan, plan_rules
 from transforms.risk.status import insufficient_lines, rule_statuses
-from transforms.risk.warnings import Evaluation, compute_indicators, evaluate
 
 PLAN = plan_rules(RULES, CONTRACTS.values())
 NAMES = {r.id: r.name_zh for r in RULES.rules}

@@ -18,22 +18,15 @@ from sqlalchemy.engine import Engine
 
 from transforms.config.contracts import load_contracts
 from transforms.config.settings import Settings
+from transforms.outputs.township import township_workbook_name, write_township_exports
 from transforms.parsing.identifiers import check_char
 from transforms.privacy.masking import NameIndex, mask_id, mask_name
+from transforms.risk.accuracy import score
+from transforms.risk.data import CountyData, current_view, household_incomes
+from transforms.risk.evaluate import Evaluation, evaluate
+from transforms.risk.indicators import compute_indicators
+from transforms.risk.lifecycle import store_day, transitions
 from transforms.risk.rules import RulePlan, default_configuration, plan_rules
-from transforms.risk.warnings import (
-    CountyData,
-    Evaluation,
-    compute_indicators,
-    current_view,
-    evaluate,
-    household_incomes,
-    score,
-    store_day,
-    township_workbook_name,
-    transitions,
-    write_township_exports,
-)
 from transforms.warehouse.risk_tables import (
     inclusion_candidate,
     plan_indicator,

@@ -11,14 +11,10 @@ import pytest
 import sqlalchemy as sa
 
 from transforms.config.settings import load_settings
+from transforms.outputs.township import write_township_exports
 from transforms.pipeline import steps as pipeline
-from transforms.risk.warnings import (
-    format_accuracy,
-    run_warnings,
-    warnings_accuracy,
-    warnings_summary,
-    write_township_exports,
-)
+from transforms.risk.accuracy import format_accuracy, warnings_accuracy
+from transforms.risk.warnings import run_warnings, warnings_summary
 
 DAY = dt.date(2026, 11, 28)
 SECRET = "test-secret-" + "w" * 32

@@ -1031,7 +1031,7 @@ def warnings_html(
 ) -> str:
     """The day's risk warnings per rule, the visits per township (with their workbooks) and the
     candidates outside the roster; empty before the first warnings step."""
-    from transforms.risk.warnings import township_workbook_name
+    from transforms.outputs.township import township_workbook_name
 
     if not summary or not (
         summary.get("rules") or summary.get("candidates") or summary.get("insufficient")

@@ -14,7 +14,8 @@ everything else goes ahead. Conditions testing a column for blank/not blank need
 a county with no monitored household leaves 监测对象类别 blank everywhere, and that is an answer.
 
 The household's net income is available where the roster has the income parts or the reported
-人均纯收入 with the household size (transforms/households/incomes.py); comparing two income years needs a
+人均纯收入 with the household size (transforms/households/incomes.py); comparing two income years
+needs a
 household with both.
 """
 

@@ -31,7 +31,8 @@ from transforms.risk.rules import IndicatorSet, RulePlan
 from transforms.warehouse.risk_tables import rule_status
 
 if TYPE_CHECKING:
-    from transforms.risk.warnings import CountyData, Evaluation
+    from transforms.risk.data import CountyData
+    from transforms.risk.evaluate import Evaluation
 
 ENROLMENT_RATE = "medical_insurance_enrolment_rate"
 
@@ -50,7 +51,7 @@ def indicator_statuses(
     rule_names: Mapping[str, str] | None = None,
 ) -> dict[str, ComputeStatus]:
     """Each configured indicator's status on `day`, by code."""
-    from transforms.risk.warnings import availability
+    from transforms.risk.evaluate import availability
 
     available: Availability = evaluation.available or availability(data)
     out: dict[str, ComputeStatus] = {}

@@ -1,0 +1,423 @@
+"""The data a county day's rule evaluation reads: current staging rows, the roster's
+households and members, incomes, condition tests on values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from functools import partial
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from transforms.config.contracts import Contract
+from transforms.households.incomes import INCOME_PARTS, REPORTED_PER_CAPITA, household_income
+from transforms.risk.rules import (
+    Condition,
+    CountyParameters,
+    ParameterRef,
+    ParamRef,
+)
+from transforms.warehouse.tables import current_rows, dim_household, dim_person, file_manifest
+
+log = logging.getLogger(__name__)
+
+
+CENT = Decimal("0.01")
+HEAD = "户主"
+LIFTED = "脱贫户"
+INCOME_FIELDS = (*INCOME_PARTS, "business_expense", "household_size")
+PREVIOUS = ("prev_income_year", "prev_net_income", "prev_household_size", "prev_source")
+HOUSEHOLD_ATTRIBUTES = (
+    "township",
+    "village",
+    "household_type",
+    "monitoring_type",
+    "risk_eliminated",
+    "relocated",
+)
+# evidence lists at most this many rows per person (a year of settlements can be long)
+MAX_SOURCES = 20
+EXPORT_EVENTS = ("new", "reopened")
+EVENT_ZH = {
+    "new": "新增预警",
+    "still_open": "持续预警",
+    "resolved": "已解除",
+    "reopened": "再次预警",
+}
+
+Key = tuple[str, str]  # (household_id, rule_id)
+
+
+# --- values -----------------------------------------------------------------------------------
+
+
+def _null(value: object) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, float | np.floating) and bool(np.isnan(value))
+
+
+def norm(value: object) -> Any:
+    """A cell or configured value in one comparable form: None, bool, Decimal, date or str."""
+    if _null(value):
+        return None
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, int | np.integer):
+        return Decimal(int(value))
+    if isinstance(value, float | np.floating):
+        return Decimal(str(float(value)))
+    if isinstance(value, pd.Timestamp | dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return str(value)
+
+
+def _same(a: Any, b: Any) -> bool:
+    # True == Decimal(1) in Python; a yes/no flag never equals a number here
+    if isinstance(a, bool) != isinstance(b, bool):
+        return False
+    return bool(a == b)
+
+
+def _jsonable(value: Any) -> Any:
+    """Evidence as JSON: amounts as exact decimal strings, dates as ISO strings."""
+    # the common leaves first (the checks below would give them back as they are)
+    if value is None or type(value) is str or type(value) is int:
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if _null(value):
+        return None
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        value = Decimal(str(float(value)))
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, pd.Timestamp | dt.datetime):
+        return value.date().isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _money(value: object) -> Decimal:
+    amount = norm(value)
+    return (amount if isinstance(amount, Decimal) else Decimal(0)).quantize(CENT)
+
+
+def yuan(value: Decimal) -> str:
+    """1234.5 -> '1,234.50'."""
+    return f"{value.quantize(CENT, ROUND_HALF_UP):,.2f}"
+
+
+def _plain(value: Decimal) -> str:
+    return format(value.normalize() if value == value.to_integral() else value, ",f")
+
+
+def age_on(birth: dt.date, day: dt.date) -> int:
+    """Completed years on `day`."""
+    return day.year - birth.year - int((day.month, day.day) < (birth.month, birth.day))
+
+
+# --- configuration values ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a rule's values resolve against on one county day."""
+
+    day: dt.date
+    values: Mapping[str, Any]
+    parameters: CountyParameters
+
+    def resolve(self, value: Any, year: int | None = None) -> Any:
+        if isinstance(value, ParamRef):
+            value = self.values[value.param]
+        elif isinstance(value, ParameterRef):
+            value = self.parameters.figure(value.parameter, self.day.year if year is None else year)
+        if isinstance(value, tuple | list):
+            return tuple(norm(v) for v in value)
+        return norm(value)
+
+
+def _test(cell: Any, op: str, target: Any, day: dt.date) -> bool:
+    value = norm(cell)
+    if op == "blank":
+        return value is None or value == ""
+    if op == "not_blank":
+        return not (value is None or value == "")
+    if value is None:
+        return False  # a missing value satisfies no condition but `blank`
+    if op == "eq":
+        return _same(value, target)
+    if op == "ne":
+        return not _same(value, target)
+    if op == "in":
+        return any(_same(value, t) for t in target)
+    if op == "not_in":
+        return not any(_same(value, t) for t in target)
+    if op == "within_days":
+        return bool(day - dt.timedelta(days=int(target)) < value <= day)
+    if op == "year_to_date":
+        return bool(dt.date(day.year, 1, 1) <= value <= day)
+    if op == "current_year":
+        return bool(value == day.year)
+    if isinstance(value, bool) or isinstance(target, bool):
+        return False
+    if op == "lt":
+        return bool(value < target)
+    if op == "le":
+        return bool(value <= target)
+    if op == "gt":
+        return bool(value > target)
+    if op == "ge":
+        return bool(value >= target)
+    raise ValueError(f"unknown op {op!r}")
+
+
+def per_value(values: pd.Series, func: Callable[[Any], Any]) -> list[Any]:
+    """`[func(v) for v in values]`, calling `func` once per distinct value: a column repeats
+    its values (statuses, dates), and conditions are tested on every row of a county.
+
+    `func` must be pure, treat every missing value (None, NaN, NaT, NA) alike and give values
+    of one type that compare equal (0.0 and -0.0) the same result, as a test of the value
+    (`_test`) does. Values of different types never share a call."""
+    if values.dtype != object:
+        # one Python type per column: factorize; its code -1 (a missing value) picks the last
+        codes, uniques = pd.factorize(values)
+        results = [func(u) for u in uniques]
+        results.append(func(None))
+        return [results[c] for c in codes.tolist()]
+    # mixed types: 1, 1.0 and True are equal (and hash alike) in Python but not to norm()
+    known: dict[tuple[type, Any], Any] = {}
+    out = []
+    for v in values.tolist():
+        key = (type(v), v)
+        if key not in known:
+            known[key] = func(v)
+        out.append(known[key])
+    return out
+
+
+def condition_mask(frame: pd.DataFrame, conditions: Iterable[Condition], ctx: Context) -> pd.Series:
+    """Rows of `frame` meeting every condition (all rows when there are none)."""
+    mask = np.ones(len(frame), dtype=bool)
+    for condition in conditions:
+        if condition.column not in frame.columns:
+            raise KeyError(f"no column {condition.column!r} to test")
+        test = partial(_test, op=condition.op, target=ctx.resolve(condition.value), day=ctx.day)
+        mask &= np.array(per_value(frame[condition.column], test), dtype=bool)
+    return pd.Series(mask, index=frame.index, dtype=bool)
+
+
+def _where(frame: pd.DataFrame, conditions: Sequence[Condition], ctx: Context) -> pd.DataFrame:
+    """The rows meeting the conditions; the frame itself when there are none (no copy)."""
+    return frame[condition_mask(frame, conditions, ctx)] if conditions else frame
+
+
+# --- the data a day's evaluation reads ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CountyData:
+    """Roster persons and households, and each dataset's current rows.
+
+    persons: person_key, household_id, id_masked, name_masked, relation, labour_skill,
+        health_status, sex, birth_date.
+    households: household_id, the roster attributes, the incomes of its latest income year
+        (income_year, the parts, household_size, net_income, per_capita_net_income, source) and
+        of the year before (prev_*).
+    rows: dataset -> current rows: person_key, birth_date, sex, manifest_id, sheet, source_row,
+        file_name, bureau, the contract's columns (IDs and names as stored: masked).
+    """
+
+    persons: pd.DataFrame
+    households: pd.DataFrame
+    rows: Mapping[str, pd.DataFrame]
+    contracts: Mapping[str, Contract]
+
+
+def current_view(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
+    """The rows in force: a person's rows from the latest file mentioning them (person grain),
+    or every event once, however many cumulative re-exports repeat it (event grain)."""
+    if frame.empty:
+        return frame
+    if not _in_load_order(frame):
+        frame = frame.sort_values(["manifest_id", "_row"], kind="stable")
+    if contract.grain == "person":
+        latest = frame.groupby("person_key")["manifest_id"].transform("max")
+        return _kept(frame, frame["manifest_id"] == latest)
+    content = [c.name for c in contract.columns] + ["person_key"]
+    texts = frame[content].astype(str)
+    # the columns joined as whole arrays (a row-wise join is a Python call per row)
+    others: list[Any] = [texts[c].to_numpy() for c in content[1:]]
+    signature = texts[content[0]].str.cat(others, sep="\x1f")
+    if signature.isna().any():
+        # a missing cell: the row-wise join raises on it, as it always did
+        signature = texts.agg("\x1f".join, axis=1)
+    first = frame.groupby(signature)["manifest_id"].transform("min")
+    return _kept(frame, frame["manifest_id"] == first)
+
+
+def _in_load_order(frame: pd.DataFrame) -> bool:
+    """Whether the rows are sorted by file and row already (the warehouse reads them so): a
+    stable sort would keep them as they are, in a copy of a county's rows."""
+    files, rows = frame["manifest_id"], frame["_row"]
+    if not (pd.api.types.is_integer_dtype(files) and pd.api.types.is_integer_dtype(rows)):
+        return False
+    f, r = files.to_numpy(), rows.to_numpy()
+    return bool(np.all((f[1:] > f[:-1]) | ((f[1:] == f[:-1]) & (r[1:] >= r[:-1]))))
+
+
+def _kept(frame: pd.DataFrame, mask: pd.Series) -> pd.DataFrame:
+    # the frame itself when every row stays (no copy of it); nothing changes the frames read
+    return frame if bool(mask.all()) else frame[mask]
+
+
+_SOURCE_COLUMNS = ("bureau", "file_name", "sheet", "source_row")  # what _source reads
+
+
+def _source(row: Mapping[Any, Any], dataset: str) -> dict[str, Any]:
+    return {
+        "bureau": row.get("bureau"),
+        "dataset": dataset,
+        "file": row.get("file_name"),
+        "sheet": row.get("sheet") or "",
+        "row": int(row["source_row"]),
+    }
+
+
+def household_incomes(roster: pd.DataFrame) -> pd.DataFrame:
+    """Per household, the incomes of its latest income year on the roster and the year before.
+
+    Within a year each person's latest row counts; a household's figures come from its
+    householder's row, else its first member's. Per-capita income uses 家庭人口数.
+    """
+    columns = ["household_id", "income_year", *INCOME_FIELDS, "net_income", "source"]
+    if roster.empty:
+        return pd.DataFrame(columns=[*columns, "per_capita_net_income", "income_basis", *PREVIOUS])
+    # the columns read below: the sorts and de-duplications copy the rows they keep
+    keys = ("manifest_id", "_row", "person_key", "relation")
+    kept = (
+        *keys,
+        "household_id",
+        "income_year",
+        *INCOME_FIELDS,
+        REPORTED_PER_CAPITA,
+        *_SOURCE_COLUMNS,
+    )
+    rows = roster[[c for c in dict.fromkeys(kept) if c in roster.columns]]
+    rows = rows.sort_values(["manifest_id", "_row"], kind="stable")
+    rows = rows.drop_duplicates(["income_year", "person_key"], keep="last").copy()
+    rows["_head"] = rows["relation"] == HEAD
+    chosen = rows.sort_values(
+        ["household_id", "income_year", "_head"], ascending=[True, True, False], kind="stable"
+    ).drop_duplicates(["household_id", "income_year"], keep="first")
+    records = []
+    read = ("household_id", "income_year", *INCOME_FIELDS, REPORTED_PER_CAPITA, *_SOURCE_COLUMNS)
+    for r in _records(chosen, read):
+        if _null(r["income_year"]):
+            continue
+        # the parts, or the reported 人均纯收入 where the roster has no parts (national layout);
+        # None when neither is there: an unknown income, never a zero one
+        income = household_income(r)
+        parts = {
+            f: None if _null(r[f]) else _money(r[f]) for f in (*INCOME_PARTS, "business_expense")
+        }
+        records.append(
+            {
+                "household_id": r["household_id"],
+                "income_year": int(r["income_year"]),
+                **parts,
+                "household_size": None if income is None else income.household_size,
+                "net_income": None if income is None else income.net_income,
+                "per_capita_net_income": None if income is None else income.per_capita,
+                "income_basis": None if income is None else income.basis,
+                "source": _source(r, "roster"),
+            }
+        )
+    years = pd.DataFrame.from_records(
+        records, columns=[*columns, "per_capita_net_income", "income_basis"]
+    )
+    latest = years.sort_values("income_year").drop_duplicates("household_id", keep="last")
+    before = years.rename(columns={c: f"prev_{c}" for c in columns if c != "household_id"})
+    before["income_year"] = before["prev_income_year"] + 1
+    merged = latest.merge(
+        before[["household_id", "income_year", *PREVIOUS]],
+        on=["household_id", "income_year"],
+        how="left",
+    )
+    return merged.reset_index(drop=True)
+
+
+def _frame(conn: Connection, table: sa.Table) -> pd.DataFrame:
+    return pd.read_sql(sa.select(table), conn)
+
+
+def _records(frame: pd.DataFrame, columns: Iterable[str]) -> list[dict[Any, Any]]:
+    """`frame.to_dict("records")` with only those of `columns` the frame has: what the caller
+    reads (`record.get` of another column is None either way), not a value per cell."""
+    return frame[[c for c in dict.fromkeys(columns) if c in frame.columns]].to_dict("records")
+
+
+def _cells(frame: pd.DataFrame, column: str) -> Iterable[Any]:
+    """A column's cells as `frame.to_dict("records")` gives them (None for a missing column,
+    as `record.get` gives), without building a dict per row."""
+    return frame[column].tolist() if column in frame.columns else [None] * len(frame)
+
+
+def _with_files(frame: pd.DataFrame, files: pd.DataFrame) -> pd.DataFrame:
+    """`frame.merge(files, on="manifest_id", how="left")`: each row's file name and bureau,
+    added to the frame rather than to a copy of all its rows."""
+    added = [c for c in files.columns if c != "manifest_id"]
+    if (
+        set(added) & set(frame.columns)
+        or not files["manifest_id"].is_unique
+        or not frame.index.equals(pd.RangeIndex(len(frame)))
+    ):
+        return frame.merge(files, on="manifest_id", how="left")
+    by_id = files.set_index("manifest_id")
+    for column in added:
+        frame[column] = frame["manifest_id"].map(by_id[column])
+    return frame
+
+
+def load_county_data(conn: Connection, contracts: Iterable[Contract]) -> CountyData:
+    """Read the roster dimensions and every dataset's current rows from the warehouse."""
+    by_dataset = {c.dataset: c for c in contracts}
+    files = pd.read_sql(
+        sa.select(file_manifest.c.id, file_manifest.c.file_name, file_manifest.c.bureau), conn
+    ).rename(columns={"id": "manifest_id"})
+    rows: dict[str, pd.DataFrame] = {}
+    incomes = None
+    for dataset, contract in by_dataset.items():
+        frame = _with_files(current_rows(conn, contract).rename(columns={"id": "_row"}), files)
+        if dataset == "roster":
+            # from every roster row, older files' included (not only the current view), now
+            # rather than keeping them all until the other datasets are read
+            incomes = household_incomes(frame)
+        rows[dataset] = current_view(frame, contract)
+        del frame
+    persons = _frame(conn, dim_person)
+    attributes = _frame(conn, dim_household)[["household_id", *HOUSEHOLD_ATTRIBUTES]]
+    if incomes is None:
+        incomes = household_incomes(pd.DataFrame())
+    households = attributes.merge(incomes, on="household_id", how="left")
+    return CountyData(persons=persons, households=households, rows=rows, contracts=by_dataset)

@@ -83,10 +83,11 @@ test: setup ## run the test suite (unit, DAG integrity, end-to-end on SQLite and
 test-fast: setup ## run the tests without the slow end-to-end ones
 	$(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)
 
-lint: setup ## ruff check, ruff format --check and mypy
+lint: setup ## ruff check, ruff format --check, mypy and the import layers (import-linter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	PYTHONPATH=. $(BIN)/lint-imports
 
 format: setup ## apply ruff's formatting and autofixes
 	$(BIN)/ruff format .

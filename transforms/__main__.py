@@ -105,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warehouse schema up to date: {settings.warehouse_url.split('@')[-1]}")
         return 0
     if args.command == "warnings":
-        from transforms.pipeline.steps import prepare
         from transforms.outputs.township import write_township_exports
+        from transforms.pipeline.steps import prepare
         from transforms.risk import warnings as risk
 
         engine = prepare(settings)

@@ -1,7 +1,7 @@
 """The committed hostile files: what the script writes, and what the readers make of each.
 
-The workbooks' refusals are spelled out in tests/transforms/test_reader_bounds.py; here is what
-every reader must agree on for each file.
+The workbooks' refusals are spelled out in tests/transforms/parsing/test_reader_bounds.py; here
+is what every reader must agree on for each file.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from transforms.pipeline import steps as pipeline
 from transforms.validation.validate import ValidationOutcome, issue_records, run_gx
 from transforms.warehouse.tables import file_manifest, quarantine, staging_table
 
-FIXTURES_DIR = Path(__file__).resolve().parents[1] / "fixtures"
+FIXTURES_DIR = Path(__file__).resolve().parents[2] / "fixtures"
 BUREAU_FILES = FIXTURES_DIR / "bureau_files"
 
 ZHANG = "532626198001010015"

@@ -35,8 +35,8 @@ from transforms.parsing.readers import (
 
 TITLE = "某县2026年11月农村低保对象花名册"
 
-HOSTILE = Path(__file__).resolve().parents[1] / "fixtures" / "hostile"
-BUREAU_FILES = Path(__file__).resolve().parents[1] / "fixtures" / "bureau_files"
+HOSTILE = Path(__file__).resolve().parents[2] / "fixtures" / "hostile"
+BUREAU_FILES = Path(__file__).resolve().parents[2] / "fixtures" / "bureau_files"
 
 
 def _hostile_script() -> Any:

@@ -131,7 +131,7 @@ def rule_inputs(rule: Rule) -> tuple[Input, ...]:
     return tuple(dict.fromkeys(inputs))
 
 
-# --- what an indicator reads (its computation is fixed by its code in transforms/risk/indicators.py)
+# --- what an indicator reads (its computation is fixed in transforms/risk/indicators.py)
 
 # indicators counting what a rule found: their inputs are the rule's
 INDICATOR_RULES: Mapping[str, str] = {

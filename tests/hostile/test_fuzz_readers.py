@@ -19,13 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from transforms.parsing import xlsx_stream
-from transforms.parsing.readers import (
-    RawSheet,
-    UnreadableFile,
-    peek_sheets,
-    read_sheets,
-    read_sheets_isolated,
-)
+from transforms.parsing.file_refusals import UnreadableFile
+from transforms.parsing.readers import RawSheet, peek_sheets, read_sheets, read_sheets_isolated
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 ROSTER = (FIXTURES / "hostile" / "roster.xlsx").read_bytes()

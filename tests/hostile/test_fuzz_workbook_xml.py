@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from python_calamine import CalamineWorkbook
 
 from transforms.parsing import xlsx_stream
-from transforms.parsing.readers import RawSheet, UnreadableFile, peek_sheets, read_sheets
+from transforms.parsing.file_refusals import UnreadableFile
+from transforms.parsing.readers import RawSheet, peek_sheets, read_sheets
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 FUZZ = settings(

@@ -11,12 +11,8 @@ from pathlib import Path
 import pytest
 from fixture_scripts import hostile_files
 
-from transforms.parsing.readers import (
-    UnreadableFile,
-    peek_sheets,
-    read_sheets,
-    read_sheets_isolated,
-)
+from transforms.parsing.file_refusals import UnreadableFile
+from transforms.parsing.readers import peek_sheets, read_sheets, read_sheets_isolated
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 HOSTILE = FIXTURES / "hostile"

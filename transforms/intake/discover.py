@@ -33,9 +33,9 @@ from transforms.intake.landing import (
     sha256_of,
     stable_entries,
 )
-from transforms.parsing.file_refusals import FileRejection
+from transforms.parsing.file_refusals import FileRejection, UnreadableFile
 from transforms.parsing.parse import HEADER_SCAN_ROWS, identify
-from transforms.parsing.readers import UnreadableFile, peek_sheets
+from transforms.parsing.readers import peek_sheets
 from transforms.privacy.masking import NameIndex, safe_text
 from transforms.runlog.steps import recorded_step
 from transforms.runlog.workdir import remove_stale_work

@@ -25,9 +25,9 @@ from transforms.households.resolve import resolve_households
 from transforms.intake.discover import discover, shown
 from transforms.intake.landing import archive_file, scan_landing, sha256_of
 from transforms.outputs.summary import check_finished, format_summary, latest_run_id, run_summary
-from transforms.parsing.file_refusals import FileRejection
+from transforms.parsing.file_refusals import FileRejection, UnreadableFile
 from transforms.parsing.parse import ROW_ID, SHEET, to_frame
-from transforms.parsing.readers import UnreadableFile, read_sheets_isolated
+from transforms.parsing.readers import read_sheets_isolated
 from transforms.pipeline.load_step import file_period, load
 from transforms.privacy.masking import NameIndex, names_in_file
 from transforms.runlog.steps import describe_failure, recorded_step, run_key

@@ -13,8 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from transforms.parsing.file_refusals import FileRejection
-from transforms.parsing.readers import UnreadableFile
+from transforms.parsing.file_refusals import FileRejection, UnreadableFile
 from transforms.privacy.masking import NameIndex, safe_text
 from transforms.warehouse.tables import file_manifest
 

@@ -22,9 +22,9 @@ import sqlalchemy as sa
 
 from transforms.config.contracts import contracts_for_bureau
 from transforms.config.settings import Settings
-from transforms.parsing.file_refusals import FileRejection
+from transforms.parsing.file_refusals import FileRejection, UnreadableFile
 from transforms.parsing.parse import SHEET, SOURCE_ROW, ParsedFile, SkippedSheet, to_frame
-from transforms.parsing.readers import UnreadableFile, read_sheets
+from transforms.parsing.readers import read_sheets
 from transforms.pipeline import steps as pipeline
 from transforms.validation.validate import ValidationOutcome, issue_records, run_gx
 from transforms.warehouse.tables import file_manifest, quarantine, staging_table

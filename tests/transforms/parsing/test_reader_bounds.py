@@ -24,10 +24,10 @@ import pytest
 
 from transforms.config.limits import FileLimits
 from transforms.parsing import readers, xlsx_stream
+from transforms.parsing.file_refusals import UnreadableFile
 from transforms.parsing.readers import (
     Cell,
     RawSheet,
-    UnreadableFile,
     peek_sheets,
     read_sheets,
     read_sheets_isolated,

@@ -106,11 +106,12 @@ def test_the_run_fails_because_of_county_c_alone(province: Province) -> None:
     ]
     assert failures, "the failure is recorded"
     assert {f["county"] for f in failures} == {"c"}
-    # discover fails first; the steps that run whatever happened (receipts, report) fail too,
-    # as c's warehouse cannot be opened; nothing of a or b failed
-    assert "county.discover" in {f["task_id"] for f in failures}
+    # the setup task that migrates the warehouse fails first; the steps that run whatever
+    # happened (receipts, report) fail too, as c's warehouse cannot be opened; nothing of a or b
+    # failed
+    assert "county.prepare_warehouse" in {f["task_id"] for f in failures}
     assert {f["task_id"] for f in failures} <= {
-        "county.discover",
+        "county.prepare_warehouse",
         "county.write_receipts",
         "county.build_reports",
     }

@@ -65,11 +65,13 @@ def _run_warnings_step(env: dict[str, str], day: dt.date) -> None:
     """The step functions the DAG's warnings task calls, in a process of their own (to rerun a
     day; never in place of the DAG's task)."""
     code = (
-        "import datetime as dt; from transforms import pipeline, warnings as w; "
+        "import datetime as dt; from transforms.pipeline import steps; "
+        "from transforms.risk.warnings import run_warnings; "
+        "from transforms.outputs.township import write_township_exports; "
         "from transforms.config.settings import load_settings; "
-        "s = load_settings(); e = pipeline.prepare(s); "
+        "s = load_settings(); e = steps.prepare(s); "
         f"d = dt.date.fromisoformat('{day.isoformat()}'); r = 'e2e__' + d.isoformat(); "
-        "w.run_warnings(s, e, r, d); w.write_township_exports(s, e, r, d)"
+        "run_warnings(s, e, r, d); write_township_exports(s, e, r, d)"
     )
     proc = subprocess.run(
         [str(AIRFLOW.with_name("python")), "-c", code],

@@ -50,7 +50,7 @@ from transforms.pipeline import steps as pipeline
 from transforms.pipeline.load_step import staging_rows
 from transforms.privacy.keys import check_secret, person_key, stored_value
 from transforms.risk import data as risk_data
-from transforms.risk import evaluate as risk_evaluate
+from transforms.risk import evidence as risk_evidence
 from transforms.risk.rules import Condition, ParamRef, default_configuration
 from transforms.runlog.workdir import load_frame, save_frame
 from transforms.warehouse.tables import (
@@ -424,8 +424,8 @@ def test_ages_unchanged() -> None:
     expected = [
         None if risk_data._null(b) else risk_data.age_on(risk_data.norm(b), DAY) for b in births
     ]
-    assert risk_evaluate._ages(births, DAY) == expected
-    assert risk_evaluate._ages(pd.Series([], dtype=object), DAY) == []
+    assert risk_evidence._ages(births, DAY) == expected
+    assert risk_evidence._ages(pd.Series([], dtype=object), DAY) == []
 
 
 # --- warnings: events once, without a row-wise join ----------------------------------------
@@ -498,13 +498,13 @@ def test_groups_give_what_groupby_gave() -> None:
         index=[10, 9, 8, 7, 6, 5, 5],
     )
     columns = ["person_key", "source_row", "amount", "when", "not_a_column"]
-    got = list(risk_evaluate._groups(frame, "person_key", columns))
+    got = list(risk_evidence.row_groups(frame, "person_key", columns))
     kept = frame[["person_key", "source_row", "amount", "when"]]
     expected = [
         (key, group.to_dict("records")) for key, group in kept.groupby("person_key", sort=True)
     ]
     assert repr(got) == repr(expected)  # NaN != NaN: compared as text
-    assert list(risk_evaluate._groups(frame.iloc[0:0], "person_key", columns)) == []
+    assert list(risk_evidence.row_groups(frame.iloc[0:0], "person_key", columns)) == []
 
 
 # --- resolve: each frame read and written once ---------------------------------------------

@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from pipeline_days import day_settings, load_day
 from sqlalchemy.engine import Engine
 
 from transforms.config.contracts import contract_by_dataset
-from transforms.config.settings import Settings, load_settings
+from transforms.config.settings import Settings
 from transforms.outputs.reports import build_run_report
 from transforms.outputs.township import write_township_exports
-from transforms.pipeline import steps as pipeline
 from transforms.risk.warnings import format_warnings_summary, run_warnings, warnings_summary
 
 DAY = dt.date(2026, 11, 28)
@@ -45,31 +45,11 @@ def _county(generated: Path, tmp_path: Path) -> Path:
 
 
 def _settings(data_dir: Path, url: str) -> Settings:
-    return load_settings(
-        {
-            "DATA_DIR": str(data_dir),
-            "WAREHOUSE_URL": url,
-            "LANDING_STABLE_SECONDS": "0",
-            "PERSON_KEY_SECRET": SECRET,
-        }
-    )
+    return day_settings(data_dir, SECRET, url)
 
 
 def _run_day(settings: Settings, day: dt.date) -> tuple[Engine, dict[str, Any]]:
-    engine = pipeline.prepare(settings)
-    run_id = f"manual__{day.isoformat()}"
-    groups = pipeline.discover(settings, engine, run_id, day)
-    parsed = [
-        result
-        for group in groups
-        for result in pipeline.parse_and_validate(
-            settings, engine, run_id, group["dataset"], group["manifest_ids"]
-        )
-    ]
-    pipeline.load(
-        settings, engine, run_id, pipeline.resolve_households(settings, engine, run_id, parsed)
-    )
-    pipeline.snapshot(settings, engine, run_id, day)
+    engine, run_id = load_day(settings, day)
     counts = run_warnings(settings, engine, run_id, day)
     write_township_exports(settings, engine, run_id, day)
     return engine, counts

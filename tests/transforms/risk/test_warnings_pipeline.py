@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from pipeline_days import day_settings, load_day
 
 from transforms.config.settings import load_settings
 from transforms.outputs.township import write_township_exports
-from transforms.pipeline import steps as pipeline
 from transforms.risk.accuracy import format_accuracy, warnings_accuracy
 from transforms.risk.warnings import run_warnings, warnings_summary
 
@@ -21,23 +21,8 @@ SECRET = "test-secret-" + "w" * 32
 
 
 def _run_day(data_dir: Path, day: dt.date) -> list[Path]:
-    settings = load_settings(
-        {"DATA_DIR": str(data_dir), "LANDING_STABLE_SECONDS": "0", "PERSON_KEY_SECRET": SECRET}
-    )
-    engine = pipeline.prepare(settings)
-    run_id = f"manual__{day.isoformat()}"
-    groups = pipeline.discover(settings, engine, run_id, day)
-    parsed = [
-        result
-        for group in groups
-        for result in pipeline.parse_and_validate(
-            settings, engine, run_id, group["dataset"], group["manifest_ids"]
-        )
-    ]
-    pipeline.load(
-        settings, engine, run_id, pipeline.resolve_households(settings, engine, run_id, parsed)
-    )
-    pipeline.snapshot(settings, engine, run_id, day)
+    settings = day_settings(data_dir, SECRET)
+    engine, run_id = load_day(settings, day)
     run_warnings(settings, engine, run_id, day)
     paths = write_township_exports(settings, engine, run_id, day)
     engine.dispose()

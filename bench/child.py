@@ -142,6 +142,7 @@ def _do_discover(task: dict[str, Any]) -> dict[str, Any]:
 def _do_parse_validate(task: dict[str, Any]) -> dict[str, Any]:
     """parse_and_validate of one dataset, split into its parse part (read_sheets + to_frame) and
     the rest (GX, issue records, saving the frames); the step itself is left as it is."""
+    from transforms.parsing import parse, readers
     from transforms.pipeline import steps as pipeline
     from transforms.validation import validate
 
@@ -157,9 +158,10 @@ def _do_parse_validate(task: dict[str, Any]) -> dict[str, Any]:
 
         return wrapper
 
-    # pipeline.py imported these names itself; run_gx is imported inside the step at call time
-    pipeline.read_sheets_isolated = timed("parse", pipeline.read_sheets_isolated)
-    pipeline.to_frame = timed("parse", pipeline.to_frame)
+    # The steps module imported these names itself (setattr: it does not re-export them); run_gx
+    # is imported inside the step at call time.
+    setattr(pipeline, "read_sheets_isolated", timed("parse", readers.read_sheets_isolated))  # noqa: B010
+    setattr(pipeline, "to_frame", timed("parse", parse.to_frame))  # noqa: B010
     validate.run_gx = timed("gx", validate.run_gx)
     settings, engine = _settings_engine(task)
     group = task["group"]

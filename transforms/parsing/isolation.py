@@ -34,7 +34,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
-from typing import IO, Any, Final, Literal, NoReturn, TypeVar
+from typing import IO, Any, Final, Literal, NoReturn, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -87,7 +87,8 @@ def run_isolated(func: Callable[[], T], *, memory_bytes: int, timeout_seconds: f
             result_file.seek(0)
             ok, value = _load(result_file)
             if ok:
-                return value
+                # what func returned, pickled by the child: T by construction
+                return cast(T, value)
             raise value
         raise _failure(status, stderr_file)
 

@@ -14,7 +14,8 @@ import pandas as pd
 
 from transforms.households.incomes import INCOME_PARTS
 from transforms.risk.data import CENT, LIFTED, CountyData, _null, _records, norm, per_value
-from transforms.risk.evaluate import Evaluation, _sum
+from transforms.risk.evaluate import _sum
+from transforms.risk.evidence import Evaluation
 from transforms.risk.inputs import (
     INDICATOR_RULES,
 )

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from transforms.privacy.masking import mask_id, mask_name
 from transforms.risk.data import HEAD, CountyData, Key, _cells, _jsonable, norm
-from transforms.risk.evaluate import Evaluation
+from transforms.risk.evidence import Evaluation
 from transforms.risk.rules import (
     Rule,
 )

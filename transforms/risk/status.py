@@ -32,7 +32,7 @@ from transforms.warehouse.risk_tables import rule_status
 
 if TYPE_CHECKING:
     from transforms.risk.data import CountyData
-    from transforms.risk.evaluate import Evaluation
+    from transforms.risk.evidence import Evaluation
 
 ENROLMENT_RATE = "medical_insurance_enrolment_rate"
 

@@ -18,11 +18,13 @@ import sqlalchemy as sa
 
 from transforms.config.settings import Settings
 from transforms.outputs.summary import UnfinishedFilesError, check_finished, run_summary
+from transforms.parsing import parse
 from transforms.parsing.identifiers import check_char
 from transforms.pipeline import load_step as loading
 from transforms.pipeline import steps as pipeline
 from transforms.pipeline.load_step import confirm_held
 from transforms.privacy.keys import PersonKeyMismatchError
+from transforms.warehouse import tables
 from transforms.warehouse.tables import file_manifest, quarantine, run_step
 
 SECRET = "bad-day-secret-" + "b" * 32
@@ -259,7 +261,7 @@ def test_files_of_an_interrupted_run_are_finished_by_the_next(county: County) ->
 def test_a_file_that_keeps_failing_is_refused_and_never_stops_the_others(
     county: County, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = pipeline.to_frame
+    real = parse.to_frame
 
     def explodes_on_illness(sheets: Any, contracts: Any) -> Any:
         if contracts[0].dataset == "illness":
@@ -289,7 +291,7 @@ def test_a_file_that_keeps_failing_is_refused_and_never_stops_the_others(
 def test_a_load_that_fails_is_rolled_back_alone(
     county: County, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = loading.bulk_load
+    real = tables.bulk_load
 
     def fails_for_illness(conn: Any, table: sa.Table, rows: Any) -> int:
         if table.name == "stg_illness":

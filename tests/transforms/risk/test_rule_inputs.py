@@ -25,7 +25,8 @@ from test_warnings import (
 )
 
 from transforms.households.incomes import household_income
-from transforms.risk.evaluate import Evaluation, evaluate
+from transforms.risk.evaluate import evaluate
+from transforms.risk.evidence import Evaluation
 from transforms.risk.indicators import compute_indicators
 from transforms.risk.inputs import (
     HOUSEHOLDS,

@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -382,12 +383,17 @@ def run_gx(contract: Contract, frame: pd.DataFrame) -> ValidationOutcome:
     return ValidationOutcome(
         issues=issues,
         statistics=dict(result.statistics),
-        # GX leaves this method unannotated; it returns the result's JSON form
-        results_json=result.to_json_dict(),  # type: ignore[no-untyped-call]
+        results_json=_json_form(result),
     )
 
 
 MASKED_VALUE_LIMIT = 200
+
+
+def _json_form(result: Any) -> dict[str, Any]:
+    # GX leaves to_json_dict unannotated; it returns the result's JSON form
+    to_json: Callable[[], dict[str, Any]] = result.to_json_dict
+    return to_json()
 
 
 def masked_value(column: Column, raw: object, names: NameIndex | None = None) -> str | None:

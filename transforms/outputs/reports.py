@@ -914,7 +914,7 @@ def runs_chart_svg(runs: Sequence[RunFacts]) -> str:
     step = plot_w / n
     bar_w = min(max(step * 0.6, 2.0), 36.0)
     most = max([r.rows_read for r in runs] + [1])
-    magnitude = 10 ** max(len(str(most)) - 1, 0)
+    magnitude = int(10 ** max(len(str(most)) - 1, 0))
     scale_max = -(-most // magnitude) * magnitude
 
     def y_rows(v: float) -> float:

@@ -51,7 +51,7 @@ def neutralize(text: str) -> str:
     Also drops characters XML cannot hold (openpyxl would refuse them) and cuts to Excel's
     cell limit, so any string a bureau sends can be written.
     """
-    cleaned = ILLEGAL_CHARACTERS_RE.sub("\ufffd", text)
+    cleaned: str = ILLEGAL_CHARACTERS_RE.sub("\ufffd", text)
     # Importers trim leading blanks, after which " =1+1" is a formula again.
     if cleaned.startswith(FORMULA_STARTS) or cleaned.lstrip(" \u3000").startswith(FORMULA_STARTS):
         cleaned = "'" + cleaned

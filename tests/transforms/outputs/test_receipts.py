@@ -413,7 +413,7 @@ def test_save_without_hard_links(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     def no_links(src: object, dst: object) -> None:
         raise PermissionError("hard links not supported")
 
-    monkeypatch.setattr(receipts.os, "link", no_links)
+    monkeypatch.setattr(os, "link", no_links)  # the receipts module links through os
     workbook = receipt_workbook({**ILLNESS, "id": 1}, PROBLEMS, "大病及慢病患者名单")
     first = save_new(workbook, tmp_path, "回执_a.xlsx")
     second = save_new(workbook, tmp_path, "回执_a.xlsx")

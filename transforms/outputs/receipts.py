@@ -17,7 +17,6 @@ import io
 import logging
 import os
 import re
-import unicodedata
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -27,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from openpyxl import Workbook
-from openpyxl.styles import Alignment, Font
+from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy.engine import Engine
@@ -36,7 +35,14 @@ from transforms.config.bureaus import bureau_zh
 from transforms.config.contracts import contract_by_dataset
 from transforms.config.settings import Settings
 from transforms.intake.landing import RECEIPTS_FOLDER
-from transforms.outputs.spreadsheet import MAX_STEM_BYTES, neutralize, safe_file_stem
+from transforms.outputs.spreadsheet import (
+    MAX_STEM_BYTES,
+    display_width,
+    fit_rows,
+    print_setup,
+    put_text,
+    safe_file_stem,
+)
 from transforms.privacy.masking import ID_IN_TEXT, NameIndex, safe_text
 from transforms.runlog.steps import recorded_step
 from transforms.warehouse.manifest import of_run
@@ -76,10 +82,6 @@ def _local(moment: dt.datetime) -> dt.datetime:
     return moment.astimezone(COUNTY_TZ)
 
 
-def _display_width(text: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-
-
 class Verbatim(str):
     """Text of our own making that must be shown exactly (a sha256 can hold 18 digits in a row)."""
 
@@ -95,18 +97,15 @@ def _put(
     if isinstance(value, int):
         cell.value = value
         return
-    shown = value if isinstance(value, Verbatim) else safe_text(value, names=names)
-    cell.value = neutralize(shown or "")
-    # neutralize() already keeps '=' off the front; this pins the type for good measure.
-    cell.data_type = "s"
+    put_text(cell, value, names, verbatim=isinstance(value, Verbatim))
 
 
 def _finish(ws: Worksheet, max_widths: Sequence[int]) -> None:
-    """Bold header row, frozen under the header, readable widths, wrapped long text."""
+    """Bold header row, frozen under the header, readable widths, rows tall enough for their
+    wrapped text, set up to print."""
     for cell in ws[1]:
         cell.font = Font(bold=True)
     ws.freeze_panes = "A2"
-    wrap = Alignment(wrap_text=True, vertical="top")
     for index, cap in enumerate(max_widths, start=1):
         letter = get_column_letter(index)
         widest = 4
@@ -114,10 +113,10 @@ def _finish(ws: Worksheet, max_widths: Sequence[int]) -> None:
             if cell.value is None:
                 continue
             lines = str(cell.value).splitlines() or [""]
-            widest = max(widest, *(_display_width(line) for line in lines))
-            if cell.row > 1:
-                cell.alignment = wrap
+            widest = max(widest, *(display_width(line) for line in lines))
         ws.column_dimensions[letter].width = min(widest + 2, cap)
+    fit_rows(ws)
+    print_setup(ws)
 
 
 def _count(value: object) -> int | str:

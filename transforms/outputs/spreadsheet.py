@@ -1,18 +1,28 @@
-"""Cells and file names of the workbooks written for people: receipts (回执) and the township
-workbooks for the home check (入户核实).
+"""The one writer of the workbooks people receive: receipts (回执) and the township workbooks
+for the home check (入户核实).
 
-Both hold bureau text, so both need the same two guards: a cell must never run as a formula
-when Excel, WPS or LibreOffice opens it, and a file name must be a name (no folders, no control
-characters, not too long) without personal data in it.
+Both hold bureau text, so both go through the same guards here: every text cell is masked
+(IDs 18- and 15-digit, full-width, Excel-mangled, phones, known names: transforms.privacy),
+stored as text and, when it starts like a formula (also full-width ＝＋－＠), marked
+quote-prefixed, so Excel, WPS and LibreOffice show it as written, without an apostrophe, and
+never run it, not even when the cell is edited; a file name is a name (no folders, no control
+characters, not too long) without personal data in it. Every sheet is set up to print: A4
+landscape, one page wide, the header row on every page, wrapped text in rows tall enough to
+show it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import re
-from typing import Final
+import unicodedata
+from typing import Any, Final
 
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.styles import Alignment
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
 
 from transforms.privacy.masking import NameIndex, safe_text
 
@@ -45,17 +55,74 @@ MAX_STEM_BYTES: Final = 150
 _HASH_LENGTH: Final = 8
 
 
-def neutralize(text: str) -> str:
-    """Text a spreadsheet shows as text, never runs: a formula-like start gets a leading '.
-
-    Also drops characters XML cannot hold (openpyxl would refuse them) and cuts to Excel's
-    cell limit, so any string a bureau sends can be written.
-    """
+def clean_cell_text(text: str) -> str:
+    """The text without characters XML cannot hold (openpyxl would refuse them), cut to Excel's
+    cell limit, so any string a bureau sends can be written."""
     cleaned: str = ILLEGAL_CHARACTERS_RE.sub("\ufffd", text)
-    # Importers trim leading blanks, after which " =1+1" is a formula again.
-    if cleaned.startswith(FORMULA_STARTS) or cleaned.lstrip(" \u3000").startswith(FORMULA_STARTS):
-        cleaned = "'" + cleaned
     return cleaned[:EXCEL_CELL_LIMIT]
+
+
+def is_formula_like(text: str) -> bool:
+    # Importers trim leading blanks, after which " =1+1" is a formula again.
+    return text.startswith(FORMULA_STARTS) or text.lstrip(" \u3000").startswith(FORMULA_STARTS)
+
+
+def put_text(
+    cell: Any, text: str, names: NameIndex | None = None, *, verbatim: bool = False
+) -> None:
+    """Bureau text into a cell people receive: masked (unless `verbatim`, for text of our own
+    making such as a sha256), stored as a string, quote-prefixed when it starts like a formula."""
+    shown = text if verbatim else (safe_text(text, names=names) or "")
+    cell.value = clean_cell_text(shown)
+    # a str starting with "=" is a formula to openpyxl; the cell holds text
+    cell.data_type = "s"
+    if is_formula_like(cell.value):
+        cell.quotePrefix = True
+    cell.alignment = WRAP
+
+
+WRAP: Final = Alignment(wrap_text=True, vertical="top")
+# points per printed line of 11-point text (CJK glyphs are a little taller than Latin)
+LINE_POINTS: Final = 15.0
+
+
+def display_width(text: str) -> int:
+    """Columns a text takes in a spreadsheet: CJK and full-width characters count two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _lines(text: str, width: float) -> int:
+    usable = max(width - 1, 1)  # a cell's padding
+    return sum(max(1, math.ceil(display_width(line) / usable)) for line in text.split("\n"))
+
+
+def fit_rows(ws: Worksheet, first_row: int = 2) -> None:
+    """Row heights that show every wrapped line: Excel and WPS grow a row to its wrapped text
+    only when it is edited, LibreOffice not at all for a height that is set, so it is set from
+    the text and the column widths (a row that fits on one line keeps the default height)."""
+    widths = {
+        index: ws.column_dimensions[get_column_letter(index)].width or 8.43
+        for index in range(1, ws.max_column + 1)
+    }
+    for row in ws.iter_rows(min_row=first_row):
+        lines = max(
+            (_lines(str(c.value), widths[c.column]) for c in row if c.value is not None),
+            default=1,
+        )
+        if lines > 1:
+            ws.row_dimensions[row[0].row].height = lines * LINE_POINTS
+
+
+def print_setup(ws: Worksheet, header_rows: int = 1) -> None:
+    """A4 landscape, fit to one page wide (as many pages down as it takes), the header rows
+    repeated on every printed page."""
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.page_setup.orientation = ws.ORIENTATION_LANDSCAPE
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.print_title_rows = f"1:{header_rows}"
+    ws.print_options.gridLines = True
 
 
 def safe_file_stem(

@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from transforms.config.settings import Settings
-from transforms.outputs.spreadsheet import neutralize, safe_file_stem
-from transforms.privacy.masking import NameIndex, safe_text
+from transforms.outputs.spreadsheet import fit_rows, print_setup, put_text, safe_file_stem
+from transforms.privacy.masking import NameIndex
 from transforms.risk.data import EVENT_ZH, EXPORT_EVENTS, MAX_SOURCES, _jsonable
 from transforms.risk.lifecycle import _json
 from transforms.warehouse.person_keys import known_names
@@ -101,7 +101,7 @@ def township_workbook(
     rows: Sequence[Mapping[str, Any]], day: dt.date, names: NameIndex | None = None
 ) -> Any:
     from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font
+    from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
 
     workbook = Workbook()
@@ -137,12 +137,12 @@ def township_workbook(
                 cell.value = value
                 continue
             # every text cell: personal data masked whatever its source, and never a formula
-            cell.value = neutralize(safe_text(str(value), names=names) or "")
-            cell.data_type = "s"
-            cell.alignment = Alignment(wrap_text=True, vertical="top")
+            put_text(cell, str(value), names)
     for col, width in enumerate(_EXPORT_WIDTHS, 1):
         sheet.column_dimensions[get_column_letter(col)].width = width
     sheet.freeze_panes = "A2"
+    fit_rows(sheet)
+    print_setup(sheet)
     workbook.properties.title = f"{day.isoformat()} 入户核实清单"
     return workbook
 

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from transforms.outputs.spreadsheet import EXCEL_CELL_LIMIT, neutralize, safe_file_stem
+from transforms.outputs.spreadsheet import (
+    EXCEL_CELL_LIMIT,
+    clean_cell_text,
+    fit_rows,
+    is_formula_like,
+    print_setup,
+    put_text,
+    safe_file_stem,
+)
 from transforms.parsing.identifiers import check_char
 from transforms.privacy.masking import NameIndex, mask_id, mask_name
 
@@ -14,41 +24,123 @@ SENTINEL = "53262619870312775" + check_char("53262619870312775")
 OTHER = "53262619870320775" + check_char("53262619870320775")  # differs where the mask hides
 NAME = "鲜于测漏"
 
-# --- neutralize -------------------------------------------------------------------------------
+# --- the cell writer -----------------------------------------------------------------------
+
+FORMULAS = [
+    "=1+1",
+    "+86 138",
+    "-2+3",
+    "@SUM(A1)",
+    "\t=cmd",
+    "\r=cmd",
+    "\n=cmd",
+    " =1+1",  # an importer trims the blank and sees a formula
+    "\u3000=1+1",
+    "＝1+1",
+    "＋1",
+    "－1",
+    "＠SUM(A1)",
+    "\u3000＝1+1",
+    "﹦1+1",  # the small form, which NFKC also turns into "="
+    '=HYPERLINK("http://x","点我")',
+]
+
+
+@pytest.mark.parametrize("text", FORMULAS)
+def test_a_formula_like_text_is_written_as_quote_prefixed_text(text: str, tmp_path: Path) -> None:
+    assert is_formula_like(text)
+    cell = _round_trip(tmp_path, text)
+    # as written, no apostrophe added; a string, never a formula; Excel's quote prefix keeps
+    # it text even when the cell is edited
+    assert cell.value in (text, text.replace("\r", "\n"))
+    assert cell.data_type == "s"
+    assert cell.quotePrefix
+    assert not str(cell.value).startswith("'")
+
+
+@pytest.mark.parametrize("text", ["大病", "1+1=2", "'=1+1", "张三 ="])
+def test_plain_text_is_not_quote_prefixed(text: str, tmp_path: Path) -> None:
+    assert not is_formula_like(text)
+    cell = _round_trip(tmp_path, text)
+    assert cell.value == text and cell.data_type == "s" and not cell.quotePrefix
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"),
+    ("text", "hidden"),
     [
-        ("=1+1", "'=1+1"),
-        ("+86 138", "'+86 138"),
-        ("-2+3", "'-2+3"),
-        ("@SUM(A1)", "'@SUM(A1)"),
-        ("\t=cmd", "'\t=cmd"),
-        ("\r=cmd", "'\r=cmd"),
-        ("\n=cmd", "'\n=cmd"),
-        (" =1+1", "' =1+1"),  # an importer trims the blank and sees a formula
-        ("\u3000=1+1", "'\u3000=1+1"),
-        ("＝1+1", "'＝1+1"),
-        ("＋1", "'＋1"),
-        ("－1", "'－1"),
-        ("＠SUM(A1)", "'＠SUM(A1)"),
-        ("\u3000＝1+1", "'\u3000＝1+1"),
-        ("﹦1+1", "'﹦1+1"),  # the small form, which NFKC also turns into "="
-        ("大病", "大病"),
-        ("1+1=2", "1+1=2"),
-        ("'=1+1", "'=1+1"),  # already text in Excel's own notation
-        ("", ""),
-        ("a\x00b\x07c", "a\ufffdb\ufffdc"),  # XML cannot hold these; openpyxl would refuse them
-        ("\x01=1+1", "\ufffd=1+1"),  # the replacement character does not start a formula
+        (f"身份证{SENTINEL}", SENTINEL),
+        (f"旧证{SENTINEL[:6]}{SENTINEL[8:17]}", f"{SENTINEL[:6]}{SENTINEL[8:17]}"),  # 15 digits
+        (
+            "全角５３２６２６１９８７０３１２７７５" + check_char("53262619870312775"),
+            "１９８７０３",
+        ),
+        ("5.32626198703128E+17", "5.32626198703128E+17"),  # an ID Excel turned into a number
+        ("电话13912345678", "13912345678"),
+        (f"户主{NAME}家", NAME),
     ],
 )
-def test_neutralize(text: str, expected: str) -> None:
-    assert neutralize(text) == expected
+def test_every_text_cell_is_masked(text: str, hidden: str, tmp_path: Path) -> None:
+    cell = _round_trip(tmp_path, text, NameIndex([NAME]))
+    assert hidden not in str(cell.value)
 
 
-def test_neutralize_cuts_to_the_excel_cell_limit() -> None:
-    assert neutralize("=" + "x" * 40000) == "'=" + "x" * (EXCEL_CELL_LIMIT - 2)
+def test_verbatim_text_of_our_own_making_is_kept() -> None:
+    from openpyxl import Workbook
+
+    sheet = Workbook().active
+    assert sheet is not None
+    digest = "1" * 64  # a sha256 of digits only would look like IDs to the masking
+    put_text(sheet["A1"], digest, verbatim=True)
+    assert sheet["A1"].value == digest
+
+
+def test_control_characters_and_the_cell_limit() -> None:
+    assert clean_cell_text("a\x00b\x07c") == "a\ufffdb\ufffdc"  # XML cannot hold these
+    assert not is_formula_like(clean_cell_text("\x01=1+1"))
+    assert len(clean_cell_text("=" + "x" * 40000)) == EXCEL_CELL_LIMIT
+
+
+def test_print_setup_and_row_heights_that_show_wrapped_text(tmp_path: Path) -> None:
+    from openpyxl import Workbook, load_workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    put_text(sheet["A1"], "说明")
+    put_text(sheet["A2"], "短")
+    put_text(sheet["A3"], "很长的预警依据" * 20)  # 140 CJK characters: 280 columns
+    put_text(sheet["A4"], "第一行\n第二行\n第三行")
+    sheet.column_dimensions["A"].width = 30
+    fit_rows(sheet)
+    print_setup(sheet)
+    path = tmp_path / "book.xlsx"
+    workbook.save(path)
+    back = load_workbook(path).active
+    assert back is not None
+    assert back.page_setup.orientation == "landscape"
+    assert str(back.page_setup.paperSize) == str(back.PAPERSIZE_A4)
+    assert back.page_setup.fitToWidth == 1 and back.page_setup.fitToHeight == 0
+    assert back.sheet_properties.pageSetUpPr.fitToPage
+    assert back.print_title_rows == "$1:$1"
+    assert back.row_dimensions[2].height is None  # one line: the default height
+    lines = -(-280 // 29)
+    assert back.row_dimensions[3].height >= lines * 15
+    assert back.row_dimensions[4].height >= 3 * 15
+    assert back["A3"].alignment.wrap_text
+
+
+def _round_trip(tmp_path: Path, text: str, names: NameIndex | None = None) -> Any:
+    from openpyxl import Workbook, load_workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    put_text(sheet["A1"], text, names)
+    path = tmp_path / "cell.xlsx"
+    workbook.save(path)
+    back = load_workbook(path).active
+    assert back is not None
+    return back["A1"]
 
 
 # --- safe_file_stem ---------------------------------------------------------------------------

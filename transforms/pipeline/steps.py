@@ -150,7 +150,7 @@ def _parse_file(
     known: NameIndex,
 ) -> dict[str, Any] | None:
     """Parse and validate one file; None when it is refused (with its reason recorded)."""
-    from transforms.outputs.reports import mask_validation_result
+    from transforms.outputs.report_masking import mask_validation_result
     from transforms.validation.validate import issue_records, run_gx
 
     manifest_id = entry.id

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Engine
 from transforms.config.contracts import contract_by_dataset
 from transforms.config.settings import Settings
 from transforms.intake.landing import RECEIPTS_FOLDER
-from transforms.outputs import reports
+from transforms.outputs import data_docs, offline_assets, report_masking, reports, run_facts
 from transforms.outputs.receipts import receipt_name
 from transforms.parsing.identifiers import check_char
 from transforms.parsing.parse import to_frame
@@ -305,7 +305,7 @@ def _pages(county: County) -> list[Path]:
 
 
 def _validation_page(county: County) -> Path:
-    page = reports.validation_page(county.settings, RUN, ILLNESS_ID, "illness")
+    page = data_docs.validation_page(county.settings, RUN, ILLNESS_ID, "illness")
     assert page is not None
     return page
 
@@ -355,21 +355,23 @@ def links(page: str) -> list[str]:
 
 
 def test_sources_list_exactly_the_vendored_files_with_their_hashes() -> None:
-    sources = json.loads((reports.ASSETS_SOURCE / "SOURCES.json").read_text(encoding="utf-8"))
+    sources = json.loads(
+        (offline_assets.ASSETS_SOURCE / "SOURCES.json").read_text(encoding="utf-8")
+    )
     files = sources["files"]
     on_disk = {
-        p.relative_to(reports.ASSETS_SOURCE).as_posix()
-        for p in reports.ASSETS_SOURCE.rglob("*")
+        p.relative_to(offline_assets.ASSETS_SOURCE).as_posix()
+        for p in offline_assets.ASSETS_SOURCE.rglob("*")
         if p.is_file() and p.name != "SOURCES.json"
     }
     assert on_disk == set(files)
     for rel, info in files.items():
-        data = (reports.ASSETS_SOURCE / rel).read_bytes()
+        data = (offline_assets.ASSETS_SOURCE / rel).read_bytes()
         assert hashlib.sha256(data).hexdigest() == info["sha256"], rel
 
 
 def test_every_vendored_package_keeps_its_permissive_licence() -> None:
-    files = json.loads((reports.ASSETS_SOURCE / "SOURCES.json").read_text(encoding="utf-8"))[
+    files = json.loads((offline_assets.ASSETS_SOURCE / "SOURCES.json").read_text(encoding="utf-8"))[
         "files"
     ]
     allowed = {"MIT", "OFL-1.1", "Apache-2.0"}
@@ -396,8 +398,8 @@ def test_vendored_scripts_are_the_files_gx_pins_by_subresource_integrity() -> No
     pinned = dict(re.findall(r'src="([^"]+)" integrity="(sha384-[^"]+)"', imports))
     assert len(pinned) == 2
     for url, integrity in pinned.items():
-        (local,) = reports.VENDORED_URLS[url]
-        digest = hashlib.sha384((reports.ASSETS_SOURCE / local).read_bytes()).digest()
+        (local,) = offline_assets.VENDORED_URLS[url]
+        digest = hashlib.sha384((offline_assets.ASSETS_SOURCE / local).read_bytes()).digest()
         assert f"sha384-{b64encode(digest).decode()}" == integrity, url
 
 
@@ -407,7 +409,7 @@ def test_every_asset_url_in_gx_templates_is_vendored_or_dropped() -> None:
     for template in _gx_templates().glob("*.j2"):
         text = template.read_text(encoding="utf-8")
         urls |= set(re.findall(r'<(?:script|link)\b[^>]*(?:src|href)="(https?://[^"]+)"', text))
-    assert urls == set(reports.VENDORED_URLS)
+    assert urls == set(offline_assets.VENDORED_URLS)
 
 
 def test_copy_assets_refuses_a_tampered_vendored_file(
@@ -418,9 +420,9 @@ def test_copy_assets_refuses_a_tampered_vendored_file(
     (fake / "a.js").write_text("tampered", encoding="utf-8")
     sources = {"files": {"a.js": {"sha256": hashlib.sha256(b"original").hexdigest()}}}
     (fake / "SOURCES.json").write_text(json.dumps(sources), encoding="utf-8")
-    monkeypatch.setattr(reports, "ASSETS_SOURCE", fake)
+    monkeypatch.setattr(offline_assets, "ASSETS_SOURCE", fake)
     with pytest.raises(ValueError, match=r"a\.js does not match"):
-        reports.copy_assets(_settings(tmp_path))
+        offline_assets.copy_assets(_settings(tmp_path))
 
 
 # Rewriting GX's pages ---------------------------------------------------------------------------
@@ -449,9 +451,9 @@ GX_HEAD = f"""<html><head>
 
 
 def test_localize_html_points_every_cdn_reference_at_the_vendored_copy() -> None:
-    page = reports.localize_html(GX_HEAD, "../../assets")
+    page = offline_assets.localize_html(GX_HEAD, "../../assets")
     assert outside_references(page) == []
-    assert reports.external_references(page) == []
+    assert offline_assets.external_references(page) == []
     assert links(page) == [
         "../../assets/bootstrap-4.3.1/css/bootstrap.min.css",
         "../../assets/fontawesome-free-6.6.0/css/fontawesome.min.css",
@@ -464,7 +466,7 @@ def test_localize_html_points_every_cdn_reference_at_the_vendored_copy() -> None
     assert "integrity" not in page and "crossorigin" not in page
     assert "vega" not in page and "favicon" not in page and "<footer" not in page
     assert "background: url(none)" not in page and "background: none 0 0 no-repeat" in page
-    assert reports.BRAND_HTML in page
+    assert offline_assets.BRAND_HTML in page
     assert "using <span>Great Expectations</span>." in page
 
 
@@ -480,8 +482,8 @@ def test_localize_html_points_every_cdn_reference_at_the_vendored_copy() -> None
     ],
 )
 def test_localize_html_refuses_what_it_cannot_vendor(page: str) -> None:
-    with pytest.raises(reports.UnvendoredAsset):
-        reports.localize_html(page, "../assets")
+    with pytest.raises(offline_assets.UnvendoredAsset):
+        offline_assets.localize_html(page, "../assets")
 
 
 def test_external_references_ignore_namespaces_and_mere_mentions() -> None:
@@ -490,7 +492,7 @@ def test_external_references_ignore_namespaces_and_mere_mentions() -> None:
         "</svg><p>see https://example.org in the manual</p>"
         '<a href="//example.org/x">x</a><img srcset="https://example.org/a.png 2x">'
     )
-    assert reports.external_references(page) == [
+    assert offline_assets.external_references(page) == [
         "//example.org/x",
         "https://example.org/a.png",
     ]
@@ -500,7 +502,9 @@ def test_external_references_ignore_namespaces_and_mere_mentions() -> None:
 
 
 def test_sanitize_masks_personal_values_and_escapes_markup(illness_result: dict[str, Any]) -> None:
-    clean = reports.sanitize_validation_result(illness_result, contract_by_dataset("illness"))
+    clean = report_masking.sanitize_validation_result(
+        illness_result, contract_by_dataset("illness")
+    )
     text = json.dumps(clean, ensure_ascii=False)
     assert TRUNCATED in json.dumps(illness_result, ensure_ascii=False)  # GX keeps the raw value
     assert TRUNCATED not in text and HOSTILE not in text
@@ -533,7 +537,7 @@ def test_sanitize_masks_names_and_ids_in_any_column() -> None:
             },
         ]
     }
-    clean = reports.sanitize_validation_result(result, contract)
+    clean = report_masking.sanitize_validation_result(result, contract)
     assert clean["results"][0]["result"] == {
         "partial_unexpected_list": ["张**"],
         "observed_value": mask_id(ZHANG),
@@ -546,13 +550,13 @@ def test_sanitize_masks_names_and_ids_in_any_column() -> None:
 def test_masking_alone_keeps_markup_and_is_idempotent(illness_result: dict[str, Any]) -> None:
     """The form the pipeline should save under reports/validations/: masked, not escaped."""
     contract = contract_by_dataset("illness")
-    masked = reports.mask_validation_result(illness_result, contract)
+    masked = report_masking.mask_validation_result(illness_result, contract)
     text = json.dumps(masked, ensure_ascii=False)
     assert TRUNCATED not in text and HOSTILE in text
-    assert reports.mask_validation_result(masked, contract) == masked
+    assert report_masking.mask_validation_result(masked, contract) == masked
     # escaping a masked result gives what the site shows
-    assert reports.sanitize_validation_result(masked, contract) == (
-        reports.sanitize_validation_result(illness_result, contract)
+    assert report_masking.sanitize_validation_result(masked, contract) == (
+        report_masking.sanitize_validation_result(illness_result, contract)
     )
 
 
@@ -609,9 +613,9 @@ def test_rebuilding_a_runs_data_docs_replaces_the_site(
 ) -> None:
     settings = _settings(tmp_path)
     _save_result(settings, RUN, ILLNESS_ID, illness_result)
-    first = reports.build_data_docs(settings, RUN)
+    first = data_docs.build_data_docs(settings, RUN)
     (first.parent / "stale.html").write_text("old", encoding="utf-8")
-    second = reports.build_data_docs(settings, RUN)
+    second = data_docs.build_data_docs(settings, RUN)
     assert second == first and second.is_file()
     assert not (second.parent / "stale.html").exists()
     assert sorted(p.name for p in (settings.reports_dir / "datadocs").iterdir()) == [run_key(RUN)]
@@ -619,7 +623,7 @@ def test_rebuilding_a_runs_data_docs_replaces_the_site(
 
 def test_data_docs_of_a_run_without_files_document_the_suites(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
-    index = reports.build_data_docs(settings, RUN)
+    index = data_docs.build_data_docs(settings, RUN)
     assert sorted(p.stem for p in (index.parent / "expectations").glob("*.html")) == SUITES
     assert not (index.parent / "validations").exists()
 
@@ -671,7 +675,7 @@ def test_run_report_never_shows_a_full_id(county: County) -> None:
     assert [v for v in stored if _FULL_ID.search(v or "")] == []
     # ... and the report shows none, not even one from a file name or an error message
     assert _FULL_ID.findall(page) == []
-    assert reports.find_id_like(page) == []
+    assert report_masking.find_id_like(page) == []
     assert "ValueError: bad cell " + mask_id(ZHANG) in page
 
 
@@ -722,7 +726,7 @@ def test_run_report_keeps_the_last_30_runs(tmp_path: Path) -> None:
     assert page.count('class="run-bar"') == 30
     assert page.count('class="rate-dot"') == 0  # nothing read: no pass rate, not 0 %
     # an older run's report still shows that run
-    older = reports.collect_runs(engine, runs[2])
+    older = run_facts.collect_runs(engine, runs[2])
     assert [r.run_id for r in older] == [runs[2], *runs[6:]]
     engine.dispose()
 
@@ -740,14 +744,14 @@ def test_find_id_like_spots_bare_ids_but_not_digests_nor_decimals() -> None:
         f"身份证{ZHANG}，旧证 {ZHANG[:6] + ZHANG[8:17]} "
         f"sha ab{ZHANG}cd ≈0.097560975609756% {mask_id(ZHANG)}"
     )
-    assert reports.find_id_like(text) == [ZHANG, ZHANG[:6] + ZHANG[8:17]]
+    assert report_masking.find_id_like(text) == [ZHANG, ZHANG[:6] + ZHANG[8:17]]
 
 
 def test_chart_breaks_the_pass_rate_line_where_nothing_was_read() -> None:
-    def run(i: int, read: int, loaded: int) -> reports.RunFacts:
-        facts = reports.RunFacts(f"r{i}<", T0 + dt.timedelta(days=i), None)
+    def run(i: int, read: int, loaded: int) -> run_facts.RunFacts:
+        facts = run_facts.RunFacts(f"r{i}<", T0 + dt.timedelta(days=i), None)
         facts.files.append(
-            reports.FileFacts(
+            run_facts.FileFacts(
                 i,
                 "health",
                 "illness",
@@ -782,8 +786,8 @@ def test_browser_tests_fail_in_ci_when_chromium_is_missing(monkeypatch: pytest.M
 
 
 def test_pass_rate() -> None:
-    assert reports.pass_rate(1, 4) == 0.25
-    assert reports.pass_rate(0, 0) is None
+    assert run_facts.pass_rate(1, 4) == 0.25
+    assert run_facts.pass_rate(0, 0) is None
 
 
 # In a browser, offline ------------------------------------------------------------------------
@@ -985,11 +989,11 @@ def test_gx_results_and_data_docs_of_a_hostile_file_show_no_personal_data(
     assert HEADER_NAME not in raw
     assert {NAME, PHONE, SENTINEL} <= set(_leaks(raw))
     names = NameIndex().with_names(names_in_file(contract, parsed.frame))
-    masked = reports.mask_validation_result(outcome.results_json, contract, names=names)
+    masked = report_masking.mask_validation_result(outcome.results_json, contract, names=names)
     saved = json.dumps(masked, ensure_ascii=False, default=str)
     assert _leaks(saved) == []
     _save_result(settings, RUN, ILLNESS_ID, masked)
-    index = reports.build_data_docs(settings, RUN, names)
+    index = data_docs.build_data_docs(settings, RUN, names)
     pages = sorted(index.parent.rglob("*.html"))
     assert len(pages) > len(SUITES)
     for page in pages:

@@ -1,0 +1,155 @@
+"""The run's GX Data Docs site: the suites and the files' validation results (masked) rendered
+into `$DATA_DIR/reports/datadocs/<run_key>/`, offline.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from transforms.config.contracts import load_contracts
+from transforms.config.settings import Settings
+from transforms.outputs.offline_assets import copy_assets, localize_html
+from transforms.outputs.report_masking import find_id_like, sanitize_validation_result
+from transforms.privacy.masking import NameIndex
+from transforms.runlog.steps import run_key
+from transforms.validation.validate import EXPECTATIONS_DIR
+
+SITE_NAME = "county_run"
+# ---------------------------------------------------------------------------------------------
+# The run's Data Docs site
+
+
+def data_docs_dir(settings: Settings, run_id: str) -> Path:
+    return settings.reports_dir / "datadocs" / run_key(run_id)
+
+
+def validation_results_dir(settings: Settings, run_id: str) -> Path:
+    return settings.reports_dir / "validations" / run_key(run_id)
+
+
+def _validated_at(result: Mapping[str, Any], fallback: dt.datetime) -> dt.datetime:
+    markers = (result.get("meta") or {}).get("batch_markers") or {}
+    stamp = markers.get("ge_load_time")
+    if isinstance(stamp, str):
+        try:
+            return dt.datetime.strptime(stamp, "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=dt.UTC)
+        except ValueError:
+            pass  # another GX version's format: the file time is good enough for a page title
+    return fallback
+
+
+def _replace_dir(built: Path, target: Path) -> None:
+    """Put a freshly built folder in place of the previous build (a retried task's)."""
+    old = target.with_name(f".{target.name}.old")
+    if old.exists():
+        shutil.rmtree(old)
+    if target.exists():
+        target.rename(old)
+    built.rename(target)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def build_data_docs(settings: Settings, run_id: str, names: NameIndex | None = None) -> Path:
+    """Build the run's GX Data Docs site from the validation results its files produced.
+
+    One ephemeral GX context per call, so nothing is shared with the parallel validation tasks:
+    the suites come from expectations/*.json, the results from
+    `reports/validations/<run_key>/*.json` (masked, with the known `names`, and escaped first).
+    The site goes to `reports/datadocs/<run_key>/`, rewritten to use only the vendored assets.
+    Returns its index.html.
+    """
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    import great_expectations as gx
+    from great_expectations.core.expectation_validation_result import (
+        expectationSuiteValidationResultSchema,
+    )
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    from transforms.validation.validate import load_suite
+
+    key = run_key(run_id)
+    site = data_docs_dir(settings, run_id)
+    building = site.with_name(f".{key}.building")
+    if building.exists():
+        shutil.rmtree(building)
+    site.parent.mkdir(parents=True, exist_ok=True)
+    assets = copy_assets(settings)
+
+    context = gx.get_context(mode="ephemeral")
+    context.config.analytics_enabled = False
+    site_config: Any = {
+        "class_name": "SiteBuilder",
+        "show_how_to_buttons": False,
+        "store_backend": {
+            "class_name": "TupleFilesystemStoreBackend",
+            "base_directory": str(building),
+        },
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+    }
+    # show_how_to_buttons is a SiteBuilder option GX's TypedDict for site configs leaves out
+    context.add_data_docs_site(SITE_NAME, site_config)
+    for suite_file in sorted(EXPECTATIONS_DIR.glob("*.json")):
+        context.suites.add(load_suite(suite_file.stem))
+
+    # a result names the suite of its file's layout (roster-national)
+    contracts = {v.suite_name: v for c in load_contracts() for v in c.variants()}
+    results_dir = validation_results_dir(settings, run_id)
+    result_files = sorted(results_dir.glob("*.json")) if results_dir.is_dir() else []
+    for path in result_files:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        suite_name = str(raw["suite_name"])
+        fallback = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+        when = _validated_at(raw, fallback)
+        clean = sanitize_validation_result(raw, contracts.get(suite_name), names)
+        clean["meta"] = {
+            **(clean.get("meta") or {}),
+            "run_id": {"run_name": key, "run_time": when.isoformat()},
+        }
+        identifier = ValidationResultIdentifier(
+            expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite_name),
+            run_id=RunIdentifier(run_name=key, run_time=when),
+            batch_identifier=path.stem,
+        )
+        context.validation_results_store.set(
+            identifier, expectationSuiteValidationResultSchema.load(clean)
+        )
+    context.build_data_docs(site_names=[SITE_NAME])
+
+    # GX's own fonts and logos: nothing references them once the pages are localised.
+    shutil.rmtree(building / "static", ignore_errors=True)
+    for page in sorted(building.rglob("*.html")):
+        final_dir = site / page.parent.relative_to(building)
+        prefix = Path(os.path.relpath(assets, final_dir)).as_posix()
+        text = localize_html(page.read_text(encoding="utf-8"), prefix)
+        leaked = find_id_like(text)
+        if leaked:
+            raise ValueError(f"{page.name} would show {len(leaked)} unmasked ID-like numbers")
+        page.write_text(text, encoding="utf-8")
+    _replace_dir(building, site)
+    return site / "index.html"
+
+
+def validation_page(settings: Settings, run_id: str, manifest_id: int, dataset: str) -> Path | None:
+    """The Data Docs page of one file's validation in the run's site, if it was built."""
+    validations = data_docs_dir(settings, run_id) / "validations" / dataset
+    if not validations.is_dir():
+        return None
+    pages = sorted(validations.glob(f"*/*/{glob.escape(f'{manifest_id}-{dataset}')}.html"))
+    return pages[-1] if pages else None
+
+
+def suite_page(settings: Settings, run_id: str, dataset: str) -> Path | None:
+    page = data_docs_dir(settings, run_id) / "expectations" / f"{dataset}.html"
+    return page if page.is_file() else None

@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--risk-scenarios",
         action="store_true",
-        help="plant every warning rule's cases and near misses (generator/risks.py)",
+        help="plant every warning rule's cases and near misses (generator/risk_cases.py)",
     )
     parser.add_argument(
         "--days",

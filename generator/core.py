@@ -9,7 +9,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from generator import datasets, names, national, risks
+from generator import datasets, extension, names, national, risk_cases, risk_truth, risks
 from generator.datasets import Record
 from generator.defects import (
     add_quirks,
@@ -48,7 +48,7 @@ DATASET_ORDER = (
     "employment",
     "enrollment",
     "settlements",
-    *risks.EXTENSION_DATASETS,
+    *risk_truth.EXTENSION_DATASETS,
 )
 
 
@@ -142,7 +142,7 @@ def generate(
     inside a valid text cell and an over-long one (defects.py), plus files that must be rejected
     whole (listed in rejected_files.csv); "normal" gives the same bytes as before it existed.
 
-    risk_scenarios plants every warning rule's cases and near misses (generator/risks.py);
+    risk_scenarios plants every warning rule's cases and near misses (generator/risk_cases.py);
     days > 1 (which implies them) also writes the bureaus' files of the following days into
     data_dir/drops/<day>/. The warnings' ground truth (warnings.csv, candidates.csv) is
     written in every case.
@@ -184,7 +184,7 @@ def generate(
         "settlements": lambda: datasets.settlements(
             county, outsiders, _rng(seed, "settlements"), u, records.get("illness", [])
         ),
-        **risks.extension_builders(county, outsiders, lambda purpose: _rng(seed, purpose), u),
+        **extension.extension_builders(county, outsiders, lambda purpose: _rng(seed, purpose), u),
     }
     for dataset in DATASET_ORDER[1:]:
         if dataset in contracts:
@@ -197,20 +197,20 @@ def generate(
     )
     specs = {
         **file_specs(params.county_name, day, footer),
-        **risks.extension_specs(params.county_name, day),
+        **extension.extension_specs(params.county_name, day),
     }
     if messiness == "high":
         specs = messy_specs(specs, params.county_name, day)
-    plan = risks.RiskPlan(county, contracts, seed) if risk_scenarios or days > 1 else None
+    plan = risk_cases.RiskPlan(county, contracts, seed) if risk_scenarios or days > 1 else None
     landing = data_dir / "landing"
     written: dict[str, WrittenFile] = {}
     exporter = None
-    roster_output = risks.RosterOutput()
+    roster_output = national.RosterOutput()
     gaps: dict[str, tuple[str, ...]] = {}  # rule -> what the roster's layout lacks for it
     if roster_layout == "national":
         exporter = national.NationalRoster(seed, params.county_name, contracts["roster"], records)
         gaps = national.not_computable()
-        roster_output = risks.RosterOutput(
+        roster_output = national.RosterOutput(
             write=exporter.write,
             truth_values=national.truth_values,
             history=False,

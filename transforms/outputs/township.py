@@ -13,8 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from openpyxl.styles import Border, Font, Side
+from openpyxl.utils import get_column_letter
 from sqlalchemy.engine import Connection, Engine
 
+from transforms.config.bureaus import bureau_zh
+from transforms.config.contracts import contract_by_dataset
 from transforms.config.settings import Settings
 from transforms.outputs.spreadsheet import fit_rows, print_setup, put_text, safe_file_stem
 from transforms.privacy.masking import NameIndex
@@ -48,7 +52,11 @@ EXPORT_HEADERS = (
     "核实人",
     "核实日期",
 )
-_EXPORT_WIDTHS = (6, 10, 10, 20, 10, 22, 26, 12, 10, 12, 60, 50, 20, 10, 12)
+_EXPORT_WIDTHS = (6, 10, 10, 20, 10, 22, 26, 12, 10, 12, 60, 50, 24, 10, 12)
+RESULT_HEADER = "入户核实结果"
+BLOCK_START = Border(top=Side(style="medium"))  # where one household's block begins
+# what a visit can conclude (the county plan's chain: 入户核实 -> 认定 -> 帮扶)
+VISIT_RESULTS = ("情况属实-已纳入监测", "情况属实-已有帮扶", "情况不属实", "数据有误", "其他")
 UNKNOWN_TOWNSHIP = "未知乡镇"
 
 
@@ -58,18 +66,39 @@ def township_workbook_name(township: str, names: NameIndex | None = None) -> str
 
 
 def _sources_text(evidence: Mapping[str, Any] | None) -> str:
+    """Where the warning comes from, as a clerk names it: 医保局《医疗费用结算明细》第102、339行
+    (file and sheet after it), one line per list."""
     if not evidence:
         return ""
     sources = list(evidence.get("sources") or [])
     for person in evidence.get("persons") or []:
         sources.extend(person.get("sources") or [])
-    seen: list[str] = []
+    rows: dict[tuple[str, str, str, str], list[int]] = {}
     for s in sources:
-        sheet = f"/{s['sheet']}" if s.get("sheet") else ""
-        text = f"{s.get('bureau')}/{s.get('file')}{sheet}/第{s.get('row')}行"
-        if text not in seen:
-            seen.append(text)
-    return "；".join(seen[:MAX_SOURCES]) + ("…" if len(seen) > MAX_SOURCES else "")
+        key = (
+            str(s.get("bureau") or ""),
+            str(s.get("dataset") or ""),
+            str(s.get("file") or ""),
+            str(s.get("sheet") or ""),
+        )
+        found = rows.setdefault(key, [])
+        if s.get("row") is not None and int(s["row"]) not in found:
+            found.append(int(s["row"]))
+    lines = []
+    for (bureau, dataset, file, sheet), numbers in rows.items():
+        shown = numbers[:MAX_SOURCES]
+        more = "等" if len(numbers) > MAX_SOURCES else ""
+        where = f"（文件“{file}”" + (f"，工作表“{sheet}”" if sheet else "") + "）"
+        title = f"《{_title(dataset)}》" if dataset else ""
+        lines.append(f"{bureau_zh(bureau)}{title}第{'、'.join(map(str, shown))}{more}行{where}")
+    return "\n".join(lines)
+
+
+def _title(dataset: str) -> str:
+    try:
+        return contract_by_dataset(dataset).title_zh
+    except KeyError:  # a dataset whose contract was removed since the warning was raised
+        return dataset
 
 
 def export_rows(conn: Connection, day: dt.date) -> list[dict[str, Any]]:
@@ -101,8 +130,6 @@ def township_workbook(
     rows: Sequence[Mapping[str, Any]], day: dt.date, names: NameIndex | None = None
 ) -> Any:
     from openpyxl import Workbook
-    from openpyxl.styles import Font
-    from openpyxl.utils import get_column_letter
 
     workbook = Workbook()
     sheet = workbook.active
@@ -111,33 +138,43 @@ def township_workbook(
     for col, header in enumerate(EXPORT_HEADERS, 1):
         cell = sheet.cell(row=1, column=col, value=header)
         cell.font = Font(bold=True)
-    for number, r in enumerate(rows, 1):
-        values: list[str | int | None] = [
+    # one block per household, its rules together: the household's cells once, merged down the
+    # block; each rule keeps its own row for the visit's result
+    blocks: dict[tuple[Any, Any, Any], list[Mapping[str, Any]]] = {}
+    for r in rows:
+        blocks.setdefault((r["township"], r["village"], r["household_id"]), []).append(r)
+    line = 2
+    for number, block in enumerate(blocks.values(), 1):
+        first = block[0]
+        household: list[str | int | None] = [
             number,
-            r["township"],
-            r["village"],
-            r["household_id"],
-            r["head_name_masked"],
-            r["head_id_masked"],
-            r["rule_name_zh"],
-            r["risk_type"],
-            EVENT_ZH[r["event"]],
-            _jsonable(r["first_seen"]),
-            r["evidence_zh"],
-            _sources_text(_json(r["evidence"])),
-            None,
-            None,
-            None,
+            first["township"],
+            first["village"],
+            first["household_id"],
+            first["head_name_masked"],
+            first["head_id_masked"],
         ]
-        for col, value in enumerate(values, 1):
-            cell = sheet.cell(row=number + 1, column=col)
-            if value is None:
-                continue
-            if isinstance(value, int):
-                cell.value = value
-                continue
-            # every text cell: personal data masked whatever its source, and never a formula
-            put_text(cell, str(value), names)
+        for col, value in enumerate(household, 1):
+            _put(sheet.cell(row=line, column=col), value, names)
+            if len(block) > 1:
+                sheet.merge_cells(
+                    start_row=line, end_row=line + len(block) - 1, start_column=col, end_column=col
+                )
+        for offset, r in enumerate(block):
+            warning: list[str | int | None] = [
+                r["rule_name_zh"],
+                r["risk_type"],
+                EVENT_ZH[r["event"]],
+                _jsonable(r["first_seen"]),
+                r["evidence_zh"],
+                _sources_text(_json(r["evidence"])),
+            ]
+            for col, value in enumerate(warning, len(household) + 1):
+                _put(sheet.cell(row=line + offset, column=col), value, names)
+        for col in range(1, len(EXPORT_HEADERS) + 1):
+            sheet.cell(row=line, column=col).border = BLOCK_START
+        line += len(block)
+    _result_dropdown(sheet, last_row=line - 1)
     for col, width in enumerate(_EXPORT_WIDTHS, 1):
         sheet.column_dimensions[get_column_letter(col)].width = width
     sheet.freeze_panes = "A2"
@@ -145,6 +182,37 @@ def township_workbook(
     print_setup(sheet)
     workbook.properties.title = f"{day.isoformat()} 入户核实清单"
     return workbook
+
+
+def _put(cell: Any, value: str | int | None, names: NameIndex | None) -> None:
+    if value is None:
+        return
+    if isinstance(value, int):
+        cell.value = value
+        return
+    # every text cell: personal data masked whatever its source, and never a formula
+    put_text(cell, str(value), names)
+
+
+def _result_dropdown(sheet: Any, last_row: int) -> None:
+    """The 入户核实结果 column takes one of the results the county reads back (a list, so a
+    returned workbook can be read without guessing what an official meant)."""
+    from openpyxl.worksheet.datavalidation import DataValidation
+
+    column = get_column_letter(EXPORT_HEADERS.index(RESULT_HEADER) + 1)
+    choice = DataValidation(
+        type="list",
+        formula1='"' + ",".join(VISIT_RESULTS) + '"',
+        allow_blank=True,
+        showErrorMessage=True,
+        errorTitle="入户核实结果",
+        error="请从下拉列表中选择：" + "、".join(VISIT_RESULTS),
+        showInputMessage=True,
+        promptTitle="入户核实结果",
+        prompt="入户核实后从下拉列表中选择结果",
+    )
+    sheet.add_data_validation(choice)
+    choice.add(f"{column}2:{column}{max(last_row, 2)}")
 
 
 def export_dir(settings: Settings, day: dt.date) -> Path:

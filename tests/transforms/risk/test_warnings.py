@@ -1079,7 +1079,7 @@ def test_township_workbooks_show_no_personal_data_and_no_formula(
         assert evidence_cell.startswith(f"＝1+1 {mask_name(NAME)} ")
         assert mask_id(SENTINEL) in evidence_cell
         assert sheet.cell(row=2, column=12).value == (
-            f"health/{mask_name(NAME)}158****1234.xlsx/{mask_name(NAME)}/第3行"
+            f"卫健局第3行（文件“{mask_name(NAME)}158****1234.xlsx”，工作表“{mask_name(NAME)}”）"
         )
 
 

@@ -22,12 +22,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from transforms.config.contracts import (
-    CONTRACTS_DIR,
     ColumnType,
     contract_by_dataset,
     load_contracts,
     normalize_header,
 )
+from transforms.config.paths import CONTRACTS_DIR
 from transforms.config.settings import Settings
 from transforms.households import resolve
 from transforms.households.resolve import roster_households

@@ -10,9 +10,9 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from transforms.config.contracts import PROJECT_ROOT
+from transforms.config.paths import REFERENCE_DIR
 
-BUREAUS_FILE = PROJECT_ROOT / "reference" / "bureaus.yaml"
+BUREAUS_FILE = REFERENCE_DIR / "bureaus.yaml"
 _CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 

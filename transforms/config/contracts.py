@@ -17,10 +17,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from transforms.config.paths import CONTRACTS_DIR
 from transforms.config.text import drop_invisible
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-CONTRACTS_DIR = PROJECT_ROOT / "contracts"
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # the layout a contract file's own `required` flags describe: the one agreed with the county

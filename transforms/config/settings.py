@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from transforms.config.bureaus import bureau_codes
-from transforms.config.contracts import PROJECT_ROOT
 from transforms.config.errors import PermanentError
 from transforms.config.limits import FileLimits
+from transforms.config.paths import PROJECT_ROOT
 
 # The code a single-county deployment runs under (its folders are not nested per county).
 SINGLE_COUNTY = "county"

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from transforms.config.contracts import load_contracts
+from transforms.config.paths import EXPECTATIONS_DIR
 from transforms.config.settings import Settings
 from transforms.outputs.offline_assets import copy_assets, localize_html
 from transforms.outputs.report_masking import find_id_like, sanitize_validation_result
 from transforms.privacy.masking import NameIndex
 from transforms.runlog.steps import run_key
-from transforms.validation.validate import EXPECTATIONS_DIR
 
 SITE_NAME = "county_run"
 # ---------------------------------------------------------------------------------------------

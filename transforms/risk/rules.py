@@ -52,12 +52,11 @@ from pydantic import (
     model_validator,
 )
 
-from transforms.config.contracts import PROJECT_ROOT, ColumnType, Contract
+from transforms.config.contracts import ColumnType, Contract
+from transforms.config.paths import REFERENCE_DIR, RULES_DIR
 
-RULES_DIR = PROJECT_ROOT / "rules"
 RULES_FILE = RULES_DIR / "warning_rules.yaml"
 INDICATORS_FILE = RULES_DIR / "plan_indicators.yaml"
-REFERENCE_DIR = PROJECT_ROOT / "reference"
 PARAMETERS_FILE = REFERENCE_DIR / "parameters.yaml"
 VILLAGES_FILE = REFERENCE_DIR / "villages.csv"
 

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from transforms.config.contracts import PROJECT_ROOT, Column, ColumnType, Contract
+from transforms.config.contracts import Column, ColumnType, Contract
+from transforms.config.paths import EXPECTATIONS_DIR
 from transforms.parsing.identifiers import ID_PATTERN, looks_like_excel_number
 from transforms.parsing.parse import ROW_ID, SHEET, SOURCE_ROW, id_status
 from transforms.privacy.masking import (
@@ -45,7 +46,6 @@ from transforms.validation.reasons import row_reason
 if TYPE_CHECKING:
     from great_expectations.core import ExpectationSuite
 
-EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 MONEY_PATTERN = r"^\d{1,10}(?:\.\d+)?$"  # bounded: an ID pasted here must not pass
 INT_PATTERN = r"^-?\d+$"

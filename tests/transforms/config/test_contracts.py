@@ -11,7 +11,6 @@ import yaml
 from pydantic import ValidationError
 
 from transforms.config.contracts import (
-    CONTRACTS_DIR,
     Column,
     ColumnType,
     Contract,
@@ -21,6 +20,7 @@ from transforms.config.contracts import (
     load_contracts,
     normalize_header,
 )
+from transforms.config.paths import CONTRACTS_DIR
 
 BASE: dict[str, Any] = {
     "dataset": "toy",

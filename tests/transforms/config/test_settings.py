@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from transforms.config.bureaus import plan_bureau_codes
-from transforms.config.contracts import PROJECT_ROOT
+from transforms.config.paths import PROJECT_ROOT
 from transforms.config.settings import Settings, SettingsError, load_settings
 
 

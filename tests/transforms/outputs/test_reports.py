@@ -28,6 +28,7 @@ from cdp_browser import Chromium, find_chromium
 from sqlalchemy.engine import Engine
 
 from transforms.config.contracts import contract_by_dataset
+from transforms.config.paths import EXPECTATIONS_DIR
 from transforms.config.settings import Settings
 from transforms.intake.landing import RECEIPTS_FOLDER
 from transforms.outputs import data_docs, offline_assets, report_masking, reports, run_facts
@@ -37,7 +38,7 @@ from transforms.parsing.parse import to_frame
 from transforms.parsing.readers import RawSheet
 from transforms.pipeline.steps import run_key
 from transforms.privacy.masking import mask_id
-from transforms.validation.validate import EXPECTATIONS_DIR, run_gx
+from transforms.validation.validate import run_gx
 from transforms.warehouse.tables import (
     create_schema,
     file_manifest,

@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 
 from transforms.config.contracts import ColumnType, Contract, contract_by_dataset, load_contracts
+from transforms.config.paths import EXPECTATIONS_DIR
 from transforms.parsing.identifiers import ID_PATTERN, check_char
 from transforms.parsing.parse import to_frame
 from transforms.parsing.readers import Cell, RawSheet
 from transforms.privacy.masking import NameIndex, mask_id, mask_name
 from transforms.validation.validate import (
     DATE_PATTERN,
-    EXPECTATIONS_DIR,
     HH_PATTERN,
     INT_PATTERN,
     MONEY_PATTERN,

@@ -420,7 +420,38 @@ def latest_warnings(engine: Engine) -> dict[str, Any] | None:
                 days.append(day)
     if not days:
         return None
-    return warnings_summary(engine, max(days))
+    summary = warnings_summary(engine, max(days))
+    summary["candidate_rows"] = candidate_rows(engine, max(days))
+    return summary
+
+
+# the 体外循环 list on the page; the rest is in the warehouse (v_platform views)
+CANDIDATES_SHOWN = 200
+
+
+def candidate_rows(engine: Engine, day: dt.date) -> list[dict[str, Any]]:
+    """The day's people with a risk signal who are not on the roster, as stored: masked."""
+    from transforms.warehouse.risk_tables import inclusion_candidate as c
+
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(
+                c.c.rule_id,
+                c.c.name_masked,
+                c.c.id_masked,
+                c.c.township,
+                c.c.village,
+                c.c.bureau,
+                c.c.dataset,
+                c.c.file_name,
+                c.c.sheet,
+                c.c.source_row,
+            )
+            .where(c.c.snapshot_date == day)
+            .order_by(c.c.township, c.c.village, c.c.rule_id, c.c.id_masked)
+            .limit(CANDIDATES_SHOWN)
+        ).all()
+    return [dict(r._mapping) for r in rows]
 
 
 def warnings_html(
@@ -454,9 +485,7 @@ def warnings_html(
             f"<td class=num>{int(count)}</td>"
             f"<td>{_link(rel, '入户核实表 workbook')}</td></tr>"
         )
-    candidates = "".join(
-        f"<li>{_shown(rule)}: {int(n)}</li>" for rule, n in summary.get("candidates", {}).items()
-    )
+    candidates = _candidates_html(summary, names)
     rules_table = _table(
         "warnings",
         (
@@ -482,9 +511,56 @@ def warnings_html(
         f"{visits_table}"
         "<h3>花名册外有风险信号的人员（体外循环核查）"
         "<span class=en>People with a risk signal not on the roster</span></h3>"
-        f"<ul>{candidates or '<li>无 none</li>'}</ul>"
+        f"{candidates}"
         f"{_insufficient_html(summary.get('insufficient') or (), names)}"
     )
+
+
+def _candidates_html(summary: Mapping[str, Any], names: NameIndex | None) -> str:
+    """Per rule in Chinese, how many; then each person (masked), where the bureau says they
+    live, and the row that carries the signal, as a clerk names it."""
+    from transforms.outputs.township import sources_text
+    from transforms.risk.rules import load_rules
+
+    counts = summary.get("candidates") or {}
+    if not counts:
+        return "<p>无 none</p>"
+    rule_names = {r.id: r.name_zh for r in load_rules().rules}
+    totals = "".join(
+        f"<li>{_shown(rule_names.get(rule, rule))}：{int(n)}人</li>" for rule, n in counts.items()
+    )
+    rows = []
+    for c in summary.get("candidate_rows") or ():
+        source = {
+            "bureau": c["bureau"],
+            "dataset": c["dataset"],
+            "file": c["file_name"],
+            "sheet": c["sheet"],
+            "row": c["source_row"],
+        }
+        cells = (
+            rule_names.get(c["rule_id"], c["rule_id"]),
+            f"{c['name_masked'] or ''} {c['id_masked'] or ''}".strip(),
+            "".join(v for v in (c["township"], c["village"]) if v) or "—",
+            sources_text({"sources": [source]}),
+        )
+        rows.append(
+            "<tr>"
+            + "".join(f"<td>{_shown(safe_text(str(v), names=names))}</td>" for v in cells)
+            + "</tr>"
+        )
+    table = _table(
+        "candidates",
+        (("预警规则", "rule"), ("人员", "person"), ("乡镇、村", "where"), ("数据来源", "source")),
+        rows,
+    )
+    more = sum(int(n) for n in counts.values()) - len(rows)
+    note = (
+        f"<p class=muted>另有{more}人未列出，见平台视图 more in the platform views</p>"
+        if more > 0
+        else ""
+    )
+    return f"<ul>{totals}</ul>{table}{note}"
 
 
 def _insufficient_html(items: Sequence[Mapping[str, Any]], names: NameIndex | None) -> str:

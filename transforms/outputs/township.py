@@ -65,7 +65,7 @@ def township_workbook_name(township: str, names: NameIndex | None = None) -> str
     return f"{safe_file_stem(township, names=names)}_入户核实.xlsx"
 
 
-def _sources_text(evidence: Mapping[str, Any] | None) -> str:
+def sources_text(evidence: Mapping[str, Any] | None) -> str:
     """Where the warning comes from, as a clerk names it: 医保局《医疗费用结算明细》第102、339行
     (file and sheet after it), one line per list."""
     if not evidence:
@@ -167,7 +167,7 @@ def township_workbook(
                 EVENT_ZH[r["event"]],
                 _jsonable(r["first_seen"]),
                 r["evidence_zh"],
-                _sources_text(_json(r["evidence"])),
+                sources_text(_json(r["evidence"])),
             ]
             for col, value in enumerate(warning, len(household) + 1):
                 _put(sheet.cell(row=line + offset, column=col), value, names)

@@ -915,13 +915,32 @@ def test_the_run_report_summarises_the_days_warnings(tmp_path: Path) -> None:
         },
         "to_visit_by_township": {"城关镇": 3, "<b>龙泉镇</b>": 1},
         "candidates": {"medical_oop_person": 2},
+        "candidate_rows": [
+            {
+                "rule_id": "medical_oop_person",
+                "name_masked": "鲜***",
+                "id_masked": "532626********7752",
+                "township": "城关镇",
+                "village": "东村",
+                "bureau": "medical_insurance",
+                "dataset": "settlements",
+                "file_name": "<i>结算</i>.xlsx",
+                "sheet": "明细",
+                "source_row": 339,
+            }
+        ],
     }
     html = warnings_html(settings, summary)
     assert "义务教育阶段适龄儿童失学辍学" in html
     assert '<td class="num">3</td><td class="num">2</td><td class="num">1</td>' in html
     assert 'href="warnings/2026-11-28/' in html  # 城关镇's workbook is linked
     assert "&lt;b&gt;龙泉镇&lt;/b&gt;" in html and "<b>龙泉镇" not in html  # escaped
-    assert "medical_oop_person: 2" in html
+    # the 体外循环 section in Chinese: the rule's name, the person masked, where, the source
+    assert "成员年度医疗个人自付费用较高：2人" in html
+    assert "鲜*** 532626********7752" in html and "城关镇东村" in html
+    assert "医保局《医疗费用结算明细》第339行" in html
+    assert "&lt;i&gt;结算&lt;/i&gt;.xlsx" in html and "<i>结算" not in html  # escaped
+    assert "另有1人未列出" in html  # two counted, one listed
     assert warnings_html(settings, None) == ""
 
 

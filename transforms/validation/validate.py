@@ -50,6 +50,8 @@ DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 MONEY_PATTERN = r"^\d{1,10}(?:\.\d+)?$"  # bounded: an ID pasted here must not pass
 INT_PATTERN = r"^-?\d+$"
 HH_PATTERN = r"^[0-9A-Za-z-]+$"
+# an index column of GX's failing rows: the row number Excel shows
+EXCEL_ROW = "Excel行号"
 # a mobile number, or a landline with its area code or without (7-8 digits)
 PHONE_PATTERN = r"^(?:1[3-9]\d{9}|0\d{9,11}|\d{7,8})$"
 
@@ -81,7 +83,15 @@ def suite_definition(contract: Contract) -> dict[str, Any]:
     def add(
         kind: str, kwargs: dict[str, Any], rule: str, column: str, sev: str = "critical"
     ) -> None:
-        expectations.append({"type": kind, "kwargs": kwargs, **_spec(rule, column, sev)})
+        expectations.append(
+            {
+                "type": kind,
+                "kwargs": kwargs,
+                # what Data Docs shows an auditor for the expectation, in the clerk's terms
+                "description": describe_rule(contract, rule, column),
+                **_spec(rule, column, sev),
+            }
+        )
 
     for col in contract.columns:
         name = col.name
@@ -198,6 +208,32 @@ def suite_definition(contract: Contract) -> dict[str, Any]:
         },
         "notes": f"{contract.title_zh} / {contract.title_en}",
     }
+
+
+def describe_rule(contract: Contract, rule: str, column_name: str) -> str:
+    """The rule an expectation checks, in Chinese, naming the column by the header clerks use."""
+    column = contract.column(column_name)
+    h = f"“{column.header}”"
+    check = next((c for c in contract.checks if c.id == rule), None)
+    if check is not None:
+        return f"{h}：{check.reason_zh}时报告"
+    texts = {
+        "missing_required": f"{h}为必填项，不能为空",
+        "id_format": f"{h}须为18位身份证号，出生日期有效",
+        "id_status": f"{h}的校验位须正确（不是录错的号码，也不是被Excel改成科学计数的号码）",
+        "date_format": f"{h}须为有效日期",
+        "money_format": f"{h}须为不小于0的金额",
+        "int_format": f"{h}须为整数",
+        "int_range": f"{h}须在{column.min}～{column.max}之间",
+        "yn_value": f"{h}须填“是”或“否”",
+        "enum_value": f"{h}须为以下之一：" + "、".join(column.values),
+        "hh_format": f"{h}只能含数字和字母",
+        "text_too_long": f"{h}不超过{column.length_bound}个字符",
+        "phone_format": f"{h}须为11位手机号或带区号的固定电话（不符时仅提示，照常入库）",
+        HOUSEHOLD_CONFLICT: f"同一户各成员行的{h}须一致",
+        PERSON_IN_TWO_HOUSEHOLDS: "同一证件号码在一个文件中只能属于一户",
+    }
+    return texts[rule]
 
 
 def suite_path(suite_name: str) -> Path:
@@ -353,12 +389,16 @@ def run_gx(contract: Contract, frame: pd.DataFrame) -> ValidationOutcome:
     asset = source.add_dataframe_asset(contract.dataset)
     batch_def = asset.add_batch_definition_whole_dataframe("whole_file")
     data = derived_columns(contract, frame)
+    # the row as Excel numbers it, beside GX's own index, so that the failing rows an auditor
+    # reads in Data Docs are the rows a clerk finds in the file (the sheet is not given to GX:
+    # a sheet can be named after a person, and GX's results keep what they are given)
+    data[EXCEL_ROW] = frame[SOURCE_ROW].to_numpy()
     batch = batch_def.get_batch(batch_parameters={"dataframe": data})
     result = batch.validate(
         suite,
         result_format={
             "result_format": "COMPLETE",
-            "unexpected_index_column_names": [ROW_ID],
+            "unexpected_index_column_names": [ROW_ID, EXCEL_ROW],
             "return_unexpected_index_query": False,
         },
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import html
 import json
 import re
 from base64 import b64encode
@@ -511,9 +512,11 @@ def test_sanitize_masks_personal_values_and_escapes_markup(illness_result: dict[
     assert TRUNCATED not in text and HOSTILE not in text
     by_rule = {r["expectation_config"]["meta"]["rule"]: r["result"] for r in clean["results"]}
     assert by_rule["id_format"]["partial_unexpected_list"] == [mask_id(TRUNCATED)]
-    assert by_rule["id_format"]["unexpected_index_list"] == [
-        {"_row_id": 1, "id_number": mask_id(TRUNCATED)}
-    ]
+    # the failing row as Excel numbers it, beside GX's index and the masked value
+    (row,) = by_rule["id_format"]["unexpected_index_list"]
+    assert row["_row_id"] == 1 and row["id_number"] == mask_id(TRUNCATED)
+    assert set(row) == {"_row_id", "id_number", "Excel行号"}
+    assert isinstance(row["Excel行号"], int) and row["Excel行号"] >= 2
     assert by_rule["enum_value"]["partial_unexpected_list"] == [
         "&lt;script&gt;alert(1)&lt;/script&gt;"
     ]
@@ -575,6 +578,22 @@ def test_data_docs_site_is_built_per_run_with_every_suite_and_the_files_validati
     assert page.relative_to(site).parts[:3] == ("validations", "illness", run_key(RUN))
     assert not (site / "static").exists()  # GX's fonts and logos: unused once localised
     assert not list(site.parent.glob(".*"))  # no half-built or previous site left behind
+
+
+def test_data_docs_describe_every_expectation_in_chinese_and_show_excel_rows(
+    county: County,
+) -> None:
+    from transforms.validation.validate import describe_rule, suite_definition
+
+    contract = contract_by_dataset("illness")
+    suite = suite_definition(contract)
+    assert all(e["description"] for e in suite["expectations"])
+    site = county.settings.reports_dir / "datadocs" / run_key(RUN)
+    suite_page = html.unescape((site / "expectations" / "illness.html").read_text(encoding="utf-8"))
+    assert describe_rule(contract, "missing_required", "name") in suite_page
+    assert describe_rule(contract, "id_status", "id_number") in suite_page
+    page = html.unescape(_validation_page(county).read_text(encoding="utf-8"))
+    assert "Excel行号" in page  # the failing rows as a clerk finds them in the file
 
 
 def test_no_generated_page_references_anything_outside_the_machine(county: County) -> None:

@@ -122,6 +122,12 @@ class Check(_Strict):
     expr: str
     reason_zh: str
     reason_en: str
+    expected: str | None = Field(
+        default=None,
+        description="the value the reported column should have, as an expression over the "
+        "required columns; shown beside the reported one",
+    )
+    expected_zh: str = Field(default="应为", description="what the expected value is, in Chinese")
 
 
 class HouseholdRule(_Strict):

@@ -66,6 +66,8 @@ class HeaderMatch:
     positions: dict[str, int]  # canonical column name -> cell position
     headers_found: tuple[str, ...]
     matched: tuple[str, ...] = ()  # the normalised headers that matched contract columns
+    # canonical column name -> the header the clerk wrote for it (normalised: NFKC, no blanks)
+    written: dict[str, str] = field(default_factory=dict)
     # the header rows and the row above them as written, to spot them printed again mid-sheet
     lines: tuple[HeaderLine, ...] = ()
 
@@ -94,6 +96,9 @@ class ParsedFile:
     rows_dropped: int
     dropped_by_kind: dict[str, int] = field(default_factory=dict)
     skipped: list[SkippedSheet] = field(default_factory=list)
+
+    # sheet -> canonical column name -> the header the clerk wrote (a synonym, say 证件号码)
+    headers: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def sheet_note(self) -> tuple[str, str] | None:
@@ -178,6 +183,7 @@ def find_header(sheet: RawSheet, contract: Contract) -> HeaderMatch | None:
                     positions=positions,
                     headers_found=tuple(h for h in headers if h),
                     matched=matched,
+                    written={name: headers[pos] for name, pos in positions.items()},
                     lines=lines,
                 )
     return best
@@ -487,4 +493,5 @@ def to_frame(sheets: Sequence[RawSheet], contracts: Sequence[Contract]) -> Parse
         rows_dropped=sum(dropped.values()),
         dropped_by_kind=dropped,
         skipped=skipped,
+        headers={m.sheet: m.written for m in matches},
     )

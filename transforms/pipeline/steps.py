@@ -174,7 +174,9 @@ def _parse_file(
     sheets = _unique_shown(parsed.sheets_read, names)
     frame[SHEET] = frame[SHEET].map(sheets)
     outcome = run_gx(contract, frame)
-    issues = issue_records(contract, frame, outcome.issues, names)
+    # the clerk's own headers, under the sheet names as shown
+    headers = {sheets.get(sheet, sheet): cols for sheet, cols in parsed.headers.items()}
+    issues = issue_records(contract, frame, outcome.issues, names, headers)
     bad = outcome.quarantined_row_ids
     flagged = {i.row_id for i in outcome.issues if i.severity == "warning"}
     valid = frame[~frame[ROW_ID].isin(bad)].copy()

@@ -14,14 +14,15 @@ import datetime as dt
 import json
 import os
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
-from transforms.config.contracts import Column, ColumnType, Contract
+from transforms.config.contracts import Check, Column, ColumnType, Contract
 from transforms.config.paths import EXPECTATIONS_DIR
 from transforms.parsing.identifiers import ID_PATTERN, looks_like_excel_number
 from transforms.parsing.parse import ROW_ID, SHEET, SOURCE_ROW, id_status
@@ -455,10 +456,15 @@ def masked_value(column: Column, raw: object, names: NameIndex | None = None) ->
 
 
 def issue_records(
-    contract: Contract, frame: pd.DataFrame, issues: list[Issue], names: NameIndex | None = None
+    contract: Contract,
+    frame: pd.DataFrame,
+    issues: list[Issue],
+    names: NameIndex | None = None,
+    headers: Mapping[str, Mapping[str, str]] | None = None,
 ) -> list[dict[str, Any]]:
     """One record per failing cell: where it is, what it held (masked, with `names` too), why,
-    how to fix it."""
+    how to fix it. `headers` (sheet -> column -> header) names each column as the clerk's own
+    file does (a synonym such as 证件号码), in the record and in its reason."""
     if not issues:
         return []
     failing = {i.row_id for i in issues}
@@ -474,8 +480,11 @@ def issue_records(
     )
     out: list[dict[str, Any]] = []
     for issue in sorted(issues, key=lambda i: (i.row_id, i.column, i.rule)):
-        column = contract.column(issue.column)
         row = rows[issue.row_id]
+        column = contract.column(issue.column)
+        written = (headers or {}).get(row[SHEET], {}).get(issue.column)
+        if written and written != column.header:
+            column = column.model_copy(update={"header": written})
         raw = row.get(f"raw__{issue.column}")
         if raw is not None and not isinstance(raw, str) and pd.isna(raw):
             raw = None
@@ -485,6 +494,9 @@ def issue_records(
         reason = row_reason(
             rule, column, checks.get(rule), **_reason_details(contract, issue, row, households)
         )
+        expected = _expected_text(checks.get(rule), row)
+        if expected is not None:
+            reason = replace(reason, zh=f"{reason.zh}（{expected}）")
         out.append(
             {
                 "sheet": row[SHEET],
@@ -500,6 +512,27 @@ def issue_records(
             }
         )
     return out
+
+
+def _expected_text(check: Check | None, row: Mapping[str, Any]) -> str | None:
+    """The check's expected value for this row, as shown beside the reported one: "按…计算为
+    8035.50"; None when the check says nothing to expect or a value it needs is not a number."""
+    if check is None or check.expected is None:
+        return None
+    values: dict[str, float] = {}
+    for name in check.requires:
+        try:
+            values[name] = float(str(row.get(name)))
+        except ValueError:
+            return None
+    try:
+        result: Any = pd.eval(check.expected, local_dict=values)
+        expected = float(result)
+    except (ZeroDivisionError, ValueError, TypeError):
+        return None
+    if not np.isfinite(expected):
+        return None
+    return f"{check.expected_zh}{expected:.2f}"
 
 
 def _reason_details(

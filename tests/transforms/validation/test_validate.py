@@ -470,7 +470,9 @@ def test_issue_records_of_a_check_use_its_reason(
     assert record["rule"] == "out_of_pocket_mismatch"
     assert record["source_row"] == 4
     assert record["masked_value"] == "250"
-    assert (record["reason_zh"], record["reason_en"]) == (check.reason_zh, check.reason_en)
+    # the recomputed value beside the reported one: 1000 - 500 - 100 - 100
+    assert record["reason_zh"] == f"{check.reason_zh}（按医疗总费用减去三项支付计算为300.00）"
+    assert record["reason_en"] == check.reason_en
     assert record["fix_zh"] == "请核对该行相关金额后重新报送"
 
     warning = _records(validated, "roster")[0]
@@ -479,6 +481,24 @@ def test_issue_records_of_a_check_use_its_reason(
         "warning",
         "6000",
     )
+    assert warning["reason_zh"].endswith("（按各项收入、生产经营性支出和家庭人口数计算为7000.25）")
+
+
+def test_issue_records_name_columns_by_the_clerks_own_headers() -> None:
+    """A file that says 身份证号码 (a synonym) is told about 身份证号码, not the contract header."""
+    contract = contract_by_dataset("illness")
+    header: list[Cell] = ["姓名", "身份证号码", "疾病类别", "病种", "确诊日期"]
+    parsed = to_frame(
+        [_sheet(header, [["张三", "5326", "大病", "肺癌", "2026-01-05"]])], [contract]
+    )
+    (sheet,) = parsed.headers
+    assert parsed.headers[sheet]["id_number"] == "身份证号码"
+    assert parsed.headers[sheet]["name"] == "姓名"
+    outcome = [Issue(0, "id_number", "id_format", "error")]
+    (record,) = issue_records(contract, parsed.frame, outcome, headers=parsed.headers)
+    assert record["header"] == "身份证号码"
+    (plain,) = issue_records(contract, parsed.frame, outcome)
+    assert plain["header"] == contract.column("id_number").header
 
 
 def test_issue_records_mask_names_and_other_personal_text(

@@ -52,6 +52,7 @@ from transforms.privacy.keys import check_secret, person_key, stored_value
 from transforms.risk import data as risk_data
 from transforms.risk import evidence as risk_evidence
 from transforms.risk.rules import Condition, ParamRef, default_configuration
+from transforms.runlog.refs import ParsedFileRef
 from transforms.runlog.workdir import load_frame, save_frame
 from transforms.warehouse.tables import (
     create_schema,
@@ -510,7 +511,7 @@ def test_groups_give_what_groupby_gave() -> None:
 # --- resolve: each frame read and written once ---------------------------------------------
 
 
-def _resolve_before(settings: Settings, engine: Engine, results: list[dict[str, Any]]) -> None:
+def _resolve_before(settings: Settings, engine: Engine, results: list[ParsedFileRef]) -> None:
     """The three passes over the files resolve_households made before."""
     secret = check_secret(settings.person_key_secret)
     for result in results:
@@ -587,12 +588,26 @@ def test_resolve_reads_and_writes_each_frame_once_with_the_same_result(
                     flagged=False,
                 )
             )
-        results: list[dict[str, Any]] = []
+        results: list[ParsedFileRef] = []
         for n, (name, frame) in enumerate(files.items()):
             path = tmp_path / label / f"{n}.valid.pkl"
             save_frame(frame, path)
             dataset = name.rstrip("2")
-            results.append({"manifest_id": n, "dataset": dataset, "valid_path": str(path)})
+            results.append(
+                ParsedFileRef(
+                    manifest_id=n,
+                    dataset=dataset,
+                    layout="agreed",
+                    valid_path=str(path),
+                    issues_path="",
+                    rows_read=len(frame),
+                    rows_dropped=0,
+                    rows_quarantined=0,
+                    rows_flagged=0,
+                    sheets=[],
+                    sheet_note=None,
+                )
+            )
         runs[label] = (settings, engine, results)
 
     settings, engine, results = runs["before"]

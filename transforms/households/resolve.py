@@ -20,6 +20,7 @@ from transforms.config.contracts import Contract, contract_by_dataset
 from transforms.config.settings import Settings
 from transforms.parsing.identifiers import birth_date, sex
 from transforms.privacy.keys import person_key
+from transforms.runlog.refs import ParsedFileRef, ResolvedFileRef
 from transforms.runlog.steps import recorded_step
 from transforms.runlog.workdir import load_frame, save_frame
 from transforms.warehouse.manifest import LOADED_STATUSES
@@ -71,8 +72,8 @@ def _attach_person_keys(
 
 
 def resolve_households(
-    settings: Settings, engine: Engine, run_id: str, results: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
+    settings: Settings, engine: Engine, run_id: str, results: list[ParsedFileRef]
+) -> list[ResolvedFileRef]:
     """Attach each row's household through the roster; unmatched persons are kept and counted.
 
     The rosters received in this run override the warehouse's roster, so they are keyed first;
@@ -88,7 +89,7 @@ def resolve_households(
             "_sex": _once_per_value(sex),
         }
 
-        def keyed(result: dict[str, Any]) -> pd.DataFrame:
+        def keyed(result: ParsedFileRef) -> pd.DataFrame:
             frame = load_frame(Path(result["valid_path"]))
             _attach_person_keys(frame, contract_by_dataset(result["dataset"]), derive)
             return frame
@@ -105,13 +106,13 @@ def resolve_households(
                 "no roster has been loaded yet: households are matched once the rural "
                 "revitalization bureau's roster arrives; unmatched counts are left unknown"
             )
-        resolved: list[dict[str, Any]] = []
+        resolved: list[ResolvedFileRef] = []
         for index, result in enumerate(results):
             frame = rosters.pop(index) if index in rosters else keyed(result)
             frame["_household_id"] = frame["_person_key"].map(mapping)
             unmatched = int(frame["_household_id"].isna().sum()) if mapping else None
             save_frame(frame, Path(result["valid_path"]))
-            resolved.append({**result, "rows_unmatched": unmatched})
+            resolved.append(ResolvedFileRef(**result, rows_unmatched=unmatched))
             if unmatched:
                 log.info(
                     "manifest #%s (%s): %d of %d persons not on the roster",

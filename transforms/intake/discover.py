@@ -37,6 +37,7 @@ from transforms.parsing.file_refusals import FileRejection, UnreadableFile
 from transforms.parsing.parse import HEADER_SCAN_ROWS, identify
 from transforms.parsing.readers import peek_sheets
 from transforms.privacy.masking import NameIndex, safe_text
+from transforms.runlog.refs import DatasetGroup
 from transforms.runlog.steps import recorded_step
 from transforms.runlog.workdir import remove_stale_work
 from transforms.warehouse import manifest
@@ -274,7 +275,7 @@ def _identify(
 
 def pending_groups(
     engine: Engine, run_id: str, names: NameIndex, limits: FileLimits
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[DatasetGroup], int]:
     """The received files still to process (this run's and those an interrupted run left),
     grouped by dataset: ([{"dataset": ..., "manifest_ids": [...]}], how many files an
     interrupted run left unrecognised were rejected now)."""
@@ -298,12 +299,13 @@ def pending_groups(
             rejected += 1
         else:
             groups[dataset].append(row.id)
-    return [{"dataset": d, "manifest_ids": ids} for d, ids in sorted(groups.items())], rejected
+    found = [DatasetGroup(dataset=d, manifest_ids=ids) for d, ids in sorted(groups.items())]
+    return found, rejected
 
 
 def discover(
     settings: Settings, engine: Engine, run_id: str, day: dt.date | None = None
-) -> list[dict[str, Any]]:
+) -> list[DatasetGroup]:
     """Record and archive every new, settled file, recognise its dataset, move the landing copy
     aside, and group the work by dataset. Stops before touching anything when the person-key
     secret is not the warehouse's."""

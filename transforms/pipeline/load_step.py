@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from transforms.config.settings import Settings
 from transforms.parsing.file_refusals import FileRejection
 from transforms.parsing.parse import SHEET, SOURCE_ROW
 from transforms.privacy.keys import stored_value
+from transforms.runlog.refs import LoadedFileRef, ResolvedFileRef
 from transforms.runlog.steps import describe_failure, recorded_step
 from transforms.runlog.workdir import load_frame
 from transforms.warehouse import manifest
@@ -200,8 +201,8 @@ def supersede(conn: Connection, dataset: str, period: str, manifest_id: int) -> 
 
 
 def _load_file(
-    settings: Settings, engine: Engine, run_id: str, result: dict[str, Any]
-) -> dict[str, Any] | None:
+    settings: Settings, engine: Engine, run_id: str, result: ResolvedFileRef
+) -> LoadedFileRef | None:
     """Load one file in one transaction; None when an earlier try or run already did."""
     contract = contract_by_dataset(result["dataset"])
     frame = load_frame(Path(result["valid_path"]))
@@ -216,7 +217,7 @@ def _load_file(
         if entry.status != "received":  # loaded by an earlier try or run
             log.info("manifest #%s already %s; skipped", entry.id, entry.status)
             return None
-        counts = {
+        counts: dict[str, Any] = {
             "sheets": "、".join(result["sheets"])[:1000],
             **_sheet_note_values(result.get("sheet_note")),
             "rows_read": result["rows_read"],
@@ -230,7 +231,7 @@ def _load_file(
             rejection = _no_valid_rows(contract.title_zh, result["rows_quarantined"])
             manifest.reject(conn, entry.id, run_id, rejection, **counts)
             log.warning("rejected %s: %s", entry.landing_path, rejection.en)
-            return {**result, "status": "rejected", "rows_loaded": 0}
+            return LoadedFileRef(**result, status="rejected", rows_loaded=0)
         period = file_period(contract, frame, entry.received_at)
         replaced = _replaced(conn, contract.dataset, period, entry.id)
         old_rows = sum(r.rows_loaded or 0 for r in replaced)
@@ -264,16 +265,16 @@ def _load_file(
         table.name,
         len(issues),
     )
-    return {**result, "status": status, "rows_loaded": n}
+    return LoadedFileRef(**result, status=status, rows_loaded=n)
 
 
 def load(
-    settings: Settings, engine: Engine, run_id: str, results: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
+    settings: Settings, engine: Engine, run_id: str, results: Sequence[ResolvedFileRef]
+) -> list[LoadedFileRef]:
     """Load each file in its own transaction, the roster first. A file whose load fails is
     rolled back alone and stays 'received' for the next run (which refuses it after a few
     tries); the other files load."""
-    loaded: list[dict[str, Any]] = []
+    loaded: list[LoadedFileRef] = []
     failed: list[int] = []
     ordered = sorted(results, key=lambda r: (r["dataset"] != "roster", r["manifest_id"]))
     with recorded_step(engine, run_id, "load") as counts:

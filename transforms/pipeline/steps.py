@@ -30,6 +30,7 @@ from transforms.parsing.parse import ROW_ID, SHEET, to_frame
 from transforms.parsing.readers import read_sheets_isolated
 from transforms.pipeline.load_step import file_period, load
 from transforms.privacy.masking import NameIndex, names_in_file
+from transforms.runlog.refs import DatasetGroup, ParsedFileRef
 from transforms.runlog.steps import describe_failure, recorded_step, run_key
 from transforms.runlog.workdir import (
     cleanup_work,
@@ -148,7 +149,7 @@ def _parse_file(
     entry: sa.Row[Any],
     work: Path,
     known: NameIndex,
-) -> dict[str, Any] | None:
+) -> ParsedFileRef | None:
     """Parse and validate one file; None when it is refused (with its reason recorded)."""
     from transforms.outputs.report_masking import mask_validation_result
     from transforms.validation.validate import issue_records, run_gx
@@ -206,7 +207,7 @@ def _parse_file(
         parsed.rows_dropped,
     )
     return {
-        "manifest_id": manifest_id,
+        "manifest_id": int(manifest_id),
         "dataset": contract.dataset,
         "layout": contract.layout,
         "valid_path": str(valid_path),
@@ -223,14 +224,14 @@ def _parse_file(
 
 def parse_and_validate(
     settings: Settings, engine: Engine, run_id: str, dataset: str, manifest_ids: list[int]
-) -> list[dict[str, Any]]:
+) -> list[ParsedFileRef]:
     """Parse each file of one dataset and validate it with GX; returns per-file references.
 
     A file that fails unexpectedly is left 'received' for the next run (and refused after
     `max_file_attempts` tries); the dataset's other files go on."""
     contract = contract_by_dataset(dataset)
     work = work_dir(settings, run_id)
-    results: list[dict[str, Any]] = []
+    results: list[ParsedFileRef] = []
     failed: list[int] = []
     with recorded_step(engine, run_id, "parse_validate", dataset) as counts:
         with engine.connect() as conn:
@@ -263,11 +264,11 @@ def parse_and_validate(
 
 
 def parse_and_validate_all(
-    settings: Settings, engine: Engine, run_id: str, groups: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
+    settings: Settings, engine: Engine, run_id: str, groups: list[DatasetGroup]
+) -> list[ParsedFileRef]:
     """`parse_and_validate` for each dataset group `discover` returned, one after another. A
     dataset that fails as a whole (its contract or suite broken) does not stop the others."""
-    results: list[dict[str, Any]] = []
+    results: list[ParsedFileRef] = []
     for number, group in enumerate(groups, start=1):
         log.info("dataset %d of %d: %s", number, len(groups), group["dataset"])
         try:

@@ -26,6 +26,7 @@ from transforms.parsing.file_refusals import FileRejection, UnreadableFile
 from transforms.parsing.parse import SHEET, SOURCE_ROW, ParsedFile, SkippedSheet, to_frame
 from transforms.parsing.readers import read_sheets
 from transforms.pipeline import steps as pipeline
+from transforms.runlog.refs import ParsedFileRef
 from transforms.validation.validate import ValidationOutcome, issue_records, run_gx
 from transforms.warehouse.tables import file_manifest, quarantine, staging_table
 
@@ -525,7 +526,7 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(BUREAU_FILES / rel, target)
     run_id = "manual__2026-11-28T00:00:00+00:00"
-    results: list[dict[str, Any]] = []
+    results: list[ParsedFileRef] = []
     for group in pipeline.discover(settings, engine, run_id):
         results += pipeline.parse_and_validate(
             settings, engine, run_id, group["dataset"], group["manifest_ids"]

@@ -20,6 +20,7 @@ from transforms.config.settings import Settings
 from transforms.parsing.identifiers import check_char
 from transforms.pipeline import steps as pipeline
 from transforms.privacy.masking import mask_id
+from transforms.runlog.refs import LoadedFileRef
 from transforms.warehouse.tables import (
     dim_household,
     dim_person,
@@ -78,7 +79,7 @@ class FirstRun:
     settings: Settings
     engine: Engine
     groups: list[dict[str, Any]]
-    results: list[dict[str, Any]]
+    results: list[LoadedFileRef]
     loaded: list[dict[str, Any]]
     snapshot_counts: dict[str, int]
     manifest: dict[str, dict[str, Any]]  # by file name

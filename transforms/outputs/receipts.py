@@ -22,7 +22,6 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from openpyxl import Workbook
@@ -32,6 +31,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy.engine import Engine
 
 from transforms.config.bureaus import bureau_zh
+from transforms.config.clock import county_time
 from transforms.config.contracts import contract_by_dataset
 from transforms.config.settings import Settings
 from transforms.intake.landing import RECEIPTS_FOLDER
@@ -51,7 +51,6 @@ from transforms.warehouse.tables import as_rows, file_manifest, quarantine
 
 log = logging.getLogger(__name__)
 
-COUNTY_TZ: Final = ZoneInfo("Asia/Shanghai")
 SUMMARY_SHEET: Final = "回执"
 PROBLEMS_SHEET: Final = "问题明细"
 SUMMARY_HEADERS: Final = ("项目", "内容", "说明")
@@ -74,12 +73,6 @@ _NO_VALUE: Final = "—"
 
 def _contains_id(text: str | None) -> bool:
     return text is not None and ID_IN_TEXT.search(text) is not None
-
-
-def _local(moment: dt.datetime) -> dt.datetime:
-    if moment.tzinfo is None:  # SQLite hands back naive UTC
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(COUNTY_TZ)
 
 
 class Verbatim(str):
@@ -206,7 +199,7 @@ def _summary_rows(
         raise ValueError(f"no receipt wording for manifest status {status!r}")
     bureau = row["bureau"]
     sha = row.get("sha256")
-    received = _local(row["received_at"])
+    received = county_time(row["received_at"])
     headers_found = row.get("headers_found")
     # A headerless file makes its first data row the "headers found": names, IDs. Not echoed.
     header_row_is_data = _contains_id(headers_found)
@@ -263,7 +256,7 @@ def _summary_rows(
         lines.append((label, reason, None))
     if related is not None:
         label = "此前报送的文件" if status == "duplicate" else "替代它的文件"
-        when = _local(related["received_at"]).strftime("%Y-%m-%d %H:%M:%S")
+        when = county_time(related["received_at"]).strftime("%Y-%m-%d %H:%M:%S")
         lines.append(
             (label, f"{related['file_name']}（{when} 接收，文件编号 {related['id']}）", None)
         )
@@ -285,7 +278,7 @@ def _summary_rows(
     ]
     if issued_at is not None:
         lines.append(
-            ("回执生成时间（北京时间）", _local(issued_at).strftime("%Y-%m-%d %H:%M:%S"), None)
+            ("回执生成时间（北京时间）", county_time(issued_at).strftime("%Y-%m-%d %H:%M:%S"), None)
         )
     return lines
 
@@ -349,7 +342,7 @@ def receipt_name(manifest_row: Mapping[str, Any], names: NameIndex | None = None
     """回执_<file stem>_<received, Beijing time>.xlsx; personal data in the name masked, length
     bounded (see safe_file_stem)."""
     stem = safe_file_stem(Path(manifest_row["file_name"]).stem, MAX_STEM_BYTES, names)
-    stamp = _local(manifest_row["received_at"]).strftime("%Y%m%d-%H%M%S")
+    stamp = county_time(manifest_row["received_at"]).strftime("%Y%m%d-%H%M%S")
     return f"回执_{stem}_{stamp}.xlsx"
 
 

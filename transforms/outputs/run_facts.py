@@ -67,6 +67,11 @@ class RunFacts:
         return pass_rate(self.rows_loaded, self.rows_read)
 
 
+def percent(rate: float | None) -> str:
+    """A pass rate as the report shows it: 97.3%, or — when nothing was read."""
+    return "—" if rate is None else f"{rate * 100:.1f}%"
+
+
 def pass_rate(loaded: int, read: int) -> float | None:
     """Rows loaded / rows read; None when nothing was read (no rate rather than 0 %)."""
     return loaded / read if read else None

@@ -32,7 +32,14 @@ from transforms.config.contracts import contract_by_dataset
 from transforms.config.paths import EXPECTATIONS_DIR
 from transforms.config.settings import Settings
 from transforms.intake.landing import RECEIPTS_FOLDER
-from transforms.outputs import data_docs, offline_assets, report_masking, reports, run_facts
+from transforms.outputs import (
+    data_docs,
+    offline_assets,
+    report_masking,
+    reports,
+    run_chart,
+    run_facts,
+)
 from transforms.outputs.receipts import receipt_name
 from transforms.parsing.identifiers import check_char
 from transforms.parsing.parse import to_frame
@@ -789,7 +796,7 @@ def test_chart_breaks_the_pass_rate_line_where_nothing_was_read() -> None:
         )
         return facts
 
-    svg = reports.runs_chart_svg([run(0, 10, 9), run(1, 10, 10), run(2, 0, 0), run(3, 4, 1)])
+    svg = run_chart.runs_chart_svg([run(0, 10, 9), run(1, 10, 10), run(2, 0, 0), run(3, 4, 1)])
     assert svg.count('class="run-bar"') == 4
     assert svg.count("<polyline") == 1 and svg.count('class="rate-dot"') == 3
     assert 'data-run="r0&lt;"' in svg and "r0<" not in svg

@@ -54,6 +54,7 @@ from transforms.risk import evidence as risk_evidence
 from transforms.risk.rules import Condition, ParamRef, default_configuration
 from transforms.runlog.refs import ParsedFileRef
 from transforms.runlog.workdir import load_frame, save_frame
+from transforms.warehouse.person_keys import upsert_identities
 from transforms.warehouse.tables import (
     create_schema,
     file_manifest,
@@ -61,7 +62,6 @@ from transforms.warehouse.tables import (
     person_identity,
     staging_table,
     typed_value,
-    upsert_identities,
 )
 
 # --- normalize_header --------------------------------------------------------------------------

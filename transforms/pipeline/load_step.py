@@ -29,6 +29,7 @@ from transforms.runlog.refs import LoadedFileRef, ResolvedFileRef
 from transforms.runlog.steps import describe_failure, recorded_step
 from transforms.runlog.workdir import load_frame
 from transforms.warehouse import manifest
+from transforms.warehouse.person_keys import upsert_identities
 from transforms.warehouse.tables import (
     IDENTITY_PHONE_COLUMNS,
     bulk_load,
@@ -37,7 +38,6 @@ from transforms.warehouse.tables import (
     quarantine,
     staging_table,
     typed_value,
-    upsert_identities,
 )
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
-"""What the warehouse knows of persons that privacy rules need: the fingerprint of the secret
-its person keys were made with, re-keying under a new secret, and the names it holds (to mask
-them wherever they turn up). The rules themselves (the key, masking) live in transforms.privacy
-and touch no database."""
+"""The warehouse's restricted record of persons: their plaintext identities (upserted with each
+loaded file), the fingerprint of the secret their keys were made with, re-keying under a new
+secret, and the names it holds (to mask them wherever they turn up). The rules themselves (the
+key, masking) live in transforms.privacy and touch no database."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ from transforms.privacy.keys import (
 )
 from transforms.privacy.masking import NameIndex
 from transforms.warehouse.tables import (
+    IDENTITY_PHONE_COLUMNS,
+    RESTRICTED_SCHEMA,
     all_staging_tables,
     metadata,
     person_identity,
@@ -117,3 +119,69 @@ def known_names(conn: Connection) -> NameIndex:
         sa.select(person_identity.c.name).where(person_identity.c.name.is_not(None)).distinct()
     ).scalars()
     return NameIndex(names)
+
+
+def upsert_identities(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Record plaintext identities in the restricted table; a later file updates the name."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        _copy_upsert_identities(conn, rows)
+        return
+    from sqlalchemy.dialects import sqlite
+
+    statement = sqlite.insert(person_identity)
+    upsert = statement.on_conflict_do_update(
+        index_elements=[person_identity.c.person_key],
+        set_={
+            "name": sa.func.coalesce(statement.excluded.name, person_identity.c.name),
+            "last_manifest_id": statement.excluded.last_manifest_id,
+            **{
+                c: sa.func.coalesce(statement.excluded[c], person_identity.c[c])
+                for c in IDENTITY_PHONE_COLUMNS
+            },
+        },
+    )
+    # One statement executed for many rows: a multi-row VALUES clause is compiled afresh for
+    # every batch and costs far more than the rows themselves.
+    for start in range(0, len(rows), 5000):
+        conn.execute(upsert, rows[start : start + 5000])
+
+
+_PHONES = IDENTITY_PHONE_COLUMNS
+_IDENTITY_COLUMNS = (
+    "person_key",
+    "id_number",
+    "name",
+    "first_manifest_id",
+    "last_manifest_id",
+    *IDENTITY_PHONE_COLUMNS,
+)
+
+
+def _copy_upsert_identities(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """PostgreSQL: COPY into a temporary table and merge it in one INSERT ... ON CONFLICT, the
+    way bulk_load does (row-by-row upserts took longer than loading the staging rows)."""
+    target = f'"{RESTRICTED_SCHEMA}"."{person_identity.name}"'
+    temp = "copy_person_identity"
+    quoted = ", ".join(f'"{c}"' for c in _IDENTITY_COLUMNS)
+    driver = conn.connection.driver_connection
+    if driver is None:
+        raise RuntimeError("no database connection for COPY")
+    with driver.cursor() as cursor:
+        cursor.execute(f'DROP TABLE IF EXISTS "{temp}"')
+        cursor.execute(
+            f'CREATE TEMP TABLE "{temp}" ON COMMIT DROP AS '
+            f"SELECT {quoted} FROM {target} WITH NO DATA"
+        )
+        with cursor.copy(f'COPY "{temp}" ({quoted}) FROM STDIN') as copy:
+            for row in rows:
+                copy.write_row([row.get(c) for c in _IDENTITY_COLUMNS])
+        cursor.execute(
+            f'INSERT INTO {target} AS existing ({quoted}) SELECT {quoted} FROM "{temp}" '
+            "ON CONFLICT (person_key) DO UPDATE SET "
+            "name = coalesce(excluded.name, existing.name), "
+            + "".join(f"{c} = coalesce(excluded.{c}, existing.{c}), " for c in _PHONES)
+            + "last_manifest_id = excluded.last_manifest_id"
+        )
+        cursor.execute(f'DROP TABLE "{temp}"')

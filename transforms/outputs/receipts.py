@@ -17,7 +17,6 @@ import io
 import logging
 import os
 import re
-import unicodedata
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -27,16 +26,21 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from openpyxl import Workbook
-from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy.engine import Engine
 
 from transforms.config.bureaus import bureau_zh
 from transforms.config.contracts import contract_by_dataset
 from transforms.config.settings import Settings
 from transforms.intake.landing import RECEIPTS_FOLDER
-from transforms.outputs.spreadsheet import MAX_STEM_BYTES, neutralize, safe_file_stem
+from transforms.outputs.spreadsheet import (
+    MAX_STEM_BYTES,
+    Verbatim,
+    finish_sheet,
+    put,
+    safe_file_stem,
+    widths_from_content,
+)
 from transforms.privacy.masking import ID_IN_TEXT, NameIndex, safe_text
 from transforms.runlog.steps import recorded_step
 from transforms.warehouse.manifest import of_run
@@ -74,50 +78,6 @@ def _local(moment: dt.datetime) -> dt.datetime:
     if moment.tzinfo is None:  # SQLite hands back naive UTC
         moment = moment.replace(tzinfo=dt.UTC)
     return moment.astimezone(COUNTY_TZ)
-
-
-def _display_width(text: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-
-
-class Verbatim(str):
-    """Text of our own making that must be shown exactly (a sha256 can hold 18 digits in a row)."""
-
-    __slots__ = ()
-
-
-def _put(
-    ws: Worksheet, row: int, col: int, value: str | int | None, names: NameIndex | None = None
-) -> None:
-    cell = ws.cell(row=row, column=col)
-    if value is None:
-        return
-    if isinstance(value, int):
-        cell.value = value
-        return
-    shown = value if isinstance(value, Verbatim) else safe_text(value, names=names)
-    cell.value = neutralize(shown or "")
-    # neutralize() already keeps '=' off the front; this pins the type for good measure.
-    cell.data_type = "s"
-
-
-def _finish(ws: Worksheet, max_widths: Sequence[int]) -> None:
-    """Bold header row, frozen under the header, readable widths, wrapped long text."""
-    for cell in ws[1]:
-        cell.font = Font(bold=True)
-    ws.freeze_panes = "A2"
-    wrap = Alignment(wrap_text=True, vertical="top")
-    for index, cap in enumerate(max_widths, start=1):
-        letter = get_column_letter(index)
-        widest = 4
-        for (cell,) in ws.iter_rows(min_col=index, max_col=index):
-            if cell.value is None:
-                continue
-            lines = str(cell.value).splitlines() or [""]
-            widest = max(widest, *(_display_width(line) for line in lines))
-            if cell.row > 1:
-                cell.alignment = wrap
-        ws.column_dimensions[letter].width = min(widest + 2, cap)
 
 
 def _count(value: object) -> int | str:
@@ -304,24 +264,25 @@ def receipt_workbook(
 
     `manifest_row` and `problems` carry file_manifest and quarantine columns; `related` is the
     manifest row of the earlier file a duplicate repeats, or of the file that superseded this one.
-    Every text but our own passes safe_text (with the known `names`) and neutralize.
+    Every cell is written by spreadsheet.put: text but our own `Verbatim` masked (with the
+    known `names`), none of it a formula.
     """
     wb = Workbook()
     summary = wb.active
     assert summary is not None  # a new Workbook always has one sheet
     summary.title = SUMMARY_SHEET
     for col, header in enumerate(SUMMARY_HEADERS, start=1):
-        _put(summary, 1, col, header)
+        put(summary, 1, col, header)
     lines = _summary_rows(manifest_row, problems, contract_title, related, issued_at)
     for r, (label, value, note) in enumerate(lines, start=2):
-        _put(summary, r, 1, label)
-        _put(summary, r, 2, value, names)
-        _put(summary, r, 3, note)
-    _finish(summary, (28, 70, 50))
+        put(summary, r, 1, label)
+        put(summary, r, 2, value, names)
+        put(summary, r, 3, note)
+    finish_sheet(summary, widths_from_content(summary, (28, 70, 50)), "报送文件回执")
 
     sheet = wb.create_sheet(PROBLEMS_SHEET)
     for col, header in enumerate(PROBLEM_HEADERS, start=1):
-        _put(sheet, 1, col, header)
+        put(sheet, 1, col, header)
     for r, problem in enumerate(problems, start=2):
         severity = problem["severity"]
         if severity not in SEVERITIES:
@@ -336,10 +297,10 @@ def receipt_workbook(
             SEVERITIES[severity],
         )
         for col, value in enumerate(values, start=1):
-            _put(sheet, r, col, value, names)
+            put(sheet, r, col, value, names)
     if problems:
         sheet.auto_filter.ref = f"A1:{get_column_letter(len(PROBLEM_HEADERS))}{len(problems) + 1}"
-    _finish(sheet, (20, 8, 20, 30, 50, 50, 10))
+    finish_sheet(sheet, widths_from_content(sheet, (20, 8, 20, 30, 50, 50, 10)), "问题明细")
 
     wb.properties.creator = "防止返贫动态监测数据平台"
     wb.properties.title = "报送文件回执"

@@ -1,5 +1,6 @@
 """The township workbooks for the home check (入户核实): each township's new and reopened
-warnings, masked and formula-safe.
+warnings, a block per household, written by the one spreadsheet writer (masked, formula-safe,
+ready to print).
 """
 
 from __future__ import annotations
@@ -13,12 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from openpyxl import Workbook
+from openpyxl.styles import Border, Side
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.datavalidation import DataValidation
 from sqlalchemy.engine import Connection, Engine
 
+from transforms.config.bureaus import bureau_zh
+from transforms.config.contracts import contract_by_dataset
 from transforms.config.settings import Settings
-from transforms.outputs.spreadsheet import neutralize, safe_file_stem
-from transforms.privacy.masking import NameIndex, safe_text
-from transforms.risk.data import EVENT_ZH, EXPORT_EVENTS, MAX_SOURCES, _jsonable
+from transforms.outputs.spreadsheet import finish_sheet, put, safe_file_stem
+from transforms.privacy.masking import NameIndex
+from transforms.risk.data import EVENT_ZH, EXPORT_EVENTS, _jsonable
 from transforms.risk.lifecycle import _json
 from transforms.warehouse.person_keys import known_names
 from transforms.warehouse.risk_tables import (
@@ -31,6 +38,8 @@ log = logging.getLogger(__name__)
 
 # --- the township workbooks for the home check (入户核实) ------------------------------------
 
+# One block of rows per household: its cells (left and right) merged down the block, one row
+# per rule in between. Column numbers below are 1-based, as openpyxl counts.
 EXPORT_HEADERS = (
     "序号",
     "乡镇",
@@ -43,13 +52,26 @@ EXPORT_HEADERS = (
     "预警状态",
     "首次发现日期",
     "预警依据",
-    "数据来源（部门/文件/工作表/行号）",
+    "数据来源",
     "入户核实结果",
     "核实人",
     "核实日期",
 )
-_EXPORT_WIDTHS = (6, 10, 10, 20, 10, 22, 26, 12, 10, 12, 60, 50, 20, 10, 12)
+_EXPORT_WIDTHS = (6, 10, 10, 20, 10, 22, 24, 10, 10, 12, 60, 40, 22, 10, 12)
+HOUSEHOLD_COLUMNS = (1, 2, 3, 4, 5, 6, 14, 15)
+RESULT_COLUMN = EXPORT_HEADERS.index("入户核实结果") + 1
+VERIFICATION_RESULTS = (
+    "情况属实-已纳入监测",
+    "情况属实-已有帮扶",
+    "情况不属实",
+    "数据有误",
+    "其他",
+)
 UNKNOWN_TOWNSHIP = "未知乡镇"
+SHEET_TITLE = "入户核实清单"
+
+_THIN = Side(style="thin")
+_BLOCK_EDGE = Side(style="medium")
 
 
 def township_workbook_name(township: str, names: NameIndex | None = None) -> str:
@@ -57,19 +79,48 @@ def township_workbook_name(township: str, names: NameIndex | None = None) -> str
     return f"{safe_file_stem(township, names=names)}_入户核实.xlsx"
 
 
-def _sources_text(evidence: Mapping[str, Any] | None) -> str:
+def _title(dataset: str | None) -> str:
+    if not dataset:
+        return "未知数据"
+    try:
+        return contract_by_dataset(dataset).title_zh
+    except KeyError:
+        return dataset  # a dataset whose contract was removed since
+
+
+def _row_numbers(rows: list[int]) -> str:
+    return "、".join(str(r) for r in sorted(set(rows)))
+
+
+def sources_text(evidence: Mapping[str, Any] | None) -> str:
+    """Where the evidence was read, as a clerk says it: 医保局《医疗费用结算明细》第102、339行.
+
+    Row numbers are those Excel shows in the file sent. The sheet is named where a dataset's
+    rows come from more than one sheet, the file where they come from more than one file.
+    """
     if not evidence:
         return ""
     sources = list(evidence.get("sources") or [])
     for person in evidence.get("persons") or []:
         sources.extend(person.get("sources") or [])
-    seen: list[str] = []
+    rows: dict[tuple[str, str, str, str], list[int]] = {}
     for s in sources:
-        sheet = f"/{s['sheet']}" if s.get("sheet") else ""
-        text = f"{s.get('bureau')}/{s.get('file')}{sheet}/第{s.get('row')}行"
-        if text not in seen:
-            seen.append(text)
-    return "；".join(seen[:MAX_SOURCES]) + ("…" if len(seen) > MAX_SOURCES else "")
+        key = (str(s.get("bureau") or ""), str(s.get("dataset") or ""), str(s.get("file") or ""))
+        rows.setdefault((*key, str(s.get("sheet") or "")), []).append(int(s["row"]))
+    files: dict[tuple[str, str], set[str]] = defaultdict(set)
+    sheets: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
+    for bureau, dataset, file, sheet in rows:
+        files[(bureau, dataset)].add(file)
+        sheets[(bureau, dataset)].add((file, sheet))
+    parts = []
+    for (bureau, dataset, file, sheet), numbers in rows.items():
+        where = f"{bureau_zh(bureau) if bureau else '未知部门'}《{_title(dataset)}》"
+        if len(files[(bureau, dataset)]) > 1:
+            where += f"文件“{file}”"
+        if len(sheets[(bureau, dataset)]) > 1 and sheet:
+            where += f"工作表“{sheet}”"
+        parts.append(f"{where}第{_row_numbers(numbers)}行")
+    return "；\n".join(parts)
 
 
 def export_rows(conn: Connection, day: dt.date) -> list[dict[str, Any]]:
@@ -92,58 +143,99 @@ def export_rows(conn: Connection, day: dt.date) -> list[dict[str, Any]]:
         )
         .join(w, sa.and_(w.c.household_id == ev.c.household_id, w.c.rule_id == ev.c.rule_id))
         .where(ev.c.event_date == day, ev.c.event.in_(EXPORT_EVENTS))
-        .order_by(ev.c.township, ev.c.village, ev.c.household_id, ev.c.rule_id)
     )
     return [dict(r._mapping) for r in conn.execute(query)]
 
 
+def _order(row: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    # the warehouse has no village code: village names sort alike within a township, and the
+    # 户编号 (which begins with the village's code) orders the households within a village
+    township, village, household, rule = (
+        str(row[k] or "") for k in ("township", "village", "household_id", "rule_id")
+    )
+    return township, village, household, rule
+
+
+def household_blocks(rows: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
+    """The rows by household, each household's rules together, sorted by township, village,
+    household and rule."""
+    blocks: dict[str, list[Mapping[str, Any]]] = {}
+    for row in sorted(rows, key=_order):
+        blocks.setdefault(str(row["household_id"]), []).append(row)
+    return list(blocks.values())
+
+
+def _border(first: bool, last: bool) -> Border:
+    return Border(
+        left=_THIN,
+        right=_THIN,
+        top=_BLOCK_EDGE if first else _THIN,
+        bottom=_BLOCK_EDGE if last else _THIN,
+    )
+
+
 def township_workbook(
     rows: Sequence[Mapping[str, Any]], day: dt.date, names: NameIndex | None = None
-) -> Any:
-    from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font
-    from openpyxl.utils import get_column_letter
-
+) -> Workbook:
+    """The home-check list of one township: a block per household, a row per rule, where the
+    evidence came from, and a dropdown for what the visit found."""
     workbook = Workbook()
     sheet = workbook.active
     assert sheet is not None
-    sheet.title = "入户核实清单"
+    sheet.title = SHEET_TITLE
     for col, header in enumerate(EXPORT_HEADERS, 1):
-        cell = sheet.cell(row=1, column=col, value=header)
-        cell.font = Font(bold=True)
-    for number, r in enumerate(rows, 1):
-        values: list[str | int | None] = [
-            number,
-            r["township"],
-            r["village"],
-            r["household_id"],
-            r["head_name_masked"],
-            r["head_id_masked"],
-            r["rule_name_zh"],
-            r["risk_type"],
-            EVENT_ZH[r["event"]],
-            _jsonable(r["first_seen"]),
-            r["evidence_zh"],
-            _sources_text(_json(r["evidence"])),
-            None,
-            None,
-            None,
-        ]
-        for col, value in enumerate(values, 1):
-            cell = sheet.cell(row=number + 1, column=col)
-            if value is None:
-                continue
-            if isinstance(value, int):
-                cell.value = value
-                continue
-            # every text cell: personal data masked whatever its source, and never a formula
-            cell.value = neutralize(safe_text(str(value), names=names) or "")
-            cell.data_type = "s"
-            cell.alignment = Alignment(wrap_text=True, vertical="top")
-    for col, width in enumerate(_EXPORT_WIDTHS, 1):
-        sheet.column_dimensions[get_column_letter(col)].width = width
-    sheet.freeze_panes = "A2"
+        put(sheet, 1, col, header)
+    top = 2
+    for number, block in enumerate(household_blocks(rows), 1):
+        head = block[0]
+        household: dict[int, str | int | None] = {
+            1: number,
+            2: head["township"],
+            3: head["village"],
+            4: head["household_id"],
+            5: head["head_name_masked"],
+            6: head["head_id_masked"],
+        }
+        for offset, r in enumerate(block):
+            rule: dict[int, str | int | None] = {
+                7: r["rule_name_zh"],
+                8: r["risk_type"],
+                9: EVENT_ZH[r["event"]],
+                10: _jsonable(r["first_seen"]),
+                11: r["evidence_zh"],
+                12: sources_text(_json(r["evidence"])),
+            }
+            for col, value in {**(household if offset == 0 else {}), **rule}.items():
+                put(sheet, top + offset, col, value, names)
+            for col in range(1, len(EXPORT_HEADERS) + 1):
+                cell = sheet.cell(row=top + offset, column=col)
+                cell.border = _border(offset == 0, offset == len(block) - 1)
+                if col == RESULT_COLUMN or col in HOUSEHOLD_COLUMNS[-2:]:
+                    cell.number_format = "@"  # what the clerk types stays as typed
+        bottom = top + len(block) - 1
+        if bottom > top:
+            for col in HOUSEHOLD_COLUMNS:
+                sheet.merge_cells(start_row=top, start_column=col, end_row=bottom, end_column=col)
+        top = bottom + 1
+    if top > 2:
+        letter = get_column_letter(RESULT_COLUMN)
+        choices = DataValidation(
+            type="list",
+            formula1='"' + ",".join(VERIFICATION_RESULTS) + '"',
+            allow_blank=True,
+            showDropDown=False,  # openpyxl's name for "hide the arrow": the arrow stays
+            showErrorMessage=True,
+            errorTitle="入户核实结果",
+            error="请从下拉列表中选择：" + "、".join(VERIFICATION_RESULTS),
+            showInputMessage=True,
+            promptTitle="入户核实结果",
+            prompt="请从下拉列表中选择",
+        )
+        choices.add(f"{letter}2:{letter}{top - 1}")
+        sheet.add_data_validation(choices)
+    finish_sheet(sheet, _EXPORT_WIDTHS, f"{day.isoformat()} 入户核实清单")
     workbook.properties.title = f"{day.isoformat()} 入户核实清单"
+    workbook.properties.creator = "防止返贫动态监测数据平台"
     return workbook
 
 

@@ -141,10 +141,11 @@ PROBLEMS = [
     _problem("城关镇", 14, "身份证号", "532626********0015"),
 ]
 EXPECTED_PROBLEM_LINES = [
-    ("'-乡镇1", 5, "疾病类别", "'=1+1", "错误"),
-    ("'-乡镇1", 7, "病种", "'@SUM(A1)", "错误"),
-    ("'-乡镇1", 7, "确诊日期", "'-2+3", "错误"),
-    ("城关镇", 12, "病种", "'\t=cmd", "错误"),
+    # shown as sent, without an apostrophe; kept text by the cell's type and quote prefix
+    ("-乡镇1", 5, "疾病类别", "=1+1", "错误"),
+    ("-乡镇1", 7, "病种", "@SUM(A1)", "错误"),
+    ("-乡镇1", 7, "确诊日期", "-2+3", "错误"),
+    ("城关镇", 12, "病种", "\t=cmd", "错误"),
     ("城关镇", 13, "病种", "见110105********002X", "提示"),
     ("城关镇", 14, "身份证号", "532626********0015", "错误"),
 ]
@@ -236,7 +237,7 @@ def test_partly_loaded_receipt(warehouse: Warehouse) -> None:
 
     path = _receipt(paths, ILLNESS["file_name"])
     summary = _summary(path)
-    assert summary["文件名"] == "'=1+1大病名单.xlsx"
+    assert summary["文件名"] == "=1+1大病名单.xlsx"
     assert summary["报送位置"] == "health/=1+1大病名单.xlsx"
     assert summary["报送单位"] == "卫健局（文件夹 health）"
     assert summary["接收时间（北京时间）"] == "2026-03-01 08:30:05"
@@ -244,7 +245,7 @@ def test_partly_loaded_receipt(warehouse: Warehouse) -> None:
     assert summary["文件指纹 SHA-256（完整）"] == SHA
     assert summary["文件编号"] == warehouse.ids[ILLNESS["file_name"]]
     assert summary["数据类型"] == "大病及慢病患者名单"
-    assert summary["读取的工作表"] == "'-乡镇1、城关镇"
+    assert summary["读取的工作表"] == "-乡镇1、城关镇"
     assert summary["处理结果"] == "部分接收"
     counts = (
         "读取行数",
@@ -272,7 +273,7 @@ def test_rejected_receipt_shows_headers_found_and_expected(warehouse: Warehouse)
     assert summary["处理结果"] == "未接收"
     assert summary["数据类型"] == "未能识别"
     assert summary["未接收原因"] == UNKNOWN["reason_zh"]
-    assert summary["文件中的表头"] == "'@编号、项目、金额"
+    assert summary["文件中的表头"] == "@编号、项目、金额"
     assert summary["应有的表头"] == (
         "大病及慢病患者名单：姓名、身份证号、疾病类别、确诊日期\n家庭医生签约：姓名、身份证号"
     )
@@ -328,10 +329,11 @@ def test_no_full_id_anywhere_and_every_cell_is_inert(warehouse: Warehouse) -> No
                 for cell in row:
                     assert cell.data_type != "f", (path.name, cell.coordinate)
                     if isinstance(cell.value, str):
-                        assert not cell.value.startswith(FORMULA_STARTS), (
-                            path.name,
-                            cell.coordinate,
-                        )
+                        where = (path.name, cell.coordinate)
+                        assert cell.data_type == "s" and cell.number_format == "@", where
+                        assert not cell.value.startswith("'"), where  # Excel would show it
+                        if cell.value.startswith(FORMULA_STARTS):
+                            assert cell.quotePrefix, where
                         assert FULL_ID_RE.search(cell.value.replace(SHA, "")) is None
 
 
@@ -345,14 +347,23 @@ def test_layout(warehouse: Warehouse) -> None:
         assert not any(cell.font.b for cell in ws[2])
     problems = workbook["问题明细"]
     widths = {c: problems.column_dimensions[c].width for c in "ABCDEFG"}
-    # the widest text plus 2, a Chinese character counting 2: '-乡镇1 -> 7, 确诊日期 -> 8
-    assert widths == {"A": 9, "B": 6, "C": 10, "D": 22, "E": 30, "F": 30, "G": 10}
+    # the widest text plus 2, a Chinese character counting 2: -乡镇1 -> 6, 确诊日期 -> 8
+    assert widths == {"A": 8, "B": 6, "C": 10, "D": 22, "E": 30, "F": 30, "G": 10}
     summary = workbook["回执"]
     # long reasons and next steps wrap within a capped width
     assert [summary.column_dimensions[c].width for c in "ABC"] == [28, 70, 50]
     labels = [cell.value for cell in summary["A"]]
     assert summary.cell(row=labels.index("下一步") + 1, column=2).alignment.wrap_text
     assert problems.auto_filter.ref == "A1:G7"
+    for ws in workbook.worksheets:
+        # printed: A4 landscape, one page wide, the header on every page
+        assert (ws.page_setup.paperSize, ws.page_setup.orientation) == (9, "landscape")
+        assert (ws.page_setup.fitToWidth, ws.page_setup.fitToHeight) == (1, 0)
+        assert ws.sheet_properties.pageSetUpPr.fitToPage
+        assert ws.print_title_rows == "$1:$1"
+    # the long next step is taller than one line
+    next_step = labels.index("下一步") + 1
+    assert (summary.row_dimensions[next_step].height or 0) > 2 * 15
 
 
 def test_a_second_call_never_overwrites(warehouse: Warehouse) -> None:
@@ -516,14 +527,14 @@ def test_the_receipt_opens_in_libreoffice_without_warnings(
     with (out / "receipt-回执.csv").open(encoding="utf-8", newline="") as fh:
         summary = {row[0]: row[1] for row in csv.reader(fh)}
     assert summary["处理结果"] == "部分接收"
-    assert summary["文件名"] == "'=1+1大病名单.xlsx"
+    assert summary["文件名"] == "=1+1大病名单.xlsx"
     assert summary["数据类型"] == "大病及慢病患者名单"
     assert summary["问题行数"] == "3"
 
     with (out / "receipt-问题明细.csv").open(encoding="utf-8", newline="") as fh:
         rows = list(csv.reader(fh))
     assert rows[0] == ["工作表", "行号", "列", "填报值", "问题", "修改建议", "严重程度"]
-    # '=1+1' stays text: a formula would have come out as 2, '-2+3' as 1
+    # =1+1 stays text: a formula would have come out as 2, -2+3 as 1
     assert [(r[0], r[1], r[2], r[3], r[6]) for r in rows[1:]] == [
         (s, str(n), c, v, sev) for s, n, c, v, sev in EXPECTED_PROBLEM_LINES
     ]
@@ -585,7 +596,7 @@ def test_names_phones_and_ids_never_reach_a_receipt(tmp_path: Path, warehouse_ur
     assert summary["报送位置"] == f"health/{mask_name(NAME)}/{mask_name(NAME)}户158****1234.xlsx"
     lines = _problem_lines(path)
     assert [(sheet, value) for sheet, _, _, value, _, _, _ in lines] == [
-        (mask_name(NAME), f"'＝{mask_name(NAME)}"),
+        (mask_name(NAME), f"＝{mask_name(NAME)}"),
         ("城关镇", mask_text(SENTINEL)),
         ("城关镇", "电话158****1234"),
     ]

@@ -95,8 +95,8 @@ def _row_numbers(rows: list[int]) -> str:
 def sources_text(evidence: Mapping[str, Any] | None) -> str:
     """Where the evidence was read, as a clerk says it: 医保局《医疗费用结算明细》第102、339行.
 
-    Row numbers are those Excel shows in the file sent. The sheet is named where a dataset's
-    rows come from more than one sheet, the file where they come from more than one file.
+    Row numbers are those Excel shows in the file sent. The file is named where a dataset's
+    rows come from more than one file, the sheet where a file's come from more than one sheet.
     """
     if not evidence:
         return ""
@@ -108,16 +108,16 @@ def sources_text(evidence: Mapping[str, Any] | None) -> str:
         key = (str(s.get("bureau") or ""), str(s.get("dataset") or ""), str(s.get("file") or ""))
         rows.setdefault((*key, str(s.get("sheet") or "")), []).append(int(s["row"]))
     files: dict[tuple[str, str], set[str]] = defaultdict(set)
-    sheets: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
+    sheets: dict[tuple[str, str, str], set[str]] = defaultdict(set)
     for bureau, dataset, file, sheet in rows:
         files[(bureau, dataset)].add(file)
-        sheets[(bureau, dataset)].add((file, sheet))
+        sheets[(bureau, dataset, file)].add(sheet)
     parts = []
     for (bureau, dataset, file, sheet), numbers in rows.items():
         where = f"{bureau_zh(bureau) if bureau else '未知部门'}《{_title(dataset)}》"
         if len(files[(bureau, dataset)]) > 1:
             where += f"文件“{file}”"
-        if len(sheets[(bureau, dataset)]) > 1 and sheet:
+        if len(sheets[(bureau, dataset, file)]) > 1 and sheet:
             where += f"工作表“{sheet}”"
         parts.append(f"{where}第{_row_numbers(numbers)}行")
     return "；\n".join(parts)

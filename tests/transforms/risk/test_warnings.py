@@ -998,7 +998,9 @@ def test_township_workbooks_of_new_and_reopened_warnings(tmp_path: Path) -> None
     assert formula is not None
     cells = [c for row in formula.iter_rows() for c in row if c.value is not None]
     assert all(c.data_type != "f" for c in cells)
-    assert {"'=HYPERLINK(1)", "'=1+1"} <= {c.value for c in cells}
+    # shown as sent, kept text by the cell's type and Excel's quote prefix (no apostrophe)
+    guarded = {c.value for c in cells if c.quotePrefix and c.number_format == "@"}
+    assert {"=HYPERLINK(1)", "=1+1"} <= guarded
     # a re-run replaces the day's set
     with engine.begin() as conn:
         store_day(
@@ -1040,8 +1042,16 @@ def test_township_workbooks_show_no_personal_data_and_no_formula(
     county.household("B", WORKER, township=long_township)
     county.household("C", WORKER, township=f"{NAME}{SENTINEL}镇")
     rules = {r.id: r for r in RULES.rules}
-    source = {"bureau": "health", "file": f"{NAME}{PHONE}.xlsx", "sheet": NAME, "row": 3}
-    evidence = {**_evidence(HOSTILE_EVIDENCE), "sources": [source]}
+    source = {
+        "bureau": "health",
+        "dataset": "illness",
+        "file": f"{NAME}{PHONE}.xlsx",
+        "sheet": NAME,
+        "row": 3,
+    }
+    # two files and two sheets: both named in the source text, so both must be masked
+    sources = [source, {**source, "sheet": "=1+1", "row": 5}, {**source, "file": "b.xlsx"}]
+    evidence = {**_evidence(HOSTILE_EVIDENCE), "sources": sources}
     with warehouse.begin() as conn:
         conn.execute(
             person_identity.insert().values(
@@ -1069,13 +1079,18 @@ def test_township_workbooks_show_no_personal_data_and_no_formula(
         text = "\n".join(str(c.value) for c in cells)
         for secret in SECRETS:
             assert secret not in text, (path.name, secret)
-        assert all(c.data_type != "f" for c in cells)
-        assert all(not str(c.value).startswith(("=", "＝", "+", "-", "@")) for c in cells)
-        evidence_cell = sheet.cell(row=2, column=11).value
-        assert evidence_cell.startswith(f"'＝1+1 {mask_name(NAME)} ")
-        assert mask_id(SENTINEL) in evidence_cell
+        assert all(c.data_type == "s" for c in cells if isinstance(c.value, str))
+        assert all(not str(c.value).startswith("'") for c in cells)  # no visible apostrophe
+        formula_like = [c for c in cells if str(c.value).startswith(("=", "＝", "+", "-", "@"))]
+        assert formula_like and all(c.quotePrefix for c in formula_like)
+        evidence_cell = sheet.cell(row=2, column=11)
+        assert evidence_cell.value.startswith(f"＝1+1 {mask_name(NAME)} ")
+        assert evidence_cell.quotePrefix and evidence_cell.number_format == "@"
+        assert mask_id(SENTINEL) in evidence_cell.value
+        where = f"卫健局《大病及慢病患者名单》文件“{mask_name(NAME)}158****1234.xlsx”"
         assert sheet.cell(row=2, column=12).value == (
-            f"health/{mask_name(NAME)}158****1234.xlsx/{mask_name(NAME)}/第3行"
+            f"{where}工作表“{mask_name(NAME)}”第3行；\n{where}工作表“=1+1”第5行；\n"
+            f"卫健局《大病及慢病患者名单》文件“b.xlsx”第3行"
         )
 
 

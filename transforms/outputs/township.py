@@ -57,7 +57,7 @@ EXPORT_HEADERS = (
     "核实人",
     "核实日期",
 )
-_EXPORT_WIDTHS = (6, 10, 10, 20, 10, 22, 24, 10, 10, 12, 60, 40, 22, 10, 12)
+_EXPORT_WIDTHS = (6, 10, 10, 20, 10, 24, 24, 10, 12, 13, 60, 40, 22, 10, 12)
 HOUSEHOLD_COLUMNS = (1, 2, 3, 4, 5, 6, 14, 15)
 RESULT_COLUMN = EXPORT_HEADERS.index("入户核实结果") + 1
 VERIFICATION_RESULTS = (

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from transforms.config.contracts import PROJECT_ROOT, Column, ColumnType, Contract
+from transforms.config.contracts import PROJECT_ROOT, Check, Column, ColumnType, Contract
 from transforms.parsing.identifiers import ID_PATTERN, looks_like_excel_number
 from transforms.parsing.parse import ROW_ID, SHEET, SOURCE_ROW, id_status
 from transforms.privacy.masking import (
@@ -31,6 +31,7 @@ from transforms.privacy.masking import (
     mask_phone,
     safe_text,
 )
+from transforms.validation.descriptions import description_zh
 from transforms.validation.household_checks import (
     HOUSEHOLD_CONFLICT,
     HOUSEHOLD_RULES,
@@ -69,18 +70,39 @@ def check_column(check_id: str) -> str:
 ID_STATUS_RULES = {"checksum": "id_checksum", "birth_date": "id_format"}
 
 
-def _spec(rule: str, column: str, severity: str = "critical") -> dict[str, Any]:
-    return {"meta": {"rule": rule, "column": column}, "severity": severity}
+# The validation page shows meta.attributes.<DESCRIPTION_KEY> of each expectation in a column of
+# this title (GX's "meta properties": the suite's meta.notes names the column); the suite page
+# shows the same sentence as the expectation's notes.
+DESCRIPTION_KEY = "description_zh"
+DESCRIPTION_COLUMN = "说明"
+META_PROPERTIES_FORMAT = "renderer.diagnostic.meta_properties"
+
+
+def _spec(rule: str, column: str, severity: str, description: str) -> dict[str, Any]:
+    return {
+        "meta": {"rule": rule, "column": column, "attributes": {DESCRIPTION_KEY: description}},
+        "notes": description,
+        "severity": severity,
+    }
 
 
 def suite_definition(contract: Contract) -> dict[str, Any]:
     """The suite as GX's own JSON form, built from the contract (no GX import needed)."""
     expectations: list[dict[str, Any]] = []
+    columns = {c.name: c for c in contract.columns}
 
     def add(
-        kind: str, kwargs: dict[str, Any], rule: str, column: str, sev: str = "critical"
+        kind: str,
+        kwargs: dict[str, Any],
+        rule: str,
+        column: str,
+        sev: str = "critical",
+        check: Check | None = None,
     ) -> None:
-        expectations.append({"type": kind, "kwargs": kwargs, **_spec(rule, column, sev)})
+        text = description_zh(
+            rule, columns.get(column), kwargs, check=check, warning=sev == "warning"
+        )
+        expectations.append({"type": kind, "kwargs": kwargs, **_spec(rule, column, sev, text)})
 
     for col in contract.columns:
         name = col.name
@@ -172,6 +194,7 @@ def suite_definition(contract: Contract) -> dict[str, Any]:
             check.id,
             check.columns[0],
             "critical" if check.severity == "error" else "warning",
+            check,
         )
     if contract.household is not None:
         for name in contract.household.columns:
@@ -194,6 +217,10 @@ def suite_definition(contract: Contract) -> dict[str, Any]:
             "contract": f"contracts/{contract.dataset}.yaml",
             "layout": contract.layout,
             "generated_by": "transforms.validation.validate.suite_definition",
+            "notes": {
+                "format": META_PROPERTIES_FORMAT,
+                "content": {DESCRIPTION_COLUMN: DESCRIPTION_KEY},
+            },
         },
         "notes": f"{contract.title_zh} / {contract.title_en}",
     }
@@ -231,7 +258,7 @@ def _flag_impossible_date(value: object) -> object:
 
 def derived_columns(contract: Contract, frame: pd.DataFrame) -> pd.DataFrame:
     """The normalised columns plus the derived columns the suite validates."""
-    out = frame[[ROW_ID, *(c.name for c in contract.columns)]].copy()
+    out = frame[[ROW_ID, SOURCE_ROW, *(c.name for c in contract.columns)]].copy()
     numbers: dict[str, pd.Series] = {}
     for col in contract.columns:
         if col.type is ColumnType.ID:
@@ -357,7 +384,8 @@ def run_gx(contract: Contract, frame: pd.DataFrame) -> ValidationOutcome:
         suite,
         result_format={
             "result_format": "COMPLETE",
-            "unexpected_index_column_names": [ROW_ID],
+            # the Excel row rides along for the Data Docs page, where a clerk looks for it
+            "unexpected_index_column_names": [ROW_ID, SOURCE_ROW],
             "return_unexpected_index_query": False,
         },
     )

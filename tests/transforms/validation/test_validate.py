@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ from transforms.parsing.readers import Cell, RawSheet
 from transforms.privacy.masking import NameIndex, mask_id, mask_name
 from transforms.validation.validate import (
     DATE_PATTERN,
+    DESCRIPTION_COLUMN,
+    DESCRIPTION_KEY,
     EXPECTATIONS_DIR,
     HH_PATTERN,
     INT_PATTERN,
@@ -149,13 +152,31 @@ def test_suite_definition_follows_the_contract(contract: Contract) -> None:
         assert e["severity"] == expected_severity
 
 
+@pytest.mark.parametrize(
+    "contract", [v for c in CONTRACTS for v in c.variants()], ids=lambda c: c.suite_name
+)
+def test_every_expectation_says_in_chinese_what_it_asks(contract: Contract) -> None:
+    """Data Docs show the sentence as the expectation's notes (suite page) and in a 说明 column
+    (validation page, through the suite's meta-properties notes)."""
+    suite = suite_definition(contract)
+    assert suite["meta"]["notes"]["content"] == {DESCRIPTION_COLUMN: DESCRIPTION_KEY}
+    for e in suite["expectations"]:
+        text = e["meta"]["attributes"][DESCRIPTION_KEY]
+        assert e["notes"] == text
+        assert re.search(r"[\u4e00-\u9fff]{2}", text), e
+        if e["meta"]["rule"] not in {c.id for c in contract.checks}:
+            assert f"“{contract.column(e['meta']['column']).header}”" in text, e
+        assert ("仅提示" in text) == (e["severity"] == "warning"), e
+
+
 def test_checks_are_reported_with_their_severity() -> None:
     (roster,) = [
         e
         for e in _by_type(contract_by_dataset("roster"), "expect_column_values_to_be_in_set")
         if e["meta"]["rule"] == "per_capita_mismatch"
     ]
-    assert roster["meta"] == {"rule": "per_capita_mismatch", "column": "per_capita_income"}
+    assert roster["meta"]["rule"] == "per_capita_mismatch"
+    assert roster["meta"]["column"] == "per_capita_income"
     assert roster["severity"] == "warning"
     # household findings are errors: the rows are quarantined, never reconciled by row order
     household = [
@@ -166,7 +187,8 @@ def test_checks_are_reported_with_their_severity() -> None:
     assert len(household) == len(contract_by_dataset("roster").household.columns) + 1  # type: ignore[union-attr]
     assert {e["severity"] for e in household} == {"critical"}
     settlements = _by_type(contract_by_dataset("settlements"), "expect_column_values_to_be_in_set")
-    assert settlements[-1]["meta"] == {"rule": "out_of_pocket_mismatch", "column": "out_of_pocket"}
+    assert settlements[-1]["meta"]["rule"] == "out_of_pocket_mismatch"
+    assert settlements[-1]["meta"]["column"] == "out_of_pocket"
     assert settlements[-1]["severity"] == "critical"
 
 

@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     facts = run_summary(settings, engine, run_id)
     print(format_summary(facts))
-    from transforms.outputs.reports import latest_warnings
+    from transforms.outputs.report_facts import latest_warnings
     from transforms.risk.warnings import format_warnings_summary, warnings_summary
 
     # a day without a snapshot (no roster yet) still says which rules lacked data

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 
 from transforms.config.contracts import contract_by_dataset
 from transforms.config.settings import Settings, load_settings
-from transforms.outputs.reports import build_run_report
+from transforms.outputs.run_report import build_run_report
 from transforms.outputs.township import write_township_exports
 from transforms.pipeline import steps as pipeline
 from transforms.risk.warnings import format_warnings_summary, run_warnings, warnings_summary

@@ -304,7 +304,7 @@ def collect_candidates(
 
     shown = []
     for row in rows:
-        r = row._mapping
+        r = dict(row._mapping)
         person = f"{safe(r['name_masked'])}（{safe(r['id_masked'])}）"
         shown.append(
             CandidateFacts(

@@ -1,112 +1,63 @@
-"""Reports for auditors: the run's offline Data Docs site and the static run report.
+"""The run report: one static page per county, rendered from Jinja2 templates (autoescape),
+offline, masked, in Chinese and English, with the 体外循环 section in Chinese.
 
-Unit tests run on tiny inline fixtures (a SQLite warehouse with hand-made manifest, quarantine
-and run_step rows; one GX validation result from run_gx on a four-row frame). The browser tests
-open the pages in headless Chromium with the network cut off; they fail in CI (CI=true) when
-Chromium is missing and skip elsewhere.
+Unit tests run on tiny inline fixtures (report_fixtures: a SQLite warehouse with hand-made
+manifest, quarantine and run_step rows; one GX validation result from run_gx on a four-row
+frame). The browser tests open the page in headless Chromium with the network cut off; they
+fail in CI (CI=true) when Chromium is missing and skip elsewhere.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
-import re
-from base64 import b64encode
 from collections.abc import Iterator
-from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
 import cdp_browser
-import openpyxl
 import pytest
 import sqlalchemy as sa
 from cdp_browser import Chromium, find_chromium
-from sqlalchemy.engine import Engine
+from report_fixtures import (
+    _FULL_ID,
+    EARLIER,
+    FULL_WIDTH,
+    HOSTILE,
+    ILLNESS_ID,
+    NAME,
+    PHONE,
+    REJECTED_ID,
+    ROSTER_ID,
+    RUN,
+    SENTINEL,
+    T0,
+    ZHANG,
+    County,
+    _assert_offline_and_clean,
+    _engine,
+    _illness_result,
+    _leaks,
+    _manifest,
+    _settings,
+    _step,
+    _validation_page,
+    built_county,
+    links,
+    open_chromium,
+    table_rows,
+)
 
-from transforms.config.contracts import contract_by_dataset
 from transforms.config.settings import Settings
 from transforms.intake.landing import RECEIPTS_FOLDER
-from transforms.outputs import reports
+from transforms.outputs import offline_assets, report_facts, run_report
 from transforms.outputs.receipts import receipt_name
-from transforms.parsing.identifiers import check_char
-from transforms.parsing.parse import to_frame
-from transforms.parsing.readers import RawSheet
 from transforms.pipeline.steps import run_key
 from transforms.privacy.masking import mask_id
-from transforms.validation.validate import EXPECTATIONS_DIR, run_gx
-from transforms.warehouse.tables import (
-    create_schema,
-    file_manifest,
-    make_engine,
-    quarantine,
-    run_step,
-)
+from transforms.warehouse.tables import file_manifest, quarantine, run_step
 
-
-def _id(first17: str) -> str:
-    return first17 + check_char(first17)
-
-
-ZHANG = _id("53262619800101001")
-LI = _id("53262619820202002")
-WANG = _id("53262619700303003")
-TRUNCATED = ZHANG[:16]  # a malformed ID: fails the format rule, shown in GX's results
-HOSTILE = "<script>alert(1)</script>"
-RUN = "scheduled__2026-03-02T00:00:00+00:00"
-EARLIER = "scheduled__2026-03-01T00:00:00+00:00"
-T0 = dt.datetime(2026, 3, 2, 0, 0, 5, tzinfo=dt.UTC)
-ILLNESS_ID, ROSTER_ID, REJECTED_ID, DUPLICATE_ID = 7, 8, 9, 10
-SUITES = sorted(p.stem for p in EXPECTATIONS_DIR.glob("*.json"))
-
-# Anything that would make a browser reach outside: http(s) anywhere, protocol-relative URLs
-# in attributes and CSS. Namespace declarations are names, not requests.
-_XMLNS = re.compile(r"""\sxmlns(?::\w+)?\s*=\s*["'][^"']*["']""", re.IGNORECASE)
-_OUTSIDE = re.compile(
-    r"""https?://|\b(?:src|href|action|srcset|poster)\s*=\s*["']?\s*//|url\(\s*["']?\s*//""",
-    re.IGNORECASE,
-)
-_FULL_ID = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
-
-
-def outside_references(page: str) -> list[str]:
-    return _OUTSIDE.findall(_XMLNS.sub(" ", page))
-
-
-# Fixtures ------------------------------------------------------------------------------------
-
-
-def _settings(root: Path) -> Settings:
-    return Settings(data_dir=root / "data", warehouse_url=f"sqlite:///{root / 'w.sqlite'}")
-
-
-def _engine(settings: Settings) -> Engine:
-    engine = make_engine(settings.warehouse_url)
-    create_schema(engine)
-    return engine
-
-
-def _illness_result() -> dict[str, Any]:
-    """A GX validation result of a four-row illness file, in the form the pipeline saves."""
-    contract = contract_by_dataset("illness")
-    sheet = RawSheet(
-        "城关镇",
-        [
-            (1, ["姓名", "身份证号", "疾病类别", "病种", "确诊日期"]),
-            (2, ["张三", ZHANG, "大病", "肺癌", "2026-01-05"]),
-            (3, ["李四", TRUNCATED, "慢病", "高血压", "2026-02-03"]),
-            (4, ["王五", WANG, HOSTILE, "肺癌", "2026-01-01"]),
-            (5, ["赵六", LI, "慢病", "糖尿病", "2026-02-30"]),
-        ],
-    )
-    outcome = run_gx(contract, to_frame([sheet], [contract]).frame)
-    # saved exactly as parse_and_validate saves it
-    text = json.dumps(outcome.results_json, ensure_ascii=False, default=str)
-    result: dict[str, Any] = json.loads(text)
-    return result
+# The run report -------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -114,517 +65,16 @@ def illness_result() -> dict[str, Any]:
     return _illness_result()
 
 
-def _save_result(settings: Settings, run_id: str, manifest_id: int, result: dict[str, Any]) -> None:
-    folder = settings.reports_dir / "validations" / run_key(run_id)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{manifest_id}-{result['suite_name']}.json").write_text(
-        json.dumps(result, ensure_ascii=False, default=str), encoding="utf-8"
-    )
-
-
-def _manifest(**values: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "run_id": RUN,
-        "bureau": "health",
-        "dataset": "illness",
-        "sha256": "a" * 64,
-        "size_bytes": 100,
-        "received_at": T0,
-        "status": "loaded",
-    }
-    row.update(values)
-    row.setdefault("landing_path", f"{row['bureau']}/{row['file_name']}")
-    return row
-
-
-def _step(run_id: str, started: dt.datetime, **values: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "run_id": run_id,
-        "step": "discover",
-        "dataset": None,
-        "status": "success",
-        "counts": {},
-        "message": None,
-        "started_at": started,
-        "finished_at": started + dt.timedelta(minutes=1),
-    }
-    row.update(values)
-    return row
-
-
-def _quarantine(manifest_id: int, reason: str, masked: str, **values: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "manifest_id": manifest_id,
-        "dataset": "illness",
-        "file_name": "大病名单.xlsx",
-        "sheet": "城关镇",
-        "source_row": 3,
-        "column_name": "id_number",
-        "header": "身份证号",
-        "masked_value": masked,
-        "rule": "id_format",
-        "severity": "error",
-        "reason_zh": reason,
-        "reason_en": f"en: {reason}",
-        "fix_zh": None,
-    }
-    row.update(values)
-    return row
-
-
-REJECTED_NAME = f"{HOSTILE}张三{ZHANG}.xlsx"
-
-
-def seed_warehouse(engine: Engine) -> None:
-    """Two runs: an earlier one with one roster file, and RUN with four files."""
-    with engine.begin() as conn:
-        conn.execute(
-            run_step.insert(),
-            [
-                _step(EARLIER, T0 - dt.timedelta(days=1)),
-                _step(RUN, T0),
-                _step(
-                    RUN,
-                    T0 + dt.timedelta(minutes=2),
-                    step="parse_validate",
-                    dataset="students",
-                    status="failed",
-                    message=f"ValueError: bad cell {ZHANG}",
-                ),
-            ],
-        )
-        # one statement per row: the rows set different columns
-        for row in [
-            _manifest(
-                id=1,
-                run_id=EARLIER,
-                bureau="rural_revitalization",
-                dataset="roster",
-                file_name="花名册.xlsx",
-                rows_read=10,
-                rows_loaded=10,
-                rows_quarantined=0,
-                received_at=T0 - dt.timedelta(days=1),
-            ),
-            _manifest(
-                id=ILLNESS_ID,
-                file_name="大病名单.xlsx",
-                status="partly_loaded",
-                rows_read=4,
-                rows_loaded=1,
-                rows_quarantined=3,
-                rows_flagged=0,
-            ),
-            _manifest(
-                id=ROSTER_ID,
-                bureau="rural_revitalization",
-                dataset="roster",
-                file_name="花名册2.xlsx",
-                rows_read=20,
-                rows_loaded=20,
-                rows_quarantined=0,
-            ),
-            _manifest(
-                id=REJECTED_ID,
-                dataset=None,
-                file_name=REJECTED_NAME,
-                status="rejected",
-                rows_loaded=0,
-                reason_code="unknown_headers",
-                reason_zh=f"无法识别表头 <b>{ZHANG}</b>",
-                reason_en="headers match no dataset",
-            ),
-            _manifest(
-                id=DUPLICATE_ID,
-                file_name="大病名单(1).xlsx",
-                status="duplicate",
-                duplicate_of=ILLNESS_ID,
-                rows_loaded=0,
-                reason_zh="与此前已接收的文件内容完全相同",
-                reason_en="identical to an earlier file",
-            ),
-        ]:
-            conn.execute(file_manifest.insert().values(row))
-        for row in [
-            _quarantine(ILLNESS_ID, "身份证号位数不对", mask_id(TRUNCATED)),
-            _quarantine(ILLNESS_ID, "身份证号位数不对", mask_id(ZHANG), source_row=4),
-            _quarantine(
-                ILLNESS_ID,
-                "疾病类别不在允许的取值中",
-                "&lt;script&gt;",
-                column_name="illness_category",
-                header="疾病类别",
-                rule="enum_value",
-            ),
-            _quarantine(
-                ILLNESS_ID,
-                "确诊日期不是有效日期",
-                "2026-02-30",
-                column_name="diagnosed_date",
-                header="确诊日期",
-                rule="date_format",
-                severity="warning",
-            ),
-        ]:
-            conn.execute(quarantine.insert().values(row))
-
-
-@dataclass
-class County:
-    settings: Settings
-    engine: Engine
-    docs_index: Path
-    report: Path
-
-
-def _write_receipts(settings: Settings) -> None:
-    folder = settings.landing_dir / "health" / RECEIPTS_FOLDER
-    folder.mkdir(parents=True)
-    name = receipt_name({"file_name": "大病名单.xlsx", "received_at": T0})
-    (folder / name).write_bytes(b"first")
-    (folder / name.replace(".xlsx", "_2.xlsx")).write_bytes(b"second")
-
-
 @pytest.fixture(scope="module")
 def county(
     tmp_path_factory: pytest.TempPathFactory, illness_result: dict[str, Any]
 ) -> Iterator[County]:
-    """One run built end to end: warehouse rows, saved GX result, Data Docs, run report."""
-    settings = _settings(tmp_path_factory.mktemp("county"))
-    engine = _engine(settings)
-    seed_warehouse(engine)
-    _save_result(settings, RUN, ILLNESS_ID, illness_result)
-    _write_receipts(settings)
-    built = reports.build_reports(settings, engine, RUN)
-    yield County(settings, engine, Path(built["data_docs"]), Path(built["run_report"]))
-    engine.dispose()
+    yield from built_county(tmp_path_factory, illness_result)
 
 
-def _pages(county: County) -> list[Path]:
-    return sorted(county.settings.reports_dir.rglob("*.html"))
-
-
-def _validation_page(county: County) -> Path:
-    page = reports.validation_page(county.settings, RUN, ILLNESS_ID, "illness")
-    assert page is not None
-    return page
-
-
-# A minimal HTML reader for assertions on table rows ---------------------------------------------
-
-
-class _Rows(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.tables: list[tuple[str, list[tuple[dict[str, str], list[str]]]]] = []
-        self._cell: list[str] | None = None
-        self._row: tuple[dict[str, str], list[str]] | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        found = {k: v or "" for k, v in attrs}
-        if tag == "table":
-            self.tables.append((found.get("class", ""), []))
-        elif tag == "tr" and self.tables:
-            self._row = (found, [])
-            self.tables[-1][1].append(self._row)
-        elif tag in ("td", "th"):
-            self._cell = []
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("td", "th") and self._cell is not None and self._row is not None:
-            self._row[1].append(" ".join(" ".join(self._cell).split()))
-            self._cell = None
-
-    def handle_data(self, data: str) -> None:
-        if self._cell is not None:
-            self._cell.append(data)
-
-
-def table_rows(page: str, css_class: str) -> list[tuple[dict[str, str], list[str]]]:
-    """Body rows (attributes, cell texts) of the first table of that class: the newest run's."""
-    parser = _Rows()
-    parser.feed(page)
-    return next(rows[1:] for cls, rows in parser.tables if cls == css_class)
-
-
-def links(page: str) -> list[str]:
-    return re.findall(r"""\b(?:href|src)\s*=\s*"([^"]*)\"""", page)
-
-
-# Vendored assets --------------------------------------------------------------------------------
-
-
-def test_sources_list_exactly_the_vendored_files_with_their_hashes() -> None:
-    sources = json.loads((reports.ASSETS_SOURCE / "SOURCES.json").read_text(encoding="utf-8"))
-    files = sources["files"]
-    on_disk = {
-        p.relative_to(reports.ASSETS_SOURCE).as_posix()
-        for p in reports.ASSETS_SOURCE.rglob("*")
-        if p.is_file() and p.name != "SOURCES.json"
-    }
-    assert on_disk == set(files)
-    for rel, info in files.items():
-        data = (reports.ASSETS_SOURCE / rel).read_bytes()
-        assert hashlib.sha256(data).hexdigest() == info["sha256"], rel
-
-
-def test_every_vendored_package_keeps_its_permissive_licence() -> None:
-    files = json.loads((reports.ASSETS_SOURCE / "SOURCES.json").read_text(encoding="utf-8"))[
-        "files"
-    ]
-    allowed = {"MIT", "OFL-1.1", "Apache-2.0"}
-    packages = {info["npm"] for info in files.values()}
-    licence_files = {info["npm"] for info in files.values() if info["kind"] == "licence"}
-    assert licence_files == packages
-    for rel, info in files.items():
-        if info["kind"] == "asset":
-            assert info["license"] in allowed, rel
-    # the one file whose licence is not MIT is the font, under the SIL Open Font License
-    assert {r for r, i in files.items() if i["license"] == "OFL-1.1"} == {
-        "fontawesome-free-6.6.0/webfonts/fa-solid-900.woff2"
-    }
-
-
-def _gx_templates() -> Path:
-    import great_expectations
-
-    return Path(great_expectations.__file__).parent / "render" / "view" / "templates"
-
-
-def test_vendored_scripts_are_the_files_gx_pins_by_subresource_integrity() -> None:
-    imports = (_gx_templates() / "js_script_imports.j2").read_text(encoding="utf-8")
-    pinned = dict(re.findall(r'src="([^"]+)" integrity="(sha384-[^"]+)"', imports))
-    assert len(pinned) == 2
-    for url, integrity in pinned.items():
-        (local,) = reports.VENDORED_URLS[url]
-        digest = hashlib.sha384((reports.ASSETS_SOURCE / local).read_bytes()).digest()
-        assert f"sha384-{b64encode(digest).decode()}" == integrity, url
-
-
-def test_every_asset_url_in_gx_templates_is_vendored_or_dropped() -> None:
-    """A GX upgrade that adds a CDN asset fails here before it fails a build."""
-    urls = set()
-    for template in _gx_templates().glob("*.j2"):
-        text = template.read_text(encoding="utf-8")
-        urls |= set(re.findall(r'<(?:script|link)\b[^>]*(?:src|href)="(https?://[^"]+)"', text))
-    assert urls == set(reports.VENDORED_URLS)
-
-
-def test_copy_assets_refuses_a_tampered_vendored_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    fake = tmp_path / "assets-src"
-    fake.mkdir()
-    (fake / "a.js").write_text("tampered", encoding="utf-8")
-    sources = {"files": {"a.js": {"sha256": hashlib.sha256(b"original").hexdigest()}}}
-    (fake / "SOURCES.json").write_text(json.dumps(sources), encoding="utf-8")
-    monkeypatch.setattr(reports, "ASSETS_SOURCE", fake)
-    with pytest.raises(ValueError, match=r"a\.js does not match"):
-        reports.copy_assets(_settings(tmp_path))
-
-
-# Rewriting GX's pages ---------------------------------------------------------------------------
-
-_GX_ASSETS = "https://great-expectations-web-assets.s3.us-east-2.amazonaws.com"
-_CDNJS = "https://cdnjs.cloudflare.com/ajax/libs"
-GX_HEAD = f"""<html><head>
-<link rel="stylesheet" href="https://maxcdn.bootstrapcdn.com/bootstrap/4.3.1/css/bootstrap.min.css"/>
-<style>.navbar-brand a {{ background: url('{_GX_ASSETS}/full_logo_dark.png') 0 0 no-repeat; }}
-</style>
-<link rel="stylesheet" href="{_CDNJS}/font-awesome/6.6.0/css/all.min.css">
-<script src="https://code.jquery.com/jquery-3.7.1.min.js"></script>
-<script src="{_CDNJS}/popper.js/1.12.9/umd/popper.min.js" integrity="sha384-x"
-  crossorigin="anonymous"></script>
-<script src="https://cdn.jsdelivr.net/npm/vega@5"></script>
-<link rel="shortcut icon" href="../../../static/images/favicon.ico" type="image/x-icon"/>
-</head><body>
-<a href="../index.html"><img class="NO-CACHE"
-  src="{_GX_ASSETS}/logo-long.png?d=20260302T000000Z" alt="Great Expectations"/></a>
-<p>Data Docs autogenerated using <a href="https://greatexpectations.io">Great Expectations</a>.</p>
-<svg xmlns="http://www.w3.org/2000/svg"></svg>
-<a href="expectations/illness.html">illness</a>
-<footer><p>Stay current <a href="https://greatexpectations.io/newsletter?utm_source=x">Subscribe</a>
-</p></footer>
-</body></html>"""
-
-
-def test_localize_html_points_every_cdn_reference_at_the_vendored_copy() -> None:
-    page = reports.localize_html(GX_HEAD, "../../assets")
-    assert outside_references(page) == []
-    assert reports.external_references(page) == []
-    assert links(page) == [
-        "../../assets/bootstrap-4.3.1/css/bootstrap.min.css",
-        "../../assets/fontawesome-free-6.6.0/css/fontawesome.min.css",
-        "../../assets/fontawesome-free-6.6.0/css/solid.min.css",
-        "../../assets/jquery-3.7.1/jquery.min.js",
-        "../../assets/popper.js-1.12.9/popper.min.js",
-        "../index.html",
-        "expectations/illness.html",
-    ]
-    assert "integrity" not in page and "crossorigin" not in page
-    assert "vega" not in page and "favicon" not in page and "<footer" not in page
-    assert "background: url(none)" not in page and "background: none 0 0 no-repeat" in page
-    assert reports.BRAND_HTML in page
-    assert "using <span>Great Expectations</span>." in page
-
-
-@pytest.mark.parametrize(
-    "page",
-    [
-        '<script src="https://cdn.example.org/x.js"></script>',
-        '<link rel="stylesheet" href="//cdn.example.org/x.css">',
-        '<img src="https://tracker.example.org/pixel.gif">',
-        "<style>body{background:url(//cdn.example.org/bg.png)}</style>",
-        '<iframe src="https://example.org/"></iframe>',
-        "<div>vegaEmbed('#chart', spec)</div>",
-    ],
-)
-def test_localize_html_refuses_what_it_cannot_vendor(page: str) -> None:
-    with pytest.raises(reports.UnvendoredAsset):
-        reports.localize_html(page, "../assets")
-
-
-def test_external_references_ignore_namespaces_and_mere_mentions() -> None:
-    page = (
-        '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink">'
-        "</svg><p>see https://example.org in the manual</p>"
-        '<a href="//example.org/x">x</a><img srcset="https://example.org/a.png 2x">'
-    )
-    assert reports.external_references(page) == [
-        "//example.org/x",
-        "https://example.org/a.png",
-    ]
-
-
-# Masking the validation result ------------------------------------------------------------------
-
-
-def test_sanitize_masks_personal_values_and_escapes_markup(illness_result: dict[str, Any]) -> None:
-    clean = reports.sanitize_validation_result(illness_result, contract_by_dataset("illness"))
-    text = json.dumps(clean, ensure_ascii=False)
-    assert TRUNCATED in json.dumps(illness_result, ensure_ascii=False)  # GX keeps the raw value
-    assert TRUNCATED not in text and HOSTILE not in text
-    by_rule = {r["expectation_config"]["meta"]["rule"]: r["result"] for r in clean["results"]}
-    assert by_rule["id_format"]["partial_unexpected_list"] == [mask_id(TRUNCATED)]
-    assert by_rule["id_format"]["unexpected_index_list"] == [
-        {"_row_id": 1, "id_number": mask_id(TRUNCATED)}
-    ]
-    assert by_rule["enum_value"]["partial_unexpected_list"] == [
-        "&lt;script&gt;alert(1)&lt;/script&gt;"
-    ]
-    assert by_rule["enum_value"]["partial_unexpected_counts"] == [
-        {"value": "&lt;script&gt;alert(1)&lt;/script&gt;", "count": 1}
-    ]
-    # the input is left as it was
-    assert illness_result["results"] != clean["results"]
-
-
-def test_sanitize_masks_names_and_ids_in_any_column() -> None:
-    contract = contract_by_dataset("illness")
-    result = {
-        "results": [
-            {
-                "expectation_config": {"kwargs": {"column": "name"}},
-                "result": {"partial_unexpected_list": ["张三丰"], "observed_value": ZHANG},
-            },
-            {
-                "expectation_config": {"kwargs": {"column": "disease"}},
-                "result": {"partial_unexpected_counts": [{"value": "肺癌", "count": 2}]},
-            },
-        ]
-    }
-    clean = reports.sanitize_validation_result(result, contract)
-    assert clean["results"][0]["result"] == {
-        "partial_unexpected_list": ["张**"],
-        "observed_value": mask_id(ZHANG),
-    }
-    assert clean["results"][1]["result"]["partial_unexpected_counts"] == [
-        {"value": "***", "count": 2}
-    ]
-
-
-def test_masking_alone_keeps_markup_and_is_idempotent(illness_result: dict[str, Any]) -> None:
-    """The form the pipeline should save under reports/validations/: masked, not escaped."""
-    contract = contract_by_dataset("illness")
-    masked = reports.mask_validation_result(illness_result, contract)
-    text = json.dumps(masked, ensure_ascii=False)
-    assert TRUNCATED not in text and HOSTILE in text
-    assert reports.mask_validation_result(masked, contract) == masked
-    # escaping a masked result gives what the site shows
-    assert reports.sanitize_validation_result(masked, contract) == (
-        reports.sanitize_validation_result(illness_result, contract)
-    )
-
-
-# The Data Docs site ---------------------------------------------------------------------------
-
-
-def test_data_docs_site_is_built_per_run_with_every_suite_and_the_files_validation(
-    county: County,
-) -> None:
-    site = county.settings.reports_dir / "datadocs" / run_key(RUN)
-    assert county.docs_index == site / "index.html"
-    assert sorted(p.stem for p in (site / "expectations").glob("*.html")) == SUITES
-    page = _validation_page(county)
-    assert page.name == f"{ILLNESS_ID}-illness.html"
-    assert page.relative_to(site).parts[:3] == ("validations", "illness", run_key(RUN))
-    assert not (site / "static").exists()  # GX's fonts and logos: unused once localised
-    assert not list(site.parent.glob(".*"))  # no half-built or previous site left behind
-
-
-def test_no_generated_page_references_anything_outside_the_machine(county: County) -> None:
-    pages = _pages(county)
-    # the suites, one validation, the site index, the run report
-    assert len(pages) == len(SUITES) + 3
-    for page in pages:
-        assert outside_references(page.read_text(encoding="utf-8")) == [], page
-
-
-def test_every_local_reference_of_the_data_docs_resolves(county: County) -> None:
-    site = county.docs_index.parent
-    checked = 0
-    for page in site.rglob("*.html"):
-        for ref in links(page.read_text(encoding="utf-8")):
-            if ref.startswith("#"):
-                continue
-            target = (page.parent / unquote(ref.split("#")[0])).resolve()
-            assert target.is_file(), f"{page}: {ref}"
-            checked += 1
-    assert checked > 100
-
-
-def test_data_docs_show_no_full_id_nor_raw_markup_from_bureau_files(county: County) -> None:
-    text = _validation_page(county).read_text(encoding="utf-8")
-    assert mask_id(TRUNCATED) in text
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
-    for page in county.docs_index.parent.rglob("*.html"):
-        body = page.read_text(encoding="utf-8")
-        assert TRUNCATED not in body and HOSTILE not in body, page
-        assert _FULL_ID.findall(body) == [], page
-        assert "张三" not in body and "李四" not in body, page
-
-
-def test_rebuilding_a_runs_data_docs_replaces_the_site(
-    county: County, tmp_path: Path, illness_result: dict[str, Any]
-) -> None:
-    settings = _settings(tmp_path)
-    _save_result(settings, RUN, ILLNESS_ID, illness_result)
-    first = reports.build_data_docs(settings, RUN)
-    (first.parent / "stale.html").write_text("old", encoding="utf-8")
-    second = reports.build_data_docs(settings, RUN)
-    assert second == first and second.is_file()
-    assert not (second.parent / "stale.html").exists()
-    assert sorted(p.name for p in (settings.reports_dir / "datadocs").iterdir()) == [run_key(RUN)]
-
-
-def test_data_docs_of_a_run_without_files_document_the_suites(tmp_path: Path) -> None:
-    settings = _settings(tmp_path)
-    index = reports.build_data_docs(settings, RUN)
-    assert sorted(p.stem for p in (index.parent / "expectations").glob("*.html")) == SUITES
-    assert not (index.parent / "validations").exists()
-
-
-# The run report -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Chromium]:
+    yield from open_chromium()
 
 
 def test_run_report_shows_each_datasets_figures(county: County) -> None:
@@ -671,7 +121,7 @@ def test_run_report_never_shows_a_full_id(county: County) -> None:
     assert [v for v in stored if _FULL_ID.search(v or "")] == []
     # ... and the report shows none, not even one from a file name or an error message
     assert _FULL_ID.findall(page) == []
-    assert reports.find_id_like(page) == []
+    assert offline_assets.find_id_like(page) == []
     assert "ValueError: bad cell " + mask_id(ZHANG) in page
 
 
@@ -716,13 +166,13 @@ def test_run_report_keeps_the_last_30_runs(tmp_path: Path) -> None:
             run_step.insert(),
             [_step(r, T0 + dt.timedelta(days=i)) for i, r in enumerate(runs)],
         )
-    page = reports.build_run_report(settings, engine, runs[-1]).read_text(encoding="utf-8")
+    page = run_report.build_run_report(settings, engine, runs[-1]).read_text(encoding="utf-8")
     trend = [cells[0] for _, cells in table_rows(page, "trend")]
     assert trend == list(reversed(runs[5:]))
     assert page.count('class="run-bar"') == 30
     assert page.count('class="rate-dot"') == 0  # nothing read: no pass rate, not 0 %
     # an older run's report still shows that run
-    older = reports.collect_runs(engine, runs[2])
+    older = report_facts.collect_runs(engine, runs[2])
     assert [r.run_id for r in older] == [runs[2], *runs[6:]]
     engine.dispose()
 
@@ -731,23 +181,15 @@ def test_run_report_of_an_unknown_run_is_an_error(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
     engine = _engine(settings)
     with pytest.raises(LookupError, match="no-such-run"):
-        reports.build_run_report(settings, engine, "no-such-run")
+        run_report.build_run_report(settings, engine, "no-such-run")
     engine.dispose()
 
 
-def test_find_id_like_spots_bare_ids_but_not_digests_nor_decimals() -> None:
-    text = (
-        f"身份证{ZHANG}，旧证 {ZHANG[:6] + ZHANG[8:17]} "
-        f"sha ab{ZHANG}cd ≈0.097560975609756% {mask_id(ZHANG)}"
-    )
-    assert reports.find_id_like(text) == [ZHANG, ZHANG[:6] + ZHANG[8:17]]
-
-
 def test_chart_breaks_the_pass_rate_line_where_nothing_was_read() -> None:
-    def run(i: int, read: int, loaded: int) -> reports.RunFacts:
-        facts = reports.RunFacts(f"r{i}<", T0 + dt.timedelta(days=i), None)
+    def run(i: int, read: int, loaded: int) -> report_facts.RunFacts:
+        facts = report_facts.RunFacts(f"r{i}<", T0 + dt.timedelta(days=i), None)
         facts.files.append(
-            reports.FileFacts(
+            report_facts.FileFacts(
                 i,
                 "health",
                 "illness",
@@ -765,7 +207,7 @@ def test_chart_breaks_the_pass_rate_line_where_nothing_was_read() -> None:
         )
         return facts
 
-    svg = reports.runs_chart_svg([run(0, 10, 9), run(1, 10, 10), run(2, 0, 0), run(3, 4, 1)])
+    svg = run_report.runs_chart_svg([run(0, 10, 9), run(1, 10, 10), run(2, 0, 0), run(3, 4, 1)])
     assert svg.count('class="run-bar"') == 4
     assert svg.count("<polyline") == 1 and svg.count('class="rate-dot"') == 3
     assert 'data-run="r0&lt;"' in svg and "r0<" not in svg
@@ -782,23 +224,11 @@ def test_browser_tests_fail_in_ci_when_chromium_is_missing(monkeypatch: pytest.M
 
 
 def test_pass_rate() -> None:
-    assert reports.pass_rate(1, 4) == 0.25
-    assert reports.pass_rate(0, 0) is None
+    assert report_facts.pass_rate(1, 4) == 0.25
+    assert report_facts.pass_rate(0, 0) is None
 
 
 # In a browser, offline ------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Chromium]:
-    with Chromium(find_chromium()) as browser:
-        yield browser
-
-
-def _assert_offline_and_clean(visit: Any) -> None:
-    assert visit.requests, "the recorder saw no request at all"
-    assert visit.outside_requests() == []
-    assert visit.problems() == []
 
 
 def test_browser_recorder_catches_a_request_leaving_the_machine(
@@ -842,55 +272,8 @@ def test_run_report_in_chromium_shows_the_runs_figures_offline(
     }
 
 
-def test_data_docs_index_in_chromium_renders_its_tables_offline(
-    county: County, chromium: Chromium
-) -> None:
-    # bootstrap-table fills the index's tables from inline data once jQuery and it have loaded
-    ready = "document.querySelectorAll('table[id$=\"-body-table\"] tbody tr').length >= 2"
-    probe = """JSON.stringify([...document.querySelectorAll('table[id$="-body-table"] tbody tr')]
-      .map(tr => tr.textContent.replace(/\\s+/g, ' ').trim()))"""
-    visit = chromium.visit(county.docs_index.as_uri(), ready=ready, probe=probe)
-    _assert_offline_and_clean(visit)
-    rows = json.loads(visit.value)
-    assert len(rows) == len(SUITES) + 1  # the suites and one validation result
-    assert sum(f"{ILLNESS_ID}-illness" in r for r in rows) == 1
-    assets = (county.settings.reports_dir / "assets").as_uri()
-    # six stylesheets, six scripts and the icon font, all from reports/assets
-    assert sum(u.startswith(assets) for u in visit.requests) == 13
-
-
-def test_data_docs_validation_page_in_chromium_renders_its_tables_offline(
-    county: County, chromium: Chromium
-) -> None:
-    page = _validation_page(county)
-    probe = (
-        """JSON.stringify({
-      rows: document.querySelectorAll('table tbody tr').length,
-      failed: document.querySelectorAll('table .fa-times').length,
-      passed: document.querySelectorAll('table .fa-check-circle').length,
-      iconFont: document.fonts.check('900 16px "Font Awesome 6 Free"'),
-      text: document.body.textContent.includes('<script>alert(1)</script>'),
-      injected: [...document.scripts].some(s => s.textContent.includes('alert(1)')),
-      masked: document.body.textContent.includes('"""
-        + mask_id(TRUNCATED)
-        + """'),
-    })"""
-    )
-    visit = chromium.visit(page.as_uri(), ready="typeof jQuery === 'function'", probe=probe)
-    _assert_offline_and_clean(visit)
-    shown = json.loads(visit.value)
-    assert shown["rows"] > 20
-    # one status icon per expectation: the ID format, the category and the date fail
-    suite = json.loads((EXPECTATIONS_DIR / "illness.json").read_text(encoding="utf-8"))
-    assert (shown["failed"], shown["passed"]) == (3, len(suite["expectations"]) - 3)
-    assert shown["iconFont"] is True
-    assert shown["text"] is True and shown["injected"] is False
-    assert shown["masked"] is True
-    assert any(u.endswith("/fa-solid-900.woff2") for u in visit.requests)
-
-
 def test_the_run_report_summarises_the_days_warnings(tmp_path: Path) -> None:
-    from transforms.outputs.reports import warnings_html
+    from transforms.outputs.run_report import warnings_html
 
     settings = Settings(data_dir=tmp_path, warehouse_url="sqlite://")
     folder = settings.reports_dir / "warnings" / "2026-11-28"
@@ -922,7 +305,7 @@ def test_the_run_report_summarises_the_days_warnings(tmp_path: Path) -> None:
 
 def test_a_province_index_links_every_county(tmp_path: Path) -> None:
     from transforms.config.settings import load_settings
-    from transforms.outputs.reports import build_province_index
+    from transforms.outputs.run_report import build_province_index
 
     settings = load_settings({"DATA_DIR": str(tmp_path), "COUNTIES": "lankao,qixian"})
     (tmp_path / "reports" / "lankao").mkdir(parents=True)
@@ -931,69 +314,6 @@ def test_a_province_index_links_every_county(tmp_path: Path) -> None:
     assert '<a href="lankao/index.html">lankao</a></li>' in page
     assert '<a href="qixian/index.html">qixian</a>（尚无报告 / no report yet）' in page
     assert list((tmp_path / "reports").glob("*.partial")) == []
-
-
-# Names, phone numbers and IDs from bureau files -----------------------------------------------
-
-SENTINEL = _id("53262619870312775")
-NAME = "鲜于测漏"  # a household member, also typed where a category belongs
-HEADER_NAME = "皇甫测头"  # a name used as a sheet name, a title and a column header
-PHONE = "15877551234"
-FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
-SECRETS = (NAME, HEADER_NAME, PHONE, SENTINEL, SENTINEL[:6] + SENTINEL[8:17])
-
-
-def _leaks(text: str) -> list[str]:
-    found = [s for s in SECRETS if s in text]
-    return found + [s for s in (SENTINEL, PHONE) if s.translate(FULL_WIDTH) in text]
-
-
-def _hostile_workbook(path: Path) -> None:
-    """Personal data in every place a clerk can put it: the sheet name, a title row, a column
-    header and the upper row of a two-level header, a repeated header row, and cells of
-    columns that are not meant for it."""
-    workbook = openpyxl.Workbook()
-    sheet = workbook.active
-    assert sheet is not None
-    sheet.title = f"{HEADER_NAME}{SENTINEL[-6:]}"
-    sheet.append([f"{HEADER_NAME}户 {SENTINEL} 电话{PHONE}"])
-    sheet.append([None, None, None, None, None, None, HEADER_NAME])
-    sheet.append(["姓名", "身份证号", "疾病类别", "病种", "确诊日期", "是否签约家庭医生", None])
-    sheet.append([NAME, SENTINEL, NAME, "肺癌", f"电话{PHONE}", "是", SENTINEL])
-    sheet.append(["张三", ZHANG, SENTINEL.translate(FULL_WIDTH), "肺癌", "2026-01-05", "是", 1])
-    sheet.append([HEADER_NAME, "身份证号", "疾病类别", "病种", "确诊日期", HEADER_NAME, None])
-    sheet.append(["李四", LI, "大病", "肺癌", SENTINEL[:6] + SENTINEL[8:17], PHONE, None])
-    workbook.save(path)
-
-
-def test_gx_results_and_data_docs_of_a_hostile_file_show_no_personal_data(
-    tmp_path: Path,
-) -> None:
-    from transforms.parsing.readers import read_sheets
-    from transforms.privacy.masking import NameIndex, names_in_file
-
-    settings = _settings(tmp_path)
-    contract = contract_by_dataset("illness")
-    source = tmp_path / "hostile.xlsx"
-    _hostile_workbook(source)
-    # validated the way parse_and_validate does it
-    parsed = to_frame(read_sheets(source), [contract])
-    outcome = run_gx(contract, parsed.frame)
-    raw = json.dumps(outcome.results_json, ensure_ascii=False, default=str)
-    # Headers, sheet names and titles never reach GX: its frame has the contract's column
-    # names only. Cell values do, as the unexpected values of a failed expectation.
-    assert HEADER_NAME not in raw
-    assert {NAME, PHONE, SENTINEL} <= set(_leaks(raw))
-    names = NameIndex().with_names(names_in_file(contract, parsed.frame))
-    masked = reports.mask_validation_result(outcome.results_json, contract, names=names)
-    saved = json.dumps(masked, ensure_ascii=False, default=str)
-    assert _leaks(saved) == []
-    _save_result(settings, RUN, ILLNESS_ID, masked)
-    index = reports.build_data_docs(settings, RUN, names)
-    pages = sorted(index.parent.rglob("*.html"))
-    assert len(pages) > len(SUITES)
-    for page in pages:
-        assert _leaks(page.read_text(encoding="utf-8")) == [], page.name
 
 
 def test_run_report_masks_known_names_and_phone_numbers(tmp_path: Path, warehouse_url: str) -> None:
@@ -1030,7 +350,7 @@ def test_run_report_masks_known_names_and_phone_numbers(tmp_path: Path, warehous
                 last_manifest_id=ILLNESS_ID,
             )
         )
-    page = reports.build_run_report(settings, engine, RUN).read_text(encoding="utf-8")
+    page = run_report.build_run_report(settings, engine, RUN).read_text(encoding="utf-8")
     assert _leaks(page) == []
     assert "鲜***户158****1234.xlsx" in page and "ValueError: 鲜*** 电话158****1234" in page
 
@@ -1042,6 +362,6 @@ def test_run_report_masks_known_names_and_phone_numbers(tmp_path: Path, warehous
     folder.mkdir(parents=True)
     (folder / township_workbook_name(f"{NAME}镇", names)).write_bytes(b"workbook")
     summary = {"day": "2026-11-28", "rules": {}, "to_visit_by_township": {f"{NAME}镇": 1}}
-    html = reports.warnings_html(settings, {**summary, "candidates": {"x": 1}}, names)
+    html = run_report.warnings_html(settings, {**summary, "candidates": {"x": 1}}, names)
     assert NAME not in html and "鲜***镇" in html
     assert f'href="warnings/2026-11-28/{quote("鲜___镇_入户核实.xlsx")}"' in html

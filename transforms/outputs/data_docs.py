@@ -34,7 +34,7 @@ from transforms.outputs.offline_assets import copy_assets, find_id_like, localiz
 from transforms.parsing.parse import ROW_ID, SOURCE_ROW
 from transforms.privacy.masking import NameIndex, safe_text
 from transforms.runlog.steps import run_key
-from transforms.validation.validate import EXPECTATIONS_DIR, masked_value
+from transforms.validation.validate import DESCRIPTION_KEY, EXPECTATIONS_DIR, masked_value
 
 SITE_NAME = "county_run"
 
@@ -182,6 +182,18 @@ def _name_rows_for_clerks(result: dict[str, Any]) -> None:
         outcome["unexpected_index_column_names"] = [label]
 
 
+def _describe_in_chinese(result: dict[str, Any]) -> None:
+    """In place: each expectation described by its Chinese sentence (from the suite, carried in
+    the result's meta), which GX's validation page shows instead of the expectation's type and
+    regex. The suite's page keeps GX's own wording, with the sentence as its notes."""
+    for item in result.get("results") or []:
+        config = item.get("expectation_config") or {}
+        text = (config.get("meta") or {}).get(DESCRIPTION_KEY) or config.get("notes")
+        if isinstance(text, str) and text:
+            # GX puts the description into the page as raw HTML
+            config["description"] = _escape(text)
+
+
 def _source_spec(result: Mapping[str, Any], names: NameIndex | None) -> dict[str, str] | None:
     """The file and sheets a result is about, as GX's validation page shows a batch spec: its
     data_asset_name goes into the page's overview and title. Escaped here, since GX puts it
@@ -292,6 +304,7 @@ def build_data_docs(settings: Settings, run_id: str, names: NameIndex | None = N
         fallback = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
         when = _validated_at(raw, fallback)
         _name_rows_for_clerks(raw)
+        _describe_in_chinese(raw)
         clean = sanitize_validation_result(raw, contracts.get(suite_name), names)
         source = _source_spec(raw, names)
         clean["meta"] = {

@@ -70,17 +70,14 @@ def check_column(check_id: str) -> str:
 ID_STATUS_RULES = {"checksum": "id_checksum", "birth_date": "id_format"}
 
 
-# The validation page shows meta.attributes.<DESCRIPTION_KEY> of each expectation in a column of
-# this title (GX's "meta properties": the suite's meta.notes names the column); the suite page
-# shows the same sentence as the expectation's notes.
+# Each expectation's Chinese description: GX shows its notes on the suite's Data Docs page, and
+# the validation page shows meta.description_zh (outputs.data_docs makes it the description).
 DESCRIPTION_KEY = "description_zh"
-DESCRIPTION_COLUMN = "说明"
-META_PROPERTIES_FORMAT = "renderer.diagnostic.meta_properties"
 
 
 def _spec(rule: str, column: str, severity: str, description: str) -> dict[str, Any]:
     return {
-        "meta": {"rule": rule, "column": column, "attributes": {DESCRIPTION_KEY: description}},
+        "meta": {"rule": rule, "column": column, DESCRIPTION_KEY: description},
         "notes": description,
         "severity": severity,
     }
@@ -217,10 +214,6 @@ def suite_definition(contract: Contract) -> dict[str, Any]:
             "contract": f"contracts/{contract.dataset}.yaml",
             "layout": contract.layout,
             "generated_by": "transforms.validation.validate.suite_definition",
-            "notes": {
-                "format": META_PROPERTIES_FORMAT,
-                "content": {DESCRIPTION_COLUMN: DESCRIPTION_KEY},
-            },
         },
         "notes": f"{contract.title_zh} / {contract.title_en}",
     }

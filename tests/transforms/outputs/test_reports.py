@@ -299,7 +299,7 @@ def test_the_run_report_summarises_the_days_warnings(tmp_path: Path) -> None:
     assert '<td class="num">3</td><td class="num">2</td><td class="num">1</td>' in html
     assert 'href="warnings/2026-11-28/' in html  # 城关镇's workbook is linked
     assert "&lt;b&gt;龙泉镇&lt;/b&gt;" in html and "<b>龙泉镇" not in html  # escaped
-    assert "medical_oop_person: 2" in html
+    assert "成员年度医疗个人自付费用较高：2人" in html  # the rule's Chinese name, not its id
     assert warnings_html(settings, None) == ""
 
 
@@ -365,3 +365,154 @@ def test_run_report_masks_known_names_and_phone_numbers(tmp_path: Path, warehous
     html = run_report.warnings_html(settings, {**summary, "candidates": {"x": 1}}, names)
     assert NAME not in html and "鲜***镇" in html
     assert f'href="warnings/2026-11-28/{quote("鲜___镇_入户核实.xlsx")}"' in html
+
+
+# Autoescape and the 体外循环 section ------------------------------------------------------------
+
+
+def test_templates_escape_what_they_print() -> None:
+    """Autoescape is on for every template: a value is text, whatever it holds."""
+    env = run_report.environment()
+    assert env.autoescape is True
+    macros = env.get_template("_macros.html.j2").module
+    html = str(macros.bilingual(HOSTILE, f"{HOSTILE}{ZHANG}"))  # type: ignore[attr-defined]
+    assert "<script" not in html and "&lt;script&gt;" in html
+    assert ZHANG not in html and mask_id(ZHANG) in html  # every printed value passes mask_text
+
+
+DAY = dt.date(2026, 3, 2)
+SETTLEMENTS_ID = 11
+
+
+def _seed_candidates(engine: sa.Engine) -> None:
+    """A day whose warnings step ran, with two people outside the roster: one whose village
+    and file carry a known name and markup, one from a sheet named <script>."""
+    from transforms.warehouse.risk_tables import inclusion_candidate, rule_status
+    from transforms.warehouse.tables import person_identity
+
+    def source(row: int, sheet: str = "Sheet1") -> dict[str, object]:
+        return {
+            "bureau": "medical_insurance",
+            "dataset": "settlements",
+            "file": "结算.xlsx",
+            "sheet": sheet,
+            "row": row,
+        }
+
+    def candidate(person: str, id_number: str, name: str, **values: object) -> dict[str, object]:
+        row: dict[str, object] = {
+            "snapshot_date": DAY,
+            "rule_id": "medical_oop_person",
+            "risk_type": "medical",
+            "person_key": person * 64,
+            "id_masked": mask_id(id_number),
+            "name_masked": name[0] + "*" * (len(name) - 1),
+            "dataset": "settlements",
+            "bureau": "medical_insurance",
+            "manifest_id": SETTLEMENTS_ID,
+            "file_name": "结算.xlsx",
+            "sheet": "Sheet1",
+            "source_row": 102,
+            "township": "城关镇",
+            "village": "东村",
+            "evidence_zh": f"{name[0]}*（{mask_id(id_number)}）个人自付累计23,000元",
+            "run_id": RUN,
+        }
+        row.update(values)
+        return row
+
+    with engine.begin() as conn:
+        conn.execute(run_step.insert().values(_step(RUN, T0)))
+        conn.execute(
+            file_manifest.insert().values(
+                _manifest(
+                    id=SETTLEMENTS_ID,
+                    bureau="medical_insurance",
+                    dataset="settlements",
+                    file_name=f"{NAME}家{HOSTILE}.xlsx",
+                )
+            )
+        )
+        conn.execute(
+            person_identity.insert().values(
+                person_key="k" * 64,
+                id_number=SENTINEL,
+                name=NAME,
+                first_manifest_id=SETTLEMENTS_ID,
+                last_manifest_id=SETTLEMENTS_ID,
+            )
+        )
+        conn.execute(
+            rule_status.insert().values(
+                as_of_date=DAY,
+                kind="rule",
+                code="medical_oop_person",
+                name_zh="成员年度医疗个人自付费用较高",
+                status="computed",
+                missing_inputs=[],
+                run_id=RUN,
+            )
+        )
+        conn.execute(
+            inclusion_candidate.insert(),
+            [
+                candidate(
+                    "a",
+                    SENTINEL,
+                    NAME,
+                    village=f"{NAME}村",
+                    file_name=f"{NAME}家{HOSTILE}.xlsx",
+                    evidence={"persons": [{"sources": [source(339), source(102)]}]},
+                ),
+                candidate(
+                    "b",
+                    ZHANG,
+                    "张三",
+                    township=f"{HOSTILE}镇",
+                    sheet=HOSTILE,
+                    source_row=7,
+                    evidence={"persons": [{"sources": [source(7, HOSTILE), source(9)]}]},
+                ),
+            ],
+        )
+
+
+def test_outside_roster_section_lists_each_person_masked_in_chinese(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    engine = _engine(settings)
+    _seed_candidates(engine)
+    page = run_report.build_run_report(settings, engine, RUN).read_text(encoding="utf-8")
+    engine.dispose()
+    assert "花名册外有风险信号的人员（体外循环核查）" in page
+    assert "成员年度医疗个人自付费用较高：2人" in page
+    rows = [cells for _, cells in table_rows(page, "candidates")]
+    assert rows[1] == [
+        "城关镇",
+        "鲜***村",  # a village named after a person the warehouse knows
+        f"鲜***（{mask_id(SENTINEL)}）",
+        "成员年度医疗个人自付费用较高",
+        f"鲜*（{mask_id(SENTINEL)}）个人自付累计23,000元",
+        "医保局《医疗费用结算明细》第102、339行",
+    ]
+    # the sheets are named where a dataset's rows lie on more than one, as text
+    assert rows[0][0] == f"{HOSTILE}镇"
+    assert rows[0][2] == f"张*（{mask_id(ZHANG)}）"
+    assert rows[0][5] == (
+        f"医保局《医疗费用结算明细》工作表“{HOSTILE}”第7行；医保局《医疗费用结算明细》"
+        "工作表“Sheet1”第9行"
+    )
+    assert "<script" not in page and "&lt;script&gt;" in page
+    assert 'title="文件：鲜***家&lt;script&gt;alert(1)&lt;/script&gt;.xlsx"' in page
+    assert _leaks(page) == [] and ZHANG not in page
+
+
+def test_outside_roster_section_counts_the_people_it_leaves_out(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    engine = _engine(settings)
+    _seed_candidates(engine)
+    listed = report_facts.collect_candidates(engine, DAY, limit=1)
+    engine.dispose()
+    assert (len(listed.shown), listed.total) == (1, 2)
+    summary = {"day": DAY.isoformat(), "rules": {}, "candidates": {"medical_oop_person": 2}}
+    html = run_report.warnings_html(settings, summary, candidates=listed)
+    assert "另有1人未在此列出" in html

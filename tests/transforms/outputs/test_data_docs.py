@@ -7,7 +7,9 @@ CI (CI=true) when Chromium is missing and skip elsewhere.
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -77,7 +79,7 @@ def test_sanitize_masks_personal_values_and_escapes_markup(illness_result: dict[
     by_rule = {r["expectation_config"]["meta"]["rule"]: r["result"] for r in clean["results"]}
     assert by_rule["id_format"]["partial_unexpected_list"] == [mask_id(TRUNCATED)]
     assert by_rule["id_format"]["unexpected_index_list"] == [
-        {"_row_id": 1, "id_number": mask_id(TRUNCATED)}
+        {"_row_id": 1, "_source_row": 3, "id_number": mask_id(TRUNCATED)}
     ]
     assert by_rule["enum_value"]["partial_unexpected_list"] == [
         "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -275,3 +277,68 @@ def test_gx_results_and_data_docs_of_a_hostile_file_show_no_personal_data(
     assert len(pages) > len(SUITES)
     for page in pages:
         assert _leaks(page.read_text(encoding="utf-8")) == [], page.name
+
+
+# What a clerk finds on the pages ---------------------------------------------------------------
+
+
+def _text(page: Path) -> str:
+    """A page's visible text, as one line."""
+    body = re.sub(r"<(script|style)\b.*?</\1>", " ", page.read_text(encoding="utf-8"), flags=re.S)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", body)).split())
+
+
+def test_validation_page_names_unexpected_rows_by_their_excel_row(county: County) -> None:
+    text = _text(_validation_page(county))
+    # the ID typed short is on Excel row 3, the category <script> on row 4, the date on row 5
+    assert text.count(data_docs.EXCEL_ROW) == 3
+    assert f"{mask_id(TRUNCATED)} 1 3 " in text
+    assert f"{HOSTILE} 1 4 " in text  # as text: the page holds it escaped
+    assert "2026-02-30 (no such day) 1 5 " in text
+    assert "_row_id" not in text
+
+
+def test_validation_page_names_the_file_and_its_sheet(county: County) -> None:
+    text = _text(_validation_page(county))
+    assert "Data asset: 文件《大病名单.xlsx》 工作表“城关镇”" in text
+    assert "文件 file 大病名单.xlsx" in text and "工作表 sheets 城关镇" in text
+
+
+def test_rows_of_a_workbook_of_several_sheets_are_named_with_their_sheet(
+    tmp_path: Path, illness_result: dict[str, Any]
+) -> None:
+    """Sheet names are the bureau's: masked, and shown as text on the page."""
+    settings = _settings(tmp_path)
+    sheets = {0: "城关镇", 1: HOSTILE, 2: f"{HOSTILE}{ZHANG}", 3: "城关镇"}
+    located = data_docs.with_source(illness_result, f"{HOSTILE}.xlsx", sheets)
+    _save_result(settings, RUN, ILLNESS_ID, located)
+    data_docs.build_data_docs(settings, RUN)
+    page = data_docs.validation_page(settings, RUN, ILLNESS_ID, "illness")
+    assert page is not None
+    raw = page.read_text(encoding="utf-8")
+    assert HOSTILE not in raw and ZHANG not in raw
+    text = _text(page)
+    assert text.count(data_docs.SHEET_AND_ROW) == 3
+    assert f"{mask_id(TRUNCATED)} 1 {HOSTILE} 第3行" in text
+    assert f"{HOSTILE} 1 {HOSTILE}{mask_id(ZHANG)} 第4行" in text
+    assert f"工作表“城关镇、{HOSTILE}、{HOSTILE}{mask_id(ZHANG)}”" in text
+    assert f"文件《{HOSTILE}.xlsx》" in text
+
+
+def test_every_expectation_is_described_in_chinese_on_the_pages(county: County) -> None:
+    site = county.docs_index.parent
+    for name in SUITES:
+        suite = json.loads((EXPECTATIONS_DIR / f"{name}.json").read_text(encoding="utf-8"))
+        descriptions = [e["meta"]["description_zh"] for e in suite["expectations"]]
+        assert all(re.search(r"[\u4e00-\u9fff]", d) for d in descriptions), name
+        # the suite's page: each expectation with its sentence as notes
+        text = _text(site / "expectations" / f"{name}.html")
+        for description in descriptions:
+            assert description in text, (name, description)
+    # the validation page: each expectation described by its sentence instead of GX's regex
+    suite = json.loads((EXPECTATIONS_DIR / "illness.json").read_text(encoding="utf-8"))
+    text = _text(_validation_page(county))
+    for e in suite["expectations"]:
+        assert e["meta"]["description_zh"] in text
+    assert "values must match this regular expression" not in text
+    assert "“身份证号”须为18位身份证号码（含有效出生日期，末位可为X）" in text

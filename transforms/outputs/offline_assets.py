@@ -172,6 +172,7 @@ def external_references(page: str) -> list[str]:
 
 _SCRIPT = Markup('<script src="{}"></script>')
 _STYLESHEET = Markup('<link rel="stylesheet" href="{}">')
+_SPAN = Markup("<span>{}</span>")
 
 
 def _asset_tags(url: str, kind: str, prefix: str) -> str:
@@ -222,7 +223,8 @@ def localize_html(page: str, assets_prefix: str) -> str:
 
     page = _CSS_URL.sub(css_url, page)
     page = _FOOTER.sub(lambda m: "" if re.search(_EXTERNAL, m.group(0)) else m.group(0), page)
-    page = _EXTERNAL_ANCHOR.sub(lambda m: f"<span>{m.group('label')}</span>", page)
+    # the label is GX's own markup (text and icons): kept as it is, only the link goes
+    page = _EXTERNAL_ANCHOR.sub(lambda m: _SPAN.format(Markup(m.group("label"))), page)
 
     left = external_references(page)
     if left:

@@ -10,7 +10,7 @@ from datetime import date
 from pathlib import Path
 
 from generator.core import generate
-from generator.national import ROSTER_LAYOUTS
+from generator.layout.national import ROSTER_LAYOUTS
 from transforms.intake.sample_guard import mark_sample
 
 

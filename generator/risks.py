@@ -37,12 +37,11 @@ from typing import Any
 
 import yaml
 
-from generator import names
-from generator.datasets import Record, Value
-from generator.ids import birth_date, normalise
-from generator.layout import FileSpec, WrittenFile, write_file
-from generator.national import RosterOutput
-from generator.population import (
+from generator.datasets.record import Record, Value
+from generator.layout.files import FileSpec, WrittenFile, write_file
+from generator.layout.national import RosterOutput
+from generator.population import names
+from generator.population.county import (
     LABOUR_SKILLS_WORKING,
     County,
     Household,
@@ -51,7 +50,8 @@ from generator.population import (
     age_on,
     per_capita_cents,
 )
-from generator.reference import PROJECT_ROOT, ContractSpec, Parameters, Village
+from generator.population.ids import birth_date, normalise
+from generator.population.reference import PROJECT_ROOT, ContractSpec, Parameters, Village
 
 RULES_FILE = PROJECT_ROOT / "rules" / "warning_rules.yaml"
 EXTENSION_DATASETS = ("disabled_persons",)

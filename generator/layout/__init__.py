@@ -1,0 +1,1 @@
+"""How the rows become bureau files: agreed layouts, messy shapes, the national roster export."""

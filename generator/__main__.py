@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--risk-scenarios",
         action="store_true",
-        help="plant every warning rule's cases and near misses (generator/risks.py)",
+        help="plant every warning rule's cases and near misses (generator/scenarios/)",
     )
     parser.add_argument(
         "--days",
@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.deliver is not None:
-        from generator.risks import deliver
+        from generator.scenarios.lifecycle import deliver
 
         for path in deliver(args.data_dir, args.deliver):
             print(f"delivered {path}")

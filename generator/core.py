@@ -9,8 +9,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from generator import risks
-from generator.datasets import bureaus
+from generator.datasets import bureaus, disabled
 from generator.datasets.defects import (
     add_quirks,
     plant_defects,
@@ -38,6 +37,8 @@ from generator.population.reference import (
     load_parameters,
     load_villages,
 )
+from generator.scenarios import lifecycle
+from generator.scenarios.families import plan_cases
 from generator.truth import Truth, rule_counts, write_truth
 
 # Write order; also the order of the ground-truth files. Illness comes before settlements
@@ -51,7 +52,7 @@ DATASET_ORDER = (
     "employment",
     "enrollment",
     "settlements",
-    *risks.EXTENSION_DATASETS,
+    *disabled.EXTENSION_DATASETS,
 )
 
 
@@ -79,7 +80,7 @@ class GenerationSummary:
     truth_households: int
     invalid_by_rule: dict[str, int] = field(default_factory=dict)
     skipped_datasets: tuple[str, ...] = ()
-    risks: risks.RiskSummary | None = None
+    risks: lifecycle.RiskSummary | None = None
     messiness: str = "normal"
     rejected_files: tuple[RejectedFile, ...] = ()
     roster_layout: str = "agreed"
@@ -140,19 +141,20 @@ def generate(
 ) -> GenerationSummary:
     """Write the county's files under data_dir/landing and the ground truth into truth_dir.
 
-    messiness "high" adds every quirk of messy.py to the same files, defects only a comparison
-    of rows finds (a roster member with another township, a person under two households), a NUL
-    inside a valid text cell and an over-long one (defects.py), plus files that must be rejected
-    whole (listed in rejected_files.csv); "normal" gives the same bytes as before it existed.
+    messiness "high" adds every quirk of layout/messy.py to the same files, defects only a
+    comparison of rows finds (a roster member with another township, a person under two
+    households), a NUL inside a valid text cell and an over-long one (datasets/defects.py), plus
+    files that must be rejected whole (listed in rejected_files.csv); "normal" gives the same
+    bytes as before it existed.
 
-    risk_scenarios plants every warning rule's cases and near misses (generator/risks.py);
+    risk_scenarios plants every warning rule's cases and near misses (generator/scenarios/);
     days > 1 (which implies them) also writes the bureaus' files of the following days into
     data_dir/drops/<day>/. The warnings' ground truth (warnings.csv, candidates.csv) is
     written in every case.
 
     roster_layout "national" writes the roster as the national monitoring system exports it
-    (generator/national.py): the same people and facts, every other file the same bytes, and
-    not_computable.csv naming the warning rules that export cannot feed.
+    (generator/layout/national.py): the same people and facts, every other file the same bytes,
+    and not_computable.csv naming the warning rules that export cannot feed.
     """
     if households < 1:
         raise ValueError("households must be at least 1")
@@ -187,7 +189,7 @@ def generate(
         "settlements": lambda: bureaus.settlements(
             county, outsiders, _rng(seed, "settlements"), u, records.get("illness", [])
         ),
-        **risks.extension_builders(county, outsiders, lambda purpose: _rng(seed, purpose), u),
+        **disabled.extension_builders(county, outsiders, lambda purpose: _rng(seed, purpose), u),
     }
     for dataset in DATASET_ORDER[1:]:
         if dataset in contracts:
@@ -200,20 +202,20 @@ def generate(
     )
     specs = {
         **file_specs(params.county_name, day, footer),
-        **risks.extension_specs(params.county_name, day),
+        **disabled.extension_specs(params.county_name, day),
     }
     if messiness == "high":
         specs = messy_specs(specs, params.county_name, day)
-    plan = risks.RiskPlan(county, contracts, seed) if risk_scenarios or days > 1 else None
+    plan = plan_cases(county, contracts, seed) if risk_scenarios or days > 1 else None
     landing = data_dir / "landing"
     written: dict[str, WrittenFile] = {}
     exporter = None
-    roster_output = risks.RosterOutput()
+    roster_output = national.RosterOutput()
     gaps: dict[str, tuple[str, ...]] = {}  # rule -> what the roster's layout lacks for it
     if roster_layout == "national":
         exporter = national.NationalRoster(seed, params.county_name, contracts["roster"], records)
         gaps = national.not_computable()
-        roster_output = risks.RosterOutput(
+        roster_output = national.RosterOutput(
             write=exporter.write,
             truth_values=national.truth_values,
             history=False,
@@ -303,7 +305,7 @@ def generate(
     if messiness == "high":
         write_messy_truth(truth_dir, rejected, written)
     national.write_not_computable(truth_dir, gaps)
-    risk_summary = risks.finish(
+    risk_summary = lifecycle.finish(
         data_dir=data_dir,
         truth_dir=truth_dir,
         county=county,

@@ -1,0 +1,228 @@
+"""The days: warnings' lifecycle, the later days' files and the warnings' ground truth."""
+
+from __future__ import annotations
+
+import csv
+import random
+import shutil
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from pathlib import Path
+
+from generator.datasets.record import Record
+from generator.layout.files import FileSpec, WrittenFile, write_file
+from generator.layout.national import RosterOutput
+from generator.population.county import County
+from generator.population.reference import ContractSpec
+from generator.scenarios.dayview import DayView, FileState, snapshot
+from generator.scenarios.evaluation import CandidateTruth
+from generator.scenarios.families import evaluate
+from generator.scenarios.plan import Case, RiskPlan
+from generator.scenarios.rules import RULES_FILE, load_rule_configs
+
+DROPS_FOLDER = "drops"
+WARNINGS_COLUMNS = ("day", "household_id", "rule_id", "status", "transition")
+CANDIDATES_COLUMNS = ("day", "rule_id", "dataset", "id_number", "township", "village")
+SCENARIO_COLUMNS = ("day", "rule_id", "subject", "expected", "case")
+FILES_COLUMNS = ("day", "file", "dataset", "rows")
+
+
+def lifecycle(
+    days: Sequence[tuple[date, set[tuple[str, str]]]],
+) -> list[tuple[str, str, str, str, str]]:
+    """warnings.csv rows: (day, household, rule, status, transition) for every warning open on a
+    day, and every warning resolved that day."""
+    state: dict[tuple[str, str], str] = {}
+    out = []
+    for day, signals in days:
+        for key in sorted(signals | {k for k, s in state.items() if s == "open"}):
+            before = state.get(key)
+            if key in signals:
+                transition = (
+                    "new" if before is None else "still_open" if before == "open" else "reopened"
+                )
+                state[key] = "open"
+            else:
+                transition = "resolved"
+                state[key] = "resolved"
+            out.append((day.isoformat(), key[0], key[1], state[key], transition))
+    return out
+
+
+@dataclass(frozen=True)
+class RiskSummary:
+    days: tuple[date, ...]
+    warnings: int  # rows of warnings.csv
+    candidates: int
+    drops: tuple[Path, ...]  # files for the days after the first, under DATA_DIR/drops/
+    cases: int
+
+
+def later_name(name: str, day: date) -> str:
+    stem, dot, suffix = name.rpartition(".")
+    return f"{stem}（{day.month}月{day.day}日更正）{dot}{suffix}"
+
+
+def drops_dir(data_dir: Path, day: date) -> Path:
+    return data_dir / DROPS_FOLDER / day.isoformat()
+
+
+def deliver(data_dir: Path, day: date) -> list[Path]:
+    """Copy the bureaus' files of `day` from DATA_DIR/drops/<day>/ into DATA_DIR/landing/, as the
+    bureaus would drop them; a file already in landing is never overwritten."""
+    source = drops_dir(data_dir, day)
+    if not source.is_dir():
+        raise FileNotFoundError(f"no files generated for {day} in {source}")
+    copied = []
+    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+        target = data_dir / "landing" / path.relative_to(source)
+        if target.exists():
+            raise FileExistsError(f"{target} exists; not overwritten")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.part")
+        shutil.copy2(path, partial)
+        partial.rename(target)
+        copied.append(target)
+    return copied
+
+
+def _write(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def finish(
+    *,
+    data_dir: Path,
+    truth_dir: Path,
+    county: County,
+    contracts: Mapping[str, ContractSpec],
+    records: dict[str, list[Record]],
+    written: Mapping[str, WrittenFile],
+    specs: Mapping[str, FileSpec],
+    plan: RiskPlan | None,
+    days: int,
+    seed: int,
+    rules_path: Path = RULES_FILE,
+    roster: RosterOutput | None = None,
+) -> RiskSummary:
+    """After the first day's files: last year's roster and the later days' files (with a plan),
+    and the warnings' ground truth of every generated day. `roster` says how the roster is
+    written and read (generator/layout/national.py); the rules it cannot feed are left out of the
+    truth."""
+    if days < 1:
+        raise ValueError("days must be at least 1")
+    if days > 1 and plan is None:
+        raise ValueError("later days need planted cases (a RiskPlan)")
+    rules = load_rule_configs(rules_path)
+    params = county.params
+    first = county.day
+    roster = roster or RosterOutput()
+    excluded = roster.not_computable
+
+    def snap(index: int, dataset: str, name: str, rows: Sequence[Record]) -> FileState:
+        view = roster.truth_values if dataset == "roster" else None
+        return snapshot(index, dataset, name, rows, contracts[dataset].person_column, view)
+
+    files = [snap(1, d, written[d].spec.name, rows) for d, rows in records.items()]
+    listing: list[tuple[str, str, str, int]] = [
+        (first.isoformat(), written[d].spec.relative_path, d, len(rows))
+        for d, rows in records.items()
+    ]
+    if plan is not None and roster.history:
+        previous = plan.previous_roster(records["roster"], random.Random(f"{seed}:risks:previous"))
+        year = county.income_year - 1
+        spec = replace(
+            specs["roster"],
+            name=specs["roster"].name.replace(f"{first:%Y%m%d}", f"{year}年度"),
+            titles=(f"{params.county_name}脱贫户和监测对象信息（{year}年度收入）",),
+        )
+        if spec.name == specs["roster"].name:
+            raise ValueError("last year's roster needs its own file name")
+        write_file(data_dir / "landing", spec, contracts["roster"], previous, first)
+        files.append(snap(1, "roster", spec.name, previous))
+        listing.append((first.isoformat(), spec.relative_path, "roster", len(previous)))
+
+    results: list[tuple[date, set[tuple[str, str]], set[CandidateTruth]]] = []
+    drops: list[Path] = []
+    for index in range(1, days + 1):
+        day = first + timedelta(days=index - 1)
+        if index > 1 and plan is not None:
+            for dataset in sorted(plan.apply(index, records)):
+                spec = replace(specs[dataset], name=later_name(specs[dataset].name, day))
+                write = roster.write if dataset == "roster" else write_file
+                out = write(
+                    drops_dir(data_dir, day), spec, contracts[dataset], records[dataset], day
+                )
+                drops.append(out.path)
+                files.append(snap(index, dataset, spec.name, records[dataset]))
+                listing.append(
+                    (day.isoformat(), spec.relative_path, dataset, len(records[dataset]))
+                )
+        signals, candidates = evaluate(DayView(files), day, rules, params, contracts)
+        signals = {s for s in signals if s[1] not in excluded}
+        candidates = {c for c in candidates if c.rule_id not in excluded}
+        results.append((day, signals, candidates))
+
+    truth_dir.mkdir(parents=True, exist_ok=True)
+    warnings = lifecycle([(day, signals) for day, signals, _ in results])
+    _write(truth_dir / "warnings.csv", WARNINGS_COLUMNS, warnings)
+    candidate_rows = sorted(
+        (day.isoformat(), c.rule_id, c.dataset, c.id_number, c.township, c.village)
+        for day, _, candidates in results
+        for c in candidates
+    )
+    _write(truth_dir / "candidates.csv", CANDIDATES_COLUMNS, candidate_rows)
+    cases = [c for c in plan.cases if c.rule_id not in excluded] if plan is not None else []
+    if plan is not None:
+        _write(truth_dir / "risk_files.csv", FILES_COLUMNS, listing)
+        _write(
+            truth_dir / "risk_scenarios.csv",
+            SCENARIO_COLUMNS,
+            (
+                (
+                    (first + timedelta(days=c.day - 1)).isoformat(),
+                    c.rule_id,
+                    c.subject,
+                    c.expected,
+                    c.case,
+                )
+                for c in cases
+                if c.day <= days
+            ),
+        )
+        _check_cases(cases, results, first)
+    return RiskSummary(
+        days=tuple(day for day, _, _ in results),
+        warnings=len(warnings),
+        candidates=len(candidate_rows),
+        drops=tuple(drops),
+        cases=sum(1 for c in cases if c.day <= days),
+    )
+
+
+def _check_cases(
+    cases: Sequence[Case],
+    results: Sequence[tuple[date, set[tuple[str, str]], set[CandidateTruth]]],
+    first: date,
+) -> None:
+    """Every planted case must come out as intended: a generator bug otherwise."""
+    for case in cases:
+        if case.day > len(results):
+            continue
+        _, signals, candidates = results[case.day - 1]
+        if case.expected in ("signal", "no_signal"):
+            got = (case.subject, case.rule_id) in signals
+            wanted = case.expected == "signal"
+        else:
+            got = any(c.rule_id == case.rule_id and c.id_number == case.subject for c in candidates)
+            wanted = case.expected == "candidate"
+        if got != wanted:
+            day = first + timedelta(days=case.day - 1)
+            raise AssertionError(
+                f"planted case {case.case!r} ({case.rule_id}, {day}) came out {got}, "
+                f"not {case.expected}"
+            )

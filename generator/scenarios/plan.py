@@ -69,8 +69,9 @@ class RiskPlan:
     """Households and people made for every rule, their near misses, and the changes of the
     following days. Every household starts from a baseline that raises nothing (income well
     above the line, everyone insured, the working member employed); each case then adds what
-    its rule looks at. Nothing here draws on the county's random streams but its ID factory,
-    after every bureau's rows were made: the natural data stays the same with or without it."""
+    its rule looks at (the rule families' modules, through families.plan_cases). Nothing here
+    draws on the county's random streams but its ID factory, after every bureau's rows were
+    made: the natural data stays the same with or without it."""
 
     def __init__(self, county: County, contracts: Mapping[str, ContractSpec], seed: int) -> None:
         self.county = county
@@ -403,8 +404,6 @@ class RiskPlan:
                 "status": status,
             },
         )
-
-    # -- the cases
 
     def single(self, head: Member = WORKER, **options: Any) -> Person:
         """The householder of a new one-person household."""

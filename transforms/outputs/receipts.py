@@ -40,7 +40,7 @@ from transforms.outputs.spreadsheet import (
     display_width,
     fit_rows,
     print_setup,
-    put_text,
+    put_value,
     safe_file_stem,
 )
 from transforms.privacy.masking import ID_IN_TEXT, NameIndex, safe_text
@@ -84,13 +84,7 @@ class Verbatim(str):
 def _put(
     ws: Worksheet, row: int, col: int, value: str | int | None, names: NameIndex | None = None
 ) -> None:
-    cell = ws.cell(row=row, column=col)
-    if value is None:
-        return
-    if isinstance(value, int):
-        cell.value = value
-        return
-    put_text(cell, value, names, verbatim=isinstance(value, Verbatim))
+    put_value(ws.cell(row=row, column=col), value, names, verbatim=isinstance(value, Verbatim))
 
 
 def _finish(ws: Worksheet, max_widths: Sequence[int]) -> None:

@@ -81,6 +81,19 @@ def put_text(
     cell.alignment = WRAP
 
 
+def put_value(
+    cell: Any, value: str | int | None, names: NameIndex | None = None, *, verbatim: bool = False
+) -> None:
+    """A cell of a workbook people receive: nothing for None, a number as a number, any text
+    through put_text."""
+    if value is None:
+        return
+    if isinstance(value, int):
+        cell.value = value
+        return
+    put_text(cell, str(value), names, verbatim=verbatim)
+
+
 WRAP: Final = Alignment(wrap_text=True, vertical="top")
 # points per printed line of 11-point text (CJK glyphs are a little taller than Latin)
 LINE_POINTS: Final = 15.0

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from transforms.config.bureaus import bureau_zh
 from transforms.config.contracts import contract_by_dataset
 from transforms.config.settings import Settings
-from transforms.outputs.spreadsheet import fit_rows, print_setup, put_text, safe_file_stem
+from transforms.outputs.spreadsheet import fit_rows, print_setup, put_value, safe_file_stem
 from transforms.privacy.masking import NameIndex
 from transforms.risk.data import EVENT_ZH, EXPORT_EVENTS, MAX_SOURCES, _jsonable
 from transforms.risk.lifecycle import _json
@@ -155,7 +155,7 @@ def township_workbook(
             first["head_id_masked"],
         ]
         for col, value in enumerate(household, 1):
-            _put(sheet.cell(row=line, column=col), value, names)
+            put_value(sheet.cell(row=line, column=col), value, names)
             if len(block) > 1:
                 sheet.merge_cells(
                     start_row=line, end_row=line + len(block) - 1, start_column=col, end_column=col
@@ -170,7 +170,7 @@ def township_workbook(
                 sources_text(_json(r["evidence"])),
             ]
             for col, value in enumerate(warning, len(household) + 1):
-                _put(sheet.cell(row=line + offset, column=col), value, names)
+                put_value(sheet.cell(row=line + offset, column=col), value, names)
         for col in range(1, len(EXPORT_HEADERS) + 1):
             sheet.cell(row=line, column=col).border = BLOCK_START
         line += len(block)
@@ -182,16 +182,6 @@ def township_workbook(
     print_setup(sheet)
     workbook.properties.title = f"{day.isoformat()} 入户核实清单"
     return workbook
-
-
-def _put(cell: Any, value: str | int | None, names: NameIndex | None) -> None:
-    if value is None:
-        return
-    if isinstance(value, int):
-        cell.value = value
-        return
-    # every text cell: personal data masked whatever its source, and never a formula
-    put_text(cell, str(value), names)
 
 
 def _result_dropdown(sheet: Any, last_row: int) -> None:

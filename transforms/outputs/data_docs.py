@@ -1,11 +1,16 @@
 """The run's GX Data Docs site: the suites and the files' validation results (masked) rendered
 into `$DATA_DIR/reports/datadocs/<run_key>/`, offline.
+
+A validation page names what a clerk knows: the file and its sheets (in the page's title and
+overview), the failing rows by their Excel row number (with the sheet, in a workbook of several
+sheets), and each expectation by its Chinese description.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import glob
+import html
 import json
 import os
 import shutil
@@ -17,11 +22,65 @@ from transforms.config.contracts import load_contracts
 from transforms.config.paths import EXPECTATIONS_DIR
 from transforms.config.settings import Settings
 from transforms.outputs.offline_assets import copy_assets, localize_html
-from transforms.outputs.report_masking import find_id_like, sanitize_validation_result
-from transforms.privacy.masking import NameIndex
+from transforms.outputs.report_masking import (
+    INDEX_LISTS,
+    SOURCE_KEY,
+    find_id_like,
+    sanitize_validation_result,
+)
+from transforms.parsing.parse import ROW_ID
+from transforms.privacy.masking import NameIndex, safe_text
 from transforms.runlog.steps import run_key
+from transforms.validation.validate import EXCEL_ROW
 
 SITE_NAME = "county_run"
+
+# ---------------------------------------------------------------------------------------------
+# The file and sheets a result is about
+
+
+def with_source(
+    result: Mapping[str, Any], file_name: str, sheet_of_row: Mapping[int, str]
+) -> dict[str, Any]:
+    """A copy of a GX result that says which file it validated and, in a workbook of several
+    sheets, names each failing row "<sheet> 第N行" (an Excel row number alone is ambiguous
+    there). `file_name` and the sheet names (by the frame's row id) must be as they may be
+    stored: masked."""
+    located: dict[str, Any] = json.loads(json.dumps(result, default=str))
+    sheets = [s for s in dict.fromkeys(sheet_of_row.values()) if s]
+    located["meta"] = {
+        **(located.get("meta") or {}),
+        SOURCE_KEY: {"file_name": file_name, "sheets": sheets},
+    }
+    if len(sheets) > 1:
+        for item in located.get("results") or []:
+            for key in INDEX_LISTS:
+                for entry in (item.get("result") or {}).get(key) or []:
+                    if not isinstance(entry, dict) or EXCEL_ROW not in entry:
+                        continue
+                    sheet = sheet_of_row.get(entry.get(ROW_ID))  # type: ignore[arg-type]
+                    if sheet:
+                        entry[EXCEL_ROW] = f"{sheet} 第{entry[EXCEL_ROW]}行"
+    return located
+
+
+def _source_spec(result: Mapping[str, Any], names: NameIndex | None) -> dict[str, str] | None:
+    """The file and sheets a result is about, as GX's validation page shows a batch spec (its
+    data_asset_name heads the page). Escaped here: GX puts it into the page as raw HTML."""
+    source = (result.get("meta") or {}).get(SOURCE_KEY)
+    if not isinstance(source, dict):
+        return None
+    file_name = safe_text(str(source.get("file_name") or ""), names=names) or ""
+    sheets = [safe_text(str(s), names=names) or "" for s in source.get("sheets") or []]
+    shown_sheets = "、".join(s for s in sheets if s)
+    named = f"文件《{file_name}》" + (f" 工作表“{shown_sheets}”" if shown_sheets else "")
+    return {
+        "data_asset_name": html.escape(named),
+        "文件 file": html.escape(file_name),
+        "工作表 sheets": html.escape(shown_sheets or "—"),
+    }
+
+
 # ---------------------------------------------------------------------------------------------
 # The run's Data Docs site
 
@@ -113,9 +172,11 @@ def build_data_docs(settings: Settings, run_id: str, names: NameIndex | None = N
         fallback = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
         when = _validated_at(raw, fallback)
         clean = sanitize_validation_result(raw, contracts.get(suite_name), names)
+        source = _source_spec(raw, names)
         clean["meta"] = {
             **(clean.get("meta") or {}),
             "run_id": {"run_name": key, "run_time": when.isoformat()},
+            **({"batch_spec": source} if source else {}),
         }
         identifier = ValidationResultIdentifier(
             expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite_name),

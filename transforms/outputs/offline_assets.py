@@ -7,12 +7,13 @@ external reference it does not know.
 from __future__ import annotations
 
 import hashlib
-import html
 import json
 import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
+
+from markupsafe import Markup
 
 from transforms.config.settings import Settings
 
@@ -155,13 +156,18 @@ def external_references(page: str) -> list[str]:
     return [m.group("url") for m in _REFERENCE.finditer(page)]
 
 
+_SCRIPT = Markup('<script src="{}"></script>')
+_STYLESHEET = Markup('<link rel="stylesheet" href="{}">')
+_SPAN = Markup("<span>{}</span>")
+
+
 def _asset_tags(url: str, kind: str, prefix: str) -> str:
     if url not in VENDORED_URLS:
         raise UnvendoredAsset(f"Data Docs reference an asset that is not vendored: {url}")
     paths = [f"{prefix}/{rel}" for rel in VENDORED_URLS[url]]
-    if kind == "script":
-        return "".join(f'<script src="{html.escape(p)}"></script>' for p in paths)
-    return "".join(f'<link rel="stylesheet" href="{html.escape(p)}">' for p in paths)
+    # Markup.format escapes each path as Jinja's autoescape would
+    tag = _SCRIPT if kind == "script" else _STYLESHEET
+    return "".join(tag.format(p) for p in paths)
 
 
 def localize_html(page: str, assets_prefix: str) -> str:
@@ -203,7 +209,8 @@ def localize_html(page: str, assets_prefix: str) -> str:
 
     page = _CSS_URL.sub(css_url, page)
     page = _FOOTER.sub(lambda m: "" if re.search(_EXTERNAL, m.group(0)) else m.group(0), page)
-    page = _EXTERNAL_ANCHOR.sub(lambda m: f"<span>{m.group('label')}</span>", page)
+    # the label is GX's own markup (text and icons): kept as it is, only the link goes
+    page = _EXTERNAL_ANCHOR.sub(lambda m: _SPAN.format(Markup(m.group("label"))), page)
 
     left = external_references(page)
     if left:

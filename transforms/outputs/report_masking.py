@@ -54,8 +54,10 @@ def _escape(text: str) -> str:
     return html.escape(text, quote=True)
 
 
+# meta key of a saved result naming its file and sheets (data_docs.with_source)
+SOURCE_KEY = "source"
 _VALUE_LISTS = ("partial_unexpected_list", "unexpected_list")
-_INDEX_LISTS = ("partial_unexpected_index_list", "unexpected_index_list")
+INDEX_LISTS = ("partial_unexpected_index_list", "unexpected_index_list")
 
 
 def mask_validation_result(
@@ -101,7 +103,7 @@ def mask_validation_result(
                     else _deep(entry, text)
                     for entry in values
                 ]
-            elif key in _INDEX_LISTS and isinstance(values, list):
+            elif key in INDEX_LISTS and isinstance(values, list):
                 outcome[key] = [
                     {
                         k: value_of_column(v) if k == column_name else _deep(v, text)
@@ -115,6 +117,10 @@ def mask_validation_result(
                 outcome[key] = _deep(values, text)
         if item.get("exception_info"):
             item["exception_info"] = _deep(item["exception_info"], text)
+    meta = clean.get("meta")
+    if isinstance(meta, dict) and SOURCE_KEY in meta:
+        # the file and sheet names a clerk chose can hold a name or an ID like any cell
+        meta[SOURCE_KEY] = _deep(meta[SOURCE_KEY], text)
     return clean
 
 

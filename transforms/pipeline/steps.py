@@ -151,6 +151,7 @@ def _parse_file(
     known: NameIndex,
 ) -> ParsedFileRef | None:
     """Parse and validate one file; None when it is refused (with its reason recorded)."""
+    from transforms.outputs.data_docs import with_source
     from transforms.outputs.report_masking import mask_validation_result
     from transforms.validation.validate import issue_records, run_gx
 
@@ -191,7 +192,15 @@ def _parse_file(
     (results_dir / f"{manifest_id}-{contract.dataset}.json").write_text(
         # the auditors' copy: unexpected values masked like everywhere else
         json.dumps(
-            mask_validation_result(outcome.results_json, contract, names=names),
+            mask_validation_result(
+                with_source(
+                    outcome.results_json,
+                    shown(entry.file_name, names),
+                    dict(zip(frame[ROW_ID].tolist(), frame[SHEET].tolist(), strict=True)),
+                ),
+                contract,
+                names=names,
+            ),
             ensure_ascii=False,
             default=str,
         ),

@@ -42,11 +42,11 @@ from transforms.outputs import (
 )
 from transforms.outputs.receipts import receipt_name
 from transforms.parsing.identifiers import check_char
-from transforms.parsing.parse import to_frame
+from transforms.parsing.parse import ROW_ID, SHEET, to_frame
 from transforms.parsing.readers import RawSheet
 from transforms.pipeline.steps import run_key
 from transforms.privacy.masking import mask_id
-from transforms.validation.validate import run_gx
+from transforms.validation.validate import EXCEL_ROW, run_gx
 from transforms.warehouse.tables import (
     create_schema,
     file_manifest,
@@ -111,9 +111,13 @@ def _illness_result() -> dict[str, Any]:
             (5, ["赵六", LI, "慢病", "糖尿病", "2026-02-30"]),
         ],
     )
-    outcome = run_gx(contract, to_frame([sheet], [contract]).frame)
-    # saved exactly as parse_and_validate saves it
-    text = json.dumps(outcome.results_json, ensure_ascii=False, default=str)
+    frame = to_frame([sheet], [contract]).frame
+    outcome = run_gx(contract, frame)
+    # saved exactly as parse_and_validate saves it: with the file and sheet it came from
+    located = data_docs.with_source(
+        outcome.results_json, "大病名单.xlsx", dict(zip(frame[ROW_ID], frame[SHEET], strict=True))
+    )
+    text = json.dumps(located, ensure_ascii=False, default=str)
     result: dict[str, Any] = json.loads(text)
     return result
 
@@ -603,6 +607,48 @@ def test_data_docs_describe_every_expectation_in_chinese_and_show_excel_rows(
     assert "Excel行号" in page  # the failing rows as a clerk finds them in the file
 
 
+def test_validation_page_names_the_file_and_its_sheet(county: County) -> None:
+    page = html.unescape(_validation_page(county).read_text(encoding="utf-8"))
+    assert "文件《大病名单.xlsx》 工作表“城关镇”" in page
+    text = " ".join(re.sub(r"<[^>]+>", " ", page).split())
+    assert "文件 file 大病名单.xlsx" in text and "工作表 sheets 城关镇" in text
+
+
+def test_rows_of_a_workbook_of_several_sheets_are_named_with_their_sheet(tmp_path: Path) -> None:
+    contract = contract_by_dataset("illness")
+    header: list[str | None] = ["姓名", "身份证号", "疾病类别", "病种", "确诊日期"]
+    sheets = [
+        RawSheet(title, [(1, header), (7, list[str | None](row))])
+        for title, row in (
+            ("城关镇", ["张三", TRUNCATED, "大病", "肺癌", "2026-01-05"]),
+            ("<b>龙泉镇</b>", ["李四", LI, "慢病", "高血压", "2026-02-30"]),
+        )
+    ]
+    frame = to_frame(sheets, [contract]).frame
+    outcome = run_gx(contract, frame)
+    located = data_docs.with_source(
+        outcome.results_json,
+        "<i>名单</i>.xlsx",
+        dict(zip(frame[ROW_ID], frame[SHEET], strict=True)),
+    )
+    rows = [
+        entry[EXCEL_ROW]
+        for item in located["results"]
+        for entry in item["result"].get("unexpected_index_list") or []
+    ]
+    assert "城关镇 第7行" in rows and "<b>龙泉镇</b> 第7行" in rows
+    settings = _settings(tmp_path)
+    _save_result(settings, RUN, ILLNESS_ID, located)
+    data_docs.build_data_docs(settings, RUN)
+    page = data_docs.validation_page(settings, RUN, ILLNESS_ID, "illness")
+    assert page is not None
+    text = page.read_text(encoding="utf-8")
+    assert "<b>龙泉镇" not in text and "<i>名单" not in text  # a bureau's markup stays text
+    shown = html.unescape(text)
+    assert "文件《<i>名单</i>.xlsx》 工作表“城关镇、<b>龙泉镇</b>”" in shown
+    assert "<b>龙泉镇</b> 第7行" in shown
+
+
 def test_no_generated_page_references_anything_outside_the_machine(county: County) -> None:
     pages = _pages(county)
     # the suites, one validation, the site index, the run report
@@ -1035,7 +1081,14 @@ def test_gx_results_and_data_docs_of_a_hostile_file_show_no_personal_data(
     assert HEADER_NAME not in raw
     assert {NAME, PHONE, SENTINEL} <= set(_leaks(raw))
     names = NameIndex().with_names(names_in_file(contract, parsed.frame))
-    masked = report_masking.mask_validation_result(outcome.results_json, contract, names=names)
+    # the file and sheet names as a clerk wrote them, not masked first: the pages mask them
+    names = names.with_names([HEADER_NAME])  # a name the warehouse knows
+    located = data_docs.with_source(
+        outcome.results_json,
+        f"{NAME}户{SENTINEL}电话{PHONE}.xlsx",
+        dict.fromkeys(parsed.frame[ROW_ID], f"{HEADER_NAME}{SENTINEL[-6:]}"),
+    )
+    masked = report_masking.mask_validation_result(located, contract, names=names)
     saved = json.dumps(masked, ensure_ascii=False, default=str)
     assert _leaks(saved) == []
     _save_result(settings, RUN, ILLNESS_ID, masked)

@@ -88,15 +88,20 @@ def put_value(
     through put_text."""
     if value is None:
         return
-    if isinstance(value, int):
+    if isinstance(value, int) and len(str(abs(value))) <= LONGEST_PLAIN_INTEGER:
         cell.value = value
         return
+    # a longer integer is no count: an ID number or a 户编号 that lost its text type
     put_text(cell, str(value), names, verbatim=verbatim)
 
 
+# Integers longer than this are written as (masked) text, never as a number
+LONGEST_PLAIN_INTEGER: Final = 14
 WRAP: Final = Alignment(wrap_text=True, vertical="top")
 # points per printed line of 11-point text (CJK glyphs are a little taller than Latin)
 LINE_POINTS: Final = 15.0
+# Excel refuses a row taller than this (points)
+MAX_ROW_HEIGHT: Final = 409.0
 
 
 def display_width(text: str) -> int:
@@ -109,21 +114,47 @@ def _lines(text: str, width: float) -> int:
     return sum(max(1, math.ceil(display_width(line) / usable)) for line in text.split("\n"))
 
 
+def _width(ws: Worksheet, column: int) -> float:
+    width = ws.column_dimensions[get_column_letter(column)].width
+    return float(width) if width else 8.43  # Excel's default column width
+
+
+def _row_height(lines: int) -> float:
+    return min(MAX_ROW_HEIGHT, lines * LINE_POINTS)
+
+
 def fit_rows(ws: Worksheet, first_row: int = 2) -> None:
     """Row heights that show every wrapped line: Excel and WPS grow a row to its wrapped text
     only when it is edited, LibreOffice not at all for a height that is set, so it is set from
-    the text and the column widths (a row that fits on one line keeps the default height)."""
-    widths = {
-        index: ws.column_dimensions[get_column_letter(index)].width or 8.43
-        for index in range(1, ws.max_column + 1)
+    the text and the column widths (a row that fits on one line keeps the default height).
+
+    A merged cell's text spreads over the rows (and columns) it spans; what those rows lack
+    goes to its last row. No row is taller than Excel allows."""
+    merged = {
+        (span.min_row, span.min_col): (span.max_row, span.min_col, span.max_col)
+        for span in ws.merged_cells.ranges
     }
+    needed: dict[int, int] = {}
+    spans: list[tuple[int, int, int]] = []
     for row in ws.iter_rows(min_row=first_row):
-        lines = max(
-            (_lines(str(c.value), widths[c.column]) for c in row if c.value is not None),
-            default=1,
-        )
+        for cell in row:
+            if cell.value is None or cell.column is None or cell.row is None:
+                continue
+            text, r, c = str(cell.value), cell.row, cell.column
+            last_row, first_col, last_col = merged.get((r, c), (r, c, c))
+            width = sum(_width(ws, k) for k in range(first_col, last_col + 1))
+            if last_row > r:
+                spans.append((r, last_row, _lines(text, width)))
+            else:
+                needed[r] = max(needed.get(r, 1), _lines(text, width))
+    for r, lines in needed.items():
         if lines > 1:
-            ws.row_dimensions[row[0].row].height = lines * LINE_POINTS
+            ws.row_dimensions[r].height = _row_height(lines)
+    for first, last, lines in spans:
+        heights = [ws.row_dimensions[r].height or LINE_POINTS for r in range(first, last + 1)]
+        lacking = min(MAX_ROW_HEIGHT * len(heights), lines * LINE_POINTS) - sum(heights)
+        if lacking > 0:
+            ws.row_dimensions[last].height = min(MAX_ROW_HEIGHT, heights[-1] + lacking)
 
 
 def print_setup(ws: Worksheet, header_rows: int = 1) -> None:
@@ -136,6 +167,8 @@ def print_setup(ws: Worksheet, header_rows: int = 1) -> None:
     ws.sheet_properties.pageSetUpPr.fitToPage = True
     ws.print_title_rows = f"1:{header_rows}"
     ws.print_options.gridLines = True
+    # a printed stack of pages a township hands round must say which page is missing
+    ws.oddFooter.center.text = "第 &P 页，共 &N 页"
 
 
 def safe_file_stem(

@@ -15,6 +15,7 @@ from transforms.outputs.spreadsheet import (
     is_formula_like,
     print_setup,
     put_text,
+    put_value,
     safe_file_stem,
 )
 from transforms.parsing.identifiers import check_char
@@ -127,6 +128,40 @@ def test_print_setup_and_row_heights_that_show_wrapped_text(tmp_path: Path) -> N
     assert back.row_dimensions[3].height >= lines * 15
     assert back.row_dimensions[4].height >= 3 * 15
     assert back["A3"].alignment.wrap_text
+    assert back.oddFooter.center.text == "第 &P 页，共 &N 页"
+
+
+def test_a_merged_cell_spreads_its_lines_over_its_rows_and_no_row_exceeds_excels_limit() -> None:
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.column_dimensions["A"].width = 12
+    sheet.column_dimensions["B"].width = 12
+    put_text(sheet["A2"], "\n".join(f"第{i}行" for i in range(10)))  # ten lines over rows 2-3
+    sheet.merge_cells("A2:A3")
+    put_text(sheet["B3"], "短")
+    put_text(sheet["A4"], "依据" * 40)  # 160 columns over A:B, merged: 7 lines, not 14
+    sheet.merge_cells("A4:B4")
+    put_text(sheet["A5"], "\n".join("行" for _ in range(100)))  # 1,500 points wanted
+    fit_rows(sheet)
+    heights = sheet.row_dimensions
+    assert (heights[2].height or 15) + (heights[3].height or 15) >= 10 * 15
+    assert heights[4].height == -(-160 // 23) * 15
+    assert heights[5].height == 409
+
+
+@pytest.mark.parametrize("number", [532626198703127752, 530102198001011, -123456789012345])
+def test_an_integer_too_long_for_a_count_is_written_as_masked_text(number: int) -> None:
+    from openpyxl import Workbook
+
+    sheet = Workbook().active
+    assert sheet is not None
+    put_value(sheet["A1"], number)
+    assert isinstance(sheet["A1"].value, str) and str(abs(number)) not in sheet["A1"].value
+    put_value(sheet["A2"], 12345678901234)  # 14 digits: still a count
+    assert sheet["A2"].value == 12345678901234
 
 
 def _round_trip(tmp_path: Path, text: str, names: NameIndex | None = None) -> Any:

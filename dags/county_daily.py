@@ -31,6 +31,9 @@ from airflow.sdk import dag, get_current_context, setup, task, task_group, teard
 from airflow.sdk.definitions.callback import AsyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
+# typing only (TypedDicts, no pandas or GX): what the tasks hand each other through XCom
+from transforms.runlog.refs import DatasetGroup, LoadedFileRef, ParsedFileRef, ResolvedFileRef
+
 TIMEZONE = "Asia/Shanghai"
 
 
@@ -177,13 +180,13 @@ def county_daily() -> None:
 
         @task(map_index_template=named)
         @_fail_fast
-        def discover(county: str) -> list[dict[str, Any]]:
+        def discover(county: str) -> list[DatasetGroup]:
             pipeline, settings, engine = _pipeline(county)
             return pipeline.discover(settings, engine, _run_id(), _county_day())
 
         @task(map_index_template=named)
         @_fail_fast
-        def parse_validate(county: str, groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        def parse_validate(county: str, groups: list[DatasetGroup]) -> list[ParsedFileRef]:
             # Datasets one after another: Airflow cannot map again inside a mapped task group,
             # and the counties are what runs in parallel.
             pipeline, settings, engine = _pipeline(county)
@@ -191,25 +194,25 @@ def county_daily() -> None:
 
         @task(map_index_template=named, trigger_rule="none_failed")
         @_fail_fast
-        def resolve_households(county: str, files: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        def resolve_households(county: str, files: list[ParsedFileRef]) -> list[ResolvedFileRef]:
             pipeline, settings, engine = _pipeline(county)
             return pipeline.resolve_households(settings, engine, _run_id(), files)
 
         @task(map_index_template=named, trigger_rule="none_failed", pool=LOAD_POOL)
         @_fail_fast
-        def load(county: str, files: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        def load(county: str, files: list[ResolvedFileRef]) -> list[LoadedFileRef]:
             pipeline, settings, engine = _pipeline(county)
             return pipeline.load(settings, engine, _run_id(), files)
 
         @task(map_index_template=named, trigger_rule="none_failed")
         @_fail_fast
-        def build_snapshot(county: str, _loaded: list[dict[str, Any]]) -> dict[str, int]:
+        def build_snapshot(county: str, _loaded: list[LoadedFileRef]) -> dict[str, int]:
             pipeline, settings, engine = _pipeline(county)
             return pipeline.snapshot(settings, engine, _run_id(), _county_day())
 
         @task(map_index_template=named, trigger_rule="all_done")
         @_fail_fast
-        def write_receipts(county: str, _loaded: list[dict[str, Any]] | None) -> int:
+        def write_receipts(county: str, _loaded: list[LoadedFileRef] | None) -> int:
             # all_done: rejected and duplicate files get their receipt even if a load failed
             from transforms.outputs.receipts import write_receipts as write
 

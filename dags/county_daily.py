@@ -213,11 +213,15 @@ def county_daily() -> None:
         @task(map_index_template=named, trigger_rule="all_done")
         @_fail_fast
         def write_receipts(county: str, _loaded: list[LoadedFileRef] | None) -> int:
-            # all_done: rejected and duplicate files get their receipt even if a load failed
+            # all_done: rejected and duplicate files get their receipt even if a load failed;
+            # a bureau whose delivery is overdue gets its reminder (催报) beside the receipts
             from transforms.outputs.receipts import write_receipts as write
+            from transforms.outputs.reminders import write_reminders
 
             _, settings, engine = _pipeline(county)
-            return len(write(settings, engine, _run_id()))
+            written = write(settings, engine, _run_id())
+            write_reminders(settings, engine, _run_id(), _county_day())
+            return len(written)
 
         @task(map_index_template=named, trigger_rule="none_failed")
         @_fail_fast

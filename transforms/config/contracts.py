@@ -171,6 +171,34 @@ class Layout(_Strict):
     derive: dict[str, Derivation] = Field(default_factory=dict)
 
 
+class Delivery(_Strict):
+    """When a bureau owes the dataset (BRIEF "Delivery"): by `due_day` of each of `months`.
+    Each due date is met by a file taken since the due date before it."""
+
+    months: tuple[int, ...] = Field(
+        default=tuple(range(1, 13)), description="the months a delivery is due in (1-12)"
+    )
+    due_day: int = Field(
+        default=10, ge=1, le=28, description="due by this day of the month (28 at most)"
+    )
+
+    @model_validator(mode="after")
+    def _months(self) -> Delivery:
+        if not self.months or any(not 1 <= m <= 12 for m in self.months):
+            raise ValueError("delivery months must be 1 to 12, at least one")
+        if len(set(self.months)) != len(self.months):
+            raise ValueError("delivery months are listed once each")
+        return self
+
+    @property
+    def cadence_zh(self) -> str:
+        """How a clerk says it: 每月10日前, 每年3月、9月10日前."""
+        if len(self.months) == 12:
+            return f"每月{self.due_day}日前"
+        months = "、".join(f"{m}月" for m in sorted(self.months))
+        return f"每年{months}{self.due_day}日前"
+
+
 class Contract(_Strict):
     dataset: str
     bureau: str
@@ -185,6 +213,8 @@ class Contract(_Strict):
     columns: tuple[Column, ...]
     checks: tuple[Check, ...] = ()
     household: HouseholdRule | None = None
+    # when the bureau owes it; without a `delivery` section, monthly by the 10th
+    delivery: Delivery = Field(default_factory=Delivery)
     # the layout the `required` flags of `columns` describe (always PRIMARY_LAYOUT in a contract
     # file; another on the contracts `variants` makes); `layouts` are the others
     layout: str = PRIMARY_LAYOUT

@@ -59,7 +59,12 @@ from transforms.risk.rules import load_rules
 from transforms.risk.status import insufficient_lines
 from transforms.risk.warnings import warnings_summary
 from transforms.warehouse.person_keys import known_names
-from transforms.warehouse.risk_tables import inclusion_candidate, risk_warning_event, rule_status
+from transforms.warehouse.risk_tables import (
+    delivery_status,
+    inclusion_candidate,
+    risk_warning_event,
+    rule_status,
+)
 
 STATUS_NAMES: Mapping[str, tuple[str, str]] = {
     "received": ("处理中", "in progress"),
@@ -117,6 +122,15 @@ WARNING_COLUMNS = (
 )
 WARNING_COUNTS = ("open", "new", "reopened", "still_open", "resolved")
 VISIT_COLUMNS = (("乡镇", "township"), ("待入户核实", "to visit"), ("导出表", "export"))
+DELIVERY_COLUMNS = (
+    ("局", "Bureau"),
+    ("数据", "Dataset"),
+    ("报送要求", "Due"),
+    ("本期截止", "Latest due date"),
+    ("最近报送", "Latest delivery"),
+    ("状态", "State"),
+    ("下期截止", "Next due date"),
+)
 CANDIDATE_COLUMNS = (
     ("预警规则", "rule"),
     ("人员", "person"),
@@ -327,6 +341,33 @@ def candidate_rows(engine: Engine, day: dt.date) -> list[dict[str, Any]]:
 
 
 @dataclass(frozen=True)
+class Deliveries:
+    """The latest day's deliveries against the calendar (delivery_status)."""
+
+    day: dt.date
+    rows: list[dict[str, Any]]
+
+    @property
+    def on_time(self) -> int:
+        return sum(r["state"] == "on_time" for r in self.rows)
+
+
+def latest_deliveries(engine: Engine) -> Deliveries | None:
+    """The deliveries of the latest day the warnings step recorded them, if any."""
+    d = delivery_status
+    with engine.connect() as conn:
+        day = conn.execute(sa.select(sa.func.max(d.c.as_of_date))).scalar()
+        if day is None:
+            return None
+        if isinstance(day, str):  # SQLite hands dates back as text through func.max
+            day = dt.date.fromisoformat(day)
+        rows = conn.execute(
+            sa.select(d).where(d.c.as_of_date == day).order_by(d.c.bureau, d.c.dataset)
+        ).all()
+    return Deliveries(day, [dict(r._mapping) for r in rows])
+
+
+@dataclass(frozen=True)
 class CandidateRow:
     rule: str
     person: str
@@ -410,6 +451,7 @@ def render_run_report(
     generated_at: dt.datetime,
     warnings: Mapping[str, Any] | None = None,
     names: NameIndex | None = None,
+    deliveries: Deliveries | None = None,
 ) -> str:
     """The report page: a chart and table of the recent runs, then one section per run
     (newest first; the given run open)."""
@@ -424,6 +466,8 @@ def render_run_report(
             generated_at=generated_at,
             chart=runs_chart_svg(runs),
             warnings=warnings_html(settings, warnings, names),
+            deliveries=deliveries,
+            delivery_columns=DELIVERY_COLUMNS,
             sections=[
                 _run_section(settings, r, contracts, r.run_id == run_id) for r in newest_first
             ],
@@ -455,7 +499,13 @@ def build_run_report(
             names = known_names(conn)
     runs = collect_runs(engine, run_id, names=names)
     page = render_run_report(
-        settings, runs, run_id, dt.datetime.now(dt.UTC), latest_warnings(engine), names
+        settings,
+        runs,
+        run_id,
+        dt.datetime.now(dt.UTC),
+        latest_warnings(engine),
+        names,
+        latest_deliveries(engine),
     )
     leaked = find_id_like(page)
     if leaked:

@@ -12,8 +12,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from transforms.config.contracts import load_contracts
 from transforms.config.errors import PermanentError
 from transforms.config.settings import Settings
+from transforms.intake.delivery import delivery_statuses
 from transforms.warehouse.manifest import files_of_run
 from transforms.warehouse.tables import file_manifest, household_snapshot, run_step
 
@@ -85,9 +87,31 @@ def run_summary(
         "rejected_files": listed("rejected"),
         "held_files": listed("held"),
         "notices": notices,
+        "deliveries": _deliveries(engine, snapshot_date),
         "warehouse": engine.url.render_as_string(hide_password=True),
         "reports": str(settings.reports_dir),
     }
+
+
+def _deliveries(engine: Engine, day: dt.date | str | None) -> list[dict[str, Any]]:
+    """Each dataset against its delivery calendar on the run's county day."""
+    if day is None:
+        return []
+    on = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day))
+    with engine.connect() as conn:
+        statuses = delivery_statuses(conn, load_contracts(), on)
+    return [
+        {
+            "bureau": s.bureau,
+            "dataset": s.dataset,
+            "state": s.state,
+            "due_date": s.due_date.isoformat(),
+            "last_delivered": s.last_delivered.isoformat() if s.last_delivered else None,
+            "days_late": s.days_late,
+            "note_zh": s.describe_zh(),
+        }
+        for s in statuses
+    ]
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -120,6 +144,13 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"UNFINISHED: {summary['files_unfinished']} file(s) could not be processed; the "
             "errors are in the log, and the next run tries them again"
         )
+    deliveries = summary.get("deliveries") or []
+    if deliveries:
+        on_time = sum(d["state"] == "on_time" for d in deliveries)
+        lines += ["", f"Deliveries (报送及时率 on time): {on_time}/{len(deliveries)}"]
+        for d in deliveries:
+            if d["state"] != "on_time":
+                lines.append(f"{d['state'].upper()} {d['bureau']}/{d['dataset']}: {d['note_zh']}")
     lines += [
         "",
         f"Households in the snapshot: {summary['households_in_snapshot']}",

@@ -32,6 +32,7 @@ from transforms.config.contracts import load_contracts
 from transforms.config.errors import PermanentError
 from transforms.config.settings import Settings
 from transforms.risk.data import EXPORT_EVENTS, load_county_data
+from transforms.risk.delivery import mark_stale, record_deliveries
 from transforms.risk.evaluate import evaluate
 from transforms.risk.indicators import compute_indicators
 from transforms.risk.lifecycle import store_day
@@ -86,6 +87,8 @@ def run_warnings(settings: Settings, engine: Engine, run_id: str, day: dt.date) 
             )
         data = load_county_data(conn, contracts)
         evaluation = evaluate(plan, data, day, parameters)
+        deliveries = record_deliveries(conn, run_id, day, contracts)
+        stale_marked = mark_stale(evaluation, by_id, deliveries)
         stored = store_day(conn, run_id, day, by_id, evaluation, data)
         rows = compute_indicators(data, evaluation, indicators, parameters, villages, day, names)
         conn.execute(plan_indicator.delete().where(plan_indicator.c.as_of_date == day))
@@ -112,7 +115,12 @@ def run_warnings(settings: Settings, engine: Engine, run_id: str, day: dt.date) 
             insufficient_data={
                 s.code: s.reason_zh for s in statuses if s.status == "insufficient_data"
             },
+            late_deliveries={d.dataset: d.state for d in deliveries if d.needs_reminder},
+            stale_evidence=stale_marked,
         )
+    for d in deliveries:
+        if d.needs_reminder:
+            log.warning("delivery %s: %s", d.dataset, d.describe_zh())
     log.info(
         "warnings %s: %d open (%d new, %d reopened, %d still open), %d resolved, %d candidates",
         day,

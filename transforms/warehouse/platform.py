@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from transforms.warehouse import views
 from transforms.warehouse.risk_tables import (
+    delivery_status,
     inclusion_candidate,
     plan_indicator,
     risk_warning,
@@ -58,6 +59,7 @@ PLATFORM_VIEWS: tuple[PlatformView, ...] = (
     PlatformView("v_platform_plan_indicators", plan_indicator, None),
     PlatformView("v_platform_rule_status", rule_status, None),
     PlatformView("v_platform_inclusion_candidates", inclusion_candidate, None),
+    PlatformView("v_platform_delivery", delivery_status, None),
 )
 if {v.view for v in PLATFORM_VIEWS} != set(views.VIEWS):
     raise RuntimeError("transforms.warehouse.platform must publish every view of views.VIEWS")

@@ -11,6 +11,8 @@ alike; importing this module also registers the platform views (transforms/wareh
 - `plan_indicator`: per day, the plan's indicators per county, township (and village).
 - `rule_status`: per day, whether each rule and indicator could be computed, and if not
   (数据不足) which of its inputs were not delivered.
+- `delivery_status`: per day, each dataset against its delivery calendar (transforms.intake.
+  delivery): due date, last delivery, on time or late (催报).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ LEVELS = ("county", "township", "village")
 # whether a rule or indicator could be computed on a day (insufficient_data: 数据不足)
 COMPUTE_STATUSES = ("computed", "insufficient_data")
 STATUS_KINDS = ("rule", "indicator")
+# transforms.intake.delivery.STATES
+DELIVERY_STATES = ("on_time", "late", "overdue", "never")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -150,6 +154,25 @@ rule_status = sa.Table(
     sa.Column("run_id", sa.String(250), nullable=False),
     sa.CheckConstraint(_in("kind", STATUS_KINDS), name="ck_rule_status_kind"),
     sa.CheckConstraint(_in("status", COMPUTE_STATUSES), name="ck_rule_status_status"),
+)
+
+delivery_status = sa.Table(
+    "delivery_status",
+    metadata,
+    sa.Column("as_of_date", sa.Date, primary_key=True),
+    sa.Column("dataset", sa.String(64), primary_key=True),
+    sa.Column("bureau", sa.String(64), nullable=False),
+    sa.Column("bureau_zh", sa.String(100), nullable=False),
+    sa.Column("title_zh", sa.String(200), nullable=False),
+    sa.Column("cadence_zh", sa.String(100), nullable=False),
+    sa.Column("due_date", sa.Date, nullable=False),
+    sa.Column("next_due_date", sa.Date, nullable=False),
+    sa.Column("last_delivered", sa.Date),
+    sa.Column("state", sa.String(10), nullable=False),
+    sa.Column("days_late", sa.Integer, nullable=False),
+    sa.Column("note_zh", sa.Text, nullable=False),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.CheckConstraint(_in("state", DELIVERY_STATES), name="ck_delivery_status_state"),
 )
 
 views.register(metadata)

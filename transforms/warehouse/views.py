@@ -105,6 +105,23 @@ RULE_STATUS_COLUMNS: Mapping[str, str] = {
     "missing_inputs": "未报送的数据集或列（JSON）/ inputs not delivered, as JSON",
 }
 
+DELIVERY_COLUMNS: Mapping[str, str] = {
+    "as_of_date": "日期（县日）/ county day",
+    "bureau": "部门代码 / bureau code",
+    "bureau_zh": "报送部门 / bureau",
+    "dataset": "数据集 / dataset",
+    "title_zh": "数据名称 / dataset name",
+    "cadence_zh": "报送要求，如每月10日前 / when it is due",
+    "due_date": "本期截止日期 / latest due date",
+    "next_due_date": "下期截止日期 / next due date",
+    "last_delivered": "最近一次报送日期（县日）/ latest delivery, county day",
+    "state": (
+        "报送状态：on_time 按时报送、late 逾期后已报、overdue 逾期未报、never 从未报送 / state"
+    ),
+    "days_late": "逾期天数 / days late",
+    "note_zh": "说明 / note",
+}
+
 CANDIDATE_COLUMNS: Mapping[str, str] = {
     "snapshot_date": "日期 / county day",
     "rule_id": "预警规则编号 / warning rule",
@@ -168,6 +185,15 @@ VIEWS: Mapping[str, View] = {
         lambda cols: (
             f"SELECT {_columns(cols, 'r')} FROM rule_status r "
             "WHERE r.as_of_date = (SELECT MAX(d.as_of_date) FROM rule_status d)"
+        ),
+    ),
+    "v_platform_delivery": View(
+        "各部门数据报送情况（最近一日：截止日期、最近报送、是否逾期）/ each bureau's "
+        "deliveries against their calendar, latest day",
+        lambda: DELIVERY_COLUMNS,
+        lambda cols: (
+            f"SELECT {_columns(cols, 'd')} FROM delivery_status d "
+            "WHERE d.as_of_date = (SELECT MAX(m.as_of_date) FROM delivery_status m)"
         ),
     ),
     "v_platform_inclusion_candidates": View(

@@ -76,6 +76,7 @@ def test_create_schema_makes_every_table(engine: Engine) -> None:
         "risk_warning",
         "risk_warning_event",
         "rule_status",
+        "delivery_status",
         "inclusion_candidate",
         "plan_indicator",
         *staging,

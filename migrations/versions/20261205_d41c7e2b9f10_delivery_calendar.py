@@ -1,0 +1,45 @@
+"""The delivery calendar: delivery_status per day, each dataset against when it is due (its
+contract's `delivery`), with the last delivery and whether it is late (催报)
+
+Revision ID: d41c7e2b9f10
+Revises: 8c3f2a91d7e4
+Create Date: 2026-12-05 18:20:00.000000
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "d41c7e2b9f10"
+down_revision: str | Sequence[str] | None = "8c3f2a91d7e4"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+# transforms.warehouse.risk_tables.DELIVERY_STATES as of this revision
+STATE_CHECK = "state IN ('on_time', 'late', 'overdue', 'never')"
+
+
+def upgrade() -> None:
+    op.create_table(
+        "delivery_status",
+        sa.Column("as_of_date", sa.Date(), nullable=False),
+        sa.Column("dataset", sa.String(length=64), nullable=False),
+        sa.Column("bureau", sa.String(length=64), nullable=False),
+        sa.Column("bureau_zh", sa.String(length=100), nullable=False),
+        sa.Column("title_zh", sa.String(length=200), nullable=False),
+        sa.Column("cadence_zh", sa.String(length=100), nullable=False),
+        sa.Column("due_date", sa.Date(), nullable=False),
+        sa.Column("next_due_date", sa.Date(), nullable=False),
+        sa.Column("last_delivered", sa.Date(), nullable=True),
+        sa.Column("state", sa.String(length=10), nullable=False),
+        sa.Column("days_late", sa.Integer(), nullable=False),
+        sa.Column("note_zh", sa.Text(), nullable=False),
+        sa.Column("run_id", sa.String(length=250), nullable=False),
+        sa.CheckConstraint(STATE_CHECK, name="ck_delivery_status_state"),
+        sa.PrimaryKeyConstraint("as_of_date", "dataset"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("delivery_status")

@@ -16,6 +16,8 @@ def _landing(tmp_path: Path) -> Path:
     (root / "health" / "2026").mkdir()
     (root / "health" / "2026" / "十一月.csv").write_text("a,b\n", encoding="utf-8")
     (root / "health" / "回执" / "回执_名单.xlsx").write_bytes(b"receipt")
+    (root / "health" / "催报").mkdir()
+    (root / "health" / "催报" / "催报_2026-12-11.xlsx").write_bytes(b"reminder")
     (root / "health" / "已接收" / "20261127" / "old.csv").write_text("x", encoding="utf-8")
     (root / "health" / "~$名单.xlsx").write_bytes(b"lock")
     (root / "health" / ".hidden.csv").write_text("x", encoding="utf-8")

@@ -1148,3 +1148,28 @@ def test_run_report_masks_known_names_and_phone_numbers(tmp_path: Path, warehous
     html = reports.warnings_html(settings, {**summary, "candidates": {"x": 1}}, names)
     assert NAME not in html and "鲜***镇" in html
     assert f'href="warnings/2026-11-28/{quote("鲜___镇_入户核实.xlsx")}"' in html
+
+
+def test_run_report_shows_who_is_late_against_the_calendar(tmp_path: Path) -> None:
+    from transforms.risk.delivery import record_deliveries
+
+    settings = _settings(tmp_path)
+    engine = _engine(settings)
+    seed_warehouse(engine)
+    contracts = [contract_by_dataset(d) for d in ("illness", "roster")]
+    with engine.begin() as conn:
+        # the seeded files came in early March: by May 20 the roster has missed May 5th
+        record_deliveries(conn, RUN, dt.date(2026, 5, 20), contracts)
+    deliveries = reports.latest_deliveries(engine)
+    assert deliveries is not None and deliveries.day == dt.date(2026, 5, 20)
+    page = reports.build_run_report(settings, engine, RUN).read_text(encoding="utf-8")
+    engine.dispose()
+    rows = table_rows(page, "deliveries")
+    by_dataset = {attrs["data-dataset"]: cells for attrs, cells in rows if attrs}
+    assert set(by_dataset) == {"illness", "roster"}
+    assert by_dataset["roster"][:3] == ["乡村振兴局", "脱贫户和监测对象信息", "每月5日前"]
+    assert by_dataset["roster"][3:5] == ["2026-05-05", "2026-03-02"]
+    assert "逾期未报15天" in by_dataset["roster"][5]
+    assert "报送及时率 on time 0/2" in page
+    classes = {attrs["data-dataset"]: attrs["class"] for attrs, _ in rows if attrs}
+    assert classes["roster"] == "delivery-overdue"

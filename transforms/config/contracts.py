@@ -295,6 +295,14 @@ class Contract(_Strict):
             if column.personal or column.type is ColumnType.ID:
                 raise ValueError(f"{self.dataset}: household column {name!r} is personal")
 
+    @property
+    def name_column(self) -> str | None:
+        """The column naming the person a row is about (the first personal `…name` column)."""
+        for col in self.columns:
+            if col.personal and col.name.endswith("name"):
+                return col.name
+        return None
+
     def column(self, name: str) -> Column:
         for col in self.columns:
             if col.name == name:

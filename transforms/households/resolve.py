@@ -8,7 +8,7 @@ a run killed before its first snapshot must not make every person "not on the ro
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +18,14 @@ from sqlalchemy.engine import Engine
 
 from transforms.config.contracts import Contract, contract_by_dataset
 from transforms.config.settings import Settings
+from transforms.households.near_persons import link_quarantined, match_near_persons
 from transforms.parsing.identifiers import birth_date, sex
 from transforms.privacy.keys import person_key
 from transforms.runlog.refs import ParsedFileRef, ResolvedFileRef
 from transforms.runlog.steps import recorded_step
 from transforms.runlog.workdir import load_frame, save_frame
 from transforms.warehouse.manifest import LOADED_STATUSES
-from transforms.warehouse.person_keys import verify_person_key
+from transforms.warehouse.person_keys import identity_names, verify_person_key
 from transforms.warehouse.tables import file_manifest, staging_table
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,38 @@ def _attach_person_keys(
         frame[column] = ids.map(func)
 
 
+def _tie_unkeyed(
+    engine: Engine,
+    result: ParsedFileRef,
+    secret: bytes,
+    roster: Mapping[str, str],
+    names_here: Mapping[str, str | None],
+) -> int:
+    """Tie the file's rows refused for a mistyped ID to roster persons (near_persons)."""
+    contract = contract_by_dataset(result["dataset"])
+    unkeyed = load_frame(Path(result["unkeyed_path"]))
+
+    def names_of(keys: Collection[str]) -> dict[str, str | None]:
+        found = {k: names_here[k] for k in keys if k in names_here}
+        rest = [k for k in keys if k not in found]
+        if rest:
+            with engine.connect() as conn:
+                found.update(identity_names(conn, rest))
+        return found
+
+    matched = match_near_persons(unkeyed, lambda i: person_key(secret, i), roster, names_of)
+    tied = link_quarantined(Path(result["issues_path"]), contract.person_column, matched)
+    if tied:
+        log.info(
+            "manifest #%s (%s): %d rows refused for a mistyped ID are roster persons (same "
+            "name, an ID one keystroke away)",
+            result["manifest_id"],
+            result["dataset"],
+            tied,
+        )
+    return tied
+
+
 def resolve_households(
     settings: Settings, engine: Engine, run_id: str, results: list[ParsedFileRef]
 ) -> list[ResolvedFileRef]:
@@ -106,6 +139,15 @@ def resolve_households(
                 "no roster has been loaded yet: households are matched once the rural "
                 "revitalization bureau's roster arrives; unmatched counts are left unknown"
             )
+        names_here = {
+            key: name
+            for frame in rosters.values()
+            for key, name in zip(frame["_person_key"], frame["name"], strict=True)
+        }
+        tied = 0
+        for result in results:
+            if result.get("unkeyed_path") and mapping:
+                tied += _tie_unkeyed(engine, result, secret, mapping, names_here)
         resolved: list[ResolvedFileRef] = []
         for index, result in enumerate(results):
             frame = rosters.pop(index) if index in rosters else keyed(result)
@@ -123,6 +165,7 @@ def resolve_households(
                 )
             del frame
         counts.update(
+            quarantined_rows_tied=tied,
             persons_known=len(mapping),
             roster_known=bool(mapping),
             rows_unmatched=sum(r["rows_unmatched"] or 0 for r in resolved),

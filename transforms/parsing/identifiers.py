@@ -145,3 +145,46 @@ def age_on(id: str, day: date) -> int:
     born = birth_date(id)
     before_birthday = (day.month, day.day) < (born.month, born.day)
     return day.year - born.year - int(before_birthday)
+
+
+def near_ids(raw: str | None) -> set[str]:
+    """The valid IDs one keystroke away from a malformed one: a digit mistyped (the check
+    character included), two neighbours swapped, one digit left out or typed twice.
+
+    An ID a clerk mistyped is still somebody's: matched with the name on the same row, this is
+    how a row quarantined for its ID is tied to the roster person it most likely is (so a
+    warning does not call that person "not on the list"). A value that is already valid, or
+    too far from an ID, has none. Never raises.
+    """
+    s = normalize_id(raw)
+    if s is None or (len(s) == 18 and checksum_ok(s)) or not 17 <= len(s) <= 19:
+        return set()
+    if not re.fullmatch(r"[0-9]{16,19}X?", s):
+        return set()
+    shapes: set[str] = set()
+    if len(s) == 18:
+        body = s[:17]
+        for i in range(17):
+            for digit in "0123456789":
+                if digit != body[i]:
+                    shapes.add(body[:i] + digit + body[i + 1 :] + s[17])
+        for i in range(17):
+            swapped = s[:i] + s[i + 1] + s[i] + s[i + 2 :]
+            shapes.add(swapped)
+        shapes.add(body + "?")  # the check character mistyped: any body is kept as it is
+    elif len(s) == 17:
+        for i in range(18):
+            for digit in "0123456789":
+                shapes.add(s[:i] + digit + s[i:])
+    else:
+        shapes.update(s[:i] + s[i + 1 :] for i in range(19))
+    found = set()
+    for shape in shapes:
+        body, last = shape[:17], shape[17:]
+        if not _DIGITS17_RE.match(body) or _birth_date_or_none(body + "0") is None:
+            continue
+        check = check_char(body)
+        if last in ("?", check) or (len(s) == 17 and shape[17:] == check):
+            found.add(body + check)
+    found.discard(s)
+    return found

@@ -46,13 +46,6 @@ log = logging.getLogger(__name__)
 CURRENT_STATUSES = ("loaded", "partly_loaded")
 
 
-def _name_column(contract: Contract) -> str | None:
-    for column in contract.columns:
-        if column.personal and column.name.endswith("name"):
-            return column.name
-    return None
-
-
 def staging_rows(
     contract: Contract, frame: pd.DataFrame, manifest_id: int, sha256: str
 ) -> Iterator[dict[str, Any]]:
@@ -85,7 +78,7 @@ def staging_rows(
 def identity_rows(
     contract: Contract, frame: pd.DataFrame, manifest_id: int
 ) -> list[dict[str, Any]]:
-    name_column = _name_column(contract)
+    name_column = contract.name_column
     blank = pd.Series([None] * len(frame), index=frame.index, dtype="object")
     names = frame[name_column] if name_column else blank
     # plaintext phones only here, where the plaintext ID is (staging holds them masked)
@@ -165,7 +158,13 @@ def _quarantine_rows(
         conn,
         quarantine,
         (
-            {**issue, "manifest_id": entry.id, "dataset": dataset, "file_name": entry.file_name}
+            {
+                "person_key": None,  # tied to a roster person by households.near_persons
+                **issue,
+                "manifest_id": entry.id,
+                "dataset": dataset,
+                "file_name": entry.file_name,
+            }
             for issue in issues
         ),
     )

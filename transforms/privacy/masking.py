@@ -64,6 +64,12 @@ def _clean_name(name: str) -> str:
     return INVISIBLE_RE.sub("", unicodedata.normalize("NFKC", name))
 
 
+def normalize_name(name: str | None) -> str:
+    """A name as two spellings of it compare equal: NFKC, no invisible characters or blanks
+    ("张 三" is 张三)."""
+    return "".join(_clean_name(name).split()) if name else ""
+
+
 def mask_name(name: str | None) -> str:
     """Keep the surname (one or two characters), mask every other character with *."""
     if name is None:

@@ -81,13 +81,6 @@ class Evaluation:
     available: Availability | None = None
 
 
-def _name_column(contract: Contract) -> str | None:
-    for column in contract.columns:
-        if column.personal and column.name.endswith("name"):
-            return column.name
-    return None
-
-
 def value_columns(contract: Contract, conditions: Iterable[Condition]) -> list[str]:
     """The columns a rule looked at, minus personal ones (diagnoses stay out of evidence)."""
     names = []
@@ -108,7 +101,7 @@ def person_entry(
     columns: Sequence[str],
     attributes: Sequence[str] = (),
 ) -> dict[str, Any]:
-    name_column = _name_column(contract)
+    name_column = contract.name_column
     money = {c.name for c in contract.columns if c.type is ColumnType.MONEY}
     values = {a: _jsonable(row.get(a)) for a in attributes}
     for c in columns:
@@ -255,7 +248,7 @@ def make_candidate(
     # the person's earliest row (file, then row), the first of equals
     first = min(records, key=lambda r: (r["manifest_id"], r["_row"]))
     township, village = _location(first, contract)
-    name_column = _name_column(contract)
+    name_column = contract.name_column
     return Candidate(
         rule_id=rule.id,
         person_key=str(first["person_key"]),
@@ -316,7 +309,7 @@ def group_findings(
 
 def row_columns(contract: Contract, extra: Iterable[str] = ()) -> tuple[str, ...]:
     """What evidence and candidates read of a dataset's row (see _records)."""
-    name = _name_column(contract)
+    name = contract.name_column
     return (
         "person_key",
         "household_id",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+from collections.abc import Collection
 from typing import Any
 
 import sqlalchemy as sa
@@ -111,6 +112,20 @@ def rotate_person_keys(engine: Any, old_secret: str, new_secret: str) -> int:
         conn.exec_driver_sql("DROP TABLE person_key_rotation")
         _store_fingerprint(conn, key_fingerprint(new), dt.datetime.now(dt.UTC))
     return len(mapping)
+
+
+def identity_names(conn: Connection, keys: Collection[str]) -> dict[str, str | None]:
+    """The plaintext names of some persons (restricted: for matching, never for showing)."""
+    found: dict[str, str | None] = {}
+    wanted = list(keys)
+    for start in range(0, len(wanted), 500):
+        rows = conn.execute(
+            sa.select(person_identity.c.person_key, person_identity.c.name).where(
+                person_identity.c.person_key.in_(wanted[start : start + 500])
+            )
+        ).all()
+        found.update({key: name for key, name in rows})
+    return found
 
 
 def known_names(conn: Connection) -> NameIndex:

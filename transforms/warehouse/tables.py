@@ -87,6 +87,8 @@ file_manifest = sa.Table(
     ),
 )
 
+KEY = sa.String(64)  # HMAC-SHA256 hex of the normalised ID (transforms.privacy.keys.person_key)
+
 quarantine = sa.Table(
     "quarantine",
     metadata,
@@ -107,6 +109,9 @@ quarantine = sa.Table(
     sa.Column("reason_zh", sa.Text, nullable=False),
     sa.Column("reason_en", sa.Text, nullable=False),
     sa.Column("fix_zh", sa.Text),
+    # a row refused for a mistyped ID: the roster person it most likely is (same name, an ID
+    # one keystroke away; households.near_persons), so the rules know the list has them
+    sa.Column("person_key", KEY, index=True),
 )
 
 dim_household = sa.Table(
@@ -133,7 +138,6 @@ dim_household = sa.Table(
 )
 
 RESTRICTED_SCHEMA = "restricted"
-KEY = sa.String(64)  # HMAC-SHA256 hex of the normalised ID (transforms.privacy.keys.person_key)
 
 # The only place plaintext ID numbers and names are stored. On PostgreSQL it is the
 # `restricted` schema, readable by the pipeline's writer role alone; SQLite has no schemas,

@@ -1,5 +1,8 @@
 """The delivery calendar: delivery_status per day, each dataset against when it is due (its
-contract's `delivery`), with the last delivery and whether it is late (催报)
+contract's `delivery`), with the last delivery and whether it is late (催报); and on quarantine,
+the roster person a row refused for a mistyped ID most likely is (person_key)
+
+Rows quarantined before this revision are tied to nobody.
 
 Revision ID: d41c7e2b9f10
 Revises: 8c3f2a91d7e4
@@ -39,7 +42,13 @@ def upgrade() -> None:
         sa.CheckConstraint(STATE_CHECK, name="ck_delivery_status_state"),
         sa.PrimaryKeyConstraint("as_of_date", "dataset"),
     )
+    with op.batch_alter_table("quarantine", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("person_key", sa.String(length=64), nullable=True))
+        batch_op.create_index("ix_quarantine_person_key", ["person_key"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("quarantine", schema=None) as batch_op:
+        batch_op.drop_index("ix_quarantine_person_key")
+        batch_op.drop_column("person_key")
     op.drop_table("delivery_status")

@@ -10,7 +10,7 @@ from datetime import date
 from pathlib import Path
 
 from generator.core import generate
-from generator.national import ROSTER_LAYOUTS
+from generator.datasets.national import ROSTER_LAYOUTS
 from transforms.intake.sample_guard import mark_sample
 
 
@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.deliver is not None:
-        from generator.risks import deliver
+        from generator.scenarios.risks import deliver
 
         for path in deliver(args.data_dir, args.deliver):
             print(f"delivered {path}")

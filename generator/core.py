@@ -9,25 +9,26 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from generator import datasets, extension, names, national, risk_cases, risk_truth, risks
-from generator.datasets import Record
-from generator.defects import (
+from generator.datasets import bureaus, extension, national
+from generator.datasets.bureaus import Record
+from generator.layout.defects import (
     add_quirks,
     plant_defects,
     plant_household_defects,
     plant_per_capita_warnings,
     plant_text_defects,
 )
-from generator.layout import WrittenFile, file_specs, messy_specs, write_file
-from generator.messy import (
+from generator.layout.files import WrittenFile, file_specs, messy_specs, write_file
+from generator.layout.messy import (
     MESSINESS,
     RejectedFile,
     add_messy_quirks,
     write_messy_truth,
     write_rejected_files,
 )
-from generator.population import County, Outsiders
-from generator.reference import (
+from generator.population import names
+from generator.population.county import County, Outsiders
+from generator.population.reference import (
     CONTRACTS_DIR,
     REFERENCE_DIR,
     ContractSpec,
@@ -35,6 +36,7 @@ from generator.reference import (
     load_parameters,
     load_villages,
 )
+from generator.scenarios import risk_cases, risk_truth, risks
 from generator.truth import Truth, rule_counts, write_truth
 
 # Write order; also the order of the ground-truth files. Illness comes before settlements
@@ -171,17 +173,17 @@ def generate(
     county = County(_rng(seed, "county"), params, villages, day, households)
     outsiders = Outsiders(county, _rng(seed, "outsiders"))
     u = unmatched_share
-    records: dict[str, list[Record]] = {"roster": datasets.roster(county)}
+    records: dict[str, list[Record]] = {"roster": bureaus.roster(county)}
     builders: dict[str, Callable[[], list[Record]]] = {
-        "illness": lambda: datasets.illness(county, outsiders, _rng(seed, "illness"), u),
-        "students": lambda: datasets.students(county, outsiders, _rng(seed, "students"), u),
-        "housing_safety": lambda: datasets.housing_safety(
+        "illness": lambda: bureaus.illness(county, outsiders, _rng(seed, "illness"), u),
+        "students": lambda: bureaus.students(county, outsiders, _rng(seed, "students"), u),
+        "housing_safety": lambda: bureaus.housing_safety(
             county, outsiders, _rng(seed, "housing_safety"), u
         ),
-        "assistance": lambda: datasets.assistance(county, outsiders, _rng(seed, "assistance"), u),
-        "employment": lambda: datasets.employment(county, outsiders, _rng(seed, "employment"), u),
-        "enrollment": lambda: datasets.enrollment(county, outsiders, _rng(seed, "enrollment"), u),
-        "settlements": lambda: datasets.settlements(
+        "assistance": lambda: bureaus.assistance(county, outsiders, _rng(seed, "assistance"), u),
+        "employment": lambda: bureaus.employment(county, outsiders, _rng(seed, "employment"), u),
+        "enrollment": lambda: bureaus.enrollment(county, outsiders, _rng(seed, "enrollment"), u),
+        "settlements": lambda: bureaus.settlements(
             county, outsiders, _rng(seed, "settlements"), u, records.get("illness", [])
         ),
         **extension.extension_builders(county, outsiders, lambda purpose: _rng(seed, purpose), u),

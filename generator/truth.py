@@ -16,10 +16,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from generator.datasets import Record
-from generator.ids import normalise
-from generator.layout import WrittenFile
-from generator.population import LABOUR_SKILLS_WORKING, per_capita_cents
+from generator.datasets.bureaus import Record
+from generator.layout.files import WrittenFile
+from generator.population.county import LABOUR_SKILLS_WORKING, per_capita_cents
+from generator.population.ids import normalise
 
 FILES_COLUMNS = (
     "file",

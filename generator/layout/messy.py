@@ -21,9 +21,9 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-from generator.datasets import Record
-from generator.layout import Cell, FileSpec, WrittenFile, _Renderer
-from generator.reference import ContractSpec
+from generator.datasets.bureaus import Record
+from generator.layout.files import Cell, FileSpec, WrittenFile, _Renderer
+from generator.population.reference import ContractSpec
 from generator.truth import write_rows
 
 MESSINESS = ("normal", "high")

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 REFERENCE_DIR = PROJECT_ROOT / "reference"
 CONTRACTS_DIR = PROJECT_ROOT / "contracts"
 

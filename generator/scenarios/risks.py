@@ -32,16 +32,16 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 
-from generator.datasets import Record
-from generator.layout import FileSpec, WrittenFile, write_file
-from generator.national import RosterOutput
-from generator.population import (
+from generator.datasets.bureaus import Record
+from generator.datasets.national import RosterOutput
+from generator.layout.files import FileSpec, WrittenFile, write_file
+from generator.population.county import (
     County,
 )
-from generator.reference import ContractSpec
-from generator.risk_cases import RiskPlan
-from generator.risk_plan import Case
-from generator.risk_truth import (
+from generator.population.reference import ContractSpec
+from generator.scenarios.risk_cases import RiskPlan
+from generator.scenarios.risk_plan import Case
+from generator.scenarios.risk_truth import (
     CANDIDATES_COLUMNS,
     DROPS_FOLDER,
     FILES_COLUMNS,

@@ -6,9 +6,9 @@ import random
 from collections.abc import Callable
 from datetime import date, timedelta
 
-from generator.datasets import Record, Value
-from generator.layout import FileSpec
-from generator.population import (
+from generator.datasets.bureaus import Record, Value
+from generator.layout.files import FileSpec
+from generator.population.county import (
     County,
     Outsiders,
     Person,

@@ -42,12 +42,12 @@ from pathlib import Path
 
 import yaml
 
-from generator.datasets import Record, Value
-from generator.defects import DefectPlanter
-from generator.ids import normalise
-from generator.layout import FileSpec, WrittenFile, write_file
-from generator.population import LABOUR_SKILLS_WORKING, per_capita_cents
-from generator.reference import PROJECT_ROOT, ColumnSpec, ContractSpec
+from generator.datasets.bureaus import Record, Value
+from generator.layout.defects import DefectPlanter
+from generator.layout.files import FileSpec, WrittenFile, write_file
+from generator.population.county import LABOUR_SKILLS_WORKING, per_capita_cents
+from generator.population.ids import normalise
+from generator.population.reference import PROJECT_ROOT, ColumnSpec, ContractSpec
 from generator.truth import money, write_rows
 
 ROSTER_LAYOUTS = ("agreed", "national")

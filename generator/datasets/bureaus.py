@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from generator.population import LABOUR_SKILLS_WORKING, County, Outsiders, Person
+from generator.population.county import LABOUR_SKILLS_WORKING, County, Outsiders, Person
 
 Value = str | int | date | None
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from generator.datasets import bureaus, extension, national
-from generator.datasets.bureaus import Record
 from generator.layout.defects import (
     add_quirks,
     plant_defects,
@@ -36,6 +35,7 @@ from generator.population.reference import (
     load_parameters,
     load_villages,
 )
+from generator.records import Record
 from generator.scenarios import risk_cases, risk_truth, risks
 from generator.truth import Truth, rule_counts, write_truth
 

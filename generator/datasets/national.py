@@ -42,13 +42,12 @@ from pathlib import Path
 
 import yaml
 
-from generator.datasets.bureaus import Record, Value
 from generator.layout.defects import DefectPlanter
 from generator.layout.files import FileSpec, WrittenFile, write_file
 from generator.population.county import LABOUR_SKILLS_WORKING, per_capita_cents
 from generator.population.ids import normalise
 from generator.population.reference import PROJECT_ROOT, ColumnSpec, ContractSpec
-from generator.truth import money, write_rows
+from generator.records import Record, Value, money, write_rows
 
 ROSTER_LAYOUTS = ("agreed", "national")
 RULES_FILE = PROJECT_ROOT / "rules" / "warning_rules.yaml"

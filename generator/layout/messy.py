@@ -21,10 +21,9 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-from generator.datasets.bureaus import Record
 from generator.layout.files import Cell, FileSpec, WrittenFile, _Renderer
 from generator.population.reference import ContractSpec
-from generator.truth import write_rows
+from generator.records import Record, write_rows
 
 MESSINESS = ("normal", "high")
 REJECTED_COLUMNS = ("file", "bureau", "reason_code")

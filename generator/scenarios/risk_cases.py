@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from generator.datasets.bureaus import Record
 from generator.datasets.extension import _disability
 from generator.population.county import (
     Person,
     per_capita_cents,
 )
+from generator.records import Record
 from generator.scenarios.risk_plan import (
     ELDER,
     LISTED,

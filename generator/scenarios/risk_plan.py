@@ -10,7 +10,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from generator.datasets.bureaus import Record, Value
 from generator.population import names
 from generator.population.county import (
     County,
@@ -20,6 +19,7 @@ from generator.population.county import (
     per_capita_cents,
 )
 from generator.population.reference import ContractSpec, Village
+from generator.records import Record, Value
 from generator.scenarios.risk_truth import _WORKING
 
 # --- planted cases -------------------------------------------------------------------------------

@@ -24,21 +24,20 @@ household the figures of its latest income year (the householder's row, else the
 
 from __future__ import annotations
 
-import csv
 import random
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 
-from generator.datasets.bureaus import Record
 from generator.datasets.national import RosterOutput
 from generator.layout.files import FileSpec, WrittenFile, write_file
 from generator.population.county import (
     County,
 )
 from generator.population.reference import ContractSpec
+from generator.records import Record, write_rows
 from generator.scenarios.risk_cases import RiskPlan
 from generator.scenarios.risk_plan import Case
 from generator.scenarios.risk_truth import (
@@ -95,13 +94,6 @@ def deliver(data_dir: Path, day: date) -> list[Path]:
         partial.rename(target)
         copied.append(target)
     return copied
-
-
-def _write(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
 
 
 def finish(
@@ -179,17 +171,17 @@ def finish(
 
     truth_dir.mkdir(parents=True, exist_ok=True)
     warnings = lifecycle([(day, signals) for day, signals, _ in results])
-    _write(truth_dir / "warnings.csv", WARNINGS_COLUMNS, warnings)
+    write_rows(truth_dir / "warnings.csv", WARNINGS_COLUMNS, warnings)
     candidate_rows = sorted(
         (day.isoformat(), c.rule_id, c.dataset, c.id_number, c.township, c.village)
         for day, _, candidates in results
         for c in candidates
     )
-    _write(truth_dir / "candidates.csv", CANDIDATES_COLUMNS, candidate_rows)
+    write_rows(truth_dir / "candidates.csv", CANDIDATES_COLUMNS, candidate_rows)
     cases = [c for c in plan.cases if c.rule_id not in excluded] if plan is not None else []
     if plan is not None:
-        _write(truth_dir / "risk_files.csv", FILES_COLUMNS, listing)
-        _write(
+        write_rows(truth_dir / "risk_files.csv", FILES_COLUMNS, listing)
+        write_rows(
             truth_dir / "risk_scenarios.csv",
             SCENARIO_COLUMNS,
             (

@@ -444,10 +444,10 @@ def test_command_line_and_make_pass_the_layout(
 
 
 def test_truth_values_and_rows_refuse_or_pass_over_odd_input(national: Run) -> None:
-    from generator.datasets.bureaus import Record
     from generator.datasets.national import NationalRoster, truth_values
     from generator.population.county import Person
     from generator.population.reference import load_contracts
+    from generator.records import Record
 
     # a spoiled row keeps what it has; the export never relocates anyone
     for odd in ({}, {"per_capita_income": None, "household_size": 3}, {"per_capita_income": "x"}):

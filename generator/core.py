@@ -139,19 +139,20 @@ def generate(
 ) -> GenerationSummary:
     """Write the county's files under data_dir/landing and the ground truth into truth_dir.
 
-    messiness "high" adds every quirk of messy.py to the same files, defects only a comparison
-    of rows finds (a roster member with another township, a person under two households), a NUL
-    inside a valid text cell and an over-long one (defects.py), plus files that must be rejected
-    whole (listed in rejected_files.csv); "normal" gives the same bytes as before it existed.
+    messiness "high" adds every quirk of layout/messy.py to the same files, defects only a
+    comparison of rows finds (a roster member with another township, a person under two
+    households), a NUL inside a valid text cell and an over-long one (layout/defects.py), plus
+    files that must be rejected whole (listed in rejected_files.csv); "normal" gives the same
+    bytes as before it existed.
 
-    risk_scenarios plants every warning rule's cases and near misses (generator/risk_cases.py);
-    days > 1 (which implies them) also writes the bureaus' files of the following days into
-    data_dir/drops/<day>/. The warnings' ground truth (warnings.csv, candidates.csv) is
-    written in every case.
+    risk_scenarios plants every warning rule's cases and near misses
+    (generator/scenarios/risk_cases.py); days > 1 (which implies them) also writes the bureaus'
+    files of the following days into data_dir/drops/<day>/. The warnings' ground truth
+    (warnings.csv, candidates.csv) is written in every case.
 
     roster_layout "national" writes the roster as the national monitoring system exports it
-    (generator/national.py): the same people and facts, every other file the same bytes, and
-    not_computable.csv naming the warning rules that export cannot feed.
+    (generator/datasets/national.py): the same people and facts, every other file the same
+    bytes, and not_computable.csv naming the warning rules that export cannot feed.
     """
     if households < 1:
         raise ValueError("households must be at least 1")

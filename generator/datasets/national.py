@@ -284,7 +284,7 @@ class NationalRoster:
         records: Sequence[Record],
         day: date,
     ) -> WrittenFile:
-        """The same signature as layout.write_file, so the risk days can write with it."""
+        """The same signature as layout.files.write_file, so the risk days can write with it."""
         rows = self.rows(records, day)
         written = write_file(root, spec, self.contract, rows, day)
         for source, row in zip(records, rows, strict=True):

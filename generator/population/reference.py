@@ -139,7 +139,7 @@ def load_contracts(directory: Path = CONTRACTS_DIR) -> dict[str, ContractSpec]:
         with path.open(encoding="utf-8") as fh:
             raw = yaml.safe_load(fh)
         # the agreed layout's columns: another layout's own ones (the national export's) are
-        # written by that layout's writer (generator/national.py)
+        # written by that layout's writer (generator/datasets/national.py)
         others = {n for layout in raw.get("layouts", ()) for n in layout.get("own_columns", ())}
         columns = tuple(
             ColumnSpec(

@@ -113,7 +113,7 @@ def finish(
 ) -> RiskSummary:
     """After the first day's files: last year's roster and the later days' files (with a plan),
     and the warnings' ground truth of every generated day. `roster` says how the roster is
-    written and read (generator/national.py); the rules it cannot feed are left out of the
+    written and read (generator/datasets/national.py); the rules it cannot feed are left out of the
     truth."""
     if days < 1:
         raise ValueError("days must be at least 1")

@@ -10,7 +10,7 @@ SEED ?= 42
 # .xls, 15-digit IDs, Excel serial dates, ...) plus files that must be rejected whole
 MESSINESS ?= normal
 # agreed: the roster in the layout agreed with the county; national: as the national monitoring system
-# (全国防返贫监测信息系统) exports it (no income parts; see generator/national.py)
+# (全国防返贫监测信息系统) exports it (no income parts; see generator/datasets/national.py)
 ROSTER_LAYOUT ?= agreed
 # The county's calendar day (Asia/Shanghai) unless RUN_DATE=YYYY-MM-DD is given.
 RUN_DATE ?= $(shell TZ=Asia/Shanghai date +%F)

@@ -10,7 +10,8 @@ from datetime import date
 from pathlib import Path
 
 from generator.core import generate
-from generator.national import ROSTER_LAYOUTS
+from generator.datasets.national import ROSTER_LAYOUTS
+from generator.scenarios.risks import deliver
 from transforms.intake.sample_guard import mark_sample
 
 
@@ -61,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--risk-scenarios",
         action="store_true",
-        help="plant every warning rule's cases and near misses (generator/risk_cases.py)",
+        help="plant every warning rule's cases and near misses (generator/scenarios/risk_cases.py)",
     )
     parser.add_argument(
         "--days",
@@ -79,8 +80,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.deliver is not None:
-        from generator.risks import deliver
-
         for path in deliver(args.data_dir, args.deliver):
             print(f"delivered {path}")
         return 0

@@ -9,25 +9,25 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from generator import datasets, extension, names, national, risk_cases, risk_truth, risks
-from generator.datasets import Record
-from generator.defects import (
+from generator.datasets import bureaus, extension, national
+from generator.layout.defects import (
     add_quirks,
     plant_defects,
     plant_household_defects,
     plant_per_capita_warnings,
     plant_text_defects,
 )
-from generator.layout import WrittenFile, file_specs, messy_specs, write_file
-from generator.messy import (
+from generator.layout.files import WrittenFile, file_specs, messy_specs, write_file
+from generator.layout.messy import (
     MESSINESS,
     RejectedFile,
     add_messy_quirks,
     write_messy_truth,
     write_rejected_files,
 )
-from generator.population import County, Outsiders
-from generator.reference import (
+from generator.population import names
+from generator.population.county import County, Outsiders
+from generator.population.reference import (
     CONTRACTS_DIR,
     REFERENCE_DIR,
     ContractSpec,
@@ -35,6 +35,8 @@ from generator.reference import (
     load_parameters,
     load_villages,
 )
+from generator.records import Record
+from generator.scenarios import risk_cases, risk_truth, risks
 from generator.truth import Truth, rule_counts, write_truth
 
 # Write order; also the order of the ground-truth files. Illness comes before settlements
@@ -137,19 +139,20 @@ def generate(
 ) -> GenerationSummary:
     """Write the county's files under data_dir/landing and the ground truth into truth_dir.
 
-    messiness "high" adds every quirk of messy.py to the same files, defects only a comparison
-    of rows finds (a roster member with another township, a person under two households), a NUL
-    inside a valid text cell and an over-long one (defects.py), plus files that must be rejected
-    whole (listed in rejected_files.csv); "normal" gives the same bytes as before it existed.
+    messiness "high" adds every quirk of layout/messy.py to the same files, defects only a
+    comparison of rows finds (a roster member with another township, a person under two
+    households), a NUL inside a valid text cell and an over-long one (layout/defects.py), plus
+    files that must be rejected whole (listed in rejected_files.csv); "normal" gives the same
+    bytes as before it existed.
 
-    risk_scenarios plants every warning rule's cases and near misses (generator/risk_cases.py);
-    days > 1 (which implies them) also writes the bureaus' files of the following days into
-    data_dir/drops/<day>/. The warnings' ground truth (warnings.csv, candidates.csv) is
-    written in every case.
+    risk_scenarios plants every warning rule's cases and near misses
+    (generator/scenarios/risk_cases.py); days > 1 (which implies them) also writes the bureaus'
+    files of the following days into data_dir/drops/<day>/. The warnings' ground truth
+    (warnings.csv, candidates.csv) is written in every case.
 
     roster_layout "national" writes the roster as the national monitoring system exports it
-    (generator/national.py): the same people and facts, every other file the same bytes, and
-    not_computable.csv naming the warning rules that export cannot feed.
+    (generator/datasets/national.py): the same people and facts, every other file the same
+    bytes, and not_computable.csv naming the warning rules that export cannot feed.
     """
     if households < 1:
         raise ValueError("households must be at least 1")
@@ -171,17 +174,17 @@ def generate(
     county = County(_rng(seed, "county"), params, villages, day, households)
     outsiders = Outsiders(county, _rng(seed, "outsiders"))
     u = unmatched_share
-    records: dict[str, list[Record]] = {"roster": datasets.roster(county)}
+    records: dict[str, list[Record]] = {"roster": bureaus.roster(county)}
     builders: dict[str, Callable[[], list[Record]]] = {
-        "illness": lambda: datasets.illness(county, outsiders, _rng(seed, "illness"), u),
-        "students": lambda: datasets.students(county, outsiders, _rng(seed, "students"), u),
-        "housing_safety": lambda: datasets.housing_safety(
+        "illness": lambda: bureaus.illness(county, outsiders, _rng(seed, "illness"), u),
+        "students": lambda: bureaus.students(county, outsiders, _rng(seed, "students"), u),
+        "housing_safety": lambda: bureaus.housing_safety(
             county, outsiders, _rng(seed, "housing_safety"), u
         ),
-        "assistance": lambda: datasets.assistance(county, outsiders, _rng(seed, "assistance"), u),
-        "employment": lambda: datasets.employment(county, outsiders, _rng(seed, "employment"), u),
-        "enrollment": lambda: datasets.enrollment(county, outsiders, _rng(seed, "enrollment"), u),
-        "settlements": lambda: datasets.settlements(
+        "assistance": lambda: bureaus.assistance(county, outsiders, _rng(seed, "assistance"), u),
+        "employment": lambda: bureaus.employment(county, outsiders, _rng(seed, "employment"), u),
+        "enrollment": lambda: bureaus.enrollment(county, outsiders, _rng(seed, "enrollment"), u),
+        "settlements": lambda: bureaus.settlements(
             county, outsiders, _rng(seed, "settlements"), u, records.get("illness", [])
         ),
         **extension.extension_builders(county, outsiders, lambda purpose: _rng(seed, purpose), u),

@@ -6,20 +6,18 @@ never by reading the files back, so a writer bug shows up as a disagreement in t
 
 from __future__ import annotations
 
-import csv
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from generator.datasets import Record
-from generator.ids import normalise
-from generator.layout import WrittenFile
-from generator.population import LABOUR_SKILLS_WORKING, per_capita_cents
+from generator.layout.files import WrittenFile
+from generator.population.county import LABOUR_SKILLS_WORKING, per_capita_cents
+from generator.population.ids import normalise
+from generator.records import Record, money, write_rows
 
 FILES_COLUMNS = (
     "file",
@@ -62,10 +60,6 @@ HOUSEHOLD_COLUMNS = (
 UNMATCHED_COLUMNS = ("dataset", "id_number", "file")
 
 _ACTIVE_ASSISTANCE = ("在保", "新增")
-
-
-def money(cents: int) -> str:
-    return f"{Decimal(cents) / 100:.2f}"
 
 
 @dataclass(frozen=True)
@@ -277,23 +271,11 @@ class Truth:
         return out
 
 
-def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-
-
-def write_rows(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
-    """A ground-truth CSV (UTF-8, "\\n" line ends) with its header row."""
-    _write_csv(path, header, rows)
-
-
 def write_truth(
     truth: Truth, truth_dir: Path, households: list[dict[str, str]], summary: dict[str, Any]
 ) -> None:
     truth_dir.mkdir(parents=True, exist_ok=True)
-    _write_csv(
+    write_rows(
         truth_dir / "files.csv",
         FILES_COLUMNS,
         (
@@ -310,14 +292,14 @@ def write_truth(
             for d in truth.datasets()
         ),
     )
-    _write_csv(truth_dir / "invalid_rows.csv", ROW_ISSUE_COLUMNS, truth.issues("invalid"))
-    _write_csv(truth_dir / "flagged_rows.csv", ROW_ISSUE_COLUMNS, truth.issues("warning"))
-    _write_csv(
+    write_rows(truth_dir / "invalid_rows.csv", ROW_ISSUE_COLUMNS, truth.issues("invalid"))
+    write_rows(truth_dir / "flagged_rows.csv", ROW_ISSUE_COLUMNS, truth.issues("warning"))
+    write_rows(
         truth_dir / "households.csv",
         HOUSEHOLD_COLUMNS,
         ([h[c] for c in HOUSEHOLD_COLUMNS] for h in households),
     )
-    _write_csv(truth_dir / "unmatched_persons.csv", UNMATCHED_COLUMNS, truth.unmatched_persons())
+    write_rows(truth_dir / "unmatched_persons.csv", UNMATCHED_COLUMNS, truth.unmatched_persons())
     with (truth_dir / "summary.json").open("w", encoding="utf-8") as fh:
         json.dump(summary, fh, ensure_ascii=False, indent=2, sort_keys=True)
         fh.write("\n")

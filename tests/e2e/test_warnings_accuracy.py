@@ -86,7 +86,7 @@ def _run_warnings_step(env: dict[str, str], day: dt.date) -> None:
 
 def _county(tmp: Path, template: Path, warehouse_url: str | None, layout: str) -> Run:
     from generator import generate
-    from generator.risks import deliver
+    from generator.scenarios.risks import deliver
 
     data_dir, truth_dir = tmp / "data", tmp / "truth"
     generate(

@@ -23,7 +23,7 @@ import yaml
 import generator
 from generator import GenerationSummary, generate
 from generator.__main__ import main
-from generator.ids import is_valid, normalise
+from generator.population.ids import is_valid, normalise
 
 DAY = date(2026, 11, 28)
 CONTRACTS_DIR = Path(generator.__file__).resolve().parents[1] / "contracts"

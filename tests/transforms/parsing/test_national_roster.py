@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from pipeline_days import day_settings, load_day
 from pydantic import ValidationError
 
-from generator.national import NATIONAL_HEADERS
+from generator.datasets.national import NATIONAL_HEADERS
 from transforms.config.contracts import ColumnType, Contract, contract_by_dataset
 from transforms.parsing.file_refusals import FileRejection
 from transforms.parsing.identifiers import check_char

@@ -32,7 +32,7 @@ def _run_day(data_dir: Path, day: dt.date) -> list[Path]:
 @pytest.fixture(scope="module")
 def county(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from generator import generate
-    from generator.risks import deliver
+    from generator.scenarios.risks import deliver
 
     data_dir = tmp_path_factory.mktemp("warnings") / "data"
     generate(data_dir, data_dir / "truth", households=20, seed=3, day=DAY, days=2)

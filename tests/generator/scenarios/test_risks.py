@@ -13,7 +13,7 @@ import pytest
 
 import generator
 from generator import GenerationSummary, generate
-from generator.risk_truth import (
+from generator.scenarios.risk_truth import (
     EXTENSION_DATASETS,
     DayView,
     FileState,
@@ -21,7 +21,7 @@ from generator.risk_truth import (
     lifecycle,
     load_rule_configs,
 )
-from generator.risks import deliver, later_name
+from generator.scenarios.risks import deliver, later_name
 
 DAY = dt.date(2026, 11, 28)
 GENERATOR_DIR = Path(generator.__file__).resolve().parent
@@ -212,7 +212,12 @@ def test_later_name() -> None:
 # __main__ (the command line) marks the folder it writes as a sample with the pipeline's own guard
 # (transforms.intake.sample_guard); it computes no truth
 @pytest.mark.parametrize(
-    "module", sorted(p.name for p in GENERATOR_DIR.glob("*.py") if p.name != "__main__.py")
+    "module",
+    sorted(
+        p.relative_to(GENERATOR_DIR).as_posix()
+        for p in GENERATOR_DIR.rglob("*.py")
+        if p.name != "__main__.py"
+    ),
 )
 def test_the_generator_shares_no_code_with_the_pipeline(module: str) -> None:
     # the ground truth must not be computed by the code it checks

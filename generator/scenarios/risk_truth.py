@@ -15,13 +15,13 @@ from typing import Any
 
 import yaml
 
-from generator.datasets import Record, Value
-from generator.ids import birth_date, normalise
-from generator.population import (
+from generator.population.county import (
     LABOUR_SKILLS_WORKING,
     age_on,
 )
-from generator.reference import PROJECT_ROOT, Parameters
+from generator.population.ids import birth_date, normalise
+from generator.population.reference import PROJECT_ROOT, Parameters
+from generator.records import Record, Value
 
 RULES_FILE = PROJECT_ROOT / "rules" / "warning_rules.yaml"
 EXTENSION_DATASETS = ("disabled_persons",)

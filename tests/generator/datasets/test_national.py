@@ -23,8 +23,8 @@ import yaml
 import generator
 from generator import GenerationSummary, generate
 from generator.__main__ import main
-from generator.ids import is_valid, normalise
-from generator.national import data_date, not_computable
+from generator.datasets.national import data_date, not_computable
+from generator.population.ids import is_valid, normalise
 
 DAY = date(2026, 11, 28)
 ROOT = Path(generator.__file__).resolve().parents[1]
@@ -444,10 +444,10 @@ def test_command_line_and_make_pass_the_layout(
 
 
 def test_truth_values_and_rows_refuse_or_pass_over_odd_input(national: Run) -> None:
-    from generator.datasets import Record
-    from generator.national import NationalRoster, truth_values
-    from generator.population import Person
-    from generator.reference import load_contracts
+    from generator.datasets.national import NationalRoster, truth_values
+    from generator.population.county import Person
+    from generator.population.reference import load_contracts
+    from generator.records import Record
 
     # a spoiled row keeps what it has; the export never relocates anyone
     for odd in ({}, {"per_capita_income": None, "household_size": 3}, {"per_capita_income": "x"}):

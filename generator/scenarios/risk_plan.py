@@ -10,17 +10,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from generator import names
-from generator.datasets import Record, Value
-from generator.population import (
+from generator.population import names
+from generator.population.county import (
     County,
     Household,
     Person,
     age_on,
     per_capita_cents,
 )
-from generator.reference import ContractSpec, Village
-from generator.risk_truth import _WORKING
+from generator.population.reference import ContractSpec, Village
+from generator.records import Record, Value
+from generator.scenarios.risk_truth import _WORKING
 
 # --- planted cases -------------------------------------------------------------------------------
 

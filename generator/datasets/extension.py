@@ -6,13 +6,13 @@ import random
 from collections.abc import Callable
 from datetime import date, timedelta
 
-from generator.datasets import Record, Value
-from generator.layout import FileSpec
-from generator.population import (
+from generator.layout.files import FileSpec
+from generator.population.county import (
     County,
     Outsiders,
     Person,
 )
+from generator.records import Record, Value
 
 # --- the extension bureau: disabled persons ------------------------------------------------------
 

@@ -7,8 +7,8 @@ from datetime import date
 
 import pytest
 
-from generator.ids import birth_date, check_char, is_male, is_valid, make_id, normalise
-from generator.population import IdFactory, age_on, birth_for_age
+from generator.population.county import IdFactory, age_on, birth_for_age
+from generator.population.ids import birth_date, check_char, is_male, is_valid, make_id, normalise
 
 
 @pytest.mark.parametrize("id_number", ["11010519491231002X", "440524188001010014"])

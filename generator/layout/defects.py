@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 from datetime import date
 
-from generator.datasets import Record
-from generator.ids import CHECK_CHARS, check_char
-from generator.layout import FileSpec
-from generator.reference import ColumnSpec, ContractSpec
+from generator.layout.files import FileSpec
+from generator.population.ids import CHECK_CHARS, check_char
+from generator.population.reference import ColumnSpec, ContractSpec
+from generator.records import Record
 
 # Values outside each enum that a clerk could plausibly type.
 BAD_ENUM_VALUES = {

@@ -9,32 +9,10 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from generator.population import LABOUR_SKILLS_WORKING, County, Outsiders, Person
-
-Value = str | int | date | None
-
-
-@dataclass(eq=False)
-class Record:
-    dataset: str
-    person: Person
-    values: dict[str, Value]
-    # What is written instead of the clean value, for planted defects and harmless quirks
-    # ("" = blank cell, float = a number cell, str = a text cell).
-    raw: dict[str, str | float] = field(default_factory=dict)
-    extra: dict[str, str] = field(default_factory=dict)
-    defect: tuple[str, str] | None = None
-    warning: tuple[str, str] | None = None
-    file: str = ""
-    sheet: str = ""
-    source_row: int = 0
-
-    @property
-    def valid(self) -> bool:
-        return self.defect is None
+from generator.population.county import LABOUR_SKILLS_WORKING, County, Outsiders, Person
+from generator.records import Record, Value
 
 
 def yuan(amount: float) -> int:

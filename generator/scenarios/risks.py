@@ -24,24 +24,23 @@ household the figures of its latest income year (the householder's row, else the
 
 from __future__ import annotations
 
-import csv
 import random
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 
-from generator.datasets import Record
-from generator.layout import FileSpec, WrittenFile, write_file
-from generator.national import RosterOutput
-from generator.population import (
+from generator.datasets.national import RosterOutput
+from generator.layout.files import FileSpec, WrittenFile, write_file
+from generator.population.county import (
     County,
 )
-from generator.reference import ContractSpec
-from generator.risk_cases import RiskPlan
-from generator.risk_plan import Case
-from generator.risk_truth import (
+from generator.population.reference import ContractSpec
+from generator.records import Record, write_rows
+from generator.scenarios.risk_cases import RiskPlan
+from generator.scenarios.risk_plan import Case
+from generator.scenarios.risk_truth import (
     CANDIDATES_COLUMNS,
     DROPS_FOLDER,
     FILES_COLUMNS,
@@ -97,13 +96,6 @@ def deliver(data_dir: Path, day: date) -> list[Path]:
     return copied
 
 
-def _write(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-
-
 def finish(
     *,
     data_dir: Path,
@@ -121,7 +113,7 @@ def finish(
 ) -> RiskSummary:
     """After the first day's files: last year's roster and the later days' files (with a plan),
     and the warnings' ground truth of every generated day. `roster` says how the roster is
-    written and read (generator/national.py); the rules it cannot feed are left out of the
+    written and read (generator/datasets/national.py); the rules it cannot feed are left out of the
     truth."""
     if days < 1:
         raise ValueError("days must be at least 1")
@@ -179,17 +171,17 @@ def finish(
 
     truth_dir.mkdir(parents=True, exist_ok=True)
     warnings = lifecycle([(day, signals) for day, signals, _ in results])
-    _write(truth_dir / "warnings.csv", WARNINGS_COLUMNS, warnings)
+    write_rows(truth_dir / "warnings.csv", WARNINGS_COLUMNS, warnings)
     candidate_rows = sorted(
         (day.isoformat(), c.rule_id, c.dataset, c.id_number, c.township, c.village)
         for day, _, candidates in results
         for c in candidates
     )
-    _write(truth_dir / "candidates.csv", CANDIDATES_COLUMNS, candidate_rows)
+    write_rows(truth_dir / "candidates.csv", CANDIDATES_COLUMNS, candidate_rows)
     cases = [c for c in plan.cases if c.rule_id not in excluded] if plan is not None else []
     if plan is not None:
-        _write(truth_dir / "risk_files.csv", FILES_COLUMNS, listing)
-        _write(
+        write_rows(truth_dir / "risk_files.csv", FILES_COLUMNS, listing)
+        write_rows(
             truth_dir / "risk_scenarios.csv",
             SCENARIO_COLUMNS,
             (

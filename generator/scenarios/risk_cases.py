@@ -7,14 +7,24 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from generator.datasets import Record
-from generator.extension import _disability
-from generator.population import (
+from generator.datasets.extension import _disability
+from generator.population.county import (
     Person,
     per_capita_cents,
 )
-from generator.risk_plan import ELDER, LISTED, NO, SPOUSE, UNLISTED, WORKER, YES, Member, PlanBase
-from generator.risk_truth import _int, _text
+from generator.records import Record
+from generator.scenarios.risk_plan import (
+    ELDER,
+    LISTED,
+    NO,
+    SPOUSE,
+    UNLISTED,
+    WORKER,
+    YES,
+    Member,
+    PlanBase,
+)
+from generator.scenarios.risk_truth import _int, _text
 
 
 class RiskPlan(PlanBase):

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 REFERENCE_DIR = PROJECT_ROOT / "reference"
 CONTRACTS_DIR = PROJECT_ROOT / "contracts"
 
@@ -139,7 +139,7 @@ def load_contracts(directory: Path = CONTRACTS_DIR) -> dict[str, ContractSpec]:
         with path.open(encoding="utf-8") as fh:
             raw = yaml.safe_load(fh)
         # the agreed layout's columns: another layout's own ones (the national export's) are
-        # written by that layout's writer (generator/national.py)
+        # written by that layout's writer (generator/datasets/national.py)
         others = {n for layout in raw.get("layouts", ()) for n in layout.get("own_columns", ())}
         columns = tuple(
             ColumnSpec(

@@ -21,8 +21,8 @@ from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.writer.excel import ExcelWriter
 
-from generator.datasets import Record, Value
-from generator.reference import ContractSpec
+from generator.population.reference import ContractSpec
+from generator.records import Record, Value
 
 Cell = str | int | float | date | None
 DateStyle = Literal["iso", "dot", "cn", "compact", "cell"]

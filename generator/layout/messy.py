@@ -1,6 +1,6 @@
 """Messiness "high": the county's files with every quirk real bureau files arrive with.
 
-Within the normal files (shapes set in layout.messy_specs): a roster workbook with one sheet per
+Within the normal files (shapes set in files.messy_specs): a roster workbook with one sheet per
 township behind a 填表说明 sheet, a two-level merged header repeated mid-sheet, a single header
 repeated mid-sheet, an old .xls. In the cells of valid rows (they stay valid): 15-digit legacy
 IDs, 20-digit disability certificate numbers, "G" + ID student numbers, full-width digits and
@@ -21,10 +21,9 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-from generator.datasets import Record
-from generator.layout import Cell, FileSpec, WrittenFile, _Renderer
-from generator.reference import ContractSpec
-from generator.truth import write_rows
+from generator.layout.files import Cell, FileSpec, WrittenFile, _Renderer
+from generator.population.reference import ContractSpec
+from generator.records import Record, write_rows
 
 MESSINESS = ("normal", "high")
 REJECTED_COLUMNS = ("file", "bureau", "reason_code")

@@ -42,13 +42,12 @@ from pathlib import Path
 
 import yaml
 
-from generator.datasets import Record, Value
-from generator.defects import DefectPlanter
-from generator.ids import normalise
-from generator.layout import FileSpec, WrittenFile, write_file
-from generator.population import LABOUR_SKILLS_WORKING, per_capita_cents
-from generator.reference import PROJECT_ROOT, ColumnSpec, ContractSpec
-from generator.truth import money, write_rows
+from generator.layout.defects import DefectPlanter
+from generator.layout.files import FileSpec, WrittenFile, write_file
+from generator.population.county import LABOUR_SKILLS_WORKING, per_capita_cents
+from generator.population.ids import normalise
+from generator.population.reference import PROJECT_ROOT, ColumnSpec, ContractSpec
+from generator.records import Record, Value, money, write_rows
 
 ROSTER_LAYOUTS = ("agreed", "national")
 RULES_FILE = PROJECT_ROOT / "rules" / "warning_rules.yaml"
@@ -285,7 +284,7 @@ class NationalRoster:
         records: Sequence[Record],
         day: date,
     ) -> WrittenFile:
-        """The same signature as layout.write_file, so the risk days can write with it."""
+        """The same signature as layout.files.write_file, so the risk days can write with it."""
         rows = self.rows(records, day)
         written = write_file(root, spec, self.contract, rows, day)
         for source, row in zip(records, rows, strict=True):

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from generator import names
-from generator.ids import make_id
-from generator.reference import Parameters, Village
+from generator.population import names
+from generator.population.ids import make_id
+from generator.population.reference import Parameters, Village
 
 LABOUR_SKILLS_WORKING = ("普通劳动力", "技能劳动力", "弱劳动力或半劳动力")
 MONITORING_TYPES = ("脱贫不稳定户", "边缘易致贫户", "突发严重困难户")

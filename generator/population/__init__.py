@@ -1,0 +1,1 @@
+"""The county's people: names, ID numbers, households, and the reference data they come from."""

@@ -1,0 +1,1 @@
+"""Risk warnings: the rules' ground truth, the planted cases and near misses, the later days."""

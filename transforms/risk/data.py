@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from functools import partial
 from typing import Any
@@ -25,7 +25,13 @@ from transforms.risk.rules import (
     ParameterRef,
     ParamRef,
 )
-from transforms.warehouse.tables import current_rows, dim_household, dim_person, file_manifest
+from transforms.warehouse.tables import (
+    current_rows,
+    dim_household,
+    dim_person,
+    file_manifest,
+    quarantine,
+)
 
 log = logging.getLogger(__name__)
 
@@ -246,12 +252,16 @@ class CountyData:
         of the year before (prev_*).
     rows: dataset -> current rows: person_key, birth_date, sex, manifest_id, sheet, source_row,
         file_name, bureau, the contract's columns (IDs and names as stored: masked).
+    refused: dataset -> person key -> the rows of the dataset's current files refused for a
+        mistyped ID that are that roster person's (households.near_persons): the list has
+        them, with a typo, so they are not "absent" from it.
     """
 
     persons: pd.DataFrame
     households: pd.DataFrame
     rows: Mapping[str, pd.DataFrame]
     contracts: Mapping[str, Contract]
+    refused: Mapping[str, Mapping[str, list[dict[str, Any]]]] = field(default_factory=dict)
 
 
 def current_view(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
@@ -420,4 +430,51 @@ def load_county_data(conn: Connection, contracts: Iterable[Contract]) -> CountyD
     if incomes is None:
         incomes = household_incomes(pd.DataFrame())
     households = attributes.merge(incomes, on="household_id", how="left")
-    return CountyData(persons=persons, households=households, rows=rows, contracts=by_dataset)
+    return CountyData(
+        persons=persons,
+        households=households,
+        rows=rows,
+        contracts=by_dataset,
+        refused=refused_rows(conn, by_dataset),
+    )
+
+
+def refused_rows(
+    conn: Connection, contracts: Mapping[str, Contract]
+) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """dataset -> person key -> the person's rows refused for a mistyped ID in the dataset's
+    current files: where (bureau, file, sheet, row) and why, in a clerk's words."""
+    q = quarantine
+    rows = conn.execute(
+        sa.select(
+            q.c.dataset,
+            q.c.person_key,
+            q.c.column_name,
+            q.c.sheet,
+            q.c.source_row,
+            q.c.reason_zh,
+            file_manifest.c.file_name,
+            file_manifest.c.bureau,
+        )
+        .join(file_manifest, file_manifest.c.id == q.c.manifest_id)
+        .where(q.c.person_key.is_not(None))
+        .where(q.c.severity == "error")
+        .where(file_manifest.c.status.in_(("loaded", "partly_loaded")))
+        .order_by(q.c.manifest_id, q.c.source_row)
+    ).all()
+    found: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for r in rows:
+        contract = contracts.get(r.dataset)
+        if contract is None or r.column_name != contract.person_column:
+            continue
+        found.setdefault(r.dataset, {}).setdefault(r.person_key, []).append(
+            {
+                "bureau": r.bureau,
+                "dataset": r.dataset,
+                "file": r.file_name,
+                "sheet": r.sheet or "",
+                "row": int(r.source_row),
+                "reason_zh": r.reason_zh,
+            }
+        )
+    return found

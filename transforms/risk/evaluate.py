@@ -33,6 +33,7 @@ from transforms.risk.evidence import (
     ATTRIBUTE_HEADERS,
     Evaluation,
     SharedFrames,
+    absent_entry,
     build_evidence,
     column_headers,
     describe_conditions,
@@ -107,16 +108,9 @@ def _eval_person_rows(
         absent = ctx.resolve(logic.absent_counts)
         if absent is True and not relevant.empty:
             listed = set(relevant["person_key"].tolist())
+            refused = data.refused.get(contract.dataset, {})
             for r in _records(members[~members["person_key"].isin(listed)], member_read):
-                entry = {
-                    "id_masked": mask_id(norm(r["id_masked"])),
-                    "name_masked": mask_name(norm(r["name_masked"])),
-                    "values": {"absent_from": contract.dataset},
-                    "sources": [],
-                }
-                line = (
-                    f"{entry['name_masked']}（{entry['id_masked']}）不在《{contract.title_zh}》中"
-                )
+                entry, line = absent_entry(r, contract, refused)
                 entries.append((str(r["household_id"]), entry, line))
                 flagged.add(str(r["person_key"]))
         if rule.candidates:
@@ -151,21 +145,18 @@ def _eval_person_rows(
         own_rows = relevant[relevant["person_key"].isin(set(missing["person_key"].tolist()))]
         for record in _records(own_rows, read):
             by_person[record["person_key"]].append(record)
+        refused = data.refused.get(contract.dataset, {})
         for r in _records(missing, member_read):
             own = by_person.get(r["person_key"])
-            entry = {
-                "id_masked": mask_id(norm(r["id_masked"])),
-                "name_masked": mask_name(norm(r["name_masked"])),
-                "values": {},
-                "sources": [],
-            }
             if own is None:
-                line = (
-                    f"{entry['name_masked']}（{entry['id_masked']}）不在《{contract.title_zh}》中"
-                )
-                entry["values"] = {"absent_from": contract.dataset}
+                entry, line = absent_entry(r, contract, refused)
             else:
-                entry["values"] = {c: _jsonable(own[-1].get(c)) for c in columns}
+                entry = {
+                    "id_masked": mask_id(norm(r["id_masked"])),
+                    "name_masked": mask_name(norm(r["name_masked"])),
+                    "values": {c: _jsonable(own[-1].get(c)) for c in columns},
+                    "sources": [],
+                }
                 entry["sources"] = [_source(x, contract.dataset) for x in own]
                 line = f"{entry['name_masked']}（{entry['id_masked']}）" + describe_values(
                     entry["values"], headers
@@ -317,7 +308,8 @@ def _eval_household_without(
     columns = value_columns(contract, logic.match)
     flagged = sorted(candidates - ok)
     required_by: dict[str, list[dict[Any, Any]]] = defaultdict(list)
-    member_read = ("household_id", "id_masked", "name_masked", "age", "labour_skill")
+    member_read = ("person_key", "household_id", "id_masked", "name_masked", "age", "labour_skill")
+    refused = data.refused.get(contract.dataset, {})
     for r in _records(required[required["household_id"].isin(flagged)], member_read):
         required_by[r["household_id"]].append(r)
     rows_by: dict[str, list[dict[Any, Any]]] = defaultdict(list)
@@ -326,6 +318,7 @@ def _eval_household_without(
         rows_by[r["household_id"]].append(r)
     for household_id in flagged:
         persons: list[dict[str, Any]] = []
+        refused_lines = []
         for r in required_by[household_id]:
             persons.append(
                 {
@@ -335,6 +328,11 @@ def _eval_household_without(
                     "sources": [],
                 }
             )
+            if str(r["person_key"]) in refused:
+                entry, line = absent_entry(r, contract, refused)
+                persons[-1]["absence"] = entry["absence"]
+                persons[-1]["sources"] = entry["sources"]
+                refused_lines.append(line)
         sources = []
         statuses = []
         for r in rows_by[household_id]:
@@ -349,7 +347,7 @@ def _eval_household_without(
             wanted = describe_conditions(logic.requires_member, ctx, roster_headers)
             context.append(f"{wanted}的成员{names}")
         nobody = describe_conditions(logic.match, ctx, headers)
-        summary = "；".join([*context, f"无成员{nobody}（{listed}）"])
+        summary = "；".join([*context, f"无成员{nobody}（{listed}）", *refused_lines])
         household = None
         row = shared.household(household_id) if logic.household else None
         if row is not None:

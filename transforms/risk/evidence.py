@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from transforms.config.bureaus import bureau_zh
 from transforms.config.contracts import ColumnType, Contract
 from transforms.privacy.masking import mask_id, mask_name
 from transforms.risk.data import (
@@ -263,6 +264,38 @@ def make_candidate(
         township=township,
         village=village,
         evidence=evidence,
+    )
+
+
+def absent_entry(
+    member: Mapping[str, Any], contract: Contract, refused: Mapping[str, list[dict[str, Any]]]
+) -> tuple[dict[str, Any], str]:
+    """A roster member with no row in a bureau's list: the evidence entry and its line.
+
+    Absence is not a risk: the member may be missing from the list, or on it in a row refused
+    for a mistyped ID (`refused`, by person key). The entry says which (`absence`:
+    not_listed / refused), so that nobody visits a family for a clerical error."""
+    entry: dict[str, Any] = {
+        "id_masked": mask_id(norm(member["id_masked"])),
+        "name_masked": mask_name(norm(member["name_masked"])),
+        "values": {"absent_from": contract.dataset},
+        "sources": [],
+        "absence": "not_listed",
+    }
+    who = f"{entry['name_masked']}（{entry['id_masked']}）"
+    rows = refused.get(str(member["person_key"]))
+    if not rows:
+        return entry, f"{who}不在《{contract.title_zh}》中"
+    entry["absence"] = "refused"
+    entry["values"] = {"refused_in": contract.dataset}
+    entry["sources"] = [
+        {k: r[k] for k in ("bureau", "dataset", "file", "sheet", "row")} for r in rows
+    ]
+    reasons = "、".join(dict.fromkeys(str(r["reason_zh"]) for r in rows))
+    where = "、".join(str(r["row"]) for r in rows)
+    return entry, (
+        f"{who}在《{contract.title_zh}》中的记录因“{reasons}”未能入库（第{where}行），"
+        f"属数据问题，请先与{bureau_zh(contract.bureau)}核对"
     )
 
 

@@ -120,3 +120,36 @@ def test_a_days_quarantine_ties_the_mistyped_row_to_its_person(
         ).all()
     engine.dispose()
     assert [tuple(r) for r in rows] == [(2, "id_number", _key(A)), (3, "id_number", None)]
+
+
+def test_the_warning_says_the_row_was_refused_not_that_the_person_is_unlisted(
+    tmp_path: Path,
+) -> None:
+    from transforms.risk.warnings import run_warnings
+    from transforms.warehouse.risk_tables import risk_warning
+
+    settings = day_settings(tmp_path, SECRET)
+    for bureau, name, text in (
+        ("rural_revitalization", "名册.csv", ROSTER),
+        ("medical_insurance", "参保名单.csv", ENROLLMENT),
+    ):
+        folder = settings.landing_dir / bureau
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text, encoding="utf-8")
+    day = dt.date(2026, 3, 2)
+    engine, run_id = load_day(settings, day)
+    run_warnings(settings, engine, run_id, day)
+    with engine.connect() as conn:
+        evidence = conn.execute(
+            sa.select(risk_warning.c.evidence).where(risk_warning.c.rule_id == "medical_uninsured")
+        ).scalar_one()
+    engine.dispose()
+    persons = {p["name_masked"]: p for p in evidence["persons"]}
+    assert set(persons) == {"张*", "李*"}  # 张小 is insured
+    assert persons["张*"]["absence"] == "refused"
+    assert [s["row"] for s in persons["张*"]["sources"]] == [2]
+    assert persons["李*"]["absence"] == "not_listed"  # 王五's row is not 李四's
+    summary = evidence["summary_zh"]
+    assert "未能入库（第2行），属数据问题，请先与医保局核对" in summary
+    assert f"李*（{B[:6]}********{B[-4:]}）不在《城乡居民医保参保名单》中" in summary
+    assert A not in summary and B not in summary

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 
 from transforms.config.contracts import Contract, contract_by_dataset
 from transforms.config.settings import Settings
-from transforms.households.near_persons import link_quarantined, match_near_persons
+from transforms.households.near_persons import link_quarantined, match_refused_persons
 from transforms.parsing.identifiers import birth_date, sex
 from transforms.privacy.keys import person_key
 from transforms.runlog.refs import ParsedFileRef, ResolvedFileRef
@@ -79,9 +79,8 @@ def _tie_unkeyed(
     roster: Mapping[str, str],
     names_here: Mapping[str, str | None],
 ) -> int:
-    """Tie the file's rows refused for a mistyped ID to roster persons (near_persons)."""
-    contract = contract_by_dataset(result["dataset"])
-    unkeyed = load_frame(Path(result["unkeyed_path"]))
+    """Tie the file's refused rows to roster persons (near_persons)."""
+    refused = load_frame(Path(result["refused_path"]))
 
     def names_of(keys: Collection[str]) -> dict[str, str | None]:
         found = {k: names_here[k] for k in keys if k in names_here}
@@ -91,12 +90,12 @@ def _tie_unkeyed(
                 found.update(identity_names(conn, rest))
         return found
 
-    matched = match_near_persons(unkeyed, lambda i: person_key(secret, i), roster, names_of)
-    tied = link_quarantined(Path(result["issues_path"]), contract.person_column, matched)
+    matched = match_refused_persons(refused, lambda i: person_key(secret, i), roster, names_of)
+    tied = link_quarantined(Path(result["issues_path"]), matched)
     if tied:
         log.info(
-            "manifest #%s (%s): %d rows refused for a mistyped ID are roster persons (same "
-            "name, an ID one keystroke away)",
+            "manifest #%s (%s): %d refused rows are about roster persons (by their ID, or a "
+            "mistyped ID one keystroke away and the same name)",
             result["manifest_id"],
             result["dataset"],
             tied,
@@ -146,7 +145,7 @@ def resolve_households(
         }
         tied = 0
         for result in results:
-            if result.get("unkeyed_path") and mapping:
+            if result.get("refused_path") and mapping:
                 tied += _tie_unkeyed(engine, result, secret, mapping, names_here)
         resolved: list[ResolvedFileRef] = []
         for index, result in enumerate(results):

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from transforms.config.contracts import Contract, contract_by_dataset
 from transforms.config.errors import PermanentError
 from transforms.config.settings import Settings, SettingsError
-from transforms.households.near_persons import unkeyed_rows
+from transforms.households.near_persons import refused_rows
 from transforms.households.resolve import resolve_households
 from transforms.intake.discover import discover, shown
 from transforms.intake.landing import archive_file, scan_landing, sha256_of
@@ -230,11 +230,11 @@ def _parse_file(
         # data-like sheets left unread (a township sheet missing a column): (zh, en)
         "sheet_note": None if note is None else (shown(note[0], names), shown(note[1], names)),
     }
-    unkeyed = unkeyed_rows(contract, frame, outcome.issues)
-    if unkeyed is not None:
-        unkeyed_path = work / f"{manifest_id}.unkeyed.pkl"
-        save_frame(unkeyed, unkeyed_path)
-        ref["unkeyed_path"] = str(unkeyed_path)
+    refused = refused_rows(contract, frame, outcome.issues)
+    if refused is not None:
+        refused_path = work / f"{manifest_id}.refused.pkl"
+        save_frame(refused, refused_path)
+        ref["refused_path"] = str(refused_path)
     return ref
 
 

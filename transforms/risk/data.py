@@ -252,9 +252,9 @@ class CountyData:
         of the year before (prev_*).
     rows: dataset -> current rows: person_key, birth_date, sex, manifest_id, sheet, source_row,
         file_name, bureau, the contract's columns (IDs and names as stored: masked).
-    refused: dataset -> person key -> the rows of the dataset's current files refused for a
-        mistyped ID that are that roster person's (households.near_persons): the list has
-        them, with a typo, so they are not "absent" from it.
+    refused: dataset -> person key -> the rows of the dataset's current files that were refused
+        (quarantined) and are that roster person's (households.near_persons): the list has
+        them, in a row with an error, so they are not "absent" from it.
     """
 
     persons: pd.DataFrame
@@ -442,8 +442,8 @@ def load_county_data(conn: Connection, contracts: Iterable[Contract]) -> CountyD
 def refused_rows(
     conn: Connection, contracts: Mapping[str, Contract]
 ) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    """dataset -> person key -> the person's rows refused for a mistyped ID in the dataset's
-    current files: where (bureau, file, sheet, row) and why, in a clerk's words."""
+    """dataset -> person key -> the person's refused rows in the dataset's current files: where
+    (bureau, file, sheet, row) and why, in a clerk's words."""
     q = quarantine
     rows = conn.execute(
         sa.select(
@@ -463,18 +463,21 @@ def refused_rows(
         .order_by(q.c.manifest_id, q.c.source_row)
     ).all()
     found: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    seen: dict[tuple[str, str, str, str, int], dict[str, Any]] = {}
     for r in rows:
-        contract = contracts.get(r.dataset)
-        if contract is None or r.column_name != contract.person_column:
+        if r.dataset not in contracts:
             continue
-        found.setdefault(r.dataset, {}).setdefault(r.person_key, []).append(
-            {
-                "bureau": r.bureau,
-                "dataset": r.dataset,
-                "file": r.file_name,
-                "sheet": r.sheet or "",
-                "row": int(r.source_row),
-                "reason_zh": r.reason_zh,
-            }
-        )
+        where = (r.dataset, r.person_key, r.file_name, r.sheet or "", int(r.source_row))
+        if where in seen:  # a row refused for several cells: one entry, every reason
+            seen[where]["reason_zh"] += f"；{r.reason_zh}"
+            continue
+        seen[where] = entry = {
+            "bureau": r.bureau,
+            "dataset": r.dataset,
+            "file": r.file_name,
+            "sheet": r.sheet or "",
+            "row": int(r.source_row),
+            "reason_zh": r.reason_zh,
+        }
+        found.setdefault(r.dataset, {}).setdefault(r.person_key, []).append(entry)
     return found

@@ -29,9 +29,9 @@ class ParsedFileRef(TypedDict):
     sheets: list[str]  # sheet names as shown (masked)
     # data-like sheets left unread, (zh, en); a list once it has been through XCom's JSON
     sheet_note: tuple[str, str] | list[str] | None
-    # rows refused for their ID, with the ID as written and the name (plaintext: the private
-    # work folder only), for tying them to roster persons (households.near_persons)
-    unkeyed_path: NotRequired[str]
+    # the quarantined rows with their ID and name (plaintext: the private work folder only),
+    # for tying them to roster persons (households.near_persons)
+    refused_path: NotRequired[str]
 
 
 class ResolvedFileRef(ParsedFileRef):

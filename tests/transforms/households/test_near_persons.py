@@ -4,6 +4,7 @@ name, an ID one keystroke away. Never to two persons, never on the ID alone."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from pipeline_days import day_settings, load_day
 
-from transforms.households.near_persons import link_quarantined, match_near_persons
+from transforms.households.near_persons import link_quarantined, match_refused_persons
 from transforms.parsing.identifiers import check_char, near_ids
 from transforms.parsing.parse import SHEET, SOURCE_ROW
 from transforms.privacy.keys import person_key
@@ -59,20 +60,24 @@ def _key(id_number: str) -> str:
     return person_key(SECRET.encode(), id_number)
 
 
-def test_a_row_is_tied_only_by_its_name_and_only_to_one_person(tmp_path: Path) -> None:
-    unkeyed = pd.DataFrame(
+def test_a_row_is_tied_by_its_valid_id_or_by_a_near_id_and_its_name(tmp_path: Path) -> None:
+    typed = [_mistyped(A, 14), _mistyped(B, 15), _mistyped(_mistyped(A, 14), 3), B, C]
+    refused = pd.DataFrame(
         {
-            SHEET: ["s", "s", "s"],
-            SOURCE_ROW: [2, 3, 4],
-            "id_raw": [_mistyped(A, 14), _mistyped(B, 15), _mistyped(_mistyped(A, 14), 3)],
-            "name": ["张 三", "王五", "张三"],  # the second is B's ID but not B's name
+            SHEET: ["s"] * 5,
+            SOURCE_ROW: [2, 3, 4, 5, 6],
+            "id": typed,
+            "id_raw": typed,
+            # row 3 is B's ID mistyped but not B's name; row 5 is B's own (valid) ID, refused
+            # for another cell: tied whatever its name; row 6 is a valid ID off the roster
+            "name": ["张 三", "王五", "张三", "李 四四", "张小"],
         }
     )
     names = {_key(A): "张三", _key(B): "李四"}
-    matched = match_near_persons(
-        unkeyed, _key, set(names), lambda keys: {k: names[k] for k in keys}
+    matched = match_refused_persons(
+        refused, _key, set(names), lambda keys: {k: names[k] for k in keys}
     )
-    assert matched == {("s", 2): _key(A)}
+    assert matched == {("s", 2): _key(A), ("s", 5): _key(B)}
     issues = tmp_path / "issues.json"
     issues.write_text(
         '[{"sheet": "s", "source_row": 2, "column_name": "id_number"},'
@@ -80,9 +85,9 @@ def test_a_row_is_tied_only_by_its_name_and_only_to_one_person(tmp_path: Path) -
         ' {"sheet": "s", "source_row": 3, "column_name": "id_number"}]',
         encoding="utf-8",
     )
-    assert link_quarantined(issues, "id_number", matched) == 1
-    assert '"person_key"' in issues.read_text(encoding="utf-8")
-    assert issues.read_text(encoding="utf-8").count("person_key") == 1
+    assert link_quarantined(issues, matched) == 1
+    tied = json.loads(issues.read_text(encoding="utf-8"))
+    assert [i.get("person_key") for i in tied] == [_key(A), _key(A), None]
 
 
 ROSTER = (
@@ -97,6 +102,7 @@ ENROLLMENT = (
     f"张三,{_mistyped(A, 14)},2026,已参保\n"  # row 2: 张三, one digit off
     f"王五,{_mistyped(B, 15)},2026,已参保\n"  # row 3: B's ID mistyped, another name
     f"张小,{C},2026,已参保\n"
+    f"李四,{B},2026,在保\n"  # row 5: B's own ID, refused for its status
 )
 
 
@@ -119,7 +125,11 @@ def test_a_days_quarantine_ties_the_mistyped_row_to_its_person(
             .order_by(quarantine.c.source_row)
         ).all()
     engine.dispose()
-    assert [tuple(r) for r in rows] == [(2, "id_number", _key(A)), (3, "id_number", None)]
+    assert [tuple(r) for r in rows] == [
+        (2, "id_number", _key(A)),
+        (3, "id_number", None),
+        (5, "enrollment_status", _key(B)),
+    ]
 
 
 def test_the_warning_says_the_row_was_refused_not_that_the_person_is_unlisted(
@@ -148,8 +158,10 @@ def test_the_warning_says_the_row_was_refused_not_that_the_person_is_unlisted(
     assert set(persons) == {"张*", "李*"}  # 张小 is insured
     assert persons["张*"]["absence"] == "refused"
     assert [s["row"] for s in persons["张*"]["sources"]] == [2]
-    assert persons["李*"]["absence"] == "not_listed"  # 王五's row is not 李四's
+    # 李四's own row was refused for its status (王五's mistyped row is not his)
+    assert persons["李*"]["absence"] == "refused"
+    assert [s["row"] for s in persons["李*"]["sources"]] == [5]
     summary = evidence["summary_zh"]
     assert "未能入库（第2行），属数据问题，请先与医保局核对" in summary
-    assert f"李*（{B[:6]}********{B[-4:]}）不在《城乡居民医保参保名单》中" in summary
+    assert "不在《城乡居民医保参保名单》中" not in summary
     assert A not in summary and B not in summary

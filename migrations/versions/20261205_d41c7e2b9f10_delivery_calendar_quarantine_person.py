@@ -1,6 +1,7 @@
 """The delivery calendar: delivery_status per day, each dataset against when it is due (its
-contract's `delivery`), with the last delivery and whether it is late (催报); and on quarantine,
-the roster person a row refused for a mistyped ID most likely is (person_key)
+contract's `delivery`), with the last delivery and whether it is late (催报); on quarantine, the
+roster person a refused row is about (person_key); and reconciliation_item per day, members a
+rule would flag only for their absence from a bureau's list (核对清单)
 
 Rows quarantined before this revision are tied to nobody.
 
@@ -24,6 +25,29 @@ STATE_CHECK = "state IN ('on_time', 'late', 'overdue', 'never')"
 
 
 def upgrade() -> None:
+    op.create_table(
+        "reconciliation_item",
+        sa.Column("as_of_date", sa.Date(), nullable=False),
+        sa.Column("rule_id", sa.String(length=64), nullable=False),
+        sa.Column("person_key", sa.String(length=64), nullable=False),
+        sa.Column("household_id", sa.String(length=64), nullable=False),
+        sa.Column("township", sa.String(length=100), nullable=True),
+        sa.Column("village", sa.String(length=100), nullable=True),
+        sa.Column("id_masked", sa.String(length=18), nullable=True),
+        sa.Column("name_masked", sa.String(length=100), nullable=True),
+        sa.Column("dataset", sa.String(length=64), nullable=False),
+        sa.Column("bureau", sa.String(length=64), nullable=False),
+        sa.Column("kind", sa.String(length=12), nullable=False),
+        sa.Column("detail_zh", sa.Text(), nullable=False),
+        sa.Column("sources", sa.JSON(), nullable=False),
+        sa.Column("first_seen", sa.Date(), nullable=False),
+        sa.Column("deliveries_since", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(length=10), nullable=False),
+        sa.Column("run_id", sa.String(length=250), nullable=False),
+        sa.CheckConstraint("kind IN ('not_listed', 'refused')", name="ck_reconciliation_item_kind"),
+        sa.CheckConstraint("status IN ('open', 'escalated')", name="ck_reconciliation_item_status"),
+        sa.PrimaryKeyConstraint("as_of_date", "rule_id", "person_key"),
+    )
     op.create_table(
         "delivery_status",
         sa.Column("as_of_date", sa.Date(), nullable=False),
@@ -52,3 +76,4 @@ def downgrade() -> None:
         batch_op.drop_index("ix_quarantine_person_key")
         batch_op.drop_column("person_key")
     op.drop_table("delivery_status")
+    op.drop_table("reconciliation_item")

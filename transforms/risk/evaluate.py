@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from transforms.config.contracts import Contract
 from transforms.privacy.masking import mask_id, mask_name
 from transforms.risk.data import (
     _SOURCE_COLUMNS,
@@ -32,6 +33,7 @@ from transforms.risk.data import (
 from transforms.risk.evidence import (
     ATTRIBUTE_HEADERS,
     Evaluation,
+    Reconciliation,
     SharedFrames,
     absent_entry,
     build_evidence,
@@ -69,6 +71,35 @@ from transforms.risk.rules import (
 )
 
 log = logging.getLogger(__name__)
+
+
+def _absent(
+    rule: Rule,
+    contract: Contract,
+    ctx: Context,
+    member: dict[Any, Any],
+    entry: dict[str, Any],
+    line: str,
+    entries: list[tuple[str, dict[str, Any], str]],
+    out: Evaluation,
+) -> None:
+    """A member flagged for having no row: a finding, or, for a rule with `absence`, a gap for
+    the bureau to reconcile first."""
+    if rule.absence is None:
+        entries.append((str(member["household_id"]), entry, line))
+        return
+    out.reconciliations.append(
+        Reconciliation(
+            rule_id=rule.id,
+            household_id=str(member["household_id"]),
+            person_key=str(member["person_key"]),
+            dataset=contract.dataset,
+            bureau=contract.bureau,
+            entry=entry,
+            line=line,
+            parameters=_jsonable(dict(ctx.values)),
+        )
+    )
 
 
 def _eval_person_rows(
@@ -111,7 +142,7 @@ def _eval_person_rows(
             refused = data.refused.get(contract.dataset, {})
             for r in _records(members[~members["person_key"].isin(listed)], member_read):
                 entry, line = absent_entry(r, contract, refused)
-                entries.append((str(r["household_id"]), entry, line))
+                _absent(rule, contract, ctx, r, entry, line, entries, out)
                 flagged.add(str(r["person_key"]))
         if rule.candidates:
             off = hits[hits["household_id"].isna()]
@@ -150,17 +181,18 @@ def _eval_person_rows(
             own = by_person.get(r["person_key"])
             if own is None:
                 entry, line = absent_entry(r, contract, refused)
-            else:
-                entry = {
-                    "id_masked": mask_id(norm(r["id_masked"])),
-                    "name_masked": mask_name(norm(r["name_masked"])),
-                    "values": {c: _jsonable(own[-1].get(c)) for c in columns},
-                    "sources": [],
-                }
-                entry["sources"] = [_source(x, contract.dataset) for x in own]
-                line = f"{entry['name_masked']}（{entry['id_masked']}）" + describe_values(
-                    entry["values"], headers
-                )
+                _absent(rule, contract, ctx, r, entry, line, entries, out)
+                flagged.add(str(r["person_key"]))
+                continue
+            entry = {
+                "id_masked": mask_id(norm(r["id_masked"])),
+                "name_masked": mask_name(norm(r["name_masked"])),
+                "values": {c: _jsonable(own[-1].get(c)) for c in columns},
+                "sources": [_source(x, contract.dataset) for x in own],
+            }
+            line = f"{entry['name_masked']}（{entry['id_masked']}）" + describe_values(
+                entry["values"], headers
+            )
             entries.append((str(r["household_id"]), entry, line))
             flagged.add(str(r["person_key"]))
     group_findings(rule, ctx, entries, out)

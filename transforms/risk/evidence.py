@@ -65,11 +65,28 @@ class Candidate:
     evidence: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Reconciliation:
+    """A member a rule would flag only for having no row in a bureau's list: a data gap for the
+    bureau to reconcile (risk/reconcile.py), not yet a warning."""
+
+    rule_id: str
+    household_id: str
+    person_key: str
+    dataset: str
+    bureau: str
+    entry: dict[str, Any]  # the person's evidence entry (absence: not_listed / refused)
+    line: str  # what it says, in Chinese
+    parameters: dict[str, Any]
+
+
 @dataclass
 class Evaluation:
     # (household_id, rule_id) -> evidence
     findings: dict[Key, dict[str, Any]] = field(default_factory=dict)
     candidates: list[Candidate] = field(default_factory=list)
+    # members the rules would flag only for their absence from a list (rules with `absence`)
+    reconciliations: list[Reconciliation] = field(default_factory=list)
     # rule id -> roster persons the rule flagged (person-level rules)
     persons: dict[str, set[str]] = field(default_factory=dict)
     active: tuple[str, ...] = ()

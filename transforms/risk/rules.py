@@ -255,6 +255,17 @@ def _conditions_of(logic: BaseModel) -> dict[str, Conditions]:
     }
 
 
+class Absence(_Strict):
+    """How a rule treats a member it would flag only because the member has no row in the
+    bureau's list (missing from it, or listed in a row that was refused): a data gap, not a
+    risk. The gap goes to the bureau as a reconciliation item (核对清单) and becomes a warning
+    only when it persists through `escalate_after` of the bureau's later deliveries."""
+
+    escalate_after: StrictInt = Field(
+        default=2, ge=1, description="later deliveries the gap must persist through"
+    )
+
+
 class Rule(_Strict):
     id: str
     name_zh: str
@@ -268,6 +279,17 @@ class Rule(_Strict):
     )
     parameters: tuple[ParameterSet, ...] = Field(min_length=1)
     logic: Logic
+    # which conditions are absence conditions: a person_rows rule flagging members with no
+    # matching row (signal_when: none) or absent from the list (absent_counts) must say
+    absence: Absence | None = None
+
+    @property
+    def counts_absence(self) -> bool:
+        """Whether the rule can flag a member for having no row in its dataset."""
+        logic = self.logic
+        return isinstance(logic, PersonRows) and (
+            logic.signal_when == "none" or logic.absent_counts is not False
+        )
 
     @model_validator(mode="after")
     def _consistent(self) -> Rule:
@@ -294,6 +316,14 @@ class Rule(_Strict):
                     raise ValueError(f"{self.id}: unknown person attribute {condition.column!r}")
                 if part == "household" and condition.column not in HOUSEHOLD_ATTRIBUTES:
                     raise ValueError(f"{self.id}: unknown household attribute {condition.column!r}")
+        if self.counts_absence and self.absence is None:
+            raise ValueError(
+                f"{self.id}: a member without a row in {dataset!r} may be missing from the list "
+                "or listed in a refused row: say how the rule treats it (absence: "
+                "{escalate_after: N})"
+            )
+        if self.absence is not None and not self.counts_absence:
+            raise ValueError(f"{self.id}: absence applies to rules that count absence")
         if self.candidates:
             if not isinstance(self.logic, PersonRows | PersonAmount):
                 raise ValueError(f"{self.id}: only person_rows/person_amount list candidates")

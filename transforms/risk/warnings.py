@@ -36,6 +36,7 @@ from transforms.risk.delivery import mark_stale, record_deliveries
 from transforms.risk.evaluate import evaluate
 from transforms.risk.indicators import compute_indicators
 from transforms.risk.lifecycle import store_day
+from transforms.risk.reconcile import settle_reconciliations
 from transforms.risk.rules import (
     default_configuration,
     plan_rules,
@@ -88,6 +89,7 @@ def run_warnings(settings: Settings, engine: Engine, run_id: str, day: dt.date) 
         data = load_county_data(conn, contracts)
         evaluation = evaluate(plan, data, day, parameters)
         deliveries = record_deliveries(conn, run_id, day, contracts)
+        gaps = settle_reconciliations(conn, run_id, day, evaluation, by_id, data)
         stale_marked = mark_stale(evaluation, by_id, deliveries)
         stored = store_day(conn, run_id, day, by_id, evaluation, data)
         rows = compute_indicators(data, evaluation, indicators, parameters, villages, day, names)
@@ -115,12 +117,21 @@ def run_warnings(settings: Settings, engine: Engine, run_id: str, day: dt.date) 
             insufficient_data={
                 s.code: s.reason_zh for s in statuses if s.status == "insufficient_data"
             },
+            reconciliation_open=gaps["open"],
+            reconciliation_escalated=gaps["escalated"],
             late_deliveries={d.dataset: d.state for d in deliveries if d.needs_reminder},
             stale_evidence=stale_marked,
         )
     for d in deliveries:
         if d.needs_reminder:
             log.warning("delivery %s: %s", d.dataset, d.describe_zh())
+    log.info(
+        "gaps in the bureaus' lists to reconcile first (核对清单) %s: %d open, %d escalated to "
+        "warnings after repeated deliveries",
+        day,
+        gaps["open"],
+        gaps["escalated"],
+    )
     log.info(
         "warnings %s: %d open (%d new, %d reopened, %d still open), %d resolved, %d candidates",
         day,

@@ -28,6 +28,7 @@ from transforms.warehouse.risk_tables import (
     delivery_status,
     inclusion_candidate,
     plan_indicator,
+    reconciliation_item,
     risk_warning,
     rule_status,
 )
@@ -59,6 +60,7 @@ PLATFORM_VIEWS: tuple[PlatformView, ...] = (
     PlatformView("v_platform_plan_indicators", plan_indicator, None),
     PlatformView("v_platform_rule_status", rule_status, None),
     PlatformView("v_platform_inclusion_candidates", inclusion_candidate, None),
+    PlatformView("v_platform_reconciliation", reconciliation_item, None),
     PlatformView("v_platform_delivery", delivery_status, None),
 )
 if {v.view for v in PLATFORM_VIEWS} != set(views.VIEWS):

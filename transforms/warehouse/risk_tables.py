@@ -11,6 +11,9 @@ alike; importing this module also registers the platform views (transforms/wareh
 - `plan_indicator`: per day, the plan's indicators per county, township (and village).
 - `rule_status`: per day, whether each rule and indicator could be computed, and if not
   (数据不足) which of its inputs were not delivered.
+- `reconciliation_item`: per day, members a rule would flag only for their absence from a
+  bureau's list (missing, or listed in a refused row): a gap for the bureau (核对清单), open,
+  or escalated to a warning once it persisted through the rule's `escalate_after` deliveries.
 - `delivery_status`: per day, each dataset against its delivery calendar (transforms.intake.
   delivery): due date, last delivery, on time or late (催报).
 """
@@ -29,6 +32,8 @@ LEVELS = ("county", "township", "village")
 # whether a rule or indicator could be computed on a day (insufficient_data: 数据不足)
 COMPUTE_STATUSES = ("computed", "insufficient_data")
 STATUS_KINDS = ("rule", "indicator")
+RECONCILIATION_KINDS = ("not_listed", "refused")
+RECONCILIATION_STATUSES = ("open", "escalated")
 # transforms.intake.delivery.STATES
 DELIVERY_STATES = ("on_time", "late", "overdue", "never")
 
@@ -154,6 +159,36 @@ rule_status = sa.Table(
     sa.Column("run_id", sa.String(250), nullable=False),
     sa.CheckConstraint(_in("kind", STATUS_KINDS), name="ck_rule_status_kind"),
     sa.CheckConstraint(_in("status", COMPUTE_STATUSES), name="ck_rule_status_status"),
+)
+
+reconciliation_item = sa.Table(
+    "reconciliation_item",
+    metadata,
+    sa.Column("as_of_date", sa.Date, primary_key=True),
+    sa.Column("rule_id", sa.String(64), primary_key=True),
+    # the keyed hash of the member's ID (transforms.privacy.keys)
+    sa.Column("person_key", sa.String(64), primary_key=True),
+    sa.Column("household_id", sa.String(64), nullable=False),
+    sa.Column("township", sa.String(100)),
+    sa.Column("village", sa.String(100)),
+    sa.Column("id_masked", sa.String(18)),
+    sa.Column("name_masked", sa.String(100)),
+    sa.Column("dataset", sa.String(64), nullable=False),
+    sa.Column("bureau", sa.String(64), nullable=False),
+    # not_listed: not in the list at all; refused: listed in a row that was quarantined
+    sa.Column("kind", sa.String(12), nullable=False),
+    sa.Column("detail_zh", sa.Text, nullable=False),
+    # the refused rows (bureau, file, sheet, row), masked
+    sa.Column("sources", sa.JSON, nullable=False),
+    sa.Column("first_seen", sa.Date, nullable=False),
+    # the bureau's deliveries of the dataset since first_seen, the gap still there
+    sa.Column("deliveries_since", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(10), nullable=False),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.CheckConstraint(_in("kind", RECONCILIATION_KINDS), name="ck_reconciliation_item_kind"),
+    sa.CheckConstraint(
+        _in("status", RECONCILIATION_STATUSES), name="ck_reconciliation_item_status"
+    ),
 )
 
 delivery_status = sa.Table(

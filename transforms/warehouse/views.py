@@ -105,6 +105,24 @@ RULE_STATUS_COLUMNS: Mapping[str, str] = {
     "missing_inputs": "未报送的数据集或列（JSON）/ inputs not delivered, as JSON",
 }
 
+RECONCILIATION_COLUMNS: Mapping[str, str] = {
+    "as_of_date": "日期（县日）/ county day",
+    "rule_id": "预警规则编号 / warning rule",
+    "household_id": "户编号 / household ID",
+    "township": "乡（镇）/ township",
+    "village": "行政村 / village",
+    "id_masked": "身份证号（脱敏）/ ID, masked",
+    "name_masked": "姓名（脱敏）/ name, masked",
+    "bureau": "需核对的部门 / bureau to reconcile with",
+    "dataset": "名单 / the bureau's list",
+    "kind": "not_listed 不在名单中、refused 名单中该人记录有误未入库 / kind of gap",
+    "detail_zh": "说明（脱敏）/ what is missing and why, masked",
+    "sources": "有误记录的文件、工作表、行（JSON）/ the refused rows",
+    "first_seen": "首次发现日期 / first day seen",
+    "deliveries_since": "此后该部门报送次数 / deliveries since, gap still there",
+    "status": "open 待核对、escalated 已转为预警 / open or escalated to a warning",
+}
+
 DELIVERY_COLUMNS: Mapping[str, str] = {
     "as_of_date": "日期（县日）/ county day",
     "bureau": "部门代码 / bureau code",
@@ -185,6 +203,15 @@ VIEWS: Mapping[str, View] = {
         lambda cols: (
             f"SELECT {_columns(cols, 'r')} FROM rule_status r "
             "WHERE r.as_of_date = (SELECT MAX(d.as_of_date) FROM rule_status d)"
+        ),
+    ),
+    "v_platform_reconciliation": View(
+        "核对清单：因不在部门名单中或名单记录有误而未作为预警的人员（最近一日，脱敏）/ gaps in "
+        "the bureaus' lists to reconcile before any visit, latest day, masked",
+        lambda: RECONCILIATION_COLUMNS,
+        lambda cols: (
+            f"SELECT {_columns(cols, 'r')} FROM reconciliation_item r "
+            "WHERE r.as_of_date = (SELECT MAX(m.as_of_date) FROM reconciliation_item m)"
         ),
     ),
     "v_platform_delivery": View(

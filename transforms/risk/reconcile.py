@@ -1,0 +1,129 @@
+"""Absence is not evidence: the day's gaps in the bureaus' lists, settled.
+
+A member a rule would flag only for having no row in a bureau's list (missing from it, or listed
+in a row that was refused: risk.evidence.absent_entry) is not sent to the township. The gap is
+recorded for the bureau to reconcile (`reconciliation_item`, the platform's
+v_platform_reconciliation, the bureau's 核对清单 workbook) and becomes a warning only when it
+persists through the rule's `absence.escalate_after` later deliveries of the dataset: the list
+was sent again and again and the member is still not in it.
+
+A gap's age runs from the first day of its unbroken run of days (a gap that went away and came
+back starts again).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from transforms.intake.delivery import delivered_days
+from transforms.risk.data import CountyData
+from transforms.risk.evidence import Evaluation, Reconciliation
+from transforms.risk.rules import Rule
+from transforms.warehouse.risk_tables import reconciliation_item
+
+
+def _previous(conn: Connection, day: dt.date) -> dict[tuple[str, str], dt.date]:
+    """(rule, person) -> first_seen of the gaps recorded on the latest day before `day`."""
+    t = reconciliation_item
+    before = conn.execute(
+        sa.select(sa.func.max(t.c.as_of_date)).where(t.c.as_of_date < day)
+    ).scalar()
+    if before is None:
+        return {}
+    rows = conn.execute(
+        sa.select(t.c.rule_id, t.c.person_key, t.c.first_seen).where(t.c.as_of_date == before)
+    ).all()
+    found = {}
+    for rule_id, key, first in rows:
+        found[(rule_id, key)] = (
+            first if isinstance(first, dt.date) else dt.date.fromisoformat(first)
+        )
+    return found
+
+
+def _escalate(evaluation: Evaluation, item: Reconciliation, rule: Rule, deliveries: int) -> None:
+    """The gap outlived the bureau's deliveries: a warning, merged into the household's."""
+    note = f"（{deliveries}次报送后仍未核对更正，转为预警）"
+    entry = {**item.entry, "escalated_after": deliveries}
+    key = (item.household_id, rule.id)
+    finding = evaluation.findings.get(key)
+    if finding is None:
+        evaluation.findings[key] = {
+            "rule_id": rule.id,
+            "rule_zh": rule.name_zh,
+            "parameters": item.parameters,
+            "summary_zh": item.line + note,
+            "persons": [entry],
+        }
+        return
+    finding.setdefault("persons", []).append(entry)
+    finding["summary_zh"] = f"{finding['summary_zh']}；{item.line}{note}"
+
+
+def settle_reconciliations(
+    conn: Connection,
+    run_id: str,
+    day: dt.date,
+    evaluation: Evaluation,
+    rules: Mapping[str, Rule],
+    data: CountyData,
+) -> dict[str, int]:
+    """Record the day's gaps (replacing any earlier computation of the day); the ones that
+    persisted through their rule's deliveries become findings. Returns the counts."""
+    previous = _previous(conn, day)
+    delivered = delivered_days(conn)
+    places = _places(data)
+    rows: list[dict[str, Any]] = []
+    counts = {"open": 0, "escalated": 0}
+    for item in sorted(evaluation.reconciliations, key=lambda i: (i.rule_id, i.person_key)):
+        rule = rules[item.rule_id]
+        assert rule.absence is not None  # only rules with `absence` reconcile
+        first = previous.get((item.rule_id, item.person_key), day)
+        since = sum(1 for d in delivered.get(item.dataset, ()) if first < d <= day)
+        status = "escalated" if since >= rule.absence.escalate_after else "open"
+        if status == "escalated":
+            _escalate(evaluation, item, rule, since)
+        counts[status] += 1
+        township, village = places.get(item.household_id, (None, None))
+        rows.append(
+            {
+                "as_of_date": day,
+                "rule_id": item.rule_id,
+                "person_key": item.person_key,
+                "household_id": item.household_id,
+                "township": township,
+                "village": village,
+                "id_masked": item.entry.get("id_masked"),
+                "name_masked": item.entry.get("name_masked"),
+                "dataset": item.dataset,
+                "bureau": item.bureau,
+                "kind": item.entry.get("absence", "not_listed"),
+                "detail_zh": item.line,
+                "sources": item.entry.get("sources", []),
+                "first_seen": first,
+                "deliveries_since": since,
+                "status": status,
+                "run_id": run_id,
+            }
+        )
+    conn.execute(reconciliation_item.delete().where(reconciliation_item.c.as_of_date == day))
+    if rows:
+        conn.execute(reconciliation_item.insert(), rows)
+    return counts
+
+
+def _places(data: CountyData) -> dict[str, tuple[str | None, str | None]]:
+    households = data.households
+    if households.empty or "township" not in households:
+        return {}
+    return {
+        str(h): (None if t is None or t != t else str(t), None if v is None or v != v else str(v))
+        for h, t, v in zip(
+            households["household_id"], households["township"], households["village"], strict=True
+        )
+    }

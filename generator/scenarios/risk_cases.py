@@ -15,8 +15,10 @@ from generator.population.county import (
 from generator.records import Record
 from generator.scenarios.risk_plan import (
     ELDER,
+    GAP,
     LISTED,
     NO,
+    NO_GAP,
     SPOUSE,
     UNLISTED,
     WORKER,
@@ -138,9 +140,32 @@ class RiskPlan(PlanBase):
         self.change(2, row, enrollment_status="已参保", subsidised="是")
         self.change(3, row, enrollment_status="停保", subsidised="否")
         self.expect("medical_uninsured", p, "未参保；补缴参保；停保", d1=YES, d2=NO, d3=YES)
+        # absence is not a risk: a member the list lacks is a gap for the bureau to reconcile
         p = self.household((WORKER, SPOUSE)).members[1]
         self._enrolment_of(p).values.update(insurance_year=year - 1)
-        self.expect("medical_uninsured", p, "只有上年度的参保记录", d1=YES)
+        self.expect("medical_uninsured", p, "只有上年度的参保记录：不在本年度名单中", d1=GAP)
+        p = self.household((WORKER, SPOUSE)).members[1]
+        self.planted["enrollment"].remove(self._enrolment_of(p))
+        self.add(2, self.enrollment(p, year, "已参保"))
+        self.expect("medical_uninsured", p, "不在名单中；次日补报已参保", d1=GAP, d2=NO_GAP)
+        self.expect("medical_uninsured", p, "不在名单中；次日补报已参保", d1=NO, d2=NO, d3=NO)
+        p = self.household((WORKER, SPOUSE)).members[1]
+        self.planted["enrollment"].remove(self._enrolment_of(p))
+        self.expect(
+            "medical_uninsured",
+            p,
+            "始终不在名单中：两次再报送后转为预警",
+            d1=GAP,
+            d2=GAP,
+            d3=NO_GAP,
+        )
+        self.expect("medical_uninsured", p, "始终不在名单中", d1=NO, d2=NO, d3=YES)
+        p = self.household((WORKER, SPOUSE)).members[1]
+        row = self._enrolment_of(p)
+        typed = str(row.values["id_number"])
+        row.raw["id_number"] = typed[:17] + ("1" if typed[17] != "1" else "2")
+        row.defect = ("id_number", "id_checksum")
+        self.expect("medical_uninsured", p, "参保记录的身份证号校验位录错", d1=GAP, d2=GAP)
         p = self.household((WORKER, SPOUSE)).members[1]
         self.add(1, self.enrollment(p, year - 1, "未参保"))
         self.expect("medical_uninsured", p, "上年未参保，本年已参保", d1=NO)

@@ -53,14 +53,16 @@ ELDER = Member("户主", 70, labour="无劳动力")
 # what a planted case expects on a day: a warning for its household or not; on the candidates
 # list or not (people off the roster)
 YES, NO, LISTED, UNLISTED = "signal", "no_signal", "candidate", "no_candidate"
+# a member flagged only for their absence from a list: a gap for the bureau, not a warning
+GAP, NO_GAP = "gap", "no_gap"
 
 
 @dataclass(frozen=True)
 class Case:
     day: int
     rule_id: str
-    subject: str  # 户编号, or the ID number of someone off the roster
-    expected: str  # signal | no_signal | candidate | no_candidate
+    subject: str  # 户编号, or the ID number of someone off the roster or with a gap
+    expected: str  # signal | no_signal | candidate | no_candidate | gap | no_gap
     case: str
 
 
@@ -239,7 +241,7 @@ class PlanBase:
         """Expectations by day (d1=..., d2=...): warnings are about the household, candidates
         about the person."""
         for name, expected in days.items():
-            if expected in (LISTED, UNLISTED):
+            if expected in (LISTED, UNLISTED, GAP, NO_GAP):
                 assert isinstance(subject, Person)
                 key = subject.id_number
             else:

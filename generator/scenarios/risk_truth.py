@@ -28,6 +28,7 @@ EXTENSION_DATASETS = ("disabled_persons",)
 DROPS_FOLDER = "drops"
 WARNINGS_COLUMNS = ("day", "household_id", "rule_id", "status", "transition")
 CANDIDATES_COLUMNS = ("day", "rule_id", "dataset", "id_number", "township", "village")
+RECONCILIATION_COLUMNS = ("day", "rule_id", "household_id", "id_number", "kind", "status")
 SCENARIO_COLUMNS = ("day", "rule_id", "subject", "expected", "case")
 FILES_COLUMNS = ("day", "file", "dataset", "rows")
 
@@ -42,6 +43,9 @@ class RuleConfig:
     enabled: bool
     datasets: tuple[str, ...]
     parameters: tuple[tuple[date, dict[str, Any]], ...]
+    # `absence: {escalate_after: N}`: members flagged for having no row are gaps for the bureau
+    # until they persist through N later deliveries
+    escalate_after: int | None = None
 
     def values_on(self, day: date) -> dict[str, Any] | None:
         current = None
@@ -62,6 +66,7 @@ def load_rule_configs(path: Path = RULES_FILE) -> dict[str, RuleConfig]:
             parameters=tuple(
                 (p["effective_from"], dict(p.get("values") or {})) for p in r["parameters"]
             ),
+            escalate_after=(r.get("absence") or {}).get("escalate_after"),
         )
         for r in raw["rules"]
     }
@@ -75,6 +80,41 @@ class Row:
     values: dict[str, Value]
     person: str  # the normalised ID
     valid: bool
+    # a refused row the pipeline can tie to its person: its ID is intact (another cell was
+    # wrong), or mistyped by one keystroke with the name intact
+    tied: bool = False
+
+
+def one_keystroke(typed: str, meant: str) -> bool:
+    """Whether `typed` is `meant` with one character mistyped, two neighbours swapped, or one
+    character left out or typed twice."""
+    if typed == meant:
+        return False
+    if len(typed) == len(meant):
+        diff = [i for i, (a, b) in enumerate(zip(typed, meant, strict=True)) if a != b]
+        if len(diff) == 1:
+            return True
+        if len(diff) != 2:
+            return False
+        i, j = diff
+        return j == i + 1 and typed[i] == meant[j] and typed[j] == meant[i]
+    if abs(len(typed) - len(meant)) != 1:
+        return False
+    short, long = sorted((typed, meant), key=len)
+    return any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
+
+
+def _tied(record: Record, column: str) -> bool:
+    if record.defect is None:
+        return False
+    defect_column, rule = record.defect
+    if defect_column != column:
+        return True  # the ID itself is as it should be
+    if rule == "missing_required":
+        return False
+    raw = record.raw.get(column)
+    typed = str(int(raw)) if isinstance(raw, float) else normalise(str(raw))
+    return one_keystroke(typed, normalise(str(record.values[column])))
 
 
 @dataclass(frozen=True)
@@ -106,6 +146,7 @@ def snapshot(
             view(r.values) if view is not None else dict(r.values),
             normalise(str(r.values[column])),
             r.valid,
+            _tied(r, column),
         )
         for r in records
     )
@@ -169,6 +210,16 @@ class DayView:
             ]
         roster_rows = [r for f in current.get("roster", []) for r in f.rows if r.valid]
         self._roster(roster_rows)
+        # dataset -> roster persons with a refused row in its current files, tied to them
+        self.refused: dict[str, set[str]] = {
+            dataset: {
+                r.person
+                for f in dataset_files
+                for r in f.rows
+                if r.tied and r.person in self.household_of
+            }
+            for dataset, dataset_files in current.items()
+        }
 
     def _roster(self, rows: list[Row]) -> None:
         last: dict[str, Row] = {}
@@ -232,6 +283,16 @@ class CandidateTruth:
     village: str
 
 
+@dataclass(frozen=True)
+class GapTruth:
+    """A member a rule would flag only for having no row in the bureau's list."""
+
+    rule_id: str
+    dataset: str
+    person: str
+    kind: str  # not_listed | refused
+
+
 def _age(person: str, day: date) -> int:
     return age_on(birth_date(person), day)
 
@@ -242,11 +303,22 @@ def evaluate(
     rules: Mapping[str, RuleConfig],
     params: Parameters,
     datasets: Iterable[str],
-) -> tuple[set[tuple[str, str]], set[CandidateTruth]]:
-    """(household, rule) pairs with a signal on `day`, and the candidates off the roster."""
+) -> tuple[set[tuple[str, str]], set[CandidateTruth], set[GapTruth]]:
+    """(household, rule) pairs with a signal on `day`, the candidates off the roster, and the
+    members flagged only for their absence from a list (rules with `absence`: gaps for the
+    bureau, not signals; risks.finish escalates the ones that persist)."""
     available = set(datasets)
     signals: set[tuple[str, str]] = set()
     candidates: set[CandidateTruth] = set()
+    gaps: set[GapTruth] = set()
+
+    def absent(rule_id: str, dataset: str, person: str) -> None:
+        if rules[rule_id].escalate_after is None:
+            flag(rule_id, person)
+            return
+        kind = "refused" if person in view.refused.get(dataset, set()) else "not_listed"
+        gaps.add(GapTruth(rule_id, dataset, person, kind))
+
     rostered = view.household_of
     year_start = date(day.year, 1, 1)
 
@@ -356,9 +428,14 @@ def evaluate(
         ]
         if this_year:
             insured = {r.person for r in this_year if r.values["enrollment_status"] == "已参保"}
+            listed = {r.person for r in this_year}
             for person in rostered:
-                if person not in insured:
-                    flag("medical_uninsured", person)
+                if person in insured:
+                    continue
+                if person in listed:
+                    flag("medical_uninsured", person)  # the list says: not insured
+                else:
+                    absent("medical_uninsured", "enrollment", person)
 
     if (p := running("dropout")) is not None:
         low, high = int(p["age_min"]), int(p["age_max"])
@@ -377,7 +454,7 @@ def evaluate(
         if p["absent_counts"] and view.rows.get("students"):
             for person in rostered:
                 if child(person) and person not in students:
-                    flag("dropout", person)
+                    absent("dropout", "students", person)
 
     if (p := running("education_fees")) is not None:
         limit = p["threshold"] * 100
@@ -461,7 +538,7 @@ def evaluate(
         ):
             flag("disability_new", person)
 
-    return signals, candidates
+    return signals, candidates, gaps
 
 
 def lifecycle(

@@ -44,6 +44,7 @@ from generator.scenarios.risk_truth import (
     CANDIDATES_COLUMNS,
     DROPS_FOLDER,
     FILES_COLUMNS,
+    RECONCILIATION_COLUMNS,
     RULES_FILE,
     SCENARIO_COLUMNS,
     WARNINGS_COLUMNS,
@@ -57,6 +58,15 @@ from generator.scenarios.risk_truth import (
 )
 
 # --- the generator's hook: later days and the truth files ---------------------------------------
+
+
+@dataclass(frozen=True)
+class DayTruth:
+    day: date
+    signals: set[tuple[str, str]]
+    candidates: set[CandidateTruth]
+    # (rule, person) -> open | escalated: members flagged only for their absence from a list
+    gaps: dict[tuple[str, str], str]
 
 
 @dataclass(frozen=True)
@@ -148,7 +158,10 @@ def finish(
         files.append(snap(1, "roster", spec.name, previous))
         listing.append((first.isoformat(), spec.relative_path, "roster", len(previous)))
 
-    results: list[tuple[date, set[tuple[str, str]], set[CandidateTruth]]] = []
+    results: list[DayTruth] = []
+    gap_rows: list[tuple[str, str, str, str, str, str]] = []
+    # (rule, person) -> the day index its unbroken run of gap days began
+    running_gaps: dict[tuple[str, str], int] = {}
     drops: list[Path] = []
     for index in range(1, days + 1):
         day = first + timedelta(days=index - 1)
@@ -164,18 +177,40 @@ def finish(
                 listing.append(
                     (day.isoformat(), spec.relative_path, dataset, len(records[dataset]))
                 )
-        signals, candidates = evaluate(DayView(files), day, rules, params, contracts)
+        view = DayView(files)
+        signals, candidates, gaps = evaluate(view, day, rules, params, contracts)
         signals = {s for s in signals if s[1] not in excluded}
         candidates = {c for c in candidates if c.rule_id not in excluded}
-        results.append((day, signals, candidates))
+        statuses: dict[tuple[str, str], str] = {}
+        today: dict[tuple[str, str], int] = {}
+        for gap in sorted(gaps, key=lambda g: (g.rule_id, g.person)):
+            if gap.rule_id in excluded:
+                continue
+            key = (gap.rule_id, gap.person)
+            today[key] = began = running_gaps.get(key, index)
+            # the bureau sent its list again this many times since, the member still not in it
+            since = sum(1 for f in files if f.dataset == gap.dataset and began < f.day <= index)
+            escalate_after = rules[gap.rule_id].escalate_after
+            assert escalate_after is not None
+            statuses[key] = "escalated" if since >= escalate_after else "open"
+            household = view.household_of[gap.person]
+            if statuses[key] == "escalated":
+                signals.add((household, gap.rule_id))
+            gap_rows.append(
+                (day.isoformat(), gap.rule_id, household, gap.person, gap.kind, statuses[key])
+            )
+        running_gaps = today
+        results.append(DayTruth(day, signals, candidates, statuses))
 
     truth_dir.mkdir(parents=True, exist_ok=True)
-    warnings = lifecycle([(day, signals) for day, signals, _ in results])
+    warnings = lifecycle([(r.day, r.signals) for r in results])
+    write_rows(truth_dir / "reconciliation.csv", RECONCILIATION_COLUMNS, sorted(gap_rows))
     write_rows(truth_dir / "warnings.csv", WARNINGS_COLUMNS, warnings)
     candidate_rows = sorted(
         (day.isoformat(), c.rule_id, c.dataset, c.id_number, c.township, c.village)
-        for day, _, candidates in results
-        for c in candidates
+        for r in results
+        for c in r.candidates
+        for day in (r.day,)
     )
     write_rows(truth_dir / "candidates.csv", CANDIDATES_COLUMNS, candidate_rows)
     cases = [c for c in plan.cases if c.rule_id not in excluded] if plan is not None else []
@@ -198,7 +233,7 @@ def finish(
         )
         _check_cases(cases, results, first)
     return RiskSummary(
-        days=tuple(day for day, _, _ in results),
+        days=tuple(r.day for r in results),
         warnings=len(warnings),
         candidates=len(candidate_rows),
         drops=tuple(drops),
@@ -208,17 +243,21 @@ def finish(
 
 def _check_cases(
     cases: Sequence[Case],
-    results: Sequence[tuple[date, set[tuple[str, str]], set[CandidateTruth]]],
+    results: Sequence[DayTruth],
     first: date,
 ) -> None:
     """Every planted case must come out as intended: a generator bug otherwise."""
     for case in cases:
         if case.day > len(results):
             continue
-        _, signals, candidates = results[case.day - 1]
+        truth = results[case.day - 1]
+        signals, candidates = truth.signals, truth.candidates
         if case.expected in ("signal", "no_signal"):
             got = (case.subject, case.rule_id) in signals
             wanted = case.expected == "signal"
+        elif case.expected in ("gap", "no_gap"):
+            got = truth.gaps.get((case.rule_id, case.subject)) == "open"
+            wanted = case.expected == "gap"
         else:
             got = any(c.rule_id == case.rule_id and c.id_number == case.subject for c in candidates)
             wanted = case.expected == "candidate"

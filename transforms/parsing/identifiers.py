@@ -151,7 +151,8 @@ def near_ids(raw: str | None) -> set[str]:
     """The valid IDs one keystroke away from a malformed one: a digit mistyped (the check
     character included), two neighbours swapped, one digit left out or typed twice.
 
-    An ID a clerk mistyped is still somebody's: matched with the name on the same row, this is
+    A letter typed in place of a digit counts as a mistyped digit. An ID a clerk mistyped is
+    still somebody's: matched with the name on the same row, this is
     how a row quarantined for its ID is tied to the roster person it most likely is (so a
     warning does not call that person "not on the list"). A value that is already valid, or
     too far from an ID, has none. Never raises.
@@ -159,7 +160,7 @@ def near_ids(raw: str | None) -> set[str]:
     s = normalize_id(raw)
     if s is None or (len(s) == 18 and checksum_ok(s)) or not 17 <= len(s) <= 19:
         return set()
-    if not re.fullmatch(r"[0-9]{16,19}X?", s):
+    if not re.fullmatch(r"[0-9A-Z]{17,19}", s):
         return set()
     shapes: set[str] = set()
     if len(s) == 18:
@@ -173,6 +174,7 @@ def near_ids(raw: str | None) -> set[str]:
             shapes.add(swapped)
         shapes.add(body + "?")  # the check character mistyped: any body is kept as it is
     elif len(s) == 17:
+        shapes.add(s + "?")  # the check character left out (an X cannot be inserted as a digit)
         for i in range(18):
             for digit in "0123456789":
                 shapes.add(s[:i] + digit + s[i:])
@@ -184,7 +186,7 @@ def near_ids(raw: str | None) -> set[str]:
         if not _DIGITS17_RE.match(body) or _birth_date_or_none(body + "0") is None:
             continue
         check = check_char(body)
-        if last in ("?", check) or (len(s) == 17 and shape[17:] == check):
+        if last in ("?", check):
             found.add(body + check)
     found.discard(s)
     return found

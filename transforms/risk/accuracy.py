@@ -21,6 +21,7 @@ from transforms.risk.inputs import (
 )
 from transforms.warehouse.risk_tables import (
     inclusion_candidate,
+    reconciliation_item,
     risk_warning_event,
     rule_status,
 )
@@ -72,6 +73,9 @@ class Accuracy:
     days: tuple[str, ...]
     warnings: dict[str, Score]
     candidates: dict[str, Score]
+    # members flagged only for their absence from a list: gaps for the bureau (day, household,
+    # person, not_listed/refused, open/escalated), measured apart from the warnings
+    reconciliations: dict[str, Score]
     # a few (day, rule, household/person, event) differences, for the reader
     examples: tuple[str, ...]
     # rules the truth says the roster cannot feed (not_computable.csv) -> the days the
@@ -82,7 +86,11 @@ class Accuracy:
     def perfect(self) -> bool:
         return not any(self.not_computable.values()) and all(
             s.matched == s.expected == s.found
-            for s in (*self.warnings.values(), *self.candidates.values())
+            for s in (
+                *self.warnings.values(),
+                *self.candidates.values(),
+                *self.reconciliations.values(),
+            )
         )
 
 
@@ -120,6 +128,14 @@ def warnings_accuracy(engine: Engine, truth_dir: Path, secret: str | None) -> Ac
                 )
             )
         ]
+        found_gaps = [
+            (r.rule_id, (r.as_of_date.isoformat(), r.household_id, r.person_key, r.kind, r.status))
+            for r in conn.execute(
+                sa.select(reconciliation_item).where(
+                    reconciliation_item.c.as_of_date.in_([dt.date.fromisoformat(d) for d in days])
+                )
+            )
+        ]
         rs = rule_status
         unfed = {
             (r.code, r.as_of_date.isoformat())
@@ -140,14 +156,31 @@ def warnings_accuracy(engine: Engine, truth_dir: Path, secret: str | None) -> Ac
         )
         for r in truth_candidates
     ]
+    gaps_truth = truth_dir / "reconciliation.csv"
+    expected_gaps = [
+        (
+            r["rule_id"],
+            (
+                r["day"],
+                r["household_id"],
+                person_key(key, r["id_number"]),
+                r["kind"],
+                r["status"],
+            ),
+        )
+        for r in (_read_truth(gaps_truth) if gaps_truth.exists() else [])
+    ]
     differences = sorted(
         [f"missing {rule} {item}" for rule, item in set(expected) - set(found)]
         + [f"unexpected {rule} {item}" for rule, item in set(found) - set(expected)]
+        + [f"missing gap {rule} {item}" for rule, item in set(expected_gaps) - set(found_gaps)]
+        + [f"unexpected gap {rule} {item}" for rule, item in set(found_gaps) - set(expected_gaps)]
     )
     return Accuracy(
         days=tuple(days),
         warnings=score(expected, found),
         candidates=score(expected_candidates, found_candidates),
+        reconciliations=score(expected_gaps, found_gaps),
         examples=tuple(differences[:20]),
         not_computable=not_computable,
     )
@@ -172,6 +205,10 @@ def format_accuracy(accuracy: Accuracy) -> str:
         "Household warnings (day, household, new/still_open/resolved/reopened):", accuracy.warnings
     )
     lines += table("Inclusion candidates (day, person, township, village):", accuracy.candidates)
+    lines += table(
+        "Gaps to reconcile, not warnings (day, household, person, kind, open/escalated):",
+        accuracy.reconciliations,
+    )
     if accuracy.not_computable:
         lines.append("Rules the roster's layout cannot feed (expected 数据不足 every day):")
         for rule_id, missed in accuracy.not_computable.items():

@@ -203,6 +203,11 @@ def flagged(evaluation: Evaluation) -> set[str]:
     return {household for household, _ in evaluation.findings}
 
 
+def gaps(evaluation: Evaluation) -> dict[str, str]:
+    """household -> not_listed / refused: members flagged only for their absence."""
+    return {g.household_id: g.entry["absence"] for g in evaluation.reconciliations}
+
+
 def candidates(evaluation: Evaluation) -> set[str]:
     return {c.person_key for c in evaluation.candidates}
 
@@ -475,9 +480,15 @@ def test_not_enrolled_this_year_counts_absence_once_the_list_has_arrived() -> No
     county.row("enrollment", b, insurance_year=2025, enrollment_status="已参保")
     county.row("enrollment", c, insurance_year=2025, enrollment_status="未参保")
     county.row("enrollment", c, insurance_year=2026, enrollment_status="已参保")
-    assert flagged(run("medical_uninsured", county)) == {"NOTINSURED", "LASTYEAR", "ABSENT"}
+    result = run("medical_uninsured", county)
+    # the list says 未参保: a risk; missing from this year's list: a gap for the bureau first
+    assert flagged(result) == {"NOTINSURED"}
+    assert gaps(result) == {"LASTYEAR": "not_listed", "ABSENT": "not_listed"}
+    assert {g.bureau for g in result.reconciliations} == {"medical_insurance"}
+    assert "不在《城乡居民医保参保名单》中" in result.reconciliations[0].line
     # before any row of next year arrives nobody can be said to lack one
-    assert flagged(run("medical_uninsured", county, dt.date(2027, 1, 2))) == set()
+    later = run("medical_uninsured", county, dt.date(2027, 1, 2))
+    assert flagged(later) == set() and gaps(later) == {}
 
 
 def test_dropout_aged_6_to_16_by_the_ids_birth_date() -> None:
@@ -521,7 +532,9 @@ def test_dropout_counts_absence_from_the_school_list_when_switched_on() -> None:
     (listed,) = county.household("LISTED", ("户主", 12, "无劳动力"))
     county.row("students", listed, school_stage="初中", school_status="在读")
     plan = RulePlan(active=(switched,), skipped={})
-    assert flagged(evaluate(plan, county.data(), DAY, PARAMETERS)) == {"NOTLISTED"}
+    result = evaluate(plan, county.data(), DAY, PARAMETERS)
+    assert flagged(result) == set()  # absence from the school list is a gap, not a dropout
+    assert gaps(result) == {"NOTLISTED": "not_listed"}
 
 
 def test_high_school_and_vocational_fees_over_the_threshold() -> None:

@@ -226,6 +226,7 @@ def county_daily() -> None:
         @task(map_index_template=named, trigger_rule="none_failed")
         @_fail_fast
         def risk_warnings(county: str, _snapshot: dict[str, int]) -> dict[str, Any]:
+            from transforms.outputs.checklists import write_checklists
             from transforms.outputs.township import write_township_exports
             from transforms.risk.warnings import run_warnings
 
@@ -233,6 +234,8 @@ def county_daily() -> None:
             day = _county_day()
             counts = run_warnings(settings, engine, _run_id(), day)
             workbooks = write_township_exports(settings, engine, _run_id(), day)
+            # the gaps in the bureaus' lists go back to the bureaus, not to the townships
+            write_checklists(settings, engine, _run_id(), day)
             keys = ("open", "new", "reopened", "resolved", "candidates")
             return {**{k: counts[k] for k in keys}, "township_workbooks": len(workbooks)}
 

@@ -26,8 +26,9 @@ log = logging.getLogger(__name__)
 RECEIPTS_FOLDER = "回执"
 ACCEPTED_FOLDER = "已接收"
 REMINDERS_FOLDER = "催报"
+CHECKLISTS_FOLDER = "核对清单"
 # Folders the pipeline itself writes into a bureau's shared folder; never read back as input.
-OWN_FOLDERS = frozenset({RECEIPTS_FOLDER, ACCEPTED_FOLDER, REMINDERS_FOLDER})
+OWN_FOLDERS = frozenset({RECEIPTS_FOLDER, ACCEPTED_FOLDER, REMINDERS_FOLDER, CHECKLISTS_FOLDER})
 # `名册.xlsx.done` (or `.ok`) next to `名册.xlsx` says the copy is complete.
 MARKER_SUFFIXES = (".done", ".ok")
 # Most file systems cap a name at 255 bytes; a numbered copy of a long name must still fit.

@@ -131,6 +131,12 @@ DELIVERY_COLUMNS = (
     ("状态", "State"),
     ("下期截止", "Next due date"),
 )
+RECONCILIATION_COLUMNS = (
+    ("部门", "bureau"),
+    ("待核对", "open"),
+    ("已转为预警", "escalated"),
+    ("其中记录有误未入库", "of them in refused rows"),
+)
 CANDIDATE_COLUMNS = (
     ("预警规则", "rule"),
     ("人员", "person"),
@@ -407,7 +413,10 @@ def warnings_html(
     people with a risk signal outside the roster (体外循环); empty before the first warnings
     step."""
     if not summary or not (
-        summary.get("rules") or summary.get("candidates") or summary.get("insufficient")
+        summary.get("rules")
+        or summary.get("candidates")
+        or summary.get("insufficient")
+        or summary.get("reconciliation")
     ):
         return Markup("")
     day = str(summary["day"])
@@ -431,6 +440,11 @@ def warnings_html(
         visit_columns=VISIT_COLUMNS,
         visits=visits,
         candidate_columns=CANDIDATE_COLUMNS,
+        reconciliation_columns=RECONCILIATION_COLUMNS,
+        reconciliation=[
+            (bureau_zh(bureau), counts)
+            for bureau, counts in (summary.get("reconciliation") or {}).items()
+        ],
         candidate_counts=[
             (safe_text(rule_names.get(rule, rule), names=names), int(n))
             for rule, n in counts.items()

@@ -7,8 +7,8 @@ v_platform_reconciliation, the bureau's 核对清单 workbook) and becomes a war
 persists through the rule's `absence.escalate_after` later deliveries of the dataset: the list
 was sent again and again and the member is still not in it.
 
-A gap's age runs from the first day of its unbroken run of days (a gap that went away and came
-back starts again).
+A gap's age runs from the first day of its unbroken run of the warnings step's days (a gap that
+went away and came back starts again). `record_deliveries` runs first on every such day.
 """
 
 from __future__ import annotations
@@ -24,17 +24,22 @@ from transforms.intake.delivery import delivered_days
 from transforms.risk.data import CountyData
 from transforms.risk.evidence import Evaluation, Reconciliation
 from transforms.risk.rules import Rule
-from transforms.warehouse.risk_tables import reconciliation_item
+from transforms.warehouse.risk_tables import delivery_status, reconciliation_item
 
 
 def _previous(conn: Connection, day: dt.date) -> dict[tuple[str, str], dt.date]:
-    """(rule, person) -> first_seen of the gaps recorded on the latest day before `day`."""
+    """(rule, person) -> first_seen of the gaps of the latest day before `day` the warnings
+    step ran (it records every day's deliveries, gaps or none)."""
     t = reconciliation_item
     before = conn.execute(
-        sa.select(sa.func.max(t.c.as_of_date)).where(t.c.as_of_date < day)
+        sa.select(sa.func.max(delivery_status.c.as_of_date)).where(
+            delivery_status.c.as_of_date < day
+        )
     ).scalar()
     if before is None:
         return {}
+    if isinstance(before, str):  # SQLite hands dates back as text through func.max
+        before = dt.date.fromisoformat(before)
     rows = conn.execute(
         sa.select(t.c.rule_id, t.c.person_key, t.c.first_seen).where(t.c.as_of_date == before)
     ).all()

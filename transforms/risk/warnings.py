@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -51,6 +51,7 @@ from transforms.risk.status import (
 from transforms.warehouse.risk_tables import (
     inclusion_candidate,
     plan_indicator,
+    reconciliation_item,
     risk_warning_event,
 )
 
@@ -163,6 +164,12 @@ def warnings_summary(engine: Engine, day: dt.date) -> dict[str, Any]:
             .group_by(inclusion_candidate.c.rule_id)
         ).all()
         insufficient = insufficient_on(conn, day)
+        rc = reconciliation_item
+        gaps = conn.execute(
+            sa.select(rc.c.bureau, rc.c.kind, rc.c.status, sa.func.count().label("n"))
+            .where(rc.c.as_of_date == day)
+            .group_by(rc.c.bureau, rc.c.kind, rc.c.status)
+        ).all()
     rules, *_ = default_configuration()
     names = {r.id: r.name_zh for r in rules.rules}
     by_rule: dict[str, dict[str, int]] = {}
@@ -188,7 +195,19 @@ def warnings_summary(engine: Engine, day: dt.date) -> dict[str, Any]:
         "candidates": {r.rule_id: r.n for r in sorted(candidates)},
         # rules and indicators not computed that day (数据不足), with the reason
         "insufficient": insufficient,
+        # gaps in the bureaus' lists (核对清单): bureau -> open / escalated / refused counts
+        "reconciliation": _gap_counts(gaps),
     }
+
+
+def _gap_counts(rows: Sequence[Any]) -> dict[str, dict[str, int]]:
+    found: dict[str, dict[str, int]] = {}
+    for r in sorted(rows, key=lambda r: r.bureau):
+        counts = found.setdefault(r.bureau, {"open": 0, "escalated": 0, "refused": 0})
+        counts[r.status] += r.n
+        if r.kind == "refused":
+            counts["refused"] += r.n
+    return found
 
 
 def format_warnings_summary(summary: Mapping[str, Any]) -> str:
@@ -207,6 +226,11 @@ def format_warnings_summary(summary: Mapping[str, Any]) -> str:
         f"{'total':<22}{totals['open']:>6}{totals['new']:>6}{totals['reopened']:>7}"
         f"{totals['still_open']:>7}{totals['resolved']:>9}"
     )
+    for bureau, c in (summary.get("reconciliation") or {}).items():
+        lines.append(
+            f"To reconcile with {bureau} (核对清单): {c['open']} open, {c['escalated']} escalated "
+            f"to warnings; {c['refused']} of them listed in refused rows"
+        )
     if summary["to_visit_by_township"]:
         lines.append(
             "To visit (new + reopened) by township: "

@@ -1,0 +1,126 @@
+"""核对清单: the gaps in a bureau's lists, in its shared folder, to reconcile before anyone visits.
+
+`landing/<bureau>/核对清单/核对清单_<day>.xlsx`, one per bureau and county day it has gaps:
+each member a rule would flag only for their absence from the bureau's list (missing from it,
+or listed in a row that was refused: transforms.risk.reconcile), masked, with where they live,
+which list, why, since when, and whether it has already become a warning. A re-run of the day
+replaces that day's list; earlier ones stay as the record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from openpyxl import Workbook
+from openpyxl.styles import Font
+from sqlalchemy.engine import Engine
+
+from transforms.config.bureaus import bureau_zh
+from transforms.config.contracts import load_contracts
+from transforms.config.settings import Settings
+from transforms.intake.landing import CHECKLISTS_FOLDER
+from transforms.outputs.spreadsheet import fit_rows, print_setup, put_value
+from transforms.privacy.masking import NameIndex
+from transforms.runlog.steps import recorded_step
+from transforms.warehouse.risk_tables import reconciliation_item
+
+log = logging.getLogger(__name__)
+
+COLUMNS = (
+    ("乡镇", 10),
+    ("村", 10),
+    ("姓名", 8),
+    ("身份证号", 20),
+    ("名单", 22),
+    ("情况", 60),
+    ("首次发现", 12),
+    ("此后报送次数", 10),
+    ("状态", 16),
+    ("核对结果", 16),
+)
+STATUS_ZH = {"open": "待核对", "escalated": "已转为预警，请尽快核对"}
+
+
+def checklist_path(settings: Settings, bureau: str, day: dt.date) -> Path:
+    return settings.landing_dir / bureau / CHECKLISTS_FOLDER / f"核对清单_{day.isoformat()}.xlsx"
+
+
+def checklist_workbook(
+    bureau: str,
+    items: Sequence[Mapping[str, Any]],
+    titles: Mapping[str, str],
+    day: dt.date,
+    names: NameIndex | None = None,
+) -> Workbook:
+    workbook = Workbook()
+    ws = workbook.active
+    assert ws is not None  # a new workbook has its sheet
+    ws.title = "核对清单"
+    put_value(
+        ws.cell(row=1, column=1),
+        f"{bureau_zh(bureau)}：截至{day}，以下人员在防返贫监测名册中，但不在贵单位报送的名单中，"
+        "或其记录有误未能入库。请核对：确实未参保/未在册的，在“核对结果”中注明“确认”；"
+        "属名单遗漏或录入错误的，请更正后重新报送。多次报送后仍未更正的将转为风险预警。",
+        verbatim=True,
+    )
+    ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=len(COLUMNS))
+    ws.cell(row=1, column=1).font = Font(bold=True)
+    for index, (header, width) in enumerate(COLUMNS, start=1):
+        cell = ws.cell(row=2, column=index)
+        put_value(cell, header, verbatim=True)
+        cell.font = Font(bold=True)
+        ws.column_dimensions[cell.column_letter].width = width
+    for row, item in enumerate(items, start=3):
+        values: tuple[str | int | None, ...] = (
+            item["township"],
+            item["village"],
+            item["name_masked"],
+            item["id_masked"],
+            titles.get(item["dataset"], item["dataset"]),
+            item["detail_zh"],
+            str(item["first_seen"]),
+            int(item["deliveries_since"]),
+            STATUS_ZH.get(item["status"], item["status"]),
+            None,
+        )
+        for column, value in enumerate(values, start=1):
+            # what the warehouse holds is masked already; put_value masks again, with the names
+            put_value(ws.cell(row=row, column=column), value, names)
+    fit_rows(ws, first_row=1)
+    print_setup(ws, header_rows=2)
+    return workbook
+
+
+def write_checklists(
+    settings: Settings, engine: Engine, run_id: str, day: dt.date, names: NameIndex | None = None
+) -> list[Path]:
+    """A 核对清单 workbook in the folder of every bureau with gaps on `day`."""
+    written: list[Path] = []
+    titles = {c.dataset: c.title_zh for c in load_contracts()}
+    with recorded_step(engine, run_id, "checklists") as counts:
+        t = reconciliation_item
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(t)
+                .where(t.c.as_of_date == day)
+                .order_by(t.c.bureau, t.c.township, t.c.village, t.c.household_id, t.c.id_masked)
+            ).all()
+        by_bureau: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+        for r in rows:
+            by_bureau[r.bureau].append(dict(r._mapping))
+        for bureau, items in sorted(by_bureau.items()):
+            target = checklist_path(settings, bureau, day)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".{target.name}.partial")
+            checklist_workbook(bureau, items, titles, day, names).save(partial)
+            partial.replace(target)
+            written.append(target)
+            log.info("核对清单 %s: %d members to reconcile", bureau, len(items))
+        counts.update(bureaus=len(by_bureau), items=len(rows))
+    return written

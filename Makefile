@@ -52,9 +52,11 @@ $(AIRFLOW_HOME)/.migrated: $(VENV)/.installed
 	$(BIN)/airflow pools set $(WAREHOUSE_LOAD_POOL) $(WAREHOUSE_LOAD_SLOTS) "concurrent warehouse loads" >> $(AIRFLOW_HOME)/db-migrate.log 2>&1
 	touch $@
 
+# --risk-scenarios: every warning rule's planted cases, and last income year's roster beside
+# this year's, so that a first `make run` shows warnings, gaps and the income growth indicators
 sample: setup ## generate a sample county into DATA_DIR (HOUSEHOLDS=, SEED=, RUN_DATE=, ROSTER_LAYOUT=)
 	$(BIN)/python -m generator --data-dir $(DATA_DIR) --households $(HOUSEHOLDS) --seed $(SEED) \
-	  --date $(RUN_DATE) --messiness $(MESSINESS) --roster-layout $(ROSTER_LAYOUT)
+	  --date $(RUN_DATE) --messiness $(MESSINESS) --roster-layout $(ROSTER_LAYOUT) --risk-scenarios
 
 # A local HMAC secret for the person key, created once and never committed; production sets
 # PERSON_KEY_SECRET or the Airflow connection county_person_key instead.

@@ -7,7 +7,8 @@ duplicate of an earlier one does not count, because it brought nothing new. On a
 dataset's state is judged against its latest due date on or before that day:
 
 - 按时报送 on_time: a file was taken in that due date's window;
-- 逾期后已报 late: none in the window, one since the due date;
+- 逾期后已报 late: none in the window, one since the due date (a dataset's very first delivery
+  is on time: no deadline before the warehouse knew it can be judged);
 - 逾期未报 overdue: none since the window opened (the bureau gets a 催报 reminder, and a warning
   resting on the dataset says its data is stale: 数据截至 the last delivery);
 - 从未报送 never: nothing was ever taken.
@@ -113,6 +114,10 @@ def judge(contract: Contract, delivered_on: Iterable[dt.date], day: dt.date) -> 
     after_due = [d for d in days if d > due]
     state: DeliveryState
     if in_window:
+        state, late = "on_time", 0
+    elif after_due and not [d for d in days if d <= before]:
+        # the first delivery the warehouse has seen: no deadline before it can be judged, and
+        # it counts for the next due date
         state, late = "on_time", 0
     elif after_due:
         state, late = "late", (after_due[0] - due).days

@@ -42,8 +42,11 @@ def test_the_states_of_a_monthly_dataset() -> None:
     on_time = judge(illness, [D(2026, 11, 3), D(2026, 12, 9)], day)
     assert (on_time.state, on_time.days_late, on_time.stale) == ("on_time", 0, False)
     assert on_time.last_delivered == D(2026, 12, 9)
-    late = judge(illness, [D(2026, 11, 3), D(2026, 12, 14)], day)
+    late = judge(illness, [D(2026, 10, 3), D(2026, 12, 14)], day)
     assert (late.state, late.days_late, late.stale) == ("late", 4, False)
+    # the first delivery ever, after the due date: nothing before it to judge
+    first = judge(illness, [D(2026, 12, 14)], day)
+    assert (first.state, first.days_late) == ("on_time", 0)
     assert "逾期4天后已报送" in late.describe_zh()
     overdue = judge(illness, [D(2026, 11, 3)], day)
     assert (overdue.state, overdue.days_late, overdue.stale) == ("overdue", 10, True)

@@ -419,7 +419,7 @@ def enrollment(
             )
         # The plan requires every 脱贫 and monitored person insured (参保率 ≥ 99%): among them a
         # gap or an uninsured row is rare, so that a noisy rule shows up as noise.
-        listed, weights = (0.997, (995, 3, 2)) if supported else (0.97, (94, 4, 2))
+        listed, weights = (0.998, (997, 2, 1)) if supported else (0.97, (94, 4, 2))
         if rng.random() < listed:
             status = rng.choices(("已参保", "未参保", "停保"), weights)[0]
             out.append(

@@ -93,6 +93,9 @@ class _Facts:
     income_year: int
     employed: set[str] | None  # persons with a current 已就业 row; None: no employment data
     enrolled: set[str] | None  # persons enrolled this year; None: no enrolment list this year
+    # persons whose only rows in the list were refused: their enrolment is not known, so they
+    # are left out of the rate until the bureau corrects the rows (absence is not evidence)
+    enrolment_unknown: set[str]
     village_share: Mapping[tuple[str, str], Decimal | None]  # monitored persons / rural pop.
     key_township: Mapping[str, bool]
 
@@ -150,7 +153,8 @@ def _indicator_value(
     if code == "medical_insurance_enrolment_rate":
         if facts.enrolled is None:
             return None
-        return _pct(Decimal(int(keys.isin(facts.enrolled).sum())), Decimal(len(keys)))
+        known = keys[~keys.isin(facts.enrolment_unknown)]
+        return _pct(Decimal(int(known.isin(facts.enrolled).sum())), Decimal(len(known)))
     if code == "dropouts":
         flagged = facts.evaluation.persons.get("dropout")
         if "dropout" not in facts.evaluation.active or flagged is None:
@@ -207,6 +211,7 @@ def compute_indicators(
     persons["_lifted"] = persons["_lifted"].fillna(False).astype(bool)
 
     employed = enrolled = None
+    listed: set[str] = set()
     if "employment" in data.rows:
         rows = data.rows["employment"]
         employed = set(rows.loc[rows["employment_status"] == "已就业", "person_key"].tolist())
@@ -215,6 +220,8 @@ def compute_indicators(
         this = rows[per_value(rows["insurance_year"], lambda y: norm(y) == day.year)]
         if not this.empty:
             enrolled = set(this.loc[this["enrollment_status"] == "已参保", "person_key"].tolist())
+            listed = set(this["person_key"].tolist())
+    enrolment_unknown = set(data.refused.get("enrollment", {})) - listed
 
     population = {(v.township, v.village): v.rural_population for v in villages}
     township_population: dict[str, int] = defaultdict(int)
@@ -281,6 +288,7 @@ def compute_indicators(
         income_year=income_year,
         employed=employed,
         enrolled=enrolled,
+        enrolment_unknown=enrolment_unknown,
         village_share={
             k: _pct(Decimal(int(a.persons["_monitored"].sum())), Decimal(a.rural_population))
             for k, a in by_village.items()

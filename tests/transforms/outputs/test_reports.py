@@ -1004,7 +1004,7 @@ def test_the_run_report_summarises_the_days_warnings(tmp_path: Path) -> None:
     }
     summary["reconciliation"] = {"medical_insurance": {"open": 5, "escalated": 2, "refused": 3}}
     html = warnings_html(settings, summary)
-    assert "<td>医保局</td><td class=\"num\">5</td><td class=\"num\">2</td>" in html
+    assert '<td>医保局</td><td class="num">5</td><td class="num">2</td>' in html
     assert "义务教育阶段适龄儿童失学辍学" in html
     assert '<td class="num">3</td><td class="num">2</td><td class="num">1</td>' in html
     assert 'href="warnings/2026-11-28/' in html  # 城关镇's workbook is linked

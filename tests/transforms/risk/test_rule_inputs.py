@@ -339,3 +339,31 @@ def test_unreadable_configuration_fails_the_step_at_once(
         warnings.run_warnings(settings, engine, "run", DAY)
     assert str(problem) in str(raised.value)
     engine.dispose()
+
+
+def test_the_enrolment_rate_leaves_out_members_whose_rows_were_refused() -> None:
+    import dataclasses
+
+    county = Inline()
+    (insured,) = county.household("A", WORKER)
+    (refused,) = county.household("B", WORKER)
+    (absent,) = county.household("C", WORKER)
+    county.row("enrollment", insured, insurance_year=DAY.year, enrollment_status="已参保")
+    # C is simply not in the list: by the bureau's data, not insured
+    data = county.data()
+    where = {"bureau": "medical_insurance", "dataset": "enrollment", "file": "f", "sheet": "s"}
+    data = dataclasses.replace(
+        data, refused={"enrollment": {refused: [{**where, "row": 9, "reason_zh": "校验位错误"}]}}
+    )
+    evaluation = evaluate(
+        RulePlan(active=(RULES.rule("medical_uninsured"),), skipped={}), data, DAY, PARAMETERS
+    )
+    rows = compute_indicators(data, evaluation, INDICATORS, PARAMETERS, VILLAGES, DAY, NAMES)
+    rate = next(
+        r
+        for r in rows
+        if r["level"] == "county" and r["indicator"] == "medical_insurance_enrolment_rate"
+    )
+    assert rate["value"] == Decimal("50.00")  # A of A and C; B's enrolment is not known
+    assert {g.entry["absence"] for g in evaluation.reconciliations} == {"refused", "not_listed"}
+    assert absent != refused

@@ -18,14 +18,13 @@ from typing import Any
 
 import sqlalchemy as sa
 from openpyxl import Workbook
-from openpyxl.styles import Font
 from sqlalchemy.engine import Engine
 
 from transforms.config.bureaus import bureau_zh
 from transforms.config.contracts import load_contracts
 from transforms.config.settings import Settings
 from transforms.intake.landing import CHECKLISTS_FOLDER
-from transforms.outputs.spreadsheet import fit_rows, print_setup, put_value
+from transforms.outputs.spreadsheet import finish_notice, notice_sheet, put_value, save_replacing
 from transforms.privacy.masking import NameIndex
 from transforms.runlog.steps import recorded_step
 from transforms.warehouse.risk_tables import reconciliation_item
@@ -59,23 +58,14 @@ def checklist_workbook(
     names: NameIndex | None = None,
 ) -> Workbook:
     workbook = Workbook()
-    ws = workbook.active
-    assert ws is not None  # a new workbook has its sheet
-    ws.title = "核对清单"
-    put_value(
-        ws.cell(row=1, column=1),
+    ws = notice_sheet(
+        workbook,
+        "核对清单",
         f"{bureau_zh(bureau)}：截至{day}，以下人员在防返贫监测名册中，但不在贵单位报送的名单中，"
         "或其记录有误未能入库。请核对：确实未参保/未在册的，在“核对结果”中注明“确认”；"
         "属名单遗漏或录入错误的，请更正后重新报送。多次报送后仍未更正的将转为风险预警。",
-        verbatim=True,
+        COLUMNS,
     )
-    ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=len(COLUMNS))
-    ws.cell(row=1, column=1).font = Font(bold=True)
-    for index, (header, width) in enumerate(COLUMNS, start=1):
-        cell = ws.cell(row=2, column=index)
-        put_value(cell, header, verbatim=True)
-        cell.font = Font(bold=True)
-        ws.column_dimensions[cell.column_letter].width = width
     for row, item in enumerate(items, start=3):
         values: tuple[str | int | None, ...] = (
             item["township"],
@@ -92,8 +82,7 @@ def checklist_workbook(
         for column, value in enumerate(values, start=1):
             # what the warehouse holds is masked already; put_value masks again, with the names
             put_value(ws.cell(row=row, column=column), value, names)
-    fit_rows(ws, first_row=1)
-    print_setup(ws, header_rows=2)
+    finish_notice(ws)
     return workbook
 
 
@@ -116,10 +105,7 @@ def write_checklists(
             by_bureau[r.bureau].append(dict(r._mapping))
         for bureau, items in sorted(by_bureau.items()):
             target = checklist_path(settings, bureau, day)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(f".{target.name}.partial")
-            checklist_workbook(bureau, items, titles, day, names).save(partial)
-            partial.replace(target)
+            save_replacing(checklist_workbook(bureau, items, titles, day, names), target)
             written.append(target)
             log.info("核对清单 %s: %d members to reconcile", bureau, len(items))
         counts.update(bureaus=len(by_bureau), items=len(rows))

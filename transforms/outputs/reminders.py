@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from openpyxl import Workbook
-from openpyxl.styles import Font
 from sqlalchemy.engine import Engine
 
 from transforms.config.bureaus import bureau_zh
@@ -23,7 +22,7 @@ from transforms.config.contracts import load_contracts
 from transforms.config.settings import Settings
 from transforms.intake.delivery import DeliveryStatus, delivery_statuses
 from transforms.intake.landing import REMINDERS_FOLDER
-from transforms.outputs.spreadsheet import fit_rows, print_setup, put_value
+from transforms.outputs.spreadsheet import finish_notice, notice_sheet, put_value, save_replacing
 from transforms.runlog.steps import recorded_step
 
 log = logging.getLogger(__name__)
@@ -46,22 +45,14 @@ def reminder_path(settings: Settings, bureau: str, day: dt.date) -> Path:
 def reminder_workbook(bureau: str, late: Sequence[DeliveryStatus], day: dt.date) -> Workbook:
     """The reminder a clerk of `bureau` reads: a line of explanation, then one row per dataset."""
     workbook = Workbook()
-    ws = workbook.active
-    assert ws is not None  # a new workbook has its sheet
-    ws.title = "催报"
-    put_value(
-        ws.cell(row=1, column=1),
+    ws = notice_sheet(
+        workbook,
+        "催报",
         f"{bureau_zh(bureau)}：截至{day}（北京时间），以下数据已过报送截止日期，尚未收到。"
         f"请尽快将文件放入本单位的共享文件夹（{bureau}/，即“{REMINDERS_FOLDER}”文件夹的上一级），"
         "收到后将生成回执。",
-        verbatim=True,
+        COLUMNS,
     )
-    ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=len(COLUMNS))
-    ws.cell(row=1, column=1).font = Font(bold=True)
-    for index, (header, width) in enumerate(COLUMNS, start=1):
-        put_value(ws.cell(row=2, column=index), header, verbatim=True)
-        ws.cell(row=2, column=index).font = Font(bold=True)
-        ws.column_dimensions[ws.cell(row=2, column=index).column_letter].width = width
     for row, status in enumerate(late, start=3):
         values: tuple[str | int | None, ...] = (
             status.title_zh,
@@ -74,8 +65,7 @@ def reminder_workbook(bureau: str, late: Sequence[DeliveryStatus], day: dt.date)
         )
         for column, value in enumerate(values, start=1):
             put_value(ws.cell(row=row, column=column), value, verbatim=True)
-    fit_rows(ws, first_row=1)
-    print_setup(ws, header_rows=2)
+    finish_notice(ws)
     return workbook
 
 
@@ -91,10 +81,7 @@ def write_reminders(settings: Settings, engine: Engine, run_id: str, day: dt.dat
                 late[status.bureau].append(status)
         for bureau, items in sorted(late.items()):
             target = reminder_path(settings, bureau, day)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(f".{target.name}.partial")
-            reminder_workbook(bureau, items, day).save(partial)
-            partial.replace(target)
+            save_replacing(reminder_workbook(bureau, items, day), target)
             written.append(target)
             log.warning("催报 %s: %s", bureau, "；".join(status.describe_zh() for status in items))
         counts.update(bureaus_late=len(late), datasets_late=sum(len(v) for v in late.values()))

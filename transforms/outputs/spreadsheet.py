@@ -17,10 +17,13 @@ import hashlib
 import math
 import re
 import unicodedata
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Final
 
+from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-from openpyxl.styles import Alignment
+from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
@@ -98,6 +101,7 @@ def put_value(
 # Integers longer than this are written as (masked) text, never as a number
 LONGEST_PLAIN_INTEGER: Final = 14
 WRAP: Final = Alignment(wrap_text=True, vertical="top")
+BOLD: Final = Font(bold=True)
 # points per printed line of 11-point text (CJK glyphs are a little taller than Latin)
 LINE_POINTS: Final = 15.0
 # Excel refuses a row taller than this (points)
@@ -169,6 +173,40 @@ def print_setup(ws: Worksheet, header_rows: int = 1) -> None:
     ws.print_options.gridLines = True
     # a printed stack of pages a township hands round must say which page is missing
     ws.oddFooter.center.text = "第 &P 页，共 &N 页"
+
+
+def notice_sheet(
+    workbook: Workbook, sheet_title: str, notice: str, columns: Sequence[tuple[str, int]]
+) -> Worksheet:
+    """The sheet of a notice a bureau's clerk receives (催报, 核对清单): a bold line saying what
+    it is and what to do across the top, then the bold headers with their widths; rows from 3."""
+    ws = workbook.active
+    assert ws is not None  # a new workbook has its sheet
+    ws.title = sheet_title
+    put_text(ws.cell(row=1, column=1), notice, verbatim=True)
+    ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=len(columns))
+    ws.cell(row=1, column=1).font = BOLD
+    for index, (header, width) in enumerate(columns, start=1):
+        cell = ws.cell(row=2, column=index)
+        put_text(cell, header, verbatim=True)
+        cell.font = BOLD
+        ws.column_dimensions[get_column_letter(index)].width = width
+    return ws
+
+
+def finish_notice(ws: Worksheet) -> None:
+    """Rows tall enough for their text, and printed with the notice and headers on each page."""
+    fit_rows(ws, first_row=1)
+    print_setup(ws, header_rows=2)
+
+
+def save_replacing(workbook: Workbook, target: Path) -> None:
+    """Save in place of any earlier file of the same name, atomically: a clerk opening the
+    folder never finds half a workbook."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial")
+    workbook.save(partial)
+    partial.replace(target)
 
 
 def safe_file_stem(

@@ -138,14 +138,18 @@ def resolve_households(
                 "no roster has been loaded yet: households are matched once the rural "
                 "revitalization bureau's roster arrives; unmatched counts are left unknown"
             )
-        names_here = {
-            key: name
-            for frame in rosters.values()
-            for key, name in zip(frame["_person_key"], frame["name"], strict=True)
-        }
         tied = 0
-        for result in results:
-            if result.get("refused_path") and mapping:
+        refused = [r for r in results if r.get("refused_path")]
+        if refused and mapping:
+            # this run's rosters are not in person_identity yet: their names, for the ties
+            name = contract_by_dataset(ROSTER).name_column
+            names_here = {
+                key: value
+                for frame in rosters.values()
+                if name in frame
+                for key, value in zip(frame["_person_key"], frame[name], strict=True)
+            }
+            for result in refused:
                 tied += _tie_unkeyed(engine, result, secret, mapping, names_here)
         resolved: list[ResolvedFileRef] = []
         for index, result in enumerate(results):

@@ -132,11 +132,11 @@ def test_a_days_quarantine_ties_the_mistyped_row_to_its_person(
     ]
 
 
-def test_the_warning_says_the_row_was_refused_not_that_the_person_is_unlisted(
+def test_the_gap_says_the_row_was_refused_not_that_the_person_is_unlisted(
     tmp_path: Path,
 ) -> None:
     from transforms.risk.warnings import run_warnings
-    from transforms.warehouse.risk_tables import risk_warning
+    from transforms.warehouse.risk_tables import reconciliation_item, risk_warning
 
     settings = day_settings(tmp_path, SECRET)
     for bureau, name, text in (
@@ -150,18 +150,29 @@ def test_the_warning_says_the_row_was_refused_not_that_the_person_is_unlisted(
     engine, run_id = load_day(settings, day)
     run_warnings(settings, engine, run_id, day)
     with engine.connect() as conn:
-        evidence = conn.execute(
-            sa.select(risk_warning.c.evidence).where(risk_warning.c.rule_id == "medical_uninsured")
+        warnings = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(risk_warning)
+            .where(risk_warning.c.rule_id == "medical_uninsured")
         ).scalar_one()
+        gaps = conn.execute(
+            sa.select(
+                reconciliation_item.c.name_masked,
+                reconciliation_item.c.kind,
+                reconciliation_item.c.detail_zh,
+                reconciliation_item.c.sources,
+                reconciliation_item.c.status,
+            ).order_by(reconciliation_item.c.name_masked)
+        ).all()
     engine.dispose()
-    persons = {p["name_masked"]: p for p in evidence["persons"]}
-    assert set(persons) == {"张*", "李*"}  # 张小 is insured
-    assert persons["张*"]["absence"] == "refused"
-    assert [s["row"] for s in persons["张*"]["sources"]] == [2]
+    # 张小 is insured; 张三 and 李四 are in the list in refused rows: no visit, a gap each
+    assert warnings == 0
+    by_name = {g.name_masked: g for g in gaps}
+    assert set(by_name) == {"张*", "李*"}
+    assert {g.kind for g in gaps} == {"refused"} and {g.status for g in gaps} == {"open"}
+    assert [s["row"] for s in by_name["张*"].sources] == [2]
     # 李四's own row was refused for its status (王五's mistyped row is not his)
-    assert persons["李*"]["absence"] == "refused"
-    assert [s["row"] for s in persons["李*"]["sources"]] == [5]
-    summary = evidence["summary_zh"]
-    assert "未能入库（第2行），属数据问题，请先与医保局核对" in summary
-    assert "不在《城乡居民医保参保名单》中" not in summary
-    assert A not in summary and B not in summary
+    assert [s["row"] for s in by_name["李*"].sources] == [5]
+    detail = by_name["张*"].detail_zh
+    assert "未能入库（第2行），属数据问题，请先与医保局核对" in detail
+    assert A not in detail and B not in detail

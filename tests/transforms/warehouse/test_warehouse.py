@@ -77,6 +77,7 @@ def test_create_schema_makes_every_table(engine: Engine) -> None:
         "risk_warning_event",
         "rule_status",
         "delivery_status",
+        "reconciliation_item",
         "inclusion_candidate",
         "plan_indicator",
         *staging,

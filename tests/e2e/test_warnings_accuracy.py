@@ -225,3 +225,24 @@ def test_rerunning_the_last_day_changes_no_warning(county: Run) -> None:
     before = contents()
     _run_warnings_step(county.env, FIRST + dt.timedelta(days=DAYS - 1))
     assert contents() == before
+
+
+def test_the_gaps_go_to_the_bureau_and_late_bureaus_are_chased(county: Run) -> None:
+    import openpyxl
+
+    steps = {(step, status) for _, step, status in _steps(county.engine)}
+    assert ("checklists", "success") in steps and ("reminders", "success") in steps
+    for index in range(DAYS):
+        day = (FIRST + dt.timedelta(days=index)).isoformat()
+        gaps = [r for r in county.truth("reconciliation.csv") if r["day"] == day]
+        assert gaps, f"the scenario plants gaps every day ({day})"
+        folder = county.data_dir / "landing" / "medical_insurance" / "核对清单"
+        sheet = openpyxl.load_workbook(folder / f"核对清单_{day}.xlsx").active
+        assert sheet is not None
+        rows = list(sheet.iter_rows(min_row=3, values_only=True))
+        assert len(rows) == len(gaps), day
+        escalated = sum(1 for r in gaps if r["status"] == "escalated")
+        assert sum(1 for r in rows if str(r[8]).startswith("已转为预警")) == escalated
+        # the day's deliveries were judged: every dataset, once
+        judged = county.query(f"select count(*) from delivery_status where as_of_date = '{day}'")
+        assert judged[0][0] >= 9, day

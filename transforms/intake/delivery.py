@@ -82,12 +82,13 @@ class DeliveryStatus:
         return self.state in ("overdue", "never")
 
     @property
-    def needs_reminder(self) -> bool:
-        return self.stale
+    def source_zh(self) -> str:
+        """The bureau and the list, as a clerk names them: 卫健局《大病及慢病患者名单》."""
+        return f"{bureau_zh(self.bureau)}《{self.title_zh}》"
 
     def describe_zh(self) -> str:
         """One line a clerk reads: 卫健局《…》应于2026-11-10前报送，逾期未报25天."""
-        source = f"{bureau_zh(self.bureau)}《{self.title_zh}》"
+        source = self.source_zh
         if self.state == "on_time":
             return f"{source}已按时报送（{self.last_delivered}）"
         if self.state == "late":
@@ -99,7 +100,7 @@ class DeliveryStatus:
         """What a warning resting on this dataset must say when its data is stale."""
         if not self.stale:
             return None
-        source = f"{bureau_zh(self.bureau)}《{self.title_zh}》"
+        source = self.source_zh
         if self.last_delivered is None:
             return f"{source}从未报送"
         return f"数据截至{self.last_delivered}：{source}逾期未报（应于{self.due_date}前报送）"
@@ -155,10 +156,14 @@ def delivered_days(conn: Connection) -> dict[str, list[dt.date]]:
 
 
 def delivery_statuses(
-    conn: Connection, contracts: Sequence[Contract], day: dt.date
+    conn: Connection,
+    contracts: Sequence[Contract],
+    day: dt.date,
+    days: Mapping[str, Sequence[dt.date]] | None = None,
 ) -> list[DeliveryStatus]:
-    """Every dataset's delivery on `day`, by bureau and dataset."""
-    days = delivered_days(conn)
+    """Every dataset's delivery on `day`, by bureau and dataset (from `days`, delivered_days,
+    when the caller read it already)."""
+    days = delivered_days(conn) if days is None else days
     statuses = [judge(c, days.get(c.dataset, ()), day) for c in contracts]
     return sorted(statuses, key=lambda s: (s.bureau, s.dataset))
 

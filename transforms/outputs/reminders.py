@@ -77,7 +77,7 @@ def write_reminders(settings: Settings, engine: Engine, run_id: str, day: dt.dat
             statuses = delivery_statuses(conn, load_contracts(), day)
         late: dict[str, list[DeliveryStatus]] = defaultdict(list)
         for status in statuses:
-            if status.needs_reminder:
+            if status.stale:
                 late[status.bureau].append(status)
         for bureau, items in sorted(late.items()):
             target = reminder_path(settings, bureau, day)

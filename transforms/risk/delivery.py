@@ -23,10 +23,14 @@ DATA_AS_OF = "data_as_of"
 
 
 def record_deliveries(
-    conn: Connection, run_id: str, day: dt.date, contracts: Sequence[Contract]
+    conn: Connection,
+    run_id: str,
+    day: dt.date,
+    contracts: Sequence[Contract],
+    delivered: Mapping[str, Sequence[dt.date]] | None = None,
 ) -> list[DeliveryStatus]:
     """The day's delivery of every dataset, stored in place of any earlier computation of it."""
-    statuses = delivery_statuses(conn, contracts, day)
+    statuses = delivery_statuses(conn, contracts, day, delivered)
     conn.execute(delivery_status.delete().where(delivery_status.c.as_of_date == day))
     if statuses:
         conn.execute(

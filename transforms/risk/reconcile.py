@@ -14,7 +14,7 @@ went away and came back starts again). `record_deliveries` runs first on every s
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -77,11 +77,12 @@ def settle_reconciliations(
     evaluation: Evaluation,
     rules: Mapping[str, Rule],
     data: CountyData,
+    delivered: Mapping[str, Sequence[dt.date]] | None = None,
 ) -> dict[str, int]:
     """Record the day's gaps (replacing any earlier computation of the day); the ones that
     persisted through their rule's deliveries become findings. Returns the counts."""
     previous = _previous(conn, day)
-    delivered = delivered_days(conn)
+    delivered = delivered_days(conn) if delivered is None else delivered
     places = _places(data)
     rows: list[dict[str, Any]] = []
     counts = {"open": 0, "escalated": 0}

@@ -31,6 +31,7 @@ from sqlalchemy.engine import Engine
 from transforms.config.contracts import load_contracts
 from transforms.config.errors import PermanentError
 from transforms.config.settings import Settings
+from transforms.intake.delivery import delivered_days
 from transforms.risk.data import EXPORT_EVENTS, load_county_data
 from transforms.risk.delivery import mark_stale, record_deliveries
 from transforms.risk.evaluate import evaluate
@@ -89,8 +90,10 @@ def run_warnings(settings: Settings, engine: Engine, run_id: str, day: dt.date) 
             )
         data = load_county_data(conn, contracts)
         evaluation = evaluate(plan, data, day, parameters)
-        deliveries = record_deliveries(conn, run_id, day, contracts)
-        gaps = settle_reconciliations(conn, run_id, day, evaluation, by_id, data)
+        # the manifest's deliveries, read once for the calendar and for the gaps' ages
+        delivered = delivered_days(conn)
+        deliveries = record_deliveries(conn, run_id, day, contracts, delivered)
+        gaps = settle_reconciliations(conn, run_id, day, evaluation, by_id, data, delivered)
         stale_marked = mark_stale(evaluation, by_id, deliveries)
         stored = store_day(conn, run_id, day, by_id, evaluation, data)
         rows = compute_indicators(data, evaluation, indicators, parameters, villages, day, names)
@@ -120,11 +123,11 @@ def run_warnings(settings: Settings, engine: Engine, run_id: str, day: dt.date) 
             },
             reconciliation_open=gaps["open"],
             reconciliation_escalated=gaps["escalated"],
-            late_deliveries={d.dataset: d.state for d in deliveries if d.needs_reminder},
+            late_deliveries={d.dataset: d.state for d in deliveries if d.stale},
             stale_evidence=stale_marked,
         )
     for d in deliveries:
-        if d.needs_reminder:
+        if d.stale:
             log.warning("delivery %s: %s", d.dataset, d.describe_zh())
     log.info(
         "gaps in the bureaus' lists to reconcile first (核对清单) %s: %d open, %d escalated to "

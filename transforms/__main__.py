@@ -77,10 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = deployment
 
     if args.command == "expectations":
-        from transforms.config.contracts import load_contracts
+        from transforms.config.contracts import intake_contracts
         from transforms.validation.validate import write_suite
 
-        for contract in load_contracts():
+        for contract in intake_contracts():
             for layout in contract.variants():
                 print(f"wrote {write_suite(layout)}")
         return 0

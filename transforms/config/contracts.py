@@ -20,6 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from transforms.config.paths import CONTRACTS_DIR
 from transforms.config.text import drop_invisible
 
+# The county's own forms coming back (the townships' filled 入户核实 workbooks): taken like a
+# bureau's file, but not a bureau dataset (no delivery calendar, not read by the warning rules).
+RETURNS_SUBDIR = "returns"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # the layout a contract file's own `required` flags describe: the one agreed with the county
 PRIMARY_LAYOUT = "agreed"
@@ -71,6 +74,11 @@ class Column(_Strict):
         description="most characters a value may have (text, hh and enum columns); "
         "default DEFAULT_MAX_LENGTH of the type, PERSONAL_NAME_MAX_LENGTH for a personal name",
     )
+    required_with: tuple[str, ...] = Field(
+        default=(),
+        description="the cell must be filled on every row where one of these columns is "
+        "(a visit's result needs who and when)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Column:
@@ -91,6 +99,8 @@ class Column(_Strict):
         too_long = [v for v in self.values if bound is not None and len(v) > bound]
         if too_long:
             raise ValueError(f"values of {self.name!r} longer than its max_length: {too_long}")
+        if self.required and self.required_with:
+            raise ValueError(f"{self.name!r} is required on every row: drop required_with")
         return self
 
     @property
@@ -204,8 +214,18 @@ class Contract(_Strict):
     bureau: str
     title_zh: str
     title_en: str
-    grain: Literal["person", "event"]
-    person_column: str
+    # person/event: rows about persons, keyed by an ID (person_column); household: rows about
+    # households, keyed by 户编号 (household_column), such as a township's returned workbook
+    grain: Literal["person", "event", "household"]
+    person_column: str | None = None
+    household_column: str | None = None
+    # columns a block of rows shares in merged cells (one household over its rules): a blank
+    # cell takes the value above it in the same sheet, since a merged range is read as its
+    # first cell followed by blanks
+    fill_down: tuple[str, ...] = ()
+    # whether a later file of the same dataset and period replaces the earlier one (a bureau's
+    # list); false: every file adds its rows (returned forms), never held as a shrunken copy
+    supersedes: bool = True
     # The column naming the period a file covers (e.g. the roster's income year). Without one,
     # the period is the month the file was received. A later file of the same dataset and
     # period supersedes the earlier one.
@@ -233,9 +253,14 @@ class Contract(_Strict):
         headers = [normalize_header(h) for c in self.columns for h in c.all_headers]
         if len(set(headers)) != len(headers):
             raise ValueError(f"{self.dataset}: a header or synonym is used twice")
-        person = self.column(self.person_column)
-        if person.type is not ColumnType.ID or not person.required:
-            raise ValueError(f"{self.dataset}: person_column must be a required id column")
+        self._check_key()
+        for column in self.columns:
+            for name in column.required_with:
+                if name == column.name:
+                    raise ValueError(f"{self.dataset}: {name!r} cannot be required with itself")
+                self.column(name)
+        for name in self.fill_down:
+            self.column(name)
         for check in self.checks:
             for ref in (*check.columns, *check.requires):
                 self.column(ref)
@@ -245,6 +270,36 @@ class Contract(_Strict):
             self._check_household(self.household)
         self._check_layouts()
         return self
+
+    def _check_key(self) -> None:
+        if self.grain == "household":
+            if self.person_column is not None or self.household_column is None:
+                raise ValueError(f"{self.dataset}: household grain is keyed by household_column")
+            key = self.column(self.household_column)
+            if key.type is not ColumnType.HH or not key.required:
+                raise ValueError(f"{self.dataset}: household_column must be a required hh column")
+            if self.household is not None or self.layouts:
+                raise ValueError(f"{self.dataset}: household grain takes no household rule/layouts")
+            return
+        if self.person_column is None or self.household_column is not None:
+            raise ValueError(f"{self.dataset}: {self.grain} grain is keyed by person_column")
+        person = self.column(self.person_column)
+        if person.type is not ColumnType.ID or not person.required:
+            raise ValueError(f"{self.dataset}: person_column must be a required id column")
+
+    @property
+    def person_id_column(self) -> str:
+        """The ID column of a person- or event-grain dataset."""
+        if self.person_column is None:
+            raise ValueError(f"{self.dataset} is about households: it has no person column")
+        return self.person_column
+
+    @property
+    def household_key(self) -> str:
+        """The 户编号 column of a household-grain dataset."""
+        if self.household_column is None:
+            raise ValueError(f"{self.dataset} is about persons: it has no household column")
+        return self.household_column
 
     def _check_layouts(self) -> None:
         if self.layouts and self.layout != PRIMARY_LAYOUT:
@@ -380,12 +435,29 @@ def _load_contracts(directory: Path) -> tuple[Contract, ...]:
     return contracts
 
 
+def load_return_contracts(directory: Path = CONTRACTS_DIR) -> tuple[Contract, ...]:
+    """The county's own forms that come back (contracts/returns/*.yaml); none is fine."""
+    returns = Path(directory) / RETURNS_SUBDIR
+    if not returns.is_dir() or not any(returns.glob("*.yaml")):
+        return ()
+    return _load_contracts(returns)
+
+
+def intake_contracts(directory: Path = CONTRACTS_DIR) -> tuple[Contract, ...]:
+    """Every contract a landing file can be taken under: the bureau datasets and the returns."""
+    contracts = (*load_contracts(directory), *load_return_contracts(directory))
+    datasets = [c.dataset for c in contracts]
+    if len(set(datasets)) != len(datasets):
+        raise ValueError(f"a return form reuses a bureau dataset's name in {directory}")
+    return contracts
+
+
 def contracts_for_bureau(bureau: str, directory: Path = CONTRACTS_DIR) -> tuple[Contract, ...]:
-    return tuple(c for c in load_contracts(directory) if c.bureau == bureau)
+    return tuple(c for c in intake_contracts(directory) if c.bureau == bureau)
 
 
 def contract_by_dataset(dataset: str, directory: Path = CONTRACTS_DIR) -> Contract:
-    for contract in load_contracts(directory):
+    for contract in intake_contracts(directory):
         if contract.dataset == dataset:
             return contract
     raise KeyError(f"no contract for dataset {dataset!r}")

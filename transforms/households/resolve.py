@@ -66,8 +66,13 @@ def _attach_person_keys(
     frame: pd.DataFrame, contract: Contract, derive: Mapping[str, Callable[[Any], Any]]
 ) -> None:
     """Key every row by the HMAC of its person's ID, and derive birth date and sex from the ID
-    while it is still at hand (the warehouse keeps the plaintext ID only in person_identity)."""
-    ids = frame[contract.person_column]
+    while it is still at hand (the warehouse keeps the plaintext ID only in person_identity).
+    A household-grain row is about no one person: it has none of them."""
+    if contract.grain == "household":
+        for column in derive:
+            frame[column] = pd.Series([None] * len(frame), index=frame.index, dtype="object")
+        return
+    ids = frame[contract.person_id_column]
     for column, func in derive.items():
         frame[column] = ids.map(func)
 
@@ -152,9 +157,15 @@ def resolve_households(
             for result in refused:
                 tied += _tie_unkeyed(engine, result, secret, mapping, names_here)
         resolved: list[ResolvedFileRef] = []
+        households = set(mapping.values())
         for index, result in enumerate(results):
             frame = rosters.pop(index) if index in rosters else keyed(result)
-            frame["_household_id"] = frame["_person_key"].map(mapping)
+            contract = contract_by_dataset(result["dataset"])
+            if contract.grain == "household":
+                ids = frame[contract.household_key]
+                frame["_household_id"] = ids.where(ids.isin(households), None)
+            else:
+                frame["_household_id"] = frame["_person_key"].map(mapping)
             unmatched = int(frame["_household_id"].isna().sum()) if mapping else None
             save_frame(frame, Path(result["valid_path"]))
             resolved.append(ResolvedFileRef(**result, rows_unmatched=unmatched))

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from transforms.config.contracts import load_contracts
+from transforms.config.contracts import intake_contracts
 from transforms.config.paths import EXPECTATIONS_DIR
 from transforms.config.settings import Settings
 from transforms.outputs.offline_assets import copy_assets, localize_html
@@ -163,7 +163,7 @@ def build_data_docs(settings: Settings, run_id: str, names: NameIndex | None = N
         context.suites.add(load_suite(suite_file.stem))
 
     # a result names the suite of its file's layout (roster-national)
-    contracts = {v.suite_name: v for c in load_contracts() for v in c.variants()}
+    contracts = {v.suite_name: v for c in intake_contracts() for v in c.variants()}
     results_dir = validation_results_dir(settings, run_id)
     result_files = sorted(results_dir.glob("*.json")) if results_dir.is_dir() else []
     for path in result_files:

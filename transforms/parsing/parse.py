@@ -429,6 +429,15 @@ def id_status(normalized: pd.Series) -> pd.Series:
     return normalized.map(status).astype("object")
 
 
+def _filled_down(raw: pd.Series, sheets: pd.Series) -> pd.Series:
+    """Blank cells take the value above them in the same sheet (a merged range reads as its
+    first cell and blanks); the first rows of a sheet stay blank when they are."""
+    blank = raw.isna() | raw.map(lambda v: isinstance(v, str) and not v.strip())
+    kept = raw.astype("object").where(~blank)
+    filled = kept.groupby(sheets.to_numpy(), sort=False).ffill()
+    return filled.astype("object").where(filled.notna(), None)
+
+
 def to_frame(sheets: Sequence[RawSheet], contracts: Sequence[Contract]) -> ParsedFile:
     """The file's data rows as a frame, with every sheet left unread accounted for.
 
@@ -470,6 +479,10 @@ def to_frame(sheets: Sequence[RawSheet], contracts: Sequence[Contract]) -> Parse
 
     frame = pd.DataFrame.from_records(records)
     frame[ROW_ID] = range(len(frame))
+    for name in contract.fill_down:
+        raw_name = f"raw__{name}"
+        if raw_name in frame:
+            frame[raw_name] = _filled_down(frame[raw_name], frame[SHEET])
     for column in contract.columns:
         raw_name = f"raw__{column.name}"
         if raw_name not in frame:

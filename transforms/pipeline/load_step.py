@@ -87,7 +87,7 @@ def identity_rows(
     identities: dict[str, dict[str, Any]] = {}
     for key, id_number, name, *numbers in zip(
         frame["_person_key"],
-        frame[contract.person_column],
+        frame[contract.person_id_column],
         names,
         *phones.values(),
         strict=True,
@@ -231,7 +231,12 @@ def _load_file(
             manifest.reject(conn, entry.id, run_id, rejection, **counts)
             log.warning("rejected %s: %s", entry.landing_path, rejection.en)
             return LoadedFileRef(**result, status="rejected", rows_loaded=0)
-        period = file_period(contract, frame, entry.received_at)
+        period = (
+            file_period(contract, frame, entry.received_at)
+            if contract.supersedes
+            # each file its own period: it replaces nothing and is never held against another
+            else f"#{entry.id}"
+        )
         replaced = _replaced(conn, contract.dataset, period, entry.id)
         old_rows = sum(r.rows_loaded or 0 for r in replaced)
         held = (
@@ -244,7 +249,8 @@ def _load_file(
             counts.update(_held_reason(len(frame), old_rows, entry.id))
             status = "held"
         n = bulk_load(conn, table, staging_rows(contract, frame, entry.id, entry.sha256))
-        upsert_identities(conn, identity_rows(contract, frame, entry.id))
+        if contract.grain != "household":
+            upsert_identities(conn, identity_rows(contract, frame, entry.id))
         manifest.finish(conn, entry.id, run_id, status, rows_loaded=n, period=period, **counts)
         if held:
             log.warning("held %s: %s", entry.landing_path, counts["reason_en"])

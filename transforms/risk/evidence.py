@@ -126,7 +126,7 @@ def person_entry(
         value = row.get(c)
         values[c] = _jsonable(_money(value) if c in money and not _null(value) else value)
     return {
-        "id_masked": mask_id(norm(row.get(contract.person_column))),
+        "id_masked": mask_id(norm(row.get(contract.person_id_column))),
         "name_masked": mask_name(norm(row.get(name_column))) if name_column else "",
         "values": values,
         "sources": [_source(row, contract.dataset)],
@@ -276,7 +276,7 @@ def make_candidate(
         file_name=str(first.get("file_name") or ""),
         sheet=str(first.get("sheet") or ""),
         source_row=int(first["source_row"]),
-        id_masked=mask_id(norm(first.get(contract.person_column))),
+        id_masked=mask_id(norm(first.get(contract.person_id_column))),
         name_masked=mask_name(norm(first.get(name_column))) if name_column else "",
         township=township,
         village=village,
@@ -368,7 +368,7 @@ def row_columns(contract: Contract, extra: Iterable[str] = ()) -> tuple[str, ...
         *_SOURCE_COLUMNS,
         "township",
         "village",
-        contract.person_column,
+        contract.person_id_column,
         *([name] if name else []),
         *extra,
     )

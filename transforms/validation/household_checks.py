@@ -152,7 +152,7 @@ def household_findings(
                 detail = HouseholdConflict(mine, tuple(others), "none")
             conflicts[(int(lookup(ROW_ID, label)), name)] = detail
 
-    person = contract.person_column
+    person = contract.person_id_column
     identified = keyed & usable[person].astype(bool) & frame[person].notna()
     people = frame.loc[identified, [person, rule.key]].set_axis(["person", "key"], axis=1)
     keys_per_person = people.groupby("person", sort=False)["key"].nunique()

@@ -13,6 +13,9 @@ from typing import Literal
 from transforms.config.contracts import Check, Column
 from transforms.privacy.masking import mask_text
 
+# a cell left empty on a row that fills the columns it goes with (Column.required_with)
+MISSING_REQUIRED_WITH = "missing_required_with"
+
 
 @dataclass(frozen=True)
 class Reason:
@@ -88,6 +91,7 @@ def row_reason(
     conflict: HouseholdConflict | None = None,
     household_id: str | None = None,
     other_households: Sequence[OtherHousehold] = (),
+    partners: Sequence[str] = (),
 ) -> Reason:
     """The reason shown for one failing cell; `column` gives the header the clerk sees.
 
@@ -120,6 +124,14 @@ def row_reason(
             code,
             f"必填项“{header}”为空",
             f"required column '{header}' is empty",
+            f"请补填“{header}”",
+        )
+    if code == MISSING_REQUIRED_WITH:
+        given = "或".join(f"“{p}”" for p in partners)
+        return Reason(
+            code,
+            f"本行填写了{given}，但“{header}”为空",
+            f"'{header}' is empty on a row that fills {', '.join(partners)}",
             f"请补填“{header}”",
         )
     if code == "id_format":
@@ -259,6 +271,7 @@ def _person_in_two_households(household_id: str, others: Sequence[OtherHousehold
 
 ROW_RULE_CODES: tuple[str, ...] = (
     "missing_required",
+    MISSING_REQUIRED_WITH,
     "id_format",
     "id_checksum",
     "id_excel_number",

@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,7 +42,7 @@ from transforms.validation.household_checks import (
     conflict_check_id,
     household_findings,
 )
-from transforms.validation.reasons import row_reason
+from transforms.validation.reasons import MISSING_REQUIRED_WITH, row_reason
 
 if TYPE_CHECKING:
     from great_expectations.core import ExpectationSuite
@@ -67,6 +67,10 @@ def number_column(name: str) -> str:
 
 def check_column(check_id: str) -> str:
     return f"_check__{check_id}"
+
+
+def with_column(name: str) -> str:
+    return f"_with__{name}"
 
 
 # The derived ID status column says why an ID failed; each value maps to the rule reported.
@@ -177,6 +181,13 @@ def suite_definition(contract: Contract) -> dict[str, Any]:
                 "text_too_long",
                 name,
             )
+        if col.required_with:
+            add(
+                "expect_column_values_to_be_in_set",
+                {"column": with_column(name), "value_set": [True]},
+                MISSING_REQUIRED_WITH,
+                name,
+            )
     for check in contract.checks:
         add(
             "expect_column_values_to_be_in_set",
@@ -197,7 +208,7 @@ def suite_definition(contract: Contract) -> dict[str, Any]:
             "expect_column_values_to_be_in_set",
             {"column": check_column(PERSON_IN_TWO_HOUSEHOLDS), "value_set": [True]},
             PERSON_IN_TWO_HOUSEHOLDS,
-            contract.person_column,
+            contract.person_id_column,
         )
     return {
         "name": contract.suite_name,
@@ -220,6 +231,7 @@ def describe_rule(contract: Contract, rule: str, column_name: str) -> str:
         return f"{h}：{check.reason_zh}时报告"
     texts = {
         "missing_required": f"{h}为必填项，不能为空",
+        MISSING_REQUIRED_WITH: f"填写了{_headers(contract, column.required_with)}的行，{h}不能为空",
         "id_format": f"{h}须为18位身份证号，出生日期有效",
         "id_status": f"{h}的校验位须正确（不是录错的号码，也不是被Excel改成科学计数的号码）",
         "date_format": f"{h}须为有效日期",
@@ -235,6 +247,10 @@ def describe_rule(contract: Contract, rule: str, column_name: str) -> str:
         PERSON_IN_TWO_HOUSEHOLDS: "同一证件号码在一个文件中只能属于一户",
     }
     return texts[rule]
+
+
+def _headers(contract: Contract, names: Sequence[str]) -> str:
+    return "或".join(f"“{contract.column(n).header}”" for n in names)
 
 
 def suite_path(suite_name: str) -> Path:
@@ -292,6 +308,10 @@ def derived_columns(contract: Contract, frame: pd.DataFrame) -> pd.DataFrame:
                 out[number_column(col.name)] = numbers[col.name].where(
                     frame[col.name].astype("string").str.fullmatch(INT_PATTERN).fillna(False)
                 )
+    for col in contract.columns:
+        if col.required_with:
+            partners = frame[list(col.required_with)].notna().any(axis=1)
+            out[with_column(col.name)] = (~(partners & frame[col.name].isna())).astype(object)
     for check in contract.checks:
         env = pd.DataFrame(
             {name: numbers.get(name, pd.Series(dtype="float64")) for name in check.requires}
@@ -352,7 +372,7 @@ def _household_findings(
     rule = contract.household
     if rule is None:
         raise ValueError(f"{contract.dataset}: the contract declares no household rule")
-    person = contract.person_column
+    person = contract.person_id_column
     usable = {name: usable_cells(contract.column(name), derived[name]) for name in rule.columns}
     usable[rule.key] = usable_cells(contract.column(rule.key), derived[rule.key])
     usable[person] = derived[idstatus_column(person)].eq("ok")
@@ -544,6 +564,9 @@ def _reason_details(
     """The values of the failing row that row_reason quotes for this issue's rule."""
     if issue.rule == "text_too_long":
         return {"length": len(str(row[issue.column]))}
+    if issue.rule == MISSING_REQUIRED_WITH:
+        column = contract.column(issue.column)
+        return {"partners": tuple(contract.column(n).header for n in column.required_with)}
     if issue.rule == HOUSEHOLD_CONFLICT and households is not None:
         return {"conflict": households.conflicts[(issue.row_id, issue.column)]}
     if issue.rule == PERSON_IN_TWO_HOUSEHOLDS and households is not None and contract.household:

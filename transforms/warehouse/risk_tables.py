@@ -16,6 +16,9 @@ alike; importing this module also registers the platform views (transforms/wareh
   or escalated to a warning once it persisted through the rule's `escalate_after` deliveries.
 - `delivery_status`: per day, each dataset against its delivery calendar (transforms.intake.
   delivery): due date, last delivery, on time or late (催报).
+- `warning_follow_up`: each warning sent to a township for the home check (入户核实), with what
+  the township returned (transforms.risk.follow_up): awaiting, overdue, confirmed, dismissed
+  and kept quiet, evidence changed since, or sent back to a bureau as a data problem.
 """
 
 from __future__ import annotations
@@ -36,6 +39,16 @@ RECONCILIATION_KINDS = ("not_listed", "refused")
 RECONCILIATION_STATUSES = ("open", "escalated")
 # transforms.intake.delivery.STATES
 DELIVERY_STATES = ("on_time", "late", "overdue", "never")
+# transforms.risk.follow_up.FOLLOW_UP_STATES
+FOLLOW_UP_STATES = (
+    "awaiting",
+    "overdue",
+    "confirmed",
+    "dismissed",
+    "data_error",
+    "evidence_changed",
+    "other",
+)
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -208,6 +221,38 @@ delivery_status = sa.Table(
     sa.Column("note_zh", sa.Text, nullable=False),
     sa.Column("run_id", sa.String(250), nullable=False),
     sa.CheckConstraint(_in("state", DELIVERY_STATES), name="ck_delivery_status_state"),
+)
+
+warning_follow_up = sa.Table(
+    "warning_follow_up",
+    metadata,
+    sa.Column("household_id", sa.String(64), primary_key=True),
+    sa.Column("rule_id", sa.String(64), primary_key=True),
+    sa.Column("rule_name_zh", sa.String(200), nullable=False),
+    sa.Column("township", sa.String(100), index=True),
+    sa.Column("village", sa.String(100)),
+    # the day the warning last went to the township's 入户核实 workbook, and when the visit is due
+    sa.Column("sent_on", sa.Date, nullable=False),
+    sa.Column("due_on", sa.Date, nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    # the township's latest answer (null: not visited yet), who (masked) and when
+    sa.Column("result", sa.String(50)),
+    sa.Column("verified_on", sa.Date),
+    sa.Column("verifier_masked", sa.String(100)),
+    sa.Column("remarks_masked", sa.Text),
+    # where the answer came from: the returned workbook's manifest row, sheet and row
+    sa.Column("visit_manifest_id", sa.Integer),
+    sa.Column("visit_sheet", sa.String(200)),
+    sa.Column("visit_row", sa.Integer),
+    # a dismissed (情况不属实) or data-problem (数据有误) warning is not sent again until then,
+    # unless its evidence changes (evidence_changed_on)
+    sa.Column("quiet_until", sa.Date),
+    sa.Column("evidence_changed_on", sa.Date),
+    # 数据有误: the bureaus whose data the warning rests on, to reconcile (JSON list of codes)
+    sa.Column("bureaus", sa.JSON, nullable=False),
+    sa.Column("as_of_date", sa.Date, nullable=False),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.CheckConstraint(_in("state", FOLLOW_UP_STATES), name="ck_warning_follow_up_state"),
 )
 
 views.register(metadata)

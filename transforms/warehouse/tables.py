@@ -18,7 +18,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from transforms.config.contracts import ColumnType, Contract, load_contracts
+from transforms.config.contracts import ColumnType, Contract, intake_contracts
 
 metadata = sa.MetaData()
 
@@ -276,7 +276,8 @@ def staging_table(contract: Contract) -> sa.Table:
         sa.Column("file_sha256", sa.String(64), nullable=False),
         sa.Column("sheet", sa.String(200), nullable=False),
         sa.Column("source_row", sa.Integer, nullable=False),
-        sa.Column("person_key", KEY, nullable=False, index=True),
+        # null on a household-grain dataset's rows (keyed by 户编号, about no one person)
+        sa.Column("person_key", KEY, nullable=contract.grain == "household", index=True),
         # derived from the ID before it is replaced by the key (ages drive warning rules)
         sa.Column("birth_date", sa.Date),
         sa.Column("sex", sa.String(2)),
@@ -291,7 +292,7 @@ def staging_table(contract: Contract) -> sa.Table:
 
 
 def all_staging_tables() -> list[sa.Table]:
-    return [staging_table(c) for c in load_contracts()]
+    return [staging_table(c) for c in intake_contracts()]
 
 
 SQLITE_FILE_MODE = 0o600

@@ -278,7 +278,7 @@ def test_the_shipped_contracts_load() -> None:
     assert {c.dataset: c.bureau for c in contracts} == SHIPPED
     assert sorted(p.stem for p in CONTRACTS_DIR.glob("*.yaml")) == sorted(SHIPPED)
     for contract in contracts:
-        person = contract.column(contract.person_column)
+        person = contract.column(contract.person_id_column)
         assert person.type is ColumnType.ID
         assert person.required
 

@@ -73,9 +73,9 @@ def _load(conn: Connection, dataset: str, status: str, rows: list[dict[str, Any]
             "sheet": "",
             "source_row": n,
             # hand-staged rows use the ID itself as the key; the pipeline uses its HMAC
-            "person_key": row[contract.person_column],
-            "birth_date": birth_date(row[contract.person_column]),
-            "sex": sex(row[contract.person_column]),
+            "person_key": row[contract.person_id_column],
+            "birth_date": birth_date(row[contract.person_id_column]),
+            "sex": sex(row[contract.person_id_column]),
             "flagged": False,
             **row,
         }

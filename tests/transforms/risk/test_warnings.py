@@ -158,7 +158,7 @@ class Inline:
         contract = CONTRACTS[dataset]
         record = dict.fromkeys(c.name for c in contract.columns)
         name = next(c.name for c in contract.columns if c.personal and c.name.endswith("name"))
-        record.update({contract.person_column: self.ids[key], name: "李四"})
+        record.update({contract.person_id_column: self.ids[key], name: "李四"})
         record.update(values)
         rows = self.rows[dataset]
         record.update(

@@ -23,6 +23,7 @@ from transforms.config.settings import Settings
 from transforms.outputs.spreadsheet import fit_rows, print_setup, put_value, safe_file_stem
 from transforms.privacy.masking import NameIndex
 from transforms.risk.data import EVENT_ZH, EXPORT_EVENTS, MAX_SOURCES, _jsonable
+from transforms.risk.follow_up import OUTCOMES, held_back, sent_again
 from transforms.risk.lifecycle import _json
 from transforms.warehouse.person_keys import known_names
 from transforms.warehouse.risk_tables import (
@@ -51,13 +52,17 @@ EXPORT_HEADERS = (
     "入户核实结果",
     "核实人",
     "核实日期",
+    "备注",
 )
-_EXPORT_WIDTHS = (6, 10, 10, 20, 10, 22, 26, 12, 10, 12, 60, 50, 24, 10, 12)
+_EXPORT_WIDTHS = (6, 10, 10, 20, 10, 22, 26, 12, 10, 12, 60, 50, 24, 10, 12, 30)
 RESULT_HEADER = "入户核实结果"
 BLOCK_START = Border(top=Side(style="medium"))  # where one household's block begins
 # what a visit can conclude (the county plan's chain: 入户核实 -> 认定 -> 帮扶)
-VISIT_RESULTS = ("情况属实-已纳入监测", "情况属实-已有帮扶", "情况不属实", "数据有误", "其他")
+VISIT_RESULTS = tuple(OUTCOMES)
 UNKNOWN_TOWNSHIP = "未知乡镇"
+# a warning the field dismissed whose evidence has changed since: sent again
+RESENT = "resent"
+RESENT_ZH = "依据变化，重新核实"
 
 
 def township_workbook_name(township: str, names: NameIndex | None = None) -> str:
@@ -102,8 +107,16 @@ def _title(dataset: str) -> str:
 
 
 def export_rows(conn: Connection, day: dt.date) -> list[dict[str, Any]]:
-    """The day's new and reopened warnings, with what a township needs for the home check."""
+    """The day's new and reopened warnings, with what a township needs for the home check; also
+    dismissed ones whose evidence changed today, and not those the field dismissed (or sent
+    back as a data problem) that are still quiet (transforms.risk.follow_up)."""
     ev, w = risk_warning_event, risk_warning
+    quiet = held_back(conn, day)
+    again = sent_again(conn, day)
+    sent: sa.ColumnElement[bool] = ev.c.event.in_(EXPORT_EVENTS)
+    if again:
+        households = sorted({h for h, _ in again})
+        sent = sa.or_(sent, ev.c.household_id.in_(households))
     query = (
         sa.select(
             ev.c.household_id,
@@ -120,10 +133,17 @@ def export_rows(conn: Connection, day: dt.date) -> list[dict[str, Any]]:
             w.c.head_name_masked,
         )
         .join(w, sa.and_(w.c.household_id == ev.c.household_id, w.c.rule_id == ev.c.rule_id))
-        .where(ev.c.event_date == day, ev.c.event.in_(EXPORT_EVENTS))
+        .where(ev.c.event_date == day, sent)
         .order_by(ev.c.township, ev.c.village, ev.c.household_id, ev.c.rule_id)
     )
-    return [dict(r._mapping) for r in conn.execute(query)]
+    rows = []
+    for r in conn.execute(query):
+        key = (r.household_id, r.rule_id)
+        if key in again:
+            rows.append({**r._mapping, "event": RESENT})
+        elif r.event in EXPORT_EVENTS and key not in quiet:
+            rows.append(dict(r._mapping))
+    return rows
 
 
 def township_workbook(
@@ -164,7 +184,7 @@ def township_workbook(
             warning: list[str | int | None] = [
                 r["rule_name_zh"],
                 r["risk_type"],
-                EVENT_ZH[r["event"]],
+                RESENT_ZH if r["event"] == RESENT else EVENT_ZH[r["event"]],
                 _jsonable(r["first_seen"]),
                 r["evidence_zh"],
                 sources_text(_json(r["evidence"])),

@@ -35,6 +35,7 @@ from transforms.intake.delivery import delivered_days
 from transforms.risk.data import EXPORT_EVENTS, load_county_data
 from transforms.risk.delivery import mark_stale, record_deliveries
 from transforms.risk.evaluate import evaluate
+from transforms.risk.follow_up import settle_follow_ups
 from transforms.risk.indicators import compute_indicators
 from transforms.risk.lifecycle import store_day
 from transforms.risk.reconcile import settle_reconciliations
@@ -96,6 +97,7 @@ def run_warnings(settings: Settings, engine: Engine, run_id: str, day: dt.date) 
         gaps = settle_reconciliations(conn, run_id, day, evaluation, by_id, data, delivered)
         stale_marked = mark_stale(evaluation, by_id, deliveries)
         stored = store_day(conn, run_id, day, by_id, evaluation, data)
+        visits = settle_follow_ups(conn, run_id, day, by_id)
         rows = compute_indicators(data, evaluation, indicators, parameters, villages, day, names)
         conn.execute(plan_indicator.delete().where(plan_indicator.c.as_of_date == day))
         conn.execute(plan_indicator.insert(), [{**r, "run_id": run_id} for r in rows])
@@ -125,6 +127,7 @@ def run_warnings(settings: Settings, engine: Engine, run_id: str, day: dt.date) 
             reconciliation_escalated=gaps["escalated"],
             late_deliveries={d.dataset: d.state for d in deliveries if d.stale},
             stale_evidence=stale_marked,
+            follow_up={k: v for k, v in sorted(visits.items()) if v},
         )
     for d in deliveries:
         if d.stale:

@@ -140,6 +140,68 @@ DELIVERY_COLUMNS: Mapping[str, str] = {
     "note_zh": "说明 / note",
 }
 
+FOLLOW_UP_COLUMNS: Mapping[str, str] = {
+    "household_id": "户编号 / household ID",
+    "rule_id": "预警规则编号 / warning rule",
+    "rule_name_zh": "预警规则 / rule name",
+    "township": "乡（镇）/ township",
+    "village": "行政村 / village",
+    "sent_on": "下发入户核实日期 / sent to the township on",
+    "due_on": "应核实日期 / visit due by",
+    "state": (
+        "awaiting 待核实、overdue 逾期未核实、confirmed 情况属实、"
+        "dismissed 情况不属实（暂不再预警）、data_error 数据有误（转部门核对）、"
+        "evidence_changed 依据变化重新核实、other 其他 / state"
+    ),
+    "result": "入户核实结果 / the township's answer",
+    "verified_on": "核实日期 / visited on",
+    "verifier_masked": "核实人（脱敏）/ visited by, masked",
+    "remarks_masked": "备注（脱敏）/ remarks, masked",
+    "visit_manifest_id": "回传文件编号 / returned workbook (file_manifest id)",
+    "visit_sheet": "回传工作表 / its sheet",
+    "visit_row": "回传行号 / its row",
+    "quiet_until": "暂不再预警至 / not sent again until",
+    "evidence_changed_on": "预警依据变化日期 / evidence changed on",
+    "bureaus": "数据有误时需核对的部门（JSON）/ bureaus to reconcile a data problem",
+    "as_of_date": "日期（县日）/ county day",
+}
+
+PRECISION_COLUMNS: Mapping[str, str] = {
+    "rule_id": "预警规则编号 / warning rule",
+    "rule_name_zh": "预警规则 / rule name",
+    "township": "乡（镇）/ township",
+    "sent": "下发入户核实数 / warnings sent for a visit",
+    "answered": "已回传结果数 / answered",
+    "confirmed": "情况属实数 / confirmed by the field",
+    "dismissed": "情况不属实数 / not so",
+    "data_error": "数据有误数 / data problems",
+    "overdue": "逾期未核实数 / visits overdue",
+    "precision": "核实属实率：属实/(属实+不属实+数据有误) / share the field confirmed",
+}
+
+_CONFIRMED = "('情况属实-已纳入监测', '情况属实-已有帮扶')"
+
+
+def _precision_sql(_cols: Mapping[str, str]) -> str:
+    def count(condition: str) -> str:
+        return f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)"
+
+    confirmed = count(f"f.result IN {_CONFIRMED}")
+    judged = count(
+        "f.result IN ('情况属实-已纳入监测', '情况属实-已有帮扶', '情况不属实', '数据有误')"
+    )
+    dismissed = count("f.result = '情况不属实'")
+    data_error = count("f.result = '数据有误'")
+    overdue = count("f.state = 'overdue'")
+    return (
+        "SELECT f.rule_id, f.rule_name_zh, f.township, COUNT(*) AS sent, "
+        f"{count('f.result IS NOT NULL')} AS answered, {confirmed} AS confirmed, "
+        f"{dismissed} AS dismissed, {data_error} AS data_error, {overdue} AS overdue, "
+        f"CAST({confirmed} AS NUMERIC) / NULLIF({judged}, 0) AS precision "
+        "FROM warning_follow_up f GROUP BY f.rule_id, f.rule_name_zh, f.township"
+    )
+
+
 CANDIDATE_COLUMNS: Mapping[str, str] = {
     "snapshot_date": "日期 / county day",
     "rule_id": "预警规则编号 / warning rule",
@@ -222,6 +284,18 @@ VIEWS: Mapping[str, View] = {
             f"SELECT {_columns(cols, 'd')} FROM delivery_status d "
             "WHERE d.as_of_date = (SELECT MAX(m.as_of_date) FROM delivery_status m)"
         ),
+    ),
+    "v_platform_follow_up": View(
+        "入户核实跟踪：下发、回传结果、逾期、暂不再预警（脱敏）/ each warning sent for a home "
+        "visit and what the township answered, masked",
+        lambda: FOLLOW_UP_COLUMNS,
+        lambda cols: f"SELECT {_columns(cols, 'f')} FROM warning_follow_up f",
+    ),
+    "v_platform_field_precision": View(
+        "各预警规则在各乡镇的入户核实属实率 / per rule and township, the share of warnings the "
+        "field confirmed",
+        lambda: PRECISION_COLUMNS,
+        _precision_sql,
     ),
     "v_platform_inclusion_candidates": View(
         "不在名册但有风险信号的人员（体外循环核查，最近一日，脱敏）/ people off the roster "

@@ -31,6 +31,7 @@ from transforms.warehouse.risk_tables import (
     reconciliation_item,
     risk_warning,
     rule_status,
+    warning_follow_up,
 )
 from transforms.warehouse.tables import ensure_database, household_snapshot, make_engine
 
@@ -54,6 +55,21 @@ class PlatformView:
         return "platform_" + self.view.removeprefix("v_platform_")
 
 
+# The precision view is an aggregate of warning_follow_up: its columns' types, for the
+# platform's table (never created in a county's warehouse)
+_FIELD_PRECISION = sa.Table(
+    "field_precision_shape",
+    sa.MetaData(),
+    sa.Column("rule_id", sa.String(64)),
+    sa.Column("rule_name_zh", sa.String(200)),
+    sa.Column("township", sa.String(100)),
+    *(
+        sa.Column(name, sa.Integer)
+        for name in ("sent", "answered", "confirmed", "dismissed", "data_error", "overdue")
+    ),
+    sa.Column("precision", sa.Numeric(12, 6)),
+)
+
 PLATFORM_VIEWS: tuple[PlatformView, ...] = (
     PlatformView("v_platform_household_snapshot", household_snapshot, "snapshot_date"),
     PlatformView("v_platform_warnings", risk_warning, None),
@@ -62,6 +78,8 @@ PLATFORM_VIEWS: tuple[PlatformView, ...] = (
     PlatformView("v_platform_inclusion_candidates", inclusion_candidate, None),
     PlatformView("v_platform_reconciliation", reconciliation_item, None),
     PlatformView("v_platform_delivery", delivery_status, None),
+    PlatformView("v_platform_follow_up", warning_follow_up, None),
+    PlatformView("v_platform_field_precision", _FIELD_PRECISION, None),
 )
 if {v.view for v in PLATFORM_VIEWS} != set(views.VIEWS):
     raise RuntimeError("transforms.warehouse.platform must publish every view of views.VIEWS")

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from transforms.config.contracts import ColumnType, contract_by_dataset, load_contracts
+from transforms.config.contracts import ColumnType, contract_by_dataset, intake_contracts
 from transforms.warehouse.tables import (
     LINEAGE_COLUMNS,
     MANIFEST_STATUSES,
@@ -62,8 +62,9 @@ def _manifest(conn: sa.Connection, status: str, name: str = "f.csv") -> int:
 def test_create_schema_makes_every_table(engine: Engine) -> None:
     tables = set(sa.inspect(engine).get_table_names())
 
-    staging = {f"stg_{c.dataset}" for c in load_contracts()}
-    assert len(staging) == 9
+    staging = {f"stg_{c.dataset}" for c in intake_contracts()}
+    # the nine bureau datasets and the townships' returned 入户核实 workbooks
+    assert len(staging) == 10 and "stg_field_visits" in staging
     assert tables == {
         "file_manifest",
         "quarantine",
@@ -80,11 +81,12 @@ def test_create_schema_makes_every_table(engine: Engine) -> None:
         "reconciliation_item",
         "inclusion_candidate",
         "plan_indicator",
+        "warning_follow_up",
         *staging,
     }
 
 
-@pytest.mark.parametrize("contract", load_contracts(), ids=lambda c: c.dataset)
+@pytest.mark.parametrize("contract", intake_contracts(), ids=lambda c: c.dataset)
 def test_staging_table_per_contract_with_lineage(engine: Engine, contract: Any) -> None:
     inspector = sa.inspect(engine)
     name = staging_table_name(contract.dataset)
@@ -100,8 +102,10 @@ def test_staging_table_per_contract_with_lineage(engine: Engine, contract: Any) 
         *(c.name for c in contract.columns),
         "flagged",
     ]
-    for lineage in (*LINEAGE_COLUMNS, "person_key", "flagged"):
+    for lineage in (*LINEAGE_COLUMNS, "flagged"):
         assert columns[lineage]["nullable"] is False, lineage
+    # a household-grain row (a returned 入户核实 workbook) is about no one person
+    assert columns["person_key"]["nullable"] is (contract.grain == "household")
     assert columns["matched_household_id"]["nullable"] is True
     (fk,) = inspector.get_foreign_keys(name)
     assert (fk["constrained_columns"], fk["referred_table"]) == (["manifest_id"], "file_manifest")

@@ -12,6 +12,7 @@ from generator.population.county import (
     Person,
     per_capita_cents,
 )
+from generator.population.ids import check_char
 from generator.records import Record
 from generator.scenarios.risk_plan import (
     ELDER,
@@ -312,6 +313,59 @@ class RiskPlan(PlanBase):
         self.expect("relocated_no_income", p, "非搬迁户只有转移性收入", d1=NO)
         p = self._single(ELDER, **relocated)
         self.expect("relocated_no_income", p, "搬迁老人户只有转移性收入", d1=YES)
+        self._refused_employment_cases(relocated)
+
+    def _refused_employment_cases(self, relocated: dict[str, Any]) -> None:
+        """Absence is not evidence: a household whose member's employment row was refused for a
+        one-keystroke ID typo may have someone employed, so it is a gap for the HR bureau
+        until the typo outlives two of its deliveries; a row the pipeline cannot tie to anyone
+        leaves the household as unlisted as before: a warning."""
+        p = self._single(Member("户主", 35), employ=False)
+        self._mistyped(self.add(1, self.employment(p, "已就业")))
+        case = "唯一就业成员的记录身份证号录错一位：先核对，两次再报送仍未更正转为预警"
+        self.expect("zero_employment", p, case, d1=GAP, d2=GAP, d3=NO_GAP)
+        self.expect("zero_employment", p, case, d1=NO, d2=NO, d3=YES)
+        p = self._single(Member("户主", 35), employ=False)
+        row = self.add(1, self.employment(p, "已就业"))
+        self._mistyped(row)
+        self.changes[2].append(("employment", lambda _lists: self._corrected(row)))
+        case = "唯一就业成员的记录身份证号录错一位；次日更正"
+        self.expect("zero_employment", p, case, d1=GAP, d2=NO_GAP)
+        self.expect("zero_employment", p, case, d1=NO, d2=NO, d3=NO)
+        h = self.household((Member("户主", 62), Member("配偶", 45, male=False)), employ=False)
+        self.add(1, self.employment(h.members[1], "未就业"))
+        self._mistyped(self.add(1, self.employment(h.members[0], "已就业")))
+        case = "劳动力未就业，62周岁户主的就业记录身份证号录错一位"
+        self.expect("zero_employment", h.members[0], case, d1=GAP)
+        self.expect("zero_employment", h, case, d1=NO)
+        p = self._single(Member("户主", 58, labour="弱劳动力或半劳动力"), employ=False, **relocated)
+        self._mistyped(self.add(1, self.employment(p, "已就业")))
+        case = "搬迁户唯一成员的就业记录身份证号录错一位"
+        self.expect("relocated_no_income", p, case, d1=GAP)
+        self.expect("relocated_no_income", p, case, d1=NO)
+        self.expect("zero_employment", p, case, d1=GAP)
+        p = self._single(Member("户主", 35), employ=False)
+        self._mistyped(self.add(1, self.employment(p, "已就业")), keystrokes=2)
+        case = "就业记录身份证号错两位，对应不到人：仍按不在名单预警"
+        self.expect("zero_employment", p, case, d1=YES)
+        self.expect("zero_employment", p, case, d1=NO_GAP)
+
+    @staticmethod
+    def _mistyped(row: Record, keystrokes: int = 1) -> None:
+        """The row's ID as a clerk mistyped it: its check character (one keystroke), or two
+        digits of its sequence number as well (no longer one keystroke from anyone's)."""
+        meant = str(row.values["id_number"])
+        body = meant[:17]
+        if keystrokes > 1:
+            body = body[:14] + "".join(str((int(d) + 5) % 10) for d in body[14:16]) + body[16]
+        check = next(c for c in "0123456789X" if c not in (check_char(body), meant[17]))
+        row.raw["id_number"] = body + check
+        row.defect = ("id_number", "id_checksum")
+
+    @staticmethod
+    def _corrected(row: Record) -> None:
+        row.raw.pop("id_number", None)
+        row.defect = None
 
     def _disability_cases(self) -> None:
         d = self.day

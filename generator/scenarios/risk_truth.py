@@ -28,7 +28,15 @@ EXTENSION_DATASETS = ("disabled_persons",)
 DROPS_FOLDER = "drops"
 WARNINGS_COLUMNS = ("day", "household_id", "rule_id", "status", "transition")
 CANDIDATES_COLUMNS = ("day", "rule_id", "dataset", "id_number", "township", "village")
-RECONCILIATION_COLUMNS = ("day", "rule_id", "household_id", "id_number", "kind", "status")
+RECONCILIATION_COLUMNS = (
+    "day",
+    "rule_id",
+    "household_id",
+    "id_number",
+    "kind",
+    "status",
+    "dataset",
+)
 SCENARIO_COLUMNS = ("day", "rule_id", "subject", "expected", "case")
 FILES_COLUMNS = ("day", "file", "dataset", "rows")
 
@@ -44,8 +52,10 @@ class RuleConfig:
     datasets: tuple[str, ...]
     parameters: tuple[tuple[date, dict[str, Any]], ...]
     # `absence: {escalate_after: N}`: members flagged for having no row are gaps for the bureau
-    # until they persist through N later deliveries
+    # until they persist through N later deliveries; `not_listed: warning`: a member missing
+    # from the list altogether is the rule's signal (a refused row stays a gap)
     escalate_after: int | None = None
+    not_listed: str = "reconcile"
 
     def values_on(self, day: date) -> dict[str, Any] | None:
         current = None
@@ -67,6 +77,7 @@ def load_rule_configs(path: Path = RULES_FILE) -> dict[str, RuleConfig]:
                 (p["effective_from"], dict(p.get("values") or {})) for p in r["parameters"]
             ),
             escalate_after=(r.get("absence") or {}).get("escalate_after"),
+            not_listed=(r.get("absence") or {}).get("not_listed", "reconcile"),
         )
         for r in raw["rules"]
     }
@@ -313,11 +324,32 @@ def evaluate(
     gaps: set[GapTruth] = set()
 
     def absent(rule_id: str, dataset: str, person: str) -> None:
-        if rules[rule_id].escalate_after is None:
+        rule = rules[rule_id]
+        kind = "refused" if person in view.refused.get(dataset, set()) else "not_listed"
+        if rule.escalate_after is None or (kind, rule.not_listed) == ("not_listed", "warning"):
             flag(rule_id, person)
             return
-        kind = "refused" if person in view.refused.get(dataset, set()) else "not_listed"
         gaps.add(GapTruth(rule_id, dataset, person, kind))
+
+    def nobody_matching(rule_id: str, dataset: str, hh: str, expected: Sequence[str]) -> None:
+        """A household none of whose members has a matching row (household_without): a member
+        whose row was refused may have had one, so the household is a gap for each such member;
+        else the household's signal, or (not_listed: reconcile) a gap for each of the `expected`
+        members missing from the list."""
+        rule = rules[rule_id]
+        refused = [m for m in view.households[hh].members if m in view.refused.get(dataset, ())]
+        unlisted: list[str] = []
+        if rule.not_listed == "reconcile":
+            listed = view.by_person(dataset)
+            unlisted = [m for m in expected if m not in listed]
+        if rule.escalate_after is None:
+            signals.add((hh, rule_id))
+        elif refused:
+            gaps.update(GapTruth(rule_id, dataset, m, "refused") for m in refused)
+        elif unlisted:
+            gaps.update(GapTruth(rule_id, dataset, m, "not_listed") for m in unlisted)
+        else:
+            signals.add((hh, rule_id))
 
     rostered = view.household_of
     year_start = date(day.year, 1, 1)
@@ -515,7 +547,7 @@ def evaluate(
                 and view.persons[m].values["labour_skill"] in _WORKING
             ]
             if able and not any(m in employed for m in h.members):
-                signals.add((hh, "zero_employment"))
+                nobody_matching("zero_employment", "employment", hh, able)
 
     if running("relocated_no_income") is not None and employment:
         for hh, h in view.households.items():
@@ -523,7 +555,7 @@ def evaluate(
                 continue
             _, _, wage, business = h.incomes[h.year]
             if wage <= 0 and business <= 0 and not any(m in employed for m in h.members):
-                signals.add((hh, "relocated_no_income"))
+                nobody_matching("relocated_no_income", "employment", hh, h.members)
 
     if (p := running("disability_new")) is not None:
         window, worst = int(p["window_days"]), int(p["max_grade"])

@@ -159,7 +159,7 @@ def finish(
         listing.append((first.isoformat(), spec.relative_path, "roster", len(previous)))
 
     results: list[DayTruth] = []
-    gap_rows: list[tuple[str, str, str, str, str, str]] = []
+    gap_rows: list[tuple[str, str, str, str, str, str, str]] = []
     # (rule, person) -> the day index its unbroken run of gap days began
     running_gaps: dict[tuple[str, str], int] = {}
     drops: list[Path] = []
@@ -197,7 +197,15 @@ def finish(
             if statuses[key] == "escalated":
                 signals.add((household, gap.rule_id))
             gap_rows.append(
-                (day.isoformat(), gap.rule_id, household, gap.person, gap.kind, statuses[key])
+                (
+                    day.isoformat(),
+                    gap.rule_id,
+                    household,
+                    gap.person,
+                    gap.kind,
+                    statuses[key],
+                    gap.dataset,
+                )
             )
         running_gaps = today
         results.append(DayTruth(day, signals, candidates, statuses))

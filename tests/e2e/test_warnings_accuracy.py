@@ -189,12 +189,21 @@ def test_planted_cases_end_in_the_warehouse_as_planted(county: Run) -> None:
         (str(r.snapshot_date), r.person_key, r.rule_id)
         for r in county.query("select snapshot_date, person_key, rule_id from inclusion_candidate")
     }
+    reconciling = {
+        (str(r.as_of_date), r.person_key, r.rule_id)
+        for r in county.query(
+            "select as_of_date, person_key, rule_id from reconciliation_item where status = 'open'"
+        )
+    }
     cases = county.truth("risk_scenarios.csv")
     assert len(cases) > 60
     for case in cases:
         if case["expected"] in ("signal", "no_signal"):
             got = (case["day"], case["subject"], case["rule_id"]) in warned
             assert got == (case["expected"] == "signal"), case
+        elif case["expected"] in ("gap", "no_gap"):
+            got = (case["day"], key_of(case["subject"]), case["rule_id"]) in reconciling
+            assert got == (case["expected"] == "gap"), case
         else:
             key = (case["day"], key_of(case["subject"]), case["rule_id"])
             assert (key in listed) == (case["expected"] == "candidate"), case
@@ -232,17 +241,24 @@ def test_the_gaps_go_to_the_bureau_and_late_bureaus_are_chased(county: Run) -> N
 
     steps = {(step, status) for _, step, status in _steps(county.engine)}
     assert ("checklists", "success") in steps and ("reminders", "success") in steps
+    from transforms.config.contracts import contract_by_dataset
+
     for index in range(DAYS):
         day = (FIRST + dt.timedelta(days=index)).isoformat()
-        gaps = [r for r in county.truth("reconciliation.csv") if r["day"] == day]
-        assert gaps, f"the scenario plants gaps every day ({day})"
-        folder = county.data_dir / "landing" / "medical_insurance" / "核对清单"
-        sheet = openpyxl.load_workbook(folder / f"核对清单_{day}.xlsx").active
-        assert sheet is not None
-        rows = list(sheet.iter_rows(min_row=3, values_only=True))
-        assert len(rows) == len(gaps), day
-        escalated = sum(1 for r in gaps if r["status"] == "escalated")
-        assert sum(1 for r in rows if str(r[8]).startswith("已转为预警")) == escalated
+        gaps: dict[str, list[dict[str, str]]] = defaultdict(list)
+        for r in county.truth("reconciliation.csv"):
+            if r["day"] == day:
+                gaps[contract_by_dataset(r["dataset"]).bureau].append(r)
+        # planted every day: the insurance list's gaps and the employment list's refused rows
+        assert {"medical_insurance", "hr_social_security"} <= set(gaps), day
+        for bureau, theirs in gaps.items():
+            folder = county.data_dir / "landing" / bureau / "核对清单"
+            sheet = openpyxl.load_workbook(folder / f"核对清单_{day}.xlsx").active
+            assert sheet is not None
+            rows = list(sheet.iter_rows(min_row=3, values_only=True))
+            assert len(rows) == len(theirs), (day, bureau)
+            escalated = sum(1 for r in theirs if r["status"] == "escalated")
+            assert sum(1 for r in rows if str(r[8]).startswith("已转为预警")) == escalated
         # the day's deliveries were judged: every dataset, once
         judged = county.query(f"select count(*) from delivery_status where as_of_date = '{day}'")
         assert judged[0][0] >= 9, day

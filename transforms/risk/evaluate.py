@@ -11,10 +11,9 @@ from collections.abc import Callable, Iterable
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from transforms.config.contracts import Contract
 from transforms.privacy.masking import mask_id, mask_name
+from transforms.risk.absence import eval_household_without, route_absent
 from transforms.risk.data import (
-    _SOURCE_COLUMNS,
     CENT,
     MAX_SOURCES,
     Context,
@@ -33,7 +32,6 @@ from transforms.risk.data import (
 from transforms.risk.evidence import (
     ATTRIBUTE_HEADERS,
     Evaluation,
-    Reconciliation,
     SharedFrames,
     absent_entry,
     build_evidence,
@@ -61,7 +59,6 @@ from transforms.risk.inputs import (
 from transforms.risk.rules import (
     CountyParameters,
     HouseholdAmountShare,
-    HouseholdWithout,
     IncomeBelowLine,
     IncomeDrop,
     PersonAmount,
@@ -71,35 +68,6 @@ from transforms.risk.rules import (
 )
 
 log = logging.getLogger(__name__)
-
-
-def _absent(
-    rule: Rule,
-    contract: Contract,
-    ctx: Context,
-    member: dict[Any, Any],
-    entry: dict[str, Any],
-    line: str,
-    entries: list[tuple[str, dict[str, Any], str]],
-    out: Evaluation,
-) -> None:
-    """A member flagged for having no row: a finding, or, for a rule with `absence`, a gap for
-    the bureau to reconcile first."""
-    if rule.absence is None:
-        entries.append((str(member["household_id"]), entry, line))
-        return
-    out.reconciliations.append(
-        Reconciliation(
-            rule_id=rule.id,
-            household_id=str(member["household_id"]),
-            person_key=str(member["person_key"]),
-            dataset=contract.dataset,
-            bureau=contract.bureau,
-            entry=entry,
-            line=line,
-            parameters=_jsonable(dict(ctx.values)),
-        )
-    )
 
 
 def _eval_person_rows(
@@ -142,7 +110,7 @@ def _eval_person_rows(
             refused = data.refused.get(contract.dataset, {})
             for r in _records(members[~members["person_key"].isin(listed)], member_read):
                 entry, line = absent_entry(r, contract, refused)
-                _absent(rule, contract, ctx, r, entry, line, entries, out)
+                route_absent(rule, contract, ctx, r, entry, line, entries, out)
                 flagged.add(str(r["person_key"]))
         if rule.candidates:
             off = hits[hits["household_id"].isna()]
@@ -181,7 +149,7 @@ def _eval_person_rows(
             own = by_person.get(r["person_key"])
             if own is None:
                 entry, line = absent_entry(r, contract, refused)
-                _absent(rule, contract, ctx, r, entry, line, entries, out)
+                route_absent(rule, contract, ctx, r, entry, line, entries, out)
                 flagged.add(str(r["person_key"]))
                 continue
             entry = {
@@ -318,77 +286,6 @@ def _eval_household_share(
         )
 
 
-def _eval_household_without(
-    rule: Rule, logic: HouseholdWithout, shared: SharedFrames, ctx: Context, out: Evaluation
-) -> None:
-    data = shared.data
-    contract = data.contracts[logic.dataset]
-    rows = shared.rows(logic.dataset)
-    if rows.empty:
-        return  # the list has not arrived: nobody can be said to lack a row in it
-    candidates = households_matching(data, logic.household, ctx)
-    members = shared.members()
-    if logic.requires_member:
-        required = members[condition_mask(members, logic.requires_member, ctx)]
-        candidates &= set(required["household_id"].tolist())
-    else:
-        required = members
-    on_roster = rows[rows["household_id"].notna()]
-    ok = set(on_roster.loc[condition_mask(on_roster, logic.match, ctx), "household_id"].tolist())
-    headers = column_headers(contract)
-    roster_headers = column_headers(data.contracts["roster"]) if "roster" in data.contracts else {}
-    columns = value_columns(contract, logic.match)
-    flagged = sorted(candidates - ok)
-    required_by: dict[str, list[dict[Any, Any]]] = defaultdict(list)
-    member_read = ("person_key", "household_id", "id_masked", "name_masked", "age", "labour_skill")
-    refused = data.refused.get(contract.dataset, {})
-    for r in _records(required[required["household_id"].isin(flagged)], member_read):
-        required_by[r["household_id"]].append(r)
-    rows_by: dict[str, list[dict[Any, Any]]] = defaultdict(list)
-    row_read = ("household_id", *_SOURCE_COLUMNS, *columns)
-    for r in _records(on_roster[on_roster["household_id"].isin(flagged)], row_read):
-        rows_by[r["household_id"]].append(r)
-    for household_id in flagged:
-        persons: list[dict[str, Any]] = []
-        refused_lines = []
-        for r in required_by[household_id]:
-            persons.append(
-                {
-                    "id_masked": mask_id(norm(r["id_masked"])),
-                    "name_masked": mask_name(norm(r["name_masked"])),
-                    "values": {"age": r["age"], "labour_skill": norm(r["labour_skill"])},
-                    "sources": [],
-                }
-            )
-            if str(r["person_key"]) in refused:
-                entry, line = absent_entry(r, contract, refused)
-                persons[-1]["absence"] = entry["absence"]
-                persons[-1]["sources"] = entry["sources"]
-                refused_lines.append(line)
-        sources = []
-        statuses = []
-        for r in rows_by[household_id]:
-            sources.append(_source(r, contract.dataset))
-            statuses.append(describe_values({c: r.get(c) for c in columns}, headers))
-        listed = "、".join(sorted(set(statuses))) or f"不在《{contract.title_zh}》中"
-        context = []
-        if logic.household:
-            context.append(describe_conditions(logic.household, ctx, roster_headers))
-        if logic.requires_member:
-            names = "、".join(p["name_masked"] for p in persons)
-            wanted = describe_conditions(logic.requires_member, ctx, roster_headers)
-            context.append(f"{wanted}的成员{names}")
-        nobody = describe_conditions(logic.match, ctx, headers)
-        summary = "；".join([*context, f"无成员{nobody}（{listed}）", *refused_lines])
-        household = None
-        row = shared.household(household_id) if logic.household else None
-        if row is not None:
-            household = {c.column: row[c.column] for c in logic.household}
-        out.findings[(str(household_id), rule.id)] = build_evidence(
-            rule, ctx, summary, persons=persons, household=household, sources=sources
-        )
-
-
 def _eval_income_below(
     rule: Rule, logic: IncomeBelowLine, shared: SharedFrames, ctx: Context, out: Evaluation
 ) -> None:
@@ -513,7 +410,7 @@ EVALUATORS: dict[str, Evaluator] = {
     "person_rows": _eval_person_rows,
     "person_amount": _eval_person_amount,
     "household_amount_share": _eval_household_share,
-    "household_without": _eval_household_without,
+    "household_without": eval_household_without,
 }
 
 

@@ -78,6 +78,9 @@ class Reconciliation:
     entry: dict[str, Any]  # the person's evidence entry (absence: not_listed / refused)
     line: str  # what it says, in Chinese
     parameters: dict[str, Any]
+    # a household rule's evidence the gap holds back: the household's warning should the gap
+    # persist (a person rule's warning is the member's own entry and line)
+    finding: dict[str, Any] | None = None
 
 
 @dataclass

@@ -13,6 +13,7 @@ went away and came back starts again). `record_deliveries` runs first on every s
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -57,6 +58,17 @@ def _escalate(evaluation: Evaluation, item: Reconciliation, rule: Rule, deliveri
     entry = {**item.entry, "escalated_after": deliveries}
     key = (item.household_id, rule.id)
     finding = evaluation.findings.get(key)
+    if item.finding is not None:
+        # a household rule: the evidence held back for the gap is the warning (the first of
+        # the household's escalating members puts it there; each marks its own entry)
+        if finding is None:
+            finding = evaluation.findings[key] = copy.deepcopy(item.finding)
+            finding["summary_zh"] += note
+        who = (entry["id_masked"], entry["name_masked"])
+        for person in finding.get("persons", []):
+            if (person.get("id_masked"), person.get("name_masked")) == who:
+                person["escalated_after"] = deliveries
+        return
     if finding is None:
         evaluation.findings[key] = {
             "rule_id": rule.id,

@@ -22,7 +22,9 @@ Rule logic kinds (`logic.kind`):
 - ``household_amount_share``: the sum over a household's members exceeds ``share`` of the
   household's net income (and is above zero).
 - ``household_without``: households meeting ``household`` conditions, with a member meeting
-  ``requires_member`` (if given), where no member has a row matching ``match``.
+  ``requires_member`` (if given), where no member has a row matching ``match``. No member
+  matching may rest on a refused row (a member's row quarantined for a mistyped ID): such a
+  household is a gap for the bureau, never a warning, until it persists (``absence``).
 
 Current rows: for a person-grain dataset, each person's rows from the latest loaded file that
 mentions them; for an event-grain dataset, every row, a row repeated verbatim in a later file
@@ -259,10 +261,20 @@ class Absence(_Strict):
     """How a rule treats a member it would flag only because the member has no row in the
     bureau's list (missing from it, or listed in a row that was refused): a data gap, not a
     risk. The gap goes to the bureau as a reconciliation item (核对清单) and becomes a warning
-    only when it persists through `escalate_after` of the bureau's later deliveries."""
+    only when it persists through `escalate_after` of the bureau's later deliveries.
+
+    A refused row is always a gap: the bureau did list the member, and what the row said is not
+    known. `not_listed` says what a member missing from the list altogether is: a gap
+    (`reconcile`) where the list is meant to hold everyone (the insured, the pupils), or the
+    rule's own signal (`warning`) where being in the list is what the rule asks about (the
+    employment list names who is employed: a household nobody of which is in it has no one
+    known to be employed)."""
 
     escalate_after: StrictInt = Field(
         default=2, ge=1, description="later deliveries the gap must persist through"
+    )
+    not_listed: Literal["reconcile", "warning"] = Field(
+        default="reconcile", description="a member missing from the list: a gap or a warning"
     )
 
 
@@ -280,13 +292,17 @@ class Rule(_Strict):
     parameters: tuple[ParameterSet, ...] = Field(min_length=1)
     logic: Logic
     # which conditions are absence conditions: a person_rows rule flagging members with no
-    # matching row (signal_when: none) or absent from the list (absent_counts) must say
+    # matching row (signal_when: none) or absent from the list (absent_counts), and every
+    # household_without rule (no member with a matching row), must say
     absence: Absence | None = None
 
     @property
     def counts_absence(self) -> bool:
-        """Whether the rule can flag a member for having no row in its dataset."""
+        """Whether the rule can flag a member (or a household) for having no row in its
+        dataset."""
         logic = self.logic
+        if isinstance(logic, HouseholdWithout):
+            return True
         return isinstance(logic, PersonRows) and (
             logic.signal_when == "none" or logic.absent_counts is not False
         )
@@ -324,6 +340,17 @@ class Rule(_Strict):
             )
         if self.absence is not None and not self.counts_absence:
             raise ValueError(f"{self.id}: absence applies to rules that count absence")
+        if (
+            isinstance(self.logic, HouseholdWithout)
+            and self.absence is not None
+            and "not_listed" not in self.absence.model_fields_set
+        ):
+            # "nobody in the list" is the very signal of some such rules and a gap for others:
+            # the county decides, per rule, rather than a default deciding for it
+            raise ValueError(
+                f"{self.id}: say whether a household none of whose members is in "
+                f"{dataset!r} is a warning or a gap (absence: {{not_listed: warning | reconcile}})"
+            )
         if self.candidates:
             if not isinstance(self.logic, PersonRows | PersonAmount):
                 raise ValueError(f"{self.id}: only person_rows/person_amount list candidates")

@@ -87,14 +87,47 @@ def test_the_truth_agrees_with_every_planted_case(
         (w["day"], w["household_id"], w["rule_id"]) for w in warnings if w["status"] == "open"
     }
     listed = {(c["day"], c["id_number"], c["rule_id"]) for c in candidates}
+    gaps = {
+        (g["day"], g["id_number"], g["rule_id"])
+        for g in _rows(base / "truth" / "reconciliation.csv")
+        if g["status"] == "open"
+    }
     cases = _rows(base / "truth" / "risk_scenarios.csv")
     assert summary.risks is not None and summary.risks.cases == len(cases) > 60
     for case in cases:
         key = (case["day"], case["subject"], case["rule_id"])
         if case["expected"] in ("signal", "no_signal"):
             assert (key in open_on) == (case["expected"] == "signal"), case
+        elif case["expected"] in ("gap", "no_gap"):
+            assert (key in gaps) == (case["expected"] == "gap"), case
         else:
             assert (key in listed) == (case["expected"] == "candidate"), case
+
+
+def test_a_household_rule_resting_on_a_refused_row_is_a_gap_for_the_lists_bureau(
+    three_days: tuple[Path, GenerationSummary],
+) -> None:
+    base, _ = three_days
+    gaps = _rows(base / "truth" / "reconciliation.csv")
+    household_rules = {"zero_employment", "relocated_no_income"}
+    held = [g for g in gaps if g["rule_id"] in household_rules]
+    # planted: refused rows (a one-keystroke ID typo) only; nobody in the list is a warning
+    assert {g["kind"] for g in held} == {"refused"}
+    assert {g["dataset"] for g in held} == {"employment"}
+    assert {g["rule_id"] for g in held} == household_rules
+    # one typo is never corrected: a gap on days 1 and 2, the household's warning on day 3
+    cases = _rows(base / "truth" / "risk_scenarios.csv")
+    lasting = [c for c in cases if "两次再报送仍未更正" in c["case"]]
+    person = {c["subject"] for c in lasting if c["expected"] in ("gap", "no_gap")}
+    household = {c["subject"] for c in lasting if c["expected"] in ("signal", "no_signal")}
+    by_day = {(g["day"], g["status"]) for g in held if g["id_number"] in person}
+    assert by_day == {("2026-11-28", "open"), ("2026-11-29", "open"), ("2026-11-30", "escalated")}
+    warned = {
+        (w["day"], w["transition"])
+        for w in _rows(base / "truth" / "warnings.csv")
+        if w["rule_id"] == "zero_employment" and w["household_id"] in household
+    }
+    assert warned == {("2026-11-30", "new")}
 
 
 def test_the_lifecycle_over_three_days(three_days: tuple[Path, GenerationSummary]) -> None:

@@ -49,8 +49,9 @@ def test_two_days_agree_with_the_ground_truth(county: Path) -> None:
     assert accuracy.perfect, format_accuracy(accuracy)
     assert len(accuracy.warnings) == 14 and len(accuracy.candidates) == 6
     # absence is not evidence: the gaps for the bureaus are measured apart from the warnings
-    gaps = accuracy.reconciliations["medical_uninsured"]
-    assert gaps.expected == gaps.matched > 0
+    for rule in ("medical_uninsured", "zero_employment", "relocated_no_income"):
+        gaps = accuracy.reconciliations[rule]
+        assert gaps.expected == gaps.matched > 0, rule
     summary = warnings_summary(engine, DAY + dt.timedelta(days=1))
     events = {k: sum(r[k] for r in summary["rules"].values()) for k in ("new", "resolved")}
     assert events["new"] > 0 and events["resolved"] > 0

@@ -55,6 +55,7 @@ from transforms.outputs.run_facts import (
 from transforms.outputs.templating import render
 from transforms.outputs.township import sources_text, township_workbook_name
 from transforms.privacy.masking import NameIndex, safe_text
+from transforms.risk.follow_up import STATE_ZH
 from transforms.risk.rules import load_rules
 from transforms.risk.status import insufficient_lines
 from transforms.risk.warnings import warnings_summary
@@ -136,6 +137,16 @@ RECONCILIATION_COLUMNS = (
     ("待核对", "open"),
     ("已转为预警", "escalated"),
     ("其中记录有误未入库", "of them in refused rows"),
+)
+FOLLOW_UP_COLUMNS = (
+    ("预警规则", "rule"),
+    ("乡镇", "township"),
+    ("已回传", "answered"),
+    ("情况属实", "confirmed"),
+    ("情况不属实", "not so"),
+    ("数据有误", "data problem"),
+    ("逾期未核实", "overdue"),
+    ("属实率", "field-confirmed share"),
 )
 CANDIDATE_COLUMNS = (
     ("预警规则", "rule"),
@@ -417,6 +428,7 @@ def warnings_html(
         or summary.get("candidates")
         or summary.get("insufficient")
         or summary.get("reconciliation")
+        or (summary.get("follow_up") or {}).get("states")
     ):
         return Markup("")
     day = str(summary["day"])
@@ -444,6 +456,20 @@ def warnings_html(
         reconciliation=[
             (bureau_zh(bureau), counts)
             for bureau, counts in (summary.get("reconciliation") or {}).items()
+        ],
+        follow_up_columns=FOLLOW_UP_COLUMNS,
+        follow_up_states=[
+            (STATE_ZH.get(state, state), int(n))
+            for state, n in ((summary.get("follow_up") or {}).get("states") or {}).items()
+        ],
+        precision=[
+            {
+                **p,
+                "rule_name_zh": safe_text(str(p["rule_name_zh"]), names=names),
+                "township": safe_text(str(p["township"]), names=names),
+                "share": "—" if p["precision"] is None else f"{100 * p['precision']:.0f}%",
+            }
+            for p in (summary.get("follow_up") or {}).get("precision") or ()
         ],
         candidate_counts=[
             (safe_text(rule_names.get(rule, rule), names=names), int(n))

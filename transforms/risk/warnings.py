@@ -23,6 +23,7 @@ import datetime as dt
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,7 +36,7 @@ from transforms.intake.delivery import delivered_days
 from transforms.risk.data import EXPORT_EVENTS, load_county_data
 from transforms.risk.delivery import mark_stale, record_deliveries
 from transforms.risk.evaluate import evaluate
-from transforms.risk.follow_up import settle_follow_ups
+from transforms.risk.follow_up import field_precision, settle_follow_ups
 from transforms.risk.indicators import compute_indicators
 from transforms.risk.lifecycle import store_day
 from transforms.risk.reconcile import settle_reconciliations
@@ -55,6 +56,7 @@ from transforms.warehouse.risk_tables import (
     plan_indicator,
     reconciliation_item,
     risk_warning_event,
+    warning_follow_up,
 )
 
 log = logging.getLogger(__name__)
@@ -170,6 +172,12 @@ def warnings_summary(engine: Engine, day: dt.date) -> dict[str, Any]:
             .group_by(inclusion_candidate.c.rule_id)
         ).all()
         insufficient = insufficient_on(conn, day)
+        follow_up_states = conn.execute(
+            sa.select(warning_follow_up.c.state, sa.func.count().label("n")).group_by(
+                warning_follow_up.c.state
+            )
+        ).all()
+        precision = field_precision(conn)
         rc = reconciliation_item
         gaps = conn.execute(
             sa.select(rc.c.bureau, rc.c.kind, rc.c.status, sa.func.count().label("n"))
@@ -203,6 +211,12 @@ def warnings_summary(engine: Engine, day: dt.date) -> dict[str, Any]:
         "insufficient": insufficient,
         # gaps in the bureaus' lists (核对清单): bureau -> open / escalated / refused counts
         "reconciliation": _gap_counts(gaps),
+        # the home visits (入户核实): warnings per state, and per rule and township what the
+        # field confirmed of what it judged
+        "follow_up": {
+            "states": {r.state: r.n for r in sorted(follow_up_states)},
+            "precision": [{**asdict(p), "precision": p.precision} for p in precision if p.answered],
+        },
     }
 
 
@@ -236,6 +250,18 @@ def format_warnings_summary(summary: Mapping[str, Any]) -> str:
         lines.append(
             f"To reconcile with {bureau} (核对清单): {c['open']} open, {c['escalated']} escalated "
             f"to warnings; {c['refused']} of them listed in refused rows"
+        )
+    follow_up = summary.get("follow_up") or {}
+    if follow_up.get("states"):
+        lines.append(
+            "Home visits (入户核实): "
+            + ", ".join(f"{n} {state}" for state, n in follow_up["states"].items())
+        )
+    for p in follow_up.get("precision") or ():
+        judged = p["confirmed"] + p["dismissed"] + p["data_error"]
+        lines.append(
+            f"Field-confirmed {p['rule_id']} in {p['township']}: {p['confirmed']} of {judged} "
+            f"judged ({p['dismissed']} not so, {p['data_error']} data problems)"
         )
     if summary["to_visit_by_township"]:
         lines.append(

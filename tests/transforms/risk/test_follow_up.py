@@ -244,6 +244,16 @@ def test_a_returned_workbook_updates_each_warning(
     assert data_errors and all(r.bureaus for r in data_errors)
     judged = sum(p.confirmed + p.dismissed + p.data_error for p in precision)
     assert judged == 4 and sum(p.confirmed for p in precision) == 2
+    # the report and the summary show the answers and each rule's field-confirmed share
+    from transforms.outputs.reports import warnings_html
+    from transforms.risk.warnings import format_warnings_summary, warnings_summary
+
+    summary = warnings_summary(make_engine(url), DAY + dt.timedelta(days=1))
+    assert summary["follow_up"]["states"]["confirmed"] == 2
+    assert sum(p["confirmed"] for p in summary["follow_up"]["precision"]) == 2
+    html = warnings_html(day_settings(data_dir, SECRET, url), summary)
+    assert "入户核实结果" in html and "情况不属实（暂不再预警） 1" in html
+    assert "Field-confirmed" in format_warnings_summary(summary)
     # the township gets a receipt like a bureau
     from transforms.outputs.receipts import write_receipts
 

@@ -3,13 +3,16 @@
 `landing/<bureau>/核对清单/核对清单_<day>.xlsx`, one per bureau and county day it has gaps:
 each member a rule would flag only for their absence from the bureau's list (missing from it,
 or listed in a row that was refused: transforms.risk.reconcile), masked, with where they live,
-which list, why, since when, and whether it has already become a warning. A re-run of the day
-replaces that day's list; earlier ones stay as the record.
+which list, why, since when, and whether it has already become a warning. Below them, the
+warnings a township's home visit found rested on wrong data (数据有误, transforms.risk.follow_up),
+for each bureau the warning's evidence came from. A re-run of the day replaces that day's list;
+earlier ones stay as the record.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -18,7 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from openpyxl import Workbook
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from transforms.config.bureaus import bureau_zh
 from transforms.config.contracts import load_contracts
@@ -27,7 +30,7 @@ from transforms.intake.landing import CHECKLISTS_FOLDER
 from transforms.outputs.spreadsheet import finish_notice, notice_sheet, put_value, save_replacing
 from transforms.privacy.masking import NameIndex
 from transforms.runlog.steps import recorded_step
-from transforms.warehouse.risk_tables import reconciliation_item
+from transforms.warehouse.risk_tables import reconciliation_item, risk_warning, warning_follow_up
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,11 @@ COLUMNS = (
     ("状态", 16),
     ("核对结果", 16),
 )
-STATUS_ZH = {"open": "待核对", "escalated": "已转为预警，请尽快核对"}
+STATUS_ZH = {
+    "open": "待核对",
+    "escalated": "已转为预警，请尽快核对",
+    "field_data_error": "乡镇入户核实反馈数据有误",
+}
 
 
 def checklist_path(settings: Settings, bureau: str, day: dt.date) -> Path:
@@ -75,7 +82,7 @@ def checklist_workbook(
             titles.get(item["dataset"], item["dataset"]),
             item["detail_zh"],
             str(item["first_seen"]),
-            int(item["deliveries_since"]),
+            None if item["deliveries_since"] is None else int(item["deliveries_since"]),
             STATUS_ZH.get(item["status"], item["status"]),
             None,
         )
@@ -84,6 +91,53 @@ def checklist_workbook(
             put_value(ws.cell(row=row, column=column), value, names)
     finish_notice(ws)
     return workbook
+
+
+def field_data_errors(conn: Connection) -> list[tuple[str, dict[str, Any]]]:
+    """(bureau, checklist item) for each warning a home visit found to rest on wrong data."""
+    f, w = warning_follow_up, risk_warning
+    query = (
+        sa.select(
+            f.c.rule_name_zh,
+            f.c.township,
+            f.c.village,
+            f.c.verified_on,
+            f.c.verifier_masked,
+            f.c.remarks_masked,
+            f.c.bureaus,
+            w.c.head_name_masked,
+            w.c.head_id_masked,
+        )
+        .join(w, sa.and_(w.c.household_id == f.c.household_id, w.c.rule_id == f.c.rule_id))
+        .where(f.c.state == "data_error")
+        .order_by(f.c.township, f.c.village, f.c.household_id, f.c.rule_id)
+    )
+    items: list[tuple[str, dict[str, Any]]] = []
+    for r in conn.execute(query):
+        bureaus = json.loads(r.bureaus) if isinstance(r.bureaus, str) else r.bureaus
+        remarks = f"：{r.remarks_masked}" if r.remarks_masked else ""
+        detail = (
+            f"{r.verified_on}乡镇入户核实（核实人{r.verifier_masked or '未填'}）"
+            f"认为“{r.rule_name_zh}”预警所依据的数据有误{remarks}。请核对该户在贵单位名单中的记录，有误的请更正后重新报送"
+        )
+        for bureau in bureaus or ():
+            items.append(
+                (
+                    str(bureau),
+                    {
+                        "township": r.township,
+                        "village": r.village,
+                        "name_masked": r.head_name_masked,
+                        "id_masked": r.head_id_masked,
+                        "dataset": "",
+                        "detail_zh": detail,
+                        "first_seen": r.verified_on,
+                        "deliveries_since": None,
+                        "status": "field_data_error",
+                    },
+                )
+            )
+    return items
 
 
 def write_checklists(
@@ -100,13 +154,16 @@ def write_checklists(
                 .where(t.c.as_of_date == day)
                 .order_by(t.c.bureau, t.c.township, t.c.village, t.c.household_id, t.c.id_masked)
             ).all()
+            data_errors = field_data_errors(conn)
         by_bureau: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
         for r in rows:
             by_bureau[r.bureau].append(dict(r._mapping))
+        for bureau, item in data_errors:
+            by_bureau[bureau].append(item)
         for bureau, items in sorted(by_bureau.items()):
             target = checklist_path(settings, bureau, day)
             save_replacing(checklist_workbook(bureau, items, titles, day, names), target)
             written.append(target)
             log.info("核对清单 %s: %d members to reconcile", bureau, len(items))
-        counts.update(bureaus=len(by_bureau), items=len(rows))
+        counts.update(bureaus=len(by_bureau), items=len(rows), field_data_errors=len(data_errors))
     return written

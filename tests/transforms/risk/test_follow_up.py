@@ -4,6 +4,7 @@ histories, then a returned workbook through the pipeline's steps on SQLite and P
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -254,6 +255,25 @@ def test_a_returned_workbook_updates_each_warning(
     html = warnings_html(day_settings(data_dir, SECRET, url), summary)
     assert "入户核实结果" in html and "情况不属实（暂不再预警） 1" in html
     assert "Field-confirmed" in format_warnings_summary(summary)
+    # 数据有误 goes back to the bureaus the warning's evidence came from, in their 核对清单
+    from openpyxl import load_workbook as open_book
+
+    from transforms.outputs.checklists import write_checklists
+
+    day2 = DAY + dt.timedelta(days=1)
+    settings = day_settings(data_dir, SECRET, url)
+    lists = write_checklists(settings, make_engine(url), "r-lists", day2)
+    bureaus = data_errors[0].bureaus
+    bureau = (json.loads(bureaus) if isinstance(bureaus, str) else bureaus)[0]
+    texts = [
+        str(cell.value)
+        for path in lists
+        if f"/{bureau}/" in path.as_posix()
+        for row in open_book(path).active.iter_rows()
+        for cell in row
+        if cell.value
+    ]
+    assert any("乡镇入户核实" in t and "数据有误" in t for t in texts)
     # the township gets a receipt like a bureau
     from transforms.outputs.receipts import write_receipts
 

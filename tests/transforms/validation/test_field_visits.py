@@ -4,6 +4,7 @@ answers without who or when, and hostile cells, through the real reader, parser 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from openpyxl import Workbook
@@ -11,7 +12,7 @@ from openpyxl import Workbook
 from transforms.config.contracts import contract_by_dataset
 from transforms.config.limits import FileLimits
 from transforms.parsing.file_refusals import FileRejection, UnreadableFile
-from transforms.parsing.parse import SOURCE_ROW, to_frame
+from transforms.parsing.parse import SOURCE_ROW, ParsedFile, to_frame
 from transforms.parsing.readers import read_sheets
 from transforms.validation.validate import issue_records, run_gx
 
@@ -48,7 +49,7 @@ def _workbook(path: Path, rows: list[list[object]], merge_household: int = 0) ->
     return path
 
 
-def _parsed(path: Path) -> tuple[object, list[dict[str, object]]]:
+def _parsed(path: Path) -> tuple[ParsedFile, list[dict[str, Any]]]:
     parsed = to_frame(read_sheets(path, limits=FileLimits()), [CONTRACT])
     outcome = run_gx(parsed.contract, parsed.frame)
     return parsed, issue_records(parsed.contract, parsed.frame, outcome.issues)
@@ -83,7 +84,7 @@ def test_merged_household_cells_apply_to_every_rule_of_the_block(tmp_path: Path)
         [None, None, None, None, None, "成员新确诊大病", None, None, None, None],
     ]
     parsed, issues = _parsed(_workbook(tmp_path / "城关镇_入户核实.xlsx", rows, merge_household=3))
-    frame = parsed.frame  # type: ignore[attr-defined]
+    frame = parsed.frame
     assert frame["household_id"].tolist() == ["5326990010029001"] * 3
     assert frame["township"].tolist() == ["城关镇"] * 3
     # a row not yet visited is no error
@@ -97,7 +98,7 @@ def test_an_answer_needs_who_and_when_and_a_known_result(tmp_path: Path) -> None
         [2, "城关镇", "东村", "0013", "王*", "零就业家庭", "属实吧", "李四", "2026-11-29", None],
         [3, "城关镇", "东村", "0014", "王*", "零就业家庭", "数据有误", "李四", "2026-02-30", None],
     ]
-    parsed, issues = _parsed(_workbook(tmp_path / "a.xlsx", rows))
+    _, issues = _parsed(_workbook(tmp_path / "a.xlsx", rows))
     found = {(i["source_row"], i["column_name"]): i["reason_zh"] for i in issues}
     assert found[(2, "verifier_name")] == "本行填写了“入户核实结果”，但“核实人”为空"
     assert found[(2, "verified_on")] == "本行填写了“入户核实结果”，但“核实日期”为空"
@@ -136,7 +137,7 @@ def test_hostile_cells_are_kept_as_text_and_masked_when_shown(tmp_path: Path) ->
         ],
     ]
     parsed, issues = _parsed(_workbook(tmp_path / "b.xlsx", rows))
-    frame = parsed.frame  # type: ignore[attr-defined]
+    frame = parsed.frame
     assert len(frame) == 2 and not issues
     assert frame[SOURCE_ROW].tolist() == [2, 3]
     from transforms.config.contracts import Column
@@ -169,6 +170,6 @@ def test_a_return_saved_as_gbk_csv_with_a_nul_is_read(tmp_path: Path) -> None:
     path = tmp_path / "城关镇_入户核实.csv"
     path.write_bytes("\r\n".join(lines).encode("gbk"))
     parsed, issues = _parsed(path)
-    frame = parsed.frame  # type: ignore[attr-defined]
+    frame = parsed.frame
     assert frame["result"].tolist() == ["情况不属实"] and not issues
     assert "\x00" not in str(frame["remarks"].tolist()[0])

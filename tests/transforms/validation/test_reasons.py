@@ -51,7 +51,7 @@ def test_every_row_rule_has_chinese_english_and_fix_text(code: str) -> None:
 
 
 def test_row_rule_codes_are_unique() -> None:
-    assert len(set(ROW_RULE_CODES)) == len(ROW_RULE_CODES) == 15
+    assert len(set(ROW_RULE_CODES)) == len(ROW_RULE_CODES) == 16
 
 
 def test_reasons_name_the_header_the_clerk_sees() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from transforms.config.contracts import ColumnType, Contract, contract_by_dataset, load_contracts
+from transforms.config.contracts import ColumnType, Contract, contract_by_dataset, intake_contracts
 from transforms.config.paths import EXPECTATIONS_DIR
 from transforms.parsing.identifiers import ID_PATTERN, check_char
 from transforms.parsing.parse import to_frame
@@ -31,6 +31,7 @@ from transforms.validation.validate import (
     run_gx,
     suite_definition,
     suite_path,
+    with_column,
     write_suite,
 )
 
@@ -49,7 +50,7 @@ EXCEL_NUMBER = "5.32626198001011E+17"
 # ... and here the zeros that replaced them happen to make a valid check character.
 EXCEL_NUMBER_VALID_CHECK = "5.32626198001015E+17"
 
-CONTRACTS = load_contracts()
+CONTRACTS = intake_contracts()
 
 
 def _by_type(contract: Contract, kind: str) -> list[dict[str, Any]]:
@@ -119,6 +120,8 @@ def test_suite_definition_follows_the_contract(contract: Contract) -> None:
             expected_in_sets.add((col.name, col.values, "enum_value"))
         elif col.type is ColumnType.PHONE:
             expected_regexes.add((col.name, PHONE_PATTERN, "phone_format"))
+        if col.required_with:
+            expected_in_sets.add((with_column(col.name), (True,), "missing_required_with"))
     for check in contract.checks:
         expected_in_sets.add((check_column(check.id), (True,), check.id))
     if contract.household is not None:
@@ -182,7 +185,7 @@ def test_committed_suites_are_consistent_with_contracts(contract: Contract) -> N
 
 
 def test_no_committed_suite_without_a_contract() -> None:
-    suites = {layout.suite_name for c in CONTRACTS for layout in c.variants()}
+    suites = {layout.suite_name for c in intake_contracts() for layout in c.variants()}
     stray = {p.stem for p in EXPECTATIONS_DIR.glob("*.json")} - suites
     assert not stray, f"expectations without a contract: {sorted(stray)}; run `make expectations`"
 

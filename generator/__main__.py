@@ -11,6 +11,7 @@ from pathlib import Path
 
 from generator.core import generate
 from generator.datasets.national import ROSTER_LAYOUTS
+from generator.scenarios.risk_truth import DROPS_FOLDER
 from generator.scenarios.risks import deliver
 from transforms.intake.sample_guard import mark_sample
 
@@ -72,6 +73,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(implies --risk-scenarios)",
     )
     parser.add_argument(
+        "--late",
+        metavar="DATASET",
+        help="with --days: the DATASET's bureau misses the due date before --date; landing/ "
+        "holds its file of the due date before that (run that day first), the first day's "
+        "other files go to drops/<day>/, and the late file comes on the second day "
+        "(deliveries.csv: every dataset's state on each day)",
+    )
+    parser.add_argument(
         "--deliver",
         type=date.fromisoformat,
         metavar="DAY",
@@ -79,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "into DATA_DIR/landing/, as the bureaus would drop them",
     )
     args = parser.parse_args(argv)
+    if args.late is not None and args.days < 2:
+        parser.error("--late needs --days 2 or more: the late file comes on the second day")
     if args.deliver is not None:
         for path in deliver(args.data_dir, args.deliver):
             print(f"delivered {path}")
@@ -98,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         days=args.days,
         risk_scenarios=args.risk_scenarios,
         roster_layout=args.roster_layout,
+        late=args.late,
     )
     mark_sample(args.data_dir, f"seed {args.seed}, {args.households} households")
     landing = args.data_dir / "landing"
@@ -106,11 +118,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"(seed {summary.seed}, date {summary.day.isoformat()}, "
         f"roster layout {summary.roster_layout})"
     )
+    first_day = f"{DROPS_FOLDER}/{args.date.isoformat()}" if args.late else landing.name
     for name, counts in summary.datasets.items():
         print(
             f"  {name:<15} {counts.rows:>7} rows  {counts.invalid:>5} invalid  "
             f"{counts.flagged:>3} flagged  {counts.unmatched:>5} unmatched  "
-            f"{landing.name}/{counts.file}"
+            f"{landing.name if name == args.late else first_day}/{counts.file}"
         )
     for rejected in summary.rejected_files:
         print(f"  {'(rejected)':<15} {rejected.reason_code:<38}  {landing.name}/{rejected.file}")
@@ -133,6 +146,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{risks.candidates} candidates, {risks.cases} planted cases; "
             f"{len(risks.drops)} files of later days in {args.data_dir / 'drops'}"
         )
+        if risks.run_days[0] != summary.day:
+            print(
+                f"  {args.late} is late: run {risks.run_days[0].isoformat()} first, then "
+                f"--deliver each of {', '.join(d.isoformat() for d in risks.days)} and run it"
+            )
     return 0
 
 

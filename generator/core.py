@@ -17,7 +17,7 @@ from generator.layout.defects import (
     plant_per_capita_warnings,
     plant_text_defects,
 )
-from generator.layout.files import WrittenFile, file_specs, messy_specs, write_file
+from generator.layout.files import FileSpec, WrittenFile, file_specs, messy_specs, write_file
 from generator.layout.messy import (
     MESSINESS,
     RejectedFile,
@@ -36,7 +36,7 @@ from generator.population.reference import (
     load_villages,
 )
 from generator.records import Record
-from generator.scenarios import risk_cases, risk_truth, risks
+from generator.scenarios import deliveries, risk_cases, risk_truth, risks
 from generator.truth import Truth, rule_counts, write_truth
 
 # Write order; also the order of the ground-truth files. Illness comes before settlements
@@ -136,6 +136,7 @@ def generate(
     days: int = 1,
     risk_scenarios: bool = False,
     roster_layout: str = "agreed",
+    late: str | None = None,
 ) -> GenerationSummary:
     """Write the county's files under data_dir/landing and the ground truth into truth_dir.
 
@@ -153,6 +154,12 @@ def generate(
     roster_layout "national" writes the roster as the national monitoring system exports it
     (generator/datasets/national.py): the same people and facts, every other file the same
     bytes, and not_computable.csv naming the warning rules that export cannot feed.
+
+    late names a dataset (not the roster) whose bureau misses the due date before the first day
+    (days > 1): it sent the same rows on the due date before that, and that file alone is what
+    landing/ holds (the county's run of that day comes first); the first day's other files go
+    to drops/<day>/ like every later day's, and the late bureau sends its file on the second
+    day. deliveries.csv has every dataset's state on each of those days (overdue, then late).
     """
     if households < 1:
         raise ValueError("households must be at least 1")
@@ -165,11 +172,16 @@ def generate(
         )
     if not 0 <= invalid_share < 1 or not 0 <= unmatched_share < 1:
         raise ValueError("shares must be in [0, 1)")
+    if late is not None and (days < 2 or late == "roster"):
+        # every warning reads the roster, and a late file needs a later day to come on
+        raise ValueError("a late dataset needs days > 1 and is not the roster")
     params = load_parameters(reference_dir / "parameters.yaml")
     villages = load_villages(reference_dir / "villages.csv")
     contracts = load_contracts(contracts_dir)
     if "roster" not in contracts:
         raise ValueError(f"no roster contract in {contracts_dir}")
+    if late is not None and late not in contracts:
+        raise ValueError(f"no contract for the late dataset {late!r} in {contracts_dir}")
 
     county = County(_rng(seed, "county"), params, villages, day, households)
     outsiders = Outsiders(county, _rng(seed, "outsiders"))
@@ -192,20 +204,28 @@ def generate(
     for dataset in DATASET_ORDER[1:]:
         if dataset in contracts:
             records[dataset] = builders[dataset]()
+    if late is not None and late not in records:
+        raise ValueError(f"the generator has no builder for the late dataset {late!r}")
 
     footer_rng = _rng(seed, "footer")
     footer = (
         f"填表人：{names.full_name(footer_rng, footer_rng.random() < 0.5)}  "
         f"审核人：{names.full_name(footer_rng, footer_rng.random() < 0.5)}"
     )
-    specs = {
-        **file_specs(params.county_name, day, footer),
-        **extension.extension_specs(params.county_name, day),
-    }
-    if messiness == "high":
-        specs = messy_specs(specs, params.county_name, day)
+
+    def specs_on(when: date) -> dict[str, FileSpec]:
+        made = {
+            **file_specs(params.county_name, when, footer),
+            **extension.extension_specs(params.county_name, when),
+        }
+        return messy_specs(made, params.county_name, when) if messiness == "high" else made
+
+    specs = specs_on(day)
     plan = risk_cases.RiskPlan(county, contracts, seed) if risk_scenarios or days > 1 else None
-    landing = data_dir / "landing"
+    # the first run's folder holds the late bureau's earlier file alone: the first day's files
+    # wait in drops/ until that run has taken it
+    landing = risks.drops_dir(data_dir, day) if late is not None else data_dir / "landing"
+    previous = deliveries.due_window(contracts[late], day)[0] if late is not None else None
     written: dict[str, WrittenFile] = {}
     exporter = None
     roster_output = national.RosterOutput()
@@ -246,6 +266,10 @@ def generate(
         if exporter is not None and dataset == "roster":
             # written last, when the other bureaus' rows it draws on are all planted
             national.drop_per_capita_warnings(rows)
+            continue
+        if dataset == late and previous is not None:
+            earlier = specs_on(previous)[dataset]
+            written[dataset] = write_file(data_dir / "landing", earlier, contract, rows, previous)
             continue
         written[dataset] = write_file(landing, spec, contract, rows, day)
     if exporter is not None:
@@ -315,6 +339,8 @@ def generate(
         days=days,
         seed=seed,
         roster=roster_output,
+        first_landing=landing,
+        late=(late, previous) if late is not None and previous is not None else None,
     )
     return replace(summary, risks=risk_summary)
 

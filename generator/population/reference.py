@@ -76,6 +76,9 @@ class ContractSpec:
     person_column: str
     columns: tuple[ColumnSpec, ...]
     check_columns: frozenset[str]
+    # `delivery`: due by `due_day` of each of `due_months` (the contracts' defaults when unsaid)
+    due_months: tuple[int, ...] = tuple(range(1, 13))
+    due_day: int = 10
 
     def column(self, name: str) -> ColumnSpec:
         for col in self.columns:
@@ -161,6 +164,7 @@ def load_contracts(directory: Path = CONTRACTS_DIR) -> dict[str, ContractSpec]:
             for check in raw.get("checks", ())
             for name in (*check.get("columns", ()), *check.get("requires", ()))
         )
+        delivery = raw.get("delivery") or {}
         contracts[raw["dataset"]] = ContractSpec(
             dataset=raw["dataset"],
             bureau=raw["bureau"],
@@ -168,6 +172,8 @@ def load_contracts(directory: Path = CONTRACTS_DIR) -> dict[str, ContractSpec]:
             person_column=raw["person_column"],
             columns=columns,
             check_columns=check_columns,
+            due_months=tuple(sorted(delivery.get("months", range(1, 13)))),
+            due_day=int(delivery.get("due_day", 10)),
         )
     if not contracts:
         raise FileNotFoundError(f"no contract files in {directory}")

@@ -15,6 +15,9 @@
   DATA_DIR/drops/<day>/<bureau>/ (`python -m generator --data-dir DIR --deliver DAY` drops them
   into landing/ before that day's run), with changes that make warnings resolve, reopen and
   appear.
+- A late bureau (``late``): its dataset's file came on the due date before the one it then
+  misses, and its next file on the second day; `deliveries.csv` has every dataset's state on
+  each day the county runs (generator/scenarios/deliveries.py).
 
 How the pipeline reads several files is part of the truth: a later file of a dataset replaces
 the earlier one of the same period (the roster's income year, else the month); within the
@@ -38,6 +41,7 @@ from generator.population.county import (
 )
 from generator.population.reference import ContractSpec
 from generator.records import Record, write_rows
+from generator.scenarios.deliveries import judge_days, write_deliveries
 from generator.scenarios.risk_cases import RiskPlan
 from generator.scenarios.risk_plan import Case
 from generator.scenarios.risk_truth import (
@@ -72,6 +76,8 @@ class DayTruth:
 @dataclass(frozen=True)
 class RiskSummary:
     days: tuple[date, ...]
+    # the days the county runs, in order: a late bureau's earlier delivery, then `days`
+    run_days: tuple[date, ...]
     warnings: int  # rows of warnings.csv
     candidates: int
     drops: tuple[Path, ...]  # files for the days after the first, under DATA_DIR/drops/
@@ -120,11 +126,14 @@ def finish(
     seed: int,
     rules_path: Path = RULES_FILE,
     roster: RosterOutput | None = None,
+    first_landing: Path | None = None,
+    late: tuple[str, date] | None = None,
 ) -> RiskSummary:
     """After the first day's files: last year's roster and the later days' files (with a plan),
-    and the warnings' ground truth of every generated day. `roster` says how the roster is
-    written and read (generator/datasets/national.py); the rules it cannot feed are left out of the
-    truth."""
+    and the warnings' and deliveries' ground truth of every generated day. `roster` says how the
+    roster is written and read (generator/datasets/national.py); the rules it cannot feed are
+    left out of the truth. `first_landing`: where the first day's files are (default landing/);
+    `late`: the dataset whose file in `written` came on that earlier day, sent next on day 2."""
     if days < 1:
         raise ValueError("days must be at least 1")
     if days > 1 and plan is None:
@@ -139,9 +148,14 @@ def finish(
         view = roster.truth_values if dataset == "roster" else None
         return snapshot(index, dataset, name, rows, contracts[dataset].person_column, view)
 
-    files = [snap(1, d, written[d].spec.name, rows) for d, rows in records.items()]
+    late_dataset, earlier = late if late is not None else (None, None)
+    if late_dataset is not None and (days < 2 or late_dataset not in records):
+        raise ValueError(f"the late dataset {late_dataset!r} needs a second day and its rows")
+    # the late dataset's file holds the first day's rows but came on the earlier day (index 0)
+    came = {d: (0, earlier) if d == late_dataset and earlier else (1, first) for d in records}
+    files = [snap(came[d][0], d, written[d].spec.name, rows) for d, rows in records.items()]
     listing: list[tuple[str, str, str, int]] = [
-        (first.isoformat(), written[d].spec.relative_path, d, len(rows))
+        (came[d][1].isoformat(), written[d].spec.relative_path, d, len(rows))
         for d, rows in records.items()
     ]
     if plan is not None and roster.history:
@@ -154,7 +168,8 @@ def finish(
         )
         if spec.name == specs["roster"].name:
             raise ValueError("last year's roster needs its own file name")
-        write_file(data_dir / "landing", spec, contracts["roster"], previous, first)
+        folder = first_landing or data_dir / "landing"
+        write_file(folder, spec, contracts["roster"], previous, first)
         files.append(snap(1, "roster", spec.name, previous))
         listing.append((first.isoformat(), spec.relative_path, "roster", len(previous)))
 
@@ -166,7 +181,13 @@ def finish(
     for index in range(1, days + 1):
         day = first + timedelta(days=index - 1)
         if index > 1 and plan is not None:
-            for dataset in sorted(plan.apply(index, records)):
+            changed = plan.apply(index, records)
+            if index == 2 and late_dataset is not None:
+                if late_dataset not in changed:
+                    # the same rows again could be the same bytes: a duplicate, no delivery
+                    raise ValueError(f"the plan changes nothing of {late_dataset} on day 2")
+                changed.add(late_dataset)
+            for dataset in sorted(changed):
                 spec = replace(specs[dataset], name=later_name(specs[dataset].name, day))
                 write = roster.write if dataset == "roster" else write_file
                 out = write(
@@ -211,6 +232,11 @@ def finish(
         results.append(DayTruth(day, signals, candidates, statuses))
 
     truth_dir.mkdir(parents=True, exist_ok=True)
+    run_days = ((earlier,) if earlier is not None else ()) + tuple(r.day for r in results)
+    delivered: dict[str, list[date]] = {}
+    for day_text, _, dataset, _ in listing:
+        delivered.setdefault(dataset, []).append(date.fromisoformat(day_text))
+    write_deliveries(truth_dir / "deliveries.csv", judge_days(contracts, delivered, run_days))
     warnings = lifecycle([(r.day, r.signals) for r in results])
     write_rows(truth_dir / "reconciliation.csv", RECONCILIATION_COLUMNS, sorted(gap_rows))
     write_rows(truth_dir / "warnings.csv", WARNINGS_COLUMNS, warnings)
@@ -242,6 +268,7 @@ def finish(
         _check_cases(cases, results, first)
     return RiskSummary(
         days=tuple(r.day for r in results),
+        run_days=run_days,
         warnings=len(warnings),
         candidates=len(candidate_rows),
         drops=tuple(drops),

@@ -4,6 +4,12 @@ recall per rule), on SQLite and PostgreSQL, and with the roster in the national 
 layout (SQLite): every rule that layout can feed gives the same warnings, and the rules it cannot
 feed (the truth's not_computable.csv) are reported 数据不足 every day.
 
+The days begin the day after the 10th, a due date the employment bureau (人社局) missed: its
+earlier file came on the due date before (a run of its own, a month earlier), its next on the
+second day. Each day's delivery of every dataset (delivery_status) must be the truth's
+(deliveries.csv: overdue, then late), and the 催报 workbook must be in the folder of each bureau
+the truth says is behind, listing what it owes, and nowhere else.
+
 Each day the bureaus' corrected files of that day are dropped into landing/ and the DAG runs for
 the day; its own warnings task must have run and succeeded for that day (the module never runs
 the step in its place, so a DAG without it fails here).
@@ -28,9 +34,10 @@ from dag_runs import AIRFLOW, PERSON_KEY_SECRET, ROOT, airflow_home, base_env, d
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
-FIRST = dt.date(2026, 11, 28)
+FIRST = dt.date(2026, 11, 11)  # the day after the 10th, when all but the roster are due
 DAYS = 3
 HOUSEHOLDS = 60
+LATE = "employment"  # its bureau, 人社局, has no other dataset: its 催报 lists this one alone
 
 
 @dataclass
@@ -40,6 +47,7 @@ class Run:
     env: dict[str, str]
     engine: sa.Engine
     roster_layout: str
+    run_days: tuple[dt.date, ...]  # the late bureau's earlier delivery, then the DAYS
 
     def truth(self, name: str) -> list[dict[str, str]]:
         with (self.truth_dir / name).open(encoding="utf-8", newline="") as fh:
@@ -89,7 +97,7 @@ def _county(tmp: Path, template: Path, warehouse_url: str | None, layout: str) -
     from generator.scenarios.risks import deliver
 
     data_dir, truth_dir = tmp / "data", tmp / "truth"
-    generate(
+    summary = generate(
         data_dir,
         truth_dir,
         households=HOUSEHOLDS,
@@ -97,13 +105,15 @@ def _county(tmp: Path, template: Path, warehouse_url: str | None, layout: str) -
         day=FIRST,
         days=DAYS,
         roster_layout=layout,
+        late=LATE,
     )
+    assert summary.risks is not None and len(summary.risks.run_days) == DAYS + 1
     env = base_env(airflow_home(template, tmp / "airflow"))
     url = warehouse_url or f"sqlite:///{data_dir / 'warehouse.sqlite'}"
     env.update(DATA_DIR=str(data_dir), WAREHOUSE_URL=url)
-    run = Run(data_dir, truth_dir, env, sa.create_engine(url), layout)
-    for index in range(DAYS):
-        day = FIRST + dt.timedelta(days=index)
+    run = Run(data_dir, truth_dir, env, sa.create_engine(url), layout, summary.risks.run_days)
+    # landing/ holds the first run's files, drops/<day>/ each later run's
+    for index, day in enumerate(run.run_days):
         if index:
             assert deliver(data_dir, day), f"no files for {day}"
         before = len(_steps(run.engine))
@@ -171,8 +181,9 @@ def test_each_days_transitions_match_the_truth(county: Run) -> None:
     ):
         found[str(r.event_date)][r.event] += r.n
     assert found == expected
-    assert set(found) == {"2026-11-28", "2026-11-29", "2026-11-30"}
-    assert found["2026-11-29"]["resolved"] and found["2026-11-30"]["reopened"]
+    days = [(FIRST + dt.timedelta(days=i)).isoformat() for i in range(DAYS)]
+    assert sorted(found) == days  # the late bureau's day alone, without a roster, warns nobody
+    assert found[days[1]]["resolved"] and found[days[2]]["reopened"]
 
 
 def test_planted_cases_end_in_the_warehouse_as_planted(county: Run) -> None:
@@ -210,7 +221,8 @@ def test_planted_cases_end_in_the_warehouse_as_planted(county: Run) -> None:
 
 
 def test_township_workbooks_and_masked_views(county: Run) -> None:
-    for day in ("2026-11-28", "2026-11-29", "2026-11-30"):
+    for index in range(DAYS):
+        day = (FIRST + dt.timedelta(days=index)).isoformat()
         workbooks = list((county.data_dir / "reports" / "warnings" / day).glob("*_入户核实.xlsx"))
         assert workbooks, day
     shown = county.query("select head_id_masked, evidence_zh from v_platform_warnings")
@@ -262,3 +274,59 @@ def test_the_gaps_go_to_the_bureau_and_late_bureaus_are_chased(county: Run) -> N
         # the day's deliveries were judged: every dataset, once
         judged = county.query(f"select count(*) from delivery_status where as_of_date = '{day}'")
         assert judged[0][0] >= 9, day
+
+
+def _titles() -> dict[str, str]:
+    """dataset -> its Chinese title, read from the contract files (not the pipeline's code)."""
+    import yaml
+
+    return {
+        raw["dataset"]: raw["title_zh"]
+        for path in sorted((ROOT / "contracts").glob("*.yaml"))
+        for raw in (yaml.safe_load(path.read_text(encoding="utf-8")),)
+    }
+
+
+def test_each_days_deliveries_match_the_truth(county: Run) -> None:
+    truth = county.truth("deliveries.csv")
+    assert {r["day"] for r in truth} == {d.isoformat() for d in county.run_days}
+    late = [(r["state"], r["days_late"]) for r in truth if r["dataset"] == LATE]
+    assert late == [("on_time", "0"), ("overdue", "1"), ("late", "2"), ("late", "2")]
+    columns = ("dataset", "bureau", "due_date", "last_delivered", "state", "days_late")
+    expected = {(r["day"], *(r[c] for c in columns)) for r in truth}
+    stored = [
+        tuple("" if v is None else str(v) for v in r)
+        for r in county.query(f"select as_of_date, {', '.join(columns)} from delivery_status")
+    ]
+    found = set(stored)
+    assert (sorted(expected - found), sorted(found - expected)) == ([], []), "(truth, warehouse)"
+    assert len(stored) == len(truth)  # each dataset once a day
+    shown = county.query("select dataset, state from v_platform_delivery")
+    assert (LATE, "late") in [(r.dataset, r.state) for r in shown]
+
+
+def test_the_late_bureau_is_chased_and_nobody_else(county: Run) -> None:
+    import openpyxl
+
+    titles = _titles()
+    bureaus = {r["bureau"] for r in county.truth("deliveries.csv")}
+    for day in county.run_days:
+        behind: dict[str, list[str]] = defaultdict(list)
+        for r in county.truth("deliveries.csv"):
+            if r["day"] == day.isoformat() and r["state"] in ("overdue", "never"):
+                behind[r["bureau"]].append(r["dataset"])
+        for bureau in sorted(bureaus):
+            path = county.data_dir / "landing" / bureau / "催报" / f"催报_{day.isoformat()}.xlsx"
+            assert path.exists() == (bureau in behind), (day, bureau)
+            if bureau not in behind:
+                continue
+            sheet = openpyxl.load_workbook(path).active
+            assert sheet is not None
+            rows = [r for r in sheet.iter_rows(min_row=3, values_only=True) if r[0]]
+            assert sorted(str(r[0]) for r in rows) == sorted(titles[d] for d in behind[bureau])
+    # the day after the due date only 人社局 is behind, and its reminder says how late
+    first = county.data_dir / "landing" / "hr_social_security" / "催报" / f"催报_{FIRST}.xlsx"
+    sheet = openpyxl.load_workbook(first).active
+    assert sheet is not None
+    row = next(sheet.iter_rows(min_row=3, values_only=True))
+    assert (row[0], row[2], row[4], row[5]) == (titles[LATE], "2026-11-10", "逾期未报", 1)

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from openpyxl import Workbook
+
+from generator.layout.files import _save_xlsx
 
 if TYPE_CHECKING:
     from generator.population.county import Person
@@ -70,12 +72,12 @@ class FieldAnswer:
 
 
 def plant_field_cases(plan: PlanBase) -> list[FieldAnswer]:
-    from generator.scenarios.risk_plan import NO, YES
+    from generator.scenarios.risk_plan import NO, WORKER, YES
 
     answers: list[FieldAnswer] = []
 
     def house(expect: dict[str, str], grade: str = "C") -> tuple[Person, Record]:
-        p = plan._single()
+        p = plan.household((WORKER,)).members[0]
         row = plan.add(1, plan.house(p, grade, "未改造"))
         plan.expect(RULE, p, "入户核实回传", **expect)
         return p, row
@@ -144,7 +146,7 @@ def plant_field_cases(plan: PlanBase) -> list[FieldAnswer]:
             expected={1: ("awaiting", True), 2: ("awaiting", False), 3: ("awaiting", False)},
         )
     )
-    quiet = plan._single()
+    quiet = plan.household((WORKER,)).members[0]
     answer(quiet, "情况不属实", "回传无此预警的户：不适用", warned=False)
     return answers
 
@@ -160,6 +162,8 @@ def write_returned_workbook(
     folder.mkdir(parents=True, exist_ok=True)
     for township, rows in sorted(by_township.items()):
         book = Workbook()
+        stamp = datetime(verified_on.year, verified_on.month, verified_on.day)
+        book.properties.created = book.properties.modified = stamp
         sheet = book.active
         assert sheet is not None
         sheet.title = "入户核实清单"
@@ -183,7 +187,8 @@ def write_returned_workbook(
                 ]
             )
         path = folder / f"{township}_入户核实（已核实）.xlsx"
-        book.save(path)
+        # the same seed gives the same bytes
+        _save_xlsx(book, path, verified_on)
         written.append(path)
     return written
 

@@ -14,6 +14,7 @@ from generator.population.county import (
 )
 from generator.population.ids import check_char
 from generator.records import Record
+from generator.scenarios.field_returns import plant_field_cases
 from generator.scenarios.risk_plan import (
     ELDER,
     GAP,
@@ -50,6 +51,8 @@ class RiskPlan(PlanBase):
         self._employment_cases()
         if "disabled_persons" in self.contracts:
             self._disability_cases()
+        # last: the households answered in the returned 入户核实 workbook
+        self.field_answers = plant_field_cases(self)
 
     def _single(self, head: Member = WORKER, **options: Any) -> Person:
         """The householder of a new one-person household."""

@@ -9,6 +9,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 from generator.population import names
 from generator.population.county import (
@@ -20,6 +21,9 @@ from generator.population.county import (
 )
 from generator.population.reference import ContractSpec, Village
 from generator.records import Record, Value
+
+if TYPE_CHECKING:
+    from generator.scenarios.field_returns import FieldAnswer
 from generator.scenarios.risk_truth import _WORKING
 
 # --- planted cases -------------------------------------------------------------------------------
@@ -84,6 +88,8 @@ class PlanBase:
         self.planted: dict[str, list[Record]] = defaultdict(list)
         self.changes: dict[int, list[tuple[str, Change]]] = defaultdict(list)
         self.cases: list[Case] = []
+        # what the township answers about some of them (generator/scenarios/field_returns.py)
+        self.field_answers: list[FieldAnswer] = []
         # household -> last year's income parts
         self.previous: dict[str, Parts] = {}
         self._numbers = self._village_numbers(county.villages)

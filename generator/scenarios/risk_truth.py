@@ -56,6 +56,7 @@ class RuleConfig:
     # from the list altogether is the rule's signal (a refused row stays a gap)
     escalate_after: int | None = None
     not_listed: str = "reconcile"
+    name_zh: str = ""
 
     def values_on(self, day: date) -> dict[str, Any] | None:
         current = None
@@ -78,6 +79,7 @@ def load_rule_configs(path: Path = RULES_FILE) -> dict[str, RuleConfig]:
             ),
             escalate_after=(r.get("absence") or {}).get("escalate_after"),
             not_listed=(r.get("absence") or {}).get("not_listed", "reconcile"),
+            name_zh=str(r.get("name_zh") or ""),
         )
         for r in raw["rules"]
     }

@@ -42,6 +42,13 @@ from generator.population.county import (
 from generator.population.reference import ContractSpec
 from generator.records import Record, write_rows
 from generator.scenarios.deliveries import judge_days, write_deliveries
+from generator.scenarios.field_returns import (
+    FOLLOW_UP_COLUMNS,
+    RETURN_DAY,
+    RULE,
+    follow_up_rows,
+    write_returned_workbook,
+)
 from generator.scenarios.risk_cases import RiskPlan
 from generator.scenarios.risk_plan import Case
 from generator.scenarios.risk_truth import (
@@ -82,6 +89,10 @@ class RiskSummary:
     candidates: int
     drops: tuple[Path, ...]  # files for the days after the first, under DATA_DIR/drops/
     cases: int
+
+
+# where the townships return their 入户核实 workbooks (the pipeline's bureau registry: townships)
+TOWNSHIPS = "townships"
 
 
 def later_name(name: str, day: date) -> str:
@@ -240,6 +251,12 @@ def finish(
     warnings = lifecycle([(r.day, r.signals) for r in results])
     write_rows(truth_dir / "reconciliation.csv", RECONCILIATION_COLUMNS, sorted(gap_rows))
     write_rows(truth_dir / "warnings.csv", WARNINGS_COLUMNS, warnings)
+    answers = plan.field_answers if plan is not None and RULE not in excluded else []
+    if answers and days >= RETURN_DAY:
+        # the township returns its answers, dated the first day, with the second day's files
+        returned = drops_dir(data_dir, first + timedelta(days=RETURN_DAY - 1)) / TOWNSHIPS
+        drops += write_returned_workbook(returned, answers, rules[RULE].name_zh, first)
+    write_rows(truth_dir / "follow_up.csv", FOLLOW_UP_COLUMNS, follow_up_rows(answers, first, days))
     candidate_rows = sorted(
         (day.isoformat(), c.rule_id, c.dataset, c.id_number, c.township, c.village)
         for r in results

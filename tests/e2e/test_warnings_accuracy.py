@@ -25,7 +25,7 @@ import re
 import subprocess
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -48,6 +48,8 @@ class Run:
     engine: sa.Engine
     roster_layout: str
     run_days: tuple[dt.date, ...]  # the late bureau's earlier delivery, then the DAYS
+    # day -> warning_follow_up after that day's run (each run rebuilds it)
+    follow_ups: dict[str, dict[tuple[str, str], str]] = field(default_factory=dict)
 
     def truth(self, name: str) -> list[dict[str, str]]:
         with (self.truth_dir / name).open(encoding="utf-8", newline="") as fh:
@@ -126,6 +128,10 @@ def _county(tmp: Path, template: Path, warehouse_url: str | None, layout: str) -
         assert steps.count("warnings") == 1 and "snapshot" in steps, (day, steps)
         assert steps.index("snapshot") < steps.index("warnings"), (day, steps)
         assert ("warnings", "success") in [(step, status) for _, step, status in ran], (day, ran)
+        run.follow_ups[day.isoformat()] = {
+            (r.household_id, r.rule_id): r.state
+            for r in run.query("select household_id, rule_id, state from warning_follow_up")
+        }
     return run
 
 
@@ -330,3 +336,57 @@ def test_the_late_bureau_is_chased_and_nobody_else(county: Run) -> None:
     assert sheet is not None
     row = next(sheet.iter_rows(min_row=3, values_only=True))
     assert (row[0], row[2], row[4], row[5]) == (titles[LATE], "2026-11-10", "逾期未报", 1)
+
+
+def _listed(workbook: Path) -> dict[tuple[str, str], str]:
+    """(户编号, 预警规则) -> 预警状态 of a township workbook (merged household cells read down)."""
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(workbook, read_only=True).active
+    assert sheet is not None
+    rows = list(sheet.iter_rows(values_only=True))
+    col = {str(h): i for i, h in enumerate(rows[0])}
+    listed: dict[tuple[str, str], str] = {}
+    household = ""
+    for row in rows[1:]:
+        household = str(row[col["户编号"]] or household)
+        listed[(household, str(row[col["预警规则"]]))] = str(row[col["预警状态"]])
+    return listed
+
+
+def test_the_fields_answers_come_back_and_act_on_each_warning(county: Run) -> None:
+    """The township's returned 入户核实 workbook (second day): each answer's state every day,
+    the quiet dismissal and the one sent again when its evidence changed, against the truth."""
+    truth = county.truth("follow_up.csv")
+    assert {r["state"] for r in truth} == {
+        "awaiting",
+        "confirmed",
+        "dismissed",
+        "data_error",
+        "other",
+        "evidence_changed",
+    }
+    rule_name = county.query("select name_zh from rule_status where code = 'housing_unsafe'")[0][0]
+    for index in range(DAYS):
+        day = (FIRST + dt.timedelta(days=index)).isoformat()
+        expected = {(r["household_id"], r["rule_id"]): r for r in truth if r["day"] == day}
+        stored = county.follow_ups[day]
+        assert {k: stored.get(k) for k in expected} == {k: r["state"] for k, r in expected.items()}
+        # every other warning sent for a visit awaits its answer (the days allowed not over)
+        assert all(state == "awaiting" for k, state in stored.items() if k not in expected), day
+        listed: dict[tuple[str, str], str] = {}
+        for workbook in (county.data_dir / "reports" / "warnings" / day).glob("*_入户核实.xlsx"):
+            listed.update(_listed(workbook))
+        for (household, _), r in expected.items():
+            shown = listed.get((household, rule_name))
+            assert (shown is not None) == (r["sent"] == "yes"), (day, r["case"], shown)
+            if r["state"] == "evidence_changed":
+                assert shown == "依据变化，重新核实", (day, r["case"])
+    # the answer without 核实人 was refused with its reason, and the township got its receipt
+    refused = county.query("select reason_zh from quarantine where dataset = 'field_visits'")
+    assert [r.reason_zh for r in refused] == ["本行填写了“入户核实结果”，但“核实人”为空"]
+    assert list((county.data_dir / "landing" / "townships" / "回执").glob("回执_*.xlsx"))
+    precision = county.query(
+        "select sum(confirmed), sum(dismissed), sum(data_error) from v_platform_field_precision"
+    )[0]
+    assert tuple(int(v) for v in precision) == (2, 2, 1)

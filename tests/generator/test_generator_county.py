@@ -592,7 +592,7 @@ def test_same_seed_gives_identical_bytes_and_another_seed_differs(tmp_path: Path
         return out
 
     a, b, c = contents(first), contents(second), contents(other)
-    assert a.keys() == b.keys() and len(a) == 9 + 11  # nine bureau files, eleven truth files
+    assert a.keys() == b.keys() and len(a) == 9 + 12  # nine bureau files, twelve truth files
     for name in a:
         assert a[name] == b[name], name
     assert a.keys() == c.keys()

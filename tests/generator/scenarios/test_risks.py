@@ -158,7 +158,10 @@ def test_later_days_are_corrected_full_exports_in_drops(
     data = base / "data"
     day2 = sorted((data / "drops" / "2026-11-29").rglob("*.*"))
     assert {p.parent.name for p in day2} >= {"rural_revitalization", "civil_affairs", "education"}
-    assert all("（11月29日更正）" in p.name for p in day2)
+    # the bureaus' corrected files, and the township's answered 入户核实 workbook
+    returned = [p for p in day2 if p.parent.name == "townships"]
+    assert returned and all(p.name.endswith("_入户核实（已核实）.xlsx") for p in returned)
+    assert all("（11月29日更正）" in p.name for p in day2 if p not in returned)
     files = _rows(base / "truth" / "risk_files.csv")
     first = {f["dataset"]: int(f["rows"]) for f in files if f["day"] == "2026-11-28"}
     later = [f for f in files if f["day"] == "2026-11-29"]

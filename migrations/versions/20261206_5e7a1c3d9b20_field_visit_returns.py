@@ -2,7 +2,8 @@
 workbooks (contracts/returns/field_visits.yaml, keyed by 户编号, so person_key is null), and
 warning_follow_up each warning sent for a home check with the township's answer and what it
 means for the warning (awaiting, overdue, confirmed, dismissed, data_error, evidence_changed,
-other)
+other); quarantine.tie_keys, the keys a refused row can still be tied by once the roster
+has its person (a bureau's list that came before the roster)
 
 Revision ID: 5e7a1c3d9b20
 Revises: d41c7e2b9f10
@@ -93,9 +94,13 @@ def upgrade() -> None:
     op.create_index(
         "ix_warning_follow_up_township", "warning_follow_up", ["township"], unique=False
     )
+    with op.batch_alter_table("quarantine", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("tie_keys", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("quarantine", schema=None) as batch_op:
+        batch_op.drop_column("tie_keys")
     op.drop_index("ix_warning_follow_up_township", table_name="warning_follow_up")
     op.drop_table("warning_follow_up")
     op.drop_index("ix_stg_field_visits_matched_household_id", table_name="stg_field_visits")

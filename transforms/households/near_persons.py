@@ -6,6 +6,11 @@ still in the run's private work folder, to a roster person: by its ID when the I
 (another cell of the row was wrong), else, for a mistyped ID, to the roster person whose ID is
 one keystroke away (parsing.identifiers.near_ids) and whose name is the one on the row. The tie
 is recorded on the row's quarantine records as the person's key (a keyed hash, no plaintext).
+
+A row no roster person fits yet (a bureau's list came before the roster, or before the roster
+listed that person) keeps the keys of the IDs it may be and of its name (`tie_keys`, keyed
+hashes too); every later run that knows a roster ties such rows as the plaintext would have
+(`tie_pending`).
 """
 
 from __future__ import annotations
@@ -17,12 +22,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from transforms.config.contracts import Contract
 from transforms.parsing.identifiers import checksum_ok, near_ids
 from transforms.parsing.parse import ROW_ID, SHEET, SOURCE_ROW
 from transforms.privacy.masking import normalize_name
 from transforms.validation.validate import Issue
+from transforms.warehouse.tables import quarantine
 
 log = logging.getLogger(__name__)
 
@@ -107,3 +115,87 @@ def link_quarantined(issues_path: Path, matched: Mapping[tuple[str, int], str]) 
             tied.add(where)
     issues_path.write_text(json.dumps(issues, ensure_ascii=False), encoding="utf-8")
     return len(tied)
+
+
+def tie_keys(
+    refused: pd.DataFrame,
+    key_of: Callable[[str], str],
+    name_key_of: Callable[[str], str],
+    skip: Collection[tuple[str, int]] = (),
+) -> dict[tuple[str, int], dict[str, Any]]:
+    """(sheet, row) -> what a later run ties the refused row by: the keys of its own ID when
+    valid, else of the IDs one keystroke away, and the key of its name; rows in `skip` (tied
+    already) and rows with nothing to tie by are left out."""
+    out: dict[tuple[str, int], dict[str, Any]] = {}
+    for sheet, row, id_number, id_raw, name in refused[list(REFUSED_COLUMNS)].itertuples(
+        index=False
+    ):
+        where = (str(sheet), int(row))
+        if where in skip:
+            continue
+        if isinstance(id_number, str) and checksum_ok(id_number):
+            out[where] = {"id": key_of(id_number)}
+            continue
+        person = normalize_name(None if name is None else str(name))
+        near = sorted(near_ids(None if id_raw is None else str(id_raw)))
+        if person and near:
+            out[where] = {"near": [key_of(i) for i in near], "name": name_key_of(person)}
+    return out
+
+
+def attach_tie_keys(issues_path: Path, keys: Mapping[tuple[str, int], dict[str, Any]]) -> int:
+    """Write the tie keys onto every quarantine record of those rows (the issues JSON)."""
+    if not keys:
+        return 0
+    issues: list[dict[str, Any]] = json.loads(issues_path.read_text(encoding="utf-8"))
+    for issue in issues:
+        where = (str(issue["sheet"]), int(issue["source_row"]))
+        if where in keys and not issue.get("person_key"):
+            issue["tie_keys"] = keys[where]
+    issues_path.write_text(json.dumps(issues, ensure_ascii=False), encoding="utf-8")
+    return len(keys)
+
+
+def tie_pending(
+    conn: Connection,
+    roster_keys: Collection[str],
+    names_of: Callable[[Collection[str]], Mapping[str, str | None]],
+    name_key_of: Callable[[str], str],
+) -> int:
+    """Tie the refused rows of earlier runs that waited for their person to be on the roster;
+    returns how many rows were tied."""
+    q = quarantine
+    pending = conn.execute(
+        sa.select(q.c.manifest_id, q.c.sheet, q.c.source_row, q.c.tie_keys)
+        # not DISTINCT: PostgreSQL has no equality for json; a row's records carry the same keys
+        .where(q.c.person_key.is_(None), q.c.tie_keys.is_not(None))
+    ).all()
+    if not pending:
+        return 0
+    roster = set(roster_keys)
+    matched: dict[tuple[int, str, int], str] = {}
+    near: dict[tuple[int, str, int], tuple[str, set[str]]] = {}
+    for manifest_id, sheet, row, raw in pending:
+        keys = (json.loads(raw) if isinstance(raw, str) else raw) or {}
+        where = (int(manifest_id), str(sheet), int(row))
+        if where in matched or where in near:
+            continue
+        if keys.get("id") in roster:
+            matched[where] = keys["id"]
+        elif found := set(keys.get("near") or ()) & roster:
+            near[where] = (str(keys.get("name")), found)
+    wanted = set().union(*(found for _, found in near.values())) if near else set()
+    names = {
+        k: name_key_of(person) for k, v in names_of(wanted).items() if (person := normalize_name(v))
+    }
+    for where, (name, found) in near.items():
+        same = [k for k in found if names.get(k) == name]
+        if len(same) == 1:
+            matched[where] = same[0]
+    for (manifest_id, sheet, row), key in matched.items():
+        conn.execute(
+            q.update()
+            .where(q.c.manifest_id == manifest_id, q.c.sheet == sheet, q.c.source_row == row)
+            .values(person_key=key, tie_keys=None)
+        )
+    return len(matched)

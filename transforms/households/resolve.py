@@ -18,9 +18,15 @@ from sqlalchemy.engine import Engine
 
 from transforms.config.contracts import Contract, contract_by_dataset
 from transforms.config.settings import Settings
-from transforms.households.near_persons import link_quarantined, match_refused_persons
+from transforms.households.near_persons import (
+    attach_tie_keys,
+    link_quarantined,
+    match_refused_persons,
+    tie_keys,
+    tie_pending,
+)
 from transforms.parsing.identifiers import birth_date, sex
-from transforms.privacy.keys import person_key
+from transforms.privacy.keys import name_key, person_key
 from transforms.runlog.refs import ParsedFileRef, ResolvedFileRef
 from transforms.runlog.steps import recorded_step
 from transforms.runlog.workdir import load_frame, save_frame
@@ -97,6 +103,14 @@ def _tie_unkeyed(
 
     matched = match_refused_persons(refused, lambda i: person_key(secret, i), roster, names_of)
     tied = link_quarantined(Path(result["issues_path"]), matched)
+    # the rows nobody on today's roster fits may fit a person a later roster brings
+    waiting = tie_keys(
+        refused,
+        lambda i: person_key(secret, i),
+        lambda n: name_key(secret, n),
+        skip=matched.keys(),
+    )
+    attach_tie_keys(Path(result["issues_path"]), waiting)
     if tied:
         log.info(
             "manifest #%s (%s): %d refused rows are about roster persons (by their ID, or a "
@@ -145,15 +159,34 @@ def resolve_households(
             )
         tied = 0
         refused = [r for r in results if r.get("refused_path")]
+        # this run's rosters are not in person_identity yet: their names, for the ties
+        name = contract_by_dataset(ROSTER).name_column
+        names_here = {
+            key: value
+            for frame in rosters.values()
+            if name in frame
+            for key, value in zip(frame["_person_key"], frame[name], strict=True)
+        }
+        if mapping:
+            # refused rows of earlier runs whose person was not on the roster then
+            with engine.begin() as conn:
+
+                def names_of(keys: Collection[str]) -> dict[str, str | None]:
+                    found = {k: names_here[k] for k in keys if k in names_here}
+                    found.update(identity_names(conn, [k for k in keys if k not in found]))
+                    return found
+
+                tied += tie_pending(conn, mapping.keys(), names_of, lambda n: name_key(secret, n))
+        if refused and not mapping:
+            # no roster yet: every refused row waits for one
+            for result in refused:
+                waiting = tie_keys(
+                    load_frame(Path(result["refused_path"])),
+                    lambda i: person_key(secret, i),
+                    lambda n: name_key(secret, n),
+                )
+                attach_tie_keys(Path(result["issues_path"]), waiting)
         if refused and mapping:
-            # this run's rosters are not in person_identity yet: their names, for the ties
-            name = contract_by_dataset(ROSTER).name_column
-            names_here = {
-                key: value
-                for frame in rosters.values()
-                if name in frame
-                for key, value in zip(frame["_person_key"], frame[name], strict=True)
-            }
             for result in refused:
                 tied += _tie_unkeyed(engine, result, secret, mapping, names_here)
         resolved: list[ResolvedFileRef] = []

@@ -160,6 +160,7 @@ def _quarantine_rows(
         (
             {
                 "person_key": None,  # tied to a roster person by households.near_persons
+                "tie_keys": None,  # or what a later run ties the row by
                 **issue,
                 "manifest_id": entry.id,
                 "dataset": dataset,

@@ -50,6 +50,14 @@ def person_key(secret: bytes, id_number: str) -> str:
     return hmac.new(secret, id_number.encode("ascii"), hashlib.sha256).hexdigest()
 
 
+def name_key(secret: bytes, normalized_name: str) -> str:
+    """A name's HMAC under the person-key secret, apart from any ID's (its own prefix): lets a
+    later run compare a refused row's name with a roster person's without keeping it."""
+    return hmac.new(
+        secret, b"name\x00" + normalized_name.encode("utf-8"), hashlib.sha256
+    ).hexdigest()
+
+
 def key_fingerprint(secret: bytes) -> str:
     """Identifies a secret without revealing it: an HMAC of a fixed label under the secret."""
     return hmac.new(secret, b"county-person-key-fingerprint:v1", hashlib.sha256).hexdigest()

@@ -28,6 +28,7 @@ from transforms.warehouse.tables import (
     all_staging_tables,
     metadata,
     person_identity,
+    quarantine,
     warehouse_meta,
 )
 
@@ -110,6 +111,11 @@ def rotate_person_keys(engine: Any, old_secret: str, new_secret: str) -> int:
                 .values(person_key=new_key)
             )
         conn.exec_driver_sql("DROP TABLE person_key_rotation")
+        # the refused rows still waiting for their person hold hashes under the old secret, and
+        # their plaintext is long gone: they can no longer be tied
+        conn.execute(
+            quarantine.update().where(quarantine.c.tie_keys.is_not(None)).values(tie_keys=None)
+        )
         _store_fingerprint(conn, key_fingerprint(new), dt.datetime.now(dt.UTC))
     return len(mapping)
 

@@ -112,6 +112,10 @@ quarantine = sa.Table(
     # a row refused for a mistyped ID: the roster person it most likely is (same name, an ID
     # one keystroke away; households.near_persons), so the rules know the list has them
     sa.Column("person_key", KEY, index=True),
+    # a refused row no roster person could be tied to yet (the roster had not come, or not
+    # with them): the keys of the IDs it may be and of its name, for a later run to tie it
+    # without the plaintext (households.near_persons.tie_pending); null once tied
+    sa.Column("tie_keys", sa.JSON(none_as_null=True)),
 )
 
 dim_household = sa.Table(

@@ -132,6 +132,49 @@ def test_a_days_quarantine_ties_the_mistyped_row_to_its_person(
     ]
 
 
+def test_a_list_that_came_before_the_roster_is_tied_once_the_roster_comes(
+    tmp_path: Path, warehouse_url: str
+) -> None:
+    """The plaintext is gone after the first run; its refused rows keep only keyed hashes of
+    the IDs they may be and of the name, and the roster's run ties them as before."""
+    settings = day_settings(tmp_path, SECRET, warehouse_url)
+
+    def drop(bureau: str, name: str, text: str) -> None:
+        folder = settings.landing_dir / bureau
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text, encoding="utf-8")
+
+    def ties() -> list[tuple[object, ...]]:
+        with engine.connect() as conn:
+            return [
+                tuple(r)
+                for r in conn.execute(
+                    sa.select(
+                        quarantine.c.source_row,
+                        quarantine.c.person_key,
+                        quarantine.c.tie_keys.is_not(None),
+                    )
+                    .where(quarantine.c.dataset == "enrollment")
+                    .order_by(quarantine.c.source_row)
+                )
+            ]
+
+    drop("medical_insurance", "参保名单.csv", ENROLLMENT)
+    engine, _ = load_day(settings, dt.date(2026, 3, 1))
+    waiting = ties()
+    assert [r[1] for r in waiting] == [None, None, None]
+    assert all(r[2] for r in waiting)  # something to tie each row by later
+    with engine.connect() as conn:
+        stored = json.dumps([r.tie_keys for r in conn.execute(sa.select(quarantine))])
+    assert A not in stored and B not in stored and "张三" not in stored  # keyed hashes only
+    engine.dispose()
+    drop("rural_revitalization", "名册.csv", ROSTER)
+    engine, _ = load_day(settings, dt.date(2026, 3, 2))
+    # as if the roster had come first (the test above); row 3 fits nobody and keeps waiting
+    assert ties() == [(2, _key(A), False), (3, None, True), (5, _key(B), False)]
+    engine.dispose()
+
+
 def test_the_gap_says_the_row_was_refused_not_that_the_person_is_unlisted(
     tmp_path: Path,
 ) -> None:

@@ -2,7 +2,8 @@
 workbooks (contracts/returns/field_visits.yaml, keyed by 户编号, so person_key is null), and
 warning_follow_up each warning sent for a home check with the township's answer and what it
 means for the warning (awaiting, overdue, confirmed, dismissed, data_error, evidence_changed,
-other); quarantine.tie_keys, the keys a refused row can still be tied by once the roster
+other); stg_reconciliation_answers holds the bureaus' answered 核对清单 (确认 makes a gap a
+warning at once); quarantine.tie_keys, the keys a refused row can still be tied by once the roster
 has its person (a bureau's list that came before the roster)
 
 Revision ID: 5e7a1c3d9b20
@@ -67,6 +68,34 @@ def upgrade() -> None:
         unique=False,
     )
     op.create_table(
+        "stg_reconciliation_answers",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("manifest_id", sa.Integer(), nullable=False),
+        sa.Column("file_sha256", sa.String(length=64), nullable=False),
+        sa.Column("sheet", sa.String(length=200), nullable=False),
+        sa.Column("source_row", sa.Integer(), nullable=False),
+        sa.Column("person_key", sa.String(length=64), nullable=True),
+        sa.Column("birth_date", sa.Date(), nullable=True),
+        sa.Column("sex", sa.String(length=2), nullable=True),
+        sa.Column("matched_household_id", sa.String(length=64), nullable=True),
+        sa.Column("item_code", sa.String(length=64), nullable=True),
+        sa.Column("answer", sa.String(length=50), nullable=True),
+        sa.Column("remarks", sa.String(length=500), nullable=True),
+        sa.Column("flagged", sa.Boolean(), nullable=False),
+        sa.ForeignKeyConstraint(["manifest_id"], ["file_manifest.id"]),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint(
+            "manifest_id", "sheet", "source_row", name="uq_stg_reconciliation_answers_lineage"
+        ),
+    )
+    for column in ("manifest_id", "person_key", "matched_household_id"):
+        op.create_index(
+            f"ix_stg_reconciliation_answers_{column}",
+            "stg_reconciliation_answers",
+            [column],
+            unique=False,
+        )
+    op.create_table(
         "warning_follow_up",
         sa.Column("household_id", sa.String(length=64), nullable=False),
         sa.Column("rule_id", sa.String(length=64), nullable=False),
@@ -101,6 +130,11 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("quarantine", schema=None) as batch_op:
         batch_op.drop_column("tie_keys")
+    for column in ("manifest_id", "person_key", "matched_household_id"):
+        op.drop_index(
+            f"ix_stg_reconciliation_answers_{column}", table_name="stg_reconciliation_answers"
+        )
+    op.drop_table("stg_reconciliation_answers")
     op.drop_index("ix_warning_follow_up_township", table_name="warning_follow_up")
     op.drop_table("warning_follow_up")
     op.drop_index("ix_stg_field_visits_matched_household_id", table_name="stg_field_visits")

@@ -273,10 +273,11 @@ def test_the_gaps_go_to_the_bureau_and_late_bureaus_are_chased(county: Run) -> N
             folder = county.data_dir / "landing" / bureau / "核对清单"
             sheet = openpyxl.load_workbook(folder / f"核对清单_{day}.xlsx").active
             assert sheet is not None
+            status = [c.value for c in sheet[2]].index("状态")
             rows = list(sheet.iter_rows(min_row=3, values_only=True))
             assert len(rows) == len(theirs), (day, bureau)
             escalated = sum(1 for r in theirs if r["status"] == "escalated")
-            assert sum(1 for r in rows if str(r[8]).startswith("已转为预警")) == escalated
+            assert sum(1 for r in rows if str(r[status]).startswith("已转为预警")) == escalated
         # the day's deliveries were judged: every dataset, once
         judged = county.query(f"select count(*) from delivery_status where as_of_date = '{day}'")
         assert judged[0][0] >= 9, day

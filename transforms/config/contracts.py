@@ -23,6 +23,8 @@ from transforms.config.text import drop_invisible
 # The county's own forms coming back (the townships' filled 入户核实 workbooks): taken like a
 # bureau's file, but not a bureau dataset (no delivery calendar, not read by the warning rules).
 RETURNS_SUBDIR = "returns"
+# the `bureau:` of a return any bureau may send from its own folder (its answered 核对清单)
+ANY_BUREAU = "any"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # the layout a contract file's own `required` flags describe: the one agreed with the county
 PRIMARY_LAYOUT = "agreed"
@@ -215,10 +217,13 @@ class Contract(_Strict):
     title_zh: str
     title_en: str
     # person/event: rows about persons, keyed by an ID (person_column); household: rows about
-    # households, keyed by 户编号 (household_column), such as a township's returned workbook
-    grain: Literal["person", "event", "household"]
+    # households, keyed by 户编号 (household_column), such as a township's returned workbook;
+    # item: rows about something the county sent out, keyed by its code (item_column), such as
+    # a bureau's answered 核对清单
+    grain: Literal["person", "event", "household", "item"]
     person_column: str | None = None
     household_column: str | None = None
+    item_column: str | None = None
     # columns a block of rows shares in merged cells (one household over its rules): a blank
     # cell takes the value above it in the same sheet, since a merged range is read as its
     # first cell followed by blanks
@@ -272,18 +277,23 @@ class Contract(_Strict):
         return self
 
     def _check_key(self) -> None:
-        if self.grain == "household":
-            if self.person_column is not None or self.household_column is None:
-                raise ValueError(f"{self.dataset}: household grain is keyed by household_column")
-            key = self.column(self.household_column)
-            if key.type is not ColumnType.HH or not key.required:
-                raise ValueError(f"{self.dataset}: household_column must be a required hh column")
+        keys = {
+            "person": self.person_column,
+            "household": self.household_column,
+            "item": self.item_column,
+        }
+        own = "person" if self.grain == "event" else self.grain
+        if keys[own] is None or any(v is not None for k, v in keys.items() if k != own):
+            raise ValueError(f"{self.dataset}: {self.grain} grain is keyed by {own}_column alone")
+        if own != "person":
+            key = self.column(str(keys[own]))
+            types = (ColumnType.HH,) if own == "household" else (ColumnType.HH, ColumnType.TEXT)
+            if key.type not in types or not key.required:
+                raise ValueError(f"{self.dataset}: {own}_column must be a required hh column")
             if self.household is not None or self.layouts:
-                raise ValueError(f"{self.dataset}: household grain takes no household rule/layouts")
+                raise ValueError(f"{self.dataset}: {self.grain} grain takes no household/layouts")
             return
-        if self.person_column is None or self.household_column is not None:
-            raise ValueError(f"{self.dataset}: {self.grain} grain is keyed by person_column")
-        person = self.column(self.person_column)
+        person = self.column(self.person_id_column)
         if person.type is not ColumnType.ID or not person.required:
             raise ValueError(f"{self.dataset}: person_column must be a required id column")
 
@@ -293,6 +303,12 @@ class Contract(_Strict):
         if self.person_column is None:
             raise ValueError(f"{self.dataset} is about households: it has no person column")
         return self.person_column
+
+    @property
+    def about_persons(self) -> bool:
+        """Rows keyed by a person's ID (person and event grains): they are resolved to the
+        roster's households and their persons' identities kept."""
+        return self.person_column is not None
 
     @property
     def household_key(self) -> str:
@@ -453,7 +469,10 @@ def intake_contracts(directory: Path = CONTRACTS_DIR) -> tuple[Contract, ...]:
 
 
 def contracts_for_bureau(bureau: str, directory: Path = CONTRACTS_DIR) -> tuple[Contract, ...]:
-    return tuple(c for c in intake_contracts(directory) if c.bureau == bureau)
+    contracts = intake_contracts(directory)
+    own = tuple(c for c in contracts if c.bureau == bureau)
+    # a bureau with lists of its own can answer for them (its 核对清单)
+    return own + tuple(c for c in contracts if c.bureau == ANY_BUREAU) if own else ()
 
 
 def contract_by_dataset(dataset: str, directory: Path = CONTRACTS_DIR) -> Contract:

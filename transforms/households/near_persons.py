@@ -44,7 +44,7 @@ def refused_rows(
     """The rows quarantined (an error in any cell), with what a tie needs: the ID as read and
     as written, and the name; None when there are none."""
     refused = {i.row_id for i in issues if i.severity == "error"}
-    if not refused or contract.grain == "household":  # a household's rows name no person
+    if not refused or not contract.about_persons:  # rows naming no person
         return None
     rows = frame[frame[ROW_ID].isin(refused)]
     raw = f"raw__{contract.person_id_column}"

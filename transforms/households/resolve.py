@@ -74,7 +74,7 @@ def _attach_person_keys(
     """Key every row by the HMAC of its person's ID, and derive birth date and sex from the ID
     while it is still at hand (the warehouse keeps the plaintext ID only in person_identity).
     A household-grain row is about no one person: it has none of them."""
-    if contract.grain == "household":
+    if not contract.about_persons:
         for column in derive:
             frame[column] = pd.Series([None] * len(frame), index=frame.index, dtype="object")
         return
@@ -197,9 +197,12 @@ def resolve_households(
             if contract.grain == "household":
                 ids = frame[contract.household_key]
                 frame["_household_id"] = ids.where(ids.isin(households), None)
-            else:
+            elif contract.about_persons:
                 frame["_household_id"] = frame["_person_key"].map(mapping)
-            unmatched = int(frame["_household_id"].isna().sum()) if mapping else None
+            else:  # about no household: nothing to match
+                frame["_household_id"] = None
+            matchable = mapping and contract.grain != "item"
+            unmatched = int(frame["_household_id"].isna().sum()) if matchable else None
             save_frame(frame, Path(result["valid_path"]))
             resolved.append(ResolvedFileRef(**result, rows_unmatched=unmatched))
             if unmatched:

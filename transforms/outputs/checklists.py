@@ -29,12 +29,14 @@ from transforms.config.settings import Settings
 from transforms.intake.landing import CHECKLISTS_FOLDER
 from transforms.outputs.spreadsheet import finish_notice, notice_sheet, put_value, save_replacing
 from transforms.privacy.masking import NameIndex
+from transforms.risk.reconcile import item_code
 from transforms.runlog.steps import recorded_step
 from transforms.warehouse.risk_tables import reconciliation_item, risk_warning, warning_follow_up
 
 log = logging.getLogger(__name__)
 
 COLUMNS = (
+    ("核对编号", 14),
     ("乡镇", 10),
     ("村", 10),
     ("姓名", 8),
@@ -45,7 +47,11 @@ COLUMNS = (
     ("此后报送次数", 10),
     ("状态", 16),
     ("核对结果", 16),
+    ("备注", 20),
 )
+# what a bureau answers (contracts/returns/reconciliation_answers.yaml): 确认 makes the gap a
+# warning at once; 已更正 waits for the corrected list
+ANSWERS = ("确认", "已更正")
 STATUS_ZH = {
     "open": "待核对",
     "escalated": "已转为预警，请尽快核对",
@@ -69,12 +75,15 @@ def checklist_workbook(
         workbook,
         "核对清单",
         f"{bureau_zh(bureau)}：截至{day}，以下人员在防返贫监测名册中，但不在贵单位报送的名单中，"
-        "或其记录有误未能入库。请核对：确实未参保/未在册的，在“核对结果”中注明“确认”；"
-        "属名单遗漏或录入错误的，请更正后重新报送。多次报送后仍未更正的将转为风险预警。",
+        "或其记录有误未能入库。请核对：确实未参保/未在册的，在“核对结果”中选择“确认”；"
+        "属名单遗漏或录入错误的，选择“已更正”并更正后重新报送。填好后将本表放回贵单位文件夹"
+        "（不要修改“核对编号”）。确认的和多次报送后仍未更正的将转为风险预警。",
         COLUMNS,
     )
     for row, item in enumerate(items, start=3):
+        code = item_code(item["rule_id"], item["person_key"]) if item.get("person_key") else None
         values: tuple[str | int | None, ...] = (
+            code,
             item["township"],
             item["village"],
             item["name_masked"],
@@ -85,12 +94,32 @@ def checklist_workbook(
             None if item["deliveries_since"] is None else int(item["deliveries_since"]),
             STATUS_ZH.get(item["status"], item["status"]),
             None,
+            None,
         )
         for column, value in enumerate(values, start=1):
             # what the warehouse holds is masked already; put_value masks again, with the names
             put_value(ws.cell(row=row, column=column), value, names)
+    _answer_dropdown(ws, last_row=2 + len(items))
     finish_notice(ws)
     return workbook
+
+
+def _answer_dropdown(ws: Any, last_row: int) -> None:
+    """核对结果 takes one of the answers the pipeline reads back."""
+    from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.datavalidation import DataValidation
+
+    column = get_column_letter([h for h, _ in COLUMNS].index("核对结果") + 1)
+    choice = DataValidation(
+        type="list",
+        formula1='"' + ",".join(ANSWERS) + '"',
+        allow_blank=True,
+        showErrorMessage=True,
+        errorTitle="核对结果",
+        error="请从下拉列表中选择：" + "、".join(ANSWERS),
+    )
+    ws.add_data_validation(choice)
+    choice.add(f"{column}3:{column}{max(last_row, 3)}")
 
 
 def field_data_errors(conn: Connection) -> list[tuple[str, dict[str, Any]]]:

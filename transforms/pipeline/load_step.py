@@ -250,7 +250,7 @@ def _load_file(
             counts.update(_held_reason(len(frame), old_rows, entry.id))
             status = "held"
         n = bulk_load(conn, table, staging_rows(contract, frame, entry.id, entry.sha256))
-        if contract.grain != "household":
+        if contract.about_persons:
             upsert_identities(conn, identity_rows(contract, frame, entry.id))
         manifest.finish(conn, entry.id, run_id, status, rows_loaded=n, period=period, **counts)
         if held:

@@ -9,23 +9,57 @@ was sent again and again and the member is still not in it.
 
 A gap's age runs from the first day of its unbroken run of the warnings step's days (a gap that
 went away and came back starts again). `record_deliveries` runs first on every such day.
+
+Each gap has a 核对编号 (`item_code`) on the bureau's 核对清单. A bureau that answers 确认 (the
+person is indeed not in its list) in the 核对结果 column and returns the workbook to its folder
+(contracts/returns/reconciliation_answers.yaml) makes the gap a warning at once.
 """
 
 from __future__ import annotations
 
 import copy
 import datetime as dt
+import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from transforms.config.contracts import contract_by_dataset
 from transforms.intake.delivery import delivered_days
 from transforms.risk.data import CountyData
 from transforms.risk.evidence import Evaluation, Reconciliation
 from transforms.risk.rules import Rule
+from transforms.warehouse.manifest import LOADED_STATUSES
 from transforms.warehouse.risk_tables import delivery_status, reconciliation_item
+from transforms.warehouse.tables import file_manifest, staging_table
+
+ANSWERS = "reconciliation_answers"
+CONFIRMED = "确认"
+
+
+def item_code(rule_id: str, person_key: str) -> str:
+    """核对编号: the same gap keeps it from day to day, and it names nobody (a hash of the rule
+    and the person's keyed hash)."""
+    return "HD" + hashlib.sha256(f"{rule_id}|{person_key}".encode()).hexdigest()[:10].upper()
+
+
+def confirmed_codes(conn: Connection, day: dt.date) -> dict[str, str]:
+    """核对编号 -> the bureau that answered 确认 (its latest answer, taken on or before `day`)."""
+    table = staging_table(contract_by_dataset(ANSWERS))
+    rows = conn.execute(
+        sa.select(table.c.item_code, table.c.answer, file_manifest.c.bureau)
+        .join(file_manifest, file_manifest.c.id == table.c.manifest_id)
+        .where(
+            file_manifest.c.status.in_(LOADED_STATUSES),
+            file_manifest.c.county_day <= day,
+            table.c.answer.is_not(None),
+        )
+        .order_by(table.c.manifest_id, table.c.source_row)
+    ).all()
+    latest = {str(code): (answer, bureau) for code, answer, bureau in rows}
+    return {code: bureau for code, (answer, bureau) in latest.items() if answer == CONFIRMED}
 
 
 def _previous(conn: Connection, day: dt.date) -> dict[tuple[str, str], dt.date]:
@@ -52,9 +86,20 @@ def _previous(conn: Connection, day: dt.date) -> dict[tuple[str, str], dt.date]:
     return found
 
 
-def _escalate(evaluation: Evaluation, item: Reconciliation, rule: Rule, deliveries: int) -> None:
-    """The gap outlived the bureau's deliveries: a warning, merged into the household's."""
-    note = f"（{deliveries}次报送后仍未核对更正，转为预警）"
+def _escalate(
+    evaluation: Evaluation,
+    item: Reconciliation,
+    rule: Rule,
+    deliveries: int,
+    confirmed: bool = False,
+) -> None:
+    """The gap outlived the bureau's deliveries, or the bureau confirmed it: a warning, merged
+    into the household's."""
+    note = (
+        "（部门核对确认不在名单中，转为预警）"
+        if confirmed
+        else f"（{deliveries}次报送后仍未核对更正，转为预警）"
+    )
     entry = {**item.entry, "escalated_after": deliveries}
     key = (item.household_id, rule.id)
     finding = evaluation.findings.get(key)
@@ -94,6 +139,7 @@ def settle_reconciliations(
     """Record the day's gaps (replacing any earlier computation of the day); the ones that
     persisted through their rule's deliveries become findings. Returns the counts."""
     previous = _previous(conn, day)
+    confirmed = confirmed_codes(conn, day)
     delivered = delivered_days(conn) if delivered is None else delivered
     places = _places(data)
     rows: list[dict[str, Any]] = []
@@ -103,9 +149,11 @@ def settle_reconciliations(
         assert rule.absence is not None  # only rules with `absence` reconcile
         first = previous.get((item.rule_id, item.person_key), day)
         since = sum(1 for d in delivered.get(item.dataset, ()) if first < d <= day)
-        status = "escalated" if since >= rule.absence.escalate_after else "open"
+        # only the bureau whose list it is can confirm the gap
+        by_bureau = confirmed.get(item_code(item.rule_id, item.person_key)) == item.bureau
+        status = "escalated" if by_bureau or since >= rule.absence.escalate_after else "open"
         if status == "escalated":
-            _escalate(evaluation, item, rule, since)
+            _escalate(evaluation, item, rule, since, confirmed=by_bureau)
         counts[status] += 1
         township, village = places.get(item.household_id, (None, None))
         rows.append(
@@ -121,7 +169,7 @@ def settle_reconciliations(
                 "dataset": item.dataset,
                 "bureau": item.bureau,
                 "kind": item.entry.get("absence", "not_listed"),
-                "detail_zh": item.line,
+                "detail_zh": item.line + ("；部门已核对确认" if by_bureau else ""),
                 "sources": item.entry.get("sources", []),
                 "first_seen": first,
                 "deliveries_since": since,

@@ -281,7 +281,7 @@ def staging_table(contract: Contract) -> sa.Table:
         sa.Column("sheet", sa.String(200), nullable=False),
         sa.Column("source_row", sa.Integer, nullable=False),
         # null on a household-grain dataset's rows (keyed by 户编号, about no one person)
-        sa.Column("person_key", KEY, nullable=contract.grain == "household", index=True),
+        sa.Column("person_key", KEY, nullable=not contract.about_persons, index=True),
         # derived from the ID before it is replaced by the key (ages drive warning rules)
         sa.Column("birth_date", sa.Date),
         sa.Column("sex", sa.String(2)),

@@ -288,6 +288,7 @@ def test_contract_lookups() -> None:
     assert [c.dataset for c in contracts_for_bureau("medical_insurance")] == [
         "enrollment",
         "settlements",
+        "reconciliation_answers",  # its answered 核对清单
     ]
     assert contracts_for_bureau("water") == ()
     with pytest.raises(KeyError, match="no contract for dataset 'nope'"):

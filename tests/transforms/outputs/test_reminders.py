@@ -129,10 +129,13 @@ def test_a_bureau_gets_the_gaps_in_its_lists_to_reconcile(
     assert sheet is not None
     assert "医保局" in str(sheet["A1"].value)
     rows = list(sheet.iter_rows(min_row=3, values_only=True))
+    # each gap's 核对编号 first: what the bureau's answer is read back by
+    assert all(str(r[0]).startswith("HD") and len(str(r[0])) == 12 for r in rows)
+    rows = [r[1:] for r in rows]
     assert [r[:5] for r in rows] == [
         ("城关镇", "东村", "张*", "532626********7752", "城乡居民医保参保名单"),
         ("城关镇", "东村", "张*", "532626********7752", "城乡居民医保参保名单"),
     ]
     assert rows[0][7:9] == (1, "待核对") and rows[1][7:9] == (2, "已转为预警，请尽快核对")
     assert "鲜于测漏" not in str(rows[1][5]) and "第929行" in str(rows[1][5])
-    assert sheet.cell(row=4, column=6).quotePrefix  # stored as text, never run
+    assert sheet.cell(row=4, column=7).quotePrefix  # stored as text, never run

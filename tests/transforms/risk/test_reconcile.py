@@ -4,6 +4,7 @@ warning only when they persist; on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -15,7 +16,7 @@ from transforms.config.contracts import contract_by_dataset
 from transforms.risk.data import CountyData
 from transforms.risk.delivery import record_deliveries
 from transforms.risk.evidence import Evaluation, Reconciliation
-from transforms.risk.reconcile import settle_reconciliations
+from transforms.risk.reconcile import item_code, settle_reconciliations
 from transforms.risk.rules import RULES_FILE, Rule, load_rules
 from transforms.warehouse.risk_tables import reconciliation_item
 from transforms.warehouse.tables import create_schema, file_manifest, make_engine
@@ -143,3 +144,111 @@ def test_a_rule_that_counts_absence_must_say_how() -> None:
         Rule.model_validate({**other, "absence": {"escalate_after": 2}})
     with pytest.raises(pydantic.ValidationError):
         Rule.model_validate({**rule, "absence": {"escalate_after": 0}})
+
+
+def _answers_file(conn: sa.Connection, bureau: str, day: dt.date, answers: dict[str, str]) -> None:
+    """A returned 核对清单 as the load step leaves it: its manifest row and staging rows."""
+    from transforms.warehouse.tables import staging_table
+
+    manifest_id = conn.execute(
+        file_manifest.insert()
+        .values(
+            {
+                **_delivered(day),
+                "bureau": bureau,
+                "dataset": "reconciliation_answers",
+                "file_name": f"核对清单_{day}.xlsx",
+            }
+        )
+        .returning(file_manifest.c.id)
+    ).scalar_one()
+    table = staging_table(contract_by_dataset("reconciliation_answers"))
+    conn.execute(
+        table.insert(),
+        [
+            {
+                "manifest_id": manifest_id,
+                "file_sha256": "0" * 64,
+                "sheet": "核对清单",
+                "source_row": row,
+                "person_key": None,
+                "item_code": code,
+                "answer": answer,
+                "flagged": False,
+            }
+            for row, (code, answer) in enumerate(answers.items(), start=3)
+        ],
+    )
+
+
+def test_the_bureau_confirming_a_gap_makes_it_a_warning_at_once(warehouse_url: str) -> None:
+    engine = make_engine(warehouse_url)
+    create_schema(engine)
+    day = D(2026, 11, 28)
+    code = {p: item_code("medical_uninsured", p) for p in ("P1", "P2", "P3")}
+    with engine.begin() as conn:
+        _answers_file(conn, "medical_insurance", day, {code["P1"]: "确认", code["P3"]: "已更正"})
+        # only the bureau whose list it is can confirm: the health bureau's answer counts nothing
+        _answers_file(conn, "health", day, {code["P2"]: "确认"})
+    evaluation = Evaluation()
+    for person, household in (("P1", "H1"), ("P2", "H2"), ("P3", "H2")):
+        evaluation.reconciliations.append(_gap(person, household))
+    with engine.begin() as conn:
+        record_deliveries(conn, "run", day, CONTRACTS)
+        counts = settle_reconciliations(conn, "run", day, evaluation, RULES, _data())
+        rows = {
+            r.person_key: r
+            for r in conn.execute(
+                sa.select(reconciliation_item).where(reconciliation_item.c.as_of_date == day)
+            )
+        }
+    engine.dispose()
+    assert counts == {"open": 2, "escalated": 1}
+    assert set(evaluation.findings) == {("H1", "medical_uninsured")}
+    assert "部门核对确认" in evaluation.findings[("H1", "medical_uninsured")]["summary_zh"]
+    assert rows["P1"].status == "escalated" and rows["P1"].detail_zh.endswith("部门已核对确认")
+    assert (rows["P2"].status, rows["P3"].status) == ("open", "open")
+    # the code names nobody and stays the same for the same gap
+    assert code["P1"] == item_code("medical_uninsured", "P1") and "P1" not in code["P1"]
+
+
+def test_a_returned_checklist_is_read_back_with_its_codes(
+    tmp_path: Path, warehouse_url: str
+) -> None:
+    """The 核对清单 as the pipeline writes it (a notice above the headers), answered, is taken
+    as the bureau's answers by the real reader and parser."""
+    from openpyxl import load_workbook
+
+    from transforms.config.contracts import contracts_for_bureau
+    from transforms.config.limits import FileLimits
+    from transforms.config.settings import load_settings
+    from transforms.outputs.checklists import COLUMNS, write_checklists
+    from transforms.parsing.parse import to_frame
+    from transforms.parsing.readers import read_sheets
+
+    engine = make_engine(warehouse_url)
+    create_schema(engine)
+    day = D(2026, 11, 28)
+    with engine.begin() as conn:
+        record_deliveries(conn, "run", day, CONTRACTS)
+        evaluation = Evaluation()
+        evaluation.reconciliations += [_gap("P1"), _gap("P2", "H2")]
+        settle_reconciliations(conn, "run", day, evaluation, RULES, _data())
+    settings = load_settings({"DATA_DIR": str(tmp_path), "PERSON_KEY_SECRET": "s" * 40})
+    (path,) = write_checklists(settings, engine, "run", day)
+    engine.dispose()
+    book = load_workbook(path)
+    sheet = book.active
+    assert sheet is not None
+    headers = [h for h, _ in COLUMNS]
+    for row in (3, 4):
+        sheet.cell(row, headers.index("核对结果") + 1, "确认不在名单" if row == 3 else "已更正")
+    returned = tmp_path / "landing" / "medical_insurance" / path.name
+    book.save(returned)
+    parsed = to_frame(
+        read_sheets(returned, limits=FileLimits()), contracts_for_bureau("medical_insurance")
+    )
+    assert parsed.contract.dataset == "reconciliation_answers"
+    codes = {item_code("medical_uninsured", p) for p in ("P1", "P2")}
+    assert set(parsed.frame["item_code"]) == codes
+    assert sorted(parsed.frame["answer"]) == ["已更正", "确认"]

@@ -63,8 +63,8 @@ def test_create_schema_makes_every_table(engine: Engine) -> None:
     tables = set(sa.inspect(engine).get_table_names())
 
     staging = {f"stg_{c.dataset}" for c in intake_contracts()}
-    # the nine bureau datasets and the townships' returned 入户核实 workbooks
-    assert len(staging) == 10 and "stg_field_visits" in staging
+    # the nine bureau datasets and the returns: the townships' 入户核实, the bureaus' 核对清单
+    assert len(staging) == 11 and {"stg_field_visits", "stg_reconciliation_answers"} <= staging
     assert tables == {
         "file_manifest",
         "quarantine",
@@ -105,7 +105,7 @@ def test_staging_table_per_contract_with_lineage(engine: Engine, contract: Any) 
     for lineage in (*LINEAGE_COLUMNS, "flagged"):
         assert columns[lineage]["nullable"] is False, lineage
     # a household-grain row (a returned 入户核实 workbook) is about no one person
-    assert columns["person_key"]["nullable"] is (contract.grain == "household")
+    assert columns["person_key"]["nullable"] is (not contract.about_persons)
     assert columns["matched_household_id"]["nullable"] is True
     (fk,) = inspector.get_foreign_keys(name)
     assert (fk["constrained_columns"], fk["referred_table"]) == (["manifest_id"], "file_manifest")

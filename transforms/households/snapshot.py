@@ -224,23 +224,34 @@ class _Rows:
         return (query if where is None else query.where(where)).subquery(name)
 
 
+def _temporary(conn: Connection, name: str, like: sa.Table, columns: Sequence[str]) -> sa.Table:
+    table = sa.Table(
+        name,
+        sa.MetaData(),
+        *(sa.Column(c, like.c[c].type, primary_key=like.c[c].primary_key) for c in columns),
+        prefixes=["TEMPORARY"],
+    )
+    table.drop(conn, checkfirst=True)
+    table.create(conn)
+    return table
+
+
 def _sources(conn: Connection, day: dt.date, current: Dimensions | None) -> tuple[Any, Any, bool]:
     """(households, persons, temporary) the day's snapshot reads: the dimensions just built when
     the roster known on `day` is the current one (every day but a backfill's), else the roster
-    as it was known on `day`, its households in a temporary table."""
+    as it was known on `day`, in temporary tables (each bureau's aggregate joins them)."""
     ids = known_manifest_ids(conn, day, "roster")
     if current is not None and ids == current_manifest_ids(conn, "roster"):
         return dim_household, dim_person, False
-    households = sa.Table(
-        "tmp_snapshot_household",
-        sa.MetaData(),
-        *(sa.Column(c.name, c.type, primary_key=c.primary_key) for c in dim_household.columns),
-        prefixes=["TEMPORARY"],
+    households = _temporary(
+        conn, "tmp_snapshot_household", dim_household, [c.name for c in dim_household.columns]
     )
-    households.drop(conn, checkfirst=True)
-    households.create(conn)
     _insert_rows(conn, households, _household_rows(conn, ids))
-    return households, _latest_roster_rows(ids), True
+    read = ["person_key", "household_id", "labour_skill"]
+    persons = _temporary(conn, "tmp_snapshot_person", dim_person, read)
+    latest = _latest_roster_rows(ids)
+    conn.execute(persons.insert().from_select(read, sa.select(*(latest.c[c] for c in read))))
+    return households, persons, True
 
 
 def build_snapshot(conn: Connection, day: dt.date, current: Dimensions | None = None) -> int:
@@ -345,6 +356,7 @@ def build_snapshot(conn: Connection, day: dt.date, current: Dimensions | None = 
     _assistance_types(conn, day, assistance)
     if temporary:
         households.drop(conn)
+        roster.drop(conn)
     return int(written.rowcount)
 
 
@@ -360,9 +372,16 @@ def _worst_houses(housing: _Rows) -> sa.Subquery:
     ranked = housing.select(
         housing.p.c.household_id, t.grade, t.renovation_status, order.label("_worst")
     ).subquery()
+    # one row per household already; grouped all the same, because SQLite indexes a grouped
+    # subquery for the join but scanned this one once per household (a minute at 30,000)
     return (
-        sa.select(ranked.c.household_id, ranked.c.grade, ranked.c.renovation_status)
+        sa.select(
+            ranked.c.household_id,
+            sa.func.max(ranked.c.grade).label("grade"),
+            sa.func.max(ranked.c.renovation_status).label("renovation_status"),
+        )
         .where(ranked.c._worst == 1)
+        .group_by(ranked.c.household_id)
         .subquery("worst")
     )
 

@@ -306,7 +306,7 @@ def snapshot(settings: Settings, engine: Engine, run_id: str, day: dt.date) -> d
 
     with recorded_step(engine, run_id, "snapshot") as counts, engine.begin() as conn:
         dimensions = rebuild_dimensions(conn)
-        households, persons = len(dimensions[0]), len(dimensions[1])
+        households, persons = dimensions
         rows = build_snapshot(conn, day, dimensions)
         counts.update(households=households, persons=persons, snapshot_rows=rows)
     log.info("snapshot %s: %d households, %d persons on the roster", day, households, persons)

@@ -31,6 +31,7 @@ from transforms.warehouse.tables import (
     dim_person,
     file_manifest,
     quarantine,
+    staging_table,
 )
 
 log = logging.getLogger(__name__)
@@ -409,16 +410,39 @@ def _with_files(frame: pd.DataFrame, files: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+# staging columns no rule, evidence or indicator reads: left in the warehouse (a file's sha256
+# alone is a 64-character string on every row of the county)
+_UNREAD = frozenset({"file_sha256", "matched_household_id", "flagged"})
+
+
+def current_frame(conn: Connection, contract: Contract) -> pd.DataFrame:
+    """`current_rows` with the row id as `_row` and each row's file name and bureau, without
+    the staging columns nobody reads here."""
+    table = staging_table(contract)
+    names = {c.name for c in contract.columns}
+    if names & {"_row", "file_name", "bureau"}:
+        # a contract column of one of those names: the old way, whatever it gives
+        files = pd.read_sql(
+            sa.select(file_manifest.c.id, file_manifest.c.file_name, file_manifest.c.bureau), conn
+        ).rename(columns={"id": "manifest_id"})
+        return _with_files(current_rows(conn, contract).rename(columns={"id": "_row"}), files)
+    columns = [c.label("_row") if c.name == "id" else c for c in table.c if c.name not in _UNREAD]
+    query = (
+        sa.select(*columns, file_manifest.c.file_name, file_manifest.c.bureau)
+        .join(file_manifest, file_manifest.c.id == table.c.manifest_id)
+        .where(file_manifest.c.status.in_(("loaded", "partly_loaded")))
+        .order_by(table.c.manifest_id, table.c.id)
+    )
+    return pd.read_sql(query, conn)
+
+
 def load_county_data(conn: Connection, contracts: Iterable[Contract]) -> CountyData:
     """Read the roster dimensions and every dataset's current rows from the warehouse."""
     by_dataset = {c.dataset: c for c in contracts}
-    files = pd.read_sql(
-        sa.select(file_manifest.c.id, file_manifest.c.file_name, file_manifest.c.bureau), conn
-    ).rename(columns={"id": "manifest_id"})
     rows: dict[str, pd.DataFrame] = {}
     incomes = None
     for dataset, contract in by_dataset.items():
-        frame = _with_files(current_rows(conn, contract).rename(columns={"id": "_row"}), files)
+        frame = current_frame(conn, contract)
         if dataset == "roster":
             # from every roster row, older files' included (not only the current view), now
             # rather than keeping them all until the other datasets are read
@@ -426,7 +450,9 @@ def load_county_data(conn: Connection, contracts: Iterable[Contract]) -> CountyD
         rows[dataset] = current_view(frame, contract)
         del frame
     persons = _frame(conn, dim_person)
-    attributes = _frame(conn, dim_household)[["household_id", *HOUSEHOLD_ATTRIBUTES]]
+    attributes = pd.read_sql(
+        sa.select(*(dim_household.c[c] for c in ("household_id", *HOUSEHOLD_ATTRIBUTES))), conn
+    )
     if incomes is None:
         incomes = household_incomes(pd.DataFrame())
     households = attributes.merge(incomes, on="household_id", how="left")

@@ -27,6 +27,7 @@ from transforms.risk.data import (
     _where,
     condition_mask,
     norm,
+    per_value,
     yuan,
 )
 from transforms.risk.evidence import (
@@ -239,7 +240,8 @@ def _eval_household_share(
     positions: dict[Any, list[int]] = defaultdict(list)
     for position, household_id in enumerate(relevant["household_id"].tolist()):
         positions[household_id].append(position)
-    amounts = relevant[logic.amount_column].tolist()
+    # each distinct amount made a Decimal once (a county's settlements repeat their amounts)
+    amounts = per_value(relevant[logic.amount_column], norm)
     chosen: list[tuple[Any, dict[str, Any], Decimal, Any]] = []
     for household_id in sorted(positions):
         household = shared.household(household_id)

@@ -16,7 +16,7 @@ import multiprocessing
 import os
 import resource
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,6 +60,17 @@ def run_isolated(task: dict[str, Any]) -> dict[str, Any]:
     """Run `task` in a new process forked from the preloaded server; return what it measured."""
     with ProcessPoolExecutor(max_workers=1, mp_context=_context()) as pool:
         return pool.submit(_entry, task).result()
+
+
+def run_side_by_side(tasks: Sequence[dict[str, Any]], workers: int) -> list[dict[str, Any]]:
+    """Run `tasks` at most `workers` at a time, each in a new process of its own (as the DAG's
+    parallel task instances are), in the order given; the results come back in that order."""
+    # one task per process: each figure is that task's own peak memory, as in run_isolated
+    with ProcessPoolExecutor(
+        max_workers=max(1, workers), mp_context=_context(), max_tasks_per_child=1
+    ) as pool:
+        futures = [pool.submit(_entry, task) for task in tasks]
+        return [future.result() for future in futures]
 
 
 def _entry(task: dict[str, Any]) -> dict[str, Any]:

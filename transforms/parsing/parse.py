@@ -24,12 +24,7 @@ from transforms.config.contracts import (
     normalize_header,
 )
 from transforms.parsing.file_refusals import FileRejection
-from transforms.parsing.identifiers import (
-    ID_PATTERN,
-    checksum_ok,
-    is_well_formed,
-    normalize_id,
-)
+from transforms.parsing.identifiers import id_statuses, normalize_id
 from transforms.parsing.readers import RawSheet
 from transforms.parsing.values import (
     normalize_date,
@@ -50,7 +45,6 @@ _TOTAL_ROW = re.compile(r"^(合计|小计|总计|共计)")
 _FOOTER_ROW = re.compile(
     r"^(填表人|审核人|制表人|制表日期|填表日期|填报人|填报日期|负责人|单位负责人|联系电话)"
 )
-_ID_SHAPE = re.compile(ID_PATTERN)
 # 说明 / 填表说明 / 填报须知 / 注意事项: sheets of instructions, which may even hold a sample row
 # under the real headers. They are never data.
 _INSTRUCTION_SHEET = re.compile(r"^(?:填表|填报|填写|使用|编制|指标|字段)?(?:说明|须知)|^注意事项")
@@ -512,14 +506,10 @@ def id_status(normalized: pd.Series) -> pd.Series:
     """Why an ID of the right shape is still wrong: 'ok', 'birth_date' (no such day, or in the
     future) or 'checksum'. Null for empty or misshapen IDs, which the format rule reports."""
 
-    def status(value: object) -> str | None:
-        if not isinstance(value, str) or not _ID_SHAPE.fullmatch(value):
-            return None
-        if not is_well_formed(value):
-            return "birth_date"
-        return "ok" if checksum_ok(value) else "checksum"
-
-    return normalized.map(status).astype("object")
+    statuses = np.empty(len(normalized), dtype=object)
+    statuses[:] = id_statuses(normalized.to_numpy(dtype=object).tolist())
+    # built like Series.map's result, so that the column's dtype is the same too
+    return pd.Series(statuses, index=normalized.index).astype("object")
 
 
 def _filled_down(raw: pd.Series, sheets: pd.Series) -> pd.Series:

@@ -280,10 +280,20 @@ def parse_and_validate(
 
 
 def parse_and_validate_all(
-    settings: Settings, engine: Engine, run_id: str, groups: list[DatasetGroup]
+    settings: Settings,
+    engine: Engine,
+    run_id: str,
+    groups: list[DatasetGroup],
+    workers: int = 1,
 ) -> list[ParsedFileRef]:
-    """`parse_and_validate` for each dataset group `discover` returned, one after another. A
-    dataset that fails as a whole (its contract or suite broken) does not stop the others."""
+    """`parse_and_validate` for each dataset group `discover` returned, `workers` datasets side
+    by side (transforms.pipeline.side_by_side), else one after another; the results in the
+    groups' order either way. A dataset that fails as a whole (its contract or suite broken, its
+    process killed) does not stop the others: its files are left for the next run."""
+    if workers > 1 and len(groups) > 1:
+        from transforms.pipeline.side_by_side import parse_side_by_side
+
+        return parse_side_by_side(settings, engine, run_id, groups, workers)
     results: list[ParsedFileRef] = []
     for number, group in enumerate(groups, start=1):
         log.info("dataset %d of %d: %s", number, len(groups), group["dataset"])

@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import Callable, Sequence
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import pandas as pd
@@ -350,3 +351,32 @@ def test_gx_in_narrow_batches_gives_what_one_batch_gave(monkeypatch: pytest.Monk
     assert split.issues == whole.issues and split.issues
     assert split.statistics == whole.statistics
     assert _comparable(split.results_json) == _comparable(whole.results_json)
+
+
+# --- amounts already canonical -----------------------------------------------------------
+
+
+def _money_before(raw: str | None) -> str | None:
+    s = normalize_text(raw)
+    if s is None:
+        return None
+    amount = s.removeprefix("¥").strip().removesuffix("元").strip().replace(",", "")
+    if not re.match(r"^\d+(?:\.\d+)?$", amount, re.ASCII):
+        return s
+    try:
+        return format(Decimal(amount), "f")
+    except InvalidOperation:
+        return s
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="0123456789.,-+ ¥元e\n１", max_size=12))
+def test_normalize_money_unchanged(raw: str) -> None:
+    assert normalize_money(raw) == _money_before(raw)
+
+
+@pytest.mark.parametrize(
+    "raw", ["0", "0.50", "00.5", "0012", "1234.50", "1.", ".5", "1e3", "٣", "1234.50\n", None]
+)
+def test_normalize_money_unchanged_on_edges(raw: str | None) -> None:
+    assert normalize_money(raw) == _money_before(raw)

@@ -62,15 +62,18 @@ def run_isolated(task: dict[str, Any]) -> dict[str, Any]:
         return pool.submit(_entry, task).result()
 
 
-def run_side_by_side(tasks: Sequence[dict[str, Any]], workers: int) -> list[dict[str, Any]]:
+def run_side_by_side(
+    tasks: Sequence[dict[str, Any]], workers: int, order: Sequence[int] | None = None
+) -> list[dict[str, Any]]:
     """Run `tasks` at most `workers` at a time, each in a new process of its own (as the DAG's
-    parallel task instances are), in the order given; the results come back in that order."""
+    parse_validate task runs its datasets), started in `order` (positions; default as given);
+    the results come back in the tasks' order."""
     # one task per process: each figure is that task's own peak memory, as in run_isolated
     with ProcessPoolExecutor(
         max_workers=max(1, workers), mp_context=_context(), max_tasks_per_child=1
     ) as pool:
-        futures = [pool.submit(_entry, task) for task in tasks]
-        return [future.result() for future in futures]
+        futures = {n: pool.submit(_entry, tasks[n]) for n in (order or range(len(tasks)))}
+        return [futures[n].result() for n in range(len(tasks))]
 
 
 def _entry(task: dict[str, Any]) -> dict[str, Any]:

@@ -268,6 +268,18 @@ def _profiled_task(task: dict[str, Any], profile: Path | None, label: str) -> di
     return {**task, "profile": str(profile / f"{label}.prof")}
 
 
+def _largest_first(warehouse_url: str, groups: list[dict[str, Any]]) -> list[int]:
+    """The order the DAG's task starts the datasets in (transforms.pipeline.side_by_side)."""
+    from transforms.pipeline.side_by_side import largest_first
+    from transforms.warehouse.tables import make_engine
+
+    engine = make_engine(warehouse_url)
+    try:
+        return largest_first(engine, groups)  # type: ignore[arg-type]
+    finally:
+        engine.dispose()
+
+
 def _stage(task: dict[str, Any], profile: Path | None, label: str) -> dict[str, Any]:
     return run_isolated(_profiled_task(task, profile, label))
 
@@ -320,7 +332,7 @@ def run_pipeline(
             for group in groups
         ]
         clock = time.perf_counter()
-        outs = run_side_by_side(tasks, workers)
+        outs = run_side_by_side(tasks, workers, _largest_first(warehouse_url, groups))
         side_by_side = time.perf_counter() - clock
         for out in outs:
             # in the groups' order, as the DAG's task returns them

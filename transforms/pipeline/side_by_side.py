@@ -19,13 +19,16 @@ from __future__ import annotations
 import gc
 import logging
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from transforms.config.settings import Settings
 from transforms.runlog.refs import DatasetGroup, ParsedFileRef
 from transforms.runlog.steps import describe_failure
+from transforms.warehouse.tables import file_manifest
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,30 @@ _lines: list[_LogLine] = []
 class _Collector(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         _lines.append((record.name, record.levelno, record.getMessage()))
+
+
+# A workbook's bytes are zipped XML: each costs several times a CSV byte to read and parse.
+_WORKBOOK_WEIGHT = 3
+_WORKBOOKS = (".xlsx", ".xlsm", ".xls")
+
+
+def largest_first(engine: Engine, groups: Sequence[DatasetGroup]) -> list[int]:
+    """The groups' positions, the most work first: the day lasts as long as its largest
+    dataset takes once it starts, so it starts first and the small ones fill in beside it."""
+    ids = [i for g in groups for i in g["manifest_ids"]]
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(
+                file_manifest.c.id, file_manifest.c.file_name, file_manifest.c.size_bytes
+            ).where(file_manifest.c.id.in_(ids))
+        ).all()
+    work = {
+        row.id: row.size_bytes
+        * (_WORKBOOK_WEIGHT if row.file_name.lower().endswith(_WORKBOOKS) else 1)
+        for row in rows
+    }
+    sizes = [sum(work.get(i, 0) for i in g["manifest_ids"]) for g in groups]
+    return sorted(range(len(groups)), key=lambda n: -sizes[n])
 
 
 def _worker_start(settings: Settings, run_id: str) -> None:
@@ -92,6 +119,7 @@ def parse_side_by_side(
 
     workers = min(workers, len(groups))
     log.info("%d datasets, %d side by side", len(groups), workers)
+    order = largest_first(engine, groups)
     engine.dispose()  # no pooled connection of the task may be used by a worker too
     results: list[ParsedFileRef] = []
     # Objects frozen before the fork are never collected in a worker, so no finaliser of the
@@ -104,8 +132,11 @@ def parse_side_by_side(
             initializer=_worker_start,
             initargs=(settings, run_id),
         ) as pool:
-            futures = [pool.submit(_parse_group, group) for group in groups]
+            submitted: dict[int, Future[tuple[list[ParsedFileRef], list[_LogLine]]]] = {}
+            for position in order:
+                submitted[position] = pool.submit(_parse_group, groups[position])
             gc.unfreeze()  # the workers are forked by the first submit
+            futures = [submitted[position] for position in range(len(groups))]
             for group, future in zip(groups, futures, strict=True):
                 try:
                     refs, lines = future.result()

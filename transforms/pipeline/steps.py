@@ -160,8 +160,9 @@ def _parse_file(
     try:
         # in a child process: a workbook that would exhaust memory or crash the reader is a
         # refusal of that file, not the death of the task
-        raw_sheets = read_sheets_isolated(Path(entry.archive_path), limits=settings.limits)
-        parsed = to_frame(raw_sheets, [contract])
+        parsed = to_frame(
+            read_sheets_isolated(Path(entry.archive_path), limits=settings.limits), [contract]
+        )
     except (UnreadableFile, FileRejection) as exc:
         rejection = manifest.unreadable(exc) if isinstance(exc, UnreadableFile) else exc
         with engine.begin() as conn:

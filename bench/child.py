@@ -46,6 +46,14 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_seconds() -> float:
+    """User and system time of this process and of the children it waited for (the isolated
+    reader): on a shared machine, what the work cost, whatever else ran beside it."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def _context() -> Any:
     global _CONTEXT
     if _CONTEXT is None:
@@ -86,11 +94,14 @@ def _entry(task: dict[str, Any]) -> dict[str, Any]:
     profile_path = task.get("profile")
     with _profiled(profile_path):
         clock = time.perf_counter()
+        cpu = cpu_seconds()
         out = work(task)
         seconds = time.perf_counter() - clock
+        cpu = cpu_seconds() - cpu
     return {
         **out,
         "seconds": seconds,
+        "cpu_seconds": cpu,
         "import_seconds": import_seconds,
         "peak_rss_mb": peak_rss_mb(),
     }

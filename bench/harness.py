@@ -90,6 +90,7 @@ class Figure:
     peak_rss_mb: float
     import_seconds: float = 0.0
     note: str = ""
+    cpu_seconds: float = 0.0
 
 
 @dataclass
@@ -312,7 +313,14 @@ def run_pipeline(
 
     def record(stage: str, out: dict[str, Any], note: str = "") -> None:
         figures.append(
-            Figure(stage, out["seconds"], out["peak_rss_mb"], out["import_seconds"], note)
+            Figure(
+                stage,
+                out["seconds"],
+                out["peak_rss_mb"],
+                out["import_seconds"],
+                note,
+                out.get("cpu_seconds", 0.0),
+            )
         )
 
     out = _stage({**base, "kind": "discover"}, profile, f"{label}-discover")
@@ -320,7 +328,7 @@ def run_pipeline(
     groups: list[dict[str, Any]] = out["result"]
     side_by_side: float | None = None
     if "parse" in stages:
-        parse_s = rest_s = gx_s = imports_s = 0.0
+        parse_s = rest_s = gx_s = imports_s = cpu_s = 0.0
         peak = 0.0
         files: list[dict[str, Any]] = []
         tasks = [
@@ -332,7 +340,8 @@ def run_pipeline(
             for group in groups
         ]
         clock = time.perf_counter()
-        outs = run_side_by_side(tasks, workers, _largest_first(warehouse_url, groups))
+        order = _largest_first(warehouse_url, groups) if workers > 1 else None
+        outs = run_side_by_side(tasks, workers, order)
         side_by_side = time.perf_counter() - clock
         for out in outs:
             # in the groups' order, as the DAG's task returns them
@@ -341,6 +350,7 @@ def run_pipeline(
             gx_s += out["parts"]["gx"]
             rest_s += out["seconds"] - out["parts"]["parse"]
             imports_s += out["import_seconds"]
+            cpu_s += out.get("cpu_seconds", 0.0)
             peak = max(peak, out["peak_rss_mb"])
         datasets = len(groups)
         figures.append(
@@ -353,7 +363,13 @@ def run_pipeline(
             )
         )
         figures.append(
-            Figure("validate", rest_s, peak, 0.0, f"GX run_gx {gx_s:.1f}s; same processes")
+            Figure(
+                "validate",
+                rest_s,
+                peak,
+                0.0,
+                f"GX run_gx {gx_s:.1f}s; same processes; parse+validate CPU {cpu_s:.1f}s",
+            )
         )
     if "resolve" in stages:
         out = _stage(
@@ -416,7 +432,10 @@ def format_run(run: Run, baseline: bool) -> str:
     ]
     for f in run.stages:
         extra = f"imports {f.import_seconds:.1f}s" if f.import_seconds >= 0.5 else ""
-        extra = "; ".join(x for x in (extra, f.note) if x)
+        cpu = (
+            f"CPU {f.cpu_seconds:.1f}s" if f.cpu_seconds and f.stage not in PARALLEL_STAGES else ""
+        )
+        extra = "; ".join(x for x in (cpu, extra, f.note) if x)
         lines.append(_line(f.stage, f.seconds, c.data_rows, f.peak_rss_mb, extra))
     lines.append(
         _line(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import multiprocessing
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -291,7 +292,8 @@ def parse_and_validate_all(
     by side (transforms.pipeline.side_by_side), else one after another; the results in the
     groups' order either way. A dataset that fails as a whole (its contract or suite broken, its
     process killed) does not stop the others: its files are left for the next run."""
-    if workers > 1 and len(groups) > 1:
+    # a daemonic process (some executors' workers) may not start processes of its own
+    if workers > 1 and len(groups) > 1 and not multiprocessing.current_process().daemon:
         from transforms.pipeline.side_by_side import parse_side_by_side
 
         return parse_side_by_side(settings, engine, run_id, groups, workers)

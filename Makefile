@@ -30,7 +30,7 @@ export GX_ANALYTICS_ENABLED := False
 export LANDING_STABLE_SECONDS ?= 10
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: help setup sample run test test-fast lint format bench migrate migration expectations summary clean
+.PHONY: help setup sample run test test-fast lint format bench bench-quick migrate migration expectations summary clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -97,6 +97,9 @@ format: setup ## apply ruff's formatting and autofixes
 
 bench: setup ## benchmark every stage against the bare minimum (county scale and 10x; BENCH_ARGS=...)
 	$(BIN)/python -m bench $(or $(BENCH_ARGS),--households 30000 --scale 1,10 --warehouse sqlite,postgres)
+
+bench-quick: setup ## the same table in a few minutes: 10,000 households, SQLite, no 10x (BENCH_ARGS=...)
+	$(BIN)/python -m bench --quick $(BENCH_ARGS)
 
 migrate: setup ## apply pending warehouse migrations to WAREHOUSE_URL (the DAG does it too)
 	$(BIN)/python -m transforms migrate

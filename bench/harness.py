@@ -8,9 +8,14 @@ has imported the libraries, through the same step functions the DAG calls. What 
 - rows/s: the county's input data rows (every data row of every bureau file, valid or not)
   divided by the stage's seconds, so the stages compare on one denominator.
 - peak MB: the stage process's own peak resident set (ru_maxrss), interpreter and libraries
-  included. parse and validate are one step (parse_and_validate, one process per dataset, as the
-  DAG maps it): its time is split by timing read_sheets + to_frame (parse) inside it, and they
-  share that process's peak.
+  included. parse and validate are one step (parse_and_validate, one process per dataset): its
+  time is split by timing read_sheets + to_frame (parse) inside it, and they share that
+  process's peak.
+- pipeline wall: the county day as it runs: the stages one after another, except that the
+  datasets' parse_and_validate processes run side by side, `--workers` at a time (default: one
+  per CPU), as the DAG's parse_validate task runs them; that part is timed from the first
+  process forked to the last result back. "pipeline total" is the plain sum of the stages'
+  seconds (parse and validate summed over the datasets), the measure of earlier reports.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.child import run_isolated
+from bench.child import run_isolated, run_side_by_side
 
 STAGES = (
     "discover",
@@ -57,8 +62,13 @@ REQUIRES = {
 WAREHOUSES = ("sqlite", "postgres")
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DEFAULT_DAY = dt.date(2026, 11, 28)
-TARGET_RATIO = 3.0
-TARGET_PEAK_MB = 2048.0
+TARGET_RATIO = 6.0  # the pipeline's wall time / the baseline's, at county scale
+TARGET_PEAK_MB = 1024.0  # any stage, at county scale
+TARGET_PEAK_MB_10X = 2048.0  # any stage, at ten times the county
+# --quick: a check of a change in a few minutes (one small county, SQLite, no 10x)
+QUICK = {"households": 10000, "scale": "1", "warehouse": "sqlite"}
+FULL = {"households": 30000, "scale": "1", "warehouse": "sqlite"}
+PARALLEL_STAGES = ("parse", "validate")
 TARGET_SCALING = 11.0  # the 10x county within 11x the time of the 1x county
 
 
@@ -80,6 +90,7 @@ class Figure:
     peak_rss_mb: float
     import_seconds: float = 0.0
     note: str = ""
+    cpu_seconds: float = 0.0
 
 
 @dataclass
@@ -89,10 +100,21 @@ class Run:
     county: County
     stages: list[Figure] = field(default_factory=list)
     baseline: list[Figure] = field(default_factory=list)
+    # wall time of the datasets' parse/validate processes run side by side, and on how many
+    side_by_side_seconds: float | None = None
+    workers: int = 1
 
     @property
     def pipeline_seconds(self) -> float:
         return sum(f.seconds for f in self.stages)
+
+    @property
+    def pipeline_wall_seconds(self) -> float:
+        """The day as it runs: parse and validate count for their side-by-side wall time."""
+        if self.side_by_side_seconds is None:
+            return self.pipeline_seconds
+        rest = sum(f.seconds for f in self.stages if f.stage not in PARALLEL_STAGES)
+        return rest + self.side_by_side_seconds
 
     @property
     def baseline_seconds(self) -> float:
@@ -108,11 +130,29 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="python -m bench",
         description="Time the pipeline's stages against the bare minimum on the same files.",
     )
-    parser.add_argument("--households", type=int, default=30000, help="households at scale 1")
     parser.add_argument(
-        "--scale", default="1", help="comma-separated multiples of --households (e.g. 1,10)"
+        "--households",
+        type=int,
+        help=f"households at scale 1 (default {FULL['households']}, --quick {QUICK['households']})",
     )
-    parser.add_argument("--warehouse", default="sqlite", help="sqlite, postgres or both")
+    parser.add_argument(
+        "--scale", help="comma-separated multiples of --households (e.g. 1,10; default 1)"
+    )
+    parser.add_argument(
+        "--warehouse", help="sqlite, postgres or both, comma-separated (default sqlite)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"check a change in a few minutes: {QUICK['households']} households, scale 1, "
+        "SQLite (any option given explicitly still wins)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="datasets parsed and validated side by side (default: one per CPU)",
+    )
     parser.add_argument(
         "--stages",
         default=",".join(STAGES),
@@ -140,6 +180,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--keep-runs", action="store_true", help="keep each run's data folder (and its SQLite)"
     )
     args = parser.parse_args(argv)
+    preset = QUICK if args.quick else FULL
+    for name, value in preset.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
     args.scales = [int(s) for s in args.scale.split(",") if s.strip()]
     args.warehouses = [w.strip() for w in args.warehouse.split(",") if w.strip()]
     wanted = [s.strip() for s in args.stages.split(",") if s.strip()]
@@ -217,10 +263,26 @@ def _libpq_url(sqlalchemy_url: str) -> str:
 # --- one run ----------------------------------------------------------------------------------
 
 
+def _profiled_task(task: dict[str, Any], profile: Path | None, label: str) -> dict[str, Any]:
+    if profile is None:
+        return task
+    return {**task, "profile": str(profile / f"{label}.prof")}
+
+
+def _largest_first(warehouse_url: str, groups: list[dict[str, Any]]) -> list[int]:
+    """The order the DAG's task starts the datasets in (transforms.pipeline.side_by_side)."""
+    from transforms.pipeline.side_by_side import largest_first
+    from transforms.warehouse.tables import make_engine
+
+    engine = make_engine(warehouse_url)
+    try:
+        return largest_first(engine, groups)  # type: ignore[arg-type]
+    finally:
+        engine.dispose()
+
+
 def _stage(task: dict[str, Any], profile: Path | None, label: str) -> dict[str, Any]:
-    if profile is not None:
-        task = {**task, "profile": str(profile / f"{label}.prof")}
-    return run_isolated(task)
+    return run_isolated(_profiled_task(task, profile, label))
 
 
 def run_pipeline(
@@ -232,8 +294,10 @@ def run_pipeline(
     secret: str,
     profile: Path | None,
     label: str,
-) -> list[Figure]:
-    """Every selected stage of the pipeline on a fresh copy of the county's landing folder."""
+    workers: int = 1,
+) -> tuple[list[Figure], float | None]:
+    """Every selected stage of the pipeline on a fresh copy of the county's landing folder, and
+    the wall time of the datasets' parse/validate run side by side (None when not run)."""
     if data_dir.exists():
         shutil.rmtree(data_dir)
     shutil.copytree(county.landing, data_dir / "landing")
@@ -249,34 +313,63 @@ def run_pipeline(
 
     def record(stage: str, out: dict[str, Any], note: str = "") -> None:
         figures.append(
-            Figure(stage, out["seconds"], out["peak_rss_mb"], out["import_seconds"], note)
+            Figure(
+                stage,
+                out["seconds"],
+                out["peak_rss_mb"],
+                out["import_seconds"],
+                note,
+                out.get("cpu_seconds", 0.0),
+            )
         )
 
     out = _stage({**base, "kind": "discover"}, profile, f"{label}-discover")
     record("discover", out)
     groups: list[dict[str, Any]] = out["result"]
+    side_by_side: float | None = None
     if "parse" in stages:
-        parse_s = rest_s = gx_s = imports_s = 0.0
+        parse_s = rest_s = gx_s = imports_s = cpu_s = 0.0
         peak = 0.0
         files: list[dict[str, Any]] = []
-        for group in groups:
-            out = _stage(
+        tasks = [
+            _profiled_task(
                 {**base, "kind": "parse_validate", "group": group},
                 profile,
                 f"{label}-parse_validate-{group['dataset']}",
             )
+            for group in groups
+        ]
+        clock = time.perf_counter()
+        order = _largest_first(warehouse_url, groups) if workers > 1 else None
+        outs = run_side_by_side(tasks, workers, order)
+        side_by_side = time.perf_counter() - clock
+        for out in outs:
+            # in the groups' order, as the DAG's task returns them
             files.extend(out["result"])
             parse_s += out["parts"]["parse"]
             gx_s += out["parts"]["gx"]
             rest_s += out["seconds"] - out["parts"]["parse"]
             imports_s += out["import_seconds"]
+            cpu_s += out.get("cpu_seconds", 0.0)
             peak = max(peak, out["peak_rss_mb"])
         datasets = len(groups)
         figures.append(
-            Figure("parse", parse_s, peak, imports_s, f"{datasets} datasets, one process each")
+            Figure(
+                "parse",
+                parse_s,
+                peak,
+                imports_s,
+                f"{datasets} datasets, one process each, {workers} at a time",
+            )
         )
         figures.append(
-            Figure("validate", rest_s, peak, 0.0, f"GX run_gx {gx_s:.1f}s; same processes")
+            Figure(
+                "validate",
+                rest_s,
+                peak,
+                0.0,
+                f"GX run_gx {gx_s:.1f}s; same processes; parse+validate CPU {cpu_s:.1f}s",
+            )
         )
     if "resolve" in stages:
         out = _stage(
@@ -297,7 +390,7 @@ def run_pipeline(
         if stage in stages:
             out = _stage({**base, "kind": stage}, profile, f"{label}-{stage}")
             record(stage, out)
-    return figures
+    return figures, side_by_side
 
 
 def run_baseline(county: County, target: str, profile: Path | None, label: str) -> list[Figure]:
@@ -339,26 +432,52 @@ def format_run(run: Run, baseline: bool) -> str:
     ]
     for f in run.stages:
         extra = f"imports {f.import_seconds:.1f}s" if f.import_seconds >= 0.5 else ""
-        extra = "; ".join(x for x in (extra, f.note) if x)
+        cpu = (
+            f"CPU {f.cpu_seconds:.1f}s" if f.cpu_seconds and f.stage not in PARALLEL_STAGES else ""
+        )
+        extra = "; ".join(x for x in (cpu, extra, f.note) if x)
         lines.append(_line(f.stage, f.seconds, c.data_rows, f.peak_rss_mb, extra))
-    lines.append(_line("pipeline total", run.pipeline_seconds, c.data_rows, run.peak_mb))
+    lines.append(
+        _line(
+            "pipeline total",
+            run.pipeline_seconds,
+            c.data_rows,
+            run.peak_mb,
+            "the stages' seconds summed",
+        )
+    )
+    if run.side_by_side_seconds is not None:
+        lines.append(
+            _line(
+                "pipeline wall",
+                run.pipeline_wall_seconds,
+                c.data_rows,
+                None,
+                f"the day as it runs: parse+validate {run.side_by_side_seconds:.2f}s wall, "
+                f"datasets side by side on {run.workers} workers",
+            )
+        )
     if baseline:
         for f in run.baseline:
             lines.append(
                 _line(f"baseline {f.stage}", f.seconds, c.data_rows, f.peak_rss_mb, f.note)
             )
         lines.append(_line("baseline total", run.baseline_seconds, c.data_rows, None))
-        ratio = run.pipeline_seconds / run.baseline_seconds if run.baseline_seconds else 0.0
-        met = "met" if ratio <= TARGET_RATIO else "NOT met"
+        base = run.baseline_seconds
+        ratio = run.pipeline_seconds / base if base else 0.0
+        wall = run.pipeline_wall_seconds / base if base else 0.0
+        met = "met" if wall <= TARGET_RATIO else "NOT met"
         partial = "" if len(run.stages) == len(STAGES) else ", only the stages run"
+        lines.append(f"  ratio pipeline / baseline: {ratio:.1f}x (the stages summed{partial})")
         lines.append(
-            f"  ratio pipeline / baseline: {ratio:.1f}x (target <= {TARGET_RATIO:.0f}x: "
+            f"  ratio pipeline wall / baseline: {wall:.1f}x (target <= {TARGET_RATIO:.0f}x: "
             f"{met}{partial})"
         )
-    met = "met" if run.peak_mb <= TARGET_PEAK_MB else "NOT met"
+    target = TARGET_PEAK_MB if run.scale < 10 else TARGET_PEAK_MB_10X
+    met = "met" if run.peak_mb <= target else "NOT met"
     lines.append(
-        f"  peak memory of any stage: {run.peak_mb:,.0f} MB (target <= {TARGET_PEAK_MB:,.0f} MB: "
-        f"{met})"
+        f"  peak memory of any stage: {run.peak_mb:,.0f} MB (target <= {target:,.0f} MB at "
+        f"{'1x' if run.scale < 10 else '10x'}: {met})"
     )
     return "\n".join(lines)
 
@@ -401,7 +520,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"bench: {args.households} households x {','.join(map(str, args.scales))} on "
         f"{', '.join(args.warehouses)}; stages {', '.join(args.run_stages)}; "
-        f"{os.cpu_count()} CPUs; work dir {work}",
+        f"{os.cpu_count()} CPUs, {args.workers} workers; work dir {work}",
         flush=True,
     )
     runs: list[Run] = []
@@ -417,9 +536,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for warehouse in args.warehouses:
             label = f"{warehouse}-x{scale}"
             data_dir = work / f"run-{label}"
-            run = Run(warehouse, scale, county)
+            run = Run(warehouse, scale, county, workers=args.workers)
             with _warehouse(warehouse, args.postgres_url, data_dir, "bench") as url:
-                run.stages = run_pipeline(
+                run.stages, run.side_by_side_seconds = run_pipeline(
                     county,
                     url,
                     data_dir,
@@ -428,6 +547,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     secret,
                     args.profile,
                     label,
+                    args.workers,
                 )
             if not args.no_baseline:
                 with _warehouse(
@@ -444,7 +564,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(scaling)
     if args.json is not None:
         args.json.write_text(
-            json.dumps([asdict(r) for r in runs], ensure_ascii=False, indent=1), encoding="utf-8"
+            json.dumps(
+                [
+                    {
+                        **asdict(r),
+                        "pipeline_seconds": r.pipeline_seconds,
+                        "pipeline_wall_seconds": r.pipeline_wall_seconds,
+                        "baseline_seconds": r.baseline_seconds,
+                    }
+                    for r in runs
+                ],
+                ensure_ascii=False,
+                indent=1,
+            ),
+            encoding="utf-8",
         )
     return 0
 

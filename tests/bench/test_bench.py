@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.harness import STAGES
+from bench.harness import QUICK, STAGES, parse_args
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,6 +57,9 @@ def test_tiny_county_prints_every_stage_and_the_ratios(tmp_path: Path) -> None:
         assert re.search(r"^  baseline read +\d+\.\d\d", table, re.MULTILINE)
         assert re.search(r"^  baseline load +\d+\.\d\d", table, re.MULTILINE)
         assert re.search(r"^  ratio pipeline / baseline: \d+\.\dx", table, re.MULTILINE)
+        # the day as it runs: the datasets' parse/validate side by side, and its ratio
+        assert re.search(r"^  pipeline wall +\d+\.\d\d +[\d,]+ +the day as it runs", table, re.M)
+        assert re.search(r"^  ratio pipeline wall / baseline: \d+\.\dx", table, re.MULTILINE)
         assert re.search(r"^  peak memory of any stage: [\d,]+ MB", table, re.MULTILINE)
     assert re.search(r"^  ratio 2x time / 1x time: \d+\.\d\dx", out, re.MULTILINE)
 
@@ -69,3 +72,16 @@ def test_tiny_county_prints_every_stage_and_the_ratios(tmp_path: Path) -> None:
         "county-40-seed42-2026-11-28",
         "county-80-seed42-2026-11-28",
     ]
+
+
+def test_quick_is_a_small_county_on_sqlite_and_explicit_options_win() -> None:
+    quick = parse_args(["--quick"])
+    assert (quick.households, quick.scales, quick.warehouses) == (
+        QUICK["households"],
+        [1],
+        ["sqlite"],
+    )
+    assert parse_args(["--quick", "--households", "500"]).households == 500
+    full = parse_args([])
+    assert (full.households, full.scales, full.warehouses) == (30000, [1], ["sqlite"])
+    assert parse_args(["--workers", "3"]).workers == 3

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Final, Literal
+
+import numpy as np
 
 from transforms.config.text import INVISIBLE_RE
 
@@ -105,6 +108,39 @@ def is_well_formed(id: str | None, today: date | None = None) -> bool:
         return False
     born = _birth_date_or_none(id)
     return born is not None and born <= (today or date.today())
+
+
+_CHECK_CODES: Final = np.frombuffer(_CHECK_CHARS.encode("ascii"), dtype=np.uint8)
+_WEIGHT_ARRAY: Final = np.array(_WEIGHTS, dtype=np.int64)
+_MONTH_DAYS: Final = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+
+
+def id_statuses(values: Sequence[object], today: date | None = None) -> list[str | None]:
+    """For each value, why an ID of the right shape is still wrong, as `is_well_formed` and
+    `checksum_ok` say it value by value: 'birth_date' (no such day, or after `today`),
+    'checksum', or 'ok'; None for anything not of ID_PATTERN's shape.
+
+    The shape is tested by ID_PATTERN itself; what it lets through is 18 ASCII characters, so
+    the birth dates and check characters of a whole column are computed at once."""
+    out: list[str | None] = [None] * len(values)
+    shaped = [i for i, v in enumerate(values) if isinstance(v, str) and _ID_RE.fullmatch(v)]
+    if not shaped:
+        return out
+    text = "".join(str(values[i]) for i in shaped).encode("ascii")
+    grid = np.frombuffer(text, dtype=np.uint8).reshape(len(shaped), 18)
+    digits = grid[:, :17].astype(np.int64) - ord("0")
+    year = digits[:, 6] * 1000 + digits[:, 7] * 100 + digits[:, 8] * 10 + digits[:, 9]
+    month = digits[:, 10] * 10 + digits[:, 11]  # 01-12 and 01-31: the pattern says so
+    day = digits[:, 12] * 10 + digits[:, 13]
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    last_day = _MONTH_DAYS[month] + (leap & (month == 2))
+    on = today or date.today()
+    born = year * 10000 + month * 100 + day
+    well_formed = (day <= last_day) & (born <= on.year * 10000 + on.month * 100 + on.day)
+    checks = _CHECK_CODES[(digits * _WEIGHT_ARRAY).sum(axis=1) % 11] == grid[:, 17]
+    for i, well, check in zip(shaped, well_formed.tolist(), checks.tolist(), strict=True):
+        out[i] = "ok" if well and check else "checksum" if well else "birth_date"
+    return out
 
 
 def looks_like_excel_number(raw: str | None) -> bool:

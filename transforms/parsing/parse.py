@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from transforms.config.contracts import (
@@ -23,12 +24,7 @@ from transforms.config.contracts import (
     normalize_header,
 )
 from transforms.parsing.file_refusals import FileRejection
-from transforms.parsing.identifiers import (
-    ID_PATTERN,
-    checksum_ok,
-    is_well_formed,
-    normalize_id,
-)
+from transforms.parsing.identifiers import id_statuses, normalize_id
 from transforms.parsing.readers import RawSheet
 from transforms.parsing.values import (
     normalize_date,
@@ -49,12 +45,12 @@ _TOTAL_ROW = re.compile(r"^(合计|小计|总计|共计)")
 _FOOTER_ROW = re.compile(
     r"^(填表人|审核人|制表人|制表日期|填表日期|填报人|填报日期|负责人|单位负责人|联系电话)"
 )
-_TOTAL_LINE = re.compile(_TOTAL_ROW.pattern, re.MULTILINE)
-_FOOTER_LINE = re.compile(_FOOTER_ROW.pattern, re.MULTILINE)
-_ID_SHAPE = re.compile(ID_PATTERN)
 # 说明 / 填表说明 / 填报须知 / 注意事项: sheets of instructions, which may even hold a sample row
 # under the real headers. They are never data.
 _INSTRUCTION_SHEET = re.compile(r"^(?:填表|填报|填写|使用|编制|指标|字段)?(?:说明|须知)|^注意事项")
+
+# the cell of a column its sheet does not have
+_ABSENT = float("nan")
 
 HeaderLine = tuple[tuple[int, str], ...]  # (position, normalised text) of a header row's cells
 
@@ -351,25 +347,91 @@ def _skipped_sheet(
     return SkippedSheet(name, "no_header")
 
 
+# a cell's normalised text, and whether it starts a total row or a footer row
+_CellFacts = tuple[str, bool, bool]
+# distinct cells remembered per file: the repeated ones (townships, 是/否, amounts) are what a
+# memory saves; IDs and names never repeat, so the memory is emptied rather than left to grow
+_CELL_MEMORY = 200_000
+
+
+def _cell_facts(cell: str) -> _CellFacts:
+    if cell.isascii() and cell.isprintable():
+        # NFKC leaves printable ASCII alone and it holds nothing invisible; the total and
+        # footer words are Chinese (most cells are IDs, dates and amounts)
+        return "".join(cell.split()), False, False
+    text = normalize_header(cell)
+    return text, _TOTAL_ROW.match(text) is not None, _FOOTER_ROW.match(text) is not None
+
+
+def _data_rows(
+    rows: Sequence[tuple[int, list[str | None]]],
+    header_texts: set[str],
+    header_lines: set[HeaderLine],
+    seen: dict[str, _CellFacts],
+    dropped: dict[str, int],
+) -> list[tuple[int, list[str | None]]]:
+    """The data rows among `rows` (what _row_kind calls None), the others counted by kind.
+
+    A row none of whose cells could make it a total, footer or header row (a cell whose text
+    starts a total or footer, is a header's, or is nothing once normalised) is a data row
+    when it has a cell: that is nearly every row, told apart with set operations, once per
+    distinct cell. Every other row gets _row_kind's full look."""
+    distinct: set[str | None] = set()
+    for _, cells in rows:
+        distinct.update(cells)
+    distinct.discard(None)
+    line_texts = {text for line in header_lines for _, text in line}
+    suspect: set[str | None] = set()
+    for cell in distinct:
+        if cell:
+            text, total, footer = _cell_facts(cell)
+            if total or footer or not text or text in header_texts or text in line_texts:
+                suspect.add(cell)
+    data: list[tuple[int, list[str | None]]] = []
+    for row_no, cells in rows:
+        if suspect.isdisjoint(cells) and any(cells):
+            data.append((row_no, cells))
+            continue
+        kind = _row_kind(cells, header_texts, header_lines, seen)
+        if kind is None:
+            data.append((row_no, cells))
+        elif kind != "blank":
+            dropped[kind] = dropped.get(kind, 0) + 1
+    return data
+
+
 def _row_kind(
-    cells: Sequence[str | None], header_texts: set[str], header_lines: set[HeaderLine]
+    cells: Sequence[str | None],
+    header_texts: set[str],
+    header_lines: set[HeaderLine],
+    seen: dict[str, _CellFacts] | None = None,
 ) -> str | None:
-    # each cell is normalised once; the header-line check below reuses it
-    normalized = [(pos, normalize_header(c)) for pos, c in enumerate(cells) if c]
-    texts = [text for _, text in normalized]
-    if not texts:
+    """Why a row below the header is no data row (None: it is one). `seen` remembers the facts
+    of cells already met in the file: every cell of every row passes here."""
+    if seen is None:
+        seen = {}
+    elif len(seen) > _CELL_MEMORY:
+        seen.clear()
+    normalized: list[tuple[int, _CellFacts]] = []
+    for pos, cell in enumerate(cells):
+        if cell:
+            facts = seen.get(cell)
+            if facts is None:
+                facts = seen[cell] = _cell_facts(cell)
+            normalized.append((pos, facts))
+    if not normalized:
         return "blank"
-    # Normalised texts hold no whitespace, so joined by newlines each one starts a line: one
-    # multi-line search per row instead of a match per cell.
-    if _TOTAL_LINE.search("\n".join(texts[:3])):
+    # a total row says so in one of its first three cells; a footer anywhere
+    if any(facts[1] for _, facts in normalized[:3]):
         return "total"
-    if _FOOTER_LINE.search("\n".join(texts)):
+    if any(facts[2] for _, facts in normalized):
         return "footer"
+    texts = [facts[0] for _, facts in normalized]
     if header_texts and sum(t in header_texts for t in texts) * 2 >= len(header_texts):
         return "repeated_header"
     # The upper row of a two-level header (基本信息 / 费用信息) printed again on a later page
     # holds few column headers; it is recognised as a copy of the header row itself.
-    if tuple((pos, text) for pos, text in normalized if text) in header_lines:
+    if tuple((pos, facts[0]) for pos, facts in normalized if facts[0]) in header_lines:
         return "repeated_header"
     return None
 
@@ -386,11 +448,31 @@ _NORMALIZERS = {
 }
 
 
-def normalize_column(column: Column, raw: pd.Series) -> pd.Series:
+def _normalizer(column: Column) -> Callable[[str], str | None]:
     if column.type is ColumnType.ENUM:
         aliases = column.aliases
-        return raw.map(_memoized(lambda v: normalize_enum(v, aliases)), na_action="ignore")
-    return raw.map(_memoized(_NORMALIZERS[column.type]), na_action="ignore")
+        return lambda v: normalize_enum(v, aliases)
+    return _NORMALIZERS[column.type]
+
+
+def normalize_column(column: Column, raw: pd.Series) -> pd.Series:
+    """The column's cells normalised, blanks left as they are (what raw.map(normaliser,
+    na_action="ignore") gives). Each distinct value is normalised once: townships, enums, dates
+    and a household's amounts repeat down a column, and the normalisers are pure."""
+    normalize = _normalizer(column)
+    values = raw.to_numpy(dtype=object)
+    try:
+        codes, uniques = pd.factorize(values)
+    except TypeError:  # an unhashable cell: nothing a reader gives, but never fail on it
+        return raw.map(_memoized(normalize), na_action="ignore")
+    normalized = np.empty(len(uniques) + 1, dtype=object)
+    normalized[:-1] = [normalize(value) for value in uniques]
+    out = normalized[codes]  # a blank's code is -1: the last, filled below
+    blank = codes == -1
+    if blank.any():
+        out[blank] = values[blank]
+    # built like Series.map's result, so that the column's dtype is the same too
+    return pd.Series(out, index=raw.index)
 
 
 def _memoized(normalize: Callable[[str], str | None]) -> Callable[[str], str | None]:
@@ -424,14 +506,10 @@ def id_status(normalized: pd.Series) -> pd.Series:
     """Why an ID of the right shape is still wrong: 'ok', 'birth_date' (no such day, or in the
     future) or 'checksum'. Null for empty or misshapen IDs, which the format rule reports."""
 
-    def status(value: object) -> str | None:
-        if not isinstance(value, str) or not _ID_SHAPE.fullmatch(value):
-            return None
-        if not is_well_formed(value):
-            return "birth_date"
-        return "ok" if checksum_ok(value) else "checksum"
-
-    return normalized.map(status).astype("object")
+    statuses = np.empty(len(normalized), dtype=object)
+    statuses[:] = id_statuses(normalized.to_numpy(dtype=object).tolist())
+    # built like Series.map's result, so that the column's dtype is the same too
+    return pd.Series(statuses, index=normalized.index).astype("object")
 
 
 def _filled_down(raw: pd.Series, sheets: pd.Series) -> pd.Series:
@@ -453,8 +531,9 @@ def to_frame(sheets: Sequence[RawSheet], contracts: Sequence[Contract]) -> Parse
     by_sheet = {m.sheet: m for m in matches}
     universe = _universe(contracts)
     skipped = [_skipped_sheet(s, contract, universe) for s in sheets if s.name not in by_sheet]
-    records: list[dict[str, object]] = []
+    kept: list[tuple[str, HeaderMatch, list[tuple[int, list[str | None]]]]] = []
     dropped: dict[str, int] = {}
+    seen: dict[str, _CellFacts] = {}
     for sheet in sheets:
         match = by_sheet.get(sheet.name)
         if match is None:
@@ -462,17 +541,30 @@ def to_frame(sheets: Sequence[RawSheet], contracts: Sequence[Contract]) -> Parse
         header_texts = {normalize_header(h) for c in contract.columns for h in c.all_headers} & set(
             match.headers_found
         )
-        header_lines = set(match.lines)
-        for row_no, cells in sheet.rows[match.data_start :]:
-            kind = _row_kind(cells, header_texts, header_lines)
-            if kind is not None:
-                if kind != "blank":
-                    dropped[kind] = dropped.get(kind, 0) + 1
-                continue
-            record: dict[str, object] = {SHEET: sheet.name, SOURCE_ROW: row_no}
-            for name, pos in match.positions.items():
-                record[f"raw__{name}"] = cells[pos] if pos < len(cells) else None
-            records.append(record)
+        rows = _data_rows(
+            sheet.rows[match.data_start :], header_texts, set(match.lines), seen, dropped
+        )
+        if rows:
+            kept.append((sheet.name, match, rows))
+    seen.clear()
+    # The rows as tuples under one list of columns, in the order a frame of one dict per row
+    # would have them; a column a sheet lacks is NaN on its rows, as such a frame has it.
+    names_read = list(dict.fromkeys(name for _, m, _ in kept for name in m.positions))
+    records: list[tuple[object, ...]] = []
+    for sheet_name, match, rows in kept:
+        positions = [match.positions.get(name) for name in names_read]
+        width = max((pos for pos in positions if pos is not None), default=-1) + 1
+        for row_no, cells in rows:
+            if len(cells) < width:  # a short CSV line
+                cells = [*cells, *([None] * (width - len(cells)))]
+            records.append(
+                (
+                    sheet_name,
+                    row_no,
+                    *[_ABSENT if pos is None else cells[pos] for pos in positions],
+                )
+            )
+    del kept
     if not records:
         raise FileRejection(
             "no_data_rows",
@@ -482,7 +574,10 @@ def to_frame(sheets: Sequence[RawSheet], contracts: Sequence[Contract]) -> Parse
             headers_expected=tuple(c.header for c in contract.required_columns),
         )
 
-    frame = pd.DataFrame.from_records(records)
+    frame = pd.DataFrame.from_records(
+        records, columns=[SHEET, SOURCE_ROW, *(f"raw__{name}" for name in names_read)]
+    )
+    del records
     frame[ROW_ID] = range(len(frame))
     for name in contract.fill_down:
         raw_name = f"raw__{name}"

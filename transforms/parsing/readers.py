@@ -194,8 +194,24 @@ def _clipped(cells: list[Cell], max_chars: int) -> list[Cell]:
 
 def _grid_rows(grid: Iterable[Sequence[object]], max_chars: int) -> list[tuple[int, list[Cell]]]:
     rows: list[tuple[int, list[Cell]]] = []
+    # Every cell of a workbook passes here. Text and floats are nearly all of them, and a
+    # household's amounts repeat on every member's row: those two get an inline path (the same
+    # texts as _cell_text) and each distinct float is formatted once.
+    floats: dict[float, Cell] = {}
     for number, values in enumerate(grid, start=1):
-        cells = _clipped([_cell_text(v) for v in values], max_chars)
+        cells: list[Cell] = []
+        append = cells.append
+        for v in values:
+            if type(v) is str:
+                append(v.rstrip("\r") or None)
+            elif type(v) is float:
+                text = floats.get(v)
+                if text is None:
+                    text = floats[v] = _float_text(v)
+                append(text)
+            else:
+                append(_cell_text(v))
+        cells = _clipped(cells, max_chars)
         if not _is_blank(cells):
             rows.append((number, cells))
     return rows

@@ -137,8 +137,15 @@ def normalize_date(raw: str | None) -> str | None:
     return s
 
 
+# An amount already written as its canonical text (no leading zero, no sign, ASCII digits):
+# NFKC, cleaning and Decimal would give it back unchanged. Most amounts in a file are.
+_CANONICAL_MONEY_RE: Final = re.compile(r"(?:0|[1-9][0-9]*)(?:\.[0-9]+)?", re.ASCII)
+
+
 def normalize_money(raw: str | None) -> str | None:
     """Non-negative yuan amount as plain decimal text: "¥1,234.50元" -> "1234.50"."""
+    if isinstance(raw, str) and _CANONICAL_MONEY_RE.fullmatch(raw):
+        return raw
     s = normalize_text(raw)
     if s is None:
         return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import multiprocessing
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -160,8 +161,9 @@ def _parse_file(
     try:
         # in a child process: a workbook that would exhaust memory or crash the reader is a
         # refusal of that file, not the death of the task
-        raw_sheets = read_sheets_isolated(Path(entry.archive_path), limits=settings.limits)
-        parsed = to_frame(raw_sheets, [contract])
+        parsed = to_frame(
+            read_sheets_isolated(Path(entry.archive_path), limits=settings.limits), [contract]
+        )
     except (UnreadableFile, FileRejection) as exc:
         rejection = manifest.unreadable(exc) if isinstance(exc, UnreadableFile) else exc
         with engine.begin() as conn:
@@ -280,10 +282,21 @@ def parse_and_validate(
 
 
 def parse_and_validate_all(
-    settings: Settings, engine: Engine, run_id: str, groups: list[DatasetGroup]
+    settings: Settings,
+    engine: Engine,
+    run_id: str,
+    groups: list[DatasetGroup],
+    workers: int = 1,
 ) -> list[ParsedFileRef]:
-    """`parse_and_validate` for each dataset group `discover` returned, one after another. A
-    dataset that fails as a whole (its contract or suite broken) does not stop the others."""
+    """`parse_and_validate` for each dataset group `discover` returned, `workers` datasets side
+    by side (transforms.pipeline.side_by_side), else one after another; the results in the
+    groups' order either way. A dataset that fails as a whole (its contract or suite broken, its
+    process killed) does not stop the others: its files are left for the next run."""
+    # a daemonic process (some executors' workers) may not start processes of its own
+    if workers > 1 and len(groups) > 1 and not multiprocessing.current_process().daemon:
+        from transforms.pipeline.side_by_side import parse_side_by_side
+
+        return parse_side_by_side(settings, engine, run_id, groups, workers)
     results: list[ParsedFileRef] = []
     for number, group in enumerate(groups, start=1):
         log.info("dataset %d of %d: %s", number, len(groups), group["dataset"])

@@ -1,7 +1,8 @@
 """Row-level validation with Great Expectations Core, driven by the contract.
 
-The expectation suite of each dataset is generated from its contract (`build_suite`) and kept in
-expectations/<dataset>.json; a test keeps the two consistent. GX sees the normalised columns plus
+The expectation suite of each dataset is generated from its contract (transforms.validation.suites)
+and kept in expectations/<dataset>.json; a test keeps the two consistent. GX sees the normalised
+columns plus
 a few derived ones for rules plain expectations cannot express (ID check character, integer
 ranges on text, cross-column checks, household consistency). Each failing cell becomes an issue
 naming the row, the column and the rule; rows with an error are quarantined, rows with only
@@ -14,17 +15,15 @@ import datetime as dt
 import json
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from transforms.config.contracts import Check, Column, ColumnType, Contract
-from transforms.config.paths import EXPECTATIONS_DIR
-from transforms.parsing.identifiers import ID_PATTERN, looks_like_excel_number
+from transforms.parsing.identifiers import looks_like_excel_number
 from transforms.parsing.parse import ROW_ID, SHEET, SOURCE_ROW, id_status
 from transforms.privacy.masking import (
     NameIndex,
@@ -34,6 +33,7 @@ from transforms.privacy.masking import (
     mask_phone,
     safe_text,
 )
+from transforms.validation.gx_batches import validate_suite
 from transforms.validation.household_checks import (
     HOUSEHOLD_CONFLICT,
     HOUSEHOLD_RULES,
@@ -44,232 +44,51 @@ from transforms.validation.household_checks import (
 )
 from transforms.validation.reasons import MISSING_REQUIRED_WITH, row_reason
 
-if TYPE_CHECKING:
-    from great_expectations.core import ExpectationSuite
+# the suites were built here before they had a module of their own: their names stay importable
+from transforms.validation.suites import (
+    DATE_PATTERN,
+    EXCEL_ROW,
+    HH_PATTERN,
+    ID_STATUS_RULES,
+    INT_PATTERN,
+    MONEY_PATTERN,
+    PHONE_PATTERN,
+    check_column,
+    describe_rule,
+    idstatus_column,
+    load_suite,
+    number_column,
+    suite_definition,
+    suite_path,
+    with_column,
+    write_suite,
+)
 
-DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
-MONEY_PATTERN = r"^\d{1,10}(?:\.\d+)?$"  # bounded: an ID pasted here must not pass
-INT_PATTERN = r"^-?\d+$"
-HH_PATTERN = r"^[0-9A-Za-z-]+$"
-# an index column of GX's failing rows: the row number Excel shows
-EXCEL_ROW = "Excel行号"
-# a mobile number, or a landline with its area code or without (7-8 digits)
-PHONE_PATTERN = r"^(?:1[3-9]\d{9}|0\d{9,11}|\d{7,8})$"
-
-
-def idstatus_column(name: str) -> str:
-    return f"_idstatus__{name}"
-
-
-def number_column(name: str) -> str:
-    return f"_num__{name}"
-
-
-def check_column(check_id: str) -> str:
-    return f"_check__{check_id}"
-
-
-def with_column(name: str) -> str:
-    return f"_with__{name}"
-
-
-# The derived ID status column says why an ID failed; each value maps to the rule reported.
-ID_STATUS_RULES = {"checksum": "id_checksum", "birth_date": "id_format"}
-
-
-def _spec(rule: str, column: str, severity: str = "critical") -> dict[str, Any]:
-    return {"meta": {"rule": rule, "column": column}, "severity": severity}
-
-
-def suite_definition(contract: Contract) -> dict[str, Any]:
-    """The suite as GX's own JSON form, built from the contract (no GX import needed)."""
-    expectations: list[dict[str, Any]] = []
-
-    def add(
-        kind: str, kwargs: dict[str, Any], rule: str, column: str, sev: str = "critical"
-    ) -> None:
-        expectations.append(
-            {
-                "type": kind,
-                "kwargs": kwargs,
-                # what Data Docs shows an auditor for the expectation, in the clerk's terms
-                "description": describe_rule(contract, rule, column),
-                **_spec(rule, column, sev),
-            }
-        )
-
-    for col in contract.columns:
-        name = col.name
-        if col.required:
-            add("expect_column_values_to_not_be_null", {"column": name}, "missing_required", name)
-        if col.type is ColumnType.ID:
-            add(
-                "expect_column_values_to_match_regex",
-                {"column": name, "regex": ID_PATTERN},
-                "id_format",
-                name,
-            )
-            add(
-                "expect_column_values_to_be_in_set",
-                {"column": idstatus_column(name), "value_set": ["ok"]},
-                "id_status",
-                name,
-            )
-        elif col.type is ColumnType.DATE:
-            add(
-                "expect_column_values_to_match_regex",
-                {"column": name, "regex": DATE_PATTERN},
-                "date_format",
-                name,
-            )
-        elif col.type is ColumnType.MONEY:
-            add(
-                "expect_column_values_to_match_regex",
-                {"column": name, "regex": MONEY_PATTERN},
-                "money_format",
-                name,
-            )
-        elif col.type is ColumnType.INT:
-            add(
-                "expect_column_values_to_match_regex",
-                {"column": name, "regex": INT_PATTERN},
-                "int_format",
-                name,
-            )
-            if col.min is not None or col.max is not None:
-                add(
-                    "expect_column_values_to_be_between",
-                    {"column": number_column(name), "min_value": col.min, "max_value": col.max},
-                    "int_range",
-                    name,
-                )
-        elif col.type is ColumnType.YN:
-            add(
-                "expect_column_values_to_be_in_set",
-                {"column": name, "value_set": ["是", "否"]},
-                "yn_value",
-                name,
-            )
-        elif col.type is ColumnType.ENUM:
-            add(
-                "expect_column_values_to_be_in_set",
-                {"column": name, "value_set": list(col.values)},
-                "enum_value",
-                name,
-            )
-        elif col.type is ColumnType.HH:
-            add(
-                "expect_column_values_to_match_regex",
-                {"column": name, "regex": HH_PATTERN},
-                "hh_format",
-                name,
-            )
-        elif col.type is ColumnType.PHONE:
-            # a warning: a mistyped phone number is no reason to keep a person off the roster
-            add(
-                "expect_column_values_to_match_regex",
-                {"column": name, "regex": PHONE_PATTERN},
-                "phone_format",
-                name,
-                "warning",
-            )
-        if col.type in (ColumnType.TEXT, ColumnType.HH) and col.length_bound is not None:
-            # longer text than its warehouse column would stop the load on PostgreSQL
-            add(
-                "expect_column_value_lengths_to_be_between",
-                {"column": name, "max_value": col.length_bound},
-                "text_too_long",
-                name,
-            )
-        if col.required_with:
-            add(
-                "expect_column_values_to_be_in_set",
-                {"column": with_column(name), "value_set": [True]},
-                MISSING_REQUIRED_WITH,
-                name,
-            )
-    for check in contract.checks:
-        add(
-            "expect_column_values_to_be_in_set",
-            {"column": check_column(check.id), "value_set": [True]},
-            check.id,
-            check.columns[0],
-            "critical" if check.severity == "error" else "warning",
-        )
-    if contract.household is not None:
-        for name in contract.household.columns:
-            add(
-                "expect_column_values_to_be_in_set",
-                {"column": check_column(conflict_check_id(name)), "value_set": [True]},
-                HOUSEHOLD_CONFLICT,
-                name,
-            )
-        add(
-            "expect_column_values_to_be_in_set",
-            {"column": check_column(PERSON_IN_TWO_HOUSEHOLDS), "value_set": [True]},
-            PERSON_IN_TWO_HOUSEHOLDS,
-            contract.person_id_column,
-        )
-    return {
-        "name": contract.suite_name,
-        "expectations": expectations,
-        "meta": {
-            "contract": f"contracts/{contract.dataset}.yaml",
-            "layout": contract.layout,
-            "generated_by": "transforms.validation.validate.suite_definition",
-        },
-        "notes": f"{contract.title_zh} / {contract.title_en}",
-    }
-
-
-def describe_rule(contract: Contract, rule: str, column_name: str) -> str:
-    """The rule an expectation checks, in Chinese, naming the column by the header clerks use."""
-    column = contract.column(column_name)
-    h = f"“{column.header}”"
-    check = next((c for c in contract.checks if c.id == rule), None)
-    if check is not None:
-        return f"{h}：{check.reason_zh}时报告"
-    texts = {
-        "missing_required": f"{h}为必填项，不能为空",
-        MISSING_REQUIRED_WITH: f"填写了{_headers(contract, column.required_with)}的行，{h}不能为空",
-        "id_format": f"{h}须为18位身份证号，出生日期有效",
-        "id_status": f"{h}的校验位须正确（不是录错的号码，也不是被Excel改成科学计数的号码）",
-        "date_format": f"{h}须为有效日期",
-        "money_format": f"{h}须为不小于0的金额",
-        "int_format": f"{h}须为整数",
-        "int_range": f"{h}须在{column.min}～{column.max}之间",
-        "yn_value": f"{h}须填“是”或“否”",
-        "enum_value": f"{h}须为以下之一：" + "、".join(column.values),
-        "hh_format": f"{h}只能含数字和字母",
-        "text_too_long": f"{h}不超过{column.length_bound}个字符",
-        "phone_format": f"{h}须为11位手机号或带区号的固定电话（不符时仅提示，照常入库）",
-        HOUSEHOLD_CONFLICT: f"同一户各成员行的{h}须一致",
-        PERSON_IN_TWO_HOUSEHOLDS: "同一证件号码在一个文件中只能属于一户",
-    }
-    return texts[rule]
-
-
-def _headers(contract: Contract, names: Sequence[str]) -> str:
-    return "或".join(f"“{contract.column(n).header}”" for n in names)
-
-
-def suite_path(suite_name: str) -> Path:
-    """expectations/<dataset>.json, or <dataset>-<layout>.json for another layout's suite."""
-    return EXPECTATIONS_DIR / f"{suite_name}.json"
-
-
-def write_suite(contract: Contract, directory: Path = EXPECTATIONS_DIR) -> Path:
-    path = directory / f"{contract.suite_name}.json"
-    text = json.dumps(suite_definition(contract), ensure_ascii=False, indent=2) + "\n"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def load_suite(suite_name: str) -> ExpectationSuite:
-    import great_expectations as gx  # ~4 s; imported only inside the validating task
-
-    data = json.loads(suite_path(suite_name).read_text(encoding="utf-8"))
-    return gx.ExpectationSuite(**data)
+__all__ = [
+    "DATE_PATTERN",
+    "EXCEL_ROW",
+    "HH_PATTERN",
+    "ID_STATUS_RULES",
+    "INT_PATTERN",
+    "MONEY_PATTERN",
+    "PHONE_PATTERN",
+    "Issue",
+    "ValidationOutcome",
+    "check_column",
+    "derived_columns",
+    "describe_rule",
+    "idstatus_column",
+    "issue_records",
+    "load_suite",
+    "masked_value",
+    "number_column",
+    "run_gx",
+    "suite_definition",
+    "suite_path",
+    "usable_cells",
+    "with_column",
+    "write_suite",
+]
 
 
 def _flag_impossible_date(value: object) -> object:
@@ -281,6 +100,34 @@ def _flag_impossible_date(value: object) -> object:
         except ValueError:
             return f"{value} (no such day)"
     return value
+
+
+def _per_distinct(values: pd.Series, func: Callable[[Any], Any]) -> pd.Series:
+    """values.map(func) calling func once per distinct value (blanks given back as they are:
+    func leaves them alone); built like Series.map's result, so that the dtype is the same."""
+    cells = values.to_numpy(dtype=object)
+    codes, uniques = pd.factorize(cells)
+    mapped = np.empty(len(uniques) + 1, dtype=object)
+    mapped[:-1] = [func(value) for value in uniques]
+    out = mapped[codes]
+    blank = codes == -1
+    out[blank] = cells[blank]
+    return pd.Series(out, index=values.index)
+
+
+def _excel_numbers(raw: pd.Series) -> pd.Series:
+    """Whether each raw ID cell shows that Excel stored it as a number (looks_like_excel_number).
+    A cell of ASCII letters and digits only, not ending in 000, cannot: it has no "E+" exponent,
+    no ".0" and nothing to clean away. That is nearly every ID, told without the full look."""
+
+    def excel(value: object) -> bool:
+        if not isinstance(value, str):
+            return False
+        if value.isascii() and value.isalnum() and not value.endswith("000"):
+            return False
+        return looks_like_excel_number(value)
+
+    return raw.map(excel)
 
 
 def derived_columns(contract: Contract, frame: pd.DataFrame) -> pd.DataFrame:
@@ -295,13 +142,12 @@ def derived_columns(contract: Contract, frame: pd.DataFrame) -> pd.DataFrame:
                 # Scientific notation proves Excel dropped the last digits, even when the zeros
                 # in their place happen to give a valid check character: never load that guess.
                 # Reported as a checksum failure, which issue_records names id_excel_number.
-                excel = frame[raw_name].map(
-                    lambda v: isinstance(v, str) and looks_like_excel_number(v)
-                )
+                excel = _excel_numbers(frame[raw_name])
                 status = status.mask(excel.astype(bool) & status.eq("ok"), "checksum")
             out[idstatus_column(col.name)] = status
         if col.type is ColumnType.DATE:
-            out[col.name] = frame[col.name].map(_flag_impossible_date)
+            # dates repeat down a column: each distinct one is looked at once
+            out[col.name] = _per_distinct(frame[col.name], _flag_impossible_date)
         if col.type in (ColumnType.INT, ColumnType.MONEY):
             numbers[col.name] = pd.to_numeric(frame[col.name], errors="coerce")
             if col.type is ColumnType.INT and (col.min is not None or col.max is not None):
@@ -405,7 +251,6 @@ def run_gx(contract: Contract, frame: pd.DataFrame) -> ValidationOutcome:
     import great_expectations as gx
 
     context = gx.get_context(mode="ephemeral")
-    suite = context.suites.add(load_suite(contract.suite_name))
     source = context.data_sources.add_pandas(f"{contract.bureau}")
     asset = source.add_dataframe_asset(contract.dataset)
     batch_def = asset.add_batch_definition_whole_dataframe("whole_file")
@@ -414,10 +259,13 @@ def run_gx(contract: Contract, frame: pd.DataFrame) -> ValidationOutcome:
     # reads in Data Docs are the rows a clerk finds in the file (the sheet is not given to GX:
     # a sheet can be named after a person, and GX's results keep what they are given)
     data[EXCEL_ROW] = frame[SOURCE_ROW].to_numpy()
-    batch = batch_def.get_batch(batch_parameters={"dataframe": data})
-    result = batch.validate(
-        suite,
-        result_format={
+    result = validate_suite(
+        context,
+        batch_def,
+        json.loads(suite_path(contract.suite_name).read_text(encoding="utf-8")),
+        data,
+        [ROW_ID, EXCEL_ROW],
+        {
             "result_format": "COMPLETE",
             "unexpected_index_column_names": [ROW_ID, EXCEL_ROW],
             "return_unexpected_index_query": False,

@@ -9,11 +9,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -436,16 +437,35 @@ def insert_batches(
     return count
 
 
-def bulk_load(conn: Connection, table: sa.Table, rows: Iterable[dict[str, Any]]) -> int:
-    """Load rows into a staging table inside the caller's transaction.
+def _bound_once(values: Sequence[Any], process: Callable[[Any], Any]) -> list[Any]:
+    """process(value) for every cell, run once per distinct object: the staging columns share
+    one converted object among the cells of one source value, so a county's columns hold a few
+    thousand distinct dates and amounts in hundreds of thousands of cells. Keyed by identity,
+    never by equality (Decimal("0") == Decimal("-0"), 1 == True)."""
+    identities = np.fromiter(map(id, values), dtype=np.int64, count=len(values))
+    codes, _ = pd.factorize(identities)
+    firsts = pd.Series(codes).drop_duplicates().index.to_numpy()
+    processed = np.empty(len(firsts), dtype=object)
+    processed[:] = [process(values[i]) for i in firsts]
+    return list(processed[codes])
+
+
+def bulk_load(conn: Connection, table: sa.Table, columns: Mapping[str, Sequence[Any]]) -> int:
+    """Load rows, given as columns (name -> one value per row), into a staging table inside the
+    caller's transaction; returns the rows inserted.
 
     PostgreSQL: COPY into a temporary table, then one INSERT ... SELECT merging on the lineage
-    key (file, sheet, row), so a row is never loaded twice. Other databases: batched inserts.
+    key (file, sheet, row), so a row is never loaded twice. SQLite: the DBAPI's executemany of
+    one prepared statement over the rows, in batches, with SQLAlchemy's conversions (dates,
+    amounts, booleans) applied once per distinct value. Other databases: batched inserts.
     """
+    names = list(columns)
+    if conn.dialect.name == "sqlite":
+        return _executemany(conn, table, names, columns)
     if conn.dialect.name != "postgresql":
+        rows = (dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True))
         return insert_batches(conn, table, rows)
-    columns = [c.name for c in table.columns if c.name != "id"]
-    quoted = ", ".join(f'"{c}"' for c in columns)
+    quoted = ", ".join(f'"{c}"' for c in names)
     temp = f"copy_{table.name}"
     constraint = f"uq_{table.name}_lineage"
     driver = conn.connection.driver_connection
@@ -458,8 +478,8 @@ def bulk_load(conn: Connection, table: sa.Table, rows: Iterable[dict[str, Any]])
             f'SELECT {quoted} FROM "{table.name}" WITH NO DATA'
         )
         with cursor.copy(f'COPY "{temp}" ({quoted}) FROM STDIN') as copy:
-            for row in rows:
-                copy.write_row([row.get(c) for c in columns])
+            for row in zip(*columns.values(), strict=True):
+                copy.write_row(row)
         cursor.execute(
             f'INSERT INTO "{table.name}" ({quoted}) SELECT {quoted} FROM "{temp}" '
             f"ON CONFLICT ON CONSTRAINT {constraint} DO NOTHING"
@@ -467,6 +487,29 @@ def bulk_load(conn: Connection, table: sa.Table, rows: Iterable[dict[str, Any]])
         inserted = cursor.rowcount
         cursor.execute(f'DROP TABLE "{temp}"')
     return int(inserted)
+
+
+BULK_BATCH_ROWS = 20_000
+
+
+def _executemany(
+    conn: Connection, table: sa.Table, names: list[str], columns: Mapping[str, Sequence[Any]]
+) -> int:
+    dialect = conn.dialect
+    bound: list[Sequence[Any]] = []
+    for name in names:
+        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        bound.append(columns[name] if process is None else _bound_once(columns[name], process))
+    rows = len(bound[0]) if bound else 0
+    quote = dialect.identifier_preparer.quote
+    statement = (
+        f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
+        f"VALUES ({', '.join('?' for _ in names)})"
+    )
+    for start in range(0, rows, BULK_BATCH_ROWS):
+        batch = [c[start : start + BULK_BATCH_ROWS] for c in bound]
+        conn.exec_driver_sql(statement, list(zip(*batch, strict=True)))
+    return rows
 
 
 def as_rows(result: Sequence[sa.Row[Any]]) -> list[dict[str, Any]]:

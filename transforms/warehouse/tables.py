@@ -454,10 +454,10 @@ def bulk_load(conn: Connection, table: sa.Table, columns: Mapping[str, Sequence[
     """Load rows, given as columns (name -> one value per row), into a staging table inside the
     caller's transaction; returns the rows inserted.
 
-    PostgreSQL: COPY into a temporary table, then one INSERT ... SELECT merging on the lineage
-    key (file, sheet, row), so a row is never loaded twice. SQLite: the DBAPI's executemany of
-    one prepared statement over the rows, in batches, with SQLAlchemy's conversions (dates,
-    amounts, booleans) applied once per distinct value. Other databases: batched inserts.
+    PostgreSQL: COPY into the table, never loading a row twice (see _copy_merge). SQLite: the
+    DBAPI's executemany of one prepared statement over the rows, in batches, with SQLAlchemy's
+    conversions (dates, amounts, booleans) applied once per distinct value. Other databases:
+    batched inserts.
     """
     names = list(columns)
     if conn.dialect.name == "sqlite":
@@ -465,27 +465,51 @@ def bulk_load(conn: Connection, table: sa.Table, columns: Mapping[str, Sequence[
     if conn.dialect.name != "postgresql":
         rows = (dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True))
         return insert_batches(conn, table, rows)
-    quoted = ", ".join(f'"{c}"' for c in names)
-    temp = f"copy_{table.name}"
-    constraint = f"uq_{table.name}_lineage"
     driver = conn.connection.driver_connection
     if driver is None:
         raise RuntimeError("no database connection for COPY")
+    quoted = ", ".join(f'"{c}"' for c in names)
     with driver.cursor() as cursor:
-        cursor.execute(f'DROP TABLE IF EXISTS "{temp}"')
-        cursor.execute(
-            f'CREATE TEMP TABLE "{temp}" ON COMMIT DROP AS '
-            f'SELECT {quoted} FROM "{table.name}" WITH NO DATA'
-        )
-        with cursor.copy(f'COPY "{temp}" ({quoted}) FROM STDIN') as copy:
-            for row in zip(*columns.values(), strict=True):
-                copy.write_row(row)
-        cursor.execute(
-            f'INSERT INTO "{table.name}" ({quoted}) SELECT {quoted} FROM "{temp}" '
-            f"ON CONFLICT ON CONSTRAINT {constraint} DO NOTHING"
-        )
-        inserted = cursor.rowcount
-        cursor.execute(f'DROP TABLE "{temp}"')
+        # Straight into the table: a file's rows cannot be there yet (its manifest row is
+        # locked and still 'received'), and a plain COPY skips the speculative insertion of
+        # ON CONFLICT, which cost more than the COPY. Should the file itself repeat a row, the
+        # merge below drops the repeats as it always did.
+        cursor.execute("SAVEPOINT bulk_load")
+        try:
+            with cursor.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as copy:
+                for row in zip(*columns.values(), strict=True):
+                    copy.write_row(row)
+        except Exception as exc:
+            if getattr(exc, "sqlstate", None) != UNIQUE_VIOLATION:
+                raise
+            cursor.execute("ROLLBACK TO SAVEPOINT bulk_load")
+            return _copy_merge(cursor, table, quoted, columns)
+        cursor.execute("RELEASE SAVEPOINT bulk_load")
+        return len(next(iter(columns.values()), []))
+
+
+UNIQUE_VIOLATION = "23505"
+
+
+def _copy_merge(cursor: Any, table: sa.Table, quoted: str, columns: Mapping[str, Any]) -> int:
+    """COPY into a temporary table, then one INSERT ... SELECT merging on the lineage key (file,
+    sheet, row): a row is never loaded twice."""
+    temp = f"copy_{table.name}"
+    constraint = f"uq_{table.name}_lineage"
+    cursor.execute(f'DROP TABLE IF EXISTS "{temp}"')
+    cursor.execute(
+        f'CREATE TEMP TABLE "{temp}" ON COMMIT DROP AS '
+        f'SELECT {quoted} FROM "{table.name}" WITH NO DATA'
+    )
+    with cursor.copy(f'COPY "{temp}" ({quoted}) FROM STDIN') as copy:
+        for row in zip(*columns.values(), strict=True):
+            copy.write_row(row)
+    cursor.execute(
+        f'INSERT INTO "{table.name}" ({quoted}) SELECT {quoted} FROM "{temp}" '
+        f"ON CONFLICT ON CONSTRAINT {constraint} DO NOTHING"
+    )
+    inserted = cursor.rowcount
+    cursor.execute(f'DROP TABLE "{temp}"')
     return int(inserted)
 
 

@@ -36,6 +36,7 @@ from transforms.warehouse.tables import (
     bulk_load,
     file_manifest,
     insert_batches,
+    load_page_cache,
     quarantine,
     staging_table,
     typed_value,
@@ -240,7 +241,7 @@ def _load_file(
     frame = load_frame(Path(result["valid_path"]))
     issues = json.loads(Path(result["issues_path"]).read_text(encoding="utf-8"))
     table = staging_table(contract)
-    with engine.begin() as conn:
+    with engine.begin() as conn, load_page_cache(conn):
         entry = conn.execute(
             sa.select(file_manifest)
             .where(file_manifest.c.id == result["manifest_id"])

@@ -20,6 +20,7 @@ from transforms.config.contracts import Contract, contract_by_dataset
 from transforms.config.settings import Settings
 from transforms.households.near_persons import link_quarantined, match_refused_persons
 from transforms.parsing.identifiers import birth_date, sex
+from transforms.parsing.parse import ROW_ID
 from transforms.privacy.keys import person_key
 from transforms.runlog.refs import ParsedFileRef, ResolvedFileRef
 from transforms.runlog.steps import recorded_step
@@ -31,6 +32,8 @@ from transforms.warehouse.tables import file_manifest, staging_table
 log = logging.getLogger(__name__)
 
 ROSTER = "roster"
+# parse keeps each cell as written beside its normalised value, in raw__<column>
+RAW_PREFIX = "raw__"
 
 
 def roster_households(engine: Engine) -> dict[str, str] | None:
@@ -73,8 +76,18 @@ def _attach_person_keys(
             frame[column] = pd.Series([None] * len(frame), index=frame.index, dtype="object")
         return
     ids = frame[contract.person_id_column]
+    codes, uniques = pd.factorize(ids, use_na_sentinel=True)
+    if (codes < 0).any():  # a blank ID: as Series.map treats it
+        for column, func in derive.items():
+            frame[column] = ids.map(func)
+        return
+    # A person has one row per file: each function runs on the file's distinct IDs (mapped as
+    # a Series, so the column gets the dtype mapping every cell gave), then spreads to the rows.
+    distinct = pd.Series(uniques, dtype=ids.dtype)
     for column, func in derive.items():
-        frame[column] = ids.map(func)
+        mapped = distinct.map(func).take(codes)
+        mapped.index = frame.index
+        frame[column] = mapped
 
 
 def _tie_unkeyed(
@@ -167,7 +180,10 @@ def resolve_households(
             else:
                 frame["_household_id"] = frame["_person_key"].map(mapping)
             unmatched = int(frame["_household_id"].isna().sum()) if mapping else None
-            save_frame(frame, Path(result["valid_path"]))
+            # the cells as written and the row ids served validation; the load reads neither,
+            # and they are half of what a frame takes to write and read back
+            unread = [c for c in frame.columns if c.startswith(RAW_PREFIX) or c == ROW_ID]
+            save_frame(frame.drop(columns=unread), Path(result["valid_path"]))
             resolved.append(ResolvedFileRef(**result, rows_unmatched=unmatched))
             if unmatched:
                 log.info(

@@ -130,8 +130,8 @@ def _identity_rows_before(contract: Any, frame: pd.DataFrame, manifest_id: int) 
 
 
 @pytest.mark.parametrize("dataset", ["roster", "illness", "settlements"])
-@pytest.mark.parametrize("dtype", ["object", "str"])
-def test_identity_columns_give_the_identities_identity_rows_gave(dataset: str, dtype: str) -> None:
+@pytest.mark.parametrize("dtype", [object, str])
+def test_identity_columns_give_the_identities_identity_rows_gave(dataset: str, dtype: type) -> None:
     contract = contract_by_dataset(dataset)
     # persons c and a come back further down: their last row's values, their first row's place
     keys = ["c", "a", "b", "c", "d", "a", "c"]

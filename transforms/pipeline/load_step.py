@@ -21,11 +21,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from transforms.config.clock import county_time, utc_now
-from transforms.config.contracts import ColumnType, Contract, contract_by_dataset
+from transforms.config.contracts import Column, ColumnType, Contract, contract_by_dataset
 from transforms.config.settings import Settings
 from transforms.parsing.file_refusals import FileRejection
 from transforms.parsing.parse import SHEET, SOURCE_ROW
-from transforms.privacy.keys import stored_value
+from transforms.privacy.keys import stored_converter
 from transforms.runlog.refs import LoadedFileRef, ResolvedFileRef
 from transforms.runlog.steps import describe_failure, recorded_step
 from transforms.runlog.workdir import load_frame
@@ -39,7 +39,7 @@ from transforms.warehouse.tables import (
     load_page_cache,
     quarantine,
     staging_table,
-    typed_value,
+    typed_converter,
 )
 
 log = logging.getLogger(__name__)
@@ -73,10 +73,10 @@ def staging_columns(
     """A file's staging rows as columns (name -> one value per row), in the staging table's
     order of lineage, derived and contract columns; the values are what `staging_rows` gives."""
 
-    def stored(column: Any) -> list[Any]:
-        return _once_per_distinct(
-            frame[column.name], lambda v: stored_value(column, typed_value(column.type, v))
-        )
+    def stored(column: Column) -> list[Any]:
+        # stored_value(column, typed_value(column.type, cell)), each choice made once
+        typed, store = typed_converter(column.type), stored_converter(column)
+        return _once_per_distinct(frame[column.name], lambda v: store(typed(v)))
 
     n = len(frame)
     households = frame["_household_id"]

@@ -409,15 +409,20 @@ def typed_value(kind: ColumnType, value: object) -> object:
     """Convert one validated, normalised text value to its warehouse type."""
     if value is None or (isinstance(value, float) and value != value):
         return None
+    return typed_converter(kind)(value)
+
+
+def typed_converter(kind: ColumnType) -> Callable[[object], object]:
+    """typed_value for a column's non-blank values, its choice made once for the column."""
     if kind is ColumnType.MONEY:
-        return _to_decimal(value)
+        return _to_decimal
     if kind is ColumnType.INT:
-        return int(str(value))
+        return lambda value: int(str(value))
     if kind is ColumnType.DATE:
-        return dt.date.fromisoformat(str(value))
+        return lambda value: dt.date.fromisoformat(str(value))
     if kind is ColumnType.YN:
-        return value == "是"
-    return str(value)
+        return lambda value: value == "是"
+    return str
 
 
 def insert_batches(

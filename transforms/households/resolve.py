@@ -7,6 +7,7 @@ a run killed before its first snapshot must not make every person "not on the ro
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
@@ -61,6 +62,18 @@ def _once_per_value(func: Callable[[Any], Any]) -> Callable[[Any], Any]:
         if key not in known:
             known[key] = func(value)
         return known[key]
+
+    return call
+
+
+def _shared_dates(func: Callable[[Any], dt.date]) -> Callable[[Any], dt.date]:
+    """func, with every equal date it returns the same object: a county has a few thousand
+    birth dates for a hundred thousand persons, and the load converts each object once."""
+    seen: dict[dt.date, dt.date] = {}
+
+    def call(value: Any) -> dt.date:
+        born = func(value)
+        return seen.setdefault(born, born)
 
     return call
 
@@ -135,7 +148,7 @@ def resolve_households(
         # once per distinct ID.
         derive = {
             "_person_key": _once_per_value(lambda v: person_key(secret, v)),
-            "_birth_date": _once_per_value(birth_date),
+            "_birth_date": _once_per_value(_shared_dates(birth_date)),
             "_sex": _once_per_value(sex),
         }
 

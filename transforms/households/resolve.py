@@ -7,6 +7,7 @@ a run killed before its first snapshot must not make every person "not on the ro
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
@@ -26,6 +27,7 @@ from transforms.households.near_persons import (
     tie_pending,
 )
 from transforms.parsing.identifiers import birth_date, sex
+from transforms.parsing.parse import ROW_ID
 from transforms.privacy.keys import name_key, person_key
 from transforms.runlog.refs import ParsedFileRef, ResolvedFileRef
 from transforms.runlog.steps import recorded_step
@@ -37,6 +39,8 @@ from transforms.warehouse.tables import file_manifest, staging_table
 log = logging.getLogger(__name__)
 
 ROSTER = "roster"
+# parse keeps each cell as written beside its normalised value, in raw__<column>
+RAW_PREFIX = "raw__"
 
 
 def roster_households(engine: Engine) -> dict[str, str] | None:
@@ -68,6 +72,18 @@ def _once_per_value(func: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return call
 
 
+def _shared_dates(func: Callable[[Any], dt.date]) -> Callable[[Any], dt.date]:
+    """func, with every equal date it returns the same object: a county has a few thousand
+    birth dates for a hundred thousand persons, and the load converts each object once."""
+    seen: dict[dt.date, dt.date] = {}
+
+    def call(value: Any) -> dt.date:
+        born = func(value)
+        return seen.setdefault(born, born)
+
+    return call
+
+
 def _attach_person_keys(
     frame: pd.DataFrame, contract: Contract, derive: Mapping[str, Callable[[Any], Any]]
 ) -> None:
@@ -79,8 +95,18 @@ def _attach_person_keys(
             frame[column] = pd.Series([None] * len(frame), index=frame.index, dtype="object")
         return
     ids = frame[contract.person_id_column]
+    codes, uniques = pd.factorize(ids, use_na_sentinel=True)
+    if (codes < 0).any():  # a blank ID: as Series.map treats it
+        for column, func in derive.items():
+            frame[column] = ids.map(func)
+        return
+    # A person has one row per file: each function runs on the file's distinct IDs (mapped as
+    # a Series, so the column gets the dtype mapping every cell gave), then spreads to the rows.
+    distinct = pd.Series(uniques, dtype=ids.dtype)
     for column, func in derive.items():
-        frame[column] = ids.map(func)
+        mapped = distinct.map(func).take(codes)
+        mapped.index = frame.index
+        frame[column] = mapped
 
 
 def _tie_unkeyed(
@@ -136,7 +162,7 @@ def resolve_households(
         # once per distinct ID.
         derive = {
             "_person_key": _once_per_value(lambda v: person_key(secret, v)),
-            "_birth_date": _once_per_value(birth_date),
+            "_birth_date": _once_per_value(_shared_dates(birth_date)),
             "_sex": _once_per_value(sex),
         }
 
@@ -203,7 +229,10 @@ def resolve_households(
                 frame["_household_id"] = None
             matchable = mapping and contract.grain != "item"
             unmatched = int(frame["_household_id"].isna().sum()) if matchable else None
-            save_frame(frame, Path(result["valid_path"]))
+            # the cells as written and the row ids served validation; the load reads neither,
+            # and they are half of what a frame takes to write and read back
+            unread = [c for c in frame.columns if c.startswith(RAW_PREFIX) or c == ROW_ID]
+            save_frame(frame.drop(columns=unread), Path(result["valid_path"]))
             resolved.append(ResolvedFileRef(**result, rows_unmatched=unmatched))
             if unmatched:
                 log.info(

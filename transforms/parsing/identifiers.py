@@ -14,6 +14,7 @@ import unicodedata
 from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from operator import mul
 from typing import Final, Literal
 
 import numpy as np
@@ -216,13 +217,25 @@ def near_ids(raw: str | None) -> set[str]:
                 shapes.add(s[:i] + digit + s[i:])
     else:
         shapes.update(s[:i] + s[i + 1 :] for i in range(19))
+    # ~190 shapes per ID, most sharing their birth date: each date is checked once, and the
+    # check character is the weighted sum over the body's bytes (the digits matched below)
+    dates: dict[str, bool] = {}
     found = set()
     for shape in shapes:
         body, last = shape[:17], shape[17:]
-        if not _DIGITS17_RE.match(body) or _birth_date_or_none(body + "0") is None:
+        if not _DIGITS17_RE.match(body):
             continue
-        check = check_char(body)
+        born = body[6:14]
+        if born not in dates:
+            dates[born] = _birth_date_or_none(body + "0") is not None
+        if not dates[born]:
+            continue
+        check = _CHECK_CHARS[(sum(map(mul, body.encode("ascii"), _WEIGHTS)) - _ZERO_SUM) % 11]
         if last in ("?", check):
             found.add(body + check)
     found.discard(s)
     return found
+
+
+# the weighted sum of seventeen "0" bytes, taken off a sum over a body's bytes
+_ZERO_SUM: Final = ord("0") * sum(_WEIGHTS)

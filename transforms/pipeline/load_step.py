@@ -11,33 +11,35 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from transforms.config.clock import county_time, utc_now
-from transforms.config.contracts import ColumnType, Contract, contract_by_dataset
+from transforms.config.contracts import Column, ColumnType, Contract, contract_by_dataset
 from transforms.config.settings import Settings
 from transforms.parsing.file_refusals import FileRejection
 from transforms.parsing.parse import SHEET, SOURCE_ROW
-from transforms.privacy.keys import stored_value
+from transforms.privacy.keys import stored_converter
 from transforms.runlog.refs import LoadedFileRef, ResolvedFileRef
 from transforms.runlog.steps import describe_failure, recorded_step
 from transforms.runlog.workdir import load_frame
 from transforms.warehouse import manifest
-from transforms.warehouse.person_keys import upsert_identities
+from transforms.warehouse.person_keys import upsert_identity_columns
 from transforms.warehouse.tables import (
     IDENTITY_PHONE_COLUMNS,
     bulk_load,
     file_manifest,
     insert_batches,
+    load_page_cache,
     quarantine,
     staging_table,
-    typed_value,
+    typed_converter,
 )
 
 log = logging.getLogger(__name__)
@@ -46,20 +48,41 @@ log = logging.getLogger(__name__)
 CURRENT_STATUSES = ("loaded", "partly_loaded")
 
 
-def staging_rows(
-    contract: Contract, frame: pd.DataFrame, manifest_id: int, sha256: str
-) -> Iterator[dict[str, Any]]:
-    # Column by column: converting the frame's cells one record dict at a time cost more than
-    # the database insert itself.
-    def stored(column: Any) -> list[Any]:
-        values = frame[column.name]
+def _once_per_distinct(values: pd.Series, convert: Callable[[Any], Any]) -> list[Any]:
+    """convert(cell) for every cell, None for a blank one, each distinct value converted once
+    (townships, enums, dates and amounts repeat down a column; the converters are pure)."""
+    na = values.isna().to_numpy()
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    distinct = uniques.tolist()
+    if not all(type(v) is str for v in distinct):
+        # factorize would merge values of different types that compare equal (1, 1.0, True):
+        # anything but text converts cell by cell, as it always did
         return [
-            stored_value(column, typed_value(column.type, None if na else value))
-            for value, na in zip(values.tolist(), values.isna().tolist(), strict=True)
+            None if blank else convert(value)
+            for value, blank in zip(values.tolist(), na, strict=True)
         ]
+    converted = np.empty(len(distinct) + 1, dtype=object)
+    converted[:-1] = [convert(v) for v in distinct]
+    converted[-1] = None  # code -1: a blank cell
+    return list(converted[codes])
 
+
+def staging_columns(
+    contract: Contract, frame: pd.DataFrame, manifest_id: int, sha256: str
+) -> dict[str, list[Any]]:
+    """A file's staging rows as columns (name -> one value per row), in the staging table's
+    order of lineage, derived and contract columns; the values are what `staging_rows` gives."""
+
+    def stored(column: Column) -> list[Any]:
+        # stored_value(column, typed_value(column.type, cell)), each choice made once
+        typed, store = typed_converter(column.type), stored_converter(column)
+        return _once_per_distinct(frame[column.name], lambda v: store(typed(v)))
+
+    n = len(frame)
     households = frame["_household_id"]
-    lineage = {
+    return {
+        "manifest_id": [manifest_id] * n,
+        "file_sha256": [sha256] * n,
         "sheet": frame[SHEET].tolist(),
         "source_row": [int(v) for v in frame[SOURCE_ROW].tolist()],
         "person_key": frame["_person_key"].tolist(),
@@ -67,43 +90,54 @@ def staging_rows(
         "sex": frame["_sex"].tolist(),
         "matched_household_id": households.astype(object).where(households.notna(), None).tolist(),
         "flagged": [bool(v) for v in frame["_flagged"].tolist()],
+        **{c.name: stored(c) for c in contract.columns},
     }
-    columns = {**lineage, **{c.name: stored(c) for c in contract.columns}}
+
+
+def staging_rows(
+    contract: Contract, frame: pd.DataFrame, manifest_id: int, sha256: str
+) -> Iterator[dict[str, Any]]:
+    """The staging rows one dict at a time (the load itself inserts `staging_columns`)."""
+    columns = staging_columns(contract, frame, manifest_id, sha256)
     names = list(columns)
     for values in zip(*columns.values(), strict=True):
-        row = dict(zip(names, values, strict=True))
-        yield {"manifest_id": manifest_id, "file_sha256": sha256, **row}
+        yield dict(zip(names, values, strict=True))
 
 
-def identity_rows(
+def identity_columns(
     contract: Contract, frame: pd.DataFrame, manifest_id: int
-) -> list[dict[str, Any]]:
+) -> dict[str, list[Any]]:
+    """One identity per person of the file (person_identity's columns): the values of the
+    person's last row, in the order of the person's first row."""
+    keys = frame["_person_key"]
+    codes, _ = pd.factorize(keys, use_na_sentinel=True)
+    if (codes < 0).any():
+        raise ValueError("a row to load has no person key")
+    # the row of each person's last appearance, persons in the order of their first
+    last = np.zeros(codes.max() + 1 if len(codes) else 0, dtype=np.int64)
+    np.maximum.at(last, codes, np.arange(len(codes)))
+
+    def present(series: pd.Series) -> list[Any]:
+        picked = series.iloc[last].astype(object)
+        return picked.where(picked.notna(), None).tolist()
+
     name_column = contract.name_column
-    blank = pd.Series([None] * len(frame), index=frame.index, dtype="object")
-    names = frame[name_column] if name_column else blank
     # plaintext phones only here, where the plaintext ID is (staging holds them masked)
     known = {c.name for c in contract.columns if c.type is ColumnType.PHONE}
-    phones = {c: frame[c] if c in known else blank for c in IDENTITY_PHONE_COLUMNS}
-    identities: dict[str, dict[str, Any]] = {}
-    for key, id_number, name, *numbers in zip(
-        frame["_person_key"],
-        frame[contract.person_id_column],
-        names,
-        *phones.values(),
-        strict=True,
-    ):
-        identities[key] = {
-            "person_key": key,
-            "id_number": id_number,
-            "name": None if pd.isna(name) else name,
-            "first_manifest_id": manifest_id,
-            "last_manifest_id": manifest_id,
-            **{
-                c: None if pd.isna(n) else str(n)
-                for c, n in zip(IDENTITY_PHONE_COLUMNS, numbers, strict=True)
-            },
-        }
-    return list(identities.values())
+    persons = len(last)
+    return {
+        "person_key": keys.iloc[last].tolist(),
+        "id_number": frame[contract.person_id_column].iloc[last].tolist(),
+        "name": present(frame[name_column]) if name_column else [None] * persons,
+        "first_manifest_id": [manifest_id] * persons,
+        "last_manifest_id": [manifest_id] * persons,
+        **{
+            c: [None if v is None else str(v) for v in present(frame[c])]
+            if c in known
+            else [None] * persons
+            for c in IDENTITY_PHONE_COLUMNS
+        },
+    }
 
 
 def file_period(contract: Contract, frame: pd.DataFrame, received_at: dt.datetime) -> str:
@@ -208,7 +242,7 @@ def _load_file(
     frame = load_frame(Path(result["valid_path"]))
     issues = json.loads(Path(result["issues_path"]).read_text(encoding="utf-8"))
     table = staging_table(contract)
-    with engine.begin() as conn:
+    with engine.begin() as conn, load_page_cache(conn):
         entry = conn.execute(
             sa.select(file_manifest)
             .where(file_manifest.c.id == result["manifest_id"])
@@ -249,9 +283,9 @@ def _load_file(
         if held:
             counts.update(_held_reason(len(frame), old_rows, entry.id))
             status = "held"
-        n = bulk_load(conn, table, staging_rows(contract, frame, entry.id, entry.sha256))
+        n = bulk_load(conn, table, staging_columns(contract, frame, entry.id, entry.sha256))
         if contract.about_persons:
-            upsert_identities(conn, identity_rows(contract, frame, entry.id))
+            upsert_identity_columns(conn, identity_columns(contract, frame, entry.id))
         manifest.finish(conn, entry.id, run_id, status, rows_loaded=n, period=period, **counts)
         if held:
             log.warning("held %s: %s", entry.landing_path, counts["reason_en"])

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -144,32 +144,9 @@ def known_names(conn: Connection) -> NameIndex:
 
 def upsert_identities(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Record plaintext identities in the restricted table; a later file updates the name."""
-    if not rows:
-        return
-    if conn.dialect.name == "postgresql":
-        _copy_upsert_identities(conn, rows)
-        return
-    from sqlalchemy.dialects import sqlite
-
-    statement = sqlite.insert(person_identity)
-    upsert = statement.on_conflict_do_update(
-        index_elements=[person_identity.c.person_key],
-        set_={
-            "name": sa.func.coalesce(statement.excluded.name, person_identity.c.name),
-            "last_manifest_id": statement.excluded.last_manifest_id,
-            **{
-                c: sa.func.coalesce(statement.excluded[c], person_identity.c[c])
-                for c in IDENTITY_PHONE_COLUMNS
-            },
-        },
-    )
-    # One statement executed for many rows: a multi-row VALUES clause is compiled afresh for
-    # every batch and costs far more than the rows themselves.
-    for start in range(0, len(rows), 5000):
-        conn.execute(upsert, rows[start : start + 5000])
+    upsert_identity_columns(conn, {c: [row.get(c) for row in rows] for c in _IDENTITY_COLUMNS})
 
 
-_PHONES = IDENTITY_PHONE_COLUMNS
 _IDENTITY_COLUMNS = (
     "person_key",
     "id_number",
@@ -178,9 +155,38 @@ _IDENTITY_COLUMNS = (
     "last_manifest_id",
     *IDENTITY_PHONE_COLUMNS,
 )
+# what a later file changes of a known person: a name or phone it gives, and its last file
+_UPDATES = (
+    *(f"{c} = coalesce(excluded.{c}, existing.{c})" for c in ("name", *IDENTITY_PHONE_COLUMNS)),
+    "last_manifest_id = excluded.last_manifest_id",
+)
+_BATCH = 20_000
 
 
-def _copy_upsert_identities(conn: Connection, rows: list[dict[str, Any]]) -> None:
+def upsert_identity_columns(conn: Connection, columns: Mapping[str, Sequence[Any]]) -> None:
+    """upsert_identities with the identities as columns (person_identity's, one value per
+    person): the way the load hands them over, without a dict per person."""
+    values = [columns[c] for c in _IDENTITY_COLUMNS]
+    if not values[0]:
+        return
+    if conn.dialect.name == "postgresql":
+        _copy_upsert_identities(conn, values)
+        return
+    # SQLite keeps the restricted table beside the others (no schema). One prepared statement
+    # executed over the rows by the DBAPI: SQLAlchemy's per-row parameter handling cost more
+    # than the upsert itself.
+    quoted = ", ".join(f'"{c}"' for c in _IDENTITY_COLUMNS)
+    statement = (
+        f'INSERT INTO "{person_identity.name}" AS existing ({quoted}) '
+        f"VALUES ({', '.join('?' for _ in _IDENTITY_COLUMNS)}) "
+        f"ON CONFLICT (person_key) DO UPDATE SET {', '.join(_UPDATES)}"
+    )
+    for start in range(0, len(values[0]), _BATCH):
+        batch = [c[start : start + _BATCH] for c in values]
+        conn.exec_driver_sql(statement, list(zip(*batch, strict=True)))
+
+
+def _copy_upsert_identities(conn: Connection, values: list[Sequence[Any]]) -> None:
     """PostgreSQL: COPY into a temporary table and merge it in one INSERT ... ON CONFLICT, the
     way bulk_load does (row-by-row upserts took longer than loading the staging rows)."""
     target = f'"{RESTRICTED_SCHEMA}"."{person_identity.name}"'
@@ -196,13 +202,10 @@ def _copy_upsert_identities(conn: Connection, rows: list[dict[str, Any]]) -> Non
             f"SELECT {quoted} FROM {target} WITH NO DATA"
         )
         with cursor.copy(f'COPY "{temp}" ({quoted}) FROM STDIN') as copy:
-            for row in rows:
-                copy.write_row([row.get(c) for c in _IDENTITY_COLUMNS])
+            for row in zip(*values, strict=True):
+                copy.write_row(row)
         cursor.execute(
             f'INSERT INTO {target} AS existing ({quoted}) SELECT {quoted} FROM "{temp}" '
-            "ON CONFLICT (person_key) DO UPDATE SET "
-            "name = coalesce(excluded.name, existing.name), "
-            + "".join(f"{c} = coalesce(excluded.{c}, existing.{c}), " for c in _PHONES)
-            + "last_manifest_id = excluded.last_manifest_id"
+            f"ON CONFLICT (person_key) DO UPDATE SET {', '.join(_UPDATES)}"
         )
         cursor.execute(f'DROP TABLE "{temp}"')

@@ -1,8 +1,8 @@
 """A load killed half way leaves no partial rows, and the rerun gives the same counts.
 
 A child process runs the pipeline on a generated county and is killed with SIGKILL while it is
-streaming a file's rows into the warehouse (the child's row generator stops half way and waits
-to be killed). The same county loaded cleanly into another warehouse is the reference.
+loading a file's rows into the warehouse (the child's load inserts half of a file's rows and
+waits to be killed). The same county loaded cleanly into another warehouse is the reference.
 """
 
 from __future__ import annotations
@@ -42,16 +42,17 @@ CHILD = textwrap.dedent(
         settings, engine, "killed", g["dataset"], g["manifest_ids"])]
     results = pipeline.resolve_households(settings, engine, "killed", results)
     from transforms.pipeline import load_step as loading
-    original = loading.staging_rows
+    original = loading.bulk_load
 
-    def stalling(contract, frame, manifest_id, sha256):
-        for n, row in enumerate(original(contract, frame, manifest_id, sha256)):
-            if contract.dataset == "illness" and n == len(frame) // 2:
-                ready.write_text("half way")
-                time.sleep(600)  # killed here, mid-transaction
-            yield row
+    def stalling(conn, table, columns):
+        if table.name == "stg_illness":
+            half = {name: values[: len(values) // 2] for name, values in columns.items()}
+            original(conn, table, half)  # half the file's rows are in, not committed
+            ready.write_text("half way")
+            time.sleep(600)  # killed here, mid-transaction
+        return original(conn, table, columns)
 
-    loading.staging_rows = stalling
+    loading.bulk_load = stalling
     pipeline.load(settings, engine, "killed", results)
     """
 )

@@ -16,6 +16,7 @@ from transforms.config.contracts import ColumnType, contract_by_dataset, intake_
 from transforms.warehouse.tables import (
     LINEAGE_COLUMNS,
     MANIFEST_STATUSES,
+    bulk_load,
     create_schema,
     current_rows,
     ensure_database,
@@ -224,6 +225,85 @@ def test_insert_batches_counts_every_row_across_batches(engine: Engine) -> None:
         assert insert_batches(conn, table, iter([]), 2) == 0
         rows = conn.execute(sa.select(table.c.source_row).order_by(table.c.id)).scalars().all()
     assert rows == [2, 3, 4, 5, 6]
+
+
+def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    return {name: [row[name] for row in rows] for name in rows[0]}
+
+
+def test_bulk_load_stores_what_row_inserts_store(warehouse_url: str) -> None:
+    """Columns in, the same stored values as SQLAlchemy's row inserts; a converted value that
+    several rows share (one object) is stored in each of them."""
+    engine = make_engine(warehouse_url)
+    create_schema(engine)
+    contract = contract_by_dataset("assistance")
+    table = staging_table(contract)
+    shared_amount, shared_day = Decimal("512.50"), dt.date(2026, 1, 5)
+
+    def row(manifest_id: int, n: int) -> dict[str, Any]:
+        return {
+            "manifest_id": manifest_id,
+            "file_sha256": "a" * 64,
+            "sheet": "乡镇1" if n % 2 else "",
+            "source_row": n + 2,
+            "person_key": f"{n:064d}",
+            "birth_date": None if n == 3 else dt.date(1950 + n, 2, 28),
+            "sex": "男" if n % 2 else None,
+            "matched_household_id": None if n == 1 else f"{n:016d}",
+            "name": f"张*{n}",
+            "id_number": "530102********1234",
+            "assistance_type": "农村低保",
+            "covered_persons": n,
+            "monthly_amount": [shared_amount, Decimal("-0.00"), None, shared_amount][n % 4],
+            "start_date": [shared_day, None, shared_day, dt.date(2025, 12, 31)][n % 4],
+            "status": "在保",
+            "flagged": n == 2,
+        }
+
+    try:
+        with engine.begin() as conn:
+            by_rows, by_columns = _manifest(conn, "loaded", "a.csv"), _manifest(conn, "loaded")
+            assert insert_batches(conn, table, [row(by_rows, n) for n in range(6)]) == 6
+            assert bulk_load(conn, table, _columns([row(by_columns, n) for n in range(6)])) == 6
+        with engine.connect() as conn:
+            stored = {
+                manifest_id: [
+                    tuple(r)[2:]  # all but id and manifest_id
+                    for r in conn.execute(
+                        sa.select(table)
+                        .where(table.c.manifest_id == manifest_id)
+                        .order_by(table.c.id)
+                    )
+                ]
+                for manifest_id in (by_rows, by_columns)
+            }
+    finally:
+        engine.dispose()
+    assert stored[by_columns] == stored[by_rows]
+    assert [r[-1] for r in stored[by_columns]] == [False, False, True, False, False, False]
+
+
+@pytest.mark.postgres
+def test_bulk_load_on_postgresql_loads_a_repeated_row_once(
+    postgres_databases: Any,
+) -> None:
+    """A file that repeats a (sheet, row) loads it once, as the merge on the lineage key always
+    did, and the rest of the transaction goes on."""
+    engine = make_engine(postgres_databases())
+    create_schema(engine)
+    table = staging_table(contract_by_dataset("illness"))
+    try:
+        with engine.begin() as conn:
+            manifest_id = _manifest(conn, "loaded")
+            rows = [_illness_row(manifest_id, n) for n in (0, 1, 1, 2)]
+            assert bulk_load(conn, table, _columns(rows)) == 3
+            conn.execute(file_manifest.update().values(rows_loaded=3))
+        with engine.connect() as conn:
+            loaded = conn.execute(sa.select(table.c.source_row).order_by(table.c.id)).scalars()
+            assert list(loaded) == [2, 3, 4]
+            assert conn.execute(sa.select(file_manifest.c.rows_loaded)).scalar_one() == 3
+    finally:
+        engine.dispose()
 
 
 def test_current_rows_skip_rejected_duplicate_and_pending_files(engine: Engine) -> None:

@@ -30,13 +30,12 @@ from transforms.runlog.refs import LoadedFileRef, ResolvedFileRef
 from transforms.runlog.steps import describe_failure, recorded_step
 from transforms.runlog.workdir import load_frame
 from transforms.warehouse import manifest
+from transforms.warehouse.bulk import bulk_load, load_page_cache
 from transforms.warehouse.person_keys import upsert_identity_columns
 from transforms.warehouse.tables import (
     IDENTITY_PHONE_COLUMNS,
-    bulk_load,
     file_manifest,
     insert_batches,
-    load_page_cache,
     quarantine,
     staging_table,
     typed_converter,

@@ -9,12 +9,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -444,126 +443,6 @@ def insert_batches(
         conn.execute(table.insert(), batch)
         count += len(batch)
     return count
-
-
-# SQLite's page cache while a file loads, in KiB. Its default (2 MiB) holds a sliver of the
-# staging tables' indexes: every row's person key lands on a random page of its index, which
-# then goes out to the WAL and is read back for the next row. Pages are only allocated as they
-# are used.
-LOAD_CACHE_KIB = 256 * 1024
-
-
-@contextlib.contextmanager
-def load_page_cache(conn: Connection) -> Iterator[None]:
-    """A large SQLite page cache for the duration of a file's load (nothing elsewhere)."""
-    if conn.dialect.name != "sqlite":
-        yield
-        return
-    previous = conn.exec_driver_sql("PRAGMA cache_size").scalar()
-    conn.exec_driver_sql(f"PRAGMA cache_size = -{LOAD_CACHE_KIB}")
-    try:
-        yield
-    finally:
-        conn.exec_driver_sql(f"PRAGMA cache_size = {int(previous or 0)}")
-
-
-def _bound_once(values: Sequence[Any], process: Callable[[Any], Any]) -> list[Any]:
-    """process(value) for every cell, run once per distinct object: the staging columns share
-    one converted object among the cells of one source value, so a county's columns hold a few
-    thousand distinct dates and amounts in hundreds of thousands of cells. Keyed by identity,
-    never by equality (Decimal("0") == Decimal("-0"), 1 == True)."""
-    identities = np.fromiter(map(id, values), dtype=np.int64, count=len(values))
-    codes, _ = pd.factorize(identities)
-    firsts = pd.Series(codes).drop_duplicates().index.to_numpy()
-    processed = np.empty(len(firsts), dtype=object)
-    processed[:] = [process(values[i]) for i in firsts]
-    return list(processed[codes])
-
-
-def bulk_load(conn: Connection, table: sa.Table, columns: Mapping[str, Sequence[Any]]) -> int:
-    """Load rows, given as columns (name -> one value per row), into a staging table inside the
-    caller's transaction; returns the rows inserted.
-
-    PostgreSQL: COPY into the table, never loading a row twice (see _copy_merge). SQLite: the
-    DBAPI's executemany of one prepared statement over the rows, in batches, with SQLAlchemy's
-    conversions (dates, amounts, booleans) applied once per distinct value. Other databases:
-    batched inserts.
-    """
-    names = list(columns)
-    if conn.dialect.name == "sqlite":
-        return _executemany(conn, table, names, columns)
-    if conn.dialect.name != "postgresql":
-        rows = (dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True))
-        return insert_batches(conn, table, rows)
-    driver = conn.connection.driver_connection
-    if driver is None:
-        raise RuntimeError("no database connection for COPY")
-    quoted = ", ".join(f'"{c}"' for c in names)
-    with driver.cursor() as cursor:
-        # Straight into the table: a file's rows cannot be there yet (its manifest row is
-        # locked and still 'received'), and a plain COPY skips the speculative insertion of
-        # ON CONFLICT, which cost more than the COPY. Should the file itself repeat a row, the
-        # merge below drops the repeats as it always did.
-        cursor.execute("SAVEPOINT bulk_load")
-        try:
-            with cursor.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as copy:
-                for row in zip(*columns.values(), strict=True):
-                    copy.write_row(row)
-        except Exception as exc:
-            if getattr(exc, "sqlstate", None) != UNIQUE_VIOLATION:
-                raise
-            cursor.execute("ROLLBACK TO SAVEPOINT bulk_load")
-            return _copy_merge(cursor, table, quoted, columns)
-        cursor.execute("RELEASE SAVEPOINT bulk_load")
-        return len(next(iter(columns.values()), []))
-
-
-UNIQUE_VIOLATION = "23505"
-
-
-def _copy_merge(cursor: Any, table: sa.Table, quoted: str, columns: Mapping[str, Any]) -> int:
-    """COPY into a temporary table, then one INSERT ... SELECT merging on the lineage key (file,
-    sheet, row): a row is never loaded twice."""
-    temp = f"copy_{table.name}"
-    constraint = f"uq_{table.name}_lineage"
-    cursor.execute(f'DROP TABLE IF EXISTS "{temp}"')
-    cursor.execute(
-        f'CREATE TEMP TABLE "{temp}" ON COMMIT DROP AS '
-        f'SELECT {quoted} FROM "{table.name}" WITH NO DATA'
-    )
-    with cursor.copy(f'COPY "{temp}" ({quoted}) FROM STDIN') as copy:
-        for row in zip(*columns.values(), strict=True):
-            copy.write_row(row)
-    cursor.execute(
-        f'INSERT INTO "{table.name}" ({quoted}) SELECT {quoted} FROM "{temp}" '
-        f"ON CONFLICT ON CONSTRAINT {constraint} DO NOTHING"
-    )
-    inserted = cursor.rowcount
-    cursor.execute(f'DROP TABLE "{temp}"')
-    return int(inserted)
-
-
-BULK_BATCH_ROWS = 20_000
-
-
-def _executemany(
-    conn: Connection, table: sa.Table, names: list[str], columns: Mapping[str, Sequence[Any]]
-) -> int:
-    dialect = conn.dialect
-    bound: list[Sequence[Any]] = []
-    for name in names:
-        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-        bound.append(columns[name] if process is None else _bound_once(columns[name], process))
-    rows = len(bound[0]) if bound else 0
-    quote = dialect.identifier_preparer.quote
-    statement = (
-        f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
-        f"VALUES ({', '.join('?' for _ in names)})"
-    )
-    for start in range(0, rows, BULK_BATCH_ROWS):
-        batch = [c[start : start + BULK_BATCH_ROWS] for c in bound]
-        conn.exec_driver_sql(statement, list(zip(*batch, strict=True)))
-    return rows
 
 
 def as_rows(result: Sequence[sa.Row[Any]]) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ from transforms.pipeline import load_step as loading
 from transforms.pipeline import steps as pipeline
 from transforms.pipeline.load_step import confirm_held
 from transforms.privacy.keys import PersonKeyMismatchError
-from transforms.warehouse import tables
+from transforms.warehouse import bulk
 from transforms.warehouse.tables import file_manifest, quarantine, run_step
 
 SECRET = "bad-day-secret-" + "b" * 32
@@ -291,7 +291,7 @@ def test_a_file_that_keeps_failing_is_refused_and_never_stops_the_others(
 def test_a_load_that_fails_is_rolled_back_alone(
     county: County, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = tables.bulk_load
+    real = bulk.bulk_load
 
     def fails_for_illness(conn: Any, table: sa.Table, rows: Any) -> int:
         if table.name == "stg_illness":

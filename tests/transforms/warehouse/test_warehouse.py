@@ -13,10 +13,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from transforms.config.contracts import ColumnType, contract_by_dataset, intake_contracts
+from transforms.warehouse.bulk import bulk_load
 from transforms.warehouse.tables import (
     LINEAGE_COLUMNS,
     MANIFEST_STATUSES,
-    bulk_load,
     create_schema,
     current_rows,
     ensure_database,

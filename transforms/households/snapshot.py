@@ -25,6 +25,7 @@ from transforms.warehouse.tables import (
     dim_household,
     dim_person,
     household_snapshot,
+    insert_batches,
     known_manifest_ids,
     staging_table,
 )
@@ -102,7 +103,7 @@ def rebuild_dimensions(conn: Connection) -> Dimensions:
     # (rowcount of an INSERT ... SELECT is kept only when asked for)
     insert = dim_person.insert().from_select(columns, chosen)
     persons = conn.execute(insert.execution_options(preserve_rowcount=True)).rowcount
-    households = _insert_rows(conn, dim_household, _household_rows(conn, ids))
+    households = insert_batches(conn, dim_household, _household_rows(conn, ids), BATCH)
     return Dimensions(households, int(persons))
 
 
@@ -173,23 +174,6 @@ def _household_rows(conn: Connection, manifest_ids: Sequence[int]) -> Iterator[d
         }
 
 
-def _insert_rows(conn: Connection, table: sa.Table, rows: Iterator[dict[str, Any]]) -> int:
-    # the rows are read from a cursor still open on the same connection: collect a batch,
-    # then write it
-    count = 0
-    batch: list[dict[str, Any]] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= BATCH:
-            conn.execute(table.insert(), batch)
-            count += len(batch)
-            batch = []
-    if batch:
-        conn.execute(table.insert(), batch)
-        count += len(batch)
-    return count
-
-
 # --- the day's snapshot -------------------------------------------------------------------------
 
 
@@ -246,7 +230,7 @@ def _sources(conn: Connection, day: dt.date, current: Dimensions | None) -> tupl
     households = _temporary(
         conn, "tmp_snapshot_household", dim_household, [c.name for c in dim_household.columns]
     )
-    _insert_rows(conn, households, _household_rows(conn, ids))
+    insert_batches(conn, households, _household_rows(conn, ids), BATCH)
     read = ["person_key", "household_id", "labour_skill"]
     persons = _temporary(conn, "tmp_snapshot_person", dim_person, read)
     latest = _latest_roster_rows(ids)

@@ -27,7 +27,13 @@ from transforms.config.bureaus import bureau_zh
 from transforms.config.contracts import load_contracts
 from transforms.config.settings import Settings
 from transforms.intake.landing import CHECKLISTS_FOLDER
-from transforms.outputs.spreadsheet import finish_notice, notice_sheet, put_value, save_replacing
+from transforms.outputs.spreadsheet import (
+    choice_column,
+    finish_notice,
+    notice_sheet,
+    put_value,
+    save_replacing,
+)
 from transforms.privacy.masking import NameIndex
 from transforms.risk.reconcile import item_code
 from transforms.runlog.steps import recorded_step
@@ -99,27 +105,10 @@ def checklist_workbook(
         for column, value in enumerate(values, start=1):
             # what the warehouse holds is masked already; put_value masks again, with the names
             put_value(ws.cell(row=row, column=column), value, names)
-    _answer_dropdown(ws, last_row=2 + len(items))
+    column = [h for h, _ in COLUMNS].index("核对结果") + 1
+    choice_column(ws, column, ANSWERS, first_row=3, last_row=2 + len(items), title="核对结果")
     finish_notice(ws)
     return workbook
-
-
-def _answer_dropdown(ws: Any, last_row: int) -> None:
-    """核对结果 takes one of the answers the pipeline reads back."""
-    from openpyxl.utils import get_column_letter
-    from openpyxl.worksheet.datavalidation import DataValidation
-
-    column = get_column_letter([h for h, _ in COLUMNS].index("核对结果") + 1)
-    choice = DataValidation(
-        type="list",
-        formula1='"' + ",".join(ANSWERS) + '"',
-        allow_blank=True,
-        showErrorMessage=True,
-        errorTitle="核对结果",
-        error="请从下拉列表中选择：" + "、".join(ANSWERS),
-    )
-    ws.add_data_validation(choice)
-    choice.add(f"{column}3:{column}{max(last_row, 3)}")
 
 
 def field_data_errors(conn: Connection) -> list[tuple[str, dict[str, Any]]]:

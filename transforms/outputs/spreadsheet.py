@@ -175,6 +175,35 @@ def print_setup(ws: Worksheet, header_rows: int = 1) -> None:
     ws.oddFooter.center.text = "第 &P 页，共 &N 页"
 
 
+def choice_column(
+    ws: Worksheet,
+    column: int,
+    values: Sequence[str],
+    first_row: int,
+    last_row: int,
+    title: str,
+    prompt: str | None = None,
+) -> None:
+    """A drop-down of `values` on a column's cells: what comes back is one of the answers the
+    pipeline reads (the 入户核实 results, a 核对清单's 核对结果), not free text to guess at."""
+    from openpyxl.worksheet.datavalidation import DataValidation
+
+    letter = get_column_letter(column)
+    choice = DataValidation(
+        type="list",
+        formula1='"' + ",".join(values) + '"',
+        allow_blank=True,
+        showErrorMessage=True,
+        errorTitle=title,
+        error="请从下拉列表中选择：" + "、".join(values),
+        showInputMessage=prompt is not None,
+        promptTitle=title if prompt is not None else None,
+        prompt=prompt,
+    )
+    ws.add_data_validation(choice)
+    choice.add(f"{letter}{first_row}:{letter}{max(last_row, first_row)}")
+
+
 def notice_sheet(
     workbook: Workbook, sheet_title: str, notice: str, columns: Sequence[tuple[str, int]]
 ) -> Worksheet:

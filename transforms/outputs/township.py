@@ -20,9 +20,16 @@ from sqlalchemy.engine import Connection, Engine
 from transforms.config.bureaus import bureau_zh
 from transforms.config.contracts import contract_by_dataset
 from transforms.config.settings import Settings
-from transforms.outputs.spreadsheet import fit_rows, print_setup, put_value, safe_file_stem
+from transforms.outputs.spreadsheet import (
+    choice_column,
+    fit_rows,
+    print_setup,
+    put_value,
+    safe_file_stem,
+)
 from transforms.privacy.masking import NameIndex
 from transforms.risk.data import EVENT_ZH, EXPORT_EVENTS, MAX_SOURCES, _jsonable
+from transforms.risk.evidence import evidence_sources
 from transforms.risk.follow_up import OUTCOMES, held_back, sent_again
 from transforms.risk.lifecycle import _json
 from transforms.warehouse.person_keys import known_names
@@ -73,13 +80,8 @@ def township_workbook_name(township: str, names: NameIndex | None = None) -> str
 def sources_text(evidence: Mapping[str, Any] | None) -> str:
     """Where the warning comes from, as a clerk names it: 医保局《医疗费用结算明细》第102、339行
     (file and sheet after it), one line per list."""
-    if not evidence:
-        return ""
-    sources = list(evidence.get("sources") or [])
-    for person in evidence.get("persons") or []:
-        sources.extend(person.get("sources") or [])
     rows: dict[tuple[str, str, str, str], list[int]] = {}
-    for s in sources:
+    for s in evidence_sources(evidence):
         key = (
             str(s.get("bureau") or ""),
             str(s.get("dataset") or ""),
@@ -194,7 +196,15 @@ def township_workbook(
         for col in range(1, len(EXPORT_HEADERS) + 1):
             sheet.cell(row=line, column=col).border = BLOCK_START
         line += len(block)
-    _result_dropdown(sheet, last_row=line - 1)
+    choice_column(
+        sheet,
+        EXPORT_HEADERS.index(RESULT_HEADER) + 1,
+        VISIT_RESULTS,
+        first_row=2,
+        last_row=line - 1,
+        title=RESULT_HEADER,
+        prompt="入户核实后从下拉列表中选择结果",
+    )
     for col, width in enumerate(_EXPORT_WIDTHS, 1):
         sheet.column_dimensions[get_column_letter(col)].width = width
     sheet.freeze_panes = "A2"
@@ -202,27 +212,6 @@ def township_workbook(
     print_setup(sheet)
     workbook.properties.title = f"{day.isoformat()} 入户核实清单"
     return workbook
-
-
-def _result_dropdown(sheet: Any, last_row: int) -> None:
-    """The 入户核实结果 column takes one of the results the county reads back (a list, so a
-    returned workbook can be read without guessing what an official meant)."""
-    from openpyxl.worksheet.datavalidation import DataValidation
-
-    column = get_column_letter(EXPORT_HEADERS.index(RESULT_HEADER) + 1)
-    choice = DataValidation(
-        type="list",
-        formula1='"' + ",".join(VISIT_RESULTS) + '"',
-        allow_blank=True,
-        showErrorMessage=True,
-        errorTitle="入户核实结果",
-        error="请从下拉列表中选择：" + "、".join(VISIT_RESULTS),
-        showInputMessage=True,
-        promptTitle="入户核实结果",
-        prompt="入户核实后从下拉列表中选择结果",
-    )
-    sheet.add_data_validation(choice)
-    choice.add(f"{column}2:{column}{max(last_row, 2)}")
 
 
 def export_dir(settings: Settings, day: dt.date) -> Path:

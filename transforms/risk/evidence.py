@@ -391,3 +391,14 @@ def row_groups(
         if stop == len(records) or keys[stop] != keys[start]:
             yield keys[start], records[start:stop]
             start = stop
+
+
+def evidence_sources(evidence: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
+    """Every row a finding's evidence cites: its own and each person's (bureau, dataset, file,
+    sheet, row)."""
+    if not evidence:
+        return []
+    sources = list(evidence.get("sources") or [])
+    for person in evidence.get("persons") or []:
+        sources.extend(person.get("sources") or [])
+    return sources

@@ -34,6 +34,8 @@ from sqlalchemy.engine import Connection
 
 from transforms.config.contracts import contract_by_dataset
 from transforms.config.paths import RULES_DIR
+from transforms.risk.evidence import evidence_sources
+from transforms.risk.lifecycle import _json
 from transforms.risk.rules import Rule
 from transforms.warehouse.manifest import LOADED_STATUSES
 from transforms.warehouse.risk_tables import (
@@ -121,9 +123,7 @@ def evidence_digest(evidence: Any) -> str:
             return [facts(v) for v in value]
         return value
 
-    if isinstance(evidence, str):
-        evidence = json.loads(evidence)
-    text = json.dumps(facts(evidence or {}), ensure_ascii=False, sort_keys=True, default=str)
+    text = json.dumps(facts(_json(evidence) or {}), ensure_ascii=False, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -229,12 +229,7 @@ def _unanswered(
 
 def _bureaus(evidence: Any) -> tuple[str, ...]:
     """The bureaus whose lists a warning's evidence cites."""
-    if isinstance(evidence, str):
-        evidence = json.loads(evidence)
-    evidence = evidence or {}
-    sources = list(evidence.get("sources") or [])
-    for person in evidence.get("persons") or []:
-        sources.extend(person.get("sources") or [])
+    sources = evidence_sources(_json(evidence))
     return tuple(sorted({str(s["bureau"]) for s in sources if s.get("bureau")}))
 
 

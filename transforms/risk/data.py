@@ -25,6 +25,7 @@ from transforms.risk.rules import (
     ParameterRef,
     ParamRef,
 )
+from transforms.warehouse.frames import read_frame
 from transforms.warehouse.tables import (
     current_rows,
     dim_household,
@@ -379,7 +380,7 @@ def household_incomes(roster: pd.DataFrame) -> pd.DataFrame:
 
 
 def _frame(conn: Connection, table: sa.Table) -> pd.DataFrame:
-    return pd.read_sql(sa.select(table), conn)
+    return read_frame(sa.select(table), conn)
 
 
 def _records(frame: pd.DataFrame, columns: Iterable[str]) -> list[dict[Any, Any]]:
@@ -425,7 +426,8 @@ def current_frame(conn: Connection, contract: Contract) -> pd.DataFrame:
         files = pd.read_sql(
             sa.select(file_manifest.c.id, file_manifest.c.file_name, file_manifest.c.bureau), conn
         ).rename(columns={"id": "manifest_id"})
-        return _with_files(current_rows(conn, contract).rename(columns={"id": "_row"}), files)
+        rows = current_rows(conn, contract)
+        return _with_files(rows.rename(columns={"id": "_row"}), files)
     columns = [c.label("_row") if c.name == "id" else c for c in table.c if c.name not in _UNREAD]
     query = (
         sa.select(*columns, file_manifest.c.file_name, file_manifest.c.bureau)
@@ -433,7 +435,7 @@ def current_frame(conn: Connection, contract: Contract) -> pd.DataFrame:
         .where(file_manifest.c.status.in_(("loaded", "partly_loaded")))
         .order_by(table.c.manifest_id, table.c.id)
     )
-    return pd.read_sql(query, conn)
+    return read_frame(query, conn)
 
 
 def load_county_data(conn: Connection, contracts: Iterable[Contract]) -> CountyData:
@@ -450,7 +452,7 @@ def load_county_data(conn: Connection, contracts: Iterable[Contract]) -> CountyD
         rows[dataset] = current_view(frame, contract)
         del frame
     persons = _frame(conn, dim_person)
-    attributes = pd.read_sql(
+    attributes = read_frame(
         sa.select(*(dim_household.c[c] for c in ("household_id", *HOUSEHOLD_ATTRIBUTES))), conn
     )
     if incomes is None:

@@ -51,7 +51,7 @@ def read_frame(query: Any, conn: Connection, slice_rows: int = SLICE_ROWS) -> pd
     known: list[dict[str, str] | None] = [{} for _ in columns]
     slices: list[np.ndarray] = []
     for rows in result.partitions(slice_rows):
-        content = lib.to_object_array_tuples(rows)
+        content = lib.to_object_array_tuples(rows)  # type: ignore[attr-defined]
         for j, known_j in enumerate(known):
             if known_j is None:
                 continue

@@ -14,8 +14,11 @@ has imported the libraries, through the same step functions the DAG calls. What 
 - pipeline wall: the county day as it runs: the stages one after another, except that the
   datasets' parse_and_validate processes run side by side, `--workers` at a time (default: one
   per CPU), as the DAG's parse_validate task runs them; that part is timed from the first
-  process forked to the last result back. "pipeline total" is the plain sum of the stages'
-  seconds (parse and validate summed over the datasets), the measure of earlier reports.
+  process forked to the last result back. The receipts, which the DAG writes as soon as the
+  load is done, beside the snapshot -> warnings -> reports chain, count only where they would
+  outlast that chain (each stage is still timed in a process of its own, one at a time).
+  "pipeline total" is the plain sum of the stages' seconds (parse and validate summed over
+  the datasets), the measure of earlier reports.
 """
 
 from __future__ import annotations
@@ -69,6 +72,10 @@ TARGET_PEAK_MB_10X = 2048.0  # any stage, at ten times the county
 QUICK = {"households": 10000, "scale": "1", "warehouse": "sqlite"}
 FULL = {"households": 30000, "scale": "1", "warehouse": "sqlite"}
 PARALLEL_STAGES = ("parse", "validate")
+# stages the DAG runs beside the chain snapshot -> warnings -> reports: write_receipts waits only
+# for the load (dags/county_daily.py), so on a county day it runs while the snapshot is built
+BESIDE_THE_CHAIN = ("receipts",)
+CHAIN_AFTER_LOAD = ("snapshot", "warnings", "reports")
 TARGET_SCALING = 11.0  # the 10x county within 11x the time of the 1x county
 
 
@@ -110,11 +117,22 @@ class Run:
 
     @property
     def pipeline_wall_seconds(self) -> float:
-        """The day as it runs: parse and validate count for their side-by-side wall time."""
+        """The day as it runs: parse and validate count for their side-by-side wall time, and
+        the receipts, written beside the snapshot -> warnings -> reports chain, only where
+        they take longer than that chain."""
         if self.side_by_side_seconds is None:
             return self.pipeline_seconds
-        rest = sum(f.seconds for f in self.stages if f.stage not in PARALLEL_STAGES)
-        return rest + self.side_by_side_seconds
+        seconds: dict[str, float] = {}
+        for f in self.stages:
+            seconds[f.stage] = seconds.get(f.stage, 0.0) + f.seconds
+        beside = sum(seconds.get(s, 0.0) for s in BESIDE_THE_CHAIN)
+        chain = sum(seconds.get(s, 0.0) for s in CHAIN_AFTER_LOAD)
+        rest = sum(
+            v
+            for s, v in seconds.items()
+            if s not in (*PARALLEL_STAGES, *BESIDE_THE_CHAIN, *CHAIN_AFTER_LOAD)
+        )
+        return rest + self.side_by_side_seconds + max(chain, beside)
 
     @property
     def baseline_seconds(self) -> float:

@@ -85,3 +85,41 @@ def test_quick_is_a_small_county_on_sqlite_and_explicit_options_win() -> None:
     full = parse_args([])
     assert (full.households, full.scales, full.warehouses) == (30000, [1], ["sqlite"])
     assert parse_args(["--workers", "3"]).workers == 3
+
+
+def test_the_day_as_it_runs_writes_the_receipts_beside_the_snapshot_chain() -> None:
+    from bench.harness import County, Figure, Run
+
+    county = County(1, 1, 1, (), {}, "", 0.0)
+
+    def run(**seconds: float) -> Run:
+        figures = [Figure(stage, s, 0.0) for stage, s in seconds.items()]
+        return Run("sqlite", 1, county, figures, side_by_side_seconds=10.0)
+
+    short_receipts = run(
+        discover=1,
+        parse=8,
+        validate=8,
+        resolve=2,
+        load=3,
+        snapshot=4,
+        warnings=5,
+        receipts=6,
+        reports=1,
+    )
+    # parse+validate count for their side-by-side 10 s; receipts (6 s) hide under the
+    # snapshot -> warnings -> reports chain (10 s)
+    assert short_receipts.pipeline_wall_seconds == 1 + 10 + 2 + 3 + 10
+    long_receipts = run(
+        discover=1,
+        parse=8,
+        validate=8,
+        resolve=2,
+        load=3,
+        snapshot=1,
+        warnings=1,
+        receipts=6,
+        reports=1,
+    )
+    assert long_receipts.pipeline_wall_seconds == 1 + 10 + 2 + 3 + 6
+    assert long_receipts.pipeline_seconds == 31

@@ -31,12 +31,11 @@ from transforms.config.paths import CONTRACTS_DIR
 from transforms.config.settings import Settings
 from transforms.households import resolve
 from transforms.households.resolve import roster_households
+from transforms.parsing.headers import HeaderLine, header_line
 from transforms.parsing.identifiers import birth_date, check_char, sex
 from transforms.parsing.parse import (
     _FOOTER_ROW,
     _TOTAL_ROW,
-    HeaderLine,
-    _line,
     _row_kind,
     normalize_column,
 )
@@ -104,7 +103,7 @@ def _row_kind_before(
         return "footer"
     if header_texts and sum(t in header_texts for t in texts) * 2 >= len(header_texts):
         return "repeated_header"
-    if _line(cells) in header_lines:
+    if header_line(cells) in header_lines:
         return "repeated_header"
     return None
 
@@ -130,7 +129,10 @@ ROWS: list[list[str | None]] = [
 @pytest.mark.parametrize("cells", ROWS, ids=range(len(ROWS)))
 def test_row_kind_unchanged(cells: list[str | None]) -> None:
     header_texts = {"姓名", "身份证号", "疾病类别", "病种"}
-    header_lines = {_line(["基本信息", None, "费用信息"]), _line(["姓名", "身份证号", "疾病类别"])}
+    header_lines = {
+        header_line(["基本信息", None, "费用信息"]),
+        header_line(["姓名", "身份证号", "疾病类别"]),
+    }
     assert _row_kind(cells, header_texts, header_lines) == _row_kind_before(
         cells, header_texts, header_lines
     )

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from transforms.config.contracts import ColumnType, contract_by_dataset, normalize_header
 from transforms.parsing import parse
+from transforms.parsing.headers import HeaderLine, header_line
 from transforms.parsing.identifiers import (
     ID_PATTERN,
     checksum_ok,
@@ -32,9 +33,7 @@ from transforms.parsing.identifiers import (
 from transforms.parsing.parse import (
     _FOOTER_ROW,
     _TOTAL_ROW,
-    HeaderLine,
     _data_rows,
-    _line,
     id_status,
     normalize_column,
     to_frame,
@@ -58,7 +57,7 @@ def _row_kind_before(
         return "footer"
     if header_texts and sum(t in header_texts for t in texts) * 2 >= len(header_texts):
         return "repeated_header"
-    if _line(cells) in header_lines:
+    if header_line(cells) in header_lines:
         return "repeated_header"
     return None
 
@@ -90,7 +89,10 @@ CELLS = [
     "x\ty",
 ]
 HEADER_TEXTS = {"姓名", "身份证号", "疾病类别", "病种"}
-HEADER_LINES = {_line(["基本信息", None, "费用信息"]), _line(["姓名", "身份证号", "疾病类别"])}
+HEADER_LINES = {
+    header_line(["基本信息", None, "费用信息"]),
+    header_line(["姓名", "身份证号", "疾病类别"]),
+}
 
 
 def _kinds_before(

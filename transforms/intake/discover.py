@@ -34,7 +34,7 @@ from transforms.intake.landing import (
     stable_entries,
 )
 from transforms.parsing.file_refusals import FileRejection, UnreadableFile
-from transforms.parsing.parse import HEADER_SCAN_ROWS, identify
+from transforms.parsing.headers import HEADER_SCAN_ROWS, identify
 from transforms.parsing.readers import peek_sheets
 from transforms.privacy.masking import NameIndex, safe_text
 from transforms.runlog.refs import DatasetGroup

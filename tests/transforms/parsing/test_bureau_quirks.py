@@ -23,7 +23,8 @@ import sqlalchemy as sa
 from transforms.config.contracts import contracts_for_bureau
 from transforms.config.settings import Settings
 from transforms.parsing.file_refusals import FileRejection, UnreadableFile
-from transforms.parsing.parse import SHEET, SOURCE_ROW, ParsedFile, SkippedSheet, to_frame
+from transforms.parsing.headers import SkippedSheet
+from transforms.parsing.parse import SHEET, SOURCE_ROW, ParsedFile, to_frame
 from transforms.parsing.readers import read_sheets
 from transforms.pipeline import steps as pipeline
 from transforms.runlog.refs import ParsedFileRef

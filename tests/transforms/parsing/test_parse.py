@@ -8,16 +8,13 @@ import pytest
 
 from transforms.config.contracts import contract_by_dataset, contracts_for_bureau
 from transforms.parsing.file_refusals import FileRejection
+from transforms.parsing.headers import SkippedSheet, find_header, identify, is_instruction_sheet
 from transforms.parsing.identifiers import check_char
 from transforms.parsing.parse import (
     ROW_ID,
     SHEET,
     SOURCE_ROW,
-    SkippedSheet,
-    find_header,
     id_status,
-    identify,
-    is_instruction_sheet,
     to_frame,
 )
 from transforms.parsing.readers import Cell, RawSheet

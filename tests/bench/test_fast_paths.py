@@ -50,7 +50,8 @@ from transforms.pipeline.load_step import staging_rows
 from transforms.privacy.keys import check_secret, person_key, stored_value
 from transforms.risk import data as risk_data
 from transforms.risk import evidence as risk_evidence
-from transforms.risk.rules import Condition, ParamRef, default_configuration
+from transforms.risk.configuration import default_configuration
+from transforms.risk.rules import Condition, ParamRef
 from transforms.runlog.refs import ParsedFileRef
 from transforms.runlog.workdir import load_frame, save_frame
 from transforms.warehouse.person_keys import upsert_identities

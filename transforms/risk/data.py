@@ -19,12 +19,8 @@ from sqlalchemy.engine import Connection
 
 from transforms.config.contracts import Contract
 from transforms.households.incomes import INCOME_PARTS, REPORTED_PER_CAPITA, household_income
-from transforms.risk.rules import (
-    Condition,
-    CountyParameters,
-    ParameterRef,
-    ParamRef,
-)
+from transforms.risk.configuration import CountyParameters
+from transforms.risk.rules import Condition, ParameterRef, ParamRef
 from transforms.warehouse.frames import read_frame
 from transforms.warehouse.tables import (
     current_rows,

@@ -13,6 +13,7 @@ from typing import Any
 
 from transforms.privacy.masking import mask_id, mask_name
 from transforms.risk.absence import eval_household_without, route_absent
+from transforms.risk.configuration import CountyParameters
 from transforms.risk.data import (
     CENT,
     MAX_SOURCES,
@@ -58,7 +59,6 @@ from transforms.risk.inputs import (
     rule_inputs,
 )
 from transforms.risk.rules import (
-    CountyParameters,
     HouseholdAmountShare,
     IncomeBelowLine,
     IncomeDrop,

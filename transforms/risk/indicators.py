@@ -13,18 +13,14 @@ from typing import Any
 import pandas as pd
 
 from transforms.households.incomes import INCOME_PARTS
+from transforms.risk.configuration import CountyParameters, IndicatorSet, Village
 from transforms.risk.data import CENT, LIFTED, CountyData, _null, _records, norm, per_value
 from transforms.risk.evaluate import _sum
 from transforms.risk.evidence import Evaluation
 from transforms.risk.inputs import (
     INDICATOR_RULES,
 )
-from transforms.risk.rules import (
-    CountyParameters,
-    IndicatorSet,
-    ParameterRef,
-    Village,
-)
+from transforms.risk.rules import ParameterRef
 from transforms.risk.status import (
     indicator_statuses,
 )

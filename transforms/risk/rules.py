@@ -1,9 +1,10 @@
-"""Warning rules and plan indicators as configuration (rules/*.yaml) in strict models.
+"""Warning rules as configuration (rules/warning_rules.yaml) in strict models.
 
-A county changes a threshold, a look-back window or an indicator's target in rules/, never in
-code; an unknown key is an error, as in the contracts. Yearly figures (monitoring line,
-prefecture averages, the plan's targets) are referenced by name and read from
-reference/parameters.yaml, the one place they are kept.
+A county changes a threshold or a look-back window in rules/, never in code; an unknown key is
+an error, as in the contracts. Yearly figures (monitoring line, prefecture averages, the plan's
+targets) are referenced by name and read from reference/parameters.yaml, the one place they are
+kept; the plan's indicators, those figures and the villages are read by
+transforms/risk/configuration.py.
 
 Rule logic kinds (`logic.kind`):
 
@@ -33,12 +34,10 @@ mentions them; for an event-grain dataset, every row, a row repeated verbatim in
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -55,12 +54,9 @@ from pydantic import (
 )
 
 from transforms.config.contracts import ColumnType, Contract
-from transforms.config.paths import REFERENCE_DIR, RULES_DIR
+from transforms.config.paths import RULES_DIR
 
 RULES_FILE = RULES_DIR / "warning_rules.yaml"
-INDICATORS_FILE = RULES_DIR / "plan_indicators.yaml"
-PARAMETERS_FILE = REFERENCE_DIR / "parameters.yaml"
-VILLAGES_FILE = REFERENCE_DIR / "villages.csv"
 
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -125,17 +121,17 @@ _DATE_OPS = frozenset({"within_days", "year_to_date"})
 Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ParamRef(_Strict):
+class ParamRef(Strict):
     """The rule's own effective-dated value."""
 
     param: str
 
 
-class ParameterRef(_Strict):
+class ParameterRef(Strict):
     """A yearly figure from reference/parameters.yaml."""
 
     parameter: str
@@ -145,7 +141,7 @@ Ref = ParamRef | ParameterRef
 Value = Scalar | tuple[Scalar, ...] | Ref
 
 
-class Condition(_Strict):
+class Condition(Strict):
     column: str
     op: Op
     value: Value | None = None
@@ -168,17 +164,17 @@ Conditions = tuple[Condition, ...]
 Number = StrictInt | StrictFloat | Ref
 
 
-class IncomeBelowLine(_Strict):
+class IncomeBelowLine(Strict):
     kind: Literal["income_below_line"]
     line: Number
 
 
-class IncomeDrop(_Strict):
+class IncomeDrop(Strict):
     kind: Literal["income_drop"]
     drop_share: Number
 
 
-class PersonRows(_Strict):
+class PersonRows(Strict):
     kind: Literal["person_rows"]
     dataset: str
     rows: Conditions = ()
@@ -195,7 +191,7 @@ class PersonRows(_Strict):
         return self
 
 
-class PersonAmount(_Strict):
+class PersonAmount(Strict):
     kind: Literal["person_amount"]
     dataset: str
     amount_column: str
@@ -206,7 +202,7 @@ class PersonAmount(_Strict):
     candidate_threshold: Number | None = None
 
 
-class HouseholdAmountShare(_Strict):
+class HouseholdAmountShare(Strict):
     kind: Literal["household_amount_share"]
     dataset: str
     amount_column: str
@@ -214,7 +210,7 @@ class HouseholdAmountShare(_Strict):
     share: Number
 
 
-class HouseholdWithout(_Strict):
+class HouseholdWithout(Strict):
     kind: Literal["household_without"]
     dataset: str
     household: Conditions = ()
@@ -233,20 +229,20 @@ Logic = Annotated[
 ]
 
 
-class ParameterSet(_Strict):
+class ParameterSet(Strict):
     effective_from: dt.date
     values: dict[str, Scalar | tuple[Scalar, ...]] = Field(default_factory=dict)
 
 
-def _refs(value: object) -> Iterable[Ref]:
+def rule_refs(value: object) -> Iterable[Ref]:
     if isinstance(value, ParamRef | ParameterRef):
         yield value
     elif isinstance(value, BaseModel):
         for name in type(value).model_fields:
-            yield from _refs(getattr(value, name))
+            yield from rule_refs(getattr(value, name))
     elif isinstance(value, tuple):
         for item in value:
-            yield from _refs(item)
+            yield from rule_refs(item)
 
 
 def _conditions_of(logic: BaseModel) -> dict[str, Conditions]:
@@ -257,7 +253,7 @@ def _conditions_of(logic: BaseModel) -> dict[str, Conditions]:
     }
 
 
-class Absence(_Strict):
+class Absence(Strict):
     """How a rule treats a member it would flag only because the member has no row in the
     bureau's list (missing from it, or listed in a row that was refused): a data gap, not a
     risk. The gap goes to the bureau as a reconciliation item (核对清单) and becomes a warning
@@ -278,7 +274,7 @@ class Absence(_Strict):
     )
 
 
-class Rule(_Strict):
+class Rule(Strict):
     id: str
     name_zh: str
     risk_type: RiskType
@@ -317,7 +313,7 @@ class Rule(_Strict):
         dataset = getattr(self.logic, "dataset", None)
         if dataset is not None and dataset not in self.datasets:
             raise ValueError(f"{self.id}: logic dataset {dataset!r} is not in datasets")
-        for ref in _refs(self.logic):
+        for ref in rule_refs(self.logic):
             if isinstance(ref, ParamRef):
                 for params in self.parameters:
                     if ref.param not in params.values:
@@ -372,7 +368,7 @@ class Rule(_Strict):
         return None if current is None else dict(current.values)
 
 
-class RuleSet(_Strict):
+class RuleSet(Strict):
     version: Literal[1]
     rules: tuple[Rule, ...]
 
@@ -390,166 +386,16 @@ class RuleSet(_Strict):
         raise KeyError(f"no rule {rule_id!r}")
 
 
-IndicatorCode = Literal[
-    "income_pc_lifted",
-    "income_growth_lifted",
-    "income_pc_monitored",
-    "income_growth_monitored",
-    "income_share_wage",
-    "income_share_business",
-    "income_share_property",
-    "income_share_transfer",
-    "transfer_employment",
-    "zero_employment_households",
-    "below_prefecture_average_households",
-    "monitored_population_share",
-    "key_monitoring_villages",
-    "lifted_and_monitored_population",
-    "lifted_and_monitored_share",
-    "key_monitoring_townships",
-    "relocated_no_income_households",
-    "medical_insurance_enrolment_rate",
-    "dropouts",
-    "unsafe_houses",
-]
-Level = Literal["county", "township", "village"]
-_INDICATOR_PARAMS: dict[str, tuple[str, ...]] = {
-    "monitored_population_share": ("threshold_pct",),
-    "key_monitoring_villages": ("threshold_pct",),
-    "key_monitoring_townships": ("threshold_pct", "min_people"),
-}
-
-
-class Indicator(_Strict):
-    code: IndicatorCode
-    name_zh: str
-    unit: str
-    target: StrictInt | StrictFloat | ParameterRef | None = None
-    target_levels: tuple[Level, ...] = ("county", "township", "village")
-    params: dict[str, StrictInt | StrictFloat] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _params(self) -> Indicator:
-        wanted = set(_INDICATOR_PARAMS.get(self.code, ()))
-        if set(self.params) != wanted:
-            raise ValueError(f"indicator {self.code} takes params {sorted(wanted)}")
-        return self
-
-    def param(self, name: str) -> Decimal:
-        return Decimal(str(self.params[name]))
-
-
-class IndicatorSet(_Strict):
-    version: Literal[1]
-    indicators: tuple[Indicator, ...]
-
-    @model_validator(mode="after")
-    def _unique(self) -> IndicatorSet:
-        codes = [i.code for i in self.indicators]
-        if len(set(codes)) != len(codes):
-            raise ValueError("an indicator code is used twice")
-        return self
-
-
-class _YearFigures(BaseModel):
-    # parameters.yaml belongs to the county and the generator too: keys not used here are fine
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-
-@dataclass(frozen=True)
-class CountyParameters:
-    county_name: str
-    years: Mapping[int, Mapping[str, Decimal]]
-
-    def for_year(self, year: int) -> Mapping[str, Decimal]:
-        """The year's figures, or the nearest year's (the later one on a tie) when the county
-        has not published them."""
-        if year in self.years:
-            return self.years[year]
-        nearest = min(self.years, key=lambda y: (abs(y - year), -y))
-        return self.years[nearest]
-
-    def figure(self, name: str, year: int) -> Decimal:
-        figures = self.for_year(year)
-        if name not in figures:
-            raise KeyError(f"reference/parameters.yaml has no {name!r} for {year}")
-        return figures[name]
-
-
-@dataclass(frozen=True)
-class Village:
-    township: str
-    village: str
-    rural_population: int
-
-
-def _read_yaml(path: Path) -> Any:
+def read_yaml(path: Path) -> Any:
     with path.open(encoding="utf-8") as fh:
         return yaml.safe_load(fh)
 
 
 def load_rules(path: Path = RULES_FILE) -> RuleSet:
     try:
-        return RuleSet.model_validate(_read_yaml(path))
+        return RuleSet.model_validate(read_yaml(path))
     except ValueError as exc:
         raise ValueError(f"invalid rules file {path}: {exc}") from exc
-
-
-def load_indicators(path: Path = INDICATORS_FILE) -> IndicatorSet:
-    try:
-        return IndicatorSet.model_validate(_read_yaml(path))
-    except ValueError as exc:
-        raise ValueError(f"invalid indicators file {path}: {exc}") from exc
-
-
-def load_parameters(path: Path = PARAMETERS_FILE) -> CountyParameters:
-    raw = _read_yaml(path)
-    years: dict[int, dict[str, Decimal]] = {}
-    for year, figures in (raw.get("years") or {}).items():
-        _YearFigures.model_validate(figures)
-        years[int(year)] = {
-            str(k): Decimal(str(v))
-            for k, v in figures.items()
-            if isinstance(v, int | float) and not isinstance(v, bool)
-        }
-    if not years:
-        raise ValueError(f"{path}: no years")
-    return CountyParameters(county_name=str(raw["county"]["name"]), years=years)
-
-
-def load_villages(path: Path = VILLAGES_FILE) -> tuple[Village, ...]:
-    with path.open(encoding="utf-8", newline="") as fh:
-        villages = tuple(
-            Village(r["township"], r["village"], int(r["rural_population"]))
-            for r in csv.DictReader(fh)
-        )
-    if not villages:
-        raise ValueError(f"{path}: no villages")
-    return villages
-
-
-def default_configuration() -> tuple[RuleSet, IndicatorSet, CountyParameters, tuple[Village, ...]]:
-    """The rules, indicators, yearly figures and villages as the files say now (read on every
-    call: a county's edit applies from the next run)."""
-    rules, indicators, parameters = load_rules(), load_indicators(), load_parameters()
-    check_parameter_refs(rules, indicators, parameters)
-    return rules, indicators, parameters, load_villages()
-
-
-def check_parameter_refs(
-    rules: RuleSet, indicators: IndicatorSet, parameters: CountyParameters
-) -> None:
-    """Every {parameter: name} must exist in every year of reference/parameters.yaml."""
-    refs: list[tuple[str, object]] = [(r.id, ref) for r in rules.rules for ref in _refs(r.logic)]
-    refs += [(i.code, i.target) for i in indicators.indicators]
-    for owner, ref in refs:
-        if not isinstance(ref, ParameterRef):
-            continue
-        for year, figures in parameters.years.items():
-            if ref.parameter not in figures:
-                raise ValueError(
-                    f"{owner}: reference/parameters.yaml has no {ref.parameter!r} for {year}"
-                )
 
 
 @dataclass(frozen=True)

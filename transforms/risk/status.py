@@ -17,6 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from transforms.risk.configuration import IndicatorSet
 from transforms.risk.inputs import (
     COMPUTED,
     INDICATOR_INPUTS,
@@ -27,7 +28,7 @@ from transforms.risk.inputs import (
     income_note,
     indicator_shortfall,
 )
-from transforms.risk.rules import IndicatorSet, RulePlan
+from transforms.risk.rules import RulePlan
 from transforms.warehouse.risk_tables import rule_status
 
 if TYPE_CHECKING:

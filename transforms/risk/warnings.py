@@ -33,6 +33,7 @@ from transforms.config.contracts import load_contracts
 from transforms.config.errors import PermanentError
 from transforms.config.settings import Settings
 from transforms.intake.delivery import delivered_days
+from transforms.risk.configuration import default_configuration
 from transforms.risk.data import EXPORT_EVENTS, load_county_data
 from transforms.risk.delivery import mark_stale, record_deliveries
 from transforms.risk.evaluate import evaluate
@@ -40,10 +41,7 @@ from transforms.risk.follow_up import field_precision, settle_follow_ups
 from transforms.risk.indicators import compute_indicators
 from transforms.risk.lifecycle import store_day
 from transforms.risk.reconcile import settle_reconciliations
-from transforms.risk.rules import (
-    default_configuration,
-    plan_rules,
-)
+from transforms.risk.rules import plan_rules
 from transforms.risk.status import (
     indicator_statuses,
     insufficient_lines,

@@ -15,6 +15,7 @@ from pipeline_days import day_settings, load_day
 
 from transforms.config.contracts import contract_by_dataset
 from transforms.outputs.township import EXPORT_HEADERS, RESENT, export_rows
+from transforms.risk.configuration import default_configuration
 from transforms.risk.follow_up import (
     Event,
     FollowUpConfig,
@@ -25,7 +26,6 @@ from transforms.risk.follow_up import (
     load_follow_up,
     settle_follow_ups,
 )
-from transforms.risk.rules import default_configuration
 from transforms.risk.warnings import run_warnings
 from transforms.warehouse.risk_tables import risk_warning_event
 from transforms.warehouse.tables import make_engine

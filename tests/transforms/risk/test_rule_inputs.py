@@ -25,6 +25,7 @@ from test_warnings import (
 )
 
 from transforms.households.incomes import household_income
+from transforms.risk.configuration import IndicatorCode
 from transforms.risk.evaluate import evaluate
 from transforms.risk.evidence import Evaluation
 from transforms.risk.indicators import compute_indicators
@@ -37,7 +38,7 @@ from transforms.risk.inputs import (
     declared_indicators,
     rule_inputs,
 )
-from transforms.risk.rules import IndicatorCode, RulePlan, plan_rules
+from transforms.risk.rules import RulePlan, plan_rules
 from transforms.risk.status import insufficient_lines, rule_statuses
 
 PLAN = plan_rules(RULES, CONTRACTS.values())

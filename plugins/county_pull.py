@@ -105,7 +105,8 @@ class SmbFolder:
         from airflow.providers.samba.hooks.samba import SambaHook
 
         self.folder = _folder_path(source.folder)
-        self.hook = SambaHook(samba_conn_id=source.connection)
+        # Any: the hook's methods are functools.wraps of smbclient's, which mypy misreads
+        self.hook: Any = SambaHook(samba_conn_id=source.connection)
         # the hook keeps host, share and port to itself; they name the server in messages
         host, share = self.hook._host, self.hook._share
         port = self.hook._conn_kwargs.get("port", 445)

@@ -56,7 +56,7 @@ def sftp_server(root: Path) -> Iterator[Server]:
     """An SFTP server whose `/` is `root`, accepting USER / PASSWORD."""
     import asyncssh
 
-    class Accounts(asyncssh.SSHServer):  # type: ignore[misc]
+    class Accounts(asyncssh.SSHServer):
         def begin_auth(self, username: str) -> bool:
             return True
 

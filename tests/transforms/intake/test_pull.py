@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -176,9 +176,7 @@ def test_a_corrected_file_under_the_same_name_lands_beside_never_over(
     assert (landing / "health" / "名单(1).csv").read_bytes() == b"corrected"
 
 
-def test_the_same_bytes_again_are_recorded_not_landed_twice(
-    engine: Engine, tmp_path: Path
-) -> None:
+def test_the_same_bytes_again_are_recorded_not_landed_twice(engine: Engine, tmp_path: Path) -> None:
     server = _remote(tmp_path)
     _put(server, "名单.csv", b"rows", age=2 * HOUR)
     landing = tmp_path / "landing"
@@ -206,9 +204,7 @@ def test_a_file_still_being_written_is_left_for_the_next_run(
         with growing.open("ab") as fh:
             fh.write(b", second half")
 
-    [outcome] = _pull(
-        engine, landing, {"health": LocalFolder(server)}, sleep=writer_still_writing
-    )
+    [outcome] = _pull(engine, landing, {"health": LocalFolder(server)}, sleep=writer_still_writing)
 
     assert waits == [60.0], "one wait of the source's settle time, then a second look"
     assert outcome.pulled == ["学生.csv"] and outcome.unsettled == 1
@@ -306,25 +302,29 @@ def test_one_bureaus_server_down_stops_that_bureau_alone(engine: Engine, tmp_pat
     assert again["health"].pulled == ["名单.csv"] and again["education"].known == 1
 
 
+class CutShort:
+    """A remote file whose connection drops after its first block."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.given = 0
+
+    def __enter__(self) -> CutShort:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def read(self, size: int = -1) -> bytes:
+        if self.given:
+            raise ConnectionResetError(104, "Connection reset by peer")
+        self.given = 4
+        return Path(self.path).read_bytes()[:4]
+
+
 class BreaksMidway(LocalFolder):
-    """The connection drops after the first block of a file."""
-
     def open(self, path: str) -> Any:
-        real = Path(path).open("rb")
-
-        class Broken:
-            def __enter__(self) -> IO[bytes]:
-                return self  # type: ignore[return-value]
-
-            def __exit__(self, *exc: object) -> None:
-                real.close()
-
-            def read(self, size: int = -1) -> bytes:
-                if real.tell() > 0:
-                    raise ConnectionResetError(104, "Connection reset by peer")
-                return real.read(4)
-
-        return Broken()
+        return CutShort(path)
 
 
 def test_a_copy_cut_short_leaves_nothing_and_is_pulled_whole_next_time(

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import IO, Any
 
-from transforms.config.sources import BureauSource, load_sources
+from transforms.config.sources import BureauSource, SourceError, load_sources, sources_file
 from transforms.intake.pull import RemoteFile, RemoteFolder, outcomes_summary, pull_sources
 
 log = logging.getLogger(__name__)
@@ -173,7 +173,15 @@ def pull_county(settings: Any, engine: Any, run_id: str) -> dict[str, Any]:
     """Pull the county's configured sources into its landing folder; see the module doc."""
     from transforms.config.settings import SINGLE_COUNTY
 
-    sources = load_sources().for_county(settings.county or SINGLE_COUNTY)
+    configured = load_sources()
+    unknown = sorted({s.county for s in configured.sources} - set(settings.county_codes()))
+    if unknown:
+        raise SourceError(
+            f"{sources_file()} lists sources for counties this deployment does not serve: "
+            f"{', '.join(unknown)} (COUNTIES: {', '.join(settings.county_codes())}); a source "
+            "without `county` belongs to a one-county deployment"
+        )
+    sources = configured.for_county(settings.county or SINGLE_COUNTY)
     if not sources:
         return outcomes_summary([])
     outcomes = pull_sources(sources, remote_folder, settings.landing_dir, engine, run_id)

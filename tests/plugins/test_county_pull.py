@@ -17,6 +17,7 @@ from plugin_modules import county_pull
 from remote_servers import PASSWORD, USER, Server, closed_port, sftp_server, smb_server
 from sqlalchemy.engine import Engine
 
+from transforms.config.errors import PermanentError
 from transforms.config.settings import Settings, load_settings
 from transforms.warehouse.tables import make_engine, metadata, pulled_file, run_step
 
@@ -162,6 +163,15 @@ def test_sftp_delete_after_pull_removes_the_remote_copy(
     assert summary["pulled"] == 1 and summary["sources"][0]["deleted"] == 1
     assert list(exports.iterdir()) == []
     assert (settings.landing_dir / "health" / "名单.csv").read_bytes() == ROSTER
+
+
+def test_a_source_for_a_county_not_served_fails_the_task_at_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, county: tuple[Settings, Engine]
+) -> None:
+    settings, engine = county
+    _sources(monkeypatch, tmp_path, {"bureau": "health", "connection": "c", "county": "qixian"})
+    with pytest.raises(PermanentError, match="qixian"):
+        county_pull.pull_county(settings, engine, RUN)
 
 
 def test_a_wrong_connection_type_is_the_bureaus_failure(

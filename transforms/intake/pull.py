@@ -148,18 +148,25 @@ def _markers(files: Iterable[RemoteFile]) -> set[str]:
     return {n[: -len(s)] for n in names for s in MARKER_SUFFIXES if n.endswith(s)}
 
 
-def _known(engine: Engine, source: BureauSource) -> tuple[set[tuple[str, int, int]], set[str]]:
-    """The file versions and the bytes (sha256) already pulled for the source's bureau."""
+def _known(engine: Engine, source: BureauSource) -> set[tuple[str, int, int]]:
+    """The file versions already pulled for the source's bureau."""
     with engine.connect() as conn:
         rows = conn.execute(
             sa.select(
-                pulled_file.c.remote_key,
-                pulled_file.c.size_bytes,
-                pulled_file.c.remote_mtime_ns,
-                pulled_file.c.sha256,
+                pulled_file.c.remote_key, pulled_file.c.size_bytes, pulled_file.c.remote_mtime_ns
             ).where(pulled_file.c.bureau == source.bureau)
         ).all()
-    return {(r[0], int(r[1]), int(r[2])) for r in rows}, {r[3] for r in rows}
+    return {(r[0], int(r[1]), int(r[2])) for r in rows}
+
+
+def _bytes_pulled(engine: Engine, bureau: str, sha256: str) -> bool:
+    with engine.connect() as conn:
+        found = conn.execute(
+            sa.select(pulled_file.c.id)
+            .where(pulled_file.c.bureau == bureau, pulled_file.c.sha256 == sha256)
+            .limit(1)
+        ).first()
+    return found is not None
 
 
 def _failure(outcome: SourceOutcome, exc: BaseException, stage: str) -> None:
@@ -280,7 +287,7 @@ def _candidates(
     outcome: SourceOutcome, files: list[RemoteFile], engine: Engine
 ) -> list[RemoteFile]:
     """The folder's exports not pulled before."""
-    versions, _ = _known(engine, outcome.source)
+    versions = _known(engine, outcome.source)
     out: list[RemoteFile] = []
     for f in files:
         if not _is_export(outcome.source, f.name):
@@ -343,7 +350,6 @@ def _pull_one(
             log.warning("%s changed while it was copied; left for the next run", _shown(f.name))
             return
         os.utime(temp, ns=(f.mtime_ns, f.mtime_ns))
-        _, known_bytes = _known(engine, source)
         row: dict[str, Any] = {
             "run_id": run_id,
             "bureau": source.bureau,
@@ -356,7 +362,7 @@ def _pull_one(
             "pulled_at": utc_now(),
             "remote_deleted": False,
         }
-        if sha256 in known_bytes:
+        if _bytes_pulled(engine, source.bureau, sha256):
             with engine.begin() as conn:
                 conn.execute(pulled_file.insert().values(**row, landing_name=None))
             outcome.same_bytes += 1
@@ -405,7 +411,7 @@ def _land(
             landed.unlink(missing_ok=True)
         raise
     outcome.pulled.append(_shown(landed.name))
-    log.info("pulled %s from %s into %s", _shown(name), outcome.server, landed)
+    log.info("pulled %s from %s into %s", _shown(name), outcome.server, _shown(str(landed)))
 
 
 def _copy(folder: RemoteFolder, f: RemoteFile, temp: Path) -> tuple[str, int]:

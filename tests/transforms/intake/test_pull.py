@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from transforms.config.sources import BureauSource
 from transforms.intake.landing import PULLING_FOLDER, move_aside, scan
 from transforms.intake.pull import RemoteFile, RemoteFolder, SourceOutcome, pull_sources
-from transforms.warehouse.tables import make_engine, metadata, pulled_file, run_step
+from transforms.warehouse.tables import make_engine, pulled_file, run_step
 
 RUN = "manual__2026-12-07T00:00:00+08:00"
 HOUR = 3600
@@ -63,10 +63,15 @@ class LocalFolder:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    engine = make_engine(f"sqlite:///{tmp_path / 'warehouse.sqlite'}")
-    metadata.create_all(engine, tables=[pulled_file, run_step])
-    return engine
+def engine(warehouse_url: str) -> Iterator[Engine]:
+    engine = make_engine(warehouse_url)
+    # just the two tables the pull writes (the full schema's views need the rest)
+    tables = sa.MetaData()
+    for table in (pulled_file, run_step):
+        table.to_metadata(tables)
+    tables.create_all(engine)
+    yield engine
+    engine.dispose()
 
 
 def _remote(tmp_path: Path, name: str = "server") -> Path:

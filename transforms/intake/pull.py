@@ -270,6 +270,7 @@ def _first_look(
         folder.__enter__()
     except Exception as exc:  # one bureau's server down stops that bureau alone
         _failure(outcome, exc, "连接服务器 / connecting")
+        _close(_Open(outcome, folder))  # what a half-made connection holds
         return None
     item = _Open(outcome, folder)
     try:

@@ -1,10 +1,10 @@
 """Airflow DAG `county_daily`: the daily anti-poverty-relapse monitoring load of every county.
 
 counties -> per county (a mapped task group, one instance per county): prepare the warehouse
-(setup: folders and migrations, once per run) -> discover new bureau files -> parse and
-validate -> resolve households -> load the warehouse (pool `warehouse_loads`) -> household
-snapshot -> risk warnings -> {receipts, reports, publish to the platform, summary} -> remove
-the work folder (the setup's teardown, whatever happened).
+(setup: folders and migrations, once per run) -> pull new files from the bureaus' own servers
+-> discover new bureau files -> parse and validate -> resolve households -> load the warehouse
+(pool `warehouse_loads`) -> household snapshot -> risk warnings -> {receipts, reports, publish
+to the platform, summary} -> remove the work folder (the setup's teardown, whatever happened).
 
 A county deployment runs one instance of the group; a province lists its counties in COUNTIES
 and gets one instance each. Inside a mapped task group each task waits only for its own county's
@@ -180,6 +180,17 @@ def county_daily() -> None:
 
         @task(map_index_template=named)
         @_fail_fast
+        def pull(county: str) -> dict[str, Any]:
+            # bureaus that export to their own server (SFTP, SMB; reference/bureau_sources.yaml):
+            # new, settled files into landing/<bureau>/ once; a server that is down is recorded
+            # for its bureau and the county goes on with what landed (plugins/county_pull.py)
+            from county_pull import pull_county
+
+            _, settings, engine = _pipeline(county)
+            return pull_county(settings, engine, _run_id())
+
+        @task(map_index_template=named)
+        @_fail_fast
         def discover(county: str) -> list[DatasetGroup]:
             pipeline, settings, engine = _pipeline(county)
             return pipeline.discover(settings, engine, _run_id(), _county_day())
@@ -282,6 +293,7 @@ def county_daily() -> None:
         prepared = prepare_warehouse(county)
         found = discover(county)
         prepared >> found
+        prepared >> pull(county) >> found
         parsed = parse_validate(county, found)
         loaded = load(county, resolve_households(county, parsed))
         receipts = write_receipts(county, loaded)

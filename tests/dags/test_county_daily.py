@@ -38,6 +38,7 @@ def test_daily_dag_is_wired_as_designed(dagbag: object) -> None:
         GROUP + name
         for name in (
             "prepare_warehouse",
+            "pull",
             "discover",
             "parse_validate",
             "resolve_households",
@@ -105,6 +106,10 @@ def test_migrations_run_once_in_a_setup_task_paired_with_the_teardown(dagbag: ob
     # the county's first step waits for it, and its teardown is its pair: the work folder goes
     # whatever happened, even when the setup itself failed
     assert tasks["discover"].task_id in prepare.downstream_task_ids
+    # the bureaus' servers are pulled into landing/ after the setup and before discover looks
+    assert tasks["pull"].task_id in prepare.downstream_task_ids
+    assert tasks["discover"].task_id in tasks["pull"].downstream_task_ids
+    assert tasks["pull"].task_group is dag.task_group_dict["county"]
     assert tasks["remove_work"].task_id in prepare.downstream_task_ids
     assert [t.task_id for t in dag.tasks if t.is_setup] == [prepare.task_id]
 

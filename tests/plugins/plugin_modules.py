@@ -13,6 +13,7 @@ if str(PLUGINS_DIR) not in sys.path:
 
 import county_landing  # noqa: E402
 import county_ops  # noqa: E402
+import county_pull  # noqa: E402
 import county_ui  # noqa: E402
 
-__all__ = ["PLUGINS_DIR", "county_landing", "county_ops", "county_ui"]
+__all__ = ["PLUGINS_DIR", "county_landing", "county_ops", "county_pull", "county_ui"]

@@ -27,8 +27,13 @@ RECEIPTS_FOLDER = "回执"
 ACCEPTED_FOLDER = "已接收"
 REMINDERS_FOLDER = "催报"
 CHECKLISTS_FOLDER = "核对清单"
+# a file pulled from the bureau's own server is written here first, then linked into the
+# bureau's folder whole (transforms.intake.pull): a half-copied file is never scanned
+PULLING_FOLDER = "接收中"
 # Folders the pipeline itself writes into a bureau's shared folder; never read back as input.
-OWN_FOLDERS = frozenset({RECEIPTS_FOLDER, ACCEPTED_FOLDER, REMINDERS_FOLDER, CHECKLISTS_FOLDER})
+OWN_FOLDERS = frozenset(
+    {RECEIPTS_FOLDER, ACCEPTED_FOLDER, REMINDERS_FOLDER, CHECKLISTS_FOLDER, PULLING_FOLDER}
+)
 # `名册.xlsx.done` (or `.ok`) next to `名册.xlsx` says the copy is complete.
 MARKER_SUFFIXES = (".done", ".ok")
 # Most file systems cap a name at 255 bytes; a numbered copy of a long name must still fit.

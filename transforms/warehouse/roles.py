@@ -19,7 +19,7 @@ from transforms.warehouse.tables import RESTRICTED_SCHEMA
 WRITER = "pipeline_writer"
 READER = "monitoring_reader"
 AUDITOR = "auditor"
-AUDIT_TABLES = ("file_manifest", "quarantine", "run_step")
+AUDIT_TABLES = ("file_manifest", "quarantine", "run_step", "pulled_file")
 
 
 def ensure_role(conn: Connection, role: str) -> None:

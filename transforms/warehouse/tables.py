@@ -234,6 +234,32 @@ run_step = sa.Table(
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# What was pulled from a bureau's own server (transforms.intake.pull): one row per remote file
+# version (its path, size and modification time), so a rerun never pulls it again, even after
+# discover has moved the landed copy aside. The remote path is kept as a keyed hash (it may name a
+# person: 张三家.xlsx) beside its masked text.
+pulled_file = sa.Table(
+    "pulled_file",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("bureau", sa.String(64), nullable=False),
+    sa.Column("connection", sa.String(250), nullable=False),
+    sa.Column("remote_key", sa.String(64), nullable=False),
+    sa.Column("remote_path", sa.String(1000), nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("remote_mtime_ns", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False, index=True),
+    # the name it got in landing/<bureau>/ (masked); null when the same bytes had been pulled
+    # before under another path or time (nothing new landed)
+    sa.Column("landing_name", sa.String(500)),
+    sa.Column("pulled_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("remote_deleted", sa.Boolean, nullable=False, default=False),
+    sa.UniqueConstraint(
+        "bureau", "remote_key", "size_bytes", "remote_mtime_ns", name="uq_pulled_file_version"
+    ),
+)
+
 # Facts about the warehouse itself, e.g. the fingerprint of the person-key secret its keys were
 # made with (transforms.privacy.keys), so a run with another secret stops before touching anything.
 warehouse_meta = sa.Table(

@@ -26,13 +26,17 @@ SLICE_ROWS = 20_000  # rows fetched at a time: a few MB of driver objects
 # a slice's text column is shared when at most this share of its cells is distinct: an ID or
 # name column (distinct per person) would gain nothing and cost a factorize
 _SHARED_AT_MOST = 0.5
+_SHAREABLE = frozenset({"string", "date"})
 
 
-def _share(cells: np.ndarray, known: dict[str, str]) -> np.ndarray | None:
-    """A column slice of text and missing cells with every text pointing at one object per
-    distinct value (`known`, across slices); other columns as they are. None when the column
-    is mostly distinct: not worth sharing in later slices either."""
-    if pd.api.types.infer_dtype(cells, skipna=True) != "string":
+def _share(cells: np.ndarray, known: dict[Any, Any]) -> np.ndarray | None:
+    """A column slice of text (or dates) and missing cells with every value pointing at one
+    object per distinct value (`known`, across slices); other columns as they are. None when
+    the column is mostly distinct: not worth sharing in later slices either.
+
+    Only values whose equal objects are interchangeable are shared: texts and dates. Not
+    amounts: Decimal("1.1") == Decimal("1.10"), but a clerk reads them differently."""
+    if pd.api.types.infer_dtype(cells, skipna=True) not in _SHAREABLE:
         return cells
     codes, uniques = pd.factorize(cells)
     if len(uniques) > _SHARED_AT_MOST * len(cells):
@@ -48,7 +52,7 @@ def read_frame(query: Any, conn: Connection, slice_rows: int = SLICE_ROWS) -> pd
     result = conn.execute(query)
     columns = list(result.keys())
     # per column: its texts seen so far, or None once a slice showed it mostly distinct
-    known: list[dict[str, str] | None] = [{} for _ in columns]
+    known: list[dict[Any, Any] | None] = [{} for _ in columns]
     slices: list[np.ndarray] = []
     for rows in result.partitions(slice_rows):
         content = lib.to_object_array_tuples(rows)  # type: ignore[attr-defined]

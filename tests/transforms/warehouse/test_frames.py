@@ -21,6 +21,7 @@ cells = sa.Table(
     sa.Column("count", sa.Integer),  # with missing cells in some slices only
     sa.Column("amount", sa.Numeric(12, 2)),  # Decimal objects
     sa.Column("born", sa.Date),
+    sa.Column("born_repeated", sa.Date),
     sa.Column("flag", sa.Boolean),
     sa.Column("blank_everywhere", sa.String),  # missing everywhere
     sa.Column("mixed", sa.String),  # text in some slices, missing in others
@@ -48,6 +49,7 @@ def _rows(n: int, nul: bool) -> list[dict[str, object]]:
             "count": None if 3 <= i < 5 else i,
             "amount": Decimal("1.10") if i % 2 else Decimal("1.1"),
             "born": dt.date(1990, 1, 1) + dt.timedelta(days=i),
+            "born_repeated": dt.date(2000, 2, 29) + dt.timedelta(days=i % 3),
             "flag": None if i % 5 == 0 else bool(i % 2),
             "blank_everywhere": None,
             "mixed": "有" if i < 4 else None,
@@ -91,6 +93,9 @@ def test_repeated_text_is_one_object_per_value(tmp_path: object) -> None:
         frame = read_frame(sa.select(cells).order_by(cells.c.id), conn, slice_rows=30)
     bureaus = [v for v in frame["bureau"].tolist() if isinstance(v, str)]
     assert len({id(v) for v in bureaus}) == len(set(bureaus)) < len(bureaus)
+    # dates repeat too (a birth date, a settlement date): one object per day
+    born = frame["born_repeated"].tolist()
+    assert len({id(v) for v in born}) == len(set(born)) == 3
     # a distinct column is left as the driver gave it
     persons = frame["person"].tolist()
     assert len(set(persons)) == 60

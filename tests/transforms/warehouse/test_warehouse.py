@@ -83,6 +83,7 @@ def test_create_schema_makes_every_table(engine: Engine) -> None:
         "inclusion_candidate",
         "plan_indicator",
         "warning_follow_up",
+        "pulled_file",  # what was pulled from the bureaus' own servers (intake/pull.py)
         *staging,
     }
 

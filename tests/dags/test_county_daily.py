@@ -212,7 +212,7 @@ def test_parsing_the_dags_imports_no_heavy_modules() -> None:
 
 
 def test_files_drive_the_schedule_and_the_day_stays_as_fallback(dagbag: object) -> None:
-    from airflow.sdk import AssetAny, AssetOrTimeSchedule, CronTriggerTimetable
+    from airflow.sdk import Asset, AssetAny, AssetOrTimeSchedule, CronTriggerTimetable
     from county_landing import LandingBatchTrigger
 
     from transforms.config.settings import load_settings
@@ -228,6 +228,7 @@ def test_files_drive_the_schedule_and_the_day_stays_as_fallback(dagbag: object) 
     condition = schedule.asset_condition
     assert isinstance(condition, AssetAny)
     (landing,) = condition.objects  # one county: one landing folder
+    assert isinstance(landing, Asset)
     settings = load_settings()
     assert landing.uri == "file://" + os.path.abspath(settings.landing_dir)
     (watcher,) = landing.watchers

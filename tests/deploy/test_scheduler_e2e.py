@@ -469,9 +469,10 @@ def _quiet(cluster: Cluster) -> bool:
 
 
 def _county_day(run: dict[str, Any]) -> str:
-    import pendulum
+    from zoneinfo import ZoneInfo
 
-    return str(pendulum.parse(run["run_after"]).in_timezone(TIMEZONE).date())
+    moment = dt.datetime.fromisoformat(run["run_after"])
+    return moment.astimezone(ZoneInfo(TIMEZONE)).date().isoformat()
 
 
 def test_settled_files_start_the_run_by_themselves(cluster: Cluster) -> None:

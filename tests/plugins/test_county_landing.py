@@ -204,7 +204,7 @@ def test_the_batch_trigger_is_an_event_trigger_for_an_asset_watcher() -> None:
     # Airflow refuses a plain BaseTrigger as a watcher
     Asset("file:///data/landing", watchers=[AssetWatcher(name="w", trigger=trigger)])
     with pytest.raises(ValueError, match="BaseEventTrigger"):
-        AssetWatcher(name="w", trigger=LandingSettledTrigger("/data/landing", 30.0))
+        AssetWatcher(name="w", trigger=LandingSettledTrigger("/data/landing", 30.0))  # type: ignore[arg-type]
 
 
 def _watch(root: Path) -> tuple[Any, Any]:

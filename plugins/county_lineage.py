@@ -6,9 +6,10 @@ knows what they read and wrote. Each task therefore names its inputs and outputs
 run (`record`), and `CountyTaskExtractor`, registered as an OpenLineage custom extractor, turns
 those names (transforms.pipeline.lineage's URIs) and the task's declared inlets and outlets into
 the datasets of the task's COMPLETE event. The extractor runs in the task's own process (the
-OpenLineage listener is called there when the task ends), so a module-level record, keyed by
-the task instance, is enough: not Airflow's hook lineage collector, which is one per process
-and would mix the tasks of an `airflow dags test` run.
+OpenLineage listener is called there when the task ends), so a record kept in that process,
+keyed by the task instance (transforms.pipeline.lineage.remember), is enough: not Airflow's hook
+lineage collector, which is one per process and would mix the tasks of an `airflow dags test`
+run.
 
 Off unless OpenLineage is configured: with no transport the provider is disabled, `enabled()`
 is False and the tasks skip the look-ups.
@@ -29,8 +30,9 @@ from airflow.providers.openlineage.extractors.base import BaseExtractor, Operato
 from airflow.sdk import Asset
 from openlineage.client.event_v2 import Dataset
 
+from transforms.pipeline import lineage
+
 TaskKey = tuple[str, str, str, int]  # dag_id, run_id, task_id, map_index
-_RECORDED: dict[TaskKey, tuple[list[str], list[str]]] = {}
 
 
 def _key(task_instance: Any) -> TaskKey:
@@ -50,9 +52,7 @@ def enabled() -> bool:
 
 def record(task_instance: Any, inputs: Iterable[str], outputs: Iterable[str]) -> None:
     """Name what the running task read and wrote (URIs of transforms.pipeline.lineage)."""
-    recorded = _RECORDED.setdefault(_key(task_instance), ([], []))
-    recorded[0].extend(inputs)
-    recorded[1].extend(outputs)
+    lineage.remember(_key(task_instance), lineage.Lineage(tuple(inputs), tuple(outputs)))
 
 
 def to_dataset(uri: str) -> Dataset | None:
@@ -97,7 +97,7 @@ class CountyTaskExtractor(BaseExtractor):
         )
 
     def extract_on_complete(self, task_instance: Any) -> OperatorLineage | None:
-        recorded_in, recorded_out = _RECORDED.pop(_key(task_instance), ([], []))
-        inputs = recorded_in + _declared(self.operator.inlets)
-        outputs = recorded_out + _declared(self.operator.outlets)
+        recorded = lineage.take(_key(task_instance))
+        inputs = [*recorded.inputs, *_declared(self.operator.inlets)]
+        outputs = [*recorded.outputs, *_declared(self.operator.outlets)]
         return OperatorLineage(inputs=_datasets(inputs), outputs=_datasets(outputs))

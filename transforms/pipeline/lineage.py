@@ -79,6 +79,22 @@ def view_uri(settings: Settings, view: str) -> str:
     return table_uri(settings, view)
 
 
+# What each running step recorded, by (dag, run, task, map index), until the lineage listener
+# takes it when the step ends (in the same process). Here rather than in the plugin that reads
+# it: Airflow's plugin manager loads the plugins folder's files a second time under the same
+# names, so a plugin module's own state is not the one the task wrote to.
+_recorded: dict[tuple[str, str, str, int], Lineage] = {}
+
+
+def remember(key: tuple[str, str, str, int], found: Lineage) -> None:
+    had = _recorded.get(key, Lineage((), ()))
+    _recorded[key] = Lineage(had.inputs + found.inputs, had.outputs + found.outputs)
+
+
+def take(key: tuple[str, str, str, int]) -> Lineage:
+    return _recorded.pop(key, Lineage((), ()))
+
+
 def _manifest_rows(engine: Engine, ids: Sequence[int]) -> list[tuple[str, str | None, str | None]]:
     """(landing_path, archive_path, dataset) of the manifest entries, in id order."""
     import sqlalchemy as sa

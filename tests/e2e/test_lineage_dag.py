@@ -1,4 +1,4 @@
-"""Lineage and the published assets of a real DAG run (`airflow dags test`): OpenLineage's
+"""Lineage of a real DAG run (`airflow dags test`): OpenLineage's
 file transport receives each step's inputs and outputs, and they chain bureau file -> archived
 copy -> staging table -> household snapshot -> platform views. (`airflow dags test` records no
 asset events; tests/deploy/test_scheduler_e2e.py checks the snapshot's under a real scheduler.)"""

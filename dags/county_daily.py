@@ -11,6 +11,13 @@ and gets one instance each. Inside a mapped task group each task waits only for 
 upstream task, so one county's failure stops that county alone; the run is marked failed, the
 other counties load and publish as usual.
 
+Files drive the schedule: each county's landing folder is an asset watched by the settled-file
+event trigger (plugins/county_landing.py), so a settled batch of bureau files starts a run
+within a minute; the daily timetable stays as the fallback. The tasks that write the household
+snapshot and publish the platform views name their county's assets (plugins/county_assets.py)
+for downstream DAGs, and every step names what it read and wrote for OpenLineage
+(plugins/county_lineage.py, off unless configured).
+
 This file only wires tasks together: the work lives in the `transforms` package, imported
 inside the tasks so that parsing this DAG stays fast (no pandas or Great Expectations here).
 """
@@ -25,11 +32,24 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pendulum
-from airflow.sdk import dag, get_current_context, setup, task, task_group, teardown
+from airflow.sdk import (
+    AssetAny,
+    AssetOrTimeSchedule,
+    CronTriggerTimetable,
+    dag,
+    get_current_context,
+    setup,
+    task,
+    task_group,
+    teardown,
+)
 
 # airflow.sdk exports these too, but its type stub does not list them yet
 from airflow.sdk.definitions.callback import AsyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
+
+# the plugins folder is on sys.path in Airflow's processes (AIRFLOW__CORE__PLUGINS_FOLDER)
+from county_assets import PLATFORM_VIEWS_ALIAS, SNAPSHOT_ALIAS, landing_assets
 
 # typing only (TypedDicts, no pandas or GX): what the tasks hand each other through XCom
 from transforms.runlog.refs import DatasetGroup, LoadedFileRef, ParsedFileRef, ResolvedFileRef
@@ -129,6 +149,32 @@ def _deadline() -> DeadlineAlert | None:
     )
 
 
+def _lineage(county: str, step: str, *args: Any) -> None:
+    """Name what the step read and wrote for OpenLineage (nothing to do unless configured)."""
+    import county_lineage
+
+    if not county_lineage.enabled():
+        return
+    from transforms.config.settings import load_settings
+    from transforms.pipeline import lineage
+
+    settings = load_settings().for_county(county)
+    found = getattr(lineage, f"{step}_lineage")(settings, *args)
+    county_lineage.record(get_current_context()["ti"], found.inputs, found.outputs)
+
+
+def _announce(alias: Any, county: str, uris: list[str]) -> None:
+    """Emit the county's assets through the task's alias outlet (a mapped instance has no
+    outlets of its own): a DAG scheduled on one of them runs after it."""
+    from county_assets import asset_for
+
+    events = get_current_context()["outlet_events"]
+    for uri in uris:
+        events[alias].add(
+            asset_for(uri), extra={"county": county, "day": _county_day().isoformat()}
+        )
+
+
 def _on_failure(context: Any) -> None:
     """Record the failure and alert (plugins/county_ops.py; the plugins folder is importable
     in Airflow's processes)."""
@@ -139,7 +185,11 @@ def _on_failure(context: Any) -> None:
 
 @dag(
     dag_id="county_daily",
-    schedule="@daily",
+    # a settled batch in a landing folder starts a run; the daily run stays as the fallback
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("@daily", timezone=TIMEZONE),
+        assets=AssetAny(*landing_assets()),
+    ),
     start_date=pendulum.datetime(2026, 1, 1, tz=TIMEZONE),
     catchup=False,
     max_active_runs=1,
@@ -193,7 +243,9 @@ def county_daily() -> None:
         @_fail_fast
         def discover(county: str) -> list[DatasetGroup]:
             pipeline, settings, engine = _pipeline(county)
-            return pipeline.discover(settings, engine, _run_id(), _county_day())
+            groups = pipeline.discover(settings, engine, _run_id(), _county_day())
+            _lineage(county, "discover", engine, groups)
+            return groups
 
         @task(map_index_template=named)
         @_fail_fast
@@ -215,13 +267,20 @@ def county_daily() -> None:
         @_fail_fast
         def load(county: str, files: list[ResolvedFileRef]) -> list[LoadedFileRef]:
             pipeline, settings, engine = _pipeline(county)
-            return pipeline.load(settings, engine, _run_id(), files)
+            loaded: list[LoadedFileRef] = pipeline.load(settings, engine, _run_id(), files)
+            _lineage(county, "load", engine, loaded)
+            return loaded
 
-        @task(map_index_template=named, trigger_rule="none_failed")
+        @task(map_index_template=named, trigger_rule="none_failed", outlets=[SNAPSHOT_ALIAS])
         @_fail_fast
         def build_snapshot(county: str, _loaded: list[LoadedFileRef]) -> dict[str, int]:
+            from county_assets import snapshot_uris
+
             pipeline, settings, engine = _pipeline(county)
-            return pipeline.snapshot(settings, engine, _run_id(), _county_day())
+            counts: dict[str, int] = pipeline.snapshot(settings, engine, _run_id(), _county_day())
+            _announce(SNAPSHOT_ALIAS, county, snapshot_uris(settings))
+            _lineage(county, "snapshot", engine)
+            return counts
 
         @task(map_index_template=named, trigger_rule="all_done")
         @_fail_fast
@@ -261,11 +320,18 @@ def county_daily() -> None:
             _, settings, engine = _pipeline(county)
             return build(settings, engine, _run_id())
 
-        @task(map_index_template=named, trigger_rule="none_failed")
+        @task(map_index_template=named, trigger_rule="none_failed", outlets=[PLATFORM_VIEWS_ALIAS])
         @_fail_fast
         def publish_platform(county: str, _warnings: dict[str, Any]) -> dict[str, int]:
+            from county_assets import platform_view_uris
+
             pipeline, settings, engine = _pipeline(county)
-            return pipeline.publish_platform(settings, engine, _run_id(), _county_day())
+            counts: dict[str, int] = pipeline.publish_platform(
+                settings, engine, _run_id(), _county_day()
+            )
+            _announce(PLATFORM_VIEWS_ALIAS, county, platform_view_uris(settings))
+            _lineage(county, "platform")
+            return counts
 
         @task(map_index_template=named, trigger_rule="none_failed")
         @_fail_fast

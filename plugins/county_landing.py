@@ -1,4 +1,5 @@
-"""Waiting for the bureaus' files: a sensor and a deferrable trigger on the landing folder.
+"""Waiting for the bureaus' files: a sensor and a deferrable trigger on the landing folder, and
+the event trigger whose firing starts the county's run (an AssetWatcher on the landing folder).
 
 Both ask the same question as the pipeline's intake (transforms.intake.landing): which files under
 `landing/<bureau>/` have stopped changing? They answer yes only when at least one file has
@@ -21,13 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 
 from transforms.intake.landing import scan_landing, stable_entries
 
 # The triggerer imports the trigger by this path: Airflow puts the plugins folder on sys.path
 # and loads each plugin file under its stem.
 TRIGGER_CLASSPATH = "county_landing.LandingSettledTrigger"
+BATCH_TRIGGER_CLASSPATH = "county_landing.LandingBatchTrigger"
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,97 @@ class LandingSettledTrigger(BaseTrigger):
                 return
             if state.arriving:
                 self.log.info("%d file(s) still being copied", len(state.arriving))
+            await asyncio.sleep(self.poke_interval)
+
+
+FileSignature = tuple[str, int, int]  # (path relative to the landing root, size, mtime in ns)
+
+
+def _signatures(root: Path, rels: Sequence[str]) -> set[FileSignature]:
+    found = set()
+    for rel in rels:
+        try:
+            stat = (root / rel).lstat()
+        except OSError:
+            continue  # taken (moved aside) between the scan and now
+        found.add((rel, stat.st_size, stat.st_mtime_ns))
+    return found
+
+
+@dataclass
+class BatchWatch:
+    """Which settled batches have already been announced, so that an event trigger that polls for
+    ever fires once per new batch and not again for files a run has not taken yet.
+
+    A file is known by its path, size and modification time: the same name dropped again (a
+    corrected file) is a new file. Files that left the landing folder (discover moved them aside)
+    are forgotten, so a file dropped again later under the same name and time fires again.
+    """
+
+    announced: set[FileSignature]
+
+    def new_batch(self, root: Path, state: LandingState) -> list[str] | None:
+        """The paths of the batch to announce now, or None: nothing new, or still arriving."""
+        present = _signatures(root, (*state.settled, *state.refused))
+        self.announced &= present
+        fresh = present - self.announced
+        if not state.ready or not fresh:
+            return None
+        # the whole settled batch counts as announced; a file still arriving is not in it and
+        # fires its own event once it has settled
+        self.announced |= present
+        return sorted(rel for rel, _, _ in fresh)
+
+
+class LandingBatchTrigger(BaseEventTrigger):
+    """Event trigger of the landing folder's asset: fires each time a new batch has settled.
+
+    It never returns: the triggerer runs it for as long as a DAG is scheduled on the asset, and
+    each event it yields becomes an asset event that queues the county's run. A file settling
+    while a run is under way is either taken by that run's discover or, if discover had already
+    looked, announced by a new event: the scheduler queues the next run (max_active_runs=1 holds
+    it until the current one ends). A triggerer restart forgets what was announced: files still
+    waiting in the landing folder are announced again, which costs one extra, empty-handed run
+    at worst, never a lost file.
+    """
+
+    def __init__(
+        self, landing_dir: str, stable_seconds: float, poke_interval: float = 15.0
+    ) -> None:
+        super().__init__()
+        self.landing_dir = landing_dir
+        self.stable_seconds = stable_seconds
+        self.poke_interval = poke_interval
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            BATCH_TRIGGER_CLASSPATH,
+            {
+                "landing_dir": self.landing_dir,
+                "stable_seconds": self.stable_seconds,
+                "poke_interval": self.poke_interval,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        root = Path(self.landing_dir)
+        watch = BatchWatch(announced=set())
+        while True:
+            # off the shared event loop: a directory walk on a network share, and the sleep of
+            # stable_entries while a young file is watched
+            state = await asyncio.to_thread(landing_state, root, self.stable_seconds)
+            batch = await asyncio.to_thread(watch.new_batch, root, state)
+            if batch is not None:
+                self.log.info("%s: %d new settled file(s)", root, len(batch))
+                # bureaus and a count, not names: a file name may carry a person's name, and the
+                # event is stored and shown in the UI
+                yield TriggerEvent(
+                    {
+                        "landing_dir": str(root),
+                        "new_files": len(batch),
+                        "bureaus": sorted({rel.split("/", 1)[0] for rel in batch}),
+                    }
+                )
             await asyncio.sleep(self.poke_interval)
 
 

@@ -13,6 +13,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "dags"
+PLUGINS = ROOT / "plugins"
+# the DAG file imports plugin modules (county_assets): Airflow's processes have the plugins
+# folder on sys.path, so must the in-process DagBag and the parsing subprocesses here
+if str(PLUGINS) not in sys.path:
+    sys.path.insert(0, str(PLUGINS))
+PARSE_ENV = {"AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS)}
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +165,7 @@ def test_the_deadline_follows_its_setting(tmp_path: Path) -> None:
     for value, argv in (("06:45", []), ("off", []), ("06:45", ["dags", "test"])):
         env = {
             **os.environ,
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            **PARSE_ENV,
             "AIRFLOW_HOME": str(tmp_path),
             "COUNTY_DAILY_DEADLINE": value,
         }
@@ -195,7 +201,7 @@ def test_parsing_the_dags_imports_no_heavy_modules() -> None:
         "'transforms.pipeline.steps', 'openpyxl') if m in sys.modules)\n"
         "print(','.join(heavy))\n"
     )
-    env = {**os.environ, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    env = {**os.environ, **PARSE_ENV}
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
     )
@@ -203,3 +209,61 @@ def test_parsing_the_dags_imports_no_heavy_modules() -> None:
     loaded = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
     assert "pandas" not in loaded and "great_expectations" not in loaded, loaded
     assert "transforms.pipeline.steps" not in loaded, loaded
+
+
+def test_files_drive_the_schedule_and_the_day_stays_as_fallback(dagbag: object) -> None:
+    from airflow.sdk import Asset, AssetAny, AssetOrTimeSchedule, CronTriggerTimetable
+    from county_landing import LandingBatchTrigger
+
+    from transforms.config.settings import load_settings
+
+    dag = dagbag.dags["county_daily"]  # type: ignore[attr-defined]
+    schedule = dag.timetable
+    assert isinstance(schedule, AssetOrTimeSchedule)
+    assert isinstance(schedule.timetable, CronTriggerTimetable)
+    assert (schedule.timetable.expression, str(schedule.timetable.timezone)) == (
+        "0 0 * * *",
+        "Asia/Shanghai",
+    )
+    condition = schedule.asset_condition
+    assert isinstance(condition, AssetAny)
+    (landing,) = condition.objects  # one county: one landing folder
+    assert isinstance(landing, Asset)
+    settings = load_settings()
+    assert landing.uri == "file://" + os.path.abspath(settings.landing_dir)
+    (watcher,) = landing.watchers
+    assert isinstance(watcher.trigger, LandingBatchTrigger)
+    assert watcher.trigger.landing_dir == os.path.abspath(settings.landing_dir)
+    assert watcher.trigger.stable_seconds == settings.landing_stable_seconds
+    # a downstream DAG can wait for the snapshot and the platform views
+    tasks = {k.removeprefix(GROUP): v for k, v in dag.task_dict.items()}
+    assert [a.name for a in tasks["build_snapshot"].outlets] == ["county_household_snapshot"]
+    assert [a.name for a in tasks["publish_platform"].outlets] == ["county_platform_views"]
+
+
+def test_each_county_has_its_watched_landing_folder(tmp_path: Path) -> None:
+    script = (
+        "import runpy, json\n"
+        f"ns = runpy.run_path({str(DAGS / 'county_daily.py')!r})\n"
+        "print(json.dumps([[a.uri, a.watchers[0].trigger.landing_dir] "
+        "for a in ns['landing_assets']()]))\n"
+    )
+    env = {
+        **os.environ,
+        **PARSE_ENV,
+        "AIRFLOW_HOME": str(tmp_path),
+        "DATA_DIR": str(tmp_path / "data"),
+        "COUNTIES": "lankao,qixian",
+        "WAREHOUSE_URL": f"sqlite:///{tmp_path}/{{county}}.sqlite",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    import json
+
+    landing = tmp_path / "data" / "landing"
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [
+        [f"file://{landing}/lankao", f"{landing}/lankao"],
+        [f"file://{landing}/qixian", f"{landing}/qixian"],
+    ]

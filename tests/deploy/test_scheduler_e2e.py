@@ -1,8 +1,11 @@
 """The production shape, run natively: the services of docker-compose.yml (API server, scheduler,
 dag-processor, triggerer and a Celery worker) with the file's own commands and environment,
 pointed at the local PostgreSQL (two throwaway databases: Airflow's metadata and the warehouse)
-and the local Redis. The DAG is unpaused and triggered through the REST API as an operator
-would, then a corrected bureau file is dropped and a second run must take it.
+and the local Redis. The DAG is unpaused and the bureaus' files start its run by themselves
+(the landing folder's asset watcher in the triggerer); a file dropped during that run must be
+taken by it or by the next run the watcher starts. A backfill of the day must give the same
+result, and a run triggered through the REST API for a past day as an operator would takes a
+corrected file dropped just before and raises the day's deadline alert.
 
 Redis: 127.0.0.1:6379 (TEST_REDIS_URL to change it). In CI an unreachable Redis or PostgreSQL
 fails the test; elsewhere it skips.
@@ -30,6 +33,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
@@ -39,8 +43,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.timeout(1800)]
 
 AIRFLOW = Path(sys.executable).with_name("airflow")
 DAG_ID = "county_daily"
-FIRST_DAY = "2026-11-28"
-SECOND_DAY = "2026-11-29"
+FIRST_DAY = "2026-11-28"  # the day the sample county's files are written for
+SECOND_DAY = "2026-11-29"  # a past day an operator runs by hand
+TIMEZONE = "Asia/Shanghai"
 HOUSEHOLDS = 30
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -143,6 +148,16 @@ class Cluster:
     warehouse: sa.Engine
     services: list[Service] = field(default_factory=list)
     token: str = ""
+    first_day: str = ""  # the county day the file-started run covered
+
+    def drop_arrivals(self) -> None:
+        """Move the generated bureau files into the landing folder, as the bureaus' clerks
+        would (a rename: each file appears whole, with the time it was written)."""
+        source = self.root / "arrivals" / "landing"
+        for path in sorted(p for p in source.rglob("*") if p.is_file()):
+            target = self.data_dir / "landing" / path.relative_to(source)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(path, target)
 
     # -- the REST API, as an operator's script would use it -------------------------------
     def request(
@@ -314,15 +329,15 @@ def _environment(
             "LANDING_STABLE_SECONDS": "1",
             # one load at a time across the deployment
             "WAREHOUSE_LOAD_SLOTS": "1",
-            # test-only: ports of our own, a queue of our own, and no scheduled runs (the
-            # test triggers each run it checks)
+            # a settled file starts its run within seconds here (15 s by default)
+            "LANDING_POLL_SECONDS": "2",
+            # test-only: ports of our own, a queue of our own
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(api_port),
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
             "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(_free_port()),
             "AIRFLOW__OPERATORS__DEFAULT_QUEUE": queue,
-            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
             "PYTHONPATH": str(ROOT),
         }
     )
@@ -376,7 +391,8 @@ def cluster(
     )
     env = _environment(root, metadata_db_url, warehouse_url, api_port, passwords)
     data_dir, truth_dir = root / "data", root / "truth"
-    _generate(data_dir, truth_dir, seed=7, day=FIRST_DAY)
+    # the bureaus' files wait outside the landing folder until the first test drops them
+    _generate(root / "arrivals", truth_dir, seed=7, day=FIRST_DAY)
 
     compose = load_compose(example_env())
     # the init service's own script: Airflow's metadata, the load pool, the warehouse schema
@@ -429,7 +445,37 @@ def _manifest(cluster: Cluster) -> dict[str, sa.Row[Any]]:
     return {r.landing_path: r for r in rows}
 
 
-def test_a_triggered_run_loads_the_county(cluster: Cluster) -> None:
+def _runs(cluster: Cluster, run_type: str | None = None) -> list[dict[str, Any]]:
+    query = "?order_by=run_after&limit=100" + (f"&run_type={run_type}" if run_type else "")
+    status, body = cluster.request("GET", f"/api/v2/dags/{DAG_ID}/dagRuns{query}")
+    assert status == 200, (status, body)
+    return list(body["dag_runs"])
+
+
+def _landing_events(cluster: Cluster) -> list[dict[str, Any]]:
+    status, body = cluster.request("GET", "/api/v2/assets?name_pattern=county_landing_county")
+    assert status == 200, (status, body)
+    (asset,) = body["assets"]
+    _, events = cluster.request("GET", f"/api/v2/assets/events?asset_id={asset['id']}&limit=100")
+    return list(events["asset_events"])
+
+
+def _quiet(cluster: Cluster) -> bool:
+    """No run queued or running, and no asset event waiting to start one."""
+    if any(r["state"] in ("queued", "running") for r in _runs(cluster)):
+        return False
+    status, body = cluster.request("GET", f"/api/v2/dags/{DAG_ID}/assets/queuedEvents")
+    return status == 404 or (status == 200 and not body.get("queued_events"))
+
+
+def _county_day(run: dict[str, Any]) -> str:
+    from zoneinfo import ZoneInfo
+
+    moment = dt.datetime.fromisoformat(run["run_after"])
+    return moment.astimezone(ZoneInfo(TIMEZONE)).date().isoformat()
+
+
+def test_settled_files_start_the_run_by_themselves(cluster: Cluster) -> None:
     status, body = cluster.request("GET", f"/api/v2/dags/{DAG_ID}", token="")
     assert status == 401, "the REST API must refuse anonymous callers"
     # the dag-processor parses the DAG; the scheduler must know it before it can run it
@@ -440,42 +486,120 @@ def test_a_triggered_run_loads_the_county(cluster: Cluster) -> None:
     )
     status, body = cluster.request("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
     assert (status, body["is_paused"]) == (200, False), body
-    cluster.trigger(FIRST_DAY, "e2e_first")
-    cluster.wait_for_run("e2e_first")
-
+    # unpaused, the DAG runs the day that has begun at once (the daily fallback, catchup off):
+    # no file has come yet, so it finds nothing and succeeds
+    (scheduled,) = cluster.wait_until(
+        "the day's scheduled run", START_TIMEOUT, lambda: _runs(cluster, "scheduled")
+    )
+    cluster.wait_for_run(scheduled["dag_run_id"])
+    assert _manifest(cluster) == {}
+    # now the bureaus drop their files, and nobody triggers anything: the landing folder's
+    # watcher sees them settle and the scheduler starts the run
+    cluster.drop_arrivals()
+    dropped_at = time.monotonic()
+    first = cluster.wait_until(
+        "a run started by the landing folder's files",
+        START_TIMEOUT,
+        lambda: next(iter(_runs(cluster, "asset_triggered")), None),
+    )
+    assert first["triggered_by"] == "asset", first
+    assert time.monotonic() - dropped_at < 60, "a settled batch starts its run within a minute"
+    # one event for the whole settled batch, naming bureaus and a count (never file names)
+    (event,) = _landing_events(cluster)
     files = cluster.truth(cluster.truth_dir, "files.csv")
+    assert event["extra"]["from_trigger"] is True
+    assert event["extra"]["payload"]["new_files"] == len(files)
+    assert set(event["extra"]["payload"]["bureaus"]) == {f["file"].split("/")[0] for f in files}
+
+    # a file dropped while the run works: its discover takes it, or the watcher starts the
+    # next run, which does
+    other = cluster.root / "other-county"
+    _generate(other / "data", other / "truth", seed=9, day=FIRST_DAY)
+    (source,) = [
+        f for f in cluster.truth(other / "truth", "files.csv") if f["dataset"] == "illness"
+    ]
+    late_rel = source["file"].replace(".csv", "（迟到）.csv")
+
+    def discovered() -> bool:
+        tasks = cluster.task_instances(first["dag_run_id"])
+        return any(t["task_id"] == "county.discover" and t["state"] == "success" for t in tasks)
+
+    # the hard case: the run has already looked at the landing folder when the file comes
+    cluster.wait_until("the first run's discover", RUN_TIMEOUT, discovered)
+    shutil.copyfile(
+        other / "data" / "landing" / source["file"], cluster.data_dir / "landing" / late_rel
+    )
+    late_dropped = dt.datetime.now(dt.UTC)
+    cluster.wait_for_run(first["dag_run_id"])
+
+    def late_file_loaded() -> sa.Row[Any] | None:
+        entry = _manifest(cluster).get(late_rel)
+        return entry if entry is not None and entry.status in ("loaded", "partly_loaded") else None
+
+    late = cluster.wait_until(
+        "the file dropped during the run to be loaded", RUN_TIMEOUT, late_file_loaded
+    )
+    # the watcher announced it within a minute, and the run that event started (queued
+    # behind the first, max_active_runs=1) took it
+    (taker,) = [r for r in _runs(cluster) if r["dag_run_id"] == late.run_id]
+    assert taker["run_type"] == "asset_triggered" and taker["dag_run_id"] != first["dag_run_id"]
+    (announced,) = [
+        e
+        for e in _landing_events(cluster)
+        if e["extra"]["payload"]["bureaus"] == [late_rel.split("/")[0]]
+    ]
+    assert announced["extra"]["payload"]["new_files"] == 1
+    delay = dt.datetime.fromisoformat(announced["timestamp"]) - late_dropped
+    assert dt.timedelta(0) < delay < dt.timedelta(seconds=60), delay
+    cluster.wait_for_run(late.run_id)
+    assert late.rows_loaded == int(source["valid_rows"])
+    assert not (cluster.data_dir / "landing" / late_rel).exists()
+    cluster.wait_until("the runs the files started to end", RUN_TIMEOUT, lambda: _quiet(cluster))
+    runs = _runs(cluster)
+    assert {r["run_type"] for r in runs} == {"scheduled", "asset_triggered"}, runs
+    assert all(r["state"] == "success" for r in runs), runs
+
     manifest = _manifest(cluster)
-    assert set(manifest) == {f["file"] for f in files}
+    assert set(manifest) == {f["file"] for f in files} | {late_rel}
     for f in files:
         entry = manifest[f["file"]]
-        assert entry.run_id == "e2e_first", f["file"]
-        assert entry.status == ("partly_loaded" if int(f["invalid_rows"]) else "loaded")
+        assert entry.run_id == first["dag_run_id"], f["file"]
+        if f["dataset"] == source["dataset"]:
+            # the late file is the same list for the same period: it replaces this one
+            assert (entry.status, entry.superseded_by) == ("superseded", late.id), f["file"]
+        else:
+            assert entry.status == ("partly_loaded" if int(f["invalid_rows"]) else "loaded")
         assert entry.rows_loaded == int(f["valid_rows"]), f["file"]
     households = {r["household_id"] for r in cluster.truth(cluster.truth_dir, "households.csv")}
+    day = _county_day(first)  # a run a file started covers the county day it started on
     snapshot = cluster.query(
         "select household_id from household_snapshot where snapshot_date = :day",
-        day=dt.date.fromisoformat(FIRST_DAY),
+        day=dt.date.fromisoformat(day),
     )
     assert len(snapshot) > 0
     assert {r.household_id for r in snapshot} == households
     # the tasks ran on the Celery worker, not in the scheduler
     worker_log = next(s.log for s in cluster.services if s.name == "airflow-worker")
-    assert "run_id='e2e_first'" in worker_log.read_text(encoding="utf-8", errors="replace")
+    assert f"run_id='{first['dag_run_id']}'" in worker_log.read_text(
+        encoding="utf-8", errors="replace"
+    )
     # the warehouse load took a slot of the pool the init script created
     status, pool = cluster.request("GET", "/api/v2/pools/warehouse_loads")
     assert (status, pool["slots"]) == (200, 1), pool
-    loads = [t for t in cluster.task_instances("e2e_first") if t["task_id"] == "county.load"]
+    loads = [
+        t for t in cluster.task_instances(first["dag_run_id"]) if t["task_id"] == "county.load"
+    ]
     assert [(t["pool"], t["state"], t["rendered_map_index"]) for t in loads] == [
         ("warehouse_loads", "success", "county")
     ]
-    # the day's 08:00 deadline had passed when this run for a past day was created: the
-    # scheduler hands the alert to the triggerer, which records it
-    alerts = cluster.wait_until(
-        "the deadline alert of e2e_first",
-        START_TIMEOUT,
-        lambda: [r for r in _failure_records(cluster) if r.get("kind") == "deadline_missed"],
-    )
-    assert [(r["run_id"], r["deadline_at"]) for r in alerts] == [("e2e_first", "08:00")]
+    # the snapshot's asset got its event: a DAG scheduled on it would run now
+    uri = "warehouse://county/household_snapshot"
+    status, body = cluster.request("GET", f"/api/v2/assets?uri_pattern={quote(uri, safe='')}")
+    (snapshot_asset,) = body["assets"]
+    assert snapshot_asset["uri"] == uri
+    _, events = cluster.request("GET", f"/api/v2/assets/events?asset_id={snapshot_asset['id']}")
+    assert {e["source_run_id"] for e in events["asset_events"]} >= {first["dag_run_id"]}
+    cluster.first_day = day
 
 
 def _failure_records(cluster: Cluster) -> list[dict[str, Any]]:
@@ -511,7 +635,8 @@ def _fingerprint(cluster: Cluster, day: str) -> dict[str, Any]:
 
 
 def test_a_backfill_of_the_day_gives_the_same_result(cluster: Cluster) -> None:
-    original = _fingerprint(cluster, FIRST_DAY)
+    day = cluster.first_day
+    original = _fingerprint(cluster, day)
     assert original["snapshot"], "the first test loads the county"
     proc = subprocess.run(
         [
@@ -521,9 +646,9 @@ def test_a_backfill_of_the_day_gives_the_same_result(cluster: Cluster) -> None:
             "--dag-id",
             DAG_ID,
             "--from-date",
-            FIRST_DAY,
+            day,
             "--to-date",
-            FIRST_DAY,
+            day,
             "--reprocess-behavior",
             "completed",
         ],
@@ -543,11 +668,12 @@ def test_a_backfill_of_the_day_gives_the_same_result(cluster: Cluster) -> None:
     run_id = cluster.wait_until("the backfill's DAG run", START_TIMEOUT, backfill_run)
     cluster.wait_for_run(run_id)
     _, run = cluster.request("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")
-    assert run["run_type"] == "backfill" and run["logical_date"].startswith("2026-11-27T16:00")
-    assert _fingerprint(cluster, FIRST_DAY) == original
+    before = dt.date.fromisoformat(day) - dt.timedelta(days=1)
+    assert run["run_type"] == "backfill" and run["logical_date"].startswith(f"{before}T16:00")
+    assert _fingerprint(cluster, day) == original
 
 
-def test_a_second_run_takes_a_newly_dropped_file(cluster: Cluster) -> None:
+def test_an_operators_run_for_a_past_day_takes_a_dropped_file_and_alerts(cluster: Cluster) -> None:
     before = _manifest(cluster)
     assert before, "the first test loads the county"
     other = cluster.root / "other-county"
@@ -559,6 +685,8 @@ def test_a_second_run_takes_a_newly_dropped_file(cluster: Cluster) -> None:
     target = cluster.data_dir / "landing" / dropped_rel
     shutil.copyfile(other / "data" / "landing" / source["file"], target)
 
+    # at once, before the file has settled for the watcher: the operator's run is queued
+    # first, and the run the watcher then asks for waits behind it (max_active_runs=1)
     cluster.trigger(SECOND_DAY, "e2e_second")
     cluster.wait_for_run("e2e_second")
 
@@ -574,11 +702,22 @@ def test_a_second_run_takes_a_newly_dropped_file(cluster: Cluster) -> None:
     ][0]
     assert staged == int(source["valid_rows"])
     assert not target.exists(), "a received file is moved aside out of the landing folder"
-    snapshot = cluster.query(
-        "select count(*) from household_snapshot where snapshot_date = :day",
-        day=dt.date.fromisoformat(SECOND_DAY),
-    )[0][0]
-    assert snapshot == len(cluster.truth(cluster.truth_dir, "households.csv"))
+    # the day's 08:00 deadline had passed when this run for a past day was created: the
+    # scheduler hands the alert to the triggerer, which records it
+    alerts = cluster.wait_until(
+        "the deadline alert of e2e_second",
+        START_TIMEOUT,
+        lambda: [
+            r
+            for r in _failure_records(cluster)
+            if r.get("kind") == "deadline_missed" and r.get("run_id") == "e2e_second"
+        ],
+    )
+    assert [r["deadline_at"] for r in alerts] == ["08:00"]
+    # a run the watcher started for the same file, if any, finds nothing new: no file twice
+    cluster.wait_until("the runs to end", RUN_TIMEOUT, lambda: _quiet(cluster))
+    assert set(_manifest(cluster)) == set(after)
+    assert all(r["state"] == "success" for r in _runs(cluster)), _runs(cluster)
 
 
 def test_the_reports_plugin_serves_signed_in_users_only(cluster: Cluster) -> None:

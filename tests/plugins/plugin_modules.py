@@ -11,9 +11,19 @@ PLUGINS_DIR = Path(__file__).resolve().parents[2] / "plugins"
 if str(PLUGINS_DIR) not in sys.path:
     sys.path.insert(0, str(PLUGINS_DIR))
 
+import county_assets  # noqa: E402
 import county_landing  # noqa: E402
+import county_lineage  # noqa: E402
 import county_ops  # noqa: E402
 import county_pull  # noqa: E402
 import county_ui  # noqa: E402
 
-__all__ = ["PLUGINS_DIR", "county_landing", "county_ops", "county_pull", "county_ui"]
+__all__ = [
+    "PLUGINS_DIR",
+    "county_assets",
+    "county_landing",
+    "county_lineage",
+    "county_ops",
+    "county_pull",
+    "county_ui",
+]

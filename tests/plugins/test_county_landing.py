@@ -186,3 +186,92 @@ def test_deferrable_sensor_defers_to_the_trigger(tmp_path: Path) -> None:
     assert sensor.execute_complete({}, event) == event
     with pytest.raises(RuntimeError, match="without an event"):
         sensor.execute_complete({}, None)
+
+
+# -- the event trigger of the landing folder's asset (starts the county's run) ------------------
+
+LandingBatchTrigger = county_landing.LandingBatchTrigger
+
+
+def test_the_batch_trigger_is_an_event_trigger_for_an_asset_watcher() -> None:
+    from airflow.sdk import Asset, AssetWatcher
+
+    trigger = LandingBatchTrigger("/data/landing", 30.0, poke_interval=5.0)
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "county_landing.LandingBatchTrigger"
+    module, name = classpath.rsplit(".", 1)
+    assert getattr(__import__(module), name)(**kwargs).serialize() == (classpath, kwargs)
+    # Airflow refuses a plain BaseTrigger as a watcher
+    Asset("file:///data/landing", watchers=[AssetWatcher(name="w", trigger=trigger)])
+    with pytest.raises(ValueError, match="BaseEventTrigger"):
+        AssetWatcher(name="w", trigger=LandingSettledTrigger("/data/landing", 30.0))  # type: ignore[arg-type]
+
+
+def _watch(root: Path) -> tuple[Any, Any]:
+    watch = county_landing.BatchWatch(announced=set())
+
+    def poll() -> list[str] | None:
+        state = landing_state(root, stable_seconds=30, sleep=_no_sleep)
+        result: list[str] | None = watch.new_batch(root, state)
+        return result
+
+    return watch, poll
+
+
+def test_a_batch_is_announced_once_until_it_is_taken(tmp_path: Path) -> None:
+    _, poll = _watch(tmp_path)
+    assert poll() is None  # an empty folder: nothing
+    _drop(tmp_path, "health/大病.xlsx")
+    _drop(tmp_path, "education/在校生.csv")
+    assert poll() == ["education/在校生.csv", "health/大病.xlsx"]
+    assert poll() is None  # waiting for the run to take them: not announced again
+    # a file settling while the batch still waits (or while the run works) is a new batch
+    _drop(tmp_path, "housing/危房.xlsx")
+    assert poll() == ["housing/危房.xlsx"]
+    assert poll() is None
+    # discover takes everything; the same name dropped again later is a new file
+    for rel in ("health/大病.xlsx", "education/在校生.csv", "housing/危房.xlsx"):
+        (tmp_path / rel).unlink()
+    assert poll() is None
+    _drop(tmp_path, "health/大病.xlsx")
+    assert poll() == ["health/大病.xlsx"]
+
+
+def test_a_corrected_file_under_the_same_name_is_announced(tmp_path: Path) -> None:
+    _, poll = _watch(tmp_path)
+    _drop(tmp_path, "health/大病.xlsx", b"first")
+    assert poll() == ["health/大病.xlsx"]
+    _drop(tmp_path, "health/大病.xlsx", b"second, corrected", mtime=OLD + 60)
+    assert poll() == ["health/大病.xlsx"]
+
+
+def test_a_batch_still_being_copied_is_not_announced_until_it_settles(tmp_path: Path) -> None:
+    watch, poll = _watch(tmp_path)
+    _drop(tmp_path, "health/大病.xlsx")
+    young = _drop(tmp_path, "health/门诊.xlsx", mtime=None)  # written just now
+    # what a scan sees while the second file still grows
+    growing = LandingState(
+        settled=("health/大病.xlsx",), arriving=("health/门诊.xlsx",), refused=()
+    )
+    assert watch.new_batch(tmp_path, growing) is None
+    os.utime(young, (OLD, OLD))
+    assert poll() == ["health/大病.xlsx", "health/门诊.xlsx"]
+
+
+def test_the_batch_trigger_keeps_running_and_fires_per_new_batch(tmp_path: Path) -> None:
+    _drop(tmp_path, "health/大病.xlsx")
+
+    async def two_events() -> list[Any]:
+        events = []
+        async for event in LandingBatchTrigger(str(tmp_path), 30, poke_interval=0.05).run():
+            events.append(event.payload)
+            if len(events) == 1:
+                _drop(tmp_path, "education/在校生.csv")
+            else:
+                return events
+        raise AssertionError("the event trigger must not end")
+
+    first, second = asyncio.run(asyncio.wait_for(two_events(), 60))
+    # counts and bureaus only: a file's name may carry a person's name
+    assert first == {"landing_dir": str(tmp_path), "new_files": 1, "bureaus": ["health"]}
+    assert second == {"landing_dir": str(tmp_path), "new_files": 1, "bureaus": ["education"]}

@@ -33,6 +33,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from county_connections import connection as _connection
+
 from transforms.config.environment import Environment, read_environment
 from transforms.config.settings import SettingsError
 
@@ -65,19 +67,9 @@ class Alert:
 # -- the connections ----------------------------------------------------------------------
 
 
-def _connection(conn_id: str) -> Any | None:
-    """The connection, or None when the deployment has not created it."""
-    from airflow.sdk import Connection
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
-    try:
-        return Connection.get(conn_id)
-    except AirflowNotFoundException:
-        return None
-
-
 async def _aconnection(conn_id: str) -> Any | None:
-    """The same from the triggerer's event loop (the deadline alert runs there)."""
+    """The Airflow connection or None, looked up from the triggerer's event loop (the deadline
+    alert runs there)."""
     from airflow.providers.common.compat.connection import get_async_connection
     from airflow.sdk.exceptions import AirflowNotFoundException
 

@@ -11,6 +11,7 @@ PLUGINS_DIR = Path(__file__).resolve().parents[2] / "plugins"
 if str(PLUGINS_DIR) not in sys.path:
     sys.path.insert(0, str(PLUGINS_DIR))
 
+import county_connections  # noqa: E402
 import county_landing  # noqa: E402
 import county_notify  # noqa: E402
 import county_ops  # noqa: E402
@@ -19,6 +20,7 @@ import county_ui  # noqa: E402
 
 __all__ = [
     "PLUGINS_DIR",
+    "county_connections",
     "county_landing",
     "county_notify",
     "county_ops",

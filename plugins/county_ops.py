@@ -43,7 +43,13 @@ log = logging.getLogger(__name__)
 FAILURES_FILE = "failures.jsonl"
 MESSAGE_LIMIT = 300
 
-__all__ = ["AlertConfigError", "AlertDeliveryError", "on_deadline_missed", "on_failure_callback"]
+__all__ = [
+    "AlertConfigError",
+    "AlertDeliveryError",
+    "on_deadline_missed",
+    "on_failure_callback",
+    "on_late_bureaus",
+]
 
 
 def scrub(text: str, limit: int = MESSAGE_LIMIT) -> str:

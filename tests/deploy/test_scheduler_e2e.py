@@ -34,6 +34,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from compose_model import AIRFLOW_SERVICES, ROOT, example_env, load_compose, service_environment
+from local_servers import Hook, http_endpoint
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.timeout(1800)]
 
@@ -355,8 +356,15 @@ def _forget_queue(env: dict[str, str]) -> None:
 
 
 @pytest.fixture(scope="module")
+def robot() -> Iterator[Hook]:
+    """A group robot on 127.0.0.1 that the alerts reach through the apprise connection."""
+    with http_endpoint() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="module")
 def cluster(
-    tmp_path_factory: pytest.TempPathFactory, databases: tuple[str, str]
+    tmp_path_factory: pytest.TempPathFactory, databases: tuple[str, str], robot: Hook
 ) -> Iterator[Cluster]:
     metadata_db_url, warehouse_url = databases
     problem = _redis_ping(REDIS_URL)
@@ -375,6 +383,10 @@ def cluster(
         encoding="utf-8",
     )
     env = _environment(root, metadata_db_url, warehouse_url, api_port, passwords)
+    # alerts through the apprise notifier, configured as a connection (docs/deploy.md)
+    env["AIRFLOW_CONN_COUNTY_ALERTS_APPRISE"] = json.dumps(
+        {"conn_type": "apprise", "extra": {"config": {"path": f"json://127.0.0.1:{robot.port}/"}}}
+    )
     data_dir, truth_dir = root / "data", root / "truth"
     _generate(data_dir, truth_dir, seed=7, day=FIRST_DAY)
 
@@ -429,7 +441,7 @@ def _manifest(cluster: Cluster) -> dict[str, sa.Row[Any]]:
     return {r.landing_path: r for r in rows}
 
 
-def test_a_triggered_run_loads_the_county(cluster: Cluster) -> None:
+def test_a_triggered_run_loads_the_county(cluster: Cluster, robot: Hook) -> None:
     status, body = cluster.request("GET", f"/api/v2/dags/{DAG_ID}", token="")
     assert status == 401, "the REST API must refuse anonymous callers"
     # the dag-processor parses the DAG; the scheduler must know it before it can run it
@@ -476,6 +488,14 @@ def test_a_triggered_run_loads_the_county(cluster: Cluster) -> None:
         lambda: [r for r in _failure_records(cluster) if r.get("kind") == "deadline_missed"],
     )
     assert [(r["run_id"], r["deadline_at"]) for r in alerts] == [("e2e_first", "08:00")]
+
+    # ... and sends it through the apprise notifier from its event loop
+    def late_alerts() -> list[dict[str, Any]]:
+        messages = [json.loads(body) for _, _, body in robot.received]
+        return [m for m in messages if "run late" in m["title"]]
+
+    late = cluster.wait_until("the deadline alert at the robot", START_TIMEOUT, late_alerts)
+    assert "e2e_first" in late[0]["title"] and "08:00" in late[0]["message"]
 
 
 def _failure_records(cluster: Cluster) -> list[dict[str, Any]]:

@@ -64,6 +64,8 @@ class Environment(BaseSettings):
     reader_timeout_seconds: str | None = _var("READER_TIMEOUT_SECONDS")
     # -- where contracts/, rules/, reference/ and expectations/ live (transforms.config.paths)
     county_config_dir: str | None = _var("COUNTY_CONFIG_DIR")
+    # -- the bureaus' own servers to pull from (transforms.config.sources)
+    bureau_sources: str | None = _var("BUREAU_SOURCES")
     # -- the daily DAG (dags/county_daily.py)
     county_daily_deadline: str = _var("COUNTY_DAILY_DEADLINE", "08:00")
     county_task_retries: int = _var("COUNTY_TASK_RETRIES", 2, ge=0)

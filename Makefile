@@ -15,6 +15,8 @@ ROSTER_LAYOUT ?= agreed
 # The county's calendar day (Asia/Shanghai) unless RUN_DATE=YYYY-MM-DD is given.
 RUN_DATE ?= $(shell TZ=Asia/Shanghai date +%F)
 PYTEST_ARGS ?=
+# The installer itself is pinned too: a new uv may resolve the same files differently.
+UV_VERSION := 0.13.9
 # The Airflow pool bounding concurrent warehouse loads (the DAG's load task takes a slot).
 export WAREHOUSE_LOAD_POOL ?= warehouse_loads
 WAREHOUSE_LOAD_SLOTS ?= 2
@@ -39,7 +41,7 @@ help: ## list the targets
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip uv
+	$(BIN)/python -m pip install --quiet --upgrade pip uv==$(UV_VERSION)
 	$(BIN)/uv pip install --python $(BIN)/python --quiet -r requirements-dev.txt -c constraints.txt
 	$(BIN)/uv pip install --python $(BIN)/python --quiet --no-deps -e .
 	touch $@

@@ -51,6 +51,9 @@ from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 # the plugins folder is on sys.path in Airflow's processes (AIRFLOW__CORE__PLUGINS_FOLDER)
 from county_assets import PLATFORM_VIEWS_ALIAS, SNAPSHOT_ALIAS, landing_assets
 
+# every setting from the environment, typed (pydantic-settings; light enough to parse with)
+from transforms.config.environment import read_environment
+
 # typing only (TypedDicts, no pandas or GX): what the tasks hand each other through XCom
 from transforms.runlog.refs import DatasetGroup, LoadedFileRef, ParsedFileRef, ResolvedFileRef
 
@@ -66,22 +69,14 @@ def _county_day() -> dt.date:
     return dt.date(day.year, day.month, day.day)  # a plain date: drivers reject pendulum's
 
 
-PERSON_KEY_CONNECTION = "county_person_key"
+def _settings() -> Any:
+    """The deployment's settings: the environment, and what it leaves unset from the Airflow
+    connections county_person_key and county_warehouse (plugins/county_connections.py)."""
+    from county_connections import environment
 
+    from transforms.config.settings import load_settings
 
-def _person_key_secret() -> None:
-    """Take the HMAC secret from the Airflow connection when the environment has none."""
-    if os.environ.get("PERSON_KEY_SECRET"):
-        return
-    from airflow.sdk import Connection
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
-    try:
-        secret = Connection.get(PERSON_KEY_CONNECTION).password
-    except AirflowNotFoundException:
-        return  # the pipeline then explains what to configure
-    if secret:
-        os.environ["PERSON_KEY_SECRET"] = secret
+    return load_settings(environment())
 
 
 def _name_instance(county: str) -> None:
@@ -93,12 +88,10 @@ def _name_instance(county: str) -> None:
 def _pipeline(county: str) -> tuple[Any, Any, Any]:
     """The pipeline module, the county's settings and its warehouse, whose schema the setup task
     `prepare_warehouse` brought up to date (a task started without it fails at once)."""
-    from transforms.config.settings import load_settings
     from transforms.pipeline import steps as pipeline
 
     _name_instance(county)
-    _person_key_secret()
-    settings = load_settings().for_county(county)
+    settings = _settings().for_county(county)
     return pipeline, settings, pipeline.open_warehouse(settings)
 
 
@@ -129,21 +122,23 @@ def _fail_fast(func: Callable[..., Result]) -> Callable[..., Result]:
 
 # Concurrent warehouse loads across counties (and runs) are bounded by this Airflow pool; `make
 # run`, the compose file's init service and the runbook create it (`airflow pools set`).
-LOAD_POOL = os.environ.get("WAREHOUSE_LOAD_POOL", "warehouse_loads")
+LOAD_POOL = read_environment().warehouse_load_pool
 
 
 def _deadline() -> DeadlineAlert | None:
     """COUNTY_DAILY_DEADLINE (HH:MM, county time): alert when a day's run has not finished by
     then. The run of county day D has its logical date at D 00:00 (Asia/Shanghai)."""
-    text = os.environ.get("COUNTY_DAILY_DEADLINE", "08:00").strip()
-    if not text or text.lower() == "off" or sys.argv[1:3] == ["dags", "test"]:
+    env = read_environment()
+    deadline = env.deadline()
+    if deadline is None or sys.argv[1:3] == ["dags", "test"]:
         # `airflow dags test` (3.3.2) fails a successful run of a DAG with a deadline: it looks
         # the alerts up by id on the unserialized DAG. A run in one process needs no deadline.
         return None
-    hours, _, minutes = text.partition(":")
+    text = env.county_daily_deadline
+    hours, minutes = deadline
     return DeadlineAlert(
         reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
-        interval=dt.timedelta(hours=int(hours), minutes=int(minutes or 0)),
+        interval=dt.timedelta(hours=hours, minutes=minutes),
         callback=AsyncCallback("county_ops.on_deadline_missed", kwargs={"deadline_at": text}),
         name="county_daily_deadline",
     )
@@ -195,7 +190,7 @@ def _on_failure(context: Any) -> None:
     max_active_runs=1,
     default_args={
         # transient failures (a database restart, a locked SQLite file) heal on retry
-        "retries": int(os.environ.get("COUNTY_TASK_RETRIES", "2")),
+        "retries": read_environment().county_task_retries,
         "retry_delay": dt.timedelta(minutes=2),
         "retry_exponential_backoff": True,
         "on_failure_callback": _on_failure,
@@ -206,10 +201,9 @@ def _on_failure(context: Any) -> None:
 )
 def county_daily() -> None:
     @task
+    @_fail_fast
     def counties() -> list[str]:
-        from transforms.config.settings import load_settings
-
-        codes: list[str] = load_settings().county_codes()
+        codes: list[str] = _settings().county_codes()
         print(f"{len(codes)} counties: {', '.join(codes)}")
         return codes
 
@@ -222,11 +216,10 @@ def county_daily() -> None:
         @_fail_fast
         def prepare_warehouse(county: str) -> None:
             # migrations once per run and county, not at the start of every task
-            from transforms.config.settings import load_settings
             from transforms.pipeline import steps as pipeline
 
             _name_instance(county)
-            pipeline.prepare(load_settings().for_county(county))
+            pipeline.prepare(_settings().for_county(county))
 
         @task(map_index_template=named)
         @_fail_fast
@@ -254,7 +247,7 @@ def county_daily() -> None:
             # raises NotImplementedError), so the task runs the datasets side by side itself:
             # PARSE_WORKERS processes, by default one per core (1: one after another).
             pipeline, settings, engine = _pipeline(county)
-            workers = int(os.environ.get("PARSE_WORKERS") or os.cpu_count() or 1)
+            workers = read_environment().parse_workers or os.cpu_count() or 1
             return pipeline.parse_and_validate_all(settings, engine, _run_id(), groups, workers)
 
         @task(map_index_template=named, trigger_rule="none_failed")
@@ -287,12 +280,15 @@ def county_daily() -> None:
         def write_receipts(county: str, _loaded: list[LoadedFileRef] | None) -> int:
             # all_done: rejected and duplicate files get their receipt even if a load failed;
             # a bureau whose delivery is overdue gets its reminder (催报) beside the receipts
+            from county_ops import on_late_bureaus
+
             from transforms.outputs.receipts import write_receipts as write
             from transforms.outputs.reminders import write_reminders
 
             _, settings, engine = _pipeline(county)
             written = write(settings, engine, _run_id())
-            write_reminders(settings, engine, _run_id(), _county_day())
+            reminders = write_reminders(settings, engine, _run_id(), _county_day())
+            on_late_bureaus(county, _run_id(), _county_day(), reminders)
             return len(written)
 
         @task(map_index_template=named, trigger_rule="none_failed")
@@ -348,13 +344,13 @@ def county_daily() -> None:
 
         @teardown
         @task(map_index_template=named)
+        @_fail_fast
         def remove_work(county: str) -> None:
             # whatever happened: the work folder holds plaintext IDs between tasks
-            from transforms.config.settings import load_settings
             from transforms.runlog.workdir import cleanup_work
 
             _name_instance(county)
-            cleanup_work(load_settings().for_county(county), _run_id())
+            cleanup_work(_settings().for_county(county), _run_id())
 
         prepared = prepare_warehouse(county)
         found = discover(county)

@@ -13,12 +13,13 @@ import os
 from airflow.sdk import Asset, AssetAlias, AssetWatcher
 from county_landing import LandingBatchTrigger
 
+from transforms.config.environment import read_environment
 from transforms.config.settings import Settings, load_settings
 from transforms.pipeline import lineage
 
 # how often the watcher looks at a landing folder: a settled file starts its run within this
 # (plus the settle time and a scheduler loop)
-LANDING_POLL_SECONDS = float(os.environ.get("LANDING_POLL_SECONDS", "15"))
+LANDING_POLL_SECONDS = read_environment().landing_poll_seconds
 
 # A mapped county instance cannot have outlets of its own, so the tasks that write the snapshot
 # and the platform views declare these aliases and name their county's assets when they run.

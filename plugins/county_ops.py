@@ -1,26 +1,25 @@
-"""Operations hooks the DAG can wire: a failure callback and a deadline alert that record and
-alert.
+"""Operations hooks the DAG wires: the failure callback, the deadline alert and the late-bureau
+alert. Each records or logs what happened and sends an alert through the county's channels
+(county_notify: e-mail and DingTalk/WeCom robots through Airflow notifiers, configured as the
+Airflow connections county_alerts_smtp and county_alerts_apprise; the plain ALERT_WEBHOOK_URL
+of earlier releases still works).
+
+`on_failure_callback(context)` appends one JSON line per failure to
+`$DATA_DIR/reports/failures.jsonl` (the record an auditor reads later), logs it and alerts. It
+takes Airflow's context mapping and needs nothing else, so it works as a task-level callback
+(run in the worker) and as a DAG-level one (run in the dag-processor).
 
 `on_deadline_missed(context, deadline_at)` is the DAG's deadline alert (COUNTY_DAILY_DEADLINE):
 Airflow's triggerer calls it when a day's run has not finished in time; it writes the same kind
-of record (kind "deadline_missed") and posts the same way.
+of record (kind "deadline_missed") and alerts without blocking the triggerer's loop.
 
-`on_failure_callback(context)` appends one JSON line per failure to
-`$DATA_DIR/reports/failures.jsonl` (the record an auditor reads later), logs it, and, when
-ALERT_WEBHOOK_URL is set, posts it to that webhook (a WeCom/DingTalk group robot or any JSON
-endpoint). It takes Airflow's context mapping but imports nothing from Airflow, so it works as a
-task-level callback (run in the worker) and as a DAG-level one (run in the dag-processor).
+`on_late_bureaus(county, run_id, day, reminders)` alerts the county's staff when 催报 reminders
+were written for late bureaus (the write_receipts task calls it).
 
-Nothing personal leaves: the alert carries the DAG, run, task, try, the exception's type and its
-message with ID numbers masked, cut short. File contents, rows and names are never included.
-
-Environment:
-    ALERT_WEBHOOK_URL      http(s) URL to POST to; unset or empty: no post
-    ALERT_WEBHOOK_FORMAT   "json" (default: the record as a JSON object) or "wecom"
-                           ({"msgtype": "text", "text": {"content": ...}}, which WeCom and
-                           DingTalk group robots accept)
-    ALERT_WEBHOOK_TIMEOUT  seconds, default 10
-    ALERT_LINK_BASE        base URL of the Airflow UI put into the alert text (optional)
+Nothing personal leaves: an alert carries the DAG, run, task, try, the exception's type and its
+message with ID numbers masked, cut short, and bureau names. File contents, rows and names of
+persons are never included. Every alert says in Chinese and English what happened and where to
+look.
 """
 
 from __future__ import annotations
@@ -29,14 +28,14 @@ import datetime as dt
 import fcntl
 import json
 import logging
-import os
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from county_notify import Alert, AlertConfigError, AlertDeliveryError, asend, send
+
+from transforms.config.environment import read_environment
 from transforms.privacy.masking import describe_error, safe_text
 
 log = logging.getLogger(__name__)
@@ -44,9 +43,13 @@ log = logging.getLogger(__name__)
 FAILURES_FILE = "failures.jsonl"
 MESSAGE_LIMIT = 300
 
-
-class AlertDeliveryError(RuntimeError):
-    """The failure was recorded, but the webhook did not accept the alert."""
+__all__ = [
+    "AlertConfigError",
+    "AlertDeliveryError",
+    "on_deadline_missed",
+    "on_failure_callback",
+    "on_late_bureaus",
+]
 
 
 def scrub(text: str, limit: int = MESSAGE_LIMIT) -> str:
@@ -115,66 +118,40 @@ def _run_link(record: Mapping[str, Any], link_base: str | None) -> list[str]:
     return [f"{link_base.rstrip('/')}/dags/{dag_id}/runs/{run_id}"]
 
 
-def alert_text(record: Mapping[str, Any], link_base: str | None = None) -> str:
+def _task(record: Mapping[str, Any]) -> str:
     task = record["task_id"] or "(DAG)"
     if record.get("county"):
-        task = f"{task}[{record['county']}]"
-    elif record.get("map_index") is not None:
-        task = f"{task}[{record['map_index']}]"
+        return f"{task}[{record['county']}]"
+    if record.get("map_index") is not None:
+        return f"{task}[{record['map_index']}]"
+    return str(task)
+
+
+def failure_title(record: Mapping[str, Any]) -> str:
+    return f"【数据管道失败 pipeline failure】{record['dag_id']} / {_task(record)}"
+
+
+def alert_text(record: Mapping[str, Any], link_base: str | None = None) -> str:
     lines = [
-        f"【数据管道失败 pipeline failure】{record['dag_id']} / {task}",
         f"run: {record['run_id']}  try: {record['try_number']}",
         f"{record['error_type'] or 'error'}: {record['error']}",
+        "查看 where to look: Airflow 中该任务的日志 the task's log in Airflow; "
+        "reports/failures.jsonl",
     ]
     return "\n".join(lines + _run_link(record, link_base))
 
 
-def webhook_payload(
-    record: Mapping[str, Any],
-    fmt: str,
-    link_base: str | None,
-    text: Callable[[Mapping[str, Any], str | None], str] = alert_text,
-) -> dict[str, Any]:
-    if fmt == "wecom":
-        return {"msgtype": "text", "text": {"content": text(record, link_base)}}
-    if fmt == "json":
-        return {**record, "text": text(record, link_base)}
-    raise ValueError(f"ALERT_WEBHOOK_FORMAT must be 'json' or 'wecom', got {fmt!r}")
-
-
-def post_alert(url: str, payload: Mapping[str, Any], timeout: float) -> int:
-    """POST the payload as JSON; any answer but 2xx raises AlertDeliveryError."""
-    if not url.startswith(("http://", "https://")):
-        raise ValueError("ALERT_WEBHOOK_URL must be an http(s) URL")
-    body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-    request = urllib.request.Request(
-        url,
-        data=body,
-        method="POST",
-        headers={"Content-Type": "application/json; charset=utf-8"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            status = int(response.status)
-    except urllib.error.HTTPError as exc:
-        raise AlertDeliveryError(f"alert webhook answered HTTP {exc.code}") from exc
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        raise AlertDeliveryError(f"alert webhook unreachable: {exc}") from exc
-    if not 200 <= status < 300:
-        raise AlertDeliveryError(f"alert webhook answered HTTP {status}")
-    return status
-
-
 def on_failure_callback(context: Mapping[str, Any]) -> None:
-    """Record the failure, log it, and post it to ALERT_WEBHOOK_URL when that is set.
+    """Record the failure, log it, and alert through every configured channel.
 
-    The record is written first, so a webhook that is down loses no failure; its error is then
+    The record is written first, so a channel that is down loses no failure; its error is then
     raised (Airflow logs callback errors) rather than hidden.
     """
     from transforms.config.settings import load_settings
 
+    env = read_environment()
     record = failure_record(context)
-    path = record_failure(record, load_settings().reports_dir)
+    path = record_failure(record, load_settings(env).reports_dir)
     log.error(
         "task failed: %s %s %s try %s (%s: %s); recorded in %s",
         record["dag_id"],
@@ -185,16 +162,8 @@ def on_failure_callback(context: Mapping[str, Any]) -> None:
         record["error"],
         path,
     )
-    url = os.environ.get("ALERT_WEBHOOK_URL", "").strip()
-    if not url:
-        return
-    payload = webhook_payload(
-        record,
-        os.environ.get("ALERT_WEBHOOK_FORMAT", "json").strip() or "json",
-        os.environ.get("ALERT_LINK_BASE") or None,
-    )
-    post_alert(url, payload, float(os.environ.get("ALERT_WEBHOOK_TIMEOUT") or 10))
-    log.info("failure alert posted to the webhook")
+    alert = Alert(failure_title(record), alert_text(record, env.alert_link_base), record)
+    send(alert, env)
 
 
 def deadline_record(
@@ -225,24 +194,30 @@ def deadline_record(
     }
 
 
+def deadline_title(record: Mapping[str, Any]) -> str:
+    return f"【数据管道未按时完成 run late】{record['dag_id']} / {record['run_id']}"
+
+
 def deadline_text(record: Mapping[str, Any], link_base: str | None = None) -> str:
     lines = [
-        f"【数据管道未按时完成 run late】{record['dag_id']} / {record['run_id']}",
         f"截至 {record['deadline_at']}（县时间）当日运行仍未完成 / not finished by "
         f"{record['deadline_at']} county time; state: {record.get('state') or 'unknown'}",
+        "查看 where to look: Airflow 中该次运行的任务状态 the run's tasks in Airflow "
+        "(运行中、排队或重试 running, queued or retrying)",
     ]
     return "\n".join(lines + _run_link(record, link_base))
 
 
 async def on_deadline_missed(context: Mapping[str, Any], deadline_at: str) -> None:
     """Deadline alert callback (runs in the triggerer): record the late run in
-    reports/failures.jsonl and post it to ALERT_WEBHOOK_URL when that is set."""
+    reports/failures.jsonl and alert through every configured channel."""
     import asyncio
 
     from transforms.config.settings import load_settings
 
+    env = read_environment()
     record = deadline_record(context, deadline_at)
-    path = await asyncio.to_thread(record_failure, record, load_settings().reports_dir)
+    path = await asyncio.to_thread(record_failure, record, load_settings(env).reports_dir)
     log.error(
         "daily run late: %s %s not finished by %s; recorded in %s",
         record["dag_id"],
@@ -250,15 +225,55 @@ async def on_deadline_missed(context: Mapping[str, Any], deadline_at: str) -> No
         deadline_at,
         path,
     )
-    url = os.environ.get("ALERT_WEBHOOK_URL", "").strip()
-    if not url:
-        return
-    payload = webhook_payload(
-        record,
-        os.environ.get("ALERT_WEBHOOK_FORMAT", "json").strip() or "json",
-        os.environ.get("ALERT_LINK_BASE") or None,
-        deadline_text,
+    alert = Alert(deadline_title(record), deadline_text(record, env.alert_link_base), record)
+    await asend(alert, env)
+
+
+def late_bureaus_record(
+    county: str, run_id: str, day: dt.date, reminders: Sequence[Path]
+) -> dict[str, Any]:
+    """The facts of a day with late bureaus: which bureaus got a 催报 reminder, and where."""
+    # a reminder lies in landing/<bureau>/催报/ (transforms.outputs.reminders.reminder_path)
+    bureaus = sorted({path.parent.parent.name for path in reminders})
+    return {
+        "kind": "bureaus_late",
+        "dag_id": "county_daily",
+        "run_id": run_id,
+        "county": county,
+        "day": day.isoformat(),
+        "bureaus": bureaus,
+        "reminders": [str(path) for path in sorted(reminders)],
+    }
+
+
+def late_bureaus_title(record: Mapping[str, Any]) -> str:
+    return (
+        f"【催报 bureaus late】{record['county']} {record['day']}: "
+        f"{len(record['bureaus'])} 个单位逾期未报送 / bureau(s) late"
     )
-    timeout = float(os.environ.get("ALERT_WEBHOOK_TIMEOUT") or 10)
-    await asyncio.to_thread(post_alert, url, payload, timeout)
-    log.info("deadline alert posted to the webhook")
+
+
+def late_bureaus_text(record: Mapping[str, Any], link_base: str | None = None) -> str:
+    from transforms.config.bureaus import bureau_zh
+
+    names = "、".join(f"{bureau_zh(code)}（{code}）" for code in record["bureaus"])
+    folders = sorted({str(Path(path).parent) for path in record["reminders"]})
+    lines = [
+        f"逾期未报送的单位 bureaus whose data is overdue: {names}",
+        "已在各单位共享文件夹写入催报，请督促报送 / a reminder (催报) is in each bureau's "
+        "shared folder; please follow up:",
+        *(f"  {folder}" for folder in folders),
+        f"run: {record['run_id']}",
+    ]
+    return "\n".join(lines + _run_link(record, link_base))
+
+
+def on_late_bureaus(county: str, run_id: str, day: dt.date, reminders: Sequence[Path]) -> None:
+    """Alert the county's staff that bureaus are late (nothing when every bureau is on time)."""
+    if not reminders:
+        return
+    env = read_environment()
+    record = late_bureaus_record(county, run_id, day, reminders)
+    log.warning("bureaus late on %s in %s: %s", day, county, ", ".join(record["bureaus"]))
+    title = late_bureaus_title(record)
+    send(Alert(title, late_bureaus_text(record, env.alert_link_base), record, "warning"), env)

@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -85,3 +86,22 @@ def airflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def postgres_url(postgres_databases: Callable[[], str]) -> str:
     """URL of a fresh PostgreSQL database shared by the session's tests that ask for it."""
     return postgres_databases()
+
+
+@pytest.fixture
+def hook() -> Iterator[Any]:
+    """An HTTP endpoint on 127.0.0.1 that records what it is sent and answers `hook.status`
+    (tests/local_servers.py)."""
+    from local_servers import http_endpoint
+
+    with http_endpoint() as state:
+        yield state
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Any]:
+    """An SMTP server (aiosmtpd) on 127.0.0.1 that keeps what it is sent."""
+    from local_servers import smtp_server
+
+    with smtp_server() as box:
+        yield box

@@ -85,15 +85,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"wrote {write_suite(layout)}")
         return 0
     if args.command == "rotate-person-key":
-        import os
-
+        from transforms.config.environment import read_environment
         from transforms.pipeline.steps import prepare
         from transforms.warehouse.person_keys import rotate_person_keys
 
         count = rotate_person_keys(
             prepare(settings),
             settings.person_key_secret or "",
-            os.environ.get("NEW_PERSON_KEY_SECRET", ""),
+            read_environment().new_person_key_secret or "",
         )
         print(f"re-keyed {count} persons; now set PERSON_KEY_SECRET to the new secret")
         return 0

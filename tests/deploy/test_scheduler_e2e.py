@@ -38,6 +38,7 @@ from urllib.parse import quote
 import pytest
 import sqlalchemy as sa
 from compose_model import AIRFLOW_SERVICES, ROOT, example_env, load_compose, service_environment
+from local_servers import Hook, http_endpoint
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.timeout(1800)]
 
@@ -370,8 +371,15 @@ def _forget_queue(env: dict[str, str]) -> None:
 
 
 @pytest.fixture(scope="module")
+def robot() -> Iterator[Hook]:
+    """A group robot on 127.0.0.1 that the alerts reach through the apprise connection."""
+    with http_endpoint() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="module")
 def cluster(
-    tmp_path_factory: pytest.TempPathFactory, databases: tuple[str, str]
+    tmp_path_factory: pytest.TempPathFactory, databases: tuple[str, str], robot: Hook
 ) -> Iterator[Cluster]:
     metadata_db_url, warehouse_url = databases
     problem = _redis_ping(REDIS_URL)
@@ -390,6 +398,10 @@ def cluster(
         encoding="utf-8",
     )
     env = _environment(root, metadata_db_url, warehouse_url, api_port, passwords)
+    # alerts through the apprise notifier, configured as a connection (docs/deploy.md)
+    env["AIRFLOW_CONN_COUNTY_ALERTS_APPRISE"] = json.dumps(
+        {"conn_type": "apprise", "extra": {"config": {"path": f"json://127.0.0.1:{robot.port}/"}}}
+    )
     data_dir, truth_dir = root / "data", root / "truth"
     # the bureaus' files wait outside the landing folder until the first test drops them
     _generate(root / "arrivals", truth_dir, seed=7, day=FIRST_DAY)
@@ -673,7 +685,9 @@ def test_a_backfill_of_the_day_gives_the_same_result(cluster: Cluster) -> None:
     assert _fingerprint(cluster, day) == original
 
 
-def test_an_operators_run_for_a_past_day_takes_a_dropped_file_and_alerts(cluster: Cluster) -> None:
+def test_an_operators_run_for_a_past_day_takes_a_dropped_file_and_alerts(
+    cluster: Cluster, robot: Hook
+) -> None:
     before = _manifest(cluster)
     assert before, "the first test loads the county"
     other = cluster.root / "other-county"
@@ -714,6 +728,14 @@ def test_an_operators_run_for_a_past_day_takes_a_dropped_file_and_alerts(cluster
         ],
     )
     assert [r["deadline_at"] for r in alerts] == ["08:00"]
+
+    # ... and sends it through the apprise notifier from its event loop
+    def late_alerts() -> list[dict[str, Any]]:
+        messages = [json.loads(body) for _, _, body in robot.received]
+        return [m for m in messages if "run late" in m["title"] and "e2e_second" in m["title"]]
+
+    late = cluster.wait_until("the deadline alert at the robot", START_TIMEOUT, late_alerts)
+    assert "08:00" in late[0]["message"]
     # a run the watcher started for the same file, if any, finds nothing new: no file twice
     cluster.wait_until("the runs to end", RUN_TIMEOUT, lambda: _quiet(cluster))
     assert set(_manifest(cluster)) == set(after)

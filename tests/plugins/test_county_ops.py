@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import http.server
 import json
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from local_servers import Hook
 from plugin_modules import county_ops
 
 ID = "110101199003071234"
@@ -37,46 +34,16 @@ def _context(exception: BaseException | None, map_index: int = 2) -> dict[str, A
     }
 
 
-@dataclass
-class Hook:
-    status: int = 200
-    received: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
-    url: str = ""
-
-
-@pytest.fixture
-def hook() -> Iterator[Hook]:
-    """A webhook on 127.0.0.1 that records what it is sent and answers `hook.status`."""
-    state = Hook()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers["Content-Length"])
-            state.received.append((self.path, dict(self.headers), self.rfile.read(length)))
-            self.send_response(state.status)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"{}")
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/robot/send?key=secret-key"
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-
-
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("DATA_DIR", str(tmp_path))
-    for name in ("ALERT_WEBHOOK_URL", "ALERT_WEBHOOK_FORMAT", "ALERT_LINK_BASE"):
+    for name in (
+        "ALERT_WEBHOOK_URL",
+        "ALERT_WEBHOOK_FORMAT",
+        "ALERT_LINK_BASE",
+        "AIRFLOW_CONN_COUNTY_ALERTS_SMTP",
+        "AIRFLOW_CONN_COUNTY_ALERTS_APPRISE",
+    ):
         monkeypatch.delenv(name, raising=False)
     return tmp_path
 
@@ -163,6 +130,8 @@ def test_json_alert_is_posted_to_the_webhook(
         "【数据管道失败 pipeline failure】county_daily / county.parse_validate[lankao]\n"
         "run: manual__2026-11-28T00:00:00+08:00  try: 3\n"
         f"ValueError: bad ID {MASKED}\n"
+        "查看 where to look: Airflow 中该任务的日志 the task's log in Airflow; "
+        "reports/failures.jsonl\n"
         "http://airflow.county.local:8080/dags/county_daily/runs/"
         "manual__2026-11-28T00%3A00%3A00%2B08%3A00"
     )
@@ -179,7 +148,9 @@ def test_wecom_format(data_dir: Path, hook: Hook, monkeypatch: pytest.MonkeyPatc
         "text": {
             "content": "【数据管道失败 pipeline failure】county_daily / county.parse_validate\n"
             "run: manual__2026-11-28T00:00:00+08:00  try: 3\n"
-            "OSError: disk full"
+            "OSError: disk full\n"
+            "查看 where to look: Airflow 中该任务的日志 the task's log in Airflow; "
+            "reports/failures.jsonl"
         },
     }
 

@@ -8,11 +8,12 @@ modules are imported: every process of a run sees the same configuration.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from transforms.config.environment import read_environment
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-CONFIG_DIR = Path(os.environ.get("COUNTY_CONFIG_DIR") or PROJECT_ROOT).expanduser().resolve()
+CONFIG_DIR = Path(read_environment().county_config_dir or PROJECT_ROOT).expanduser().resolve()
 CONTRACTS_DIR = CONFIG_DIR / "contracts"
 RULES_DIR = CONFIG_DIR / "rules"
 REFERENCE_DIR = CONFIG_DIR / "reference"

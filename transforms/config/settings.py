@@ -9,15 +9,14 @@ which each county publishes its slice of the monitoring platform's views
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from urllib.parse import unquote
 
 from transforms.config.bureaus import bureau_codes
-from transforms.config.errors import PermanentError
+from transforms.config.environment import Environment, SettingsError, read_environment
 from transforms.config.limits import FileLimits
 from transforms.config.paths import PROJECT_ROOT
 
@@ -30,8 +29,7 @@ PLATFORM_CODE = "platform"
 COUNTY_PLACEHOLDER = "{county}"
 
 
-class SettingsError(ValueError, PermanentError):
-    """The configuration cannot work; the message says what to change."""
+__all__ = ["Settings", "SettingsError", "load_settings", "warehouse_url_from_uri"]
 
 
 @dataclass(frozen=True)
@@ -109,15 +107,17 @@ class Settings:
         )
 
 
-def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    env = os.environ if env is None else env
-    data_dir = Path(env.get("DATA_DIR") or PROJECT_ROOT / "data").expanduser()
+def load_settings(env: Mapping[str, str] | Environment | None = None) -> Settings:
+    """The settings from the environment (a mapping given by tests, or the typed Environment
+    already read)."""
+    values = env if isinstance(env, Environment) else read_environment(env)
+    data_dir = Path(values.data_dir or PROJECT_ROOT / "data").expanduser()
     if not data_dir.is_absolute():
         # Task processes do not share the shell's working directory reliably; resolve once.
         data_dir = (Path.cwd() / data_dir).resolve()
-    counties = parse_counties(env.get("COUNTIES") or "")
-    warehouse_url = env.get("WAREHOUSE_URL") or ""
-    platform_url = env.get("PLATFORM_URL") or None
+    counties = parse_counties(values.counties)
+    warehouse_url = values.warehouse_url or ""
+    platform_url = values.platform_url or None
     if counties:
         warehouse_url = warehouse_url or f"sqlite:///{data_dir / 'warehouse' / '{county}.sqlite'}"
         if COUNTY_PLACEHOLDER not in warehouse_url:
@@ -134,22 +134,21 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         warehouse_url = warehouse_url or f"sqlite:///{data_dir / 'warehouse.sqlite'}"
         if COUNTY_PLACEHOLDER in warehouse_url:
             raise SettingsError("WAREHOUSE_URL has {county} but COUNTIES is not set")
-    stable = _number(env, "LANDING_STABLE_SECONDS", 30.0, float)
-    attempts = _number(env, "FILE_MAX_ATTEMPTS", 3, int)
-    hold_ratio = _number(env, "CORRECTION_HOLD_RATIO", 0.5, float)
-    if hold_ratio >= 1:
-        raise SettingsError(f"CORRECTION_HOLD_RATIO must be below 1, got {hold_ratio}")
+    if values.correction_hold_ratio >= 1:
+        raise SettingsError(
+            f"CORRECTION_HOLD_RATIO must be below 1, got {values.correction_hold_ratio}"
+        )
     return Settings(
         data_dir=data_dir,
         warehouse_url=warehouse_url,
-        landing_stable_seconds=stable,
-        person_key_secret=env.get("PERSON_KEY_SECRET") or None,
+        landing_stable_seconds=values.landing_stable_seconds,
+        person_key_secret=values.person_key_secret or None,
         counties=counties,
         platform_url=platform_url,
-        max_file_attempts=max(attempts, 1),
-        hold_ratio=hold_ratio,
-        hold_min_rows=_number(env, "CORRECTION_HOLD_MIN_ROWS", 20, int),
-        limits=_limits(env),
+        max_file_attempts=max(values.file_max_attempts, 1),
+        hold_ratio=values.correction_hold_ratio,
+        hold_min_rows=values.correction_hold_min_rows,
+        limits=_limits(values.limits()),
     )
 
 
@@ -160,23 +159,36 @@ def _limits(env: Mapping[str, str]) -> FileLimits:
         raise SettingsError(str(exc)) from None
 
 
-Number = TypeVar("Number", int, float)
+# SQLAlchemy's names for the drivers this project installs; an Airflow connection's URI names
+# the database only ("postgres://...").
+_SQLALCHEMY_SCHEMES = {
+    "postgres": "postgresql+psycopg",
+    "postgresql": "postgresql+psycopg",
+    "sqlite": "sqlite",
+}
 
 
-def _number(
-    env: Mapping[str, str], name: str, default: Number, kind: Callable[[str], Number]
-) -> Number:
-    """A non-negative number from the environment; a bad value names its variable."""
-    text = (env.get(name) or "").strip()
-    if not text:
-        return default
-    try:
-        value = kind(text)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, got {text!r}") from None
-    if value < 0:
-        raise SettingsError(f"{name} must be >= 0, got {text!r}")
-    return value
+def warehouse_url_from_uri(uri: str) -> str:
+    """WAREHOUSE_URL from an Airflow connection's URI (the `county_warehouse` connection):
+    the scheme becomes SQLAlchemy's, and a {county} placeholder survives the URI's quoting."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
+        raise SettingsError(f"the warehouse connection's URI has no scheme: {uri.split('@')[-1]!r}")
+    scheme = scheme.lower().replace("-", "_")
+    if "+" not in scheme:
+        if scheme not in _SQLALCHEMY_SCHEMES:
+            raise SettingsError(
+                f"the warehouse connection is of type {scheme!r}; use postgres (PostgreSQL) "
+                "or sqlite"
+            )
+        scheme = _SQLALCHEMY_SCHEMES[scheme]
+    for quoted in ("%7Bcounty%7D", "%7bcounty%7d"):
+        rest = rest.replace(quoted, COUNTY_PLACEHOLDER)
+    if scheme == "sqlite":
+        # Airflow quotes a SQLite file's path into the host (sqlite://%2Fdata%2Fw.sqlite);
+        # SQLAlchemy wants sqlite:////data/w.sqlite for that absolute path
+        return "sqlite:///" + unquote(rest)
+    return f"{scheme}://{rest}"
 
 
 def parse_counties(text: str) -> tuple[str, ...]:

@@ -10,7 +10,6 @@ so secrets stay in Airflow's connections or secrets backend. Without the file no
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from transforms.config.bureaus import bureau_codes
+from transforms.config.environment import read_environment
 from transforms.config.errors import PermanentError
 from transforms.config.paths import REFERENCE_DIR
 
@@ -97,8 +97,8 @@ class Sources(BaseModel):
 
 
 def sources_file(env: Mapping[str, str] | None = None) -> Path:
-    env = os.environ if env is None else env
-    return Path(env.get(SOURCES_ENV) or SOURCES_FILE).expanduser()
+    """BUREAU_SOURCES (read by transforms.config.environment), or the configuration's file."""
+    return Path(read_environment(env).bureau_sources or SOURCES_FILE).expanduser()
 
 
 def load_sources(path: Path | None = None) -> Sources:

@@ -277,3 +277,47 @@ def on_late_bureaus(county: str, run_id: str, day: dt.date, reminders: Sequence[
     log.warning("bureaus late on %s in %s: %s", day, county, ", ".join(record["bureaus"]))
     title = late_bureaus_title(record)
     send(Alert(title, late_bureaus_text(record, env.alert_link_base), record, "warning"), env)
+
+
+def pull_failed_title(county: str | None, failed: Sequence[Mapping[str, Any]]) -> str:
+    return (
+        f"【取数失败 pull failed】{county or 'county'}: {len(failed)} 个单位的服务器无法取数 / "
+        "bureau server(s) could not be read"
+    )
+
+
+def pull_failed_text(
+    run_id: str, failed: Sequence[Mapping[str, Any]], link_base: str | None = None
+) -> str:
+    from transforms.config.bureaus import bureau_zh
+
+    lines = [
+        "以下单位的文件本次未能取回，其他单位照常处理 / not pulled this run; the others went on:"
+    ]
+    for item in failed:
+        lines.append(
+            f"  {bureau_zh(item['bureau'])}（{item['bureau']}）{item.get('server') or ''}: "
+            f"{scrub(item.get('message') or '', 300)}"
+        )
+    lines += [
+        "服务器恢复后下次运行会补取 / the next run pulls what was missed once the server is back",
+        f"run: {run_id}",
+    ]
+    return "\n".join(lines + _run_link({"run_id": run_id, "dag_id": "county_daily"}, link_base))
+
+
+def on_pull_failed(county: str | None, run_id: str, failed: Sequence[Mapping[str, Any]]) -> None:
+    """Alert the county's staff that some bureaus' servers could not be read (nothing when
+    every configured server answered)."""
+    if not failed:
+        return
+    env = read_environment()
+    record = {
+        "kind": "pull_failed",
+        "dag_id": "county_daily",
+        "run_id": run_id,
+        "county": county,
+        "bureaus": [item["bureau"] for item in failed],
+    }
+    text = pull_failed_text(run_id, failed, env.alert_link_base)
+    send(Alert(pull_failed_title(county, failed), text, record, "warning"), env)

@@ -188,6 +188,15 @@ def pull_county(settings: Any, engine: Any, run_id: str) -> dict[str, Any]:
     summary = outcomes_summary(outcomes)
     if summary["failed"]:
         _record_failures(summary["failed"], settings, run_id)
+        from county_notify import AlertDeliveryError
+        from county_ops import on_pull_failed
+
+        try:
+            on_pull_failed(settings.county, run_id, summary["failed"])
+        except AlertDeliveryError as exc:
+            # the failures are in failures.jsonl and the run report already; an alert channel
+            # that is down must not stop the files of the bureaus that did arrive
+            log.error("the alert of the failed pulls was not delivered: %s", exc)
     for item in summary["sources"]:
         log.info("pull %s: %s", item["bureau"], item)
     return summary

@@ -238,3 +238,29 @@ def test_an_apprise_url_it_cannot_read_is_a_configuration_error(
     with pytest.raises(county_notify.AlertConfigError, match="no extra config"):
         asyncio.run(county_notify.asend(county_notify.Alert("t", "b")))
     assert hook.received == []
+
+
+def test_a_bureau_server_that_could_not_be_read_is_announced(
+    data_dir: Path, hook: Hook, mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _smtp(monkeypatch, mailbox)
+    _apprise(monkeypatch, f"json://127.0.0.1:{hook.port}/alerts")
+    failed = [
+        {
+            "bureau": "housing",
+            "server": "sftp://10.0.0.9:22/exports",
+            "message": "无法连接服务器 / connection refused; 110101199003071234",
+        }
+    ]
+    county_ops.on_pull_failed("county", "scheduled__x", failed)
+
+    message = json.loads(hook.received[0][2])
+    assert message["type"] == "warning"
+    assert message["title"].startswith("【取数失败 pull failed】county: 1 个单位")
+    assert "住建局（housing）sftp://10.0.0.9:22/exports" in message["message"]
+    assert "110101199003071234" not in message["message"], "an ID in an error is masked"
+    (mail,) = mailbox.mails
+    assert mail.message["Subject"] == message["title"]
+    # every server answered: nothing is sent
+    county_ops.on_pull_failed("county", "scheduled__y", [])
+    assert len(hook.received) == 1 and len(mailbox.mails) == 1

@@ -68,26 +68,35 @@ def landing_state(
     )
 
 
-class LandingSettledTrigger(BaseTrigger):
-    """Fires once the landing folder holds a settled batch (see LandingState.ready)."""
+class _LandingFolderTrigger(BaseTrigger):
+    """What both landing triggers are built from, and serialized to for the triggerer."""
+
+    classpath = ""
+    default_poke_interval = 60.0
 
     def __init__(
-        self, landing_dir: str, stable_seconds: float, poke_interval: float = 60.0
+        self, landing_dir: str, stable_seconds: float, poke_interval: float | None = None
     ) -> None:
         super().__init__()
         self.landing_dir = landing_dir
         self.stable_seconds = stable_seconds
-        self.poke_interval = poke_interval
+        self.poke_interval = self.default_poke_interval if poke_interval is None else poke_interval
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
-            TRIGGER_CLASSPATH,
+            self.classpath,
             {
                 "landing_dir": self.landing_dir,
                 "stable_seconds": self.stable_seconds,
                 "poke_interval": self.poke_interval,
             },
         )
+
+
+class LandingSettledTrigger(_LandingFolderTrigger):
+    """Fires once the landing folder holds a settled batch (see LandingState.ready)."""
+
+    classpath = TRIGGER_CLASSPATH
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         root = Path(self.landing_dir)
@@ -147,7 +156,7 @@ class BatchWatch:
         return sorted(rel for rel, _, _ in fresh)
 
 
-class LandingBatchTrigger(BaseEventTrigger):
+class LandingBatchTrigger(_LandingFolderTrigger, BaseEventTrigger):
     """Event trigger of the landing folder's asset: fires each time a new batch has settled.
 
     It never returns: the triggerer runs it for as long as a DAG is scheduled on the asset, and
@@ -159,23 +168,8 @@ class LandingBatchTrigger(BaseEventTrigger):
     at worst, never a lost file.
     """
 
-    def __init__(
-        self, landing_dir: str, stable_seconds: float, poke_interval: float = 15.0
-    ) -> None:
-        super().__init__()
-        self.landing_dir = landing_dir
-        self.stable_seconds = stable_seconds
-        self.poke_interval = poke_interval
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            BATCH_TRIGGER_CLASSPATH,
-            {
-                "landing_dir": self.landing_dir,
-                "stable_seconds": self.stable_seconds,
-                "poke_interval": self.poke_interval,
-            },
-        )
+    classpath = BATCH_TRIGGER_CLASSPATH
+    default_poke_interval = 15.0
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         root = Path(self.landing_dir)

@@ -20,6 +20,7 @@ from pandas._libs import lib
 # pandas' own conversion of fetched rows (what pd.read_sql calls): the frame comes out as
 # read_sql would build it (tests/transforms/warehouse/test_frames.py holds the two equal)
 from pandas.core.internals.construction import convert_object_array
+from pandas.io.sql import _parse_date_columns  # type: ignore[attr-defined]
 from sqlalchemy.engine import Connection
 
 SLICE_ROWS = 20_000  # rows fetched at a time: a few MB of driver objects
@@ -51,6 +52,10 @@ def read_frame(query: Any, conn: Connection, slice_rows: int = SLICE_ROWS) -> pd
     once."""
     result = conn.execute(query)
     columns = list(result.keys())
+    if len(set(columns)) != len(columns):
+        # the frame is built from a dict of columns: a repeated label would lose one silently
+        result.close()
+        raise ValueError(f"read_frame: duplicate column labels in {columns}")
     # per column: its texts seen so far, or None once a slice showed it mostly distinct
     known: list[dict[Any, Any] | None] = [{} for _ in columns]
     slices: list[np.ndarray] = []
@@ -73,6 +78,6 @@ def read_frame(query: Any, conn: Connection, slice_rows: int = SLICE_ROWS) -> pd
     arrays = convert_object_array(list(content.T), dtype=None, coerce_float=True)
     del content
     frame = pd.DataFrame(dict(zip(columns, arrays, strict=True)), copy=False)
-    if len(set(columns)) != len(columns):
-        raise ValueError(f"read_frame: duplicate column labels in {columns}")
-    return frame
+    # what pd.read_sql does last: time zone-aware timestamps (PostgreSQL's timestamptz) in UTC
+    parsed: pd.DataFrame = _parse_date_columns(frame, None)
+    return parsed

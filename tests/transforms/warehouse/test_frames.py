@@ -23,6 +23,7 @@ cells = sa.Table(
     sa.Column("born", sa.Date),
     sa.Column("born_repeated", sa.Date),
     sa.Column("flag", sa.Boolean),
+    sa.Column("stamped", sa.DateTime(timezone=True)),  # timestamptz on PostgreSQL
     sa.Column("blank_everywhere", sa.String),  # missing everywhere
     sa.Column("mixed", sa.String),  # text in some slices, missing in others
 )
@@ -51,6 +52,7 @@ def _rows(n: int, nul: bool) -> list[dict[str, object]]:
             "born": dt.date(1990, 1, 1) + dt.timedelta(days=i),
             "born_repeated": dt.date(2000, 2, 29) + dt.timedelta(days=i % 3),
             "flag": None if i % 5 == 0 else bool(i % 2),
+            "stamped": dt.datetime(2026, 11, 28, 8, i % 60, tzinfo=dt.UTC),
             "blank_everywhere": None,
             "mixed": "有" if i < 4 else None,
         }

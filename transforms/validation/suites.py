@@ -56,6 +56,18 @@ def with_column(name: str) -> str:
 ID_STATUS_RULES = {"checksum": "id_checksum", "birth_date": "id_format"}
 
 
+# the column types checked by a pattern: (pattern, rule, severity); a mistyped phone number is
+# only a warning, no reason to keep a person off the roster
+_FORMATS: dict[ColumnType, tuple[str, str, str]] = {
+    ColumnType.ID: (ID_PATTERN, "id_format", "critical"),
+    ColumnType.DATE: (DATE_PATTERN, "date_format", "critical"),
+    ColumnType.MONEY: (MONEY_PATTERN, "money_format", "critical"),
+    ColumnType.INT: (INT_PATTERN, "int_format", "critical"),
+    ColumnType.HH: (HH_PATTERN, "hh_format", "critical"),
+    ColumnType.PHONE: (PHONE_PATTERN, "phone_format", "warning"),
+}
+
+
 def _spec(rule: str, column: str, severity: str = "critical") -> dict[str, Any]:
     return {"meta": {"rule": rule, "column": column}, "severity": severity}
 
@@ -81,47 +93,29 @@ def suite_definition(contract: Contract) -> dict[str, Any]:
         name = col.name
         if col.required:
             add("expect_column_values_to_not_be_null", {"column": name}, "missing_required", name)
-        if col.type is ColumnType.ID:
+        if col.type in _FORMATS:
+            pattern, rule, severity = _FORMATS[col.type]
             add(
                 "expect_column_values_to_match_regex",
-                {"column": name, "regex": ID_PATTERN},
-                "id_format",
+                {"column": name, "regex": pattern},
+                rule,
                 name,
+                severity,
             )
+        if col.type is ColumnType.ID:
             add(
                 "expect_column_values_to_be_in_set",
                 {"column": idstatus_column(name), "value_set": ["ok"]},
                 "id_status",
                 name,
             )
-        elif col.type is ColumnType.DATE:
+        elif col.type is ColumnType.INT and (col.min is not None or col.max is not None):
             add(
-                "expect_column_values_to_match_regex",
-                {"column": name, "regex": DATE_PATTERN},
-                "date_format",
+                "expect_column_values_to_be_between",
+                {"column": number_column(name), "min_value": col.min, "max_value": col.max},
+                "int_range",
                 name,
             )
-        elif col.type is ColumnType.MONEY:
-            add(
-                "expect_column_values_to_match_regex",
-                {"column": name, "regex": MONEY_PATTERN},
-                "money_format",
-                name,
-            )
-        elif col.type is ColumnType.INT:
-            add(
-                "expect_column_values_to_match_regex",
-                {"column": name, "regex": INT_PATTERN},
-                "int_format",
-                name,
-            )
-            if col.min is not None or col.max is not None:
-                add(
-                    "expect_column_values_to_be_between",
-                    {"column": number_column(name), "min_value": col.min, "max_value": col.max},
-                    "int_range",
-                    name,
-                )
         elif col.type is ColumnType.YN:
             add(
                 "expect_column_values_to_be_in_set",
@@ -135,22 +129,6 @@ def suite_definition(contract: Contract) -> dict[str, Any]:
                 {"column": name, "value_set": list(col.values)},
                 "enum_value",
                 name,
-            )
-        elif col.type is ColumnType.HH:
-            add(
-                "expect_column_values_to_match_regex",
-                {"column": name, "regex": HH_PATTERN},
-                "hh_format",
-                name,
-            )
-        elif col.type is ColumnType.PHONE:
-            # a warning: a mistyped phone number is no reason to keep a person off the roster
-            add(
-                "expect_column_values_to_match_regex",
-                {"column": name, "regex": PHONE_PATTERN},
-                "phone_format",
-                name,
-                "warning",
             )
         if col.type in (ColumnType.TEXT, ColumnType.HH) and col.length_bound is not None:
             # longer text than its warehouse column would stop the load on PostgreSQL

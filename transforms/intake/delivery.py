@@ -13,6 +13,9 @@ dataset's state is judged against its latest due date on or before that day:
   resting on the dataset says its data is stale: 数据截至 the last delivery);
 - 从未报送 never: nothing was ever taken.
 
+On a due date itself the day is not over, so a dataset with no file yet in that window is judged
+by the due date before it: nothing is 逾期未报 "overdue 0 days".
+
 Dates are county days: the day of the run that received the file (file_manifest.county_day),
 so a backfill judges as the original run did.
 """
@@ -112,6 +115,10 @@ def judge(contract: Contract, delivered_on: Iterable[dt.date], day: dt.date) -> 
     days = sorted(d for d in delivered_on if d <= day)
     before, due, following = due_dates_around(contract.delivery, day)
     in_window = [d for d in days if before < d <= due]
+    if day == due and not in_window:
+        # the due day is not over: a file may still come today, so nothing is overdue by this
+        # due date yet, and the day is judged by the due date before it
+        return judge(contract, days, day - dt.timedelta(days=1))
     after_due = [d for d in days if d > due]
     state: DeliveryState
     if in_window:

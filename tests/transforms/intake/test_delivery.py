@@ -68,6 +68,26 @@ def test_the_states_of_a_monthly_dataset() -> None:
     assert judge(illness, [D(2026, 11, 10)], day).state == "overdue"
 
 
+def test_nothing_is_overdue_on_the_due_date_itself() -> None:
+    illness = _contract("illness")  # monthly by the 10th
+    due = D(2026, 12, 10)
+    # delivered in the window before: on time until the day is over
+    waiting = judge(illness, [D(2026, 11, 9)], due)
+    assert (waiting.state, waiting.days_late, waiting.stale) == ("on_time", 0, False)
+    assert (waiting.due_date, waiting.next_due_date) == (D(2026, 11, 10), due)
+    # the day after, the same history is overdue by one day
+    assert judge(illness, [D(2026, 11, 9)], due + dt.timedelta(days=1)).days_late == 1
+    # a file on the due date is on time by that due date
+    today = judge(illness, [D(2026, 11, 9), due], due)
+    assert (today.state, today.due_date) == ("on_time", due)
+    # overdue already by the due date before: still overdue, counted from that one
+    old = judge(illness, [D(2026, 10, 9)], due)
+    assert (old.state, old.days_late, old.due_date) == ("overdue", 29, D(2026, 11, 10))
+    assert "逾期未报0天" not in judge(illness, [D(2026, 10, 9)], due).describe_zh()
+    # nothing ever: never, counted from the due date before
+    assert (judge(illness, [], due).state, judge(illness, [], due).days_late) == ("never", 29)
+
+
 def test_a_backfilled_day_ignores_later_deliveries() -> None:
     illness = _contract("illness")
     status = judge(illness, [D(2026, 11, 3), D(2026, 12, 30)], D(2026, 12, 20))

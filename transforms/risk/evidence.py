@@ -216,6 +216,15 @@ class SharedFrames:
         self._rows: dict[str, pd.DataFrame] = {}
         self._members: pd.DataFrame | None = None
         self._households: dict[Any, dict[str, Any]] | None = None
+        # one slice of the county's households (transforms/risk/slices.py): a slice without a
+        # relevant row says nothing about the county's list, so the evaluators record what they
+        # saw (`saw`) instead of deciding on it
+        self.sliced = False
+        self.seen: dict[str, bool] = {}
+
+    def saw(self, rule_id: str, relevant: bool) -> None:
+        """Record whether the rule found a relevant row in the data evaluated."""
+        self.seen[rule_id] = self.seen.get(rule_id, False) or relevant
 
     def rows(self, dataset: str) -> pd.DataFrame:
         if dataset not in self._rows:

@@ -47,11 +47,12 @@ url, day, data_dir = sys.argv[1], dt.date.fromisoformat(sys.argv[2]), Path(sys.a
 settings = Settings(data_dir=data_dir, warehouse_url=url, landing_stable_seconds=0,
                     person_key_secret="compare-warnings")
 engine = make_engine(url)
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 counts = run_warnings(settings, engine, "compare__warnings", day)
-seconds = time.perf_counter() - start
+seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"seconds": seconds, "peak_mb": peak, "open": counts.get("open")}))
+print(json.dumps({"seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
+                  "peak_mb": round(peak), "open": counts.get("open")}))
 """
 
 

@@ -38,7 +38,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from pandas._libs import lib
 from pandas.core.internals.construction import convert_object_array
 from sqlalchemy.engine import Connection
 
@@ -57,14 +56,21 @@ from transforms.risk.data import (
     row_query,
 )
 from transforms.risk.evaluate import EVALUATORS, Settled, evaluate_rules, no_relevant_rows
-from transforms.risk.evidence import Candidate, Evaluation, Reconciliation, SharedFrames
+from transforms.risk.evidence import (
+    MEMBERS,
+    Candidate,
+    Evaluation,
+    Reconciliation,
+    SharedFrames,
+)
 from transforms.risk.inputs import HOUSEHOLDS, PERSONS, Availability
 from transforms.risk.rules import HouseholdWithout, PersonRows, Rule, RulePlan
-from transforms.warehouse.tables import dim_household, dim_person, staging_table
+from transforms.warehouse.frames import fetch_slices
+from transforms.warehouse.tables import dim_household, dim_person, file_manifest, staging_table
 
 log = logging.getLogger(__name__)
 
-SLICE_HOUSEHOLDS = 4_000  # households per slice: a few tens of thousands of rows in memory
+SLICE_HOUSEHOLDS = 10_000  # households per slice: a few tens of thousands of rows in memory
 OFF_ROSTER = -1  # the slice of rows whose person is not on the roster
 FETCH_ROWS = 20_000  # rows fetched from the warehouse at a time
 
@@ -187,14 +193,12 @@ def _dataset_slices(
         .order_by(slice_no, staging.c.manifest_id, staging.c.id)
         .execution_options(stream_results=True)
     )
-    result = conn.execute(ordered)
-    names = list(result.keys())
-    at = names.index("_slice")
-    columns = names[:at] + names[at + 1 :]
     current: int | None = None
     pieces: list[np.ndarray] = []
-    for rows in result.partitions(FETCH_ROWS):
-        content = lib.to_object_array_tuples(rows)  # type: ignore[attr-defined]
+    columns: list[str] = []
+    for names, content in fetch_slices(ordered, conn, FETCH_ROWS):
+        at = names.index("_slice")
+        columns = names[:at] + names[at + 1 :]
         slices = content[:, at].astype(np.int64)
         content = np.delete(content, at, axis=1)
         cuts = [0, *(np.flatnonzero(slices[1:] != slices[:-1]) + 1).tolist(), len(slices)]
@@ -263,9 +267,13 @@ def evaluate_county(
     filled: dict[str, frozenset[str]] = {}
     facts = ListFacts()
     table = _slice_table(conn, slice_of)
+    births = county.persons.get("birth_date")
+    members_float = births is not None and bool(births.isna().any()) and bool(births.notna().any())
     try:
         for dataset, contract in by_dataset.items():
             rows[dataset], filled[dataset] = 0, frozenset()
+            if readers.get(dataset):
+                ages = {MEMBERS: members_float, dataset: _float_birth(conn, contract)}
             frames = _dataset_slices(conn, contract, table)
             pending = next(frames, None)
             for number in numbers:
@@ -293,7 +301,7 @@ def evaluate_county(
                     contracts=by_dataset,
                     refused=county.refused,
                 )
-                _evaluate_slice(part, readers[dataset], day, parameters, found, seen)
+                _evaluate_slice(part, readers[dataset], day, parameters, found, seen, ages)
             if pending is not None:
                 raise RuntimeError(f"{dataset}: rows of an unknown slice {pending[0]}")
     finally:
@@ -319,6 +327,42 @@ def evaluate_county(
     return county, evaluate_rules(plan, county, day, parameters, available, settled)
 
 
+def _float_birth_query(contract: Contract) -> sa.Select[Any]:
+    query = row_query(contract)
+    staging = staging_table(contract)
+    missing = query.where(staging.c.birth_date.is_(None))
+    if contract.grain != "person":
+        # each event once: a row without a birth date is in the view if it is in a file
+        return missing.with_only_columns(staging.c.id).order_by(None).limit(1)
+    later = staging.alias("later")
+    latest = (
+        sa.select(sa.func.max(later.c.manifest_id))
+        .join(file_manifest, file_manifest.c.id == later.c.manifest_id)
+        .where(file_manifest.c.status.in_(("loaded", "partly_loaded")))
+        .where(later.c.person_key == staging.c.person_key)
+        .scalar_subquery()
+    )
+    return (
+        missing.where(staging.c.person_key.is_not(None))
+        .where(staging.c.manifest_id == latest)
+        .with_only_columns(staging.c.id)
+        .order_by(None)
+        .limit(1)
+    )
+
+
+def _float_birth(conn: Connection, contract: Contract) -> bool:
+    """Whether the county's current rows of the dataset (the current view: a person's latest
+    file, each event once) hold a row without a birth date and one with: its ages are floats
+    in the county's frame (evidence shows them so)."""
+    staging = staging_table(contract)
+    query = row_query(contract)
+    has = query.where(staging.c.birth_date.is_not(None)).with_only_columns(staging.c.id)
+    if conn.execute(has.order_by(None).limit(1)).first() is None:
+        return False
+    return conn.execute(_float_birth_query(contract)).first() is not None
+
+
 def _empty(contract: Contract) -> pd.DataFrame:
     """A slice without rows of the dataset: its columns, no row."""
     names = [c.name for c in row_query(contract).selected_columns]
@@ -332,12 +376,14 @@ def _evaluate_slice(
     parameters: CountyParameters,
     found: Mapping[str, _Found],
     seen: dict[str, bool],
+    float_ages: Mapping[str, bool],
 ) -> None:
     readers: dict[str, int] = defaultdict(int)
     for rule, _ in rules:
         readers[rule.logic.dataset] += 1  # type: ignore[union-attr]
     shared = SharedFrames(part, day, {k: n + 1 for k, n in readers.items()})
     shared.sliced = True
+    shared.float_ages = float_ages
     for rule, values in rules:
         accumulated = found[rule.id]
         if accumulated.error is not None:

@@ -143,7 +143,9 @@ def read_frame(query: Any, conn: Connection, slice_rows: int = SLICE_ROWS) -> pd
     # per column: its texts seen so far, or None once a slice showed it mostly distinct
     known: list[dict[Any, Any] | None] = [{} for _ in columns]
     slices: list[np.ndarray] = []
-    for _, content in fetch_slices(query, conn, slice_rows):
+    # streamed: on PostgreSQL a server-side cursor, not the whole result held by the driver
+    streamed = query.execution_options(stream_results=True)
+    for _, content in fetch_slices(streamed, conn, slice_rows):
         for j, known_j in enumerate(known):
             if known_j is None:
                 continue

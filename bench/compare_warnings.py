@@ -65,7 +65,12 @@ def _copies(source: str, tag: str) -> tuple[list[str], Any]:
             copy = path.with_name(f"{path.stem}-{tag}-{side}{path.suffix}")
             shutil.copyfile(path, copy)
             urls.append(f"sqlite:///{copy}")
-        return urls, lambda: [Path(u.removeprefix("sqlite:///")).unlink() for u in urls]
+
+        def remove() -> None:
+            for u in urls:
+                Path(u.removeprefix("sqlite:///")).unlink()
+
+        return urls, remove
     url = sa.make_url(source)
     admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     names = [f"cmp_{tag}_{side}" for side in ("old", "new")]

@@ -269,43 +269,43 @@ def evaluate_county(
     table = _slice_table(conn, slice_of)
     births = county.persons.get("birth_date")
     members_float = births is not None and bool(births.isna().any()) and bool(births.notna().any())
-    try:
-        for dataset, contract in by_dataset.items():
-            rows[dataset], filled[dataset] = 0, frozenset()
-            if readers.get(dataset):
-                ages = {MEMBERS: members_float, dataset: _float_birth(conn, contract)}
-            frames = _dataset_slices(conn, contract, table)
-            pending = next(frames, None)
-            for number in numbers:
-                if pending is not None and pending[0] == number:
-                    view = current_view(pending[1], contract)
-                    pending = next(frames, None)
-                elif pending is not None and pending[0] < number:
-                    raise RuntimeError(f"{dataset}: rows of an unknown slice {pending[0]}")
-                else:
-                    view = None
-                if view is not None:
-                    rows[dataset] += len(view)
-                    if not view.empty:
-                        present = view.notna().any()
-                        filled[dataset] |= {str(c) for c, has in present.items() if bool(has)}
-                    facts.add({dataset: view}, day)
-                if not readers.get(dataset):
-                    continue
-                if view is None:
-                    view = _empty(contract)
-                part = CountyData(
-                    persons=_take(county.persons, person_at.get(number)),
-                    households=_take(county.households, household_at.get(number)),
-                    rows={dataset: view},
-                    contracts=by_dataset,
-                    refused=county.refused,
-                )
-                _evaluate_slice(part, readers[dataset], day, parameters, found, seen, ages)
-            if pending is not None:
+    for dataset, contract in by_dataset.items():
+        rows[dataset], filled[dataset] = 0, frozenset()
+        if readers.get(dataset):
+            ages = {MEMBERS: members_float, dataset: _float_birth(conn, contract)}
+        frames = _dataset_slices(conn, contract, table)
+        pending = next(frames, None)
+        for number in numbers:
+            if pending is not None and pending[0] == number:
+                view = current_view(pending[1], contract)
+                pending = next(frames, None)
+            elif pending is not None and pending[0] < number:
                 raise RuntimeError(f"{dataset}: rows of an unknown slice {pending[0]}")
-    finally:
-        table.drop(conn)
+            else:
+                view = None
+            if view is not None:
+                rows[dataset] += len(view)
+                if not view.empty:
+                    present = view.notna().any()
+                    filled[dataset] |= {str(c) for c, has in present.items() if bool(has)}
+                facts.add({dataset: view}, day)
+            if not readers.get(dataset):
+                continue
+            if view is None:
+                view = _empty(contract)
+            part = CountyData(
+                persons=_take(county.persons, person_at.get(number)),
+                households=_take(county.households, household_at.get(number)),
+                rows={dataset: view},
+                contracts=by_dataset,
+                refused=county.refused,
+            )
+            _evaluate_slice(part, readers[dataset], day, parameters, found, seen, ages)
+        if pending is not None:
+            raise RuntimeError(f"{dataset}: rows of an unknown slice {pending[0]}")
+    # dropped here, not in a `finally`: after a failed statement PostgreSQL refuses every
+    # other until the rollback, which drops the temporary table with everything else
+    table.drop(conn)
     available = Availability.of(
         {HOUSEHOLDS: county.households, PERSONS: county.persons}, by_dataset
     )

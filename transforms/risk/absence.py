@@ -102,8 +102,10 @@ def eval_household_without(
     data = shared.data
     contract = data.contracts[logic.dataset]
     rows = shared.rows(logic.dataset)
-    if rows.empty:
-        return  # the list has not arrived: nobody can be said to lack a row in it
+    if rows.empty and not shared.sliced:
+        # the list has not arrived: nobody can be said to lack a row in it (evaluated a slice
+        # at a time, the county's rows are counted once every slice is seen)
+        return
     candidates = households_matching(data, logic.household, ctx)
     members = shared.members()
     if logic.requires_member:

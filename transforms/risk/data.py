@@ -260,6 +260,48 @@ class CountyData:
     rows: Mapping[str, pd.DataFrame]
     contracts: Mapping[str, Contract]
     refused: Mapping[str, Mapping[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    # what the indicators read of the lists, when `rows` does not hold the county's rows (a
+    # county evaluated a slice of households at a time: transforms/risk/slices.py)
+    facts: ListFacts | None = None
+
+    def list_facts(self, day: dt.date) -> ListFacts:
+        return self.facts if self.facts is not None else ListFacts.of(self.rows, day)
+
+
+@dataclass
+class ListFacts:
+    """What the indicators and their statuses read of the employment and enrollment lists'
+    current rows: who is employed, who is enrolled this year, who is listed this year."""
+
+    employed: set[Any] | None = None  # None: no employment list configured
+    enrolled: set[Any] | None = None  # None: no enrollment row of this year
+    listed: set[Any] = field(default_factory=set)
+    enrollment_this_year: bool = False  # a row whose insurance_year is the day's year
+
+    @classmethod
+    def of(cls, rows: Mapping[str, pd.DataFrame], day: dt.date) -> ListFacts:
+        facts = cls()
+        facts.add(rows, day)
+        return facts
+
+    def add(self, rows: Mapping[str, pd.DataFrame], day: dt.date) -> None:
+        """Count in some of the county's current rows (a slice of its persons)."""
+        if "employment" in rows:
+            frame = rows["employment"]
+            status = frame["employment_status"] == "已就业"
+            self.employed = (self.employed or set()) | set(frame.loc[status, "person_key"].tolist())
+        if "enrollment" in rows:
+            frame = rows["enrollment"]
+            if not frame.empty and "insurance_year" in frame.columns:
+                year = pd.to_numeric(frame["insurance_year"], errors="coerce").eq(day.year)
+                self.enrollment_this_year = self.enrollment_this_year or bool(year.any())
+            this = frame[per_value(frame["insurance_year"], lambda y: norm(y) == day.year)]
+            if not this.empty:
+                enrolled = this["enrollment_status"] == "已参保"
+                self.enrolled = (self.enrolled or set()) | set(
+                    this.loc[enrolled, "person_key"].tolist()
+                )
+                self.listed |= set(this["person_key"].tolist())
 
 
 def current_view(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
@@ -375,8 +417,9 @@ def household_incomes(roster: pd.DataFrame) -> pd.DataFrame:
     return merged.reset_index(drop=True)
 
 
-def _frame(conn: Connection, table: sa.Table) -> pd.DataFrame:
-    return read_frame(sa.select(table), conn)
+def _frame(conn: Connection, table: sa.Table, columns: Sequence[str] = ()) -> pd.DataFrame:
+    query = sa.select(*(table.c[c] for c in columns)) if columns else sa.select(table)
+    return read_frame(query, conn)
 
 
 def _records(frame: pd.DataFrame, columns: Iterable[str]) -> list[dict[Any, Any]]:
@@ -412,26 +455,60 @@ def _with_files(frame: pd.DataFrame, files: pd.DataFrame) -> pd.DataFrame:
 _UNREAD = frozenset({"file_sha256", "matched_household_id", "flagged"})
 
 
+def sliceable(contract: Contract) -> bool:
+    """Whether `row_query` reads the dataset (no contract column named like the columns it
+    adds)."""
+    return not ({c.name for c in contract.columns} & {"_row", "file_name", "bureau", "_slice"})
+
+
+def row_query(contract: Contract) -> sa.Select[Any]:
+    """A dataset's current-file rows, in load order, with the row id as `_row` and each row's
+    file name and bureau, without the staging columns nobody reads here."""
+    table = staging_table(contract)
+    columns = [c.label("_row") if c.name == "id" else c for c in table.c if c.name not in _UNREAD]
+    return (
+        sa.select(*columns, file_manifest.c.file_name, file_manifest.c.bureau)
+        .join(file_manifest, file_manifest.c.id == table.c.manifest_id)
+        .where(file_manifest.c.status.in_(("loaded", "partly_loaded")))
+        .order_by(table.c.manifest_id, table.c.id)
+    )
+
+
 def current_frame(conn: Connection, contract: Contract) -> pd.DataFrame:
     """`current_rows` with the row id as `_row` and each row's file name and bureau, without
     the staging columns nobody reads here."""
-    table = staging_table(contract)
-    names = {c.name for c in contract.columns}
-    if names & {"_row", "file_name", "bureau"}:
+    if not sliceable(contract):
         # a contract column of one of those names: the old way, whatever it gives
         files = pd.read_sql(
             sa.select(file_manifest.c.id, file_manifest.c.file_name, file_manifest.c.bureau), conn
         ).rename(columns={"id": "manifest_id"})
         rows = current_rows(conn, contract)
         return _with_files(rows.rename(columns={"id": "_row"}), files)
-    columns = [c.label("_row") if c.name == "id" else c for c in table.c if c.name not in _UNREAD]
-    query = (
-        sa.select(*columns, file_manifest.c.file_name, file_manifest.c.bureau)
-        .join(file_manifest, file_manifest.c.id == table.c.manifest_id)
-        .where(file_manifest.c.status.in_(("loaded", "partly_loaded")))
-        .order_by(table.c.manifest_id, table.c.id)
-    )
-    return read_frame(query, conn)
+    return read_frame(row_query(contract), conn)
+
+
+# what household_incomes reads of the roster's rows
+_INCOME_READ = frozenset(
+    {
+        "manifest_id",
+        "_row",
+        "person_key",
+        "relation",
+        "household_id",
+        "income_year",
+        *INCOME_FIELDS,
+        REPORTED_PER_CAPITA,
+        *_SOURCE_COLUMNS,
+    }
+)
+
+
+def income_frame(conn: Connection, contract: Contract) -> pd.DataFrame:
+    """The roster's current-file rows (every file's, not only the current view), with only the
+    columns `household_incomes` reads."""
+    query = row_query(contract)
+    kept = [c for c in query.selected_columns if c.name in _INCOME_READ]
+    return read_frame(query.with_only_columns(*kept), conn)
 
 
 def load_county_data(conn: Connection, contracts: Iterable[Contract]) -> CountyData:

@@ -7,10 +7,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from transforms.config.contracts import Contract
 from transforms.privacy.masking import mask_id, mask_name
 from transforms.risk.absence import eval_household_without, route_absent
 from transforms.risk.configuration import CountyParameters
@@ -106,7 +108,10 @@ def _eval_person_rows(
             entries.append((str(first["household_id"]), entry, line))
             flagged.add(str(first["person_key"]))
         absent = ctx.resolve(logic.absent_counts)
-        if absent is True and not relevant.empty:
+        shared.saw(rule.id, not relevant.empty)
+        # a slice without a relevant row may still be part of a county with some: whether
+        # absence counts is settled once every slice is seen (transforms/risk/slices.py)
+        if absent is True and (shared.sliced or not relevant.empty):
             listed = set(relevant["person_key"].tolist())
             refused = data.refused.get(contract.dataset, {})
             for r in _records(members[~members["person_key"].isin(listed)], member_read):
@@ -127,16 +132,10 @@ def _eval_person_rows(
                     )
                 )
     else:
-        if relevant.empty:
+        shared.saw(rule.id, not relevant.empty)
+        if relevant.empty and not shared.sliced:
             # the list has not arrived: absence means nothing yet
-            raise InsufficientData(
-                Shortfall(
-                    f"《{contract.title_zh}》中尚无"
-                    f"{describe_conditions(logic.rows, ctx, headers) or '任何'}的记录，"
-                    "无法判断谁不在名单中",
-                    (f"{contract.dataset}.rows",),
-                )
-            )
+            raise InsufficientData(no_relevant_rows(logic, contract, ctx))
         matched = set(
             relevant.loc[condition_mask(relevant, logic.match, ctx), "person_key"].tolist()
         )
@@ -166,6 +165,18 @@ def _eval_person_rows(
             flagged.add(str(r["person_key"]))
     group_findings(rule, ctx, entries, out)
     out.persons[rule.id] = flagged
+
+
+def no_relevant_rows(logic: PersonRows, contract: Contract, ctx: Context) -> Shortfall:
+    """Why a rule counting absence from a list is not computed while the list has no relevant
+    row at all."""
+    headers = {**ATTRIBUTE_HEADERS, **column_headers(contract)}
+    return Shortfall(
+        f"《{contract.title_zh}》中尚无"
+        f"{describe_conditions(logic.rows, ctx, headers) or '任何'}的记录，"
+        "无法判断谁不在名单中",
+        (f"{contract.dataset}.rows",),
+    )
 
 
 def _sum(values: Iterable[Any]) -> Decimal:
@@ -362,7 +373,29 @@ def evaluate(
     plan: RulePlan, data: CountyData, day: dt.date, parameters: CountyParameters
 ) -> Evaluation:
     """Every active rule's findings and candidates for `day` (pure: no database access)."""
-    available = availability(data)
+    return evaluate_rules(plan, data, day, parameters, availability(data))
+
+
+@dataclass
+class Settled:
+    """A rule evaluated a slice of households at a time (transforms/risk/slices.py): what it
+    found over the county, why the county's data does not allow it, or what it raised."""
+
+    found: Evaluation | None = None
+    shortfall: Shortfall | None = None
+    error: Exception | None = None
+
+
+def evaluate_rules(
+    plan: RulePlan,
+    data: CountyData,
+    day: dt.date,
+    parameters: CountyParameters,
+    available: Availability,
+    settled: Mapping[str, Settled] | None = None,
+) -> Evaluation:
+    """`evaluate`, with what the day's data delivers given, and the rules in `settled` already
+    evaluated (each taken as it is when its inputs were delivered)."""
     out = Evaluation(skipped=dict(plan.skipped), available=available)
     active = []
     in_force = [(rule, rule.values_on(day)) for rule in plan.active]
@@ -380,7 +413,15 @@ def evaluate(
         logic = rule.logic
         inputs = rule_inputs(rule)
         shortfall = available.shortfall(inputs)
-        if shortfall is None:
+        outcome = None if settled is None else settled.get(rule.id)
+        if shortfall is None and outcome is not None:
+            if outcome.shortfall is not None:
+                shortfall = outcome.shortfall
+            elif outcome.error is not None:
+                raise outcome.error
+            elif outcome.found is not None:
+                _merge(out, outcome.found)
+        elif shortfall is None:
             try:
                 _evaluate_rule(
                     rule, shared, Context(day=day, values=values, parameters=parameters), out
@@ -402,6 +443,13 @@ def evaluate(
             out.notes[rule.id] = note
     out.active = tuple(active)
     return out
+
+
+def _merge(out: Evaluation, found: Evaluation) -> None:
+    out.findings.update(found.findings)
+    out.candidates += found.candidates
+    out.reconciliations += found.reconciliations
+    out.persons.update(found.persons)
 
 
 # rule kind -> its evaluator; each takes the rule's own logic model (see transforms/risk/rules.py)

@@ -6,6 +6,7 @@ masked), the inclusion candidates (体外循环), the day's findings.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from transforms.config.bureaus import bureau_zh
@@ -182,9 +184,19 @@ def _ages(births: pd.Series, day: dt.date) -> list[int | None]:
     """Each birth date's age on `day` (None for none), once per distinct date: dates equal in
     Python (a date and a Timestamp never are) give the same age whatever their type."""
     codes, uniques = pd.factorize(births)
-    ages = [None if _null(b) else age_on(norm(b), day) for b in uniques]
+    ages = [_age(type(b), b, day) for b in uniques]  # type: ignore[arg-type]
     ages.append(None)  # code -1: no birth date
-    return [ages[c] for c in codes.tolist()]
+    pool = np.empty(len(ages), dtype=object)
+    pool[:] = ages
+    return list(pool[codes])
+
+
+@functools.lru_cache(maxsize=65_536)
+def _age(kind: type, birth: Any, day: dt.date) -> int | None:
+    """A birth date's age on `day` (None for none); the type is part of the key, as a date and
+    a Timestamp are not equal. Cached: the county is evaluated a slice at a time, and its
+    slices share their members' birth dates."""
+    return None if _null(birth) else age_on(norm(birth), day)
 
 
 def _with_persons(frame: pd.DataFrame, persons: pd.DataFrame, day: dt.date) -> pd.DataFrame:
@@ -204,6 +216,15 @@ def _person_frame(persons: pd.DataFrame, day: dt.date) -> pd.DataFrame:
     return out
 
 
+MEMBERS = ""  # SharedFrames.float_ages: the members' ages
+
+
+def _float_ages(frame: pd.DataFrame, floats: bool) -> None:
+    ages = frame["age"]
+    if floats and (ages.dtype.kind in "iu" or (ages.dtype == object and ages.isna().all())):
+        frame["age"] = ages.astype("float64")
+
+
 class SharedFrames:
     """What several rules of one evaluation read, built once: each dataset's rows joined to
     the roster (dropped after the last rule reading them), the roster members with their age,
@@ -216,12 +237,25 @@ class SharedFrames:
         self._rows: dict[str, pd.DataFrame] = {}
         self._members: pd.DataFrame | None = None
         self._households: dict[Any, dict[str, Any]] | None = None
+        # one slice of the county's households (transforms/risk/slices.py): a slice without a
+        # relevant row says nothing about the county's list, so the evaluators record what they
+        # saw (`saw`) instead of deciding on it
+        self.sliced = False
+        self.seen: dict[str, bool] = {}
+        # where the county's frame has a person without a birth date, its ages are floats
+        # (pandas makes a column of ints and None float): a slice's ages are made so too
+        self.float_ages: Mapping[str, bool] = {}
+
+    def saw(self, rule_id: str, relevant: bool) -> None:
+        """Record whether the rule found a relevant row in the data evaluated."""
+        self.seen[rule_id] = self.seen.get(rule_id, False) or relevant
 
     def rows(self, dataset: str) -> pd.DataFrame:
         if dataset not in self._rows:
             self._rows[dataset] = _with_persons(
                 self.data.rows[dataset], self.data.persons, self.day
             )
+            _float_ages(self._rows[dataset], self.float_ages.get(dataset, False))
         return self._rows[dataset]
 
     def done(self, dataset: str | None) -> None:
@@ -234,6 +268,7 @@ class SharedFrames:
     def members(self) -> pd.DataFrame:
         if self._members is None:
             self._members = _person_frame(self.data.persons, self.day)
+            _float_ages(self._members, self.float_ages.get(MEMBERS, False))
         return self._members
 
     def household(self, household_id: Any) -> dict[str, Any] | None:

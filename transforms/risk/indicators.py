@@ -14,7 +14,7 @@ import pandas as pd
 
 from transforms.households.incomes import INCOME_PARTS
 from transforms.risk.configuration import CountyParameters, IndicatorSet, Village
-from transforms.risk.data import CENT, LIFTED, CountyData, _null, _records, norm, per_value
+from transforms.risk.data import CENT, LIFTED, CountyData, _null, _records, norm
 from transforms.risk.evaluate import _sum
 from transforms.risk.evidence import Evaluation
 from transforms.risk.inputs import (
@@ -206,17 +206,8 @@ def compute_indicators(
     persons["_monitored"] = persons["_monitored"].fillna(False).astype(bool)
     persons["_lifted"] = persons["_lifted"].fillna(False).astype(bool)
 
-    employed = enrolled = None
-    listed: set[str] = set()
-    if "employment" in data.rows:
-        rows = data.rows["employment"]
-        employed = set(rows.loc[rows["employment_status"] == "已就业", "person_key"].tolist())
-    if "enrollment" in data.rows:
-        rows = data.rows["enrollment"]
-        this = rows[per_value(rows["insurance_year"], lambda y: norm(y) == day.year)]
-        if not this.empty:
-            enrolled = set(this.loc[this["enrollment_status"] == "已参保", "person_key"].tolist())
-            listed = set(this["person_key"].tolist())
+    lists = data.list_facts(day)
+    employed, enrolled, listed = lists.employed, lists.enrolled, lists.listed
     enrolment_unknown = set(data.refused.get("enrollment", {})) - listed
 
     population = {(v.township, v.village): v.rural_population for v in villages}

@@ -13,7 +13,6 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -38,12 +37,6 @@ if TYPE_CHECKING:
 ENROLMENT_RATE = "medical_insurance_enrolment_rate"
 
 
-def _has_year(frame: pd.DataFrame | None, column: str, year: int) -> bool:
-    if frame is None or frame.empty or column not in frame.columns:
-        return False
-    return bool(pd.to_numeric(frame[column], errors="coerce").eq(year).any())
-
-
 def indicator_statuses(
     data: CountyData,
     evaluation: Evaluation,
@@ -63,7 +56,7 @@ def indicator_statuses(
         if (
             shortfall is None
             and cfg.code == ENROLMENT_RATE
-            and not _has_year(data.rows.get("enrollment"), "insurance_year", day.year)
+            and not data.list_facts(day).enrollment_this_year
         ):
             shortfall = Shortfall(
                 f"{available.title('enrollment')}中尚无{day.year}年度的记录",

@@ -1,0 +1,446 @@
+"""Evaluating the warning rules a slice of households at a time, so that the stage's memory does
+not grow with the county's lists.
+
+Every finding, candidate and reconciliation of a rule is about one household or one person:
+a person's current rows (the latest file mentioning them, or each event once) depend on that
+person's rows alone, and a household's on its members'. So the households are cut into slices
+of `SLICE_HOUSEHOLDS` (in 户编号 order, in Python, so SQLite and PostgreSQL cut them alike),
+and each dataset's current rows are read once, ordered by slice, the warehouse joining each
+row to its person's household: one slice's rows are in memory at a time, with that slice's
+members and households. Rows of people not on the roster (and rows without a person) form a
+slice of their own (`OFF_ROSTER`): they give candidates (体外循环), never a household's warning.
+
+Three facts are the county's, not a slice's, and are settled once every slice is seen:
+
+- which data arrived (`Availability`: each list's current rows and the columns with a value):
+  a rule whose inputs were not delivered is 数据不足, whatever a slice computed for it (a
+  slice's evaluation of such a rule is dropped, and an error it raised is not the rule's);
+- whether a list has any relevant row for a rule counting absence from it (without one the
+  list has not arrived: the rule is 数据不足, or finds nothing);
+- the indicators' facts of the employment and enrollment lists (`ListFacts`), summed.
+
+The roster's persons and households (one row each, a few columns) and the incomes are read
+for the county: the lifecycle's labels, the reconciliation's places and the indicators need
+them all. `evaluate` (transforms/risk/evaluate.py) on a whole county's `CountyData` gives the
+same result; tests hold the two equal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from pandas.core.internals.construction import convert_object_array
+from sqlalchemy.engine import Connection
+
+from transforms.config.contracts import Contract
+from transforms.risk.configuration import CountyParameters
+from transforms.risk.data import (
+    HOUSEHOLD_ATTRIBUTES,
+    Context,
+    CountyData,
+    ListFacts,
+    _frame,
+    current_view,
+    household_incomes,
+    income_frame,
+    refused_rows,
+    row_query,
+)
+from transforms.risk.evaluate import EVALUATORS, Settled, evaluate_rules, no_relevant_rows
+from transforms.risk.evidence import (
+    MEMBERS,
+    Candidate,
+    Evaluation,
+    Reconciliation,
+    SharedFrames,
+)
+from transforms.risk.inputs import HOUSEHOLDS, PERSONS, Availability
+from transforms.risk.rules import HouseholdWithout, PersonRows, Rule, RulePlan
+from transforms.warehouse.frames import fetch_slices
+from transforms.warehouse.tables import dim_household, dim_person, file_manifest, staging_table
+
+log = logging.getLogger(__name__)
+
+SLICE_HOUSEHOLDS = 10_000  # households per slice: a few tens of thousands of rows in memory
+OFF_ROSTER = -1  # the slice of rows whose person is not on the roster
+FETCH_ROWS = 20_000  # rows fetched from the warehouse at a time
+
+
+# --- what each rule found, over the slices ----------------------------------------------------
+
+
+@dataclass
+class _Found:
+    """One rule's findings over the slices seen so far."""
+
+    findings: dict[Any, dict[str, Any]] = field(default_factory=dict)
+    candidates: list[Candidate] = field(default_factory=list)
+    reconciliations: list[Reconciliation] = field(default_factory=list)
+    persons: set[str] | None = None  # the persons flagged, where the rule says (person rules)
+    error: Exception | None = None  # what a slice raised (the rule's, unless 数据不足)
+
+    def add(self, part: Evaluation, rule_id: str) -> None:
+        self.findings.update(part.findings)
+        self.candidates += part.candidates
+        self.reconciliations += part.reconciliations
+        if rule_id in part.persons:
+            self.persons = (self.persons or set()) | part.persons[rule_id]
+
+
+# --- the slices -------------------------------------------------------------------------------
+
+
+def _slice_of(conn: Connection, size: int) -> dict[Any, int]:
+    """household id -> its slice: every household of the roster's households and persons, in
+    Python's order of their ids, `size` to a slice."""
+    ids = {r[0] for r in conn.execute(sa.select(dim_household.c.household_id))}
+    ids |= {r[0] for r in conn.execute(sa.select(dim_person.c.household_id).distinct())}
+    ordered = sorted(i for i in ids if i is not None)
+    return {household_id: n // size for n, household_id in enumerate(ordered)}
+
+
+def _slice_table(conn: Connection, slice_of: Mapping[Any, int]) -> sa.Table:
+    """The slices as a temporary table the warehouse joins each row to."""
+    table = sa.Table(
+        "risk_household_slice",
+        sa.MetaData(),
+        sa.Column("household_id", sa.String(64), primary_key=True),
+        sa.Column("slice_no", sa.Integer, nullable=False),
+        prefixes=["TEMPORARY"],
+    )
+    table.create(conn)
+    items = [{"household_id": h, "slice_no": n} for h, n in slice_of.items()]
+    for start in range(0, len(items), 10_000):
+        conn.execute(table.insert(), items[start : start + 10_000])
+    return table
+
+
+def _positions(frame: pd.DataFrame, slice_of: Mapping[Any, int]) -> dict[int, np.ndarray]:
+    """slice -> the positions of the frame's rows (households or persons) in that slice, in
+    the frame's order."""
+    slices = frame["household_id"].map(slice_of)
+    groups = slices.groupby(slices, sort=False).indices
+    return {int(k): np.asarray(v) for k, v in groups.items()}  # type: ignore[call-overload]
+
+
+@dataclass(frozen=True)
+class _Column:
+    has_value: bool
+    has_null: bool
+    numeric: bool
+
+
+def _profile(conn: Connection, query: sa.Select[Any]) -> dict[str, _Column]:
+    """Per column of a dataset's current rows: whether any has a value, any has none. A slice's
+    frame takes the dtype the county's frame would have (an integer column with a gap somewhere
+    in the county is float in every slice, a yes/no column object), so values read alike."""
+    sub = query.order_by(None).subquery()
+    counts = conn.execute(sa.select(sa.func.count(), *(sa.func.count(c) for c in sub.c))).one()
+    total = counts[0]
+    out = {}
+    for column, filled in zip(sub.c, counts[1:], strict=True):
+        numeric = isinstance(column.type, sa.Integer | sa.Numeric) and not isinstance(
+            column.type, sa.Boolean
+        )
+        out[column.name] = _Column(filled > 0, filled < total, numeric)
+    return out
+
+
+def _harmonized(frame: pd.DataFrame, profile: Mapping[str, _Column]) -> pd.DataFrame:
+    for name, column in profile.items():
+        if name not in frame.columns or not (column.has_value and column.has_null):
+            continue
+        cells = frame[name]
+        if cells.dtype.kind in "iu":
+            frame[name] = cells.astype("float64")
+        elif cells.dtype.kind == "b":
+            frame[name] = cells.astype(object)
+        elif column.numeric and cells.dtype == object and bool(cells.isna().all()):
+            frame[name] = cells.astype("float64")
+    return frame
+
+
+def _frame_of(pieces: list[np.ndarray], columns: list[str]) -> pd.DataFrame:
+    content = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+    arrays = convert_object_array(list(content.T), dtype=None, coerce_float=True)
+    return pd.DataFrame(dict(zip(columns, arrays, strict=True)), copy=False)
+
+
+def _dataset_slices(
+    conn: Connection, contract: Contract, table: sa.Table
+) -> Iterator[tuple[int, pd.DataFrame]]:
+    """(slice, its current-file rows as `current_frame` has them) per slice with rows, in
+    slice order, each slice's rows in load order."""
+    query = row_query(contract)
+    profile = _profile(conn, query)
+    person = dim_person.alias("slice_person")
+    slice_no = sa.func.coalesce(table.c.slice_no, OFF_ROSTER).label("_slice")
+    staging = staging_table(contract)
+    ordered = (
+        query.add_columns(slice_no)
+        .outerjoin(person, person.c.person_key == staging.c.person_key)
+        .outerjoin(table, table.c.household_id == person.c.household_id)
+        .order_by(None)
+        .order_by(slice_no, staging.c.manifest_id, staging.c.id)
+        .execution_options(stream_results=True)
+    )
+    current: int | None = None
+    pieces: list[np.ndarray] = []
+    columns: list[str] = []
+    for names, content in fetch_slices(ordered, conn, FETCH_ROWS):
+        at = names.index("_slice")
+        columns = names[:at] + names[at + 1 :]
+        slices = content[:, at].astype(np.int64)
+        content = np.delete(content, at, axis=1)
+        cuts = [0, *(np.flatnonzero(slices[1:] != slices[:-1]) + 1).tolist(), len(slices)]
+        for start, stop in itertools.pairwise(cuts):
+            number = int(slices[start])
+            if current is not None and number != current:
+                yield current, _harmonized(_frame_of(pieces, columns), profile)
+                pieces = []
+            current = number
+            pieces.append(content[start:stop])
+    if current is not None:
+        yield current, _harmonized(_frame_of(pieces, columns), profile)
+
+
+# --- the evaluation ---------------------------------------------------------------------------
+
+
+def _county(conn: Connection, contracts: Mapping[str, Contract]) -> CountyData:
+    """The roster's persons and households with their incomes, for the whole county."""
+    incomes = household_incomes(
+        income_frame(conn, contracts["roster"]) if "roster" in contracts else pd.DataFrame()
+    )
+    attributes = _frame(conn, dim_household, ("household_id", *HOUSEHOLD_ATTRIBUTES))
+    households = attributes.merge(incomes, on="household_id", how="left")
+    return CountyData(
+        persons=_frame(conn, dim_person),
+        households=households,
+        rows={},
+        contracts=contracts,
+        refused=refused_rows(conn, contracts),
+    )
+
+
+def _take(frame: pd.DataFrame, positions: np.ndarray | None) -> pd.DataFrame:
+    if positions is None:
+        return frame.iloc[0:0]
+    return frame.iloc[positions].reset_index(drop=True)
+
+
+def evaluate_county(
+    conn: Connection,
+    plan: RulePlan,
+    contracts: Iterable[Contract],
+    day: dt.date,
+    parameters: CountyParameters,
+    slice_households: int = SLICE_HOUSEHOLDS,
+) -> tuple[CountyData, Evaluation]:
+    """`evaluate(plan, load_county_data(conn, contracts), day, parameters)` a slice of
+    households at a time; the county's persons and households, with the lists' facts the
+    indicators read instead of their rows."""
+    by_dataset = {c.dataset: c for c in contracts}
+    county = _county(conn, by_dataset)
+    slice_of = _slice_of(conn, slice_households)
+    person_at = _positions(county.persons, slice_of)
+    household_at = _positions(county.households, slice_of)
+    numbers = [OFF_ROSTER, *sorted(set(slice_of.values()))]
+    in_force = [(rule, rule.values_on(day)) for rule in plan.active]
+    readers: dict[str, list[tuple[Rule, dict[str, Any]]]] = defaultdict(list)
+    for rule, values in in_force:
+        dataset = getattr(rule.logic, "dataset", None)
+        if values is not None and dataset is not None:
+            readers[dataset].append((rule, values))
+    found = {rule.id: _Found() for rule, _ in in_force}
+    seen: dict[str, bool] = {}
+    rows: dict[str, int] = {}
+    filled: dict[str, frozenset[str]] = {}
+    facts = ListFacts()
+    table = _slice_table(conn, slice_of)
+    births = county.persons.get("birth_date")
+    members_float = births is not None and bool(births.isna().any()) and bool(births.notna().any())
+    for dataset, contract in by_dataset.items():
+        rows[dataset], filled[dataset] = 0, frozenset()
+        if readers.get(dataset):
+            ages = {MEMBERS: members_float, dataset: _float_birth(conn, contract)}
+        frames = _dataset_slices(conn, contract, table)
+        pending = next(frames, None)
+        for number in numbers:
+            if pending is not None and pending[0] == number:
+                view = current_view(pending[1], contract)
+                pending = next(frames, None)
+            elif pending is not None and pending[0] < number:
+                raise RuntimeError(f"{dataset}: rows of an unknown slice {pending[0]}")
+            else:
+                view = None
+            if view is not None:
+                rows[dataset] += len(view)
+                if not view.empty:
+                    present = view.notna().any()
+                    filled[dataset] |= {str(c) for c, has in present.items() if bool(has)}
+                facts.add({dataset: view}, day)
+            if not readers.get(dataset):
+                continue
+            if view is None:
+                view = _empty(contract)
+            part = CountyData(
+                persons=_take(county.persons, person_at.get(number)),
+                households=_take(county.households, household_at.get(number)),
+                rows={dataset: view},
+                contracts=by_dataset,
+                refused=county.refused,
+            )
+            _evaluate_slice(part, readers[dataset], day, parameters, found, seen, ages)
+        if pending is not None:
+            raise RuntimeError(f"{dataset}: rows of an unknown slice {pending[0]}")
+    # dropped here, not in a `finally`: after a failed statement PostgreSQL refuses every
+    # other until the rollback, which drops the temporary table with everything else
+    table.drop(conn)
+    available = Availability.of(
+        {HOUSEHOLDS: county.households, PERSONS: county.persons}, by_dataset
+    )
+    available = Availability(
+        rows={**rows, **available.rows},
+        columns={**filled, **available.columns},
+        contracts=by_dataset,
+        reported_income_households=available.reported_income_households,
+    )
+    county = CountyData(
+        persons=county.persons,
+        households=county.households,
+        rows={},
+        contracts=by_dataset,
+        refused=county.refused,
+        facts=facts,
+    )
+    settled = _settle(in_force, found, seen, rows, by_dataset, day, parameters)
+    return county, evaluate_rules(plan, county, day, parameters, available, settled)
+
+
+def _float_birth_query(contract: Contract) -> sa.Select[Any]:
+    query = row_query(contract)
+    staging = staging_table(contract)
+    missing = query.where(staging.c.birth_date.is_(None))
+    if contract.grain != "person":
+        # each event once: a row without a birth date is in the view if it is in a file
+        return missing.with_only_columns(staging.c.id).order_by(None).limit(1)
+    later = staging.alias("later")
+    latest = (
+        sa.select(sa.func.max(later.c.manifest_id))
+        .join(file_manifest, file_manifest.c.id == later.c.manifest_id)
+        .where(file_manifest.c.status.in_(("loaded", "partly_loaded")))
+        .where(later.c.person_key == staging.c.person_key)
+        .scalar_subquery()
+    )
+    return (
+        missing.where(staging.c.person_key.is_not(None))
+        .where(staging.c.manifest_id == latest)
+        .with_only_columns(staging.c.id)
+        .order_by(None)
+        .limit(1)
+    )
+
+
+def _float_birth(conn: Connection, contract: Contract) -> bool:
+    """Whether the county's current rows of the dataset (the current view: a person's latest
+    file, each event once) hold a row without a birth date and one with: its ages are floats
+    in the county's frame (evidence shows them so)."""
+    staging = staging_table(contract)
+    query = row_query(contract)
+    has = query.where(staging.c.birth_date.is_not(None)).with_only_columns(staging.c.id)
+    if conn.execute(has.order_by(None).limit(1)).first() is None:
+        return False
+    return conn.execute(_float_birth_query(contract)).first() is not None
+
+
+def _empty(contract: Contract) -> pd.DataFrame:
+    """A slice without rows of the dataset: its columns, no row."""
+    names = [c.name for c in row_query(contract).selected_columns]
+    return pd.DataFrame({n: pd.Series([], dtype=object) for n in names})
+
+
+def _evaluate_slice(
+    part: CountyData,
+    rules: Iterable[tuple[Rule, dict[str, Any]]],
+    day: dt.date,
+    parameters: CountyParameters,
+    found: Mapping[str, _Found],
+    seen: dict[str, bool],
+    float_ages: Mapping[str, bool],
+) -> None:
+    readers: dict[str, int] = defaultdict(int)
+    for rule, _ in rules:
+        readers[rule.logic.dataset] += 1  # type: ignore[union-attr]
+    shared = SharedFrames(part, day, {k: n + 1 for k, n in readers.items()})
+    shared.sliced = True
+    shared.float_ages = float_ages
+    for rule, values in rules:
+        accumulated = found[rule.id]
+        if accumulated.error is not None:
+            continue
+        out = Evaluation()
+        ctx = Context(day=day, values=values, parameters=parameters)
+        try:
+            EVALUATORS[rule.logic.kind](rule, rule.logic, shared, ctx, out)
+        except Exception as exc:
+            # kept, and raised by evaluate_rules unless the county's data does not allow the
+            # rule (数据不足): the evaluation of the whole county never ran such a rule
+            accumulated.error = exc
+            continue
+        accumulated.add(out, rule.id)
+    for rule_id, relevant in shared.seen.items():
+        seen[rule_id] = seen.get(rule_id, False) or relevant
+
+
+def _settle(
+    in_force: Iterable[tuple[Rule, dict[str, Any] | None]],
+    found: Mapping[str, _Found],
+    seen: Mapping[str, bool],
+    rows: Mapping[str, int],
+    contracts: Mapping[str, Contract],
+    day: dt.date,
+    parameters: CountyParameters,
+) -> dict[str, Settled]:
+    """Per rule read a slice at a time, once the county's facts are known: what it found over
+    the county, or why it is 数据不足 (its inputs are checked by evaluate_rules)."""
+    settled: dict[str, Settled] = {}
+    for rule, values in in_force:
+        logic = rule.logic
+        if values is None or getattr(logic, "dataset", None) is None:
+            continue
+        accumulated = found[rule.id]
+        relevant = seen.get(rule.id, False)
+        if isinstance(logic, PersonRows) and not relevant:
+            if logic.signal_when != "any":
+                # the list has not arrived: absence means nothing yet
+                ctx = Context(day=day, values=values, parameters=parameters)
+                shortfall = no_relevant_rows(logic, contracts[logic.dataset], ctx)
+                settled[rule.id] = Settled(shortfall=shortfall)
+                continue
+            # no relevant row anywhere: no hit, and absence does not count
+            accumulated = _Found(persons=set(), error=accumulated.error)
+        if isinstance(logic, HouseholdWithout) and not rows.get(logic.dataset):
+            # the list has not arrived: nobody can be said to lack a row in it
+            accumulated = _Found(error=accumulated.error)
+        if accumulated.error is not None:
+            settled[rule.id] = Settled(error=accumulated.error)
+            continue
+        out = Evaluation(
+            findings=accumulated.findings,
+            candidates=accumulated.candidates,
+            reconciliations=accumulated.reconciliations,
+        )
+        if accumulated.persons is not None:
+            out.persons[rule.id] = accumulated.persons
+        settled[rule.id] = Settled(found=out)
+    return settled

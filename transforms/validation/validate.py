@@ -17,6 +17,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -184,6 +185,18 @@ def usable_cells(column: Column, values: pd.Series) -> pd.Series:
     derived status column instead."""
     if column.type is ColumnType.ID:
         raise ValueError(f"{column.name}: an ID cell is usable when its status is 'ok'")
+    # each distinct cell judged once: a household's fields repeat on every member's row
+    cells = values.to_numpy(dtype=object)
+    codes, uniques = pd.factorize(cells)
+    if len(uniques) < len(cells) and all(type(value) is str for value in uniques):
+        judged = np.empty(len(uniques) + 1, dtype=bool)
+        judged[:-1] = _usable(column, pd.Series(uniques, dtype=object)).to_numpy()
+        judged[-1] = not column.required  # a blank's code is -1
+        return pd.Series(judged[codes], index=values.index)
+    return _usable(column, values)
+
+
+def _usable(column: Column, values: pd.Series) -> pd.Series:
     text = values.astype("string")
     bound = column.length_bound
     if column.type is ColumnType.YN:
@@ -387,20 +400,32 @@ def _expected_text(check: Check | None, row: Mapping[str, Any]) -> str | None:
     8035.50"; None when the check says nothing to expect or a value it needs is not a number."""
     if check is None or check.expected is None:
         return None
+    texts = tuple((name, str(row.get(name))) for name in check.requires)
+    expected = _evaluated(check.expected, texts)
+    if expected is None:
+        return None
+    return f"{check.expected_zh}{expected:.2f}"
+
+
+@lru_cache(maxsize=4096)
+def _evaluated(expression: str, texts: tuple[tuple[str, str], ...]) -> float | None:
+    """pd.eval of the expression on the values' texts read as numbers, once per distinct set of
+    texts (a household's amounts are the same on every member's row: keyed by text, not by
+    float, so that -0 and 0 stay apart); None when a text or the result is no finite number."""
     values: dict[str, float] = {}
-    for name in check.requires:
+    for name, text in texts:
         try:
-            values[name] = float(str(row.get(name)))
+            values[name] = float(text)
         except ValueError:
             return None
     try:
-        result: Any = pd.eval(check.expected, local_dict=values)
+        result: Any = pd.eval(expression, local_dict=values)
         expected = float(result)
     except (ZeroDivisionError, ValueError, TypeError):
         return None
     if not np.isfinite(expected):
         return None
-    return f"{check.expected_zh}{expected:.2f}"
+    return expected
 
 
 def _reason_details(

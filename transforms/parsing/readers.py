@@ -218,7 +218,7 @@ def _grid_rows(grid: Iterable[Sequence[object]], max_chars: int) -> list[tuple[i
     return rows
 
 
-class _OverBounds(Exception):  # noqa: N818 - a signal between the reader and its caller
+class _OverBounds(Exception):
     """calamine's used range of a sheet is over the limits (raised with `bounded`)."""
 
 
@@ -227,7 +227,8 @@ def _over_bounds(sheet: CalamineSheet, limits: FileLimits) -> bool:
     if end is None:
         return False
     rows, columns = end[0] + 1, end[1] + 1
-    return rows > limits.max_rows or columns > limits.max_columns or rows * columns > limits.max_cells
+    over_cells = rows * columns > limits.max_cells
+    return rows > limits.max_rows or columns > limits.max_columns or over_cells
 
 
 def _read_excel(

@@ -90,7 +90,7 @@ def validate_suite(
         )
         with _no_fingerprint(engine):
             batch = batch_definition.get_batch(batch_parameters={"dataframe": data[columns]})
-        result = batch.validate(suite, result_format=dict(result_format))
+            result = batch.validate(suite, result_format=dict(result_format))
         first = first if first is not None else result
         results.update(zip(positions, result.results, strict=True))
 

@@ -11,6 +11,7 @@ warnings are loaded and flagged.
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import json
 import os
@@ -18,7 +19,8 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Any
+from types import CodeType
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -418,14 +420,50 @@ def _evaluated(expression: str, texts: tuple[tuple[str, str], ...]) -> float | N
             values[name] = float(text)
         except ValueError:
             return None
+    code = _arithmetic(expression)
     try:
-        result: Any = pd.eval(expression, local_dict=values)
+        if code is None:
+            result: Any = pd.eval(expression, local_dict=values)
+        else:
+            # IEEE double arithmetic in the order the expression's tree gives, as pd.eval does;
+            # dividing by zero raises here where pd.eval gives inf or nan: None either way
+            result = eval(code, {"__builtins__": {}}, values)  # only arithmetic: see _arithmetic
         expected = float(result)
     except (ZeroDivisionError, ValueError, TypeError):
         return None
     if not np.isfinite(expected):
         return None
     return expected
+
+
+_ARITHMETIC_NODES: Final = (
+    ast.Expression,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.Add,
+    ast.Sub,
+    ast.Mult,
+    ast.Div,
+    ast.USub,
+    ast.UAdd,
+    ast.Name,
+    ast.Load,
+)
+
+
+@lru_cache(maxsize=64)
+def _arithmetic(expression: str) -> CodeType | None:
+    """The expression compiled, when it is nothing but + - * / of names and numbers (parsing it
+    is most of what pd.eval costs); None for anything else, which pd.eval evaluates."""
+    try:
+        tree = ast.parse(expression, mode="eval")
+    except SyntaxError:
+        return None
+    for node in ast.walk(tree):
+        number = isinstance(node, ast.Constant) and type(node.value) in (int, float)
+        if not (number or isinstance(node, _ARITHMETIC_NODES)):
+            return None
+    return compile(tree, "<expected>", "eval")
 
 
 def _reason_details(

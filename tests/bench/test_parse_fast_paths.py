@@ -354,7 +354,7 @@ def test_gx_in_narrow_batches_gives_what_one_batch_gave(monkeypatch: pytest.Monk
     threshold = engine.HASH_THRESHOLD
     split = validate.run_gx(contract, frame)
     # the batches go unfingerprinted; GX's own threshold is put back
-    assert engine.HASH_THRESHOLD == threshold
+    assert threshold == engine.HASH_THRESHOLD
     assert split.issues == whole.issues and split.issues
     assert split.statistics == whole.statistics
     assert _comparable(split.results_json) == _comparable(whole.results_json)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -57,7 +59,8 @@ def test_usable_cells_of_non_text_cells_take_the_plain_path() -> None:
 
 def _pd_eval(expression: str, values: dict[str, float]) -> float | None:
     try:
-        result = float(pd.eval(expression, local_dict=values))
+        evaluated: Any = pd.eval(expression, local_dict=values)
+        result = float(evaluated)
     except (ZeroDivisionError, ValueError, TypeError):
         return None
     return result if np.isfinite(result) else None

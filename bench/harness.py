@@ -110,6 +110,8 @@ class Run:
     # wall time of the datasets' parse/validate processes run side by side, and on how many
     side_by_side_seconds: float | None = None
     workers: int = 1
+    # each dataset's parse/validate process: seconds, CPU seconds, peak MB
+    datasets: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def pipeline_seconds(self) -> float:
@@ -313,9 +315,11 @@ def run_pipeline(
     profile: Path | None,
     label: str,
     workers: int = 1,
+    datasets: dict[str, dict[str, float]] | None = None,
 ) -> tuple[list[Figure], float | None]:
     """Every selected stage of the pipeline on a fresh copy of the county's landing folder, and
-    the wall time of the datasets' parse/validate run side by side (None when not run)."""
+    the wall time of the datasets' parse/validate run side by side (None when not run); each
+    dataset's own figures go into `datasets`."""
     if data_dir.exists():
         shutil.rmtree(data_dir)
     shutil.copytree(county.landing, data_dir / "landing")
@@ -361,8 +365,14 @@ def run_pipeline(
         order = _largest_first(warehouse_url, groups) if workers > 1 else None
         outs = run_side_by_side(tasks, workers, order)
         side_by_side = time.perf_counter() - clock
-        for out in outs:
+        for group, out in zip(groups, outs, strict=True):
             # in the groups' order, as the DAG's task returns them
+            if datasets is not None:
+                datasets[group["dataset"]] = {
+                    "seconds": out["seconds"],
+                    "cpu_seconds": out.get("cpu_seconds", 0.0),
+                    "peak_rss_mb": out["peak_rss_mb"],
+                }
             files.extend(out["result"])
             parse_s += out["parts"]["parse"]
             gx_s += out["parts"]["gx"]
@@ -370,14 +380,13 @@ def run_pipeline(
             imports_s += out["import_seconds"]
             cpu_s += out.get("cpu_seconds", 0.0)
             peak = max(peak, out["peak_rss_mb"])
-        datasets = len(groups)
         figures.append(
             Figure(
                 "parse",
                 parse_s,
                 peak,
                 imports_s,
-                f"{datasets} datasets, one process each, {workers} at a time",
+                f"{len(groups)} datasets, one process each, {workers} at a time",
             )
         )
         figures.append(
@@ -424,113 +433,12 @@ def run_baseline(county: County, target: str, profile: Path | None, label: str) 
     ]
 
 
-# --- printing ---------------------------------------------------------------------------------
-
-
-def _rate(rows: int, seconds: float) -> str:
-    return f"{rows / seconds:>12,.0f}" if seconds > 0 else f"{'-':>12}"
-
-
-def _line(name: str, seconds: float, rows: int, peak: float | None, extra: str = "") -> str:
-    shown = f"{peak:>9,.0f}" if peak is not None else f"{'':>9}"
-    return f"  {name:<18}{seconds:>9.2f}{_rate(rows, seconds)}{shown}  {extra}".rstrip()
-
-
-def format_run(run: Run, baseline: bool) -> str:
-    c = run.county
-    total = sum(c.rows_by_format.values()) or 1
-    split = ", ".join(
-        f"{fmt} {rows:,} rows ({rows * 100 / total:.0f}%)"
-        for fmt, rows in sorted(c.rows_by_format.items())
-    )
-    lines = [
-        f"== {run.warehouse}, scale {run.scale}x: {c.households:,} households, "
-        f"{c.persons:,} persons, {c.data_rows:,} data rows in {len(c.files)} files ({split}) ==",
-        f"  {'stage':<18}{'seconds':>9}{'rows/s':>12}{'peak MB':>9}  note",
-    ]
-    for f in run.stages:
-        extra = f"imports {f.import_seconds:.1f}s" if f.import_seconds >= 0.5 else ""
-        cpu = (
-            f"CPU {f.cpu_seconds:.1f}s" if f.cpu_seconds and f.stage not in PARALLEL_STAGES else ""
-        )
-        extra = "; ".join(x for x in (cpu, extra, f.note) if x)
-        lines.append(_line(f.stage, f.seconds, c.data_rows, f.peak_rss_mb, extra))
-    lines.append(
-        _line(
-            "pipeline total",
-            run.pipeline_seconds,
-            c.data_rows,
-            run.peak_mb,
-            "the stages' seconds summed",
-        )
-    )
-    if run.side_by_side_seconds is not None:
-        lines.append(
-            _line(
-                "pipeline wall",
-                run.pipeline_wall_seconds,
-                c.data_rows,
-                None,
-                f"the day as it runs: parse+validate {run.side_by_side_seconds:.2f}s wall, "
-                f"datasets side by side on {run.workers} workers",
-            )
-        )
-    if baseline:
-        for f in run.baseline:
-            lines.append(
-                _line(f"baseline {f.stage}", f.seconds, c.data_rows, f.peak_rss_mb, f.note)
-            )
-        lines.append(_line("baseline total", run.baseline_seconds, c.data_rows, None))
-        base = run.baseline_seconds
-        ratio = run.pipeline_seconds / base if base else 0.0
-        wall = run.pipeline_wall_seconds / base if base else 0.0
-        met = "met" if wall <= TARGET_RATIO else "NOT met"
-        partial = "" if len(run.stages) == len(STAGES) else ", only the stages run"
-        lines.append(f"  ratio pipeline / baseline: {ratio:.1f}x (the stages summed{partial})")
-        lines.append(
-            f"  ratio pipeline wall / baseline: {wall:.1f}x (target <= {TARGET_RATIO:.0f}x: "
-            f"{met}{partial})"
-        )
-    target = TARGET_PEAK_MB if run.scale < 10 else TARGET_PEAK_MB_10X
-    met = "met" if run.peak_mb <= target else "NOT met"
-    lines.append(
-        f"  peak memory of any stage: {run.peak_mb:,.0f} MB (target <= {target:,.0f} MB at "
-        f"{'1x' if run.scale < 10 else '10x'}: {met})"
-    )
-    return "\n".join(lines)
-
-
-def format_scaling(runs: Sequence[Run]) -> str:
-    lines: list[str] = []
-    for warehouse in dict.fromkeys(r.warehouse for r in runs):
-        mine = sorted((r for r in runs if r.warehouse == warehouse), key=lambda r: r.scale)
-        if len(mine) < 2:
-            continue
-        first = mine[0]
-        for other in mine[1:]:
-            factor = other.scale / first.scale
-            lines.append(
-                f"== {warehouse}: scale {other.scale}x / scale {first.scale}x "
-                f"(data rows {other.county.data_rows / first.county.data_rows:.2f}x) =="
-            )
-            by_stage = {f.stage: f.seconds for f in first.stages}
-            for f in other.stages:
-                if by_stage.get(f.stage):
-                    lines.append(f"  {f.stage:<18}{f.seconds / by_stage[f.stage]:>7.2f}x")
-            ratio = other.pipeline_seconds / first.pipeline_seconds
-            target = TARGET_SCALING * factor / 10
-            met = "met" if ratio <= target else "NOT met"
-            lines.append(
-                f"  ratio {other.scale}x time / {first.scale}x time: {ratio:.2f}x "
-                f"(linear would be {factor:.0f}x; target <= {target:.1f}x: {met})"
-            )
-    return "\n".join(lines)
-
-
 # --- main -------------------------------------------------------------------------------------
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from bench.report import format_run, format_scaling  # it imports this module
+
     args = parse_args(argv)
     secret = os.environ.get("PERSON_KEY_SECRET") or secrets.token_urlsafe(48)
     work: Path = args.work_dir
@@ -566,6 +474,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     args.profile,
                     label,
                     args.workers,
+                    run.datasets,
                 )
             if not args.no_baseline:
                 with _warehouse(

@@ -34,6 +34,7 @@ from typing import IO, Final
 
 from python_calamine import (
     CalamineError,
+    CalamineSheet,
     CalamineWorkbook,
     PasswordError,
     SheetTypeEnum,
@@ -217,10 +218,34 @@ def _grid_rows(grid: Iterable[Sequence[object]], max_chars: int) -> list[tuple[i
     return rows
 
 
+class _OverBounds(Exception):
+    """calamine's used range of a sheet is over the limits (raised with `bounded`)."""
+
+
+def _over_bounds(sheet: CalamineSheet, limits: FileLimits) -> bool:
+    end = sheet.end
+    if end is None:
+        return False
+    rows, columns = end[0] + 1, end[1] + 1
+    over_cells = rows * columns > limits.max_cells
+    return rows > limits.max_rows or columns > limits.max_columns or over_cells
+
+
 def _read_excel(
-    path: Path, source: Path | IO[bytes], max_rows: int | None, limits: FileLimits
+    path: Path,
+    source: Path | IO[bytes],
+    max_rows: int | None,
+    limits: FileLimits,
+    *,
+    bounded: bool = False,
 ) -> list[RawSheet]:
-    """calamine's reading of `source` (the file, or a copy of its head); `path` names it."""
+    """calamine's reading of `source` (the file, or a copy of its head); `path` names it.
+
+    With `bounded`, a sheet whose used range calamine finds over the limits raises _OverBounds
+    before its cells are turned into text: the caller's streamed check then says how far it
+    reaches. calamine's range is never smaller than that check's extent (it counts a cell the
+    check counts; tests/transforms/parsing/test_reader_bounds.py holds this), so a sheet calamine
+    finds within the limits is within them for the check too."""
     try:
         opened = (
             CalamineWorkbook.from_path(source)
@@ -234,6 +259,8 @@ def _read_excel(
                 if meta.typ in (SheetTypeEnum.ChartSheet, SheetTypeEnum.Vba):
                     continue
                 sheet = workbook.get_sheet_by_name(meta.name)
+                if bounded and _over_bounds(sheet, limits):
+                    raise _OverBounds(meta.name)
                 # skip_empty_area=False keeps row i of the grid at Excel row i+1.
                 grid = sheet.to_python(skip_empty_area=False, nrows=max_rows)
                 hidden = meta.visible is not SheetVisibleEnum.Visible
@@ -345,11 +372,14 @@ def _read_csv(path: Path, max_rows: int | None, limits: FileLimits) -> list[RawS
     return [RawSheet("", rows)]
 
 
-def _check_bounds(path: Path, limits: FileLimits, *, sheets: bool) -> None:
+def _check_bounds(
+    path: Path, limits: FileLimits, *, sheets: bool, strings: bool | None = None
+) -> None:
     """Refuse a file whose reading would cost more than `limits`, before reading it in full.
 
-    Size first; for a zip workbook its directory, then (with `sheets`) each sheet's used range,
-    streamed. A file that is not a zip is left to calamine, which says what it is.
+    Size first; for a zip workbook its directory, then (with `strings`, by default as `sheets`)
+    the shared strings it declares and (with `sheets`) each sheet's used range, streamed. A file
+    that is not a zip is left to calamine, which says what it is.
     """
     size = path.stat().st_size
     if size > limits.max_file_bytes:
@@ -364,6 +394,8 @@ def _check_bounds(path: Path, limits: FileLimits, *, sheets: bool) -> None:
             raise too_many_members(path, members, _MAX_ZIP_MEMBERS)
         with zipfile.ZipFile(path) as archive:
             _check_zip(path, archive, limits)
+            if sheets if strings is None else strings:
+                _check_shared_strings(path, archive, limits)
             if sheets:
                 _check_sheets(path, archive, limits)
     except _ZIP_ERRORS as exc:
@@ -378,11 +410,14 @@ def _check_zip(path: Path, archive: zipfile.ZipFile, limits: FileLimits) -> None
         raise packed_too_tightly(path, facts.worst_member, facts.worst_ratio, limits)
 
 
-def _check_sheets(path: Path, archive: zipfile.ZipFile, limits: FileLimits) -> None:
+def _check_shared_strings(path: Path, archive: zipfile.ZipFile, limits: FileLimits) -> None:
     strings = xlsx_stream.declared_shared_strings(archive)
     if strings > limits.max_cells:
         # calamine reserves room for them all before reading one
         raise corrupt_workbook(path, ValueError(f"sharedStrings.xml declares {strings} strings"))
+
+
+def _check_sheets(path: Path, archive: zipfile.ZipFile, limits: FileLimits) -> None:
     for part in xlsx_stream.worksheet_parts(archive):
         extent = xlsx_stream.sheet_extent(archive, part.member)
         _check_extent(path, part.name, extent, limits)
@@ -423,9 +458,11 @@ def _checked_path(path: Path, max_rows: int | None) -> Path:
     return path
 
 
-def _read_checked(path: Path, max_rows: int | None, limits: FileLimits) -> list[RawSheet]:
+def _read_checked(
+    path: Path, max_rows: int | None, limits: FileLimits, *, bounded: bool = False
+) -> list[RawSheet]:
     if path.suffix.lower() in EXCEL_SUFFIXES:
-        return _read_excel(path, path, max_rows, limits)
+        return _read_excel(path, path, max_rows, limits, bounded=bounded)
     return _read_csv(path, max_rows, limits)
 
 
@@ -462,14 +499,28 @@ def read_sheets_isolated(
 ) -> list[RawSheet]:
     """read_sheets, with the reading done in a child process capped by the limits' budget.
 
-    The bounds are checked here first (milliseconds for a hostile file); a reader that then
-    crashes, runs out of memory or passes the deadline becomes UnreadableFile with the code
-    reader_crashed, too_large or reader_timeout.
+    The size, the zip directory and the declared shared strings are checked here first
+    (milliseconds for a hostile file); a reader that then crashes, runs out of memory or passes
+    the deadline becomes UnreadableFile with the code reader_crashed, too_large or
+    reader_timeout. The sheets' used ranges are checked by calamine itself in the child, from
+    the grid it builds anyway: the streamed check (a pass over every cell of every sheet, the
+    longest part of reading a large workbook) runs only when the reading failed or found a
+    sheet over the limits, and its refusal is the one given, as when it ran first.
     """
     limits = limits or FileLimits()
     path = _checked_path(path, max_rows)
-    _check_bounds(path, limits, sheets=True)
-    sheets = _isolated(path, partial(_read_checked, path, max_rows, limits), limits)
+    _check_bounds(path, limits, sheets=False, strings=True)
+    try:
+        sheets = _isolated(
+            path, partial(_read_checked, path, max_rows, limits, bounded=True), limits
+        )
+    except Exception as exc:
+        _check_bounds(path, limits, sheets=True)
+        if not isinstance(exc, _OverBounds):
+            raise
+        # calamine's range reaches further than the streamed check's (a cell calamine keeps
+        # that the check leaves out): the check decides, as it did when it ran first
+        sheets = _isolated(path, partial(_read_checked, path, max_rows, limits), limits)
     return _non_empty(path, sheets, max_rows)
 
 

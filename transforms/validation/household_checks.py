@@ -124,8 +124,12 @@ def household_findings(
         counts["total"] = counts.groupby("key", sort=False)["n"].transform("sum")
         top = counts[counts["n"] * 2 > counts["total"]]
         by_majority = pd.Series(top["value"].to_numpy(), index=top["key"].to_numpy())
-        reference = by_head.combine_first(by_majority)
-        expected = rows["key"].map(reference)
+        # the householder's value, else the majority's (by_head.combine_first(by_majority),
+        # without sorting the union of two indexes of household keys)
+        expected = rows["key"].map(by_head).astype(object)
+        no_head = expected.isna().to_numpy()
+        if no_head.any():
+            expected[no_head] = rows["key"][no_head].map(by_majority)
         agrees = expected.notna() & rows["value"].eq(expected)
         result = _unknown(frame.index)
         result.loc[rows.index] = agrees.map(bool)
@@ -133,7 +137,10 @@ def household_findings(
         disagreeing = rows[~agrees.to_numpy()]
         # the values of a household without a reference, each listed once (hostile files may
         # hold thousands of rows under one key)
-        listed = disagreeing[~disagreeing["key"].isin(reference.index)].groupby("key", sort=False)
+        referenced = disagreeing["key"].isin(by_head.index) | disagreeing["key"].isin(
+            by_majority.index
+        )
+        listed = disagreeing[~referenced.to_numpy()].groupby("key", sort=False)
         values_of = {key: sorted(set(group["value"])) for key, group in listed}
         for label, key, value in zip(
             disagreeing.index, disagreeing["key"], disagreeing["value"], strict=True

@@ -11,13 +11,16 @@ warnings are loaded and flagged.
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import json
 import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from functools import lru_cache
+from types import CodeType
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -184,6 +187,18 @@ def usable_cells(column: Column, values: pd.Series) -> pd.Series:
     derived status column instead."""
     if column.type is ColumnType.ID:
         raise ValueError(f"{column.name}: an ID cell is usable when its status is 'ok'")
+    # each distinct cell judged once: a household's fields repeat on every member's row
+    cells = values.to_numpy(dtype=object)
+    codes, uniques = pd.factorize(cells)
+    if len(uniques) < len(cells) and all(type(value) is str for value in uniques):
+        judged = np.empty(len(uniques) + 1, dtype=bool)
+        judged[:-1] = _usable(column, pd.Series(uniques, dtype=object)).to_numpy()
+        judged[-1] = not column.required  # a blank's code is -1
+        return pd.Series(judged[codes], index=values.index)
+    return _usable(column, values)
+
+
+def _usable(column: Column, values: pd.Series) -> pd.Series:
     text = values.astype("string")
     bound = column.length_bound
     if column.type is ColumnType.YN:
@@ -387,20 +402,68 @@ def _expected_text(check: Check | None, row: Mapping[str, Any]) -> str | None:
     8035.50"; None when the check says nothing to expect or a value it needs is not a number."""
     if check is None or check.expected is None:
         return None
+    texts = tuple((name, str(row.get(name))) for name in check.requires)
+    expected = _evaluated(check.expected, texts)
+    if expected is None:
+        return None
+    return f"{check.expected_zh}{expected:.2f}"
+
+
+@lru_cache(maxsize=4096)
+def _evaluated(expression: str, texts: tuple[tuple[str, str], ...]) -> float | None:
+    """pd.eval of the expression on the values' texts read as numbers, once per distinct set of
+    texts (a household's amounts are the same on every member's row: keyed by text, not by
+    float, so that -0 and 0 stay apart); None when a text or the result is no finite number."""
     values: dict[str, float] = {}
-    for name in check.requires:
+    for name, text in texts:
         try:
-            values[name] = float(str(row.get(name)))
+            values[name] = float(text)
         except ValueError:
             return None
+    code = _arithmetic(expression)
     try:
-        result: Any = pd.eval(check.expected, local_dict=values)
+        if code is None:
+            result: Any = pd.eval(expression, local_dict=values)
+        else:
+            # IEEE double arithmetic in the order the expression's tree gives, as pd.eval does;
+            # dividing by zero raises here where pd.eval gives inf or nan: None either way
+            result = eval(code, {"__builtins__": {}}, values)  # only arithmetic: see _arithmetic
         expected = float(result)
     except (ZeroDivisionError, ValueError, TypeError):
         return None
     if not np.isfinite(expected):
         return None
-    return f"{check.expected_zh}{expected:.2f}"
+    return expected
+
+
+_ARITHMETIC_NODES: Final = (
+    ast.Expression,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.Add,
+    ast.Sub,
+    ast.Mult,
+    ast.Div,
+    ast.USub,
+    ast.UAdd,
+    ast.Name,
+    ast.Load,
+)
+
+
+@lru_cache(maxsize=64)
+def _arithmetic(expression: str) -> CodeType | None:
+    """The expression compiled, when it is nothing but + - * / of names and numbers (parsing it
+    is most of what pd.eval costs); None for anything else, which pd.eval evaluates."""
+    try:
+        tree = ast.parse(expression, mode="eval")
+    except SyntaxError:
+        return None
+    for node in ast.walk(tree):
+        number = isinstance(node, ast.Constant) and type(node.value) in (int, float)
+        if not (number or isinstance(node, _ARITHMETIC_NODES)):
+            return None
+    return compile(tree, "<expected>", "eval")
 
 
 def _reason_details(

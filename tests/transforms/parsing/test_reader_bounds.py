@@ -244,7 +244,7 @@ def test_the_isolated_reader_running_out_of_memory_refuses_the_file(tmp_path: Pa
 
 
 def test_a_reader_killed_by_a_signal_refuses_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
-    def killed(*args: object) -> list[RawSheet]:
+    def killed(*args: object, **kwargs: object) -> list[RawSheet]:
         os.kill(os.getpid(), signal.SIGSEGV)
         return []
 
@@ -258,7 +258,7 @@ def test_a_reader_killed_by_a_signal_refuses_the_file(monkeypatch: pytest.Monkey
 
 
 def test_a_reader_that_hangs_is_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
-    def hangs(*args: object) -> list[RawSheet]:
+    def hangs(*args: object, **kwargs: object) -> list[RawSheet]:
         time_module.sleep(60)
         return []
 
@@ -456,3 +456,67 @@ def test_the_head_copy_leaves_pictures_behind(tmp_path: Path) -> None:
     assert "xl/media/image1.jpeg" not in names
     assert {"xl/theme/theme1.xml", "xl/styles.xml", "xl/workbook.xml"} <= names
     assert peek_sheets(path, 30) == read_sheets(path)
+
+
+# calamine judges the used range in the child; the streamed check is the one that refuses. That
+# is sound only while calamine's range covers every cell the streamed check counts.
+_EDGE_ROWS = {
+    "inline_empty": '<row r="9"><c r="Z9" t="inlineStr"><is><t></t></is></c></row>',
+    "inline_none": '<row r="9"><c r="Z9" t="inlineStr"><is/></c></row>',
+    "empty_v": '<row r="9"><c r="Z9"><v></v></c></row>',
+    "str_empty": '<row r="9"><c r="Z9" t="str"><v></v></c></row>',
+    "space": '<row r="9"><c r="Z9" t="str"><v> </v></c></row>',
+    "formula_only": '<row r="9"><c r="Z9"><f>1+1</f></c></row>',
+    "formula": '<row r="9"><c r="Z9"><f>1+1</f><v>2</v></c></row>',
+    "bool": '<row r="9"><c r="Z9" t="b"><v>0</v></c></row>',
+    "error": '<row r="9"><c r="Z9" t="e"><v>#N/A</v></c></row>',
+    "shared_empty": '<row r="9"><c r="Z9" t="s"><v>0</v></c></row>',
+    "styled": '<row r="9"><c r="Z9" s="1"/></row>',
+    "lower_case": '<row r="9"><c r="z9"><v>1</v></c></row>',
+    "out_of_order": '<row r="9"><c r="Z9"><v>1</v></c><c r="B9"><v>1</v></c></row><row r="3"/>',
+    "no_refs": "<row/><row><c/><c/><c><v>NUL\x00</v></c></row>",
+    "prefixed": '<x:row r="9"><x:c r="Z9"><x:v>=1</x:v></x:c></x:row>',
+}
+
+
+@pytest.mark.parametrize("rows", list(_EDGE_ROWS.values()), ids=list(_EDGE_ROWS))
+def test_calamine_range_covers_the_streamed_extent(rows: str) -> None:
+    from python_calamine import CalamineWorkbook
+
+    prefix = "x:" if rows.startswith("<x:") else ""
+    sheet = SCRIPT.sheet_xml(
+        f'<{prefix}row r="1"><{prefix}c r="A1"><{prefix}v>1</{prefix}v></{prefix}c></{prefix}row>'
+        + rows,
+        prefix=prefix.rstrip(":"),
+    )
+    data = SCRIPT.workbook_bytes({"S": sheet}, shared_strings=SCRIPT.shared_strings_xml([""]))
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        member = xlsx_stream.worksheet_parts(archive)[0].member
+        extent = xlsx_stream.sheet_extent(archive, member)
+    with CalamineWorkbook.from_filelike(io.BytesIO(data)) as workbook:
+        end = workbook.get_sheet_by_name("S").end
+    assert end is not None
+    assert (end[0] + 1, end[1] + 1) >= (extent.rows, extent.columns)
+    assert end[0] + 1 >= extent.rows and end[1] + 1 >= extent.columns
+
+
+def test_a_range_calamine_finds_too_large_is_judged_by_the_streamed_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # calamine reaching further than the streamed check: the file is read, as it was when the
+    # check ran first and found it within the limits
+    monkeypatch.setattr(readers, "_over_bounds", lambda sheet, limits: True)
+
+    assert read_sheets_isolated(HOSTILE / "roster.xlsx") == read_sheets(HOSTILE / "roster.xlsx")
+
+
+@pytest.mark.parametrize("name", ["a1_xfd1048576.xlsx", "far_cells_without_refs.xlsx"])
+def test_the_isolated_reader_refuses_far_cells_as_the_streamed_check_does(name: str) -> None:
+    isolated = _refusal(lambda: read_sheets_isolated(HOSTILE / name))
+    direct = _refusal(lambda: read_sheets(HOSTILE / name))
+
+    assert (isolated.code, isolated.reason_zh, isolated.reason_en) == (
+        direct.code,
+        direct.reason_zh,
+        direct.reason_en,
+    )

@@ -28,7 +28,7 @@ from transforms.households.near_persons import (
 )
 from transforms.parsing.identifiers import birth_date, sex
 from transforms.parsing.parse import ROW_ID
-from transforms.privacy.keys import name_key, person_key
+from transforms.privacy.keys import name_key, person_keyer
 from transforms.runlog.refs import ParsedFileRef, ResolvedFileRef
 from transforms.runlog.steps import recorded_step
 from transforms.runlog.workdir import load_frame, save_frame
@@ -58,18 +58,6 @@ def roster_households(engine: Engine) -> dict[str, str] | None:
     if not rows:
         return None
     return {key: household for key, household in rows}
-
-
-def _once_per_value(func: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    known: dict[tuple[type, Any], Any] = {}
-
-    def call(value: Any) -> Any:
-        key = (type(value), value)
-        if key not in known:
-            known[key] = func(value)
-        return known[key]
-
-    return call
 
 
 def _shared_dates(func: Callable[[Any], dt.date]) -> Callable[[Any], dt.date]:
@@ -127,12 +115,12 @@ def _tie_unkeyed(
                 found.update(identity_names(conn, rest))
         return found
 
-    matched = match_refused_persons(refused, lambda i: person_key(secret, i), roster, names_of)
+    matched = match_refused_persons(refused, person_keyer(secret), roster, names_of)
     tied = link_quarantined(Path(result["issues_path"]), matched)
     # the rows nobody on today's roster fits may fit a person a later roster brings
     waiting = tie_keys(
         refused,
-        lambda i: person_key(secret, i),
+        person_keyer(secret),
         lambda n: name_key(secret, n),
         skip=matched.keys(),
     )
@@ -158,26 +146,41 @@ def resolve_households(
     files' `rows_unmatched` stays unknown (None) instead of calling everyone unmatched."""
     with recorded_step(engine, run_id, "resolve") as counts:
         secret = verify_person_key(engine, settings.person_key_secret)
-        # A person is in many files (the roster and the bureaus' lists): each function runs
-        # once per distinct ID.
-        derive = {
-            "_person_key": _once_per_value(lambda v: person_key(secret, v)),
-            "_birth_date": _once_per_value(_shared_dates(birth_date)),
-            "_sex": _once_per_value(sex),
+        # Each function runs once per distinct ID of a file, never kept across files: a memo of
+        # every ID the county holds grew with it (a person key, a date and a sex per person).
+        # Equal birth dates share one object for the whole run (a few thousand of them).
+        derive: dict[str, Callable[[Any], Any]] = {
+            "_person_key": person_keyer(secret),
+            "_birth_date": _shared_dates(birth_date),
+            "_sex": sex,
         }
 
         def keyed(result: ParsedFileRef) -> pd.DataFrame:
             frame = load_frame(Path(result["valid_path"]))
+            # the cells as written and the row ids served validation; the load reads neither,
+            # and they are half of a frame's memory: let them go before anything is added
+            unread = [c for c in frame.columns if c.startswith(RAW_PREFIX) or c == ROW_ID]
+            frame = frame.drop(columns=unread)
             _attach_person_keys(frame, contract_by_dataset(result["dataset"]), derive)
             return frame
 
         known = roster_households(engine)
         mapping = dict(known or {})
+        # this run's rosters are not in person_identity yet: their names, for the ties
+        name = contract_by_dataset(ROSTER).name_column
+        names_here: dict[str, str | None] = {}
+        roster_indexes = [i for i, r in enumerate(results) if r["dataset"] == ROSTER]
+        # One roster frame at most is held until its households are known (the last: a run
+        # rarely brings two); an earlier one is read and keyed again when its turn comes.
         rosters: dict[int, pd.DataFrame] = {}
-        for index, result in enumerate(results):
-            if result["dataset"] == ROSTER:
-                rosters[index] = frame = keyed(result)
-                mapping.update(zip(frame["_person_key"], frame["household_id"], strict=True))
+        for index in roster_indexes:
+            frame = keyed(results[index])
+            mapping.update(zip(frame["_person_key"], frame["household_id"], strict=True))
+            if name in frame:
+                names_here.update(zip(frame["_person_key"], frame[name], strict=True))
+            if index == roster_indexes[-1]:
+                rosters[index] = frame
+            del frame
         if not mapping:
             log.warning(
                 "no roster has been loaded yet: households are matched once the rural "
@@ -185,14 +188,6 @@ def resolve_households(
             )
         tied = 0
         refused = [r for r in results if r.get("refused_path")]
-        # this run's rosters are not in person_identity yet: their names, for the ties
-        name = contract_by_dataset(ROSTER).name_column
-        names_here = {
-            key: value
-            for frame in rosters.values()
-            if name in frame
-            for key, value in zip(frame["_person_key"], frame[name], strict=True)
-        }
         if mapping:
             # refused rows of earlier runs whose person was not on the roster then
             with engine.begin() as conn:
@@ -208,7 +203,7 @@ def resolve_households(
             for result in refused:
                 waiting = tie_keys(
                     load_frame(Path(result["refused_path"])),
-                    lambda i: person_key(secret, i),
+                    person_keyer(secret),
                     lambda n: name_key(secret, n),
                 )
                 attach_tie_keys(Path(result["issues_path"]), waiting)
@@ -229,10 +224,7 @@ def resolve_households(
                 frame["_household_id"] = None
             matchable = mapping and contract.grain != "item"
             unmatched = int(frame["_household_id"].isna().sum()) if matchable else None
-            # the cells as written and the row ids served validation; the load reads neither,
-            # and they are half of what a frame takes to write and read back
-            unread = [c for c in frame.columns if c.startswith(RAW_PREFIX) or c == ROW_ID]
-            save_frame(frame.drop(columns=unread), Path(result["valid_path"]))
+            save_frame(frame, Path(result["valid_path"]))
             resolved.append(ResolvedFileRef(**result, rows_unmatched=unmatched))
             if unmatched:
                 log.info(

@@ -30,7 +30,7 @@ from transforms.runlog.refs import LoadedFileRef, ResolvedFileRef
 from transforms.runlog.steps import describe_failure, recorded_step
 from transforms.runlog.workdir import load_frame
 from transforms.warehouse import manifest
-from transforms.warehouse.bulk import bulk_load, load_page_cache
+from transforms.warehouse.bulk import Chunks, bulk_load_chunks, load_page_cache
 from transforms.warehouse.person_keys import upsert_identity_columns
 from transforms.warehouse.tables import (
     IDENTITY_PHONE_COLUMNS,
@@ -91,6 +91,26 @@ def staging_columns(
         "flagged": [bool(v) for v in frame["_flagged"].tolist()],
         **{c.name: stored(c) for c in contract.columns},
     }
+
+
+# rows of a file converted and handed to the database at a time: the converted values of a
+# whole roster (48 columns of a million persons at ten times a county) took more memory than
+# its frame
+LOAD_CHUNK_ROWS = 50_000
+
+
+def _staging_chunks(
+    contract: Contract, frame: pd.DataFrame, manifest_id: int, sha256: str
+) -> Chunks:
+    """staging_columns of the frame LOAD_CHUNK_ROWS rows at a time (each value is converted on
+    its own, so the chunks together hold what staging_columns of the whole frame gives)."""
+
+    def chunks() -> Iterator[dict[str, list[Any]]]:
+        for start in range(0, len(frame), LOAD_CHUNK_ROWS):
+            part = frame.iloc[start : start + LOAD_CHUNK_ROWS]
+            yield staging_columns(contract, part, manifest_id, sha256)
+
+    return chunks
 
 
 def staging_rows(
@@ -282,7 +302,7 @@ def _load_file(
         if held:
             counts.update(_held_reason(len(frame), old_rows, entry.id))
             status = "held"
-        n = bulk_load(conn, table, staging_columns(contract, frame, entry.id, entry.sha256))
+        n = bulk_load_chunks(conn, table, _staging_chunks(contract, frame, entry.id, entry.sha256))
         if contract.about_persons:
             upsert_identity_columns(conn, identity_columns(contract, frame, entry.id))
         manifest.finish(conn, entry.id, run_id, status, rows_loaded=n, period=period, **counts)

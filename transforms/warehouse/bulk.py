@@ -70,7 +70,7 @@ def bulk_load_chunks(conn: Connection, table: sa.Table, chunks: Chunks) -> int:
     value. Other databases: batched inserts.
     """
     if conn.dialect.name == "sqlite":
-        return sum(_executemany(conn, table, list(c), c) for c in chunks())
+        return sum(_executemany(conn, table, list(c), c) for c in _alike(chunks()))
     if conn.dialect.name != "postgresql":
         return sum(
             insert_batches(
@@ -78,7 +78,7 @@ def bulk_load_chunks(conn: Connection, table: sa.Table, chunks: Chunks) -> int:
                 table,
                 (dict(zip(c, row, strict=True)) for row in zip(*c.values(), strict=True)),
             )
-            for c in chunks()
+            for c in _alike(chunks())
         )
     driver = conn.connection.driver_connection
     if driver is None:
@@ -88,7 +88,7 @@ def bulk_load_chunks(conn: Connection, table: sa.Table, chunks: Chunks) -> int:
         # locked and still 'received'), and a plain COPY skips the speculative insertion of
         # ON CONFLICT, which cost more than the COPY. Should the file itself repeat a row, the
         # merge below drops the repeats as it always did.
-        each = iter(chunks())
+        each = _alike(chunks())
         first = next(each, None)
         if first is None:
             return 0
@@ -99,8 +99,6 @@ def bulk_load_chunks(conn: Connection, table: sa.Table, chunks: Chunks) -> int:
         try:
             with cursor.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as copy:
                 for columns in itertools.chain([first], each):
-                    if list(columns) != names:
-                        raise ValueError("every chunk of a load must hold the same columns")
                     for row in zip(*columns.values(), strict=True):
                         copy.write_row(row)
                     rows += len(next(iter(columns.values()), []))
@@ -111,6 +109,17 @@ def bulk_load_chunks(conn: Connection, table: sa.Table, chunks: Chunks) -> int:
             return _copy_merge(cursor, table, quoted, chunks)
         cursor.execute("RELEASE SAVEPOINT bulk_load")
         return rows
+
+
+def _alike(chunks: Iterable[Mapping[str, Sequence[Any]]]) -> Iterator[Mapping[str, Sequence[Any]]]:
+    """The chunks, each checked to name the first one's columns in the same order."""
+    names: list[str] | None = None
+    for columns in chunks:
+        if names is None:
+            names = list(columns)
+        elif list(columns) != names:
+            raise ValueError("every chunk of a load must hold the same columns")
+        yield columns
 
 
 UNIQUE_VIOLATION = "23505"

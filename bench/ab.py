@@ -152,9 +152,10 @@ def dump(url: str, out: Path, files: list[dict[str, Any]]) -> None:
 
 
 def _read(path: Path) -> Any:
+    from transforms.households import resolve
     from transforms.runlog import workdir
 
-    reader = getattr(workdir, "load_resolved", None) or workdir.load_frame
+    reader = getattr(resolve, "load_resolved", None) or workdir.load_frame
     return reader(path)
 
 

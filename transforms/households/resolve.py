@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Collection, Mapping
+import os
+import pickle
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,7 @@ from transforms.parsing.parse import ROW_ID
 from transforms.privacy.keys import name_key, person_keyer
 from transforms.runlog.refs import ParsedFileRef, ResolvedFileRef
 from transforms.runlog.steps import recorded_step
-from transforms.runlog.workdir import load_frame, save_frame
+from transforms.runlog.workdir import load_frame
 from transforms.warehouse.manifest import LOADED_STATUSES
 from transforms.warehouse.person_keys import identity_names, verify_person_key
 from transforms.warehouse.tables import file_manifest, staging_table
@@ -41,6 +43,58 @@ log = logging.getLogger(__name__)
 ROSTER = "roster"
 # parse keeps each cell as written beside its normalised value, in raw__<column>
 RAW_PREFIX = "raw__"
+
+
+# The frame resolve hands to the load is written in slices of this many rows, after a header,
+# so that the load reads and converts one slice at a time (a whole roster's frame at ten times
+# a county took more memory than the load needed)
+RESOLVED_CHUNK_ROWS = 50_000
+_RESOLVED_FORMAT = "resolved frame in slices, v1"
+
+
+def save_resolved(frame: pd.DataFrame, path: Path, chunk_rows: int | None = None) -> None:
+    """Write a resolved frame as a header then its slices of chunk_rows (RESOLVED_CHUNK_ROWS)
+    rows, readable by the pipeline's user alone as save_frame writes; an empty frame is one
+    empty slice (its columns and dtypes)."""
+    chunk_rows = chunk_rows or RESOLVED_CHUNK_ROWS
+    starts = range(0, len(frame), chunk_rows) if len(frame) else range(1)
+    tmp = path.with_name(path.name + ".tmp")
+    descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as fh:
+        header = {"format": _RESOLVED_FORMAT, "rows": len(frame), "slices": len(starts)}
+        pickle.dump(header, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        for start in starts:
+            part = frame.iloc[start : start + chunk_rows]
+            pickle.dump(part, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(path)
+
+
+def resolved_rows(path: Path) -> int:
+    """The rows of a resolved frame, from its header alone."""
+    with path.open("rb") as fh:
+        header = pickle.load(fh)
+    return len(header) if isinstance(header, pd.DataFrame) else int(header["rows"])
+
+
+def resolved_slices(path: Path) -> Iterator[pd.DataFrame]:
+    """A resolved frame's slices in order, one read at a time. A frame saved whole (by
+    save_frame, as resolve wrote it before) is its one slice."""
+    # Only frames this pipeline wrote into its own private work folder are unpickled.
+    with path.open("rb") as fh:
+        header = pickle.load(fh)
+        if isinstance(header, pd.DataFrame):
+            yield header
+            return
+        if header.get("format") != _RESOLVED_FORMAT:
+            raise ValueError(f"{path.name} is not a resolved frame")
+        for _ in range(header["slices"]):
+            yield pickle.load(fh)
+
+
+def load_resolved(path: Path) -> pd.DataFrame:
+    """A resolved frame whole (tests and tools; the load reads it slice by slice)."""
+    slices = list(resolved_slices(path))
+    return slices[0] if len(slices) == 1 else pd.concat(slices)
 
 
 def roster_households(engine: Engine) -> dict[str, str] | None:
@@ -224,7 +278,7 @@ def resolve_households(
                 frame["_household_id"] = None
             matchable = mapping and contract.grain != "item"
             unmatched = int(frame["_household_id"].isna().sum()) if matchable else None
-            save_frame(frame, Path(result["valid_path"]))
+            save_resolved(frame, Path(result["valid_path"]))
             resolved.append(ResolvedFileRef(**result, rows_unmatched=unmatched))
             if unmatched:
                 log.info(

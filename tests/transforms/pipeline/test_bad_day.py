@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from transforms.config.settings import Settings
+from transforms.households import resolve
 from transforms.outputs.summary import UnfinishedFilesError, check_finished, run_summary
 from transforms.parsing import parse
 from transforms.parsing.identifiers import check_char
@@ -415,7 +416,7 @@ def test_two_rosters_in_one_run_match_everyone_by_the_later_one(
     """Resolve holds one roster frame at most and reads an earlier roster of the same run again:
     every file, the earlier roster included, is matched through both rosters, the later one
     winning; the load hands the rows over two at a time and loads each once."""
-    monkeypatch.setattr(loading, "LOAD_CHUNK_ROWS", 2)
+    monkeypatch.setattr(resolve, "RESOLVED_CHUNK_ROWS", 2)
     county.drop("rural_revitalization", "名册一.csv", roster(5))
     moved = roster(5).replace(f"城关镇,新村,0001,张1,{IDS[1]}", f"城关镇,新村,0009,张1,{IDS[1]}")
     assert moved != roster(5)

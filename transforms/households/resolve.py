@@ -266,6 +266,13 @@ def resolve_households(
                 tied += _tie_unkeyed(engine, result, secret, mapping, names_here)
         resolved: list[ResolvedFileRef] = []
         households = set(mapping.values())
+        # the Series pandas makes of a dict on every map (algorithms.map_array), made once for
+        # the run's files instead of once per file; an empty dict still maps as a dict
+        lookup: Mapping[str, str] | pd.Series = (
+            pd.Series(mapping.values(), index=pd.Index(mapping.keys(), tupleize_cols=False))
+            if mapping
+            else mapping
+        )
         for index, result in enumerate(results):
             frame = rosters.pop(index) if index in rosters else keyed(result)
             contract = contract_by_dataset(result["dataset"])
@@ -273,7 +280,7 @@ def resolve_households(
                 ids = frame[contract.household_key]
                 frame["_household_id"] = ids.where(ids.isin(households), None)
             elif contract.about_persons:
-                frame["_household_id"] = frame["_person_key"].map(mapping)
+                frame["_household_id"] = frame["_person_key"].map(lookup)
             else:  # about no household: nothing to match
                 frame["_household_id"] = None
             matchable = mapping and contract.grain != "item"

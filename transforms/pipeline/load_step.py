@@ -170,14 +170,17 @@ class _Slices:
         )
         self.periods: set[str] = set()
         self.identity_parts: list[pd.DataFrame] = []
-        # what identity_columns reads (the persons' keys, IDs, names and phones)
-        wanted = [
-            "_person_key",
-            contract.person_id_column,
-            contract.name_column,
-            *IDENTITY_PHONE_COLUMNS,
-        ]
-        self.identity_names = [c for c in dict.fromkeys(wanted) if c]
+        # what identity_columns reads (the persons' keys, IDs, names and phones); a file about
+        # households or items has no person column, and no identities
+        self.identity_names: list[str] = []
+        if contract.about_persons:
+            wanted = [
+                "_person_key",
+                contract.person_id_column,
+                contract.name_column,
+                *IDENTITY_PHONE_COLUMNS,
+            ]
+            self.identity_names = [c for c in dict.fromkeys(wanted) if c]
 
     def __call__(self) -> Iterator[dict[str, list[Any]]]:
         self.periods, self.identity_parts = set(), []

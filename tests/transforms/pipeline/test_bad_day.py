@@ -441,3 +441,14 @@ def test_two_rosters_in_one_run_match_everyone_by_the_later_one(
     assert [r[2] for r in matched if r[0] == "名册一.csv"] == expected
     assert [r[2] for r in matched if r[0] == "名册二.csv"] == expected
     assert county.scalar("select count(*) from stg_roster") == 10
+
+
+def test_a_file_about_households_loads_in_slices_without_identities(tmp_path: Path) -> None:
+    """A household-grain contract has no person column (asking raises): the load's slices
+    must not ask for one (field visits failed to load when they did)."""
+    from transforms.config.contracts import contract_by_dataset
+
+    contract = contract_by_dataset("field_visits")
+    assert not contract.about_persons
+    slices = loading._Slices(contract, tmp_path / "1.valid.pkl", 1, "a" * 64)
+    assert slices.identity_names == []

@@ -17,7 +17,7 @@ import pytest
 
 from transforms.config.contracts import ColumnType, contract_by_dataset
 from transforms.config.settings import Settings
-from transforms.households.resolve import ROSTER
+from transforms.households.resolve import ROSTER, load_resolved
 from transforms.parsing.identifiers import (
     _DIGITS17_RE,
     _birth_date_or_none,
@@ -29,7 +29,7 @@ from transforms.parsing.identifiers import (
 from transforms.pipeline import steps as pipeline
 from transforms.pipeline.load_step import identity_columns
 from transforms.runlog.refs import ParsedFileRef
-from transforms.runlog.workdir import load_frame, save_frame
+from transforms.runlog.workdir import save_frame
 from transforms.warehouse.tables import IDENTITY_PHONE_COLUMNS
 
 # --- near_ids ----------------------------------------------------------------------------------
@@ -192,7 +192,7 @@ def test_resolve_hands_the_load_every_column_but_the_raw_cells_and_row_ids(
         sheet_note=None,
     )
     pipeline.resolve_households(settings, engine, "run", [ref])
-    resolved = load_frame(path)
+    resolved = load_resolved(path)
     assert list(resolved.columns) == [
         "_sheet",
         "_source_row",

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Collection, Mapping
+import os
+import pickle
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +30,10 @@ from transforms.households.near_persons import (
 )
 from transforms.parsing.identifiers import birth_date, sex
 from transforms.parsing.parse import ROW_ID
-from transforms.privacy.keys import name_key, person_key
+from transforms.privacy.keys import name_key, person_keyer
 from transforms.runlog.refs import ParsedFileRef, ResolvedFileRef
 from transforms.runlog.steps import recorded_step
-from transforms.runlog.workdir import load_frame, save_frame
+from transforms.runlog.workdir import load_frame
 from transforms.warehouse.manifest import LOADED_STATUSES
 from transforms.warehouse.person_keys import identity_names, verify_person_key
 from transforms.warehouse.tables import file_manifest, staging_table
@@ -41,6 +43,58 @@ log = logging.getLogger(__name__)
 ROSTER = "roster"
 # parse keeps each cell as written beside its normalised value, in raw__<column>
 RAW_PREFIX = "raw__"
+
+
+# The frame resolve hands to the load is written in slices of this many rows, after a header,
+# so that the load reads and converts one slice at a time (a whole roster's frame at ten times
+# a county took more memory than the load needed)
+RESOLVED_CHUNK_ROWS = 50_000
+_RESOLVED_FORMAT = "resolved frame in slices, v1"
+
+
+def save_resolved(frame: pd.DataFrame, path: Path, chunk_rows: int | None = None) -> None:
+    """Write a resolved frame as a header then its slices of chunk_rows (RESOLVED_CHUNK_ROWS)
+    rows, readable by the pipeline's user alone as save_frame writes; an empty frame is one
+    empty slice (its columns and dtypes)."""
+    chunk_rows = chunk_rows or RESOLVED_CHUNK_ROWS
+    starts = range(0, len(frame), chunk_rows) if len(frame) else range(1)
+    tmp = path.with_name(path.name + ".tmp")
+    descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as fh:
+        header = {"format": _RESOLVED_FORMAT, "rows": len(frame), "slices": len(starts)}
+        pickle.dump(header, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        for start in starts:
+            part = frame.iloc[start : start + chunk_rows]
+            pickle.dump(part, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(path)
+
+
+def resolved_rows(path: Path) -> int:
+    """The rows of a resolved frame, from its header alone."""
+    with path.open("rb") as fh:
+        header = pickle.load(fh)
+    return len(header) if isinstance(header, pd.DataFrame) else int(header["rows"])
+
+
+def resolved_slices(path: Path) -> Iterator[pd.DataFrame]:
+    """A resolved frame's slices in order, one read at a time. A frame saved whole (by
+    save_frame, as resolve wrote it before) is its one slice."""
+    # Only frames this pipeline wrote into its own private work folder are unpickled.
+    with path.open("rb") as fh:
+        header = pickle.load(fh)
+        if isinstance(header, pd.DataFrame):
+            yield header
+            return
+        if header.get("format") != _RESOLVED_FORMAT:
+            raise ValueError(f"{path.name} is not a resolved frame")
+        for _ in range(header["slices"]):
+            yield pickle.load(fh)
+
+
+def load_resolved(path: Path) -> pd.DataFrame:
+    """A resolved frame whole (tests and tools; the load reads it slice by slice)."""
+    slices = list(resolved_slices(path))
+    return slices[0] if len(slices) == 1 else pd.concat(slices)
 
 
 def roster_households(engine: Engine) -> dict[str, str] | None:
@@ -58,18 +112,6 @@ def roster_households(engine: Engine) -> dict[str, str] | None:
     if not rows:
         return None
     return {key: household for key, household in rows}
-
-
-def _once_per_value(func: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    known: dict[tuple[type, Any], Any] = {}
-
-    def call(value: Any) -> Any:
-        key = (type(value), value)
-        if key not in known:
-            known[key] = func(value)
-        return known[key]
-
-    return call
 
 
 def _shared_dates(func: Callable[[Any], dt.date]) -> Callable[[Any], dt.date]:
@@ -127,12 +169,12 @@ def _tie_unkeyed(
                 found.update(identity_names(conn, rest))
         return found
 
-    matched = match_refused_persons(refused, lambda i: person_key(secret, i), roster, names_of)
+    matched = match_refused_persons(refused, person_keyer(secret), roster, names_of)
     tied = link_quarantined(Path(result["issues_path"]), matched)
     # the rows nobody on today's roster fits may fit a person a later roster brings
     waiting = tie_keys(
         refused,
-        lambda i: person_key(secret, i),
+        person_keyer(secret),
         lambda n: name_key(secret, n),
         skip=matched.keys(),
     )
@@ -158,26 +200,41 @@ def resolve_households(
     files' `rows_unmatched` stays unknown (None) instead of calling everyone unmatched."""
     with recorded_step(engine, run_id, "resolve") as counts:
         secret = verify_person_key(engine, settings.person_key_secret)
-        # A person is in many files (the roster and the bureaus' lists): each function runs
-        # once per distinct ID.
-        derive = {
-            "_person_key": _once_per_value(lambda v: person_key(secret, v)),
-            "_birth_date": _once_per_value(_shared_dates(birth_date)),
-            "_sex": _once_per_value(sex),
+        # Each function runs once per distinct ID of a file, never kept across files: a memo of
+        # every ID the county holds grew with it (a person key, a date and a sex per person).
+        # Equal birth dates share one object for the whole run (a few thousand of them).
+        derive: dict[str, Callable[[Any], Any]] = {
+            "_person_key": person_keyer(secret),
+            "_birth_date": _shared_dates(birth_date),
+            "_sex": sex,
         }
 
         def keyed(result: ParsedFileRef) -> pd.DataFrame:
             frame = load_frame(Path(result["valid_path"]))
+            # the cells as written and the row ids served validation; the load reads neither,
+            # and they are half of a frame's memory: let them go before anything is added
+            unread = [c for c in frame.columns if c.startswith(RAW_PREFIX) or c == ROW_ID]
+            frame = frame.drop(columns=unread)
             _attach_person_keys(frame, contract_by_dataset(result["dataset"]), derive)
             return frame
 
         known = roster_households(engine)
         mapping = dict(known or {})
+        # this run's rosters are not in person_identity yet: their names, for the ties
+        name = contract_by_dataset(ROSTER).name_column
+        names_here: dict[str, str | None] = {}
+        roster_indexes = [i for i, r in enumerate(results) if r["dataset"] == ROSTER]
+        # One roster frame at most is held until its households are known (the last: a run
+        # rarely brings two); an earlier one is read and keyed again when its turn comes.
         rosters: dict[int, pd.DataFrame] = {}
-        for index, result in enumerate(results):
-            if result["dataset"] == ROSTER:
-                rosters[index] = frame = keyed(result)
-                mapping.update(zip(frame["_person_key"], frame["household_id"], strict=True))
+        for index in roster_indexes:
+            frame = keyed(results[index])
+            mapping.update(zip(frame["_person_key"], frame["household_id"], strict=True))
+            if name in frame:
+                names_here.update(zip(frame["_person_key"], frame[name], strict=True))
+            if index == roster_indexes[-1]:
+                rosters[index] = frame
+            del frame
         if not mapping:
             log.warning(
                 "no roster has been loaded yet: households are matched once the rural "
@@ -185,14 +242,6 @@ def resolve_households(
             )
         tied = 0
         refused = [r for r in results if r.get("refused_path")]
-        # this run's rosters are not in person_identity yet: their names, for the ties
-        name = contract_by_dataset(ROSTER).name_column
-        names_here = {
-            key: value
-            for frame in rosters.values()
-            if name in frame
-            for key, value in zip(frame["_person_key"], frame[name], strict=True)
-        }
         if mapping:
             # refused rows of earlier runs whose person was not on the roster then
             with engine.begin() as conn:
@@ -208,7 +257,7 @@ def resolve_households(
             for result in refused:
                 waiting = tie_keys(
                     load_frame(Path(result["refused_path"])),
-                    lambda i: person_key(secret, i),
+                    person_keyer(secret),
                     lambda n: name_key(secret, n),
                 )
                 attach_tie_keys(Path(result["issues_path"]), waiting)
@@ -217,6 +266,13 @@ def resolve_households(
                 tied += _tie_unkeyed(engine, result, secret, mapping, names_here)
         resolved: list[ResolvedFileRef] = []
         households = set(mapping.values())
+        # the Series pandas makes of a dict on every map (algorithms.map_array), made once for
+        # the run's files instead of once per file; an empty dict still maps as a dict
+        lookup: Mapping[str, str] | pd.Series = (
+            pd.Series(mapping.values(), index=pd.Index(mapping.keys(), tupleize_cols=False))
+            if mapping
+            else mapping
+        )
         for index, result in enumerate(results):
             frame = rosters.pop(index) if index in rosters else keyed(result)
             contract = contract_by_dataset(result["dataset"])
@@ -224,15 +280,12 @@ def resolve_households(
                 ids = frame[contract.household_key]
                 frame["_household_id"] = ids.where(ids.isin(households), None)
             elif contract.about_persons:
-                frame["_household_id"] = frame["_person_key"].map(mapping)
+                frame["_household_id"] = frame["_person_key"].map(lookup)
             else:  # about no household: nothing to match
                 frame["_household_id"] = None
             matchable = mapping and contract.grain != "item"
             unmatched = int(frame["_household_id"].isna().sum()) if matchable else None
-            # the cells as written and the row ids served validation; the load reads neither,
-            # and they are half of what a frame takes to write and read back
-            unread = [c for c in frame.columns if c.startswith(RAW_PREFIX) or c == ROW_ID]
-            save_frame(frame.drop(columns=unread), Path(result["valid_path"]))
+            save_resolved(frame, Path(result["valid_path"]))
             resolved.append(ResolvedFileRef(**result, rows_unmatched=unmatched))
             if unmatched:
                 log.info(

@@ -23,14 +23,14 @@ from sqlalchemy.engine import Connection, Engine
 from transforms.config.clock import county_time, utc_now
 from transforms.config.contracts import Column, ColumnType, Contract, contract_by_dataset
 from transforms.config.settings import Settings
+from transforms.households.resolve import resolved_rows, resolved_slices
 from transforms.parsing.file_refusals import FileRejection
 from transforms.parsing.parse import SHEET, SOURCE_ROW
 from transforms.privacy.keys import stored_converter
 from transforms.runlog.refs import LoadedFileRef, ResolvedFileRef
 from transforms.runlog.steps import describe_failure, recorded_step
-from transforms.runlog.workdir import load_frame
 from transforms.warehouse import manifest
-from transforms.warehouse.bulk import bulk_load, load_page_cache
+from transforms.warehouse.bulk import bulk_load_chunks, load_page_cache
 from transforms.warehouse.person_keys import upsert_identity_columns
 from transforms.warehouse.tables import (
     IDENTITY_PHONE_COLUMNS,
@@ -141,11 +141,60 @@ def identity_columns(
 
 def file_period(contract: Contract, frame: pd.DataFrame, received_at: dt.datetime) -> str:
     """The period a file covers: its period column's value(s), else the month it arrived."""
-    if contract.period_column is not None:
-        values = sorted({str(v) for v in frame[contract.period_column].dropna()})
-        if values:
-            return "|".join(values)[:20]
+    return _period_of(_period_values(contract, frame), received_at)
+
+
+def _period_values(contract: Contract, frame: pd.DataFrame) -> set[str]:
+    if contract.period_column is None:
+        return set()
+    return {str(v) for v in frame[contract.period_column].dropna()}
+
+
+def _period_of(values: set[str], received_at: dt.datetime) -> str:
+    if values:
+        return "|".join(sorted(values))[:20]
     return county_time(received_at).strftime("%Y-%m")
+
+
+class _Slices:
+    """A resolved file's staging rows, slice by slice as resolve wrote them (bulk_load_chunks
+    calls it; again only for PostgreSQL's merge). Each pass also gathers what the load needs
+    of the whole file: its period values and the columns its identities are made of."""
+
+    def __init__(self, contract: Contract, path: Path, manifest_id: int, sha256: str) -> None:
+        self.contract, self.path, self.manifest_id, self.sha256 = (
+            contract,
+            path,
+            manifest_id,
+            sha256,
+        )
+        self.periods: set[str] = set()
+        self.identity_parts: list[pd.DataFrame] = []
+        # what identity_columns reads (the persons' keys, IDs, names and phones); a file about
+        # households or items has no person column, and no identities
+        self.identity_names: list[str] = []
+        if contract.about_persons:
+            wanted = [
+                "_person_key",
+                contract.person_id_column,
+                contract.name_column,
+                *IDENTITY_PHONE_COLUMNS,
+            ]
+            self.identity_names = [c for c in dict.fromkeys(wanted) if c]
+
+    def __call__(self) -> Iterator[dict[str, list[Any]]]:
+        self.periods, self.identity_parts = set(), []
+        for part in resolved_slices(self.path):
+            self.periods |= _period_values(self.contract, part)
+            if self.contract.about_persons:
+                kept = [c for c in self.identity_names if c in part]
+                self.identity_parts.append(part[kept])
+            yield staging_columns(self.contract, part, self.manifest_id, self.sha256)
+
+    def identities(self) -> dict[str, list[Any]]:
+        parts = self.identity_parts
+        frame = parts[0] if len(parts) == 1 else pd.concat(parts)
+        return identity_columns(self.contract, frame, self.manifest_id)
 
 
 def _sheet_note_values(note: list[str] | tuple[str, str] | None) -> dict[str, str | None]:
@@ -238,7 +287,8 @@ def _load_file(
 ) -> LoadedFileRef | None:
     """Load one file in one transaction; None when an earlier try or run already did."""
     contract = contract_by_dataset(result["dataset"])
-    frame = load_frame(Path(result["valid_path"]))
+    path = Path(result["valid_path"])
+    rows = resolved_rows(path)
     issues = json.loads(Path(result["issues_path"]).read_text(encoding="utf-8"))
     table = staging_table(contract)
     with engine.begin() as conn, load_page_cache(conn):
@@ -260,13 +310,17 @@ def _load_file(
             "rows_unmatched": result["rows_unmatched"],
         }
         _quarantine_rows(conn, issues, entry, contract.dataset)
-        if frame.empty:
+        if not rows:
             rejection = _no_valid_rows(contract.title_zh, result["rows_quarantined"])
             manifest.reject(conn, entry.id, run_id, rejection, **counts)
             log.warning("rejected %s: %s", entry.landing_path, rejection.en)
             return LoadedFileRef(**result, status="rejected", rows_loaded=0)
+        # The rows go in slice by slice first; the period and the held check need the whole
+        # file's period values and row count, gathered on the way (one transaction all along).
+        slices = _Slices(contract, path, entry.id, entry.sha256)
+        n = bulk_load_chunks(conn, table, slices)
         period = (
-            file_period(contract, frame, entry.received_at)
+            _period_of(slices.periods, entry.received_at)
             if contract.supersedes
             # each file its own period: it replaces nothing and is never held against another
             else f"#{entry.id}"
@@ -276,15 +330,14 @@ def _load_file(
         held = (
             settings.hold_ratio > 0
             and old_rows >= settings.hold_min_rows
-            and len(frame) < old_rows * settings.hold_ratio
+            and rows < old_rows * settings.hold_ratio
         )
         status = "partly_loaded" if result["rows_quarantined"] else "loaded"
         if held:
-            counts.update(_held_reason(len(frame), old_rows, entry.id))
+            counts.update(_held_reason(rows, old_rows, entry.id))
             status = "held"
-        n = bulk_load(conn, table, staging_columns(contract, frame, entry.id, entry.sha256))
         if contract.about_persons:
-            upsert_identity_columns(conn, identity_columns(contract, frame, entry.id))
+            upsert_identity_columns(conn, slices.identities())
         manifest.finish(conn, entry.id, run_id, status, rows_loaded=n, period=period, **counts)
         if held:
             log.warning("held %s: %s", entry.landing_path, counts["reason_en"])

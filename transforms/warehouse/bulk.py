@@ -4,7 +4,8 @@ columns, PostgreSQL's COPY, SQLite's executemany of one prepared statement."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -50,46 +51,81 @@ def _bound_once(values: Sequence[Any], process: Callable[[Any], Any]) -> list[An
 
 def bulk_load(conn: Connection, table: sa.Table, columns: Mapping[str, Sequence[Any]]) -> int:
     """Load rows, given as columns (name -> one value per row), into a staging table inside the
-    caller's transaction; returns the rows inserted.
+    caller's transaction; returns the rows inserted (bulk_load_chunks with a single chunk)."""
+    return bulk_load_chunks(conn, table, lambda: iter([columns]))
 
-    PostgreSQL: COPY into the table, never loading a row twice (see _copy_merge). SQLite: the
-    DBAPI's executemany of one prepared statement over the rows, in batches, with SQLAlchemy's
-    conversions (dates, amounts, booleans) applied once per distinct value. Other databases:
-    batched inserts.
+
+Chunks = Callable[[], Iterable[Mapping[str, Sequence[Any]]]]
+
+
+def bulk_load_chunks(conn: Connection, table: sa.Table, chunks: Chunks) -> int:
+    """Load a file's rows into a staging table inside the caller's transaction, the rows handed
+    over chunk by chunk (each chunk: name -> one value per row, the same names in each), so
+    that no more than a chunk's converted values exist at once; returns the rows inserted.
+    `chunks` is called again only when PostgreSQL must merge (see below).
+
+    PostgreSQL: one COPY into the table over every chunk, never loading a row twice (see
+    _copy_merge). SQLite: the DBAPI's executemany of one prepared statement over the rows, in
+    batches, with SQLAlchemy's conversions (dates, amounts, booleans) applied once per distinct
+    value. Other databases: batched inserts.
     """
-    names = list(columns)
     if conn.dialect.name == "sqlite":
-        return _executemany(conn, table, names, columns)
+        return sum(_executemany(conn, table, list(c), c) for c in _alike(chunks()))
     if conn.dialect.name != "postgresql":
-        rows = (dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True))
-        return insert_batches(conn, table, rows)
+        return sum(
+            insert_batches(
+                conn,
+                table,
+                (dict(zip(c, row, strict=True)) for row in zip(*c.values(), strict=True)),
+            )
+            for c in _alike(chunks())
+        )
     driver = conn.connection.driver_connection
     if driver is None:
         raise RuntimeError("no database connection for COPY")
-    quoted = ", ".join(f'"{c}"' for c in names)
     with driver.cursor() as cursor:
         # Straight into the table: a file's rows cannot be there yet (its manifest row is
         # locked and still 'received'), and a plain COPY skips the speculative insertion of
         # ON CONFLICT, which cost more than the COPY. Should the file itself repeat a row, the
         # merge below drops the repeats as it always did.
+        each = _alike(chunks())
+        first = next(each, None)
+        if first is None:
+            return 0
+        names = list(first)
+        quoted = ", ".join(f'"{c}"' for c in names)
+        rows = 0
         cursor.execute("SAVEPOINT bulk_load")
         try:
             with cursor.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as copy:
-                for row in zip(*columns.values(), strict=True):
-                    copy.write_row(row)
+                for columns in itertools.chain([first], each):
+                    for row in zip(*columns.values(), strict=True):
+                        copy.write_row(row)
+                    rows += len(next(iter(columns.values()), []))
         except Exception as exc:
             if getattr(exc, "sqlstate", None) != UNIQUE_VIOLATION:
                 raise
             cursor.execute("ROLLBACK TO SAVEPOINT bulk_load")
-            return _copy_merge(cursor, table, quoted, columns)
+            return _copy_merge(cursor, table, quoted, chunks)
         cursor.execute("RELEASE SAVEPOINT bulk_load")
-        return len(next(iter(columns.values()), []))
+        return rows
+
+
+def _alike(chunks: Iterable[Mapping[str, Sequence[Any]]]) -> Iterator[Mapping[str, Sequence[Any]]]:
+    """The chunks, each checked to name the first one's columns in the same order."""
+    names: list[str] | None = None
+    for columns in chunks:
+        if names is None:
+            names = list(columns)
+        elif list(columns) != names:
+            raise ValueError("every chunk of a load must hold the same columns")
+        yield columns
 
 
 UNIQUE_VIOLATION = "23505"
 
 
-def _copy_merge(cursor: Any, table: sa.Table, quoted: str, columns: Mapping[str, Any]) -> int:
+def _copy_merge(cursor: Any, table: sa.Table, quoted: str, chunks: Chunks) -> int:
     """COPY into a temporary table, then one INSERT ... SELECT merging on the lineage key (file,
     sheet, row): a row is never loaded twice."""
     temp = f"copy_{table.name}"
@@ -100,8 +136,9 @@ def _copy_merge(cursor: Any, table: sa.Table, quoted: str, columns: Mapping[str,
         f'SELECT {quoted} FROM "{table.name}" WITH NO DATA'
     )
     with cursor.copy(f'COPY "{temp}" ({quoted}) FROM STDIN') as copy:
-        for row in zip(*columns.values(), strict=True):
-            copy.write_row(row)
+        for columns in chunks():
+            for row in zip(*columns.values(), strict=True):
+                copy.write_row(row)
     cursor.execute(
         f'INSERT INTO "{table.name}" ({quoted}) SELECT {quoted} FROM "{temp}" '
         f"ON CONFLICT ON CONSTRAINT {constraint} DO NOTHING"

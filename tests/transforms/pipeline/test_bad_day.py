@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from transforms.config.settings import Settings
+from transforms.households import resolve
 from transforms.outputs.summary import UnfinishedFilesError, check_finished, run_summary
 from transforms.parsing import parse
 from transforms.parsing.identifiers import check_char
@@ -291,15 +292,15 @@ def test_a_file_that_keeps_failing_is_refused_and_never_stops_the_others(
 def test_a_load_that_fails_is_rolled_back_alone(
     county: County, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = bulk.bulk_load
+    real = bulk.bulk_load_chunks
 
-    def fails_for_illness(conn: Any, table: sa.Table, rows: Any) -> int:
+    def fails_for_illness(conn: Any, table: sa.Table, chunks: Any) -> int:
         if table.name == "stg_illness":
-            list(rows)
+            list(chunks())
             raise sa.exc.DataError("INSERT ...", {"id_number": IDS[0]}, Exception(IDS[0]))
-        return real(conn, table, rows)
+        return real(conn, table, chunks)
 
-    monkeypatch.setattr(loading, "bulk_load", fails_for_illness)
+    monkeypatch.setattr(loading, "bulk_load_chunks", fails_for_illness)
     county.drop("rural_revitalization", "名册.csv", roster(5))
     county.drop("health", "大病名单.csv", illness(5))
     run_id = county.run()
@@ -313,7 +314,7 @@ def test_a_load_that_fails_is_rolled_back_alone(
             )
         ).scalars()
     assert counts["failed"] == [county.by_name("大病名单.csv")[0]["id"]]
-    monkeypatch.setattr(loading, "bulk_load", real)
+    monkeypatch.setattr(loading, "bulk_load_chunks", real)
     county.run()
     assert county.by_name("大病名单.csv")[0]["status"] == "loaded"
 
@@ -407,3 +408,47 @@ def test_names_and_ids_in_file_and_sheet_names_are_stored_masked(county: County)
     with county.engine.connect() as conn:
         sheets = {r[0] for r in conn.execute(sa.text("select sheet from stg_illness"))}
     assert sheets == {""}  # a CSV has no sheets; the staging lineage keeps them masked anyway
+
+
+def test_two_rosters_in_one_run_match_everyone_by_the_later_one(
+    county: County, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Resolve holds one roster frame at most and reads an earlier roster of the same run again:
+    every file, the earlier roster included, is matched through both rosters, the later one
+    winning; the load hands the rows over two at a time and loads each once."""
+    monkeypatch.setattr(resolve, "RESOLVED_CHUNK_ROWS", 2)
+    county.drop("rural_revitalization", "名册一.csv", roster(5))
+    moved = roster(5).replace(f"城关镇,新村,0001,张1,{IDS[1]}", f"城关镇,新村,0009,张1,{IDS[1]}")
+    assert moved != roster(5)
+    county.drop("rural_revitalization", "名册二.csv", moved)
+    county.drop("health", "大病名单.csv", illness(5))
+    county.run()
+    (ill,) = county.by_name("大病名单.csv")
+    assert ill["rows_unmatched"] == 0
+    assert ill["rows_loaded"] == 5
+    with county.engine.connect() as conn:
+        matched = conn.execute(
+            sa.text(
+                "select f.file_name, r.source_row, r.matched_household_id from stg_roster r "
+                "join file_manifest f on f.id = r.manifest_id order by f.file_name, r.source_row"
+            )
+        ).all()
+        ill_matched = conn.execute(
+            sa.text("select matched_household_id from stg_illness order by source_row")
+        ).scalars()
+        assert list(ill_matched) == ["0000", "0009", "0002", "0003", "0004"]
+    expected = ["0000", "0009", "0002", "0003", "0004"]
+    assert [r[2] for r in matched if r[0] == "名册一.csv"] == expected
+    assert [r[2] for r in matched if r[0] == "名册二.csv"] == expected
+    assert county.scalar("select count(*) from stg_roster") == 10
+
+
+def test_a_file_about_households_loads_in_slices_without_identities(tmp_path: Path) -> None:
+    """A household-grain contract has no person column (asking raises): the load's slices
+    must not ask for one (field visits failed to load when they did)."""
+    from transforms.config.contracts import contract_by_dataset
+
+    contract = contract_by_dataset("field_visits")
+    assert not contract.about_persons
+    slices = loading._Slices(contract, tmp_path / "1.valid.pkl", 1, "a" * 64)
+    assert slices.identity_names == []

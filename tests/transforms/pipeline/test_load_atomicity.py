@@ -42,17 +42,21 @@ CHILD = textwrap.dedent(
         settings, engine, "killed", g["dataset"], g["manifest_ids"])]
     results = pipeline.resolve_households(settings, engine, "killed", results)
     from transforms.pipeline import load_step as loading
-    original = loading.bulk_load
+    original = loading.bulk_load_chunks
 
-    def stalling(conn, table, columns):
+    def stalling(conn, table, chunks):
         if table.name == "stg_illness":
+            columns = {}
+            for part in chunks():
+                for name, values in part.items():
+                    columns.setdefault(name, []).extend(values)
             half = {name: values[: len(values) // 2] for name, values in columns.items()}
-            original(conn, table, half)  # half the file's rows are in, not committed
+            original(conn, table, lambda: [half])  # half the file's rows are in, not committed
             ready.write_text("half way")
             time.sleep(600)  # killed here, mid-transaction
-        return original(conn, table, columns)
+        return original(conn, table, chunks)
 
-    loading.bulk_load = stalling
+    loading.bulk_load_chunks = stalling
     pipeline.load(settings, engine, "killed", results)
     """
 )

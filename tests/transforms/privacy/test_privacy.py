@@ -19,6 +19,7 @@ from transforms.privacy.keys import (
     PersonKeyMismatchError,
     check_secret,
     person_key,
+    person_keyer,
 )
 from transforms.warehouse.person_keys import rotate_person_keys
 
@@ -44,6 +45,18 @@ def test_the_key_is_an_hmac_of_the_id() -> None:
     assert key == _hmac(OLD, A)
     assert person_key(NEW.encode(), A) == _hmac(NEW, A) != key
     assert key != hashlib.sha256(A.encode()).hexdigest() and A not in key
+
+
+def test_the_keyer_gives_the_key_of_every_id_it_is_called_with() -> None:
+    """person_keyer copies one keyed state per ID: no ID's bytes may leak into the next key."""
+    keyer = person_keyer(OLD.encode())
+    for value in [A, "", "=1+2", "a\x00b", A + A, "11010119900307123x", A]:
+        assert keyer(value) == person_key(OLD.encode(), value) == _hmac(OLD, value)
+    assert person_keyer(NEW.encode())(A) == _hmac(NEW, A)
+    with pytest.raises(UnicodeEncodeError):
+        keyer("张三")
+    with pytest.raises(UnicodeEncodeError):
+        person_key(OLD.encode(), "张三")
 
 
 def test_a_missing_or_short_secret_is_explained() -> None:

@@ -29,7 +29,7 @@ from transforms.households.near_persons import (
     tie_pending,
 )
 from transforms.parsing.identifiers import birth_date, sex
-from transforms.parsing.parse import ROW_ID
+from transforms.parsing.parse import RAW_PREFIX, ROW_ID
 from transforms.privacy.keys import name_key, person_keyer
 from transforms.runlog.refs import ParsedFileRef, ResolvedFileRef
 from transforms.runlog.steps import recorded_step
@@ -41,8 +41,6 @@ from transforms.warehouse.tables import file_manifest, staging_table
 log = logging.getLogger(__name__)
 
 ROSTER = "roster"
-# parse keeps each cell as written beside its normalised value, in raw__<column>
-RAW_PREFIX = "raw__"
 
 
 # The frame resolve hands to the load is written in slices of this many rows, after a header,

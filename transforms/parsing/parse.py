@@ -45,6 +45,8 @@ from transforms.parsing.values import (
 ROW_ID = "_row_id"
 SHEET = "_sheet"
 SOURCE_ROW = "_source_row"
+# each cell as written, beside its normalised value: raw__<column>
+RAW_PREFIX = "raw__"
 _TOTAL_ROW = re.compile(r"^(合计|小计|总计|共计)")
 _FOOTER_ROW = re.compile(
     r"^(填表人|审核人|制表人|制表日期|填表日期|填报人|填报日期|负责人|单位负责人|联系电话)"
@@ -305,28 +307,28 @@ def to_frame(sheets: Sequence[RawSheet], contracts: Sequence[Contract]) -> Parse
         )
 
     frame = pd.DataFrame.from_records(
-        records, columns=[SHEET, SOURCE_ROW, *(f"raw__{name}" for name in names_read)]
+        records, columns=[SHEET, SOURCE_ROW, *(f"{RAW_PREFIX}{name}" for name in names_read)]
     )
     del records
     frame[ROW_ID] = range(len(frame))
     for name in contract.fill_down:
-        raw_name = f"raw__{name}"
+        raw_name = f"{RAW_PREFIX}{name}"
         if raw_name in frame:
             frame[raw_name] = _filled_down(frame[raw_name], frame[SHEET])
     for column in contract.columns:
-        raw_name = f"raw__{column.name}"
+        raw_name = f"{RAW_PREFIX}{column.name}"
         if raw_name not in frame:
             frame[raw_name] = pd.Series([None] * len(frame), dtype="object")
         raw = frame[raw_name].astype("object").where(frame[raw_name].notna(), None)
         frame[column.name] = normalize_column(column, raw).astype("object")
     for target, derivation in contract.derive.items():
         # what the clerk wrote is the source cell (数据日期), quoted if the derived value fails
-        frame[f"raw__{target}"] = frame[f"raw__{derivation.source}"]
+        frame[f"{RAW_PREFIX}{target}"] = frame[f"{RAW_PREFIX}{derivation.source}"]
         years = frame[derivation.source].map(_year_before, na_action="ignore").astype("object")
         frame[target] = years.where(years.notna(), None)
     # the contract's order whatever the file's (a layout lacks columns the others have)
     names = [c.name for c in contract.columns]
-    frame = frame[[SHEET, SOURCE_ROW, *(f"raw__{n}" for n in names), ROW_ID, *names]]
+    frame = frame[[SHEET, SOURCE_ROW, *(f"{RAW_PREFIX}{n}" for n in names), ROW_ID, *names]]
     return ParsedFile(
         contract=contract,
         frame=frame,

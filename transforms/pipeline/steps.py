@@ -28,7 +28,7 @@ from transforms.intake.discover import discover, shown
 from transforms.intake.landing import archive_file, scan_landing, sha256_of
 from transforms.outputs.summary import check_finished, format_summary, latest_run_id, run_summary
 from transforms.parsing.file_refusals import FileRejection, UnreadableFile
-from transforms.parsing.parse import ROW_ID, SHEET, to_frame
+from transforms.parsing.parse import RAW_PREFIX, ROW_ID, SHEET, to_frame
 from transforms.parsing.readers import read_sheets_isolated
 from transforms.pipeline.load_step import file_period, load
 from transforms.privacy.masking import NameIndex, names_in_file
@@ -184,7 +184,10 @@ def _parse_file(
     issues = issue_records(contract, frame, outcome.issues, names, headers)
     bad = outcome.quarantined_row_ids
     flagged = {i.row_id for i in outcome.issues if i.severity == "warning"}
-    valid = frame[~frame[ROW_ID].isin(bad)].copy()
+    # the cells as written served validation and the receipts (issues, above); nothing after
+    # this step reads them, and they are about half of a roster's frame on disk and in resolve
+    written = [c for c in frame.columns if c.startswith(RAW_PREFIX)]
+    valid = frame.loc[~frame[ROW_ID].isin(bad)].drop(columns=written)
     valid["_flagged"] = valid[ROW_ID].isin(flagged)
     valid_path = work / f"{manifest_id}.valid.pkl"
     save_frame(valid, valid_path)

@@ -78,27 +78,24 @@ def setup(args: argparse.Namespace) -> None:
     tasks = [{**base, "kind": "parse_validate", "group": g} for g in groups]
     files = [f for out in run_side_by_side(tasks, 2) for f in out["result"]]
     state.write_text(json.dumps({"base": base, "files": files}), encoding="utf-8")
-    shutil.rmtree(kept, ignore_errors=True)
-    shutil.copytree(run, kept)
-    if args.warehouse == "postgres":
-        _pg(args, f'DROP DATABASE IF EXISTS "{_pg_name(args, "kept")}" WITH (FORCE)')
-        _pg(
-            args,
-            f'CREATE DATABASE "{_pg_name(args, "kept")}" TEMPLATE "{_pg_name(args, "run")}"',
-        )
+    _copy_run(args, (run, "run"), (kept, "kept"))
     print(f"kept {len(files)} parsed files in {kept}")
+
+
+def _copy_run(args: argparse.Namespace, source: tuple[Path, str], target: tuple[Path, str]) -> None:
+    """Replace the target run (its folder, and its database on PostgreSQL) by a copy of the
+    source's."""
+    shutil.rmtree(target[0], ignore_errors=True)
+    shutil.copytree(source[0], target[0])
+    if args.warehouse == "postgres":
+        copy, original = _pg_name(args, target[1]), _pg_name(args, source[1])
+        _pg(args, f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
+        _pg(args, f'CREATE DATABASE "{copy}" TEMPLATE "{original}"')
 
 
 def _restore(args: argparse.Namespace) -> dict[str, Any]:
     kept, run, state = _paths(args)
-    shutil.rmtree(run, ignore_errors=True)
-    shutil.copytree(kept, run)
-    if args.warehouse == "postgres":
-        _pg(args, f'DROP DATABASE IF EXISTS "{_pg_name(args, "run")}" WITH (FORCE)')
-        _pg(
-            args,
-            f'CREATE DATABASE "{_pg_name(args, "run")}" TEMPLATE "{_pg_name(args, "kept")}"',
-        )
+    _copy_run(args, (kept, "kept"), (run, "run"))
     data: dict[str, Any] = json.loads(state.read_text(encoding="utf-8"))
     return data
 

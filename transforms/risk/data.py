@@ -71,6 +71,9 @@ def _null(value: object) -> bool:
 
 def norm(value: object) -> Any:
     """A cell or configured value in one comparable form: None, bool, Decimal, date or str."""
+    # texts and amounts are most of a county's cells, and already in their form
+    if type(value) is str or type(value) is Decimal:
+        return value
     if _null(value):
         return None
     if isinstance(value, bool | np.bool_):

@@ -11,7 +11,9 @@ by month back from the day), so a pipeline that judges otherwise disagrees with 
   file in that window), late (none in it, one since), overdue (none since the window opened),
   never (no file yet);
 - a dataset's very first file is on time however late it came: no deadline before the county
-  knew the dataset can be judged.
+  knew the dataset can be judged;
+- on a due date itself, with no file yet in its window, the day is not over: it is judged by
+  the due date before.
 
 A file counts on the day the pipeline runs with it in landing; the generator writes only files
 that load (its whole-file rejections, layout/messy.py, are never listed here).
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from generator.population.reference import ContractSpec
@@ -83,6 +85,10 @@ def state_on(contract: ContractSpec, delivered: Iterable[date], day: date) -> De
     """The dataset's delivery on `day`, from the days its files came (later ones not yet)."""
     taken = sorted(d for d in delivered if d <= day)
     opened, due = due_window(contract, day)
+    if due == day and not any(opened < d <= due for d in taken):
+        # the due day is not over: a file may still come today, so the day is judged by the
+        # due date before (nothing is "overdue 0 days")
+        opened, due = due_window(contract, day - timedelta(days=1))
     since = [d for d in taken if d > due]
     if not taken:
         state, late = "never", (day - due).days

@@ -118,7 +118,8 @@ def judge(contract: Contract, delivered_on: Iterable[dt.date], day: dt.date) -> 
     if day == due and not in_window:
         # the due day is not over: a file may still come today, so nothing is overdue by this
         # due date yet, and the day is judged by the due date before it
-        return judge(contract, days, day - dt.timedelta(days=1))
+        before, due, following = due_dates_around(contract.delivery, day - dt.timedelta(days=1))
+        in_window = [d for d in days if before < d <= due]
     after_due = [d for d in days if d > due]
     state: DeliveryState
     if in_window:

@@ -68,6 +68,22 @@ def test_a_datasets_state_on_a_day(
     assert truth.last_delivered == (max(past) if past else None)
 
 
+@pytest.mark.parametrize(
+    ("delivered", "state", "days_late", "due"),
+    [
+        ((D(2026, 10, 9),), "on_time", 0, D(2026, 10, 10)),  # the day is not over
+        ((D(2026, 10, 9), D(2026, 11, 10)), "on_time", 0, D(2026, 11, 10)),  # came today
+        ((D(2026, 9, 9),), "overdue", 31, D(2026, 10, 10)),  # overdue since the last one
+        ((), "never", 31, D(2026, 10, 10)),
+    ],
+)
+def test_on_the_due_date_itself_nothing_is_overdue_yet(
+    delivered: tuple[dt.date, ...], state: str, days_late: int, due: dt.date
+) -> None:
+    truth = state_on(CONTRACTS["housing_safety"], delivered, D(2026, 11, 10))
+    assert (truth.state, truth.days_late, truth.due_date) == (state, days_late, due)
+
+
 @pytest.fixture(scope="module")
 def late(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, GenerationSummary]:
     base = tmp_path_factory.mktemp("late")

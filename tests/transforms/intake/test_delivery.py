@@ -82,10 +82,22 @@ def test_nothing_is_overdue_on_the_due_date_itself() -> None:
     assert (today.state, today.due_date) == ("on_time", due)
     # overdue already by the due date before: still overdue, counted from that one
     old = judge(illness, [D(2026, 10, 9)], due)
-    assert (old.state, old.days_late, old.due_date) == ("overdue", 29, D(2026, 11, 10))
-    assert "逾期未报0天" not in judge(illness, [D(2026, 10, 9)], due).describe_zh()
+    assert (old.state, old.days_late, old.due_date) == ("overdue", 30, D(2026, 11, 10))
+    assert "逾期未报30天" in old.describe_zh()
     # nothing ever: never, counted from the due date before
-    assert (judge(illness, [], due).state, judge(illness, [], due).days_late) == ("never", 29)
+    assert (judge(illness, [], due).state, judge(illness, [], due).days_late) == ("never", 30)
+    # the same as the generator's independent oracle, on every kind of history
+    from generator.population.reference import load_contracts
+    from generator.scenarios.deliveries import state_on
+
+    oracle = load_contracts()["illness"]
+    for history in ([], [D(2026, 10, 9)], [D(2026, 11, 9)], [D(2026, 11, 9), due], [due]):
+        ours, theirs = judge(illness, history, due), state_on(oracle, history, due)
+        assert (ours.state, ours.days_late, ours.due_date) == (
+            theirs.state,
+            theirs.days_late,
+            theirs.due_date,
+        ), history
 
 
 def test_a_backfilled_day_ignores_later_deliveries() -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import pickle
 from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
@@ -33,7 +32,7 @@ from transforms.parsing.parse import RAW_PREFIX, ROW_ID
 from transforms.privacy.keys import name_key, person_keyer
 from transforms.runlog.refs import ParsedFileRef, ResolvedFileRef
 from transforms.runlog.steps import recorded_step
-from transforms.runlog.workdir import load_frame
+from transforms.runlog.workdir import load_frame, private_output
 from transforms.warehouse.manifest import LOADED_STATUSES
 from transforms.warehouse.person_keys import identity_names, verify_person_key
 from transforms.warehouse.tables import file_manifest, staging_table
@@ -56,15 +55,12 @@ def save_resolved(frame: pd.DataFrame, path: Path, chunk_rows: int | None = None
     empty slice (its columns and dtypes)."""
     chunk_rows = chunk_rows or RESOLVED_CHUNK_ROWS
     starts = range(0, len(frame), chunk_rows) if len(frame) else range(1)
-    tmp = path.with_name(path.name + ".tmp")
-    descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as fh:
+    with private_output(path) as fh:
         header = {"format": _RESOLVED_FORMAT, "rows": len(frame), "slices": len(starts)}
         pickle.dump(header, fh, protocol=pickle.HIGHEST_PROTOCOL)
         for start in starts:
             part = frame.iloc[start : start + chunk_rows]
             pickle.dump(part, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    tmp.replace(path)
 
 
 def resolved_rows(path: Path) -> int:

@@ -8,7 +8,10 @@ import os
 import pickle
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import pandas as pd
 
@@ -26,12 +29,20 @@ def work_dir(settings: Settings, run_id: str) -> Path:
     return path
 
 
-def save_frame(frame: pd.DataFrame, path: Path) -> None:
+@contextmanager
+def private_output(path: Path) -> Iterator[BinaryIO]:
+    """A file for `path`, readable by the pipeline's user alone, that takes its place only once
+    written whole (a reader never sees half a frame)."""
     tmp = path.with_name(path.name + ".tmp")
     descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "wb") as fh:
-        pickle.dump(frame, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        yield fh
     tmp.replace(path)
+
+
+def save_frame(frame: pd.DataFrame, path: Path) -> None:
+    with private_output(path) as fh:
+        pickle.dump(frame, fh, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def load_frame(path: Path) -> pd.DataFrame:

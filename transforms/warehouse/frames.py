@@ -137,9 +137,8 @@ def fetch_slices(
 def read_frame(query: Any, conn: Connection, slice_rows: int = SLICE_ROWS) -> pd.DataFrame:
     """`pd.read_sql(query, conn)`, reading `slice_rows` rows at a time, with repeated text held
     once."""
+    # (fetch_slices refuses repeated labels before it runs the query)
     columns = [c.name for c in query.selected_columns]
-    if len(set(columns)) != len(columns):
-        raise ValueError(f"read_frame: duplicate column labels in {columns}")
     # per column: its texts seen so far, or None once a slice showed it mostly distinct
     known: list[dict[Any, Any] | None] = [{} for _ in columns]
     slices: list[np.ndarray] = []

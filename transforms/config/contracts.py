@@ -28,6 +28,26 @@ ANY_BUREAU = "any"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # the layout a contract file's own `required` flags describe: the one agreed with the county
 PRIMARY_LAYOUT = "agreed"
+# Names the pipeline gives columns of its own beside a dataset's: the staging table's key, lineage
+# and derived columns (transforms.warehouse.tables.staging_table) and the file name and bureau
+# the warning rules read with each row (transforms.risk.data.row_query). A contract column named
+# like one of them would collide with it in the warehouse or in the rules' frames.
+RESERVED_COLUMN_NAMES = frozenset(
+    {
+        "id",
+        "manifest_id",
+        "file_sha256",
+        "sheet",
+        "source_row",
+        "person_key",
+        "birth_date",
+        "sex",
+        "matched_household_id",
+        "flagged",
+        "file_name",
+        "bureau",
+    }
+)
 
 
 class ColumnType(StrEnum):
@@ -86,6 +106,11 @@ class Column(_Strict):
     def _consistent(self) -> Column:
         if not _NAME.match(self.name):
             raise ValueError(f"column name {self.name!r} must be snake_case ASCII")
+        if self.name in RESERVED_COLUMN_NAMES:
+            raise ValueError(
+                f"column name {self.name!r} is the pipeline's own (the warehouse or the warning "
+                "rules add a column so named): choose another"
+            )
         if self.type is ColumnType.ENUM and not self.values:
             raise ValueError(f"enum column {self.name!r} lists no values")
         if self.type is not ColumnType.ENUM and (self.values or self.aliases):

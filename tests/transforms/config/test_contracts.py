@@ -147,6 +147,14 @@ def test_column_name_must_be_snake_case() -> None:
         Contract.model_validate(raw)
 
 
+@pytest.mark.parametrize("name", ["flagged", "file_name", "bureau", "source_row", "person_key"])
+def test_a_column_named_like_one_of_the_pipelines_own_is_an_error(name: str) -> None:
+    raw = _raw()
+    _column(raw, "amount")["name"] = name
+    with pytest.raises(ValidationError, match=f"column name '{name}' is the pipeline's own"):
+        Contract.model_validate(raw)
+
+
 def test_duplicate_column_names_are_an_error() -> None:
     raw = _raw()
     _column(raw, "amount")["name"] = "months"

@@ -12,7 +12,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from transforms.config.contracts import ColumnType, contract_by_dataset, intake_contracts
+from transforms.config.contracts import (
+    RESERVED_COLUMN_NAMES,
+    ColumnType,
+    contract_by_dataset,
+    intake_contracts,
+)
 from transforms.warehouse.bulk import bulk_load, bulk_load_chunks
 from transforms.warehouse.tables import (
     LINEAGE_COLUMNS,
@@ -125,6 +130,9 @@ def test_staging_table_per_contract_with_lineage(engine: Engine, contract: Any) 
     for col in contract.columns:
         assert isinstance(columns[col.name]["type"], expected_types[col.type]), col.name
     assert staging_table(contract) is staging_table(contract)  # one Table per dataset
+    # the contract model refuses a column named like any of the table's own
+    own = set(columns) - {c.name for c in contract.columns}
+    assert own <= RESERVED_COLUMN_NAMES, own - RESERVED_COLUMN_NAMES
 
 
 def test_create_schema_is_idempotent(engine: Engine) -> None:

@@ -314,6 +314,9 @@ def current_view(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
         return frame
     if not _in_load_order(frame):
         frame = frame.sort_values(["manifest_id", "_row"], kind="stable")
+    if _one_file(frame, contract):
+        # every row is of the latest file mentioning its person, and the first of its event
+        return frame
     if contract.grain == "person":
         latest = frame.groupby("person_key")["manifest_id"].transform("max")
         return _kept(frame, frame["manifest_id"] == latest)
@@ -327,6 +330,22 @@ def current_view(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
         signature = texts.agg("\x1f".join, axis=1)
     first = frame.groupby(signature)["manifest_id"].transform("min")
     return _kept(frame, frame["manifest_id"] == first)
+
+
+def _one_file(frame: pd.DataFrame, contract: Contract) -> bool:
+    """Whether every row is in force without comparing them: all come from one file, and none
+    would be left out for a missing person key (person grain) or stop the events' signature
+    (event grain: a column missing, or a missing cell, whose text form is missing and makes
+    the comparison raise). A dataset's current rows are usually one file's."""
+    files = frame["manifest_id"]
+    if files.isna().any() or files.nunique() != 1:
+        return False
+    if contract.grain == "person":
+        return bool(frame["person_key"].notna().all())
+    content = [c.name for c in contract.columns] + ["person_key"]
+    if not all(c in frame.columns for c in content):
+        return False
+    return bool(frame[content].notna().all().all())
 
 
 def _in_load_order(frame: pd.DataFrame) -> bool:

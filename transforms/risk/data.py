@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -280,6 +280,7 @@ class ListFacts:
     enrolled: set[Any] | None = None  # None: no enrollment row of this year
     listed: set[Any] = field(default_factory=set)
     enrollment_this_year: bool = False  # a row whose insurance_year is the day's year
+    READS: ClassVar[frozenset[str]] = frozenset({"employment", "enrollment"})  # the lists read
 
     @classmethod
     def of(cls, rows: Mapping[str, pd.DataFrame], day: dt.date) -> ListFacts:

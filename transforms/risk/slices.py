@@ -293,6 +293,12 @@ def evaluate_county(
     members_float = births is not None and bool(births.isna().any()) and bool(births.notna().any())
     for dataset, contract in by_dataset.items():
         rows[dataset], filled[dataset] = 0, frozenset()
+        if not readers.get(dataset) and dataset not in ListFacts.READS:
+            counted = _counted(conn, contract)
+            if counted is not None:
+                # no rule reads its rows: only its availability, counted in the warehouse
+                rows[dataset], filled[dataset] = counted
+                continue
         if readers.get(dataset):
             ages = {MEMBERS: members_float, dataset: _float_birth(conn, contract)}
         frames = _dataset_slices(conn, contract, table)
@@ -383,6 +389,41 @@ def _float_birth(conn: Connection, contract: Contract) -> bool:
     if conn.execute(has.order_by(None).limit(1)).first() is None:
         return False
     return conn.execute(_float_birth_query(contract)).first() is not None
+
+
+def _counted(conn: Connection, contract: Contract) -> tuple[int, frozenset[str]] | None:
+    """(rows, columns with a value) of the dataset's current view, as the slices' frames would
+    sum them, counted in the warehouse; None unless `current_view` keeps every current row
+    (`_one_file`: one file, and no missing person key, or no missing event cell), which the
+    counts tell. A PostgreSQL NaN amount is a missing value to pandas: not counted."""
+    sub = row_query(contract).order_by(None).subquery()
+    postgres = conn.dialect.name == "postgresql"
+
+    def valued(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        if postgres and isinstance(column.type, sa.Numeric):
+            return sa.func.nullif(column, sa.literal("NaN", column.type))
+        return column
+
+    counts = conn.execute(
+        sa.select(
+            sa.func.count(),
+            sa.func.min(sub.c.manifest_id),
+            sa.func.max(sub.c.manifest_id),
+            *(sa.func.count(valued(c)) for c in sub.c),
+        )
+    ).one()
+    total, first, last, *per_column = counts
+    if total == 0:
+        return 0, frozenset()
+    if first != last:
+        return None
+    valued_in = dict(zip((c.name for c in sub.c), per_column, strict=True))
+    needed = ["person_key"]
+    if contract.grain != "person":
+        needed += [c.name for c in contract.columns]
+    if any(valued_in.get(name) != total for name in needed):
+        return None
+    return total, frozenset(name for name, n in valued_in.items() if n > 0)
 
 
 def _empty(contract: Contract) -> pd.DataFrame:

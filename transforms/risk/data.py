@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from transforms.config.contracts import Contract
-from transforms.households.incomes import INCOME_PARTS, REPORTED_PER_CAPITA, household_income
+from transforms.households.incomes import INCOME_PARTS
 from transforms.risk.configuration import CountyParameters
 from transforms.risk.rules import Condition, ParameterRef, ParamRef
 from transforms.warehouse.frames import read_frame
@@ -280,6 +280,7 @@ class ListFacts:
     enrolled: set[Any] | None = None  # None: no enrollment row of this year
     listed: set[Any] = field(default_factory=set)
     enrollment_this_year: bool = False  # a row whose insurance_year is the day's year
+    READS: ClassVar[frozenset[str]] = frozenset({"employment", "enrollment"})  # the lists read
 
     @classmethod
     def of(cls, rows: Mapping[str, pd.DataFrame], day: dt.date) -> ListFacts:
@@ -314,6 +315,9 @@ def current_view(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
         return frame
     if not _in_load_order(frame):
         frame = frame.sort_values(["manifest_id", "_row"], kind="stable")
+    if _one_file(frame, contract):
+        # every row is of the latest file mentioning its person, and the first of its event
+        return frame
     if contract.grain == "person":
         latest = frame.groupby("person_key")["manifest_id"].transform("max")
         return _kept(frame, frame["manifest_id"] == latest)
@@ -327,6 +331,22 @@ def current_view(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
         signature = texts.agg("\x1f".join, axis=1)
     first = frame.groupby(signature)["manifest_id"].transform("min")
     return _kept(frame, frame["manifest_id"] == first)
+
+
+def _one_file(frame: pd.DataFrame, contract: Contract) -> bool:
+    """Whether every row is in force without comparing them: all come from one file, and none
+    would be left out for a missing person key (person grain) or stop the events' signature
+    (event grain: a column missing, or a missing cell, whose text form is missing and makes
+    the comparison raise). A dataset's current rows are usually one file's."""
+    files = frame["manifest_id"]
+    if files.isna().any() or files.nunique() != 1:
+        return False
+    if contract.grain == "person":
+        return bool(frame["person_key"].notna().all())
+    content = [c.name for c in contract.columns] + ["person_key"]
+    if not all(c in frame.columns for c in content):
+        return False
+    return bool(frame[content].notna().all().all())
 
 
 def _in_load_order(frame: pd.DataFrame) -> bool:
@@ -355,69 +375,6 @@ def _source(row: Mapping[Any, Any], dataset: str) -> dict[str, Any]:
         "sheet": row.get("sheet") or "",
         "row": int(row["source_row"]),
     }
-
-
-def household_incomes(roster: pd.DataFrame) -> pd.DataFrame:
-    """Per household, the incomes of its latest income year on the roster and the year before.
-
-    Within a year each person's latest row counts; a household's figures come from its
-    householder's row, else its first member's. Per-capita income uses 家庭人口数.
-    """
-    columns = ["household_id", "income_year", *INCOME_FIELDS, "net_income", "source"]
-    if roster.empty:
-        return pd.DataFrame(columns=[*columns, "per_capita_net_income", "income_basis", *PREVIOUS])
-    # the columns read below: the sorts and de-duplications copy the rows they keep
-    keys = ("manifest_id", "_row", "person_key", "relation")
-    kept = (
-        *keys,
-        "household_id",
-        "income_year",
-        *INCOME_FIELDS,
-        REPORTED_PER_CAPITA,
-        *_SOURCE_COLUMNS,
-    )
-    rows = roster[[c for c in dict.fromkeys(kept) if c in roster.columns]]
-    rows = rows.sort_values(["manifest_id", "_row"], kind="stable")
-    rows = rows.drop_duplicates(["income_year", "person_key"], keep="last").copy()
-    rows["_head"] = rows["relation"] == HEAD
-    chosen = rows.sort_values(
-        ["household_id", "income_year", "_head"], ascending=[True, True, False], kind="stable"
-    ).drop_duplicates(["household_id", "income_year"], keep="first")
-    records = []
-    read = ("household_id", "income_year", *INCOME_FIELDS, REPORTED_PER_CAPITA, *_SOURCE_COLUMNS)
-    for r in _records(chosen, read):
-        if _null(r["income_year"]):
-            continue
-        # the parts, or the reported 人均纯收入 where the roster has no parts (national layout);
-        # None when neither is there: an unknown income, never a zero one
-        income = household_income(r)
-        parts = {
-            f: None if _null(r[f]) else _money(r[f]) for f in (*INCOME_PARTS, "business_expense")
-        }
-        records.append(
-            {
-                "household_id": r["household_id"],
-                "income_year": int(r["income_year"]),
-                **parts,
-                "household_size": None if income is None else income.household_size,
-                "net_income": None if income is None else income.net_income,
-                "per_capita_net_income": None if income is None else income.per_capita,
-                "income_basis": None if income is None else income.basis,
-                "source": _source(r, "roster"),
-            }
-        )
-    years = pd.DataFrame.from_records(
-        records, columns=[*columns, "per_capita_net_income", "income_basis"]
-    )
-    latest = years.sort_values("income_year").drop_duplicates("household_id", keep="last")
-    before = years.rename(columns={c: f"prev_{c}" for c in columns if c != "household_id"})
-    before["income_year"] = before["prev_income_year"] + 1
-    merged = latest.merge(
-        before[["household_id", "income_year", *PREVIOUS]],
-        on=["household_id", "income_year"],
-        how="left",
-    )
-    return merged.reset_index(drop=True)
 
 
 def _frame(conn: Connection, table: sa.Table, columns: Sequence[str] = ()) -> pd.DataFrame:
@@ -490,32 +447,11 @@ def current_frame(conn: Connection, contract: Contract) -> pd.DataFrame:
     return read_frame(row_query(contract), conn)
 
 
-# what household_incomes reads of the roster's rows
-_INCOME_READ = frozenset(
-    {
-        "manifest_id",
-        "_row",
-        "person_key",
-        "relation",
-        "household_id",
-        "income_year",
-        *INCOME_FIELDS,
-        REPORTED_PER_CAPITA,
-        *_SOURCE_COLUMNS,
-    }
-)
-
-
-def income_frame(conn: Connection, contract: Contract) -> pd.DataFrame:
-    """The roster's current-file rows (every file's, not only the current view), with only the
-    columns `household_incomes` reads."""
-    query = row_query(contract)
-    kept = [c for c in query.selected_columns if c.name in _INCOME_READ]
-    return read_frame(query.with_only_columns(*kept), conn)
-
-
 def load_county_data(conn: Connection, contracts: Iterable[Contract]) -> CountyData:
     """Read the roster dimensions and every dataset's current rows from the warehouse."""
+    # (here, not at the top: transforms.risk.incomes reads this module's values and sources)
+    from transforms.risk.incomes import household_incomes
+
     by_dataset = {c.dataset: c for c in contracts}
     rows: dict[str, pd.DataFrame] = {}
     incomes = None

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+import pandas as pd
+
 from transforms.config.contracts import Contract
 from transforms.privacy.masking import mask_id, mask_name
 from transforms.risk.absence import eval_household_without, route_absent
@@ -182,9 +184,17 @@ def no_relevant_rows(logic: PersonRows, contract: Contract, ctx: Context) -> Sho
 def _sum(values: Iterable[Any]) -> Decimal:
     """Exact sum of amounts (pandas hands SQL decimals over as floats: their shortest repr is
     the stored amount)."""
-    # norm() returns a Decimal as it is
-    normed = (v if type(v) is Decimal else norm(v) for v in values)
-    return sum((v for v in normed if v is not None), Decimal(0)).quantize(CENT)
+    # the additions of sum(norm(v) for v ...) in the same order (so the same result), without
+    # two generators and a Series' per-value boxing: the indicators sum the county's incomes
+    # per area and part; norm() returns a Decimal as it is
+    total = Decimal(0)
+    for value in values.tolist() if isinstance(values, pd.Series) else values:
+        if type(value) is not Decimal:
+            value = norm(value)
+            if value is None:
+                continue
+        total += value
+    return total.quantize(CENT)
 
 
 def _eval_person_amount(

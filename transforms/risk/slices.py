@@ -50,8 +50,6 @@ from transforms.risk.data import (
     ListFacts,
     _frame,
     current_view,
-    household_incomes,
-    income_frame,
     refused_rows,
     row_query,
 )
@@ -63,6 +61,7 @@ from transforms.risk.evidence import (
     Reconciliation,
     SharedFrames,
 )
+from transforms.risk.incomes import household_incomes, warehouse_incomes
 from transforms.risk.inputs import HOUSEHOLDS, PERSONS, Availability
 from transforms.risk.rules import HouseholdWithout, PersonRows, Rule, RulePlan
 from transforms.warehouse.frames import fetch_slices
@@ -109,19 +108,42 @@ def _slice_of(conn: Connection, size: int) -> dict[Any, int]:
 
 
 def _slice_table(conn: Connection, slice_of: Mapping[Any, int]) -> sa.Table:
-    """The slices as a temporary table the warehouse joins each row to."""
-    table = sa.Table(
+    """The slices as a temporary table the warehouse joins each row to by its person key:
+    person -> slice, for the roster's persons with a household (built from a household ->
+    slice table, dropped once used)."""
+    households = sa.Table(
         "risk_household_slice",
         sa.MetaData(),
         sa.Column("household_id", sa.String(64), primary_key=True),
         sa.Column("slice_no", sa.Integer, nullable=False),
         prefixes=["TEMPORARY"],
     )
-    table.create(conn)
+    households.create(conn)
     items = [{"household_id": h, "slice_no": n} for h, n in slice_of.items()]
     for start in range(0, len(items), 10_000):
-        conn.execute(table.insert(), items[start : start + 10_000])
-    return table
+        conn.execute(households.insert(), items[start : start + 10_000])
+    # one lookup per row, of a key that holds its slice (SQLite: WITHOUT ROWID, the slice in
+    # the key's own B-tree): the person and then the household's slice, two lookups and two
+    # row fetches per row, were half the time of reading the lists
+    persons = sa.Table(
+        "risk_person_slice",
+        sa.MetaData(),
+        sa.Column("person_key", dim_person.c.person_key.type, primary_key=True),
+        sa.Column("slice_no", sa.Integer, nullable=False),
+        prefixes=["TEMPORARY"],
+        sqlite_with_rowid=False,
+    )
+    persons.create(conn)
+    conn.execute(
+        persons.insert().from_select(
+            ["person_key", "slice_no"],
+            sa.select(dim_person.c.person_key, households.c.slice_no)
+            .join(households, households.c.household_id == dim_person.c.household_id)
+            .where(dim_person.c.person_key.is_not(None)),
+        )
+    )
+    households.drop(conn)
+    return persons
 
 
 def _positions(frame: pd.DataFrame, slice_of: Mapping[Any, int]) -> dict[int, np.ndarray]:
@@ -179,16 +201,14 @@ def _dataset_slices(
     conn: Connection, contract: Contract, table: sa.Table
 ) -> Iterator[tuple[int, pd.DataFrame]]:
     """(slice, its current-file rows as `current_frame` has them) per slice with rows, in
-    slice order, each slice's rows in load order."""
+    slice order, each slice's rows in load order; `table` is the person -> slice table."""
     query = row_query(contract)
     profile = _profile(conn, query)
-    person = dim_person.alias("slice_person")
     slice_no = sa.func.coalesce(table.c.slice_no, OFF_ROSTER).label("_slice")
     staging = staging_table(contract)
     ordered = (
         query.add_columns(slice_no)
-        .outerjoin(person, person.c.person_key == staging.c.person_key)
-        .outerjoin(table, table.c.household_id == person.c.household_id)
+        .outerjoin(table, table.c.person_key == staging.c.person_key)
         .order_by(None)
         .order_by(slice_no, staging.c.manifest_id, staging.c.id)
         .execution_options(stream_results=True)
@@ -218,8 +238,10 @@ def _dataset_slices(
 
 def _county(conn: Connection, contracts: Mapping[str, Contract]) -> CountyData:
     """The roster's persons and households with their incomes, for the whole county."""
-    incomes = household_incomes(
-        income_frame(conn, contracts["roster"]) if "roster" in contracts else pd.DataFrame()
+    incomes = (
+        warehouse_incomes(conn, contracts["roster"])
+        if "roster" in contracts
+        else household_incomes(pd.DataFrame())
     )
     attributes = _frame(conn, dim_household, ("household_id", *HOUSEHOLD_ATTRIBUTES))
     households = attributes.merge(incomes, on="household_id", how="left")
@@ -271,6 +293,12 @@ def evaluate_county(
     members_float = births is not None and bool(births.isna().any()) and bool(births.notna().any())
     for dataset, contract in by_dataset.items():
         rows[dataset], filled[dataset] = 0, frozenset()
+        if not readers.get(dataset) and dataset not in ListFacts.READS:
+            counted = _counted(conn, contract)
+            if counted is not None:
+                # no rule reads its rows: only its availability, counted in the warehouse
+                rows[dataset], filled[dataset] = counted
+                continue
         if readers.get(dataset):
             ages = {MEMBERS: members_float, dataset: _float_birth(conn, contract)}
         frames = _dataset_slices(conn, contract, table)
@@ -361,6 +389,41 @@ def _float_birth(conn: Connection, contract: Contract) -> bool:
     if conn.execute(has.order_by(None).limit(1)).first() is None:
         return False
     return conn.execute(_float_birth_query(contract)).first() is not None
+
+
+def _counted(conn: Connection, contract: Contract) -> tuple[int, frozenset[str]] | None:
+    """(rows, columns with a value) of the dataset's current view, as the slices' frames would
+    sum them, counted in the warehouse; None unless `current_view` keeps every current row
+    (`_one_file`: one file, and no missing person key, or no missing event cell), which the
+    counts tell. A PostgreSQL NaN amount is a missing value to pandas: not counted."""
+    sub = row_query(contract).order_by(None).subquery()
+    postgres = conn.dialect.name == "postgresql"
+
+    def valued(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        if postgres and isinstance(column.type, sa.Numeric):
+            return sa.func.nullif(column, sa.literal("NaN", column.type))
+        return column
+
+    counts = conn.execute(
+        sa.select(
+            sa.func.count(),
+            sa.func.min(sub.c.manifest_id),
+            sa.func.max(sub.c.manifest_id),
+            *(sa.func.count(valued(c)) for c in sub.c),
+        )
+    ).one()
+    total, first, last, *per_column = counts
+    if total == 0:
+        return 0, frozenset()
+    if first != last:
+        return None
+    valued_in = dict(zip((c.name for c in sub.c), per_column, strict=True))
+    needed = ["person_key"]
+    if contract.grain != "person":
+        needed += [c.name for c in contract.columns]
+    if any(valued_in.get(name) != total for name in needed):
+        return None
+    return total, frozenset(name for name, n in valued_in.items() if n > 0)
 
 
 def _empty(contract: Contract) -> pd.DataFrame:

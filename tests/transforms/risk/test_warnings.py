@@ -23,9 +23,10 @@ from transforms.parsing.identifiers import check_char
 from transforms.privacy.masking import NameIndex, mask_id, mask_name
 from transforms.risk.accuracy import score
 from transforms.risk.configuration import default_configuration
-from transforms.risk.data import CountyData, current_view, household_incomes
+from transforms.risk.data import CountyData, current_view
 from transforms.risk.evaluate import evaluate
 from transforms.risk.evidence import Evaluation
+from transforms.risk.incomes import household_incomes
 from transforms.risk.indicators import compute_indicators
 from transforms.risk.lifecycle import store_day, transitions
 from transforms.risk.rules import RulePlan, plan_rules

@@ -647,21 +647,6 @@ def test_resolve_writes_each_frame_once_with_the_same_result(
 # --- warnings: reading the county without copying its rows ---------------------------------
 
 
-def test_file_names_added_as_a_merge_added_them() -> None:
-    files = pd.DataFrame(
-        {"manifest_id": [3, 1, 2], "file_name": ["c.csv", "a.xlsx", None], "bureau": list("xyz")}
-    )
-    frames = [
-        pd.DataFrame({"_row": [1, 2, 3, 4], "manifest_id": [1, 2, 1, 9], "v": list("abcd")}),
-        pd.DataFrame({"_row": pd.Series([], dtype="int64"), "manifest_id": [], "v": []}),
-        pd.DataFrame({"manifest_id": [1, 3], "bureau": ["own", "own"]}),  # a column clash
-        pd.DataFrame({"manifest_id": [3, 1]}, index=[5, 4]),
-    ]
-    for frame in frames:
-        expected = frame.merge(files, on="manifest_id", how="left")
-        pd.testing.assert_frame_equal(risk_data._with_files(frame.copy(), files), expected)
-
-
 def _current_view_person_before(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.sort_values(["manifest_id", "_row"], kind="stable")
     latest = frame.groupby("person_key")["manifest_id"].transform("max")

@@ -23,7 +23,6 @@ from transforms.risk.configuration import CountyParameters
 from transforms.risk.rules import Condition, ParameterRef, ParamRef
 from transforms.warehouse.frames import read_frame
 from transforms.warehouse.tables import (
-    current_rows,
     dim_household,
     dim_person,
     file_manifest,
@@ -394,31 +393,9 @@ def _cells(frame: pd.DataFrame, column: str) -> Iterable[Any]:
     return frame[column].tolist() if column in frame.columns else [None] * len(frame)
 
 
-def _with_files(frame: pd.DataFrame, files: pd.DataFrame) -> pd.DataFrame:
-    """`frame.merge(files, on="manifest_id", how="left")`: each row's file name and bureau,
-    added to the frame rather than to a copy of all its rows."""
-    added = [c for c in files.columns if c != "manifest_id"]
-    if (
-        set(added) & set(frame.columns)
-        or not files["manifest_id"].is_unique
-        or not frame.index.equals(pd.RangeIndex(len(frame)))
-    ):
-        return frame.merge(files, on="manifest_id", how="left")
-    by_id = files.set_index("manifest_id")
-    for column in added:
-        frame[column] = frame["manifest_id"].map(by_id[column])
-    return frame
-
-
 # staging columns no rule, evidence or indicator reads: left in the warehouse (a file's sha256
 # alone is a 64-character string on every row of the county)
 _UNREAD = frozenset({"file_sha256", "matched_household_id", "flagged"})
-
-
-def sliceable(contract: Contract) -> bool:
-    """Whether `row_query` reads the dataset (no contract column named like the columns it
-    adds)."""
-    return not ({c.name for c in contract.columns} & {"_row", "file_name", "bureau", "_slice"})
 
 
 def row_query(contract: Contract) -> sa.Select[Any]:
@@ -436,14 +413,8 @@ def row_query(contract: Contract) -> sa.Select[Any]:
 
 def current_frame(conn: Connection, contract: Contract) -> pd.DataFrame:
     """`current_rows` with the row id as `_row` and each row's file name and bureau, without
-    the staging columns nobody reads here."""
-    if not sliceable(contract):
-        # a contract column of one of those names: the old way, whatever it gives
-        files = pd.read_sql(
-            sa.select(file_manifest.c.id, file_manifest.c.file_name, file_manifest.c.bureau), conn
-        ).rename(columns={"id": "manifest_id"})
-        rows = current_rows(conn, contract)
-        return _with_files(rows.rename(columns={"id": "_row"}), files)
+    the staging columns nobody reads here (no contract column is named like the columns it
+    adds: the contract model reserves those names)."""
     return read_frame(row_query(contract), conn)
 
 

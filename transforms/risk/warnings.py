@@ -34,9 +34,8 @@ from transforms.config.errors import PermanentError
 from transforms.config.settings import Settings
 from transforms.intake.delivery import delivered_days
 from transforms.risk.configuration import default_configuration
-from transforms.risk.data import EXPORT_EVENTS, load_county_data, sliceable
+from transforms.risk.data import EXPORT_EVENTS
 from transforms.risk.delivery import mark_stale, record_deliveries
-from transforms.risk.evaluate import evaluate
 from transforms.risk.follow_up import field_precision, settle_follow_ups
 from transforms.risk.indicators import compute_indicators
 from transforms.risk.lifecycle import store_day
@@ -90,12 +89,8 @@ def run_warnings(settings: Settings, engine: Engine, run_id: str, day: dt.date) 
                 day,
                 latest,
             )
-        if all(sliceable(c) for c in contracts):
-            # a slice of households at a time: memory does not grow with the county's lists
-            data, evaluation = evaluate_county(conn, plan, contracts, day, parameters)
-        else:
-            data = load_county_data(conn, contracts)
-            evaluation = evaluate(plan, data, day, parameters)
+        # a slice of households at a time: memory does not grow with the county's lists
+        data, evaluation = evaluate_county(conn, plan, contracts, day, parameters)
         # the manifest's deliveries, read once for the calendar and for the gaps' ages
         delivered = delivered_days(conn)
         deliveries = record_deliveries(conn, run_id, day, contracts, delivered)

@@ -26,8 +26,6 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import IO, Final
@@ -43,6 +41,11 @@ from python_calamine import (
 
 from transforms.config.limits import FileLimits
 from transforms.parsing import xlsx_stream
+from transforms.parsing.cell_text import Cell
+from transforms.parsing.cell_text import cell_text as _cell_text
+from transforms.parsing.cell_text import clipped as _clipped
+from transforms.parsing.cell_text import float_text as _float_text
+from transforms.parsing.cell_text import is_blank as _is_blank
 from transforms.parsing.file_refusals import (
     UnreadableFile,
     corrupt_workbook,
@@ -64,8 +67,6 @@ _ZIP_SUFFIXES: Final = frozenset({".xlsx", ".xlsm"})
 _ZIP_MAGIC: Final = b"PK\x03\x04"
 _OLE_MAGIC: Final = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _SNIFF_LINES: Final = 10
-# Below 10**15 an integral float has at most 15 digits, so Excel shows it exactly.
-_EXACT_INT: Final = 10.0**15
 _SNIFF_CHARS: Final = 64 * 1024
 _READ_CHUNK: Final = 1024 * 1024
 # A real workbook has tens of parts; zipfile builds an object per entry before anything else.
@@ -80,8 +81,6 @@ _ZIP_ERRORS: Final = (
     ValueError,
     struct.error,
 )
-
-Cell = str | None
 
 
 @dataclass(frozen=True)
@@ -130,67 +129,6 @@ def _file_chunks(path: Path) -> Iterable[bytes]:
     with path.open("rb") as file:
         while chunk := file.read(_READ_CHUNK):
             yield chunk
-
-
-def _float_text(value: float) -> str:
-    # Excel shows at most 15 significant digits; anything beyond is binary noise, and an ID typed
-    # as a number must come out as the 18 digits Excel displays, never as 5.3e+17.
-    if value != value or value in (float("inf"), float("-inf")):
-        return str(value)
-    if value.is_integer() and -_EXACT_INT < value < _EXACT_INT:
-        return str(int(value))  # the common case, and the only one without Decimal's cost
-    text = format(Decimal(format(value, ".15g")), "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text == "-0" else text
-
-
-def _datetime_text(value: datetime) -> str:
-    if value.time() == time(0, 0):
-        return value.strftime("%Y-%m-%d")
-    return value.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _timedelta_text(value: timedelta) -> str:
-    # Durations are shown the way Excel's [h]:mm:ss format shows them.
-    seconds = int(value.total_seconds())
-    sign = "-" if seconds < 0 else ""
-    hours, rest = divmod(abs(seconds), 3600)
-    return f"{sign}{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
-
-
-def _cell_text(value: object) -> Cell:
-    # Ordered by how often each type occurs; bool before int and datetime before date because
-    # each is a subclass of the other.
-    if isinstance(value, str):
-        return value.rstrip("\r") or None
-    if isinstance(value, float):
-        return _float_text(value)
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, datetime):
-        return _datetime_text(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, time):
-        return value.strftime("%H:%M:%S")
-    if isinstance(value, timedelta):
-        return _timedelta_text(value)
-    if value is None:
-        return None
-    return str(value)
-
-
-def _is_blank(cells: Sequence[Cell]) -> bool:
-    return all(c is None or c.isspace() for c in cells)
-
-
-def _clipped(cells: list[Cell], max_chars: int) -> list[Cell]:
-    if max(map(len, filter(None, cells)), default=0) <= max_chars:
-        return cells
-    return [c[: max_chars + 1] if c is not None and len(c) > max_chars else c for c in cells]
 
 
 def _grid_rows(grid: Iterable[Sequence[object]], max_chars: int) -> list[tuple[int, list[Cell]]]:

@@ -24,7 +24,7 @@ import io
 import struct
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -40,7 +40,7 @@ from python_calamine import (
 )
 
 from transforms.config.limits import FileLimits
-from transforms.parsing import xlsx_stream
+from transforms.parsing import xlsx_rows, xlsx_stream
 from transforms.parsing.cell_text import Cell
 from transforms.parsing.cell_text import cell_text as _cell_text
 from transforms.parsing.cell_text import clipped as _clipped
@@ -435,19 +435,27 @@ def read_sheets(
 def read_sheets_isolated(
     path: Path, max_rows: int | None = None, limits: FileLimits | None = None
 ) -> list[RawSheet]:
-    """read_sheets, with the reading done in a child process capped by the limits' budget.
+    """read_sheets, with any reading calamine does done in a child process capped by the limits.
 
     The size, the zip directory and the declared shared strings are checked here first
-    (milliseconds for a hostile file); a reader that then crashes, runs out of memory or passes
-    the deadline becomes UnreadableFile with the code reader_crashed, too_large or
-    reader_timeout. The sheets' used ranges are checked by calamine itself in the child, from
-    the grid it builds anyway: the streamed check (a pass over every cell of every sheet, the
-    longest part of reading a large workbook) runs only when the reading failed or found a
-    sheet over the limits, and its refusal is the one given, as when it ran first.
+    (milliseconds for a hostile file). An .xlsx/.xlsm is then streamed in this process by
+    xlsx_rows, which never builds a sheet's grid (memory: the rows kept, not calamine's grid, its
+    Python copy and their pickle) and stops at the first cell past a limit; the streamed bounds
+    check then gives the refusal, as when it ran first. What xlsx_rows does not reproduce exactly
+    (NotStreamable), a broken zip, an .xls and a read of the first `max_rows` only go to calamine
+    in the child: a reader that crashes, runs out of memory or passes the deadline there becomes
+    UnreadableFile with the code reader_crashed, too_large or reader_timeout. The sheets' used
+    ranges are checked by calamine itself in the child, from the grid it builds anyway: the
+    streamed check (a pass over every cell of every sheet) runs only when the reading failed or
+    found a sheet over the limits, and its refusal is the one given, as when it ran first.
     """
     limits = limits or FileLimits()
     path = _checked_path(path, max_rows)
     _check_bounds(path, limits, sheets=False, strings=True)
+    if max_rows is None and path.suffix.lower() in _ZIP_SUFFIXES:
+        streamed = _read_streamed(path, limits)
+        if streamed is not None:
+            return _non_empty(path, streamed, max_rows)
     try:
         sheets = _isolated(
             path, partial(_read_checked, path, max_rows, limits, bounded=True), limits
@@ -460,6 +468,52 @@ def read_sheets_isolated(
         # that the check leaves out): the check decides, as it did when it ran first
         sheets = _isolated(path, partial(_read_checked, path, max_rows, limits), limits)
     return _non_empty(path, sheets, max_rows)
+
+
+def _read_streamed(path: Path, limits: FileLimits) -> list[RawSheet] | None:
+    """The workbook read by xlsx_rows, as _read_excel reads it; None where calamine must read it.
+
+    A sheet over the limits raises the streamed check's refusal (None if that check, which
+    counts cells a little differently, finds it within them: calamine then decides)."""
+    if xlsx_stream.zip_member_count(path) is None:
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            sheets = []
+            for sheet in xlsx_rows.stream_workbook(archive, limits):
+                rows = [row for chunk in sheet.chunks() for row in chunk]
+                for _, cells in rows:
+                    # calamine's grid: every row as wide as the sheet's used range
+                    if len(cells) < sheet.width:
+                        cells.extend([None] * (sheet.width - len(cells)))
+                sheets.append(RawSheet(sheet.name, rows, sheet.hidden))
+            return sheets
+    except xlsx_rows.OverLimits:
+        _check_bounds(path, limits, sheets=True)
+        return None
+    except (xlsx_rows.NotStreamable, *_ZIP_ERRORS):
+        return None
+
+
+def iter_xlsx_row_chunks(
+    path: Path, limits: FileLimits | None = None, chunk_rows: int = xlsx_rows.CHUNK_ROWS
+) -> Iterator[tuple[xlsx_rows.StreamedSheet, list[tuple[int, list[Cell]]]]]:
+    """(sheet, chunk of rows) of an .xlsx/.xlsm, for a parse in row chunks; sheets in order.
+
+    Each chunk holds up to `chunk_rows` (Excel row number, cells), the rows of read_sheets
+    (blank rows left out, long cells cut) except that a row is not padded to the sheet's width:
+    its missing cells at the end are empty ones. Call it after the checks read_sheets_isolated
+    makes first (_checked_path, the size, zip and shared strings). It raises
+    xlsx_rows.NotStreamable (even after some chunks) for a file to be read by
+    read_sheets_isolated instead, and xlsx_rows.OverLimits for a sheet over the limits (give the
+    refusal read_sheets_isolated gives: it runs the streamed check). Memory: the file's shared
+    strings and one chunk.
+    """
+    limits = limits or FileLimits()
+    with zipfile.ZipFile(path) as archive:
+        for sheet in xlsx_rows.stream_workbook(archive, limits):
+            for chunk in sheet.chunks(chunk_rows):
+                yield sheet, chunk
 
 
 def peek_sheets(path: Path, rows: int, limits: FileLimits | None = None) -> list[RawSheet]:

@@ -60,6 +60,10 @@ _MISSING: Final = object()
 _FAST_ROW_REF: Final = re.compile(rb'<row r="([^"]*)"')
 _EPOCH: Final = datetime(1899, 12, 30)
 _MS_PER_DAY: Final = 86_400_000.0
+# chrono's NaiveDate runs from -262144-01-01 to 262143-12-31: days from 1899-12-30, a margin
+# kept (the cases near the edges go to calamine)
+_CHRONO_DAYS: Final = (-96_400_000.0, 95_000_000.0)
+_MS_LIMIT: Final = 9.0e18
 _ISO_DATETIME: Final = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]{1,9})?\Z"
 )
@@ -131,16 +135,23 @@ def excel_number_text(value: float, kind: int, is_1904: bool) -> Cell:
             raise NotStreamable("a duration python cannot hold") from exc
     serial = value + 1462.0 if is_1904 else value
     serial = serial if serial >= 60.0 else serial + 1.0
+    scaled = serial * _MS_PER_DAY
+    if not abs(scaled) < _MS_LIMIT:
+        raise NotStreamable("milliseconds chrono saturates or panics on")
+    milliseconds = _round_half_away(scaled)
     try:
-        moment: datetime | None = _EPOCH + timedelta(
-            milliseconds=_round_half_away(serial * _MS_PER_DAY)
-        )
+        moment: datetime | None = _EPOCH + timedelta(milliseconds=milliseconds)
     except OverflowError:
         moment = None
     if value < 1.0:
-        if moment is None:
-            raise NotStreamable("a time chrono may still place")
-        return moment.time().strftime("%H:%M:%S")
+        # a time of day: chrono places it as long as the date is within its years
+        days = milliseconds / _MS_PER_DAY
+        if _CHRONO_DAYS[0] < days < _CHRONO_DAYS[1]:
+            seconds = (milliseconds % int(_MS_PER_DAY)) // 1000
+            return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        if days < _CHRONO_DAYS[0] - 1000 or days > _CHRONO_DAYS[1] + 1000:
+            return float_text(value)  # chrono's date overflows: the float
+        raise NotStreamable("a time at the edge of chrono's years")
     if moment is None:  # past chrono's range or python's years 1..9999 alike: the float
         return float_text(value)
     if value.is_integer() and value < 2.0**64:
@@ -465,6 +476,9 @@ class CellReader:
                     raise NotStreamable("a shared string calamine refuses or misreads")
                 return True, self.string_texts[int(v)]
             if typ == "b":
+                # python-calamine 0.9.1 refuses anything else ("Unrecognized boolean")
+                if v not in ("0", "1"):
+                    raise NotStreamable("a boolean calamine refuses")
                 return True, "FALSE" if v == "0" else "TRUE"
             if typ == "e":
                 if v not in _ERRORS:

@@ -239,7 +239,8 @@ def _pieces(stream: IO[bytes], boundary: re.Pattern[bytes]) -> Iterator[bytes]:
     carry = b""
     first = True
     while True:
-        data = stream.read(_READ)
+        # the first read large enough to hold the XML declaration whole
+        data = stream.read(max(_READ, 4096) if first else _READ)
         if first:
             first = False
             data = data.removeprefix(b"\xef\xbb\xbf")
@@ -312,11 +313,11 @@ def _elements_any(text: str, tags: tuple[str, ...]) -> Iterator[tuple[str, dict[
             yield tag, attrs
 
 
-# calamine's builtin_format_by_id: the built-in number formats that are dates or durations
-_BUILTIN_FORMATS: Final = {
-    **{str(n): DATETIME for n in (14, 15, 16, 17, 18, 19, 20, 21, 22, 45, 47)},
-    "46": TIMEDELTA,
-}
+# calamine's builtin_format_by_id: the built-in number formats that are dates or durations,
+# the CJK date formats 27-36 and 50-58 included (found by probing python-calamine 0.9.1 over
+# ids 0-199: tests/transforms/parsing/test_xlsx_rows.py holds them)
+_DATE_IDS: Final = (*range(14, 23), *range(27, 37), 45, 47, *range(50, 59))
+_BUILTIN_FORMATS: Final = {**{str(n): DATETIME for n in _DATE_IDS}, "46": TIMEDELTA}
 
 
 def _custom_format_kind(code: str) -> int:

@@ -491,7 +491,8 @@ def _read_streamed(path: Path, limits: FileLimits) -> list[RawSheet] | None:
     except xlsx_rows.OverLimits:
         _check_bounds(path, limits, sheets=True)
         return None
-    except (xlsx_rows.NotStreamable, *_ZIP_ERRORS):
+    except (xlsx_rows.NotStreamable, MemoryError, *_ZIP_ERRORS):
+        # calamine in the capped child reads it, or refuses it as it did before
         return None
 
 

@@ -52,6 +52,9 @@ CHUNK_ROWS: Final = 20_000
 _READ: Final = 1024 * 1024
 # a row longer than this (no real one is) is left to calamine in its memory-capped child
 _MAX_CARRY: Final = 256 * 1024 * 1024
+# the shared strings are held whole (as calamine holds them); a part larger than this (a real
+# one is a few MB) is left to calamine in its memory-capped child
+_STRINGS_IN_PROCESS: Final = 256 * 1024 * 1024
 _TAG: Final = re.compile(r"<(/?)(?:[\w.-]+:)?([\w.-]+)((?:[^<>\"']|\"[^\"]*\"|'[^']*')*?)(/?)>")
 _ATTR: Final = re.compile(r"""([\w.:-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 _ROW_END: Final = re.compile(rb"</(?:[\w.-]+:)?row\s*>")
@@ -182,6 +185,9 @@ class _WorkbookReader:
         info = self.package.shared_strings()
         if info is None:
             return
+        if info.file_size > _STRINGS_IN_PROCESS:
+            # held in this process, which has no memory cap: calamine's capped child reads it
+            raise NotStreamable("shared strings too large to hold here")
         with self.archive.open(info) as stream:
             self.strings = string_item_text(map(_decode, _pieces(stream, _SI_END)))
 

@@ -362,3 +362,12 @@ def test_numbers_fast_float_may_read_otherwise_are_left_to_calamine() -> None:
     for odd in (" 1", "+1", "nan", "inf", "1_0", "0x1"):
         with pytest.raises(xlsx_cells.NotStreamable):
             reader._number(odd, None)
+
+
+def test_shared_strings_too_large_to_hold_here_go_to_the_capped_child(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _write(tmp_path, '<row r="1"><c r="A1" t="s"><v>0</v></c></row>', strings=["甲"])
+    monkeypatch.setattr(xlsx_rows, "_STRINGS_IN_PROCESS", 0)
+    assert streamed_sheets(path) == "NotStreamable"
+    assert_same(path, may_decline=True)

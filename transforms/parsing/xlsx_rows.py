@@ -52,6 +52,9 @@ CHUNK_ROWS: Final = 20_000
 _READ: Final = 1024 * 1024
 # a row longer than this (no real one is) is left to calamine in its memory-capped child
 _MAX_CARRY: Final = 256 * 1024 * 1024
+# calamine's grid cell (32 bytes) plus python-calamine's list slot (8): a lower bound of what
+# reading a sheet's extent costs calamine
+_CALAMINE_CELL_BYTES: Final = 40
 # the shared strings are held whole (as calamine holds them); a part larger than this (a real
 # one is a few MB) is left to calamine in its memory-capped child
 _STRINGS_IN_PROCESS: Final = 256 * 1024 * 1024
@@ -212,6 +215,11 @@ class _WorkbookReader:
                     or rows * columns > limits.max_cells
                 ):
                     raise OverLimits(sheet.name)
+                if rows * columns * _CALAMINE_CELL_BYTES > limits.reader_memory_bytes * 3 // 4:
+                    # calamine's dense grid of this extent (and its Python copy) could pass
+                    # the reader's budget, as for a sheet with a value in A1 and one in ALL50000:
+                    # its capped child decides, and refuses as it did, if it must
+                    raise NotStreamable("calamine's grid could pass the reader's budget")
                 while len(chunk) >= chunk_rows or (end is not None and chunk):
                     yield chunk[:chunk_rows]
                     chunk = chunk[chunk_rows:]

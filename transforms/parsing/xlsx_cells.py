@@ -57,6 +57,7 @@ _ROW_R: Final = re.compile(r"""\sr\s*=\s*["']([^"']*)["']""")
 _KNOWN_TYPES: Final = frozenset({"n", "s", "b", "e", "str", "d", "inlineStr", "is"})
 _NUMBER_CACHE: Final = 100_000
 _MISSING: Final = object()
+_MISSING_VALUE: Final = object()
 _FAST_ROW_REF: Final = re.compile(rb'<row r="([^"]*)"')
 _EPOCH: Final = datetime(1899, 12, 30)
 _MS_PER_DAY: Final = 86_400_000.0
@@ -290,7 +291,8 @@ class CellReader:
         self._row = -1  # the row being filled (0-based), its cells
         self._cells: list[Cell] = []
         self._done_row = -1
-        self._numbers: dict[bytes | tuple[bytes, str], Cell] = {}
+        self._values: dict[bytes, dict[bytes, object]] = {}
+        self._cached = 0
         self._columns: dict[bytes, int] = {}
         self._styles: dict[bytes, tuple[str | None, str | None]] = {}
         self._item = _StringItem()
@@ -311,7 +313,7 @@ class CellReader:
             done = self._flush()
             self._row = row
         if column >= self.max_columns:
-            self.max_column = max(self.max_column, column)
+            self.max_column = max(self.max_column, column)  # over the limit: refused after
             return done
         cells = self._cells
         if column == len(cells):
@@ -321,8 +323,6 @@ class CellReader:
             cells.append(text)
         else:
             cells[column] = text
-        if column > self.max_column:
-            self.max_column = column
         self.max_row = row
         return done
 
@@ -330,9 +330,16 @@ class CellReader:
         cells = self._cells
         if not cells:
             return None
+        # the fast path appends without keeping the maximum: the row's width is its last cell
+        self.max_column = max(self.max_column, len(cells) - 1)
         self._cells = []
         cells = clipped(cells, self.max_chars)
         return None if is_blank(cells) else (self._row + 1, cells)
+
+    @property
+    def width(self) -> int:
+        """The furthest column (1-based) holding a value so far, the open row's included."""
+        return max(self.max_column, len(self._cells) - 1) + 1
 
     def finish(self) -> list[Row]:
         done = self._flush()
@@ -382,10 +389,7 @@ class CellReader:
     def _fast_cells(self, cells: list[tuple[bytes, ...]]) -> list[Row]:
         out: list[Row] = []
         columns = self._columns
-        numbers = self._numbers
-        styles = self._styles
         max_columns = self.max_columns
-        max_column = self.max_column
         row_key, cells_now = b"", self._cells
         value: Cell
         # Inline texts decoded in one go ("<" cannot occur in them), when none needs more than
@@ -398,6 +402,7 @@ class CellReader:
             texts = [None] * len(cells)
         else:
             texts = joined.decode().split("<")
+        values = self._values
         for (letters, number, attrs, v, t_tag, text, v_empty), plain_text in zip(
             cells, texts, strict=True
         ):
@@ -408,51 +413,49 @@ class CellReader:
                 else:
                     value = plain_text.strip(_TRIMMED) or None
             else:
-                style_type = styles.get(attrs)
-                if style_type is None:
-                    style_type = self._style_type(attrs)
-                style, typ = style_type
-                if len(v) > 3:
-                    if typ is None or typ == "n":
-                        key = v if style is None else (v, style)
-                        value = numbers.get(key, _MISSING)  # type: ignore[arg-type]
-                        if value is _MISSING:
-                            value = self._number(v[3:].decode(), style)
-                            if len(numbers) < _NUMBER_CACHE:
-                                numbers[key] = value
-                    else:
-                        raw = v[3:].decode()
-                        found = self._v_text(
-                            typ, xml_text(raw) if typ in ("str", "d") else raw, style
-                        )
-                        if found is None:
-                            continue
-                        value = found[1]
-                elif v or v_empty:
-                    if typ == "str" or typ == "d":
-                        value = None  # String(""), or a date text chrono cannot read: ""
-                    elif typ is not None and typ not in _KNOWN_TYPES:
-                        raise NotStreamable("an unknown cell type")
-                    else:
-                        continue
-                else:
+                # a cell's value depends on its s and t and its <v> alone: each pair once
+                by_value = values.get(attrs)
+                if by_value is None:
+                    by_value = values[attrs] = {}
+                found = by_value.get(v or v_empty, _MISSING)
+                if found is _MISSING:
+                    found = self._plain_value(attrs, v, v_empty)
+                    if self._cached < _NUMBER_CACHE:
+                        by_value[v or v_empty] = found
+                        self._cached += 1
+                if found is _MISSING_VALUE:
                     continue
+                value = found  # type: ignore[assignment]
             column = columns.get(letters)
             if column is None:
                 column = columns[letters] = _column_index(letters.decode())
             if number == row_key and column == len(cells_now) and column < max_columns:
                 cells_now.append(value)  # the common case: the next cell of the same row
-                if column > max_column:
-                    max_column = column
                 continue
-            self.max_column = max_column
             done = self._place(int(number) - 1, column, value)
-            max_column = self.max_column
             if done is not None:
                 out.append(done)
             row_key, cells_now = number, self._cells
-        self.max_column = max_column
         return out
+
+    def _plain_value(self, attrs: bytes, v: bytes, v_empty: bytes) -> object:
+        """The text a cell without <is> gives (_MISSING_VALUE when it holds no value)."""
+        style_type = self._styles.get(attrs)
+        if style_type is None:
+            style_type = self._style_type(attrs)
+        style, typ = style_type
+        if len(v) > 3:
+            raw = v[3:].decode()
+            if typ is None or typ == "n":
+                return self._number(raw, style)
+            found = self._v_text(typ, xml_text(raw) if typ in ("str", "d") else raw, style)
+            return _MISSING_VALUE if found is None else found[1]
+        if v or v_empty:
+            if typ == "str" or typ == "d":
+                return None  # String(""), or a date text chrono cannot read: ""
+            if typ is not None and typ not in _KNOWN_TYPES:
+                raise NotStreamable("an unknown cell type")
+        return _MISSING_VALUE
 
     def _style_type(self, attrs: bytes) -> tuple[str | None, str | None]:
         """The s and t attributes of a cell's start tag (all calamine reads there but r)."""

@@ -208,7 +208,7 @@ class _WorkbookReader:
                 if end is not None:
                     chunk.extend(cells.finish())
                 # the extent only grows: over the limits now is over them at the end
-                rows, columns = cells.max_row + 1, cells.max_column + 1
+                rows, columns = cells.max_row + 1, cells.width
                 if (
                     rows > limits.max_rows
                     or columns > limits.max_columns
@@ -224,7 +224,7 @@ class _WorkbookReader:
                     yield chunk[:chunk_rows]
                     chunk = chunk[chunk_rows:]
                 if end is not None:
-                    sheet.width = cells.max_column + 1
+                    sheet.width = cells.width
                     return
         raise NotStreamable("the sheet's data never ends")
 

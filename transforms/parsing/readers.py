@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gc
 import io
 import struct
 import zipfile
@@ -477,6 +478,10 @@ def _read_streamed(path: Path, limits: FileLimits) -> list[RawSheet] | None:
     counts cells a little differently, finds it within them: calamine then decides)."""
     if xlsx_stream.zip_member_count(path) is None:
         return None
+    # Millions of new lists and tuples, none of them in a cycle: a collection every few
+    # thousand would walk every object of the task process (as _load in isolation says).
+    enabled = gc.isenabled()
+    gc.disable()
     try:
         with zipfile.ZipFile(path) as archive:
             sheets = []
@@ -494,6 +499,9 @@ def _read_streamed(path: Path, limits: FileLimits) -> list[RawSheet] | None:
     except (xlsx_rows.NotStreamable, MemoryError, *_ZIP_ERRORS):
         # calamine in the capped child reads it, or refuses it as it did before
         return None
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def iter_xlsx_row_chunks(

@@ -429,8 +429,11 @@ class CellReader:
             column = columns.get(letters)
             if column is None:
                 column = columns[letters] = _column_index(letters.decode())
-            if number == row_key and column == len(cells_now) and column < max_columns:
-                cells_now.append(value)  # the common case: the next cell of the same row
+            if number == row_key and len(cells_now) <= column < max_columns:
+                # the common case: a later cell of the same row
+                if column > len(cells_now):
+                    cells_now.extend([None] * (column - len(cells_now)))
+                cells_now.append(value)
                 continue
             done = self._place(int(number) - 1, column, value)
             if done is not None:

@@ -203,7 +203,7 @@ class _WorkbookReader:
         with self.archive.open(sheet.member) as stream:
             for number, piece in enumerate(_pieces(stream, _ROW_END)):
                 data = _sheet_data(piece) if number == 0 else piece
-                end = _SHEET_DATA_END.search(data)
+                end = _SHEET_DATA_END.search(data) if b"sheetData" in data else None
                 chunk.extend(cells.rows(data if end is None else data[: end.start()]))
                 if end is not None:
                     chunk.extend(cells.finish())

@@ -10,24 +10,17 @@ plain <v> or <is><t>), one regular expression over the whole piece; else token b
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Iterator
-from datetime import date, datetime, time, timedelta
 from typing import Final
 
-from transforms.parsing.cell_text import (
-    Cell,
-    clipped,
-    datetime_text,
-    float_text,
-    is_blank,
-    timedelta_text,
+from transforms.parsing.cell_text import Cell, clipped, float_text, is_blank
+from transforms.parsing.xlsx_values import (
+    OTHER,
+    NotStreamable,
+    excel_number_text,
+    iso_text,
 )
-
-OTHER: Final = 0
-DATETIME: Final = 1
-TIMEDELTA: Final = 2
 
 Row = tuple[int, list[Cell]]
 
@@ -59,21 +52,6 @@ _NUMBER_CACHE: Final = 100_000
 _MISSING: Final = object()
 _MISSING_VALUE: Final = object()
 _FAST_ROW_REF: Final = re.compile(rb'<row r="([^"]*)"')
-_EPOCH: Final = datetime(1899, 12, 30)
-_MS_PER_DAY: Final = 86_400_000.0
-# chrono's NaiveDate runs from -262144-01-01 to 262143-12-31: days from 1899-12-30, a margin
-# kept (the cases near the edges go to calamine)
-_CHRONO_DAYS: Final = (-96_400_000.0, 95_000_000.0)
-_MS_LIMIT: Final = 9.0e18
-_ISO_DATETIME: Final = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]{1,9})?\Z"
-)
-_ISO_TIME: Final = re.compile(r"([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]{1,9})?\Z")
-_ISO_DATE: Final = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})\Z")
-
-
-class NotStreamable(Exception):
-    """The XML holds something this reader does not reproduce exactly: calamine must read it."""
 
 
 def xml_text(raw: str) -> str:
@@ -115,73 +93,6 @@ def _run_text(raw: str, preserve: bool) -> str:
     """One <t> of a string item: read_string_with_bufs' trimming, then Excel's escapes."""
     text = xml_text(raw)
     return _excel_unescaped(text if preserve else text.strip(_TRIMMED))
-
-
-def _round_half_away(value: float) -> int:
-    # Rust's f64::round, which calamine uses for milliseconds
-    magnitude = abs(value)
-    whole = math.floor(magnitude)
-    if magnitude - whole >= 0.5:
-        whole += 1
-    return int(math.copysign(whole, value)) if value < 0 else int(whole)
-
-
-def excel_number_text(value: float, kind: int, is_1904: bool) -> Cell:
-    """A number styled as a date or duration: python-calamine's date, time, datetime or timedelta
-    (or the float itself when chrono or the year range refuses it), as cell_text shows it."""
-    if kind == TIMEDELTA:
-        try:
-            return timedelta_text(timedelta(milliseconds=_round_half_away(value * _MS_PER_DAY)))
-        except OverflowError as exc:
-            raise NotStreamable("a duration python cannot hold") from exc
-    serial = value + 1462.0 if is_1904 else value
-    serial = serial if serial >= 60.0 else serial + 1.0
-    scaled = serial * _MS_PER_DAY
-    if not abs(scaled) < _MS_LIMIT:
-        raise NotStreamable("milliseconds chrono saturates or panics on")
-    milliseconds = _round_half_away(scaled)
-    try:
-        moment: datetime | None = _EPOCH + timedelta(milliseconds=milliseconds)
-    except OverflowError:
-        moment = None
-    if value < 1.0:
-        # a time of day: chrono places it as long as the date is within its years
-        days = milliseconds / _MS_PER_DAY
-        if _CHRONO_DAYS[0] < days < _CHRONO_DAYS[1]:
-            seconds = (milliseconds % int(_MS_PER_DAY)) // 1000
-            return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-        if days < _CHRONO_DAYS[0] - 1000 or days > _CHRONO_DAYS[1] + 1000:
-            return float_text(value)  # chrono's date overflows: the float
-        raise NotStreamable("a time at the edge of chrono's years")
-    if moment is None:  # past chrono's range or python's years 1..9999 alike: the float
-        return float_text(value)
-    if value.is_integer() and value < 2.0**64:
-        return moment.date().isoformat()
-    return datetime_text(moment)
-
-
-def _iso_text(raw: str) -> Cell:
-    """A cell of type d (DateTimeIso) as python-calamine converts it."""
-    if not raw:
-        return None  # chrono reads nothing from it: the text itself, empty
-    try:
-        if "T" in raw:
-            found = _ISO_DATETIME.match(raw)
-            if found:
-                y, mo, d, h, mi, sec = map(int, found.groups())
-                return datetime_text(datetime(y, mo, d, h, mi, sec))
-        elif ":" in raw:
-            found = _ISO_TIME.match(raw)
-            if found:
-                h, mi, sec = map(int, found.groups())
-                return time(h, mi, sec).strftime("%H:%M:%S")
-        else:
-            found = _ISO_DATE.match(raw)
-            if found:
-                return date(*map(int, found.groups())).isoformat()
-    except ValueError:
-        pass
-    raise NotStreamable("a date text left to chrono")
 
 
 def string_item_text(pieces: Iterable[str]) -> list[str]:
@@ -494,7 +405,7 @@ class CellReader:
         if typ == "str":
             return True, v.rstrip("\r") or None
         if typ == "d":
-            return True, _iso_text(v)
+            return True, iso_text(v)
         raise NotStreamable("an unknown cell type")
 
     def _number(self, v: str, style: str | None) -> Cell:

@@ -34,15 +34,8 @@ from typing import IO, Final
 from transforms.config.limits import FileLimits
 from transforms.parsing import xlsx_stream
 from transforms.parsing.cell_text import Cell
-from transforms.parsing.xlsx_cells import (
-    DATETIME,
-    OTHER,
-    TIMEDELTA,
-    CellReader,
-    NotStreamable,
-    string_item_text,
-    xml_text,
-)
+from transforms.parsing.xlsx_cells import CellReader, string_item_text, xml_text
+from transforms.parsing.xlsx_values import OTHER, NotStreamable, format_kind, number_format_kind
 
 __all__ = ["NotStreamable", "OverLimits", "StreamedSheet", "stream_workbook"]
 
@@ -180,9 +173,9 @@ class _WorkbookReader:
                 if number is None:
                     self.formats.append(OTHER)
                 elif number in number_formats:
-                    self.formats.append(_custom_format_kind(number_formats[number]))
+                    self.formats.append(format_kind(number_formats[number]))
                 else:
-                    self.formats.append(_BUILTIN_FORMATS.get(number, OTHER))
+                    self.formats.append(number_format_kind(number))
 
     def _read_shared_strings(self) -> None:
         info = self.package.shared_strings()
@@ -325,43 +318,3 @@ def _elements_any(text: str, tags: tuple[str, ...]) -> Iterator[tuple[str, dict[
     for closing, tag, attrs in _tags(text):
         if not closing and tag in tags:
             yield tag, attrs
-
-
-# calamine's builtin_format_by_id: the built-in number formats that are dates or durations,
-# the CJK date formats 27-36 and 50-58 included (found by probing python-calamine 0.9.1 over
-# ids 0-199: tests/transforms/parsing/test_xlsx_rows.py holds them)
-_DATE_IDS: Final = (*range(14, 23), *range(27, 37), 45, 47, *range(50, 59))
-_BUILTIN_FORMATS: Final = {**{str(n): DATETIME for n in _DATE_IDS}, "46": TIMEDELTA}
-
-
-def _custom_format_kind(code: str) -> int:
-    """calamine's detect_custom_number_format, step for step."""
-    escaped = is_quote = ap = hms = False
-    brackets = 0
-    prev = " "
-    for s in code:
-        if escaped:
-            escaped = False
-        elif s in "_\\*":
-            escaped = True
-        elif is_quote:
-            if s == '"':
-                is_quote = False
-        elif s == '"':
-            is_quote = True
-        elif s == ";":
-            return OTHER
-        elif s == "[":
-            brackets = (brackets + 1) % 256  # a u8 in calamine, wrapping
-        elif s == "]" and brackets == 1 and hms:
-            return TIMEDELTA
-        elif s == "]":
-            brackets = max(brackets - 1, 0)
-        elif s in "aA" and not ap and brackets == 0:
-            ap = True
-        elif brackets == 0 and (s in "pm/PM" if ap else s in "dmhysDMHYS"):
-            return DATETIME
-        elif not (hms and s.lower() == prev.lower()):
-            hms = prev == "[" and s in "mhsMHS"
-        prev = s
-    return OTHER

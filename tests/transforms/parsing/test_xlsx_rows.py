@@ -360,7 +360,7 @@ def test_the_iterator_for_a_chunked_parse(tmp_path: Path) -> None:
 def test_numbers_fast_float_may_read_otherwise_are_left_to_calamine() -> None:
     reader = xlsx_cells.CellReader([], [], False, 100, 100)
     for odd in (" 1", "+1", "nan", "inf", "1_0", "0x1"):
-        with pytest.raises(xlsx_cells.NotStreamable):
+        with pytest.raises(xlsx_rows.NotStreamable):
             reader._number(odd, None)
 
 

@@ -13,7 +13,7 @@ What calamine does is followed where it shows in a cell's text (its source, 0.36
   unless xml:space="preserve", CR/CRLF read as LF, entities and then Excel's _x00HH_ escapes
   undone; types s/str/inlineStr/b/e/n/d and no type as read_v decides them;
 - a number is a date when its style's number format is a date format (detect_custom_number_format
-  and builtin_format_by_id, ported below), in the 1900 or 1904 system, turned to date, time,
+  and builtin_format_by_id, in xlsx_values), in the 1900 or 1904 system, turned to date, time,
   datetime or duration as python-calamine does, and then to text as readers._cell_text does.
 
 Anything else this reader does not reproduce exactly (a namespace it cannot place, a comment or

@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from python_calamine import CalamineWorkbook
 
-from transforms.parsing import xlsx_stream
+from transforms.config.limits import FileLimits
+from transforms.parsing import readers, xlsx_rows, xlsx_stream
 from transforms.parsing.file_refusals import UnreadableFile
 from transforms.parsing.readers import RawSheet, peek_sheets, read_sheets
 
@@ -219,3 +220,30 @@ def test_a_million_empty_looking_rows(tmp_path: Path) -> None:
     with zipfile.ZipFile(path) as archive:
         assert xlsx_stream.sheet_extent(archive, "xl/worksheets/sheet1.xml").rows == 1
     assert peek_sheets(path, 30)[0].rows == [(1, ["姓名"])]
+
+
+@settings(FUZZ, max_examples=200)
+@given(sheet=worksheets(), read=st.sampled_from([1, 13, 97, 1 << 20]))
+def test_the_streamed_reader_gives_what_calamine_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sheet: tuple[str, list[str]], read: int
+) -> None:
+    # xlsx_rows against calamine (via _read_excel, today's path) on every generated sheet and
+    # whatever the piece boundaries; declining (NotStreamable) sends the file to calamine, so
+    # only a difference in rows or a missed refusal is a failure
+    path = _write(tmp_path, *sheet)
+    try:
+        expected: object = readers._read_excel(path, path, None, FileLimits())
+    except UnreadableFile as refusal:
+        expected = refusal.code
+    monkeypatch.setattr(xlsx_rows, "_READ", read)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            got: list[RawSheet] = []
+            for streamed in xlsx_rows.stream_workbook(archive, FileLimits()):
+                rows = [row for chunk in streamed.chunks(3) for row in chunk]
+                for _, cells in rows:
+                    cells.extend([None] * (streamed.width - len(cells)))
+                got.append(RawSheet(streamed.name, rows, streamed.hidden))
+    except xlsx_rows.NotStreamable:
+        return
+    assert got == expected

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gc
 import io
 import struct
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import IO, Final
@@ -42,7 +41,12 @@ from python_calamine import (
 )
 
 from transforms.config.limits import FileLimits
-from transforms.parsing import xlsx_stream
+from transforms.parsing import xlsx_rows, xlsx_stream
+from transforms.parsing.cell_text import Cell
+from transforms.parsing.cell_text import cell_text as _cell_text
+from transforms.parsing.cell_text import clipped as _clipped
+from transforms.parsing.cell_text import float_text as _float_text
+from transforms.parsing.cell_text import is_blank as _is_blank
 from transforms.parsing.file_refusals import (
     UnreadableFile,
     corrupt_workbook,
@@ -64,8 +68,6 @@ _ZIP_SUFFIXES: Final = frozenset({".xlsx", ".xlsm"})
 _ZIP_MAGIC: Final = b"PK\x03\x04"
 _OLE_MAGIC: Final = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _SNIFF_LINES: Final = 10
-# Below 10**15 an integral float has at most 15 digits, so Excel shows it exactly.
-_EXACT_INT: Final = 10.0**15
 _SNIFF_CHARS: Final = 64 * 1024
 _READ_CHUNK: Final = 1024 * 1024
 # A real workbook has tens of parts; zipfile builds an object per entry before anything else.
@@ -80,8 +82,6 @@ _ZIP_ERRORS: Final = (
     ValueError,
     struct.error,
 )
-
-Cell = str | None
 
 
 @dataclass(frozen=True)
@@ -130,67 +130,6 @@ def _file_chunks(path: Path) -> Iterable[bytes]:
     with path.open("rb") as file:
         while chunk := file.read(_READ_CHUNK):
             yield chunk
-
-
-def _float_text(value: float) -> str:
-    # Excel shows at most 15 significant digits; anything beyond is binary noise, and an ID typed
-    # as a number must come out as the 18 digits Excel displays, never as 5.3e+17.
-    if value != value or value in (float("inf"), float("-inf")):
-        return str(value)
-    if value.is_integer() and -_EXACT_INT < value < _EXACT_INT:
-        return str(int(value))  # the common case, and the only one without Decimal's cost
-    text = format(Decimal(format(value, ".15g")), "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text == "-0" else text
-
-
-def _datetime_text(value: datetime) -> str:
-    if value.time() == time(0, 0):
-        return value.strftime("%Y-%m-%d")
-    return value.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _timedelta_text(value: timedelta) -> str:
-    # Durations are shown the way Excel's [h]:mm:ss format shows them.
-    seconds = int(value.total_seconds())
-    sign = "-" if seconds < 0 else ""
-    hours, rest = divmod(abs(seconds), 3600)
-    return f"{sign}{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
-
-
-def _cell_text(value: object) -> Cell:
-    # Ordered by how often each type occurs; bool before int and datetime before date because
-    # each is a subclass of the other.
-    if isinstance(value, str):
-        return value.rstrip("\r") or None
-    if isinstance(value, float):
-        return _float_text(value)
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, datetime):
-        return _datetime_text(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, time):
-        return value.strftime("%H:%M:%S")
-    if isinstance(value, timedelta):
-        return _timedelta_text(value)
-    if value is None:
-        return None
-    return str(value)
-
-
-def _is_blank(cells: Sequence[Cell]) -> bool:
-    return all(c is None or c.isspace() for c in cells)
-
-
-def _clipped(cells: list[Cell], max_chars: int) -> list[Cell]:
-    if max(map(len, filter(None, cells)), default=0) <= max_chars:
-        return cells
-    return [c[: max_chars + 1] if c is not None and len(c) > max_chars else c for c in cells]
 
 
 def _grid_rows(grid: Iterable[Sequence[object]], max_chars: int) -> list[tuple[int, list[Cell]]]:
@@ -497,19 +436,27 @@ def read_sheets(
 def read_sheets_isolated(
     path: Path, max_rows: int | None = None, limits: FileLimits | None = None
 ) -> list[RawSheet]:
-    """read_sheets, with the reading done in a child process capped by the limits' budget.
+    """read_sheets, with any reading calamine does done in a child process capped by the limits.
 
     The size, the zip directory and the declared shared strings are checked here first
-    (milliseconds for a hostile file); a reader that then crashes, runs out of memory or passes
-    the deadline becomes UnreadableFile with the code reader_crashed, too_large or
-    reader_timeout. The sheets' used ranges are checked by calamine itself in the child, from
-    the grid it builds anyway: the streamed check (a pass over every cell of every sheet, the
-    longest part of reading a large workbook) runs only when the reading failed or found a
-    sheet over the limits, and its refusal is the one given, as when it ran first.
+    (milliseconds for a hostile file). An .xlsx/.xlsm is then streamed in this process by
+    xlsx_rows, which never builds a sheet's grid (memory: the rows kept, not calamine's grid, its
+    Python copy and their pickle) and stops at the first cell past a limit; the streamed bounds
+    check then gives the refusal, as when it ran first. What xlsx_rows does not reproduce exactly
+    (NotStreamable), a broken zip, an .xls and a read of the first `max_rows` only go to calamine
+    in the child: a reader that crashes, runs out of memory or passes the deadline there becomes
+    UnreadableFile with the code reader_crashed, too_large or reader_timeout. The sheets' used
+    ranges are checked by calamine itself in the child, from the grid it builds anyway: the
+    streamed check (a pass over every cell of every sheet) runs only when the reading failed or
+    found a sheet over the limits, and its refusal is the one given, as when it ran first.
     """
     limits = limits or FileLimits()
     path = _checked_path(path, max_rows)
     _check_bounds(path, limits, sheets=False, strings=True)
+    if max_rows is None and path.suffix.lower() in _ZIP_SUFFIXES:
+        streamed = _read_streamed(path, limits)
+        if streamed is not None:
+            return _non_empty(path, streamed, max_rows)
     try:
         sheets = _isolated(
             path, partial(_read_checked, path, max_rows, limits, bounded=True), limits
@@ -522,6 +469,60 @@ def read_sheets_isolated(
         # that the check leaves out): the check decides, as it did when it ran first
         sheets = _isolated(path, partial(_read_checked, path, max_rows, limits), limits)
     return _non_empty(path, sheets, max_rows)
+
+
+def _read_streamed(path: Path, limits: FileLimits) -> list[RawSheet] | None:
+    """The workbook read by xlsx_rows, as _read_excel reads it; None where calamine must read it.
+
+    A sheet over the limits raises the streamed check's refusal (None if that check, which
+    counts cells a little differently, finds it within them: calamine then decides)."""
+    if xlsx_stream.zip_member_count(path) is None:
+        return None
+    # Millions of new lists and tuples, none of them in a cycle: a collection every few
+    # thousand would walk every object of the task process (as _load in isolation says).
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        with zipfile.ZipFile(path) as archive:
+            sheets = []
+            for sheet in xlsx_rows.stream_workbook(archive, limits):
+                rows = [row for chunk in sheet.chunks() for row in chunk]
+                for _, cells in rows:
+                    # calamine's grid: every row as wide as the sheet's used range
+                    if len(cells) < sheet.width:
+                        cells.extend([None] * (sheet.width - len(cells)))
+                sheets.append(RawSheet(sheet.name, rows, sheet.hidden))
+            return sheets
+    except xlsx_rows.OverLimits:
+        _check_bounds(path, limits, sheets=True)
+        return None
+    except (xlsx_rows.NotStreamable, MemoryError, *_ZIP_ERRORS):
+        # calamine in the capped child reads it, or refuses it as it did before
+        return None
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def iter_xlsx_row_chunks(
+    path: Path, limits: FileLimits | None = None, chunk_rows: int = xlsx_rows.CHUNK_ROWS
+) -> Iterator[tuple[xlsx_rows.StreamedSheet, list[tuple[int, list[Cell]]]]]:
+    """(sheet, chunk of rows) of an .xlsx/.xlsm, for a parse in row chunks; sheets in order.
+
+    Each chunk holds up to `chunk_rows` (Excel row number, cells), the rows of read_sheets
+    (blank rows left out, long cells cut) except that a row is not padded to the sheet's width:
+    its missing cells at the end are empty ones. Call it after the checks read_sheets_isolated
+    makes first (_checked_path, the size, zip and shared strings). It raises
+    xlsx_rows.NotStreamable (even after some chunks) for a file to be read by
+    read_sheets_isolated instead, and xlsx_rows.OverLimits for a sheet over the limits (give the
+    refusal read_sheets_isolated gives: it runs the streamed check). Memory: the file's shared
+    strings and one chunk.
+    """
+    limits = limits or FileLimits()
+    with zipfile.ZipFile(path) as archive:
+        for sheet in xlsx_rows.stream_workbook(archive, limits):
+            for chunk in sheet.chunks(chunk_rows):
+                yield sheet, chunk
 
 
 def peek_sheets(path: Path, rows: int, limits: FileLimits | None = None) -> list[RawSheet]:

@@ -207,6 +207,11 @@ class _Package:
         return self.get(f"{self.xl_path}sharedStrings.xml")
 
 
+def open_package(archive: zipfile.ZipFile) -> _Package:
+    """The workbook's parts, looked up as calamine looks them up (for xlsx_rows)."""
+    return _Package(archive)
+
+
 def _key(name: str) -> str:
     return name.replace("\\", "/").lower()
 

@@ -249,6 +249,8 @@ def test_a_reader_killed_by_a_signal_refuses_the_file(monkeypatch: pytest.Monkey
         return []
 
     monkeypatch.setattr(readers, "_read_checked", killed)
+    # a workbook the streamed reader declines goes to calamine in the child
+    monkeypatch.setattr(readers, "_read_streamed", lambda *args: None)
 
     error = _refusal(lambda: read_sheets_isolated(HOSTILE / "roster.xlsx"))
 

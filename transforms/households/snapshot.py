@@ -55,10 +55,13 @@ HOUSEHOLD_FIELDS = (
 
 
 class Dimensions(NamedTuple):
-    """How many households and persons `rebuild_dimensions` wrote from the current roster."""
+    """How many households and persons `rebuild_dimensions` wrote from the current roster, and
+    the roster files (manifest ids) it read: a snapshot built later, in a transaction of its own,
+    reuses the dimensions only while those are still the current files."""
 
     households: int
     persons: int
+    roster_ids: tuple[int, ...] = ()
 
 
 def build_dimensions(conn: Connection) -> tuple[int, int]:
@@ -104,7 +107,7 @@ def rebuild_dimensions(conn: Connection) -> Dimensions:
     insert = dim_person.insert().from_select(columns, chosen)
     persons = conn.execute(insert.execution_options(preserve_rowcount=True)).rowcount
     households = insert_batches(conn, dim_household, _household_rows(conn, ids), BATCH)
-    return Dimensions(households, int(persons))
+    return Dimensions(households, int(persons), tuple(ids))
 
 
 def _latest_roster_rows(manifest_ids: Sequence[int]) -> sa.Subquery:
@@ -221,11 +224,13 @@ def _temporary(conn: Connection, name: str, like: sa.Table, columns: Sequence[st
 
 
 def _sources(conn: Connection, day: dt.date, current: Dimensions | None) -> tuple[Any, Any, bool]:
-    """(households, persons, temporary) the day's snapshot reads: the dimensions just built when
-    the roster known on `day` is the current one (every day but a backfill's), else the roster
-    as it was known on `day`, in temporary tables (each bureau's aggregate joins them)."""
+    """(households, persons, temporary) the day's snapshot reads: the dimensions `current`
+    describes when the roster known on `day` is the one they were built from and is still the
+    current one (every day but a backfill's), else the roster as it was known on `day`, in
+    temporary tables (each bureau's aggregate joins them)."""
     ids = known_manifest_ids(conn, day, "roster")
-    if current is not None and ids == current_manifest_ids(conn, "roster"):
+    built_from = None if current is None else list(current.roster_ids)
+    if ids == built_from == current_manifest_ids(conn, "roster"):
         return dim_household, dim_person, False
     households = _temporary(
         conn, "tmp_snapshot_household", dim_household, [c.name for c in dim_household.columns]
@@ -242,8 +247,9 @@ def build_snapshot(conn: Connection, day: dt.date, current: Dimensions | None = 
     """Replace the snapshot of `day` with one row per household on the roster, from the files
     received for days up to `day` (`known_manifest_ids`).
 
-    `current`: what `rebuild_dimensions` just built from the current roster; the dimensions are
-    reused when the roster known on `day` is the current one."""
+    `current`: what `rebuild_dimensions` built from the current roster (in this transaction or
+    an earlier one); the dimensions are reused when the roster known on `day` is the one they
+    were built from and still the current one."""
     conn.execute(household_snapshot.delete().where(household_snapshot.c.snapshot_date == day))
     households, roster, temporary = _sources(conn, day, current)
     p = sa.select(roster.c.person_key, roster.c.household_id, roster.c.labour_skill).subquery("p")

@@ -75,7 +75,10 @@ def rebuild_dimensions(conn: Connection) -> Dimensions:
     ids = current_manifest_ids(conn, "roster")
     conn.execute(dim_person.delete())
     conn.execute(dim_household.delete())
-    latest = _latest_roster_rows(ids)
+    # each person's latest row, found once for both dimensions (after the first write: on
+    # SQLite the transaction holds the write lock before it reads)
+    chosen_ids = _latest_roster_ids(conn, ids)
+    latest = _latest_roster_rows(chosen_ids)
     columns = [
         "person_key",
         "household_id",
@@ -106,25 +109,44 @@ def rebuild_dimensions(conn: Connection) -> Dimensions:
     # (rowcount of an INSERT ... SELECT is kept only when asked for)
     insert = dim_person.insert().from_select(columns, chosen)
     persons = conn.execute(insert.execution_options(preserve_rowcount=True)).rowcount
-    households = insert_batches(conn, dim_household, _household_rows(conn, ids), BATCH)
+    households = insert_batches(conn, dim_household, _household_rows(conn, latest), BATCH)
+    chosen_ids.drop(conn)
     return Dimensions(households, int(persons), tuple(ids))
 
 
-def _latest_roster_rows(manifest_ids: Sequence[int]) -> sa.Subquery:
-    """Each person's latest roster row of those files (later files and rows override earlier
-    ones), with the row's file and id to keep the roster's order."""
+LATEST_IDS = "tmp_latest_roster"
+
+
+def _latest_roster_ids(conn: Connection, manifest_ids: Sequence[int]) -> sa.Table:
+    """The staging ids of each person's latest roster row of those files (later files and rows
+    override earlier ones), in a temporary table: the window sorts the key, file and row id
+    only, once, and every query that reads those rows joins them by id (`_latest_roster_rows`).
+    The caller drops the table."""
     t = staging_table(contract_by_dataset("roster"))
     rank = (
         sa.func.row_number()
         .over(partition_by=t.c.person_key, order_by=(t.c.manifest_id.desc(), t.c.id.desc()))
         .label("_latest")
     )
-    ranked = sa.select(t, rank).where(t.c.manifest_id.in_(list(manifest_ids))).subquery()
-    return (
-        sa.select(*(c for c in ranked.c if c.name != "_latest"))
-        .where(ranked.c._latest == 1)
-        .subquery("latest_roster")
+    ranked = sa.select(t.c.id, rank).where(t.c.manifest_id.in_(list(manifest_ids))).subquery()
+    table = sa.Table(
+        LATEST_IDS,
+        sa.MetaData(),
+        sa.Column("id", t.c.id.type, primary_key=True),
+        prefixes=["TEMPORARY"],
     )
+    table.drop(conn, checkfirst=True)
+    table.create(conn)
+    chosen = sa.select(ranked.c.id).where(ranked.c._latest == 1)
+    conn.execute(table.insert().from_select(["id"], chosen))
+    return table
+
+
+def _latest_roster_rows(latest_ids: sa.Table) -> sa.Subquery:
+    """The roster rows `_latest_roster_ids` chose, every column, with the row's file and id to
+    keep the roster's order."""
+    t = staging_table(contract_by_dataset("roster"))
+    return sa.select(t).join(latest_ids, latest_ids.c.id == t.c.id).subquery("latest_roster")
 
 
 def _bytewise(conn: Connection, column: ColumnElement[Any]) -> ColumnElement[Any]:
@@ -133,10 +155,10 @@ def _bytewise(conn: Connection, column: ColumnElement[Any]) -> ColumnElement[Any
     return column.collate("C") if conn.dialect.name == "postgresql" else column
 
 
-def _household_rows(conn: Connection, manifest_ids: Sequence[int]) -> Iterator[dict[str, Any]]:
-    """dim_household rows from those roster files, by 户编号: a household's attributes come from
-    its householder's row (户主) when there is one, else from its first member's row."""
-    latest = _latest_roster_rows(manifest_ids)
+def _household_rows(conn: Connection, latest: sa.Subquery) -> Iterator[dict[str, Any]]:
+    """dim_household rows from each person's latest roster row (`_latest_roster_rows`), by
+    户编号: a household's attributes come from its householder's row (户主) when there is one,
+    else from its first member's row."""
     head_first = sa.case((latest.c.relation == HEAD, 0), else_=1)
     rank = (
         sa.func.row_number()
@@ -235,11 +257,13 @@ def _sources(conn: Connection, day: dt.date, current: Dimensions | None) -> tupl
     households = _temporary(
         conn, "tmp_snapshot_household", dim_household, [c.name for c in dim_household.columns]
     )
-    insert_batches(conn, households, _household_rows(conn, ids), BATCH)
+    chosen_ids = _latest_roster_ids(conn, ids)
+    latest = _latest_roster_rows(chosen_ids)
+    insert_batches(conn, households, _household_rows(conn, latest), BATCH)
     read = ["person_key", "household_id", "labour_skill"]
     persons = _temporary(conn, "tmp_snapshot_person", dim_person, read)
-    latest = _latest_roster_rows(ids)
     conn.execute(persons.insert().from_select(read, sa.select(*(latest.c[c] for c in read))))
+    chosen_ids.drop(conn)
     return households, persons, True
 
 

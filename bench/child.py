@@ -210,12 +210,20 @@ def _do_load(task: dict[str, Any]) -> dict[str, Any]:
     return {"result": pipeline.load(settings, engine, task["run_id"], task["files"])}
 
 
+def _do_dimensions(task: dict[str, Any]) -> dict[str, Any]:
+    from transforms.pipeline import steps as pipeline
+
+    settings, engine = _settings_engine(task)
+    return {"result": pipeline.dimensions(settings, engine, task["run_id"])}
+
+
 def _do_snapshot(task: dict[str, Any]) -> dict[str, Any]:
     from transforms.pipeline import steps as pipeline
 
     settings, engine = _settings_engine(task)
     day = dt.date.fromisoformat(task["day"])
-    return {"result": pipeline.snapshot(settings, engine, task["run_id"], day)}
+    built = task.get("dimensions")
+    return {"result": pipeline.snapshot(settings, engine, task["run_id"], day, built)}
 
 
 def _do_warnings(task: dict[str, Any]) -> dict[str, Any]:

@@ -14,9 +14,10 @@ has imported the libraries, through the same step functions the DAG calls. What 
 - pipeline wall: the county day as it runs: the stages one after another, except that the
   datasets' parse_and_validate processes run side by side, `--workers` at a time (default: one
   per CPU), as the DAG's parse_validate task runs them; that part is timed from the first
-  process forked to the last result back. The receipts, which the DAG writes as soon as the
-  load is done, beside the snapshot -> warnings -> reports chain, count only where they would
-  outlast that chain (each stage is still timed in a process of its own, one at a time).
+  process forked to the last result back. After the load, the stages run as the DAG's graph
+  lets them (AFTER_LOAD): the dimensions, then the snapshot beside the warnings, the reports
+  after both, and the receipts beside all of that; the wall counts the longest of those paths
+  (each stage is still timed in a process of its own, one at a time).
   "pipeline total" is the plain sum of the stages' seconds (parse and validate summed over
   the datasets), the measure of earlier reports.
 """
@@ -45,6 +46,7 @@ STAGES = (
     "validate",
     "resolve",
     "load",
+    "dimensions",
     "snapshot",
     "warnings",
     "receipts",
@@ -57,10 +59,11 @@ REQUIRES = {
     "validate": ("discover", "parse"),
     "resolve": ("discover", "parse", "validate"),
     "load": ("discover", "parse", "validate", "resolve"),
-    "snapshot": ("discover", "parse", "validate", "resolve", "load"),
-    "warnings": ("discover", "parse", "validate", "resolve", "load", "snapshot"),
+    "dimensions": ("discover", "parse", "validate", "resolve", "load"),
+    "snapshot": ("discover", "parse", "validate", "resolve", "load", "dimensions"),
+    "warnings": ("discover", "parse", "validate", "resolve", "load", "dimensions"),
     "receipts": ("discover", "parse", "validate", "resolve", "load"),
-    "reports": ("discover", "parse", "validate", "resolve", "load", "snapshot"),
+    "reports": ("discover", "parse", "validate", "resolve", "load", "dimensions", "snapshot"),
 }
 WAREHOUSES = ("sqlite", "postgres")
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -72,10 +75,16 @@ TARGET_PEAK_MB_10X = 2048.0  # any stage, at ten times the county
 QUICK = {"households": 10000, "scale": "1", "warehouse": "sqlite"}
 FULL = {"households": 30000, "scale": "1", "warehouse": "sqlite"}
 PARALLEL_STAGES = ("parse", "validate")
-# stages the DAG runs beside the chain snapshot -> warnings -> reports: write_receipts waits only
-# for the load (dags/county_daily.py), so on a county day it runs while the snapshot is built
-BESIDE_THE_CHAIN = ("receipts",)
-CHAIN_AFTER_LOAD = ("snapshot", "warnings", "reports")
+# The DAG's graph after the load (dags/county_daily.py): each stage -> the stages it waits for.
+# The snapshot and the warnings both wait for the dimensions alone, so they run side by side;
+# the reports wait for both; the receipts wait only for the load.
+AFTER_LOAD: dict[str, tuple[str, ...]] = {
+    "dimensions": (),
+    "snapshot": ("dimensions",),
+    "warnings": ("dimensions",),
+    "reports": ("snapshot", "warnings"),
+    "receipts": (),
+}
 TARGET_SCALING = 11.0  # the 10x county within 11x the time of the 1x county
 
 
@@ -120,21 +129,14 @@ class Run:
     @property
     def pipeline_wall_seconds(self) -> float:
         """The day as it runs: parse and validate count for their side-by-side wall time, and
-        the receipts, written beside the snapshot -> warnings -> reports chain, only where
-        they take longer than that chain."""
+        the stages after the load for the longest path through the DAG's graph (AFTER_LOAD)."""
         if self.side_by_side_seconds is None:
             return self.pipeline_seconds
         seconds: dict[str, float] = {}
         for f in self.stages:
             seconds[f.stage] = seconds.get(f.stage, 0.0) + f.seconds
-        beside = sum(seconds.get(s, 0.0) for s in BESIDE_THE_CHAIN)
-        chain = sum(seconds.get(s, 0.0) for s in CHAIN_AFTER_LOAD)
-        rest = sum(
-            v
-            for s, v in seconds.items()
-            if s not in (*PARALLEL_STAGES, *BESIDE_THE_CHAIN, *CHAIN_AFTER_LOAD)
-        )
-        return rest + self.side_by_side_seconds + max(chain, beside)
+        rest = sum(v for s, v in seconds.items() if s not in (*PARALLEL_STAGES, *AFTER_LOAD))
+        return rest + self.side_by_side_seconds + after_load_seconds(seconds)
 
     @property
     def baseline_seconds(self) -> float:
@@ -143,6 +145,16 @@ class Run:
     @property
     def peak_mb(self) -> float:
         return max((f.peak_rss_mb for f in self.stages), default=0.0)
+
+
+def after_load_seconds(seconds: dict[str, float]) -> float:
+    """The wall time of the stages after the load, run as AFTER_LOAD lets them: each starts when
+    the last of the stages it waits for is done (a stage not run takes no time)."""
+    done: dict[str, float] = {}
+    for stage in AFTER_LOAD:  # listed after the stages each waits for
+        start = max((done[s] for s in AFTER_LOAD[stage]), default=0.0)
+        done[stage] = start + seconds.get(stage, 0.0)
+    return max(done.values(), default=0.0)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -413,10 +425,15 @@ def run_pipeline(
             f"{label}-load",
         )
         record("load", out)
-    for stage in ("snapshot", "warnings", "receipts", "reports"):
+    built: dict[str, Any] | None = None
+    for stage in ("dimensions", "snapshot", "warnings", "receipts", "reports"):
         if stage in stages:
-            out = _stage({**base, "kind": stage}, profile, f"{label}-{stage}")
+            # the snapshot reuses the dimensions' result, as the DAG's task does
+            task = {**base, "kind": stage, "dimensions": built}
+            out = _stage(task, profile, f"{label}-{stage}")
             record(stage, out)
+            if stage == "dimensions":
+                built = out["result"]
     return figures, side_by_side
 
 

@@ -3,8 +3,10 @@
 counties -> per county (a mapped task group, one instance per county): prepare the warehouse
 (setup: folders and migrations, once per run) -> pull new files from the bureaus' own servers
 -> discover new bureau files -> parse and validate -> resolve households -> load the warehouse
-(pool `warehouse_loads`) -> household snapshot -> risk warnings -> {receipts, reports, publish
-to the platform, summary} -> remove the work folder (the setup's teardown, whatever happened).
+(pool `warehouse_loads`) -> roster dimensions -> {household snapshot, risk warnings} side by
+side (the warnings read the dimensions, never the snapshot) -> {reports, publish to the platform,
+summary} after both; the receipts beside everything after the load -> remove the work folder
+(the setup's teardown, whatever happened).
 
 A county deployment runs one instance of the group; a province lists its counties in COUNTIES
 and gets one instance each. Inside a mapped task group each task waits only for its own county's
@@ -264,13 +266,23 @@ def county_daily() -> None:
             _lineage(county, "load", engine, loaded)
             return loaded
 
+        @task(map_index_template=named, trigger_rule="none_failed")
+        @_fail_fast
+        def build_dimensions(county: str, _loaded: list[LoadedFileRef]) -> dict[str, Any]:
+            # the roster dimensions the snapshot and the warnings both read
+            pipeline, settings, engine = _pipeline(county)
+            built: dict[str, Any] = pipeline.dimensions(settings, engine, _run_id())
+            return built
+
         @task(map_index_template=named, trigger_rule="none_failed", outlets=[SNAPSHOT_ALIAS])
         @_fail_fast
-        def build_snapshot(county: str, _loaded: list[LoadedFileRef]) -> dict[str, int]:
+        def build_snapshot(county: str, dimensions: dict[str, Any] | None) -> dict[str, int]:
             from county_assets import snapshot_uris
 
             pipeline, settings, engine = _pipeline(county)
-            counts: dict[str, int] = pipeline.snapshot(settings, engine, _run_id(), _county_day())
+            counts: dict[str, int] = pipeline.snapshot(
+                settings, engine, _run_id(), _county_day(), dimensions
+            )
             _announce(SNAPSHOT_ALIAS, county, snapshot_uris(settings))
             _lineage(county, "snapshot", engine)
             return counts
@@ -293,7 +305,8 @@ def county_daily() -> None:
 
         @task(map_index_template=named, trigger_rule="none_failed")
         @_fail_fast
-        def risk_warnings(county: str, _snapshot: dict[str, int]) -> dict[str, Any]:
+        def risk_warnings(county: str, _dimensions: dict[str, Any]) -> dict[str, Any]:
+            # after the dimensions, beside the snapshot: nothing here reads household_snapshot
             from transforms.outputs.checklists import write_checklists
             from transforms.outputs.township import write_township_exports
             from transforms.risk.warnings import run_warnings
@@ -310,7 +323,8 @@ def county_daily() -> None:
         @task(map_index_template=named, trigger_rule="all_done")
         @_fail_fast
         def build_reports(county: str, _warnings: dict[str, Any] | None) -> dict[str, str]:
-            # all_done: a failed run gets its report too; built once per run and county
+            # all_done: a failed run gets its report too; built once per run and county, after
+            # the snapshot too (the report lists the run's steps and their failures)
             from transforms.outputs.reports import build_reports as build
 
             _, settings, engine = _pipeline(county)
@@ -319,6 +333,7 @@ def county_daily() -> None:
         @task(map_index_template=named, trigger_rule="none_failed", outlets=[PLATFORM_VIEWS_ALIAS])
         @_fail_fast
         def publish_platform(county: str, _warnings: dict[str, Any]) -> dict[str, int]:
+            # none_failed, after the warnings and the snapshot: the views show both
             from county_assets import platform_view_uris
 
             pipeline, settings, engine = _pipeline(county)
@@ -359,9 +374,16 @@ def county_daily() -> None:
         parsed = parse_validate(county, found)
         loaded = load(county, resolve_households(county, parsed))
         receipts = write_receipts(county, loaded)
-        warned = risk_warnings(county, build_snapshot(county, loaded))
+        dimensions = build_dimensions(county, loaded)
+        # side by side: the snapshot writes household_snapshot alone, the warnings never read it
+        snapshotted = build_snapshot(county, dimensions)
+        warned = risk_warnings(county, dimensions)
         reports = build_reports(county, warned)
-        summary = summarize(county, publish_platform(county, warned))
+        snapshotted >> reports
+        published = publish_platform(county, warned)
+        # the platform views and the summary read the day's snapshot
+        snapshotted >> published
+        summary = summarize(county, published)
         removed = remove_work(county)
         [receipts, reports, summary] >> removed
         prepared >> removed

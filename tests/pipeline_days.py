@@ -22,7 +22,8 @@ def day_settings(data_dir: Path, secret: str, warehouse_url: str | None = None) 
 
 
 def load_day(settings: Settings, day: dt.date) -> tuple[Engine, str]:
-    """Discover, parse and validate, resolve, load and snapshot one day; the engine and the
+    """Discover, parse and validate, resolve, load, the dimensions and the snapshot of one day
+    (the DAG runs the snapshot beside the warnings, after the dimensions); the engine and the
     run id, for the steps a test runs next (warnings, workbooks, receipts)."""
     engine = steps.prepare(settings)
     run_id = f"manual__{day.isoformat()}"
@@ -35,5 +36,5 @@ def load_day(settings: Settings, day: dt.date) -> tuple[Engine, str]:
         )
     ]
     steps.load(settings, engine, run_id, steps.resolve_households(settings, engine, run_id, parsed))
-    steps.snapshot(settings, engine, run_id, day)
+    steps.snapshot(settings, engine, run_id, day, steps.dimensions(settings, engine, run_id))
     return engine, run_id

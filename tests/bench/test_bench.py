@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from bench.harness import QUICK, STAGES, parse_args
 
@@ -87,39 +88,50 @@ def test_quick_is_a_small_county_on_sqlite_and_explicit_options_win() -> None:
     assert parse_args(["--workers", "3"]).workers == 3
 
 
-def test_the_day_as_it_runs_writes_the_receipts_beside_the_snapshot_chain() -> None:
+def _day(**seconds: float) -> Any:
     from bench.harness import County, Figure, Run
 
     county = County(1, 1, 1, (), {}, "", 0.0)
+    figures = [Figure(stage, s, 0.0) for stage, s in seconds.items()]
+    return Run("sqlite", 1, county, figures, side_by_side_seconds=10.0)
 
-    def run(**seconds: float) -> Run:
-        figures = [Figure(stage, s, 0.0) for stage, s in seconds.items()]
-        return Run("sqlite", 1, county, figures, side_by_side_seconds=10.0)
 
-    short_receipts = run(
-        discover=1,
-        parse=8,
-        validate=8,
-        resolve=2,
-        load=3,
-        snapshot=4,
-        warnings=5,
-        receipts=6,
-        reports=1,
+BEFORE_THE_SNAPSHOT = {"discover": 1, "parse": 8, "validate": 8, "resolve": 2, "load": 3}
+
+
+def test_the_day_as_it_runs_puts_the_snapshot_beside_the_warnings() -> None:
+    # the dimensions (1 s), then the snapshot (4 s) beside the warnings (5 s), then the
+    # reports (1 s): 7 s after the load; the receipts (6 s) hide beside them
+    short_receipts = _day(
+        **BEFORE_THE_SNAPSHOT, dimensions=1, snapshot=4, warnings=5, receipts=6, reports=1
     )
-    # parse+validate count for their side-by-side 10 s; receipts (6 s) hide under the
-    # snapshot -> warnings -> reports chain (10 s)
-    assert short_receipts.pipeline_wall_seconds == 1 + 10 + 2 + 3 + 10
-    long_receipts = run(
-        discover=1,
-        parse=8,
-        validate=8,
-        resolve=2,
-        load=3,
-        snapshot=1,
-        warnings=1,
-        receipts=6,
-        reports=1,
+    # parse+validate count for their side-by-side 10 s
+    assert short_receipts.pipeline_wall_seconds == 1 + 10 + 2 + 3 + 7
+    assert short_receipts.pipeline_seconds == 1 + 8 + 8 + 2 + 3 + 1 + 4 + 5 + 6 + 1
+    # a snapshot longer than the warnings is the one the reports wait for
+    long_snapshot = _day(
+        **BEFORE_THE_SNAPSHOT, dimensions=1, snapshot=9, warnings=5, receipts=6, reports=1
+    )
+    assert long_snapshot.pipeline_wall_seconds == 1 + 10 + 2 + 3 + 1 + 9 + 1
+
+
+def test_the_day_as_it_runs_counts_the_receipts_where_they_outlast_the_rest() -> None:
+    long_receipts = _day(
+        **BEFORE_THE_SNAPSHOT, dimensions=1, snapshot=1, warnings=1, receipts=6, reports=1
     )
     assert long_receipts.pipeline_wall_seconds == 1 + 10 + 2 + 3 + 6
-    assert long_receipts.pipeline_seconds == 31
+    assert long_receipts.pipeline_seconds == 32
+
+
+def test_the_stages_after_the_load_wait_for_what_the_dag_makes_them_wait_for() -> None:
+    from bench.harness import AFTER_LOAD, REQUIRES, after_load_seconds
+
+    # each stage is listed after the stages it waits for
+    for number, (stage, waits_for) in enumerate(AFTER_LOAD.items()):
+        assert all(list(AFTER_LOAD).index(w) < number for w in waits_for), stage
+    # the snapshot and the warnings need the dimensions, and the warnings not the snapshot
+    assert "dimensions" in REQUIRES["snapshot"] and "dimensions" in REQUIRES["warnings"]
+    assert "snapshot" not in REQUIRES["warnings"]
+    # a stage not run takes no time
+    assert after_load_seconds({"warnings": 5.0}) == 5.0
+    assert after_load_seconds({}) == 0.0

@@ -50,6 +50,7 @@ def test_daily_dag_is_wired_as_designed(dagbag: object) -> None:
             "resolve_households",
             "load",
             "write_receipts",
+            "build_dimensions",
             "build_snapshot",
             "risk_warnings",
             "build_reports",
@@ -61,8 +62,18 @@ def test_daily_dag_is_wired_as_designed(dagbag: object) -> None:
     tasks = {k.removeprefix(GROUP): v for k, v in dag.task_dict.items()}
     assert GROUP + "write_receipts" in tasks["load"].downstream_task_ids
     assert tasks["write_receipts"].trigger_rule == "all_done"
-    assert GROUP + "risk_warnings" in tasks["build_snapshot"].downstream_task_ids
-    assert GROUP + "build_reports" in tasks["risk_warnings"].downstream_task_ids
+    # the snapshot and the warnings side by side after the dimensions: the warnings read the
+    # dimensions alone, so a failed snapshot does not stop them
+    side_by_side = {GROUP + "build_snapshot", GROUP + "risk_warnings"}
+    assert tasks["build_dimensions"].downstream_task_ids == side_by_side
+    # (every task of the mapped group also reads the county it is mapped over from `counties`)
+    for name in side_by_side:
+        assert dag.task_dict[name].upstream_task_ids - {"counties"} == {GROUP + "build_dimensions"}
+    assert tasks["build_snapshot"].trigger_rule == "none_failed"
+    # what reads household_snapshot or the snapshot's step record waits for it as well: the
+    # platform views and the summary after them (none_failed), the reports (all_done, as before)
+    for name in ("build_reports", "publish_platform"):
+        assert side_by_side <= tasks[name].upstream_task_ids, name
     assert tasks["build_reports"].trigger_rule == "all_done"
     assert str(dag.timezone.name) == "Asia/Shanghai"
     for task in dag.tasks:  # every failure is recorded and can alert
@@ -75,7 +86,7 @@ def test_daily_dag_is_wired_as_designed(dagbag: object) -> None:
         "parse_validate",
         "resolve_households",
         "load",
-        "build_snapshot",
+        "build_dimensions",
         "risk_warnings",
         "publish_platform",
         "summarize",
@@ -86,7 +97,7 @@ def test_daily_dag_is_wired_as_designed(dagbag: object) -> None:
     # each instance waits only for its own county's upstream instance)
     group = dag.task_group_dict["county"]
     assert type(group).__name__ == "MappedTaskGroup"
-    for name in chain[1:]:
+    for name in [*chain[1:], "build_snapshot"]:
         assert tasks[name].task_group is group, name
         assert tasks[name].map_index_template == "{{ county_code }}", name
     # after parsing, a county's steps still run when no file arrived, and stop if one failed

@@ -120,13 +120,15 @@ def _county(tmp: Path, template: Path, warehouse_url: str | None, layout: str) -
             assert deliver(data_dir, day), f"no files for {day}"
         before = len(_steps(run.engine))
         dag_test(env, day)
-        # the DAG's own warnings task ran once in this day's run, after its snapshot, and
-        # succeeded: every step recorded by the run carries the run's id
+        # the DAG's own warnings task ran once in this day's run, after the dimensions (beside
+        # the snapshot, which also waits for them), and succeeded: every step recorded by the
+        # run carries the run's id
         ran = _steps(run.engine)[before:]
         assert len({run_id for run_id, _, _ in ran}) == 1, (day, ran)
         steps = [step for _, step, _ in ran]
         assert steps.count("warnings") == 1 and "snapshot" in steps, (day, steps)
-        assert steps.index("snapshot") < steps.index("warnings"), (day, steps)
+        assert steps.index("dimensions") < steps.index("warnings"), (day, steps)
+        assert steps.index("dimensions") < steps.index("snapshot"), (day, steps)
         assert ("warnings", "success") in [(step, status) for _, step, status in ran], (day, ran)
         run.follow_ups[day.isoformat()] = {
             (r.household_id, r.rule_id): r.state

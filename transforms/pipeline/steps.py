@@ -12,7 +12,7 @@ import datetime as dt
 import json
 import logging
 import multiprocessing
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ __all__ = [
     "archive_file",
     "check_finished",
     "cleanup_work",
+    "dimensions",
     "discover",
     "file_period",
     "format_summary",
@@ -316,16 +317,52 @@ def parse_and_validate_all(
     return results
 
 
-def snapshot(settings: Settings, engine: Engine, run_id: str, day: dt.date) -> dict[str, int]:
-    """Rebuild the roster dimensions and the household snapshot of `day` in one transaction."""
-    from transforms.households.snapshot import build_snapshot, rebuild_dimensions
+def dimensions(settings: Settings, engine: Engine, run_id: str) -> dict[str, Any]:
+    """Rebuild the roster dimensions (dim_household, dim_person) from the current roster in one
+    transaction: what the household snapshot and the warnings both read, so the two can run side
+    by side after it. Returns the counts and the roster files read (`snapshot` checks them)."""
+    from transforms.households.snapshot import rebuild_dimensions
 
+    with recorded_step(engine, run_id, "dimensions") as counts, engine.begin() as conn:
+        built = rebuild_dimensions(conn)
+        counts.update(
+            households=built.households,
+            persons=built.persons,
+            roster_files=list(built.roster_ids),
+        )
+    log.info("dimensions: %d households, %d persons on the roster", built.households, built.persons)
+    return dict(counts)
+
+
+def snapshot(
+    settings: Settings,
+    engine: Engine,
+    run_id: str,
+    day: dt.date,
+    dimensions: Mapping[str, Any] | None = None,
+) -> dict[str, int]:
+    """Rebuild the household snapshot of `day` in one transaction, from the dimensions that
+    `dimensions` returned (None: as on a backfill day, from the roster known on `day` in
+    temporary tables; the same rows, a little slower). It writes household_snapshot alone, so
+    the warnings (which never read it) run beside it."""
+    from transforms.households.snapshot import Dimensions, build_snapshot
+
+    built = None
+    if dimensions is not None:
+        built = Dimensions(
+            int(dimensions["households"]),
+            int(dimensions["persons"]),
+            tuple(int(i) for i in dimensions["roster_files"]),
+        )
+    # write-first (its first statement deletes the day's rows): on SQLite the transaction takes
+    # the write lock before it reads, so a writer beside it makes it wait (busy_timeout), never
+    # fail on a stale read snapshot
     with recorded_step(engine, run_id, "snapshot") as counts, engine.begin() as conn:
-        dimensions = rebuild_dimensions(conn)
-        households, persons = dimensions
-        rows = build_snapshot(conn, day, dimensions)
-        counts.update(households=households, persons=persons, snapshot_rows=rows)
-    log.info("snapshot %s: %d households, %d persons on the roster", day, households, persons)
+        rows = build_snapshot(conn, day, built)
+        counts.update(snapshot_rows=rows)
+        if built is not None:
+            counts.update(households=built.households, persons=built.persons)
+    log.info("snapshot %s: %d households", day, rows)
     return dict(counts)
 
 
@@ -387,14 +424,23 @@ def open_warehouse(settings: Settings) -> Engine:
 
 
 def run_in_process(settings: Settings, engine: Engine, run_id: str, day: dt.date) -> dict[str, Any]:
-    """The DAG's data steps in one process, in the DAG's order (tests, benchmarks, debugging;
-    production runs them as Airflow tasks). The work folder goes whatever happens."""
+    """The DAG's data steps up to the household snapshot in one process, in an order the DAG's
+    graph allows (tests, benchmarks, debugging; production runs them as Airflow tasks): the
+    dimensions, then the snapshot, which the DAG runs beside the warnings. The work folder goes
+    whatever happens."""
     try:
         groups = discover(settings, engine, run_id, day)
         results = parse_and_validate_all(settings, engine, run_id, groups)
         resolved = resolve_households(settings, engine, run_id, results)
         loaded = load(settings, engine, run_id, resolved)
-        counts = snapshot(settings, engine, run_id, day)
+        built = dimensions(settings, engine, run_id)
+        counts = snapshot(settings, engine, run_id, day, built)
     finally:
         cleanup_work(settings, run_id)
-    return {"groups": groups, "resolved": resolved, "loaded": loaded, "snapshot": counts}
+    return {
+        "groups": groups,
+        "resolved": resolved,
+        "loaded": loaded,
+        "dimensions": built,
+        "snapshot": counts,
+    }

@@ -89,8 +89,14 @@ def run_warnings(settings: Settings, engine: Engine, run_id: str, day: dt.date) 
                 day,
                 latest,
             )
-        # a slice of households at a time: memory does not grow with the county's lists
-        data, evaluation = evaluate_county(conn, plan, contracts, day, parameters)
+        # The rules read on a connection of their own, and this transaction begins with its
+        # first write (record_deliveries): the household snapshot is written beside this step.
+        # On SQLite a transaction that has read (the slices' temporary table begins one) fails
+        # at its first write, at once ("database is locked"), when another committed meanwhile;
+        # one that begins by writing waits for the other's write lock instead (busy_timeout).
+        with engine.connect() as reading:
+            # a slice of households at a time: memory does not grow with the county's lists
+            data, evaluation = evaluate_county(reading, plan, contracts, day, parameters)
         # the manifest's deliveries, read once for the calendar and for the gaps' ages
         delivered = delivered_days(conn)
         deliveries = record_deliveries(conn, run_id, day, contracts, delivered)

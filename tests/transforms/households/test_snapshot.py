@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from transforms.config.contracts import contract_by_dataset
-from transforms.households.snapshot import build_dimensions, build_snapshot
+from transforms.households.snapshot import build_dimensions, build_snapshot, rebuild_dimensions
 from transforms.parsing.identifiers import birth_date, check_char, sex
 from transforms.warehouse.tables import (
     create_schema,
@@ -419,3 +419,42 @@ def test_dimensions_are_rebuilt_not_appended(engine: Engine, county: dict[str, i
         build_dimensions(conn)
         assert build_dimensions(conn) == (3, 6)
         assert conn.execute(sa.select(sa.func.count()).select_from(dim_person)).scalar() == 6
+
+
+def _snapshot_rows(engine: Engine) -> dict[str, dict[str, Any]]:
+    rows = _table(engine, household_snapshot, "household_id")
+    return {h: {k: v for k, v in r.items() if k != "built_at"} for h, r in rows.items()}
+
+
+def test_a_snapshot_given_dimensions_of_an_older_roster_reads_the_roster_of_its_day(
+    engine: Engine, county: dict[str, int]
+) -> None:
+    # the dimensions and the snapshot are steps (transactions) of their own: a roster file made
+    # current between them (one confirmed by hand) must not leave the snapshot on the old one
+    with engine.begin() as conn:
+        stale = rebuild_dimensions(conn)
+    hostile = {
+        # a formula and an ID-shaped text where a village belongs (staged as parsed: parsing
+        # has taken NULs out); the same person twice in the file (the later row counts)
+        "village": '=HYPERLINK("http://x")' + _id("53262619990909009"),
+        "household_size": 1,
+    }
+    with engine.begin() as conn:
+        _load(
+            conn,
+            "roster",
+            "loaded",
+            [
+                _member(X, "0009", "户主", "普通劳动力", village="旧村"),
+                _member(X, "0009", "户主", "普通劳动力", **hostile),
+            ],
+        )
+    with engine.begin() as conn:
+        assert build_snapshot(conn, DAY, stale) == 4
+    from_the_roster = _snapshot_rows(engine)
+    assert from_the_roster["0009"]["village"] == hostile["village"]
+    with engine.begin() as conn:
+        fresh = rebuild_dimensions(conn)
+        assert fresh.roster_ids == (*stale.roster_ids, max(fresh.roster_ids))
+        assert build_snapshot(conn, DAY, fresh) == 4
+    assert _snapshot_rows(engine) == from_the_roster

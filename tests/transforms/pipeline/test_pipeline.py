@@ -329,6 +329,7 @@ def test_every_step_is_recorded(first: FirstRun) -> None:
         ("parse_validate", "roster", "success"),
         ("resolve", None, "success"),
         ("load", None, "success"),
+        ("dimensions", None, "success"),
         ("snapshot", None, "success"),
     ]
     assert first.steps[4][3] == {"files": 2, "rows_loaded": 6, "held": 0, "failed": []}

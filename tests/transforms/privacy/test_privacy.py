@@ -90,7 +90,8 @@ def loaded(request: pytest.FixtureRequest, tmp_path: Path) -> sa.Engine:
     pipeline.load(
         settings, engine, "r", pipeline.resolve_households(settings, engine, "r", results)
     )
-    pipeline.snapshot(settings, engine, "r", dt.date(2026, 3, 1))
+    dimensions = pipeline.dimensions(settings, engine, "r")
+    pipeline.snapshot(settings, engine, "r", dt.date(2026, 3, 1), dimensions)
     return engine
 
 

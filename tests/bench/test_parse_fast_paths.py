@@ -22,6 +22,9 @@ from hypothesis import strategies as st
 
 from transforms.config.contracts import ColumnType, contract_by_dataset, normalize_header
 from transforms.parsing import parse
+from transforms.parsing.cell_text import cell_text as _cell_text
+from transforms.parsing.cell_text import clipped as _clipped
+from transforms.parsing.cell_text import is_blank as _is_blank
 from transforms.parsing.headers import HeaderLine, header_line
 from transforms.parsing.identifiers import (
     ID_PATTERN,
@@ -38,7 +41,7 @@ from transforms.parsing.parse import (
     normalize_column,
     to_frame,
 )
-from transforms.parsing.readers import RawSheet, _cell_text, _clipped, _grid_rows, _is_blank
+from transforms.parsing.readers import RawSheet, _grid_rows
 from transforms.parsing.values import normalize_money, normalize_text
 from transforms.validation import gx_batches, validate
 

@@ -19,11 +19,12 @@ from pydantic import ValidationError
 
 from generator.datasets.national import NATIONAL_HEADERS
 from transforms.config.contracts import ColumnType, Contract, contract_by_dataset
+from transforms.parsing.cell_text import Cell
 from transforms.parsing.file_refusals import FileRejection
 from transforms.parsing.headers import identify
 from transforms.parsing.identifiers import check_char
 from transforms.parsing.parse import to_frame
-from transforms.parsing.readers import Cell, RawSheet
+from transforms.parsing.readers import RawSheet
 from transforms.parsing.values import normalize_phone
 from transforms.privacy.keys import stored_value
 from transforms.privacy.masking import mask_phone, mask_text

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from transforms.config.contracts import contract_by_dataset, contracts_for_bureau
+from transforms.parsing.cell_text import Cell
 from transforms.parsing.file_refusals import FileRejection
 from transforms.parsing.headers import SkippedSheet, find_header, identify, is_instruction_sheet
 from transforms.parsing.identifiers import check_char
@@ -17,7 +18,7 @@ from transforms.parsing.parse import (
     id_status,
     to_frame,
 )
-from transforms.parsing.readers import Cell, RawSheet
+from transforms.parsing.readers import RawSheet
 
 
 def _id(first17: str) -> str:

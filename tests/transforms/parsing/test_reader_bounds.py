@@ -24,9 +24,9 @@ import pytest
 
 from transforms.config.limits import FileLimits
 from transforms.parsing import readers, xlsx_stream
+from transforms.parsing.cell_text import Cell
 from transforms.parsing.file_refusals import UnreadableFile
 from transforms.parsing.readers import (
-    Cell,
     RawSheet,
     peek_sheets,
     read_sheets,

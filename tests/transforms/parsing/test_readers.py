@@ -6,8 +6,9 @@ from pathlib import Path
 import openpyxl
 import pytest
 
+from transforms.parsing.cell_text import Cell
 from transforms.parsing.file_refusals import UnreadableFile
-from transforms.parsing.readers import Cell, RawSheet, detect_encoding, read_sheets
+from transforms.parsing.readers import RawSheet, detect_encoding, read_sheets
 
 TITLE = "某县2026年11月农村低保对象花名册"
 HEADER: list[Cell] = ["序号", "姓名", "身份证号", "起始日期", "月保障金额"]

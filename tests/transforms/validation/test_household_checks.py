@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 
 from transforms.config.contracts import Contract, contract_by_dataset
+from transforms.parsing.cell_text import Cell
 from transforms.parsing.identifiers import check_char
 from transforms.parsing.parse import to_frame
-from transforms.parsing.readers import Cell, RawSheet
+from transforms.parsing.readers import RawSheet
 from transforms.validation.household_checks import conflict_check_id
 from transforms.validation.validate import (
     ValidationOutcome,

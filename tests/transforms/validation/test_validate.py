@@ -9,9 +9,10 @@ import pytest
 
 from transforms.config.contracts import ColumnType, Contract, contract_by_dataset, intake_contracts
 from transforms.config.paths import EXPECTATIONS_DIR
+from transforms.parsing.cell_text import Cell
 from transforms.parsing.identifiers import ID_PATTERN, check_char
 from transforms.parsing.parse import to_frame
-from transforms.parsing.readers import Cell, RawSheet
+from transforms.parsing.readers import RawSheet
 from transforms.privacy.masking import NameIndex, mask_id, mask_name
 from transforms.validation.validate import (
     DATE_PATTERN,

@@ -14,7 +14,7 @@ yields (row number, cells) chunks fits the same loop.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,6 +119,7 @@ def _frames(
     names_read: Sequence[str],
     raw_dtypes: Mapping[str, Any],
     has_text: Collection[str] | None,
+    normalized_only: Callable[[], Collection[str]] | None = None,
 ) -> Iterator[pd.DataFrame]:
     dropped: dict[str, int] = {}
     carried: dict[str, dict[str, Any]] = {}
@@ -126,18 +127,29 @@ def _frames(
     for sheet_name, match, rows in _data_chunks(chunked, dropped):
         kept: DataRows = [(sheet_name, match, rows)]
         frame = frame_of_rows(
-            chunked.contract, kept, names_read, first_row_id, carried, raw_dtypes, has_text
+            chunked.contract,
+            kept,
+            names_read,
+            first_row_id,
+            carried,
+            raw_dtypes,
+            has_text,
+            None if normalized_only is None else normalized_only(),
         )
         first_row_id += len(frame)
         yield frame
     chunked.dropped_by_kind = dropped
 
 
-def scan(chunked: ChunkedFile) -> Iterator[pd.DataFrame]:
+def scan(chunked: ChunkedFile, needed: Collection[str] | None = None) -> Iterator[pd.DataFrame]:
     """The first pass: the chunks' frames (their cells as written may be NaN where the final
     frame has None: a column read from a sheet that gives no data row), and, once exhausted,
-    `rows_read`, `dropped_by_kind` and `names_read` set. Raises the no_data_rows refusal at the
-    end of a file without data rows."""
+    `rows_read`, `dropped_by_kind`, `names_read`, `raw_dtypes` and `has_text` set. Raises the
+    no_data_rows refusal at the end of a file without data rows.
+
+    `needed`: the normalised columns the caller reads in the first pass; the others are
+    normalised only until a value shows that the column has text (`has_text`), and are blank
+    in the frames after (None: every column, always)."""
     provisional = names_read_of([(m.sheet, m) for m in chunked.matches])
     gave_rows: dict[str, HeaderMatch] = {}
     rows = 0
@@ -145,9 +157,17 @@ def scan(chunked: ChunkedFile) -> Iterator[pd.DataFrame]:
     # (a fill-down column is object in any chunk)
     inferred = [f"{RAW_PREFIX}{n}" for n in provisional if n not in chunked.contract.fill_down]
     dtypes: dict[str, set[Any]] = {name: set() for name in inferred}
-    columns = [c.name for c in chunked.contract.columns]
+    contract = chunked.contract
+    columns = [c.name for c in contract.columns]
     has_text: set[str] = set()
-    for frame in _frames(chunked, provisional, {}, None):
+
+    def normalized_only() -> set[str]:
+        unknown = {name for name in columns if name not in has_text}
+        # a derived column's values come from its source's
+        sources = {d.source for target, d in contract.derive.items() if target in unknown}
+        return set(columns) if needed is None else {*needed, *unknown, *sources}
+
+    for frame in _frames(chunked, provisional, {}, None, normalized_only):
         rows += len(frame)
         has_text.update(name for name in columns if frame[name].notna().any())
         for name in inferred:

@@ -333,12 +333,14 @@ def frame_of_rows(
     carried: dict[str, dict[str, object]] | None = None,
     raw_dtypes: Mapping[str, Any] | None = None,
     has_text: Collection[str] | None = None,
+    normalized_only: Collection[str] | None = None,
 ) -> pd.DataFrame:
     """The frame of `kept`'s data rows (to_frame's frame, or the rows first_row_id.. of it when
     a file is parsed in chunks: then `carried` holds the fill-down values of the chunks before,
     per column and sheet, `raw_dtypes` the whole file's dtype of each column as written,
     `has_text` the columns with a value somewhere in the file, and the frame's index is the
-    rows' ids)."""
+    rows' ids). `normalized_only` (a first pass) names the columns to normalise; the others
+    are left blank."""
     # The rows as tuples under one list of columns; a column a sheet lacks is NaN on its rows,
     # as a frame of one dict per row has it.
     records: list[tuple[object, ...]] = []
@@ -375,6 +377,10 @@ def frame_of_rows(
         raw_name = f"{RAW_PREFIX}{column.name}"
         if raw_name not in frame:
             frame[raw_name] = pd.Series([None] * len(frame), index=frame.index, dtype="object")
+        if normalized_only is not None and column.name not in normalized_only:
+            # a first pass that does not need this column's values: left blank
+            frame[column.name] = pd.Series([None] * len(frame), index=frame.index, dtype="object")
+            continue
         raw = frame[raw_name].astype("object").where(frame[raw_name].notna(), None)
         normalized = normalize_column(column, raw)
         if has_text is not None and column.name in has_text:

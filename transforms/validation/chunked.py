@@ -21,7 +21,7 @@ import pandas as pd
 from transforms.config.contracts import ColumnType, Contract
 from transforms.parsing.chunks import ChunkedFile, chunk_frames, scan
 from transforms.parsing.parse import ROW_ID, SHEET, SOURCE_ROW, id_status
-from transforms.privacy.masking import names_in_file
+from transforms.privacy.masking import is_name_column, names_in_file
 from transforms.validation.file_facts import WholeFile, whole_number_dtype
 from transforms.validation.gx_rows import Fingerprint, merged_over_rows
 from transforms.validation.suites import INT_PATTERN, idstatus_column
@@ -92,7 +92,7 @@ class ChunkedValidation:
         numbers: dict[str, set[Any]] = {}
         ranges: dict[str, set[Any]] = {}
         household: list[pd.DataFrame] = []
-        for frame in scan(self.chunked):
+        for frame in scan(self.chunked, self._first_pass_columns()):
             names.update(names_in_file(contract, frame))
             for col in contract.columns:
                 if col.type is ColumnType.ID and id_status(frame[col.name]).notna().any():
@@ -116,6 +116,19 @@ class ChunkedValidation:
         if household:
             self._household_rows = pd.concat(household)
         return sorted(names)
+
+    def _first_pass_columns(self) -> set[str]:
+        """The normalised columns the first pass reads: names, IDs, numbers, households."""
+        contract = self.contract
+        wanted = {
+            c.name
+            for c in contract.columns
+            if is_name_column(c) or c.type in (ColumnType.ID, ColumnType.INT, ColumnType.MONEY)
+        }
+        rule = contract.household
+        if rule is not None:
+            wanted |= {rule.key, rule.head_column, contract.person_id_column, *rule.columns}
+        return wanted
 
     def _household_inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
         """What the household findings read of a chunk: the derived values of the household

@@ -34,8 +34,12 @@ from transforms.validation.validate import (
     run_gx,
 )
 
-# files of at least this many rows (as read, every sheet) are parsed and validated in chunks
-CHUNKED_FROM_ROWS = 50_000
+# Files of at least this many rows (as read, every sheet) are parsed and validated in chunks.
+# The chunked path reads each chunk's rows twice and runs GX once per chunk: on the county's
+# largest files (about 110,000 rows) it cost a fifth to a half more CPU for a peak 2-6 % lower,
+# while at ten times the county it took the roster's task process from 4.4 to 2.8 GB
+# (bench/notes/chunked-parse.md). A file of a county's size keeps the whole-file path.
+CHUNKED_FROM_ROWS = 250_000
 
 
 @dataclass

@@ -310,6 +310,11 @@ def as_text_column(values: pd.Series) -> pd.Series:
     return values
 
 
+class ChunksDisagree(ValueError):
+    """The chunks of a file give a column dtypes whose whole-file dtype is not worked out here:
+    the file is parsed and validated whole instead."""
+
+
 def whole_raw_dtype(chunk_dtypes: Iterable[Any]) -> Any:
     """The dtype pandas gives a column of cells as written (text, None, NaN for a column the
     row's sheet lacks) over the whole file, from its dtypes in the file's chunks: text makes it
@@ -322,7 +327,7 @@ def whole_raw_dtype(chunk_dtypes: Iterable[Any]) -> Any:
         return np.dtype("float64")
     if kinds <= {np.dtype("object")}:
         return np.dtype("object")
-    raise ValueError(f"cells as written of an unexpected dtype: {sorted(map(str, kinds))}")
+    raise ChunksDisagree(f"cells as written of an unexpected dtype: {sorted(map(str, kinds))}")
 
 
 def frame_of_rows(

@@ -22,7 +22,14 @@ from transforms.config.contracts import Contract
 from transforms.households.near_persons import refused_rows
 from transforms.intake.discover import shown
 from transforms.parsing import chunks
-from transforms.parsing.parse import RAW_PREFIX, ROW_ID, SHEET, ParsedFile, to_frame
+from transforms.parsing.parse import (
+    RAW_PREFIX,
+    ROW_ID,
+    SHEET,
+    ChunksDisagree,
+    ParsedFile,
+    to_frame,
+)
 from transforms.parsing.readers import RawSheet
 from transforms.privacy.masking import NameIndex, names_in_file
 from transforms.runlog.workdir import FrameSlicesWriter, save_frame
@@ -101,7 +108,9 @@ def validate_file(
     rows = sum(len(sheet.rows) for sheet in sheets)
     if chunk_rows is None and rows < CHUNKED_FROM_ROWS:
         return _whole(sheets, contract, known, valid_path, names_known)
-    return _in_chunks(sheets, contract, known, valid_path, names_known, chunk_rows)
+    done = _in_chunks(sheets, contract, known, valid_path, names_known, chunk_rows)
+    # a file whose chunks' dtypes cannot be reconciled (ChunksDisagree) is validated whole
+    return done or _whole(sheets, contract, known, valid_path, names_known)
 
 
 def _whole(
@@ -145,11 +154,15 @@ def _in_chunks(
     valid_path: Path,
     names_known: Callable[[NameIndex], None],
     chunk_rows: int | None,
-) -> ValidatedFile:
+) -> ValidatedFile | None:
     chunked = chunks.plan(sheets, [contract], chunk_rows or chunks.CHUNK_ROWS)
     contract = chunked.contract
     run = ChunkedValidation(chunked)
-    names = known.with_names(run.scan())
+    try:
+        found = run.scan()
+    except ChunksDisagree:
+        return None  # nothing written yet
+    names = known.with_names(found)
     names_known(names)
     parsed = chunked.summary
     sheet_names = unique_shown(parsed.sheets_read, names)

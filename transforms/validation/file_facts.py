@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from transforms.parsing.parse import as_text_column
+from transforms.parsing.parse import ChunksDisagree, as_text_column
 from transforms.validation.household_checks import HouseholdFindings
 
 
@@ -54,10 +54,10 @@ class WholeFile:
 def whole_number_dtype(chunk_dtypes: set[Any]) -> Any:
     """The dtype pd.to_numeric (or a range column) gives the whole file from the chunks': one
     dtype throughout stays; whole numbers in some chunks and fractions or blanks in others make
-    float64. Anything else (unsigned or object numbers) is not guessed: ValueError, and the
-    file is validated whole."""
+    float64. Anything else (unsigned or object numbers) is not guessed: ChunksDisagree, and
+    the file is validated whole."""
     if len(chunk_dtypes) <= 1:
         return next(iter(chunk_dtypes), None)
     if chunk_dtypes <= {np.dtype("int64"), np.dtype("float64")}:
         return np.dtype("float64")
-    raise ValueError(f"numbers of dtypes {sorted(map(str, chunk_dtypes))} across chunks")
+    raise ChunksDisagree(f"numbers of dtypes {sorted(map(str, chunk_dtypes))} across chunks")

@@ -245,6 +245,23 @@ def test_a_csv_gives_the_same_outputs_in_chunks(tmp_path: Path) -> None:
     _assert_paths_agree(longer, contract_by_dataset("employment"), tmp_path, (2, 5, 11))
 
 
+def test_chunks_whose_numbers_pandas_types_apart_are_validated_whole(tmp_path: Path) -> None:
+    """A size past int64 makes the chunk's numbers unsigned, the others' int64: what pandas
+    makes of the whole column is not guessed, the file takes the whole-file path."""
+    rows: list[list[Cell]] = [_HEADER]
+    for person in range(1, 7):
+        size: Cell = "18446744073709551615" if person == 5 else "3"
+        rows.append(_member(person, person, True, 家庭人口数=size))
+    sheets = [RawSheet("城关镇", list(enumerate(rows, start=1)))]
+    whole = validate_file(sheets, ROSTER, NameIndex([]), tmp_path / "a.pkl")
+    again = validate_file(sheets, ROSTER, NameIndex([]), tmp_path / "b.pkl", chunk_rows=4)
+    assert (whole.chunked, again.chunked) == (False, False)
+    assert again.issues == whole.issues
+    pd.testing.assert_frame_equal(
+        load_resolved(tmp_path / "b.pkl"), load_resolved(tmp_path / "a.pkl")
+    )
+
+
 def test_a_file_without_data_rows_is_refused_alike(tmp_path: Path) -> None:
     sheets = [RawSheet("城关镇", [(1, _HEADER), (2, ["合计", None, "0人"])])]
     whole = _assert_paths_agree(sheets, ROSTER, tmp_path, (1,))

@@ -32,7 +32,7 @@ from transforms.parsing.parse import RAW_PREFIX, ROW_ID
 from transforms.privacy.keys import name_key, person_keyer
 from transforms.runlog.refs import ParsedFileRef, ResolvedFileRef
 from transforms.runlog.steps import recorded_step
-from transforms.runlog.workdir import load_frame, private_output
+from transforms.runlog.workdir import FRAME_SLICES_FORMAT, load_frame, private_output
 from transforms.warehouse.manifest import LOADED_STATUSES
 from transforms.warehouse.person_keys import identity_names, verify_person_key
 from transforms.warehouse.tables import file_manifest, staging_table
@@ -46,7 +46,7 @@ ROSTER = "roster"
 # so that the load reads and converts one slice at a time (a whole roster's frame at ten times
 # a county took more memory than the load needed)
 RESOLVED_CHUNK_ROWS = 50_000
-_RESOLVED_FORMAT = "resolved frame in slices, v1"
+_RESOLVED_FORMAT = FRAME_SLICES_FORMAT
 
 
 def save_resolved(frame: pd.DataFrame, path: Path, chunk_rows: int | None = None) -> None:
@@ -204,7 +204,8 @@ def resolve_households(
         }
 
         def keyed(result: ParsedFileRef) -> pd.DataFrame:
-            frame = load_frame(Path(result["valid_path"]))
+            # a large file's valid rows are written in slices (parse_and_validate)
+            frame = load_resolved(Path(result["valid_path"]))
             # the cells as written and the row ids served validation; the load reads neither,
             # and they are half of a frame's memory: let them go before anything is added
             unread = [c for c in frame.columns if c.startswith(RAW_PREFIX) or c == ROW_ID]

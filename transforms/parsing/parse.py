@@ -9,8 +9,9 @@ cannot be normalised stays as written so validation can report it.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -244,44 +245,109 @@ def id_status(normalized: pd.Series) -> pd.Series:
     return pd.Series(statuses, index=normalized.index).astype("object")
 
 
-def _filled_down(raw: pd.Series, sheets: pd.Series) -> pd.Series:
+def _filled_down(
+    raw: pd.Series, sheets: pd.Series, carried: dict[str, object] | None = None
+) -> pd.Series:
     """Blank cells take the value above them in the same sheet (a merged range reads as its
-    first cell and blanks); the first rows of a sheet stay blank when they are."""
+    first cell and blanks); the first rows of a sheet stay blank when they are.
+
+    `carried` (rows read in chunks) holds the last value each sheet's earlier chunks left: the
+    chunk's first rows take it, and it is updated with this chunk's last values."""
     blank = raw.isna() | raw.map(lambda v: isinstance(v, str) and not v.strip())
     kept = raw.astype("object").where(~blank)
-    filled = kept.groupby(sheets.to_numpy(), sort=False).ffill()
+    groups = sheets.to_numpy()
+    if carried:
+        # the value above the chunk, as one row before its first, in the first row's sheet
+        # (a sheet's rows are together; the chunk's other sheets begin in it)
+        first = groups[0] if len(groups) else None
+        if first in carried:
+            above = pd.Series([carried[first]], index=[-1], dtype="object")
+            kept = pd.concat([above, kept])
+            groups = np.concatenate([np.array([first], dtype=object), groups])
+    filled = kept.groupby(groups, sort=False).ffill()
+    if carried is not None:
+        last = filled.groupby(groups, sort=False).last()
+        carried.update({str(sheet): value for sheet, value in last.items()})
+    if len(filled) > len(raw):
+        filled = filled.iloc[1:]
     return filled.astype("object").where(filled.notna(), None)
 
 
-def to_frame(sheets: Sequence[RawSheet], contracts: Sequence[Contract]) -> ParsedFile:
-    """The file's data rows as a frame, with every sheet left unread accounted for.
+DataRows = list[tuple[str, HeaderMatch, list[tuple[int, list[str | None]]]]]
 
-    Raises FileRejection when the file cannot be used: see `identify`, and `no_data_rows` for a
-    file that has the header but not a single data row.
-    """
-    contract, matches = identify(sheets, contracts)
-    by_sheet = {m.sheet: m for m in matches}
-    universe = universe_of(contracts)
-    skipped = [skipped_sheet(s, contract, universe) for s in sheets if s.name not in by_sheet]
-    kept: list[tuple[str, HeaderMatch, list[tuple[int, list[str | None]]]]] = []
-    dropped: dict[str, int] = {}
-    seen: dict[str, _CellFacts] = {}
-    for sheet in sheets:
-        match = by_sheet.get(sheet.name)
-        if match is None:
-            continue
-        header_texts = {normalize_header(h) for c in contract.columns for h in c.all_headers} & set(
-            match.headers_found
-        )
-        rows = _data_rows(
-            sheet.rows[match.data_start :], header_texts, set(match.lines), seen, dropped
-        )
-        if rows:
-            kept.append((sheet.name, match, rows))
-    seen.clear()
-    # The rows as tuples under one list of columns, in the order a frame of one dict per row
-    # would have them; a column a sheet lacks is NaN on its rows, as such a frame has it.
-    names_read = list(dict.fromkeys(name for _, m, _ in kept for name in m.positions))
+
+def header_texts_of(contract: Contract, match: HeaderMatch) -> set[str]:
+    """The normalised headers of the contract's columns that `match`'s sheet has."""
+    return {normalize_header(h) for c in contract.columns for h in c.all_headers} & set(
+        match.headers_found
+    )
+
+
+def no_data_rows(contract: Contract, matches: Sequence[HeaderMatch]) -> FileRejection:
+    """The refusal of a file that has the header but not a single data row."""
+    return FileRejection(
+        "no_data_rows",
+        f"文件只有表头，没有任何数据行（数据“{contract.title_zh}”）。请填入数据后重新报送",
+        f"the file has the header but no data rows (dataset {contract.dataset})",
+        headers_found=max((m.headers_found for m in matches), key=len),
+        headers_expected=tuple(c.header for c in contract.required_columns),
+    )
+
+
+def names_read_of(kept: Sequence[tuple[str, HeaderMatch]]) -> list[str]:
+    """The columns read, in the order a frame of one dict per row would have them, from the
+    sheets that gave data rows (in their order)."""
+    return list(dict.fromkeys(name for _, m in kept for name in m.positions))
+
+
+def as_text_column(values: pd.Series) -> pd.Series:
+    """A column of blanks (None) as pandas builds a column of text and blanks: a string column
+    whose blanks are NaN. A chunk of rows with no value in a column the file has values in
+    gets what the whole file's column holds on those rows (pandas infers the column's dtype
+    from all its values)."""
+    if values.dtype == object and bool(values.isna().all()):
+        return values.astype("str")
+    return values
+
+
+class ChunksDisagree(ValueError):
+    """The chunks of a file give a column dtypes whose whole-file dtype is not worked out here:
+    the file is parsed and validated whole instead."""
+
+
+def whole_raw_dtype(chunk_dtypes: Iterable[Any]) -> Any:
+    """The dtype pandas gives a column of cells as written (text, None, NaN for a column the
+    row's sheet lacks) over the whole file, from its dtypes in the file's chunks: text makes it
+    a string column (None read as NaN), else a NaN makes it float64, else it is object (None)."""
+    kinds = set(chunk_dtypes)
+    strings = [k for k in kinds if isinstance(k, pd.StringDtype)]
+    if strings:
+        return strings[0]
+    if any(k == np.dtype("float64") for k in kinds):
+        return np.dtype("float64")
+    if kinds <= {np.dtype("object")}:
+        return np.dtype("object")
+    raise ChunksDisagree(f"cells as written of an unexpected dtype: {sorted(map(str, kinds))}")
+
+
+def frame_of_rows(
+    contract: Contract,
+    kept: DataRows,
+    names_read: Sequence[str],
+    first_row_id: int = 0,
+    carried: dict[str, dict[str, object]] | None = None,
+    raw_dtypes: Mapping[str, Any] | None = None,
+    has_text: Collection[str] | None = None,
+    normalized_only: Collection[str] | None = None,
+) -> pd.DataFrame:
+    """The frame of `kept`'s data rows (to_frame's frame, or the rows first_row_id.. of it when
+    a file is parsed in chunks: then `carried` holds the fill-down values of the chunks before,
+    per column and sheet, `raw_dtypes` the whole file's dtype of each column as written,
+    `has_text` the columns with a value somewhere in the file, and the frame's index is the
+    rows' ids). `normalized_only` (a first pass) names the columns to normalise; the others
+    are left blank."""
+    # The rows as tuples under one list of columns; a column a sheet lacks is NaN on its rows,
+    # as a frame of one dict per row has it.
     records: list[tuple[object, ...]] = []
     for sheet_name, match, rows in kept:
         positions = [match.positions.get(name) for name in names_read]
@@ -296,31 +362,35 @@ def to_frame(sheets: Sequence[RawSheet], contracts: Sequence[Contract]) -> Parse
                     *[_ABSENT if pos is None else cells[pos] for pos in positions],
                 )
             )
-    del kept
-    if not records:
-        raise FileRejection(
-            "no_data_rows",
-            f"文件只有表头，没有任何数据行（数据“{contract.title_zh}”）。请填入数据后重新报送",
-            f"the file has the header but no data rows (dataset {contract.dataset})",
-            headers_found=max((m.headers_found for m in matches), key=len),
-            headers_expected=tuple(c.header for c in contract.required_columns),
-        )
-
     frame = pd.DataFrame.from_records(
         records, columns=[SHEET, SOURCE_ROW, *(f"{RAW_PREFIX}{name}" for name in names_read)]
     )
     del records
-    frame[ROW_ID] = range(len(frame))
+    if carried is not None:
+        frame.index = pd.RangeIndex(first_row_id, first_row_id + len(frame))
+    for raw_name, dtype in (raw_dtypes or {}).items():
+        # the dtype pandas gives the whole file's column (`whole_raw_dtype`)
+        if raw_name in frame and frame[raw_name].dtype != dtype:
+            frame[raw_name] = frame[raw_name].astype(dtype)
+    frame[ROW_ID] = range(first_row_id, first_row_id + len(frame))
     for name in contract.fill_down:
         raw_name = f"{RAW_PREFIX}{name}"
         if raw_name in frame:
-            frame[raw_name] = _filled_down(frame[raw_name], frame[SHEET])
+            sheet_values = None if carried is None else carried.setdefault(name, {})
+            frame[raw_name] = _filled_down(frame[raw_name], frame[SHEET], sheet_values)
     for column in contract.columns:
         raw_name = f"{RAW_PREFIX}{column.name}"
         if raw_name not in frame:
-            frame[raw_name] = pd.Series([None] * len(frame), dtype="object")
+            frame[raw_name] = pd.Series([None] * len(frame), index=frame.index, dtype="object")
+        if normalized_only is not None and column.name not in normalized_only:
+            # a first pass that does not need this column's values: left blank
+            frame[column.name] = pd.Series([None] * len(frame), index=frame.index, dtype="object")
+            continue
         raw = frame[raw_name].astype("object").where(frame[raw_name].notna(), None)
-        frame[column.name] = normalize_column(column, raw).astype("object")
+        normalized = normalize_column(column, raw)
+        if has_text is not None and column.name in has_text:
+            normalized = as_text_column(normalized)
+        frame[column.name] = normalized.astype("object")
     for target, derivation in contract.derive.items():
         # what the clerk wrote is the source cell (数据日期), quoted if the derived value fails
         frame[f"{RAW_PREFIX}{target}"] = frame[f"{RAW_PREFIX}{derivation.source}"]
@@ -328,7 +398,41 @@ def to_frame(sheets: Sequence[RawSheet], contracts: Sequence[Contract]) -> Parse
         frame[target] = years.where(years.notna(), None)
     # the contract's order whatever the file's (a layout lacks columns the others have)
     names = [c.name for c in contract.columns]
-    frame = frame[[SHEET, SOURCE_ROW, *(f"{RAW_PREFIX}{n}" for n in names), ROW_ID, *names]]
+    return frame[[SHEET, SOURCE_ROW, *(f"{RAW_PREFIX}{n}" for n in names), ROW_ID, *names]]
+
+
+def to_frame(sheets: Sequence[RawSheet], contracts: Sequence[Contract]) -> ParsedFile:
+    """The file's data rows as a frame, with every sheet left unread accounted for.
+
+    Raises FileRejection when the file cannot be used: see `identify`, and `no_data_rows` for a
+    file that has the header but not a single data row.
+    """
+    contract, matches = identify(sheets, contracts)
+    by_sheet = {m.sheet: m for m in matches}
+    universe = universe_of(contracts)
+    skipped = [skipped_sheet(s, contract, universe) for s in sheets if s.name not in by_sheet]
+    kept: DataRows = []
+    dropped: dict[str, int] = {}
+    seen: dict[str, _CellFacts] = {}
+    for sheet in sheets:
+        match = by_sheet.get(sheet.name)
+        if match is None:
+            continue
+        rows = _data_rows(
+            sheet.rows[match.data_start :],
+            header_texts_of(contract, match),
+            set(match.lines),
+            seen,
+            dropped,
+        )
+        if rows:
+            kept.append((sheet.name, match, rows))
+    seen.clear()
+    if not kept:
+        raise no_data_rows(contract, matches)
+    names_read = names_read_of([(name, match) for name, match, _ in kept])
+    frame = frame_of_rows(contract, kept, names_read)
+    del kept
     return ParsedFile(
         contract=contract,
         frame=frame,

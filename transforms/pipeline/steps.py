@@ -22,16 +22,14 @@ from sqlalchemy.engine import Engine
 from transforms.config.contracts import Contract, contract_by_dataset
 from transforms.config.errors import PermanentError
 from transforms.config.settings import Settings, SettingsError
-from transforms.households.near_persons import refused_rows
 from transforms.households.resolve import resolve_households
 from transforms.intake.discover import discover, shown
 from transforms.intake.landing import archive_file, scan_landing, sha256_of
 from transforms.outputs.summary import check_finished, format_summary, latest_run_id, run_summary
 from transforms.parsing.file_refusals import FileRejection, UnreadableFile
-from transforms.parsing.parse import RAW_PREFIX, ROW_ID, SHEET, to_frame
 from transforms.parsing.readers import read_sheets_isolated
 from transforms.pipeline.load_step import file_period, load
-from transforms.privacy.masking import NameIndex, names_in_file
+from transforms.privacy.masking import NameIndex
 from transforms.runlog.refs import DatasetGroup, ParsedFileRef
 from transforms.runlog.steps import describe_failure, recorded_step, run_key
 from transforms.runlog.workdir import (
@@ -113,22 +111,6 @@ def _take_attempt(
     return entry
 
 
-def _unique_shown(sheets: list[str], names: NameIndex) -> dict[str, str]:
-    """Each sheet name as it may be stored (masked); two names masked alike stay apart, since
-    (file, sheet, row) is a row's lineage key."""
-    out: dict[str, str] = {}
-    taken: set[str] = set()
-    for name in sheets:
-        masked = candidate = shown(name, names)
-        number = 2
-        while candidate in taken:
-            candidate = f"{masked}#{number}"
-            number += 1
-        out[name] = candidate
-        taken.add(candidate)
-    return out
-
-
 def _mask_names_of(engine: Engine, entry: sa.Row[Any], names: NameIndex) -> None:
     """The file's own names are known once it is parsed: mask them in its recorded names too
     (a list named after a person, 张三家.xlsx)."""
@@ -156,14 +138,19 @@ def _parse_file(
     """Parse and validate one file; None when it is refused (with its reason recorded)."""
     from transforms.outputs.data_docs import with_source
     from transforms.outputs.report_masking import mask_validation_result
-    from transforms.validation.validate import issue_records, run_gx
+    from transforms.pipeline.file_validation import validate_file
 
     manifest_id = entry.id
+    valid_path = work / f"{manifest_id}.valid.pkl"
     try:
         # in a child process: a workbook that would exhaust memory or crash the reader is a
         # refusal of that file, not the death of the task
-        parsed = to_frame(
-            read_sheets_isolated(Path(entry.archive_path), limits=settings.limits), [contract]
+        validated = validate_file(
+            read_sheets_isolated(Path(entry.archive_path), limits=settings.limits),
+            contract,
+            known,
+            valid_path,
+            lambda names: _mask_names_of(engine, entry, names),
         )
     except (UnreadableFile, FileRejection) as exc:
         rejection = manifest.unreadable(exc) if isinstance(exc, UnreadableFile) else exc
@@ -171,27 +158,14 @@ def _parse_file(
             manifest.reject(conn, manifest_id, run_id, rejection, known)
         log.warning("rejected %s: %s", entry.landing_path, shown(rejection.en, known))
         return None
-    # the layout the file was recognised as (the national roster export): its required
-    # columns and its suite validate the file; the rows load as the dataset
+    parsed = validated.parsed
     contract = parsed.contract
-    frame = parsed.frame
-    names = known.with_names(names_in_file(contract, frame))
-    _mask_names_of(engine, entry, names)
-    sheets = _unique_shown(parsed.sheets_read, names)
-    frame[SHEET] = frame[SHEET].map(sheets)
-    outcome = run_gx(contract, frame)
-    # the clerk's own headers, under the sheet names as shown
-    headers = {sheets.get(sheet, sheet): cols for sheet, cols in parsed.headers.items()}
-    issues = issue_records(contract, frame, outcome.issues, names, headers)
+    names = validated.names
+    sheets = validated.sheets
+    outcome = validated.outcome
+    issues = validated.issues
     bad = outcome.quarantined_row_ids
     flagged = {i.row_id for i in outcome.issues if i.severity == "warning"}
-    # the cells as written served validation and the receipts (issues, above); nothing after
-    # this step reads them, and they are about half of a roster's frame on disk and in resolve
-    written = [c for c in frame.columns if c.startswith(RAW_PREFIX)]
-    valid = frame.loc[~frame[ROW_ID].isin(bad)].drop(columns=written)
-    valid["_flagged"] = valid[ROW_ID].isin(flagged)
-    valid_path = work / f"{manifest_id}.valid.pkl"
-    save_frame(valid, valid_path)
     issues_path = work / f"{manifest_id}.issues.json"
     write_private(issues_path, json.dumps(issues, ensure_ascii=False))
     results_dir = settings.reports_dir / "validations" / run_key(run_id)
@@ -203,7 +177,7 @@ def _parse_file(
                 with_source(
                     outcome.results_json,
                     shown(entry.file_name, names),
-                    dict(zip(frame[ROW_ID].tolist(), frame[SHEET].tolist(), strict=True)),
+                    validated.sheet_of_row,
                 ),
                 contract,
                 names=names,
@@ -236,7 +210,7 @@ def _parse_file(
         # data-like sheets left unread (a township sheet missing a column): (zh, en)
         "sheet_note": None if note is None else (shown(note[0], names), shown(note[1], names)),
     }
-    refused = refused_rows(contract, frame, outcome.issues)
+    refused = validated.refused
     if refused is not None:
         refused_path = work / f"{manifest_id}.refused.pkl"
         save_frame(refused, refused_path)

@@ -45,6 +45,52 @@ def save_frame(frame: pd.DataFrame, path: Path) -> None:
         pickle.dump(frame, fh, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+# A frame written as a header then its slices, each a pickled frame (resolve writes its output
+# so; parse writes a large file's valid rows so, a chunk at a time)
+FRAME_SLICES_FORMAT = "resolved frame in slices, v1"
+
+
+class FrameSlicesWriter:
+    """Writes a frame's slices as they come, in the format above, readable by the pipeline's
+    user alone; the file takes its place, header first, once `close` is called. Empty slices
+    are left out unless every slice is empty (then the first stands for the frame: its
+    columns and dtypes)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._body = path.with_name(path.name + ".slices")
+        descriptor = os.open(self._body, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        self._fh: BinaryIO = os.fdopen(descriptor, "wb")
+        self._rows = 0
+        self._slices = 0
+        self._empty: pd.DataFrame | None = None
+
+    def add(self, part: pd.DataFrame) -> None:
+        if not len(part):
+            if self._empty is None:
+                self._empty = part
+            return
+        pickle.dump(part, self._fh, protocol=pickle.HIGHEST_PROTOCOL)
+        self._rows += len(part)
+        self._slices += 1
+
+    def abort(self) -> None:
+        """Nothing is written (the file failed half way)."""
+        self._fh.close()
+        self._body.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        if not self._slices and self._empty is not None:
+            pickle.dump(self._empty, self._fh, protocol=pickle.HIGHEST_PROTOCOL)
+            self._slices = 1
+        self._fh.close()
+        header = {"format": FRAME_SLICES_FORMAT, "rows": self._rows, "slices": self._slices}
+        with private_output(self.path) as out, self._body.open("rb") as body:
+            pickle.dump(header, out, protocol=pickle.HIGHEST_PROTOCOL)
+            shutil.copyfileobj(body, out, 1 << 20)
+        self._body.unlink()
+
+
 def load_frame(path: Path) -> pd.DataFrame:
     # Only frames this pipeline wrote into its own private work folder are unpickled.
     with path.open("rb") as fh:

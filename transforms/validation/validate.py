@@ -36,6 +36,7 @@ from transforms.privacy.masking import (
     mask_phone,
     safe_text,
 )
+from transforms.validation.file_facts import WholeFile
 from transforms.validation.gx_batches import validate_suite
 from transforms.validation.household_checks import (
     HOUSEHOLD_CONFLICT,
@@ -133,30 +134,52 @@ def _excel_numbers(raw: pd.Series) -> pd.Series:
     return raw.map(excel)
 
 
-def derived_columns(contract: Contract, frame: pd.DataFrame) -> pd.DataFrame:
-    """The normalised columns plus the derived columns the suite validates."""
+def id_status_of(column: Column, frame: pd.DataFrame, whole: WholeFile | None = None) -> pd.Series:
+    """The derived status of an ID column (idstatus_column): id_status, and 'checksum' for an ID
+    Excel stored as a number."""
+    status = id_status(frame[column.name])
+    if whole is not None:
+        status = whole.text(status, column.name, whole.status_text).astype("object")
+    raw_name = f"raw__{column.name}"
+    if raw_name in frame:
+        # Scientific notation proves Excel dropped the last digits, even when the zeros
+        # in their place happen to give a valid check character: never load that guess.
+        # Reported as a checksum failure, which issue_records names id_excel_number.
+        excel = _excel_numbers(frame[raw_name])
+        status = status.mask(excel.astype(bool) & status.eq("ok"), "checksum")
+    return status
+
+
+def derived_columns(
+    contract: Contract, frame: pd.DataFrame, whole: WholeFile | None = None
+) -> pd.DataFrame:
+    """The normalised columns plus the derived columns the suite validates. `whole` (a chunk
+    of a file's rows) holds what the whole file's columns need: the household findings, and
+    the dtypes pandas gives the whole file's columns."""
     out = frame[[ROW_ID, *(c.name for c in contract.columns)]].copy()
     numbers: dict[str, pd.Series] = {}
     for col in contract.columns:
         if col.type is ColumnType.ID:
-            status = id_status(frame[col.name])
-            raw_name = f"raw__{col.name}"
-            if raw_name in frame:
-                # Scientific notation proves Excel dropped the last digits, even when the zeros
-                # in their place happen to give a valid check character: never load that guess.
-                # Reported as a checksum failure, which issue_records names id_excel_number.
-                excel = _excel_numbers(frame[raw_name])
-                status = status.mask(excel.astype(bool) & status.eq("ok"), "checksum")
-            out[idstatus_column(col.name)] = status
+            out[idstatus_column(col.name)] = id_status_of(col, frame, whole)
         if col.type is ColumnType.DATE:
             # dates repeat down a column: each distinct one is looked at once
-            out[col.name] = _per_distinct(frame[col.name], _flag_impossible_date)
+            dates = _per_distinct(frame[col.name], _flag_impossible_date)
+            if whole is not None:
+                dates = whole.text(dates, col.name, whole.has_text)
+            out[col.name] = dates
         if col.type in (ColumnType.INT, ColumnType.MONEY):
             numbers[col.name] = pd.to_numeric(frame[col.name], errors="coerce")
+            if whole is not None:
+                numbers[col.name] = whole.numbers(
+                    numbers[col.name], whole.number_dtypes.get(col.name)
+                )
             if col.type is ColumnType.INT and (col.min is not None or col.max is not None):
-                out[number_column(col.name)] = numbers[col.name].where(
+                in_range = numbers[col.name].where(
                     frame[col.name].astype("string").str.fullmatch(INT_PATTERN).fillna(False)
                 )
+                if whole is not None:
+                    in_range = whole.numbers(in_range, whole.range_dtypes.get(col.name))
+                out[number_column(col.name)] = in_range
     for col in contract.columns:
         if col.required_with:
             partners = frame[list(col.required_with)].notna().any(axis=1)
@@ -173,6 +196,14 @@ def derived_columns(contract: Contract, frame: pd.DataFrame) -> pd.DataFrame:
             result[applicable] = evaluated.astype(bool).map(bool)
         out[check_column(check.id)] = result
     if contract.household is not None:
+        if whole is not None and whole.households is not None:
+            findings = whole.households
+            for name, consistent in findings.consistent.items():
+                out[check_column(conflict_check_id(name))] = whole.rows(consistent, frame.index)
+            out[check_column(PERSON_IN_TWO_HOUSEHOLDS)] = whole.rows(
+                findings.one_household, frame.index
+            )
+            return out
         findings = _household_findings(contract, frame, out)
         for name, consistent in findings.consistent.items():
             out[check_column(conflict_check_id(name))] = consistent
@@ -260,8 +291,28 @@ class ValidationOutcome:
         return {i.row_id for i in self.issues if i.severity == "error"}
 
 
-def run_gx(contract: Contract, frame: pd.DataFrame) -> ValidationOutcome:
-    """Validate the parsed frame with the dataset's suite in an ephemeral GX context."""
+RESULT_FORMAT: Final = {
+    "result_format": "COMPLETE",
+    "unexpected_index_column_names": [ROW_ID, EXCEL_ROW],
+    "return_unexpected_index_query": False,
+}
+
+
+def gx_data(
+    contract: Contract, frame: pd.DataFrame, whole: WholeFile | None = None
+) -> pd.DataFrame:
+    """The frame GX validates: the derived columns, and the row as Excel numbers it."""
+    data = derived_columns(contract, frame, whole)
+    # the row as Excel numbers it, beside GX's own index, so that the failing rows an auditor
+    # reads in Data Docs are the rows a clerk finds in the file (the sheet is not given to GX:
+    # a sheet can be named after a person, and GX's results keep what they are given)
+    data[EXCEL_ROW] = frame[SOURCE_ROW].to_numpy()
+    return data
+
+
+def gx_result(contract: Contract, data: pd.DataFrame) -> Any:
+    """GX's ExpectationSuiteValidationResult of the dataset's suite on `data` (gx_data), in an
+    ephemeral GX context."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import great_expectations as gx
 
@@ -269,23 +320,18 @@ def run_gx(contract: Contract, frame: pd.DataFrame) -> ValidationOutcome:
     source = context.data_sources.add_pandas(f"{contract.bureau}")
     asset = source.add_dataframe_asset(contract.dataset)
     batch_def = asset.add_batch_definition_whole_dataframe("whole_file")
-    data = derived_columns(contract, frame)
-    # the row as Excel numbers it, beside GX's own index, so that the failing rows an auditor
-    # reads in Data Docs are the rows a clerk finds in the file (the sheet is not given to GX:
-    # a sheet can be named after a person, and GX's results keep what they are given)
-    data[EXCEL_ROW] = frame[SOURCE_ROW].to_numpy()
-    result = validate_suite(
+    return validate_suite(
         context,
         batch_def,
         json.loads(suite_path(contract.suite_name).read_text(encoding="utf-8")),
         data,
         [ROW_ID, EXCEL_ROW],
-        {
-            "result_format": "COMPLETE",
-            "unexpected_index_column_names": [ROW_ID, EXCEL_ROW],
-            "return_unexpected_index_query": False,
-        },
+        RESULT_FORMAT,
     )
+
+
+def issues_of(contract: Contract, result: Any) -> list[Issue]:
+    """One issue per failing cell of a GX result, in the suite's order then the rows'."""
     issues: list[Issue] = []
     for er in result.results:
         config = er.expectation_config
@@ -304,11 +350,20 @@ def run_gx(contract: Contract, frame: pd.DataFrame) -> ValidationOutcome:
             if rule == "id_status":
                 rule = ID_STATUS_RULES[item[column]]
             issues.append(Issue(int(item[ROW_ID]), meta["column"], rule, severity))
+    return issues
+
+
+def outcome_of(contract: Contract, result: Any) -> ValidationOutcome:
     return ValidationOutcome(
-        issues=issues,
+        issues=issues_of(contract, result),
         statistics=dict(result.statistics),
         results_json=_json_form(result),
     )
+
+
+def run_gx(contract: Contract, frame: pd.DataFrame) -> ValidationOutcome:
+    """Validate the parsed frame with the dataset's suite in an ephemeral GX context."""
+    return outcome_of(contract, gx_result(contract, gx_data(contract, frame)))
 
 
 MASKED_VALUE_LIMIT = 200
@@ -344,10 +399,12 @@ def issue_records(
     issues: list[Issue],
     names: NameIndex | None = None,
     headers: Mapping[str, Mapping[str, str]] | None = None,
+    households: HouseholdFindings | None = None,
 ) -> list[dict[str, Any]]:
     """One record per failing cell: where it is, what it held (masked, with `names` too), why,
     how to fix it. `headers` (sheet -> column -> header) names each column as the clerk's own
-    file does (a synonym such as 证件号码), in the record and in its reason."""
+    file does (a synonym such as 证件号码), in the record and in its reason. `households`: the
+    whole file's household findings when `frame` is a chunk of its rows."""
     if not issues:
         return []
     failing = {i.row_id for i in issues}
@@ -356,11 +413,8 @@ def issue_records(
     )
     checks = {c.id: c for c in contract.checks}
     # the household findings say which values disagree; computed again only when needed
-    households = (
-        _household_findings(contract, frame, derived_columns(contract, frame))
-        if any(i.rule in HOUSEHOLD_RULES for i in issues)
-        else None
-    )
+    if households is None and any(i.rule in HOUSEHOLD_RULES for i in issues):
+        households = _household_findings(contract, frame, derived_columns(contract, frame))
     out: list[dict[str, Any]] = []
     for issue in sorted(issues, key=lambda i: (i.row_id, i.column, i.rule)):
         row = rows[issue.row_id]

@@ -21,6 +21,7 @@ from transforms.households import resolve
 from transforms.outputs.summary import UnfinishedFilesError, check_finished, run_summary
 from transforms.parsing import parse
 from transforms.parsing.identifiers import check_char
+from transforms.pipeline import file_validation
 from transforms.pipeline import load_step as loading
 from transforms.pipeline import steps as pipeline
 from transforms.pipeline.load_step import confirm_held
@@ -269,7 +270,7 @@ def test_a_file_that_keeps_failing_is_refused_and_never_stops_the_others(
             raise RuntimeError("boom")
         return real(sheets, contracts)
 
-    monkeypatch.setattr(pipeline, "to_frame", explodes_on_illness)
+    monkeypatch.setattr(file_validation, "to_frame", explodes_on_illness)
     county.drop("rural_revitalization", "名册.csv", roster(5))
     county.drop("health", "大病名单.csv", illness(5))
     first = county.run()
@@ -332,6 +333,8 @@ def test_the_work_folder_is_private_and_gone_after_a_failed_run(
     def dies(*_args: Any) -> Any:
         raise RuntimeError("worker lost")
 
+    # the valid rows are written where the file is validated, the refused rows by the step
+    monkeypatch.setattr(file_validation, "save_frame", watching)
     monkeypatch.setattr(pipeline, "save_frame", watching)
     monkeypatch.setattr(pipeline, "snapshot", dies)
     county.drop("rural_revitalization", "名册.csv", roster(5))

@@ -1,0 +1,197 @@
+"""A file's data rows as frames of a few thousand rows each, the frame `to_frame` gives cut in
+row order: the same columns, dtypes, values and row ids, each chunk indexed by its rows' ids.
+
+A large file is parsed and validated a chunk at a time so that a process holds one chunk of
+rows, not the whole file as a frame (transforms.validation.chunked). What crosses rows is
+carried from chunk to chunk: the fill-down values per sheet, the memory of cells already judged
+(total, footer, header), the rows dropped by kind, the next row id. The columns of the frame
+depend on which sheets gave data rows, known only once every row was seen: a first pass
+(`scan`) finds them, and the frames are then built with `chunk_frames`.
+
+Rows come from the sheets as read today (each sheet's rows, sliced); a streamed reader that
+yields (row number, cells) chunks fits the same loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from transforms.config.contracts import Contract
+from transforms.parsing.headers import (
+    HeaderMatch,
+    SkippedSheet,
+    identify,
+    skipped_sheet,
+    universe_of,
+)
+from transforms.parsing.parse import (
+    RAW_PREFIX,
+    SHEET,
+    DataRows,
+    ParsedFile,
+    _CellFacts,
+    _data_rows,
+    frame_of_rows,
+    header_texts_of,
+    names_read_of,
+    no_data_rows,
+    whole_raw_dtype,
+)
+from transforms.parsing.readers import RawSheet
+
+# rows of a chunk (before the total, footer and header rows among them are dropped)
+CHUNK_ROWS = 50_000
+
+
+@dataclass
+class ChunkedFile:
+    """What to_frame decides about a file before and after reading its rows, the rows left in
+    `sheets` to be read again chunk by chunk."""
+
+    contract: Contract
+    sheets: Sequence[RawSheet]
+    matches: list[HeaderMatch]
+    skipped: list[SkippedSheet]
+    chunk_rows: int = CHUNK_ROWS
+    # known after the first pass (`scan`)
+    rows_read: int = 0
+    dropped_by_kind: dict[str, int] = field(default_factory=dict)
+    names_read: list[str] = field(default_factory=list)
+    # each column as written: the dtype pandas gives it over the whole file
+    raw_dtypes: dict[str, Any] = field(default_factory=dict)
+    # the normalised columns with a value somewhere in the file
+    has_text: set[str] = field(default_factory=set)
+
+    @property
+    def summary(self) -> ParsedFile:
+        """The file's ParsedFile without its frame (an empty frame stands in)."""
+        return ParsedFile(
+            contract=self.contract,
+            frame=pd.DataFrame(),
+            sheets_read=[m.sheet for m in self.matches],
+            sheets_skipped=[s.name for s in self.skipped],
+            rows_read=self.rows_read,
+            rows_dropped=sum(self.dropped_by_kind.values()),
+            dropped_by_kind=self.dropped_by_kind,
+            skipped=self.skipped,
+            headers={m.sheet: m.written for m in self.matches},
+        )
+
+
+def plan(
+    sheets: Sequence[RawSheet], contracts: Sequence[Contract], chunk_rows: int = CHUNK_ROWS
+) -> ChunkedFile:
+    """The file's dataset and header rows, as to_frame finds them (and refuses a file)."""
+    contract, matches = identify(sheets, contracts)
+    by_sheet = {m.sheet for m in matches}
+    universe = universe_of(contracts)
+    skipped = [skipped_sheet(s, contract, universe) for s in sheets if s.name not in by_sheet]
+    return ChunkedFile(contract, sheets, matches, skipped, chunk_rows)
+
+
+def _data_chunks(
+    chunked: ChunkedFile, dropped: dict[str, int]
+) -> Iterator[tuple[str, HeaderMatch, list[tuple[int, list[str | None]]]]]:
+    """Each sheet's data rows, chunk_rows rows of the sheet at a time (fewer once the total,
+    footer and header rows are dropped; chunks with no data row are left out)."""
+    by_sheet = {m.sheet: m for m in chunked.matches}
+    seen: dict[str, _CellFacts] = {}
+    for sheet in chunked.sheets:
+        match = by_sheet.get(sheet.name)
+        if match is None:
+            continue
+        texts = header_texts_of(chunked.contract, match)
+        lines = set(match.lines)
+        body = sheet.rows[match.data_start :]
+        for start in range(0, len(body), chunked.chunk_rows):
+            part = body[start : start + chunked.chunk_rows]
+            rows = _data_rows(part, texts, lines, seen, dropped)
+            if rows:
+                yield sheet.name, match, rows
+
+
+def _frames(
+    chunked: ChunkedFile,
+    names_read: Sequence[str],
+    raw_dtypes: Mapping[str, Any],
+    has_text: Collection[str] | None,
+    normalized_only: Callable[[], Collection[str]] | None = None,
+) -> Iterator[pd.DataFrame]:
+    dropped: dict[str, int] = {}
+    carried: dict[str, dict[str, Any]] = {}
+    first_row_id = 0
+    for sheet_name, match, rows in _data_chunks(chunked, dropped):
+        kept: DataRows = [(sheet_name, match, rows)]
+        frame = frame_of_rows(
+            chunked.contract,
+            kept,
+            names_read,
+            first_row_id,
+            carried,
+            raw_dtypes,
+            has_text,
+            None if normalized_only is None else normalized_only(),
+        )
+        first_row_id += len(frame)
+        yield frame
+    chunked.dropped_by_kind = dropped
+
+
+def scan(chunked: ChunkedFile, needed: Collection[str] | None = None) -> Iterator[pd.DataFrame]:
+    """The first pass: the chunks' frames (their cells as written may be NaN where the final
+    frame has None: a column read from a sheet that gives no data row), and, once exhausted,
+    `rows_read`, `dropped_by_kind`, `names_read`, `raw_dtypes` and `has_text` set. Raises the
+    no_data_rows refusal at the end of a file without data rows.
+
+    `needed`: the normalised columns the caller reads in the first pass; the others are
+    normalised only until a value shows that the column has text (`has_text`), and are blank
+    in the frames after (None: every column, always)."""
+    provisional = names_read_of([(m.sheet, m) for m in chunked.matches])
+    gave_rows: dict[str, HeaderMatch] = {}
+    rows = 0
+    # the columns as written whose dtype is the one pandas inferred from the chunk's cells
+    # (a fill-down column is object in any chunk)
+    inferred = [f"{RAW_PREFIX}{n}" for n in provisional if n not in chunked.contract.fill_down]
+    dtypes: dict[str, set[Any]] = {name: set() for name in inferred}
+    contract = chunked.contract
+    columns = [c.name for c in contract.columns]
+    has_text: set[str] = set()
+
+    def normalized_only() -> set[str]:
+        unknown = {name for name in columns if name not in has_text}
+        # a derived column's values come from its source's
+        sources = {d.source for target, d in contract.derive.items() if target in unknown}
+        return set(columns) if needed is None else {*needed, *unknown, *sources}
+
+    for frame in _frames(chunked, provisional, {}, None, normalized_only):
+        rows += len(frame)
+        has_text.update(name for name in columns if frame[name].notna().any())
+        for name in inferred:
+            dtypes[name].add(frame[name].dtype)
+        for sheet in frame[SHEET].unique():
+            gave_rows.setdefault(sheet, next(m for m in chunked.matches if m.sheet == sheet))
+        yield frame
+    if not rows:
+        raise no_data_rows(chunked.contract, chunked.matches)
+    chunked.rows_read = rows
+    order = [s.name for s in chunked.sheets]
+    chunked.names_read = names_read_of(
+        sorted(gave_rows.items(), key=lambda item: order.index(item[0]))
+    )
+    chunked.has_text = has_text
+    chunked.raw_dtypes = {
+        name: whole_raw_dtype(kinds)
+        for name, kinds in dtypes.items()
+        if name.removeprefix(RAW_PREFIX) in chunked.names_read
+    }
+
+
+def chunk_frames(chunked: ChunkedFile) -> Iterator[pd.DataFrame]:
+    """The second pass (after `scan`): to_frame's frame in chunks, each indexed by its row ids."""
+    if not chunked.rows_read:
+        raise ValueError("chunk_frames needs the file scanned first")
+    yield from _frames(chunked, chunked.names_read, chunked.raw_dtypes, chunked.has_text)

@@ -11,9 +11,10 @@ import pytest
 
 from transforms.config.contracts import Contract, intake_contracts, load_return_contracts
 from transforms.parsing import chunks
+from transforms.parsing.cell_text import Cell
 from transforms.parsing.file_refusals import FileRejection, UnreadableFile
 from transforms.parsing.parse import to_frame, whole_raw_dtype
-from transforms.parsing.readers import Cell, RawSheet, read_sheets
+from transforms.parsing.readers import RawSheet, read_sheets
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 FILES = sorted(p for p in FIXTURES.rglob("*") if p.is_file() and p.suffix != ".py")

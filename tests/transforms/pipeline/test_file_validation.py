@@ -22,9 +22,10 @@ from transforms.households.resolve import load_resolved
 from transforms.outputs.data_docs import with_source
 from transforms.outputs.report_masking import mask_validation_result
 from transforms.parsing import chunks
+from transforms.parsing.cell_text import Cell
 from transforms.parsing.file_refusals import FileRejection, UnreadableFile
 from transforms.parsing.identifiers import check_char
-from transforms.parsing.readers import Cell, RawSheet, read_sheets
+from transforms.parsing.readers import RawSheet, read_sheets
 from transforms.pipeline.file_validation import validate_file
 from transforms.privacy.masking import NameIndex
 

@@ -618,7 +618,7 @@ def test_resolve_writes_each_frame_once_with_the_same_result(
     settings, engine, results = runs["now"]
     loads: list[Path] = []
     saves: list[Path] = []
-    load, save = load_frame, save_frame
+    load, save = resolve.load_resolved, save_frame
 
     def counted_load(path: Path) -> pd.DataFrame:
         loads.append(path)
@@ -628,7 +628,8 @@ def test_resolve_writes_each_frame_once_with_the_same_result(
         saves.append(path)
         save(frame, path)
 
-    monkeypatch.setattr(resolve, "load_frame", counted_load)
+    # a valid frame is read whole or in slices (a large file's): either way through load_resolved
+    monkeypatch.setattr(resolve, "load_resolved", counted_load)
     monkeypatch.setattr(resolve, "save_resolved", counted_save)
     resolved = pipeline.resolve_households(settings, engine, "run", results)
     monkeypatch.undo()

@@ -66,11 +66,7 @@ def validate_suite(
     """The ExpectationSuiteValidationResult of the suite (GX's JSON form in `suite_data`) on
     `data`, as one GX validation of the whole frame gives it."""
     import great_expectations as gx
-    from great_expectations.core.expectation_validation_result import (
-        ExpectationSuiteValidationResult,
-    )
     from great_expectations.execution_engine import pandas_execution_engine as engine
-    from great_expectations.validator.validator import calc_validation_statistics
 
     expectations = list(suite_data["expectations"])
     batches = column_batches(expectations, len(data))
@@ -95,17 +91,33 @@ def validate_suite(
         results.update(zip(positions, result.results, strict=True))
 
     ordered = [results[p] for p in range(len(expectations))]
-    statistics = calc_validation_statistics(ordered)
-    markers = copy.copy(first.meta["batch_markers"])
-    markers.pop("pandas_data_fingerprint", None)
     # as GX marks a batch: the fingerprint of the frame validated, when it is small enough
     fingerprint: Callable[[pd.DataFrame], str] = engine.hash_pandas_dataframe
-    if data.memory_usage().sum() < engine.HASH_THRESHOLD:
-        markers["pandas_data_fingerprint"] = fingerprint(data)
+    whole = fingerprint(data) if data.memory_usage().sum() < engine.HASH_THRESHOLD else None
+    return suite_result(ordered, first, str(suite_data["name"]), whole)
+
+
+def suite_result(
+    ordered: Sequence[Any], first: Any, suite_name: str, fingerprint: str | None
+) -> Any:
+    """The ExpectationSuiteValidationResult of a suite from its expectations' results (in the
+    suite's order), put together from parts (batches of columns, chunks of rows) as one GX
+    validation gives it: the statistics over them, the first part's meta and batch id, and the
+    fingerprint of the whole frame in the batch markers when it was small enough to take."""
+    from great_expectations.core.expectation_validation_result import (
+        ExpectationSuiteValidationResult,
+    )
+    from great_expectations.validator.validator import calc_validation_statistics
+
+    statistics = calc_validation_statistics(list(ordered))
+    markers = copy.copy(first.meta["batch_markers"])
+    markers.pop("pandas_data_fingerprint", None)
+    if fingerprint is not None:
+        markers["pandas_data_fingerprint"] = fingerprint
     return ExpectationSuiteValidationResult(
-        results=ordered,
+        results=list(ordered),
         success=statistics.success,
-        suite_name=str(suite_data["name"]),
+        suite_name=suite_name,
         statistics={
             "evaluated_expectations": statistics.evaluated_expectations,
             "successful_expectations": statistics.successful_expectations,

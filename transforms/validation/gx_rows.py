@@ -20,6 +20,8 @@ from typing import Any
 
 import pandas as pd
 
+from transforms.validation.gx_batches import suite_result
+
 
 class Fingerprint:
     """GX's fingerprint of a frame (hash_pandas_dataframe: md5 of pandas' row hashes with the
@@ -86,11 +88,7 @@ def merged_over_rows(
     chunk_results: Sequence[Any], fingerprint: Fingerprint, result_format: Mapping[str, Any]
 ) -> Any:
     """The ExpectationSuiteValidationResult of the whole file from its chunks' (in row order)."""
-    from great_expectations.core.expectation_validation_result import (
-        ExpectationSuiteValidationResult,
-    )
     from great_expectations.execution_engine import pandas_execution_engine as engine
-    from great_expectations.validator.validator import calc_validation_statistics
 
     first = chunk_results[0]
     if len(chunk_results) == 1:
@@ -99,22 +97,4 @@ def merged_over_rows(
         _merged_result([chunk.results[position] for chunk in chunk_results], result_format)
         for position in range(len(first.results))
     ]
-    statistics = calc_validation_statistics(ordered)
-    markers = copy.copy(first.meta["batch_markers"])
-    markers.pop("pandas_data_fingerprint", None)
-    whole = fingerprint.value(engine.HASH_THRESHOLD)
-    if whole is not None:
-        markers["pandas_data_fingerprint"] = whole
-    return ExpectationSuiteValidationResult(
-        results=ordered,
-        success=statistics.success,
-        suite_name=first.suite_name,
-        statistics={
-            "evaluated_expectations": statistics.evaluated_expectations,
-            "successful_expectations": statistics.successful_expectations,
-            "unsuccessful_expectations": statistics.unsuccessful_expectations,
-            "success_percent": statistics.success_percent,
-        },
-        meta={**first.meta, "batch_markers": markers},
-        batch_id=first.batch_id,
-    )
+    return suite_result(ordered, first, first.suite_name, fingerprint.value(engine.HASH_THRESHOLD))

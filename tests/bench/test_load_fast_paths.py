@@ -89,11 +89,45 @@ def _near_valid(rng: random.Random) -> str:
     return s[:i] + rng.choice("AGxＸ１ ") + s[i + 1 :]
 
 
+def _typed_ids(count: int) -> list[str]:
+    """IDs as clerks type them wrong: one or two keystrokes off a valid one (digits, letters,
+    X anywhere, swaps, a digit left out or doubled), impossible dates, and noise."""
+    rng = random.Random(20261206)
+    alphabet = "0123456789X" * 3 + "ABOIL"
+    values = []
+    for _ in range(count):
+        born = dt.date(1900, 1, 1).toordinal() + rng.randrange(45_000)
+        day = dt.date.fromordinal(born)
+        body = f"{rng.randrange(10**6):06d}{day:%Y%m%d}{rng.randrange(1000):03d}"
+        if rng.random() < 0.1:  # no such day: 31 June, 29 February of a common year, month 13
+            body = body[:10] + rng.choice(["0631", "0229", "1301", "0000", "0132"]) + body[14:]
+        text = list(body + check_char(body))
+        for _ in range(rng.choice([1, 1, 1, 2])):
+            i = rng.randrange(len(text))
+            edit = rng.random()
+            if edit < 0.45:
+                text[i] = rng.choice(alphabet)
+            elif edit < 0.65 and i < len(text) - 1:
+                text[i], text[i + 1] = text[i + 1], text[i]
+            elif edit < 0.82:
+                del text[i]
+            else:
+                text.insert(i, rng.choice(alphabet))
+        values.append("".join(text))
+    values += [
+        "".join(rng.choice(alphabet) for _ in range(rng.choice([17, 18, 19]))) for _ in range(500)
+    ]
+    return values
+
+
 def test_near_ids_unchanged() -> None:
     rng = random.Random(20261128)
     values: list[str | None] = [None, "", "abc", "53262619800101001", "5326261980010100155"]
     values += [_near_valid(rng) for _ in range(3000)]
     values += ["".join(rng.choice("0123456789X") for _ in range(rng.randint(15, 20)))]
+    # an 18-character ID's mistyped digit is solved for per position: letters, swaps, impossible
+    # dates and noise too
+    values += _typed_ids(2_000)
     for value in values:
         assert near_ids(value) == _near_ids_before(value), value
 

@@ -10,13 +10,13 @@ case must stream. Refusals must be the same ones read_sheets_isolated gave befor
 
 from __future__ import annotations
 
-import importlib.util
 import zipfile
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fixture_scripts import hostile_files
 
 from transforms.config.limits import FileLimits
 from transforms.parsing import readers, xlsx_cells, xlsx_rows
@@ -28,17 +28,7 @@ COUNTY = Path("/tmp/county-bench")
 LIMITS = FileLimits()
 
 
-def _script() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "make_hostile_files", FIXTURES / "make_hostile_files.py"
-    )
-    assert spec is not None and spec.loader is not None
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
-
-
-SCRIPT = _script()
+SCRIPT = hostile_files()
 MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 

@@ -35,6 +35,8 @@ PRELOAD = (
     "transforms.validation.validate",
     "transforms.outputs.reports",
     "transforms.outputs.receipts",
+    "transforms.outputs.township",
+    "transforms.outputs.checklists",
     "transforms.risk.warnings",
     "bench.baseline",
 )
@@ -235,6 +237,41 @@ def _do_warnings(task: dict[str, Any]) -> dict[str, Any]:
     day = dt.date.fromisoformat(task["day"])
     counts = run_warnings(settings, engine, task["run_id"], day)
     return {"result": {"open": counts.get("open"), "candidates": counts.get("candidates")}}
+
+
+def _do_township(task: dict[str, Any]) -> dict[str, Any]:
+    """The rest of the DAG's risk_warnings task: the townships' workbooks of the day's warnings
+    and the bureaus' checklists of the gaps in their lists."""
+    from transforms.outputs.checklists import write_checklists
+    from transforms.outputs.township import write_township_exports
+
+    settings, engine = _settings_engine(task)
+    day = dt.date.fromisoformat(task["day"])
+    workbooks = write_township_exports(settings, engine, task["run_id"], day)
+    checklists = write_checklists(settings, engine, task["run_id"], day)
+    return {"result": {"township_workbooks": len(workbooks), "checklists": len(checklists)}}
+
+
+def _do_publish(task: dict[str, Any]) -> dict[str, Any]:
+    from transforms.pipeline import steps as pipeline
+
+    settings, engine = _settings_engine(task)
+    day = dt.date.fromisoformat(task["day"])
+    return {"result": pipeline.publish_platform(settings, engine, task["run_id"], day)}
+
+
+def _do_summary(task: dict[str, Any]) -> dict[str, Any]:
+    """The DAG's summarize task: the run's summary, the warnings' summary, and the check that
+    every file the run took was processed."""
+    from transforms.pipeline import steps as pipeline
+    from transforms.risk.warnings import format_warnings_summary, warnings_summary
+
+    settings, engine = _settings_engine(task)
+    day = dt.date.fromisoformat(task["day"])
+    summary = pipeline.run_summary(settings, engine, task["run_id"], day)
+    text = pipeline.format_summary(summary) + format_warnings_summary(warnings_summary(engine, day))
+    pipeline.check_finished(engine, task["run_id"])
+    return {"result": {"files_received": summary["files_received"], "chars": len(text)}}
 
 
 def _do_receipts(task: dict[str, Any]) -> dict[str, Any]:

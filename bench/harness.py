@@ -15,9 +15,11 @@ has imported the libraries, through the same step functions the DAG calls. What 
   datasets' parse_and_validate processes run side by side, `--workers` at a time (default: one
   per CPU), as the DAG's parse_validate task runs them; that part is timed from the first
   process forked to the last result back. After the load, the stages run as the DAG's graph
-  lets them (AFTER_LOAD): the dimensions, then the snapshot beside the warnings, the reports
-  after both, and the receipts beside all of that; the wall counts the longest of those paths
-  (each stage is still timed in a process of its own, one at a time).
+  lets them (AFTER_LOAD): the dimensions, then the snapshot beside the warnings and the
+  townships' workbooks and checklists (the rest of the DAG's risk_warnings task), the reports
+  and the platform views after both, the summary after the views, and the receipts beside all
+  of that; the wall counts the longest of those paths (each stage is still timed in a process
+  of its own, one at a time).
   "pipeline total" is the plain sum of the stages' seconds (parse and validate summed over
   the datasets), the measure of earlier reports.
 """
@@ -49,8 +51,11 @@ STAGES = (
     "dimensions",
     "snapshot",
     "warnings",
+    "township",
     "receipts",
     "reports",
+    "publish",
+    "summary",
 )
 # What each stage needs to have run before it.
 REQUIRES = {
@@ -62,8 +67,42 @@ REQUIRES = {
     "dimensions": ("discover", "parse", "validate", "resolve", "load"),
     "snapshot": ("discover", "parse", "validate", "resolve", "load", "dimensions"),
     "warnings": ("discover", "parse", "validate", "resolve", "load", "dimensions"),
+    "township": ("discover", "parse", "validate", "resolve", "load", "dimensions", "warnings"),
     "receipts": ("discover", "parse", "validate", "resolve", "load"),
-    "reports": ("discover", "parse", "validate", "resolve", "load", "dimensions", "snapshot"),
+    "reports": (
+        "discover",
+        "parse",
+        "validate",
+        "resolve",
+        "load",
+        "dimensions",
+        "snapshot",
+        "warnings",
+        "township",
+    ),
+    "publish": (
+        "discover",
+        "parse",
+        "validate",
+        "resolve",
+        "load",
+        "dimensions",
+        "snapshot",
+        "warnings",
+        "township",
+    ),
+    "summary": (
+        "discover",
+        "parse",
+        "validate",
+        "resolve",
+        "load",
+        "dimensions",
+        "snapshot",
+        "warnings",
+        "township",
+        "publish",
+    ),
 }
 WAREHOUSES = ("sqlite", "postgres")
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -77,12 +116,17 @@ FULL = {"households": 30000, "scale": "1", "warehouse": "sqlite"}
 PARALLEL_STAGES = ("parse", "validate")
 # The DAG's graph after the load (dags/county_daily.py): each stage -> the stages it waits for.
 # The snapshot and the warnings both wait for the dimensions alone, so they run side by side;
-# the reports wait for both; the receipts wait only for the load.
+# "township" is the rest of the DAG's risk_warnings task (the townships' workbooks and the
+# bureaus' checklists); the reports and the platform views wait for the snapshot and that
+# task, the summary for the views; the receipts wait only for the load.
 AFTER_LOAD: dict[str, tuple[str, ...]] = {
     "dimensions": (),
     "snapshot": ("dimensions",),
     "warnings": ("dimensions",),
-    "reports": ("snapshot", "warnings"),
+    "township": ("warnings",),
+    "reports": ("snapshot", "township"),
+    "publish": ("snapshot", "township"),
+    "summary": ("publish",),
     "receipts": (),
 }
 TARGET_SCALING = 11.0  # the 10x county within 11x the time of the 1x county
@@ -426,7 +470,16 @@ def run_pipeline(
         )
         record("load", out)
     built: dict[str, Any] | None = None
-    for stage in ("dimensions", "snapshot", "warnings", "receipts", "reports"):
+    for stage in (
+        "dimensions",
+        "snapshot",
+        "warnings",
+        "township",
+        "receipts",
+        "reports",
+        "publish",
+        "summary",
+    ):
         if stage in stages:
             # the snapshot reuses the dimensions' result, as the DAG's task does
             task = {**base, "kind": stage, "dimensions": built}

@@ -278,3 +278,34 @@ def test_each_county_has_its_watched_landing_folder(tmp_path: Path) -> None:
         [f"file://{landing}/lankao", f"{landing}/lankao"],
         [f"file://{landing}/qixian", f"{landing}/qixian"],
     ]
+
+
+def test_the_benchmark_models_the_day_as_the_dag_runs_it(dagbag: object) -> None:
+    # bench.harness.AFTER_LOAD is how the benchmark's wall time runs the stages after the load:
+    # the same waits as the DAG's tasks, or the figure it prints is not the county's day
+    from bench.harness import AFTER_LOAD
+
+    task_of = {
+        "dimensions": "build_dimensions",
+        "snapshot": "build_snapshot",
+        # run_warnings, then the townships' workbooks and the checklists, in one task
+        "warnings": "risk_warnings",
+        "township": "risk_warnings",
+        "receipts": "write_receipts",
+        "reports": "build_reports",
+        "publish": "publish_platform",
+        "summary": "summarize",
+    }
+    assert set(AFTER_LOAD) == set(task_of)
+    dag = dagbag.dags["county_daily"]  # type: ignore[attr-defined]
+    after_load = set(task_of.values())
+    for stage, waits_for in AFTER_LOAD.items():
+        task = dag.task_dict[GROUP + task_of[stage]]
+        dag_waits = {t.removeprefix(GROUP) for t in task.upstream_task_ids} & after_load
+        if stage == "township":  # the second half of the warnings' task
+            assert waits_for == ("warnings",)
+            continue
+        modelled = {task_of[s] for s in waits_for if task_of[s] != task_of[stage]}
+        # the reports and the views wait for the whole risk_warnings task, which the model
+        # names by its last part
+        assert modelled == dag_waits, stage

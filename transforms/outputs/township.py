@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from openpyxl.styles import Border, Font, Side
+from openpyxl.styles import Font, Side
 from openpyxl.utils import get_column_letter
 from sqlalchemy.engine import Connection, Engine
 
@@ -21,6 +21,7 @@ from transforms.config.bureaus import bureau_zh
 from transforms.config.contracts import intake_contracts
 from transforms.config.settings import Settings
 from transforms.outputs.spreadsheet import (
+    SharedBorder,
     choice_column,
     fit_rows,
     merge_disjoint,
@@ -64,7 +65,7 @@ EXPORT_HEADERS = (
 )
 _EXPORT_WIDTHS = (6, 10, 10, 20, 10, 22, 26, 12, 10, 12, 60, 50, 24, 10, 12, 30)
 RESULT_HEADER = "入户核实结果"
-BLOCK_START = Border(top=Side(style="medium"))  # where one household's block begins
+BLOCK_START = SharedBorder(top=Side(style="medium"))  # where one household's block begins
 # what a visit can conclude (the county plan's chain: 入户核实 -> 认定 -> 帮扶)
 VISIT_RESULTS = tuple(OUTCOMES)
 UNKNOWN_TOWNSHIP = "未知乡镇"

@@ -66,6 +66,16 @@ def _context() -> Any:
     return _CONTEXT
 
 
+def stage_context() -> Any:
+    """The multiprocessing context whose processes fork from the preloaded server."""
+    return _context()
+
+
+def run_in_stage_process(task: dict[str, Any]) -> dict[str, Any]:
+    """What a process of a `stage_context()` pool runs for `task` (as run_isolated does)."""
+    return _entry(task)
+
+
 def run_isolated(task: dict[str, Any]) -> dict[str, Any]:
     """Run `task` in a new process forked from the preloaded server; return what it measured."""
     with ProcessPoolExecutor(max_workers=1, mp_context=_context()) as pool:

@@ -291,11 +291,18 @@ def _do_receipts(task: dict[str, Any]) -> dict[str, Any]:
     return {"result": len(write_receipts(settings, engine, task["run_id"]))}
 
 
-def _do_reports(task: dict[str, Any]) -> dict[str, Any]:
-    from transforms.outputs.reports import build_reports
+def _do_data_docs(task: dict[str, Any]) -> dict[str, Any]:
+    from transforms.outputs.reports import build_validation_docs
 
     settings, engine = _settings_engine(task)
-    return {"result": build_reports(settings, engine, task["run_id"])}
+    return {"result": build_validation_docs(settings, engine, task["run_id"])}
+
+
+def _do_reports(task: dict[str, Any]) -> dict[str, Any]:
+    from transforms.outputs.reports import build_run_pages
+
+    settings, engine = _settings_engine(task)
+    return {"result": build_run_pages(settings, engine, task["run_id"])}
 
 
 def _do_generate(task: dict[str, Any]) -> dict[str, Any]:

@@ -56,6 +56,7 @@ STAGES = (
     "warnings",
     "township",
     "receipts",
+    "data_docs",
     "reports",
     "publish",
     "summary",
@@ -72,6 +73,7 @@ REQUIRES = {
     "warnings": ("discover", "parse", "validate", "resolve", "load", "dimensions"),
     "township": ("discover", "parse", "validate", "resolve", "load", "dimensions", "warnings"),
     "receipts": ("discover", "parse", "validate", "resolve", "load"),
+    "data_docs": ("discover", "parse", "validate", "resolve", "load"),
     "reports": (
         "discover",
         "parse",
@@ -82,6 +84,7 @@ REQUIRES = {
         "snapshot",
         "warnings",
         "township",
+        "data_docs",
     ),
     "publish": (
         "discover",
@@ -121,13 +124,15 @@ PARALLEL_STAGES = ("parse", "validate")
 # The snapshot and the warnings both wait for the dimensions alone, so they run side by side;
 # "township" is the rest of the DAG's risk_warnings task (the townships' workbooks and the
 # bureaus' checklists); the reports and the platform views wait for the snapshot and that
-# task, the summary for the views; the receipts wait only for the load.
+# task, the reports for the Data Docs too, the summary for the views; the receipts and the
+# Data Docs wait only for the load.
 AFTER_LOAD: dict[str, tuple[str, ...]] = {
     "dimensions": (),
+    "data_docs": (),
     "snapshot": ("dimensions",),
     "warnings": ("dimensions",),
     "township": ("warnings",),
-    "reports": ("snapshot", "township"),
+    "reports": ("snapshot", "township", "data_docs"),
     "publish": ("snapshot", "township"),
     "summary": ("publish",),
     "receipts": (),
@@ -493,11 +498,11 @@ def run_pipeline(
         )
         record("load", out)
     after_load = [s for s in AFTER_LOAD if s in stages]
-    outs, after_load_wall = (run_as_the_dag if concurrent else run_one_by_one)(
+    after_outs, after_load_wall = (run_as_the_dag if concurrent else run_one_by_one)(
         after_load, base, profile, label
     )
-    for stage in (s for s in STAGES if s in outs):  # printed in the pipeline's order
-        record(stage, outs[stage])
+    for stage in (s for s in STAGES if s in after_outs):  # printed in the pipeline's order
+        record(stage, after_outs[stage])
     return figures, side_by_side, after_load_wall if concurrent else None
 
 

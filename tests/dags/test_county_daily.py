@@ -50,6 +50,7 @@ def test_daily_dag_is_wired_as_designed(dagbag: object) -> None:
             "resolve_households",
             "load",
             "write_receipts",
+            "build_data_docs",
             "build_dimensions",
             "build_snapshot",
             "risk_warnings",
@@ -75,6 +76,11 @@ def test_daily_dag_is_wired_as_designed(dagbag: object) -> None:
     for name in ("build_reports", "publish_platform"):
         assert side_by_side <= tasks[name].upstream_task_ids, name
     assert tasks["build_reports"].trigger_rule == "all_done"
+    # the Data Docs after the load (the names it records mask them), beside the warnings, and
+    # the run report, which links into them, after them
+    assert tasks["build_data_docs"].upstream_task_ids - {"counties"} == {GROUP + "load"}
+    assert tasks["build_data_docs"].trigger_rule == "all_done"
+    assert GROUP + "build_data_docs" in tasks["build_reports"].upstream_task_ids
     assert str(dag.timezone.name) == "Asia/Shanghai"
     for task in dag.tasks:  # every failure is recorded and can alert
         assert task.on_failure_callback, task.task_id
@@ -292,6 +298,7 @@ def test_the_benchmark_models_the_day_as_the_dag_runs_it(dagbag: object) -> None
         "warnings": "risk_warnings",
         "township": "risk_warnings",
         "receipts": "write_receipts",
+        "data_docs": "build_data_docs",
         "reports": "build_reports",
         "publish": "publish_platform",
         "summary": "summarize",

@@ -123,7 +123,7 @@ def _hashed_once(style: type[Any]) -> type[Any]:
         (_HashedOnce, style),
         {k: getattr(style, k) for k in ("__attrs__", "__nested__", "__elements__")},
     )
-    shared.__namespaced__ = style.__namespaced__
+    shared.__namespaced__ = style.__namespaced__  # type: ignore[attr-defined]
     return shared
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
@@ -49,6 +50,7 @@ from transforms.risk.status import (
     rule_statuses,
     store_statuses,
 )
+from transforms.runlog.forked import can_fork
 from transforms.warehouse.risk_tables import (
     inclusion_candidate,
     plan_indicator,
@@ -63,10 +65,19 @@ log = logging.getLogger(__name__)
 # --- the step the DAG runs ----------------------------------------------------------------------
 
 
-def run_warnings(settings: Settings, engine: Engine, run_id: str, day: dt.date) -> dict[str, Any]:
+def run_warnings(
+    settings: Settings, engine: Engine, run_id: str, day: dt.date, workers: int | None = None
+) -> dict[str, Any]:
     """Evaluate the rules for `day`, record the day's warning events, candidates and indicators
-    (replacing any earlier computation of the same day) in one transaction."""
+    (replacing any earlier computation of the same day) in one transaction. The lists the rules
+    read are read side by side in `workers` processes (default: one per core; 1: in this
+    process), with the same result."""
     from transforms.runlog.steps import recorded_step
+
+    if workers is None:
+        workers = os.cpu_count() or 1
+    if not can_fork():
+        workers = 1
 
     try:
         rules, indicators, parameters, villages = default_configuration()
@@ -96,7 +107,9 @@ def run_warnings(settings: Settings, engine: Engine, run_id: str, day: dt.date) 
         # one that begins by writing waits for the other's write lock instead (busy_timeout).
         with engine.connect() as reading:
             # a slice of households at a time: memory does not grow with the county's lists
-            data, evaluation = evaluate_county(reading, plan, contracts, day, parameters)
+            data, evaluation = evaluate_county(
+                reading, plan, contracts, day, parameters, workers=workers
+            )
         # the manifest's deliveries, read once for the calendar and for the gaps' ages
         delivered = delivered_days(conn)
         deliveries = record_deliveries(conn, run_id, day, contracts, delivered)

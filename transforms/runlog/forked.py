@@ -20,7 +20,8 @@ import logging
 import multiprocessing
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import TypeVar
+from types import TracebackType
+from typing import Generic, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -110,3 +111,40 @@ def side_by_side(
     finally:
         gc.unfreeze()
     return outcomes
+
+
+class Beside(Generic[Item, Result]):
+    """`work(item)` in one process forked from this one now, while this one goes on with
+    something else; `result()` waits for it. A context manager: leaving it ends the process."""
+
+    def __init__(self, work: Callable[[Item], Result], item: Item) -> None:
+        gc.freeze()  # as in side_by_side: no finaliser of this process's garbage runs there
+        try:
+            self._pool = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("fork"),
+                initializer=_worker_start,
+            )
+            self._future = self._pool.submit(_run, work, item)
+        finally:
+            gc.unfreeze()
+
+    def result(self) -> Result:
+        """What `work` returned; raises what it raised (or why its process died)."""
+        value, error, lines = self._future.result()
+        for name, level, text in lines:
+            logging.getLogger(name).log(level, "%s", text)
+        if error is not None:
+            raise error
+        return value  # type: ignore[return-value]
+
+    def __enter__(self) -> Beside[Item, Result]:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)

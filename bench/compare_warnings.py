@@ -51,8 +51,12 @@ start, cpu = time.perf_counter(), time.process_time()
 counts = run_warnings(settings, engine, "compare__warnings", day)
 seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# the stage's worker processes (side by side), ended by now: their CPU, the largest one's peak
+children = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(json.dumps({"seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
-                  "peak_mb": round(peak), "open": counts.get("open")}))
+                  "peak_mb": round(peak), "open": counts.get("open"),
+                  "workers_cpu_seconds": round(children.ru_utime + children.ru_stime, 2),
+                  "workers_peak_mb": round(children.ru_maxrss / 1024)}))
 """
 
 

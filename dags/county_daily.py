@@ -313,7 +313,9 @@ def county_daily() -> None:
 
             _, settings, engine = _pipeline(county)
             day = _county_day()
-            counts = run_warnings(settings, engine, _run_id(), day)
+            # the lists the rules read, side by side: PARSE_WORKERS processes, or one per core
+            workers = read_environment().parse_workers or os.cpu_count() or 1
+            counts = run_warnings(settings, engine, _run_id(), day, workers)
             workbooks = write_township_exports(settings, engine, _run_id(), day)
             # the gaps in the bureaus' lists go back to the bureaus, not to the townships
             write_checklists(settings, engine, _run_id(), day)

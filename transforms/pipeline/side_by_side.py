@@ -3,7 +3,8 @@
 The datasets of a day are independent until households are resolved, and parsing and GX are
 plain Python: one process keeps one core busy. Airflow 3.3 cannot map a task again inside the
 mapped county group ("operator expansion in an expanded task group is not yet supported"), so
-the parse_validate task fans out itself, over `workers` processes forked from it.
+the parse_validate task fans out itself, over `workers` processes forked from it
+(transforms.runlog.forked).
 
 Forked after Great Expectations and the pipeline are imported, a worker starts in milliseconds
 and shares those pages with the task. Each worker opens its own warehouse connections (the task
@@ -16,32 +17,20 @@ left 'received' for the next run, as a dataset that fails in the task itself.
 
 from __future__ import annotations
 
-import gc
+import functools
 import logging
-import multiprocessing
 from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from transforms.config.settings import Settings
+from transforms.runlog.forked import side_by_side
 from transforms.runlog.refs import DatasetGroup, ParsedFileRef
 from transforms.runlog.steps import describe_failure
 from transforms.warehouse.tables import file_manifest
 
 log = logging.getLogger(__name__)
-
-_LogLine = tuple[str, int, str]  # logger name, level, message
-# a worker's state, set once when it starts (inherited through the fork, never pickled)
-_worker: dict[str, object] = {}
-_lines: list[_LogLine] = []
-
-
-class _Collector(logging.Handler):
-    def emit(self, record: logging.LogRecord) -> None:
-        _lines.append((record.name, record.levelno, record.getMessage()))
-
 
 # A workbook's bytes are zipped XML: each costs several times a CSV byte to read and parse.
 _WORKBOOK_WEIGHT = 3
@@ -67,30 +56,10 @@ def largest_first(engine: Engine, groups: Sequence[DatasetGroup]) -> list[int]:
     return sorted(range(len(groups)), key=lambda n: -sizes[n])
 
 
-def _worker_start(settings: Settings, run_id: str) -> None:
-    """Keep the worker's log lines for the task instead of writing to the task's log."""
-    loggers = [logging.getLogger()]
-    loggers += [
-        logger
-        for logger in logging.Logger.manager.loggerDict.values()
-        if isinstance(logger, logging.Logger)
-    ]
-    for logger in loggers:
-        for handler in list(logger.handlers):
-            logger.removeHandler(handler)
-        logger.propagate = True
-    logging.getLogger().addHandler(_Collector())
-    _worker.update(settings=settings, run_id=run_id)
-
-
-def _parse_group(group: DatasetGroup) -> tuple[list[ParsedFileRef], list[_LogLine]]:
+def _parse_group(settings: Settings, run_id: str, group: DatasetGroup) -> list[ParsedFileRef]:
     from transforms.pipeline.steps import parse_and_validate
     from transforms.warehouse.tables import make_engine
 
-    settings = _worker["settings"]
-    run_id = _worker["run_id"]
-    assert isinstance(settings, Settings) and isinstance(run_id, str)
-    _lines.clear()
     engine = make_engine(settings.warehouse_url)
     try:
         refs = parse_and_validate(settings, engine, run_id, group["dataset"], group["manifest_ids"])
@@ -103,7 +72,7 @@ def _parse_group(group: DatasetGroup) -> tuple[list[ParsedFileRef], list[_LogLin
         refs = []
     finally:
         engine.dispose()
-    return refs, list(_lines)
+    return refs
 
 
 def parse_side_by_side(
@@ -121,35 +90,15 @@ def parse_side_by_side(
     log.info("%d datasets, %d side by side", len(groups), workers)
     order = largest_first(engine, groups)
     engine.dispose()  # no pooled connection of the task may be used by a worker too
+    work = functools.partial(_parse_group, settings, run_id)
     results: list[ParsedFileRef] = []
-    # Objects frozen before the fork are never collected in a worker, so no finaliser of the
-    # task's garbage (a dropped connection, say) runs there.
-    gc.freeze()
-    try:
-        with ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=multiprocessing.get_context("fork"),
-            initializer=_worker_start,
-            initargs=(settings, run_id),
-        ) as pool:
-            submitted: dict[int, Future[tuple[list[ParsedFileRef], list[_LogLine]]]] = {}
-            for position in order:
-                submitted[position] = pool.submit(_parse_group, groups[position])
-            gc.unfreeze()  # the workers are forked by the first submit
-            futures = [submitted[position] for position in range(len(groups))]
-            for group, future in zip(groups, futures, strict=True):
-                try:
-                    refs, lines = future.result()
-                except Exception as exc:  # the worker died, or its result could not come back
-                    log.error(
-                        "dataset %s failed; its files are left for the next run: %s",
-                        group["dataset"],
-                        describe_failure(exc),
-                    )
-                    continue
-                for name, level, text in lines:
-                    logging.getLogger(name).log(level, "%s", text)
-                results += refs
-    finally:
-        gc.unfreeze()
+    for group, outcome in zip(groups, side_by_side(work, groups, workers, order), strict=True):
+        if isinstance(outcome, BaseException):  # the worker died, or its result could not come back
+            log.error(
+                "dataset %s failed; its files are left for the next run: %s",
+                group["dataset"],
+                describe_failure(outcome),
+            )
+            continue
+        results += outcome
     return results

@@ -306,6 +306,16 @@ class ListFacts:
                 )
                 self.listed |= set(this["person_key"].tolist())
 
+    def merge(self, other: ListFacts) -> None:
+        """Count in the facts another part of the county's rows gave (other lists, or other
+        persons): what `add` would have made of both parts' rows."""
+        if other.employed is not None:
+            self.employed = (self.employed or set()) | other.employed
+        if other.enrolled is not None:
+            self.enrolled = (self.enrolled or set()) | other.enrolled
+        self.listed |= other.listed
+        self.enrollment_this_year = self.enrollment_this_year or other.enrollment_this_year
+
 
 def current_view(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
     """The rows in force: a person's rows from the latest file mentioning them (person grain),

@@ -133,13 +133,38 @@ def _rebuild_warnings(
     rules: Mapping[str, Rule],
     labels: Mapping[str, Mapping[str, Any]],
     run_id: str,
+    day: dt.date,
+    today: Mapping[Key, Mapping[str, Any]],
 ) -> None:
-    """Recompute the risk_warning rows of `keys` from all their events."""
+    """Recompute the risk_warning rows of `keys` from all their events; `today`: the day's
+    events just written, as written."""
     ev = risk_warning_event
+    # The day's events are taken as written instead of read back (JSON evidence and all: they
+    # were most of what was read), unless a later day has events: then the history is read
+    # whole, as the events after the day come after the day's. What was written reads back
+    # as it was: evidence is JSON's own types (`_jsonable`), places are text.
+    later = conn.execute(sa.select(ev.c.id).where(ev.c.event_date > day).limit(1)).first()
+    in_memory = later is None and all(
+        isinstance(r["township"], str | None) and isinstance(r["village"], str | None)
+        for r in today.values()
+    )
+    before = [
+        ev.c.household_id,
+        ev.c.rule_id,
+        ev.c.event_date,
+        ev.c.event,
+        ev.c.status,
+        ev.c.risk_type,
+        ev.c.township,
+        ev.c.village,
+        ev.c.id,
+    ]
     households = sorted({h for h, _ in keys})
     rules_of: dict[str, set[str]] = defaultdict(set)
+    keys_of: dict[str, list[Key]] = defaultdict(list)
     for household_id, rule_id in keys:
         rules_of[household_id].add(rule_id)
+        keys_of[household_id].append((household_id, rule_id))
     for chunk in _chunks(households):
         # (a scan of every key per chunk made this quadratic in the county's warnings)
         chunk_rules = set().union(*(rules_of[h] for h in chunk))
@@ -155,10 +180,17 @@ def _rebuild_warnings(
             .where(ev.c.household_id.in_(chunk))
             .order_by(ev.c.household_id, ev.c.rule_id, ev.c.event_date)
         )
+        if in_memory:
+            query = query.with_only_columns(*before).where(ev.c.event_date < day)
         for event in conn.execute(query).mappings():
             key = (event["household_id"], event["rule_id"])
             if key in keys:
                 history[key].append(dict(event))
+        if in_memory:
+            for key in sorted(k for h in chunk for k in keys_of[h] if k in today):
+                history[key].append(today[key])
+            history = {key: history[key] for key in sorted(history)}
+            _earlier_evidence(conn, history.values())
         rows = []
         for (household_id, rule_id), events in history.items():
             rule = rules.get(rule_id)
@@ -177,6 +209,30 @@ def _rebuild_warnings(
             )
         if rows:
             conn.execute(risk_warning.insert(), rows)
+
+
+def _earlier_evidence(conn: Connection, histories: Iterable[list[Mapping[str, Any]]]) -> None:
+    """The evidence of each history's latest open event, read where it is an earlier day's
+    (those were read without it)."""
+    wanted: dict[int, tuple[list[Mapping[str, Any]], int]] = {}
+    for events in histories:
+        opened = [n for n, r in enumerate(events) if r["event"] in OPEN_EVENTS]
+        at = opened[-1] if opened else len(events) - 1
+        if "evidence" not in events[at]:
+            wanted[events[at]["id"]] = (events, at)
+    ev = risk_warning_event
+    ids = sorted(wanted)
+    for start in range(0, len(ids), 500):
+        query = sa.select(ev.c.id, ev.c.evidence, ev.c.evidence_zh).where(
+            ev.c.id.in_(ids[start : start + 500])
+        )
+        for found in conn.execute(query):
+            events, at = wanted[found.id]
+            events[at] = {
+                **events[at],
+                "evidence": found.evidence,
+                "evidence_zh": found.evidence_zh,
+            }
 
 
 def _json(value: Any) -> Any:
@@ -226,7 +282,8 @@ def store_day(
         )
     if rows:
         conn.execute(ev.insert(), rows)
-    _rebuild_warnings(conn, earlier | set(events), rules, labels, run_id)
+    today: dict[Key, Mapping[str, Any]] = dict(zip(sorted(events), rows, strict=True))
+    _rebuild_warnings(conn, earlier | set(events), rules, labels, run_id, day, today)
 
     conn.execute(inclusion_candidate.delete().where(inclusion_candidate.c.snapshot_date == day))
     candidates = [

@@ -260,6 +260,33 @@ def _take(frame: pd.DataFrame, positions: np.ndarray | None) -> pd.DataFrame:
     return frame.iloc[positions].reset_index(drop=True)
 
 
+@dataclass
+class _Part:
+    """What one dataset's slices gave: its rules' findings, and its availability and facts."""
+
+    found: dict[str, _Found]
+    seen: dict[str, bool] = field(default_factory=dict)
+    rows: int = 0
+    filled: frozenset[str] = frozenset()
+    facts: ListFacts = field(default_factory=ListFacts)
+
+
+@dataclass(frozen=True)
+class Slicing:
+    """What reading each dataset a slice at a time shares, read once before the datasets (and,
+    side by side, inherited by the workers through the fork: never pickled)."""
+
+    county: CountyData
+    slice_of: Mapping[Any, int]
+    person_at: Mapping[int, np.ndarray]
+    household_at: Mapping[int, np.ndarray]
+    numbers: list[int]
+    readers: Mapping[str, list[tuple[Rule, dict[str, Any]]]]
+    members_float: bool
+    day: dt.date
+    parameters: CountyParameters
+
+
 def evaluate_county(
     conn: Connection,
     plan: RulePlan,
@@ -267,73 +294,57 @@ def evaluate_county(
     day: dt.date,
     parameters: CountyParameters,
     slice_households: int = SLICE_HOUSEHOLDS,
+    workers: int = 1,
 ) -> tuple[CountyData, Evaluation]:
     """`evaluate(plan, load_county_data(conn, contracts), day, parameters)` a slice of
     households at a time; the county's persons and households, with the lists' facts the
-    indicators read instead of their rows."""
+    indicators read instead of their rows. With `workers` > 1 the datasets are read and
+    evaluated side by side, by this process and `workers` - 1 forked ones
+    (transforms.risk.slice_workers), with the same result."""
     by_dataset = {c.dataset: c for c in contracts}
     county = _county(conn, by_dataset)
     slice_of = _slice_of(conn, slice_households)
-    person_at = _positions(county.persons, slice_of)
-    household_at = _positions(county.households, slice_of)
-    numbers = [OFF_ROSTER, *sorted(set(slice_of.values()))]
     in_force = [(rule, rule.values_on(day)) for rule in plan.active]
     readers: dict[str, list[tuple[Rule, dict[str, Any]]]] = defaultdict(list)
     for rule, values in in_force:
         dataset = getattr(rule.logic, "dataset", None)
         if values is not None and dataset is not None:
             readers[dataset].append((rule, values))
+    births = county.persons.get("birth_date")
+    slicing = Slicing(
+        county=county,
+        slice_of=slice_of,
+        person_at=_positions(county.persons, slice_of),
+        household_at=_positions(county.households, slice_of),
+        numbers=[OFF_ROSTER, *sorted(set(slice_of.values()))],
+        readers=readers,
+        members_float=births is not None
+        and bool(births.isna().any())
+        and bool(births.notna().any()),
+        day=day,
+        parameters=parameters,
+    )
+    if workers > 1 and len(by_dataset) > 1:
+        from transforms.risk.slice_workers import read_side_by_side
+
+        parts = read_side_by_side(conn, slicing, workers)
+    else:
+        table = _slice_table(conn, slice_of)
+        parts = {dataset: read_dataset(conn, table, slicing, dataset) for dataset in by_dataset}
+        # dropped here, not in a `finally`: after a failed statement PostgreSQL refuses every
+        # other until the rollback, which drops the temporary table with everything else
+        table.drop(conn)
     found = {rule.id: _Found() for rule, _ in in_force}
     seen: dict[str, bool] = {}
     rows: dict[str, int] = {}
     filled: dict[str, frozenset[str]] = {}
     facts = ListFacts()
-    table = _slice_table(conn, slice_of)
-    births = county.persons.get("birth_date")
-    members_float = births is not None and bool(births.isna().any()) and bool(births.notna().any())
-    for dataset, contract in by_dataset.items():
-        rows[dataset], filled[dataset] = 0, frozenset()
-        if not readers.get(dataset) and dataset not in ListFacts.READS:
-            counted = _counted(conn, contract)
-            if counted is not None:
-                # no rule reads its rows: only its availability, counted in the warehouse
-                rows[dataset], filled[dataset] = counted
-                continue
-        if readers.get(dataset):
-            ages = {MEMBERS: members_float, dataset: _float_birth(conn, contract)}
-        frames = _dataset_slices(conn, contract, table)
-        pending = next(frames, None)
-        for number in numbers:
-            if pending is not None and pending[0] == number:
-                view = current_view(pending[1], contract)
-                pending = next(frames, None)
-            elif pending is not None and pending[0] < number:
-                raise RuntimeError(f"{dataset}: rows of an unknown slice {pending[0]}")
-            else:
-                view = None
-            if view is not None:
-                rows[dataset] += len(view)
-                if not view.empty:
-                    present = view.notna().any()
-                    filled[dataset] |= {str(c) for c, has in present.items() if bool(has)}
-                facts.add({dataset: view}, day)
-            if not readers.get(dataset):
-                continue
-            if view is None:
-                view = _empty(contract)
-            part = CountyData(
-                persons=_take(county.persons, person_at.get(number)),
-                households=_take(county.households, household_at.get(number)),
-                rows={dataset: view},
-                contracts=by_dataset,
-                refused=county.refused,
-            )
-            _evaluate_slice(part, readers[dataset], day, parameters, found, seen, ages)
-        if pending is not None:
-            raise RuntimeError(f"{dataset}: rows of an unknown slice {pending[0]}")
-    # dropped here, not in a `finally`: after a failed statement PostgreSQL refuses every
-    # other until the rollback, which drops the temporary table with everything else
-    table.drop(conn)
+    for dataset in by_dataset:  # in the contracts' order, whichever process read them
+        part = parts[dataset]
+        found.update(part.found)
+        seen.update(part.seen)
+        rows[dataset], filled[dataset] = part.rows, part.filled
+        facts.merge(part.facts)
     available = Availability.of(
         {HOUSEHOLDS: county.households, PERSONS: county.persons}, by_dataset
     )
@@ -353,6 +364,57 @@ def evaluate_county(
     )
     settled = _settle(in_force, found, seen, rows, by_dataset, day, parameters)
     return county, evaluate_rules(plan, county, day, parameters, available, settled)
+
+
+def read_dataset(conn: Connection, table: sa.Table, slicing: Slicing, dataset: str) -> _Part:
+    """One dataset's current rows a slice at a time, its rules evaluated on each slice;
+    `table` is the person -> slice table (`_slice_table`) on `conn`."""
+    county = slicing.county
+    contract = county.contracts[dataset]
+    rules = slicing.readers.get(dataset, [])
+    part = _Part(found={rule.id: _Found() for rule, _ in rules})
+    if not rules and dataset not in ListFacts.READS:
+        counted = _counted(conn, contract)
+        if counted is not None:
+            # no rule reads its rows: only its availability, counted in the warehouse
+            part.rows, part.filled = counted
+            return part
+    ages: dict[str, bool] = {}
+    if rules:
+        ages = {MEMBERS: slicing.members_float, dataset: _float_birth(conn, contract)}
+    filled: set[str] = set()
+    frames = _dataset_slices(conn, contract, table)
+    pending = next(frames, None)
+    for number in slicing.numbers:
+        if pending is not None and pending[0] == number:
+            view = current_view(pending[1], contract)
+            pending = next(frames, None)
+        elif pending is not None and pending[0] < number:
+            raise RuntimeError(f"{dataset}: rows of an unknown slice {pending[0]}")
+        else:
+            view = None
+        if view is not None:
+            part.rows += len(view)
+            if not view.empty:
+                present = view.notna().any()
+                filled |= {str(c) for c, has in present.items() if bool(has)}
+            part.facts.add({dataset: view}, slicing.day)
+        if not rules:
+            continue
+        if view is None:
+            view = _empty(contract)
+        data = CountyData(
+            persons=_take(county.persons, slicing.person_at.get(number)),
+            households=_take(county.households, slicing.household_at.get(number)),
+            rows={dataset: view},
+            contracts=county.contracts,
+            refused=county.refused,
+        )
+        _evaluate_slice(data, rules, slicing.day, slicing.parameters, part.found, part.seen, ages)
+    if pending is not None:
+        raise RuntimeError(f"{dataset}: rows of an unknown slice {pending[0]}")
+    part.filled = frozenset(filled)
+    return part
 
 
 def _float_birth_query(contract: Contract) -> sa.Select[Any]:

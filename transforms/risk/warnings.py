@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
@@ -49,6 +51,7 @@ from transforms.risk.status import (
     rule_statuses,
     store_statuses,
 )
+from transforms.runlog.forked import Beside, can_fork
 from transforms.warehouse.risk_tables import (
     inclusion_candidate,
     plan_indicator,
@@ -63,10 +66,19 @@ log = logging.getLogger(__name__)
 # --- the step the DAG runs ----------------------------------------------------------------------
 
 
-def run_warnings(settings: Settings, engine: Engine, run_id: str, day: dt.date) -> dict[str, Any]:
+def run_warnings(
+    settings: Settings, engine: Engine, run_id: str, day: dt.date, workers: int | None = None
+) -> dict[str, Any]:
     """Evaluate the rules for `day`, record the day's warning events, candidates and indicators
-    (replacing any earlier computation of the same day) in one transaction."""
+    (replacing any earlier computation of the same day) in one transaction. The lists the rules
+    read are read side by side in `workers` processes (default: one per core; 1: in this
+    process), with the same result."""
     from transforms.runlog.steps import recorded_step
+
+    if workers is None:
+        workers = os.cpu_count() or 1
+    if not can_fork():
+        workers = 1
 
     try:
         rules, indicators, parameters, villages = default_configuration()
@@ -96,20 +108,27 @@ def run_warnings(settings: Settings, engine: Engine, run_id: str, day: dt.date) 
         # one that begins by writing waits for the other's write lock instead (busy_timeout).
         with engine.connect() as reading:
             # a slice of households at a time: memory does not grow with the county's lists
-            data, evaluation = evaluate_county(reading, plan, contracts, day, parameters)
+            data, evaluation = evaluate_county(
+                reading, plan, contracts, day, parameters, workers=workers
+            )
         # the manifest's deliveries, read once for the calendar and for the gaps' ages
         delivered = delivered_days(conn)
         deliveries = record_deliveries(conn, run_id, day, contracts, delivered)
         gaps = settle_reconciliations(conn, run_id, day, evaluation, by_id, data, delivered)
         stale_marked = mark_stale(evaluation, by_id, deliveries)
-        stored = store_day(conn, run_id, day, by_id, evaluation, data)
-        visits = settle_follow_ups(conn, run_id, day, by_id)
-        rows = compute_indicators(data, evaluation, indicators, parameters, villages, day, names)
+        # The indicators read the evaluation as it now is, and no table: they are computed
+        # beside the writing of the day's warnings and follow-ups (in a process forked from
+        # this one, which inherits what they read), or here when this one may not fork.
+        computing = (data, evaluation, indicators, parameters, villages, day, names)
+        with _indicators_beside(computing, workers) as beside:
+            stored = store_day(conn, run_id, day, by_id, evaluation, data)
+            visits = settle_follow_ups(conn, run_id, day, by_id)
+            rows, indicator_status = (
+                beside.result() if beside is not None else _indicators_of(computing)
+            )
         conn.execute(plan_indicator.delete().where(plan_indicator.c.as_of_date == day))
         conn.execute(plan_indicator.insert(), [{**r, "run_id": run_id} for r in rows])
-        statuses = rule_statuses(plan, evaluation) + list(
-            indicator_statuses(data, evaluation, indicators, day, names).values()
-        )
+        statuses = rule_statuses(plan, evaluation) + list(indicator_status.values())
         store_statuses(conn, run_id, day, statuses)
         by_rule: dict[str, dict[str, int]] = {}
         for (_, rule_id), _evidence in evaluation.findings.items():
@@ -156,6 +175,34 @@ def run_warnings(settings: Settings, engine: Engine, run_id: str, day: dt.date) 
         stored["candidates"],
     )
     return dict(counts)
+
+
+_Computing = tuple[Any, ...]  # what the indicators read (compute_indicators' arguments)
+_inherited: dict[str, _Computing] = {}  # set before the fork, read by the forked process
+
+
+def _indicators_of(computing: _Computing | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The plan's indicator rows and their statuses."""
+    data, evaluation, indicators, parameters, villages, day, names = (
+        computing if computing is not None else _inherited["computing"]
+    )
+    rows = compute_indicators(data, evaluation, indicators, parameters, villages, day, names)
+    return rows, indicator_statuses(data, evaluation, indicators, day, names)
+
+
+@contextmanager
+def _indicators_beside(
+    computing: _Computing, workers: int
+) -> Iterator[Beside[None, tuple[list[dict[str, Any]], dict[str, Any]]] | None]:
+    if workers < 2:
+        yield None
+        return
+    _inherited["computing"] = computing  # inherited through the fork, never pickled
+    try:
+        with Beside(_indicators_of, None) as beside:
+            yield beside
+    finally:
+        _inherited.clear()
 
 
 # --- the summary for the run report -------------------------------------------------------------

@@ -1,0 +1,163 @@
+"""The lists read and evaluated side by side in worker processes write what reading them in the
+task writes: every table of the warnings stage, row for row, on SQLite and PostgreSQL, on a
+small county whose lists hold hostile text (formula prefixes, ID-shaped text, empty and
+truncated cells, control characters, NUL where the database keeps it)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from pipeline_days import day_settings, load_day
+
+from transforms.config.contracts import load_contracts
+from transforms.risk import slice_workers, slices
+from transforms.risk.configuration import default_configuration
+from transforms.risk.rules import plan_rules
+from transforms.risk.slices import evaluate_county
+from transforms.risk.warnings import run_warnings
+from transforms.warehouse.tables import staging_table
+
+DAY = dt.date(2026, 11, 28)
+SECRET = "workers-secret-" + "w" * 32
+TABLES = (
+    "risk_warning_event",
+    "risk_warning",
+    "inclusion_candidate",
+    "plan_indicator",
+    "rule_status",
+    "reconciliation_item",
+    "delivery_status",
+    "warning_follow_up",
+)
+VOLATILE = {"id", "run_id", "updated_run_id", "created_at", "updated_at", "computed_at"}
+HOSTILE = (
+    '=HYPERLINK("http://x","y")',
+    "+1+1",
+    "@SUM(A1)",
+    "-2",
+    "110101199003074514",  # ID-shaped
+    "",
+    "张",  # a name cut short
+    "a\x1fb\tc\r\nd",  # the signatures' separator, a tab, a line break
+    "已就业\x00",  # NUL (SQLite only: PostgreSQL's text refuses it)
+)
+
+
+@pytest.fixture
+def county_dir(tmp_path: Path) -> Path:
+    from generator import generate
+
+    data_dir = tmp_path / "data"
+    generate(data_dir, data_dir / "truth", households=20, seed=3, day=DAY, days=1)
+    return data_dir
+
+
+def _make_hostile(engine: sa.Engine) -> int:
+    """Hostile text in the text columns of the first rows of every list; the cells changed."""
+    postgres = engine.dialect.name == "postgresql"
+    values = [v for v in HOSTILE if not (postgres and "\x00" in v)]
+    changed = 0
+    with engine.begin() as conn:
+        for contract in load_contracts():
+            table = staging_table(contract)
+            texts: dict[str, int | None] = {}
+            for column in contract.columns:
+                kind = table.c[column.name].type
+                if isinstance(kind, sa.String) and not isinstance(kind, sa.Enum):
+                    texts[column.name] = kind.length
+            ids = conn.execute(sa.select(table.c.id).order_by(table.c.id).limit(6)).scalars()
+            for n, row_id in enumerate(ids.all()):
+                for m, (name, length) in enumerate(texts.items()):
+                    value = values[(n + m) % len(values)][: length or None]
+                    conn.execute(table.update().where(table.c.id == row_id).values({name: value}))
+                    changed += 1
+    return changed
+
+
+def _dump(engine: sa.Engine) -> dict[str, list[tuple[Any, ...]]]:
+    meta = sa.MetaData()
+    out = {}
+    with engine.connect() as conn:
+        for name in TABLES:
+            table = sa.Table(name, meta, autoload_with=conn)
+            columns = [c for c in table.c if c.name not in VOLATILE]
+            rows = conn.execute(sa.select(*columns)).all()
+            out[name] = sorted(
+                tuple(json.dumps(v, sort_keys=True, default=str) for v in r) for r in rows
+            )
+    return out
+
+
+def _warnings(
+    settings: Any, engine: sa.Engine, run_id: str, workers: int
+) -> dict[str, list[tuple[Any, ...]]]:
+    run_warnings(settings, engine, run_id, DAY, workers=workers)
+    # (as each DAG task: a connection of one run is not reused by the next, which on SQLite
+    # would find the slices' temporary tables the first left on it)
+    engine.dispose()
+    return _dump(engine)
+
+
+def test_side_by_side_writes_what_one_process_writes(county_dir: Path, warehouse_url: str) -> None:
+    settings = day_settings(county_dir, SECRET, warehouse_url)
+    engine, _ = load_day(settings, DAY)
+    assert _make_hostile(engine) > 20
+    one = _warnings(settings, engine, "manual__one", 1)
+    # the same day again: its events replace the first computation's
+    two = _warnings(settings, engine, "manual__two", 2)
+    assert one["risk_warning_event"] and one["reconciliation_item"]
+    assert one == two
+    assert _warnings(settings, engine, "manual__three", 1) == one
+    engine.dispose()
+
+
+def test_side_by_side_evaluation_equals_one_process(county_dir: Path, warehouse_url: str) -> None:
+    settings = day_settings(county_dir, SECRET, warehouse_url)
+    engine, _ = load_day(settings, DAY)
+    _make_hostile(engine)
+    rules, _, parameters, _ = default_configuration()
+    contracts = load_contracts()
+    plan = plan_rules(rules, contracts)
+    with engine.connect() as conn:
+        for size in (1, 10_000):
+            _, one = evaluate_county(conn, plan, contracts, DAY, parameters, size, workers=1)
+            data, two = evaluate_county(conn, plan, contracts, DAY, parameters, size, workers=3)
+            # the same findings in the same order, evidence and all
+            assert list(two.findings.items()) == list(one.findings.items())
+            assert two.candidates == one.candidates
+            assert two.reconciliations == one.reconciliations
+            assert two.persons == one.persons
+            assert (two.active, two.insufficient, two.notes) == (
+                one.active,
+                one.insufficient,
+                one.notes,
+            )
+            assert two.available == one.available
+            assert data.facts is not None
+    engine.dispose()
+
+
+def test_a_failing_dataset_fails_the_evaluation(
+    county_dir: Path, warehouse_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = day_settings(county_dir, SECRET, warehouse_url)
+    engine, _ = load_day(settings, DAY)
+    rules, _, parameters, _ = default_configuration()
+    contracts = load_contracts()
+    plan = plan_rules(rules, contracts)
+    real = slices.read_dataset
+
+    def broken(conn: Any, table: Any, slicing: Any, dataset: str) -> Any:
+        if dataset == "settlements":
+            raise ValueError("settlements unreadable")
+        return real(conn, table, slicing, dataset)
+
+    monkeypatch.setattr(slice_workers, "read_dataset", broken)
+    with engine.connect() as conn, pytest.raises(ValueError, match="settlements unreadable"):
+        evaluate_county(conn, plan, contracts, DAY, parameters, workers=2)
+    engine.dispose()

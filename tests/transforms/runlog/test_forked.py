@@ -1,0 +1,58 @@
+"""Work done side by side in forked workers comes back in the items' order, with what it
+raised, its log lines written by the task, whatever order the workers started or ended in."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import pytest
+
+from transforms.runlog.forked import Beside, can_fork, side_by_side
+
+log = logging.getLogger("tests.forked")
+_inherited: dict[str, str] = {}
+
+
+def _square(n: int) -> tuple[int, int]:
+    time.sleep(0.05 * (3 - n % 3))  # the first started end last
+    log.warning("squared %d", n)
+    if n == 4:
+        raise ValueError("four refused")
+    return n * n, os.getpid()
+
+
+def _inherited_text(suffix: str) -> str:
+    return _inherited["text"] + suffix
+
+
+def test_results_in_the_items_order_with_what_raised(caplog: pytest.LogCaptureFixture) -> None:
+    assert can_fork()
+    with caplog.at_level(logging.WARNING, logger="tests.forked"):
+        outcomes = side_by_side(_square, [0, 1, 2, 3, 4, 5], 2, order=[5, 4, 3, 2, 1, 0])
+    values = [o if isinstance(o, BaseException) else o[0] for o in outcomes]
+    assert values[:4] == [0, 1, 4, 9] and values[5] == 25
+    assert isinstance(values[4], ValueError) and str(values[4]) == "four refused"
+    pids = {o[1] for o in outcomes if not isinstance(o, BaseException)}
+    assert os.getpid() not in pids  # done in the workers, not here
+    # each part's log lines, written by this process in the items' order
+    lines = [r.getMessage() for r in caplog.records if r.name == "tests.forked"]
+    assert lines == [f"squared {n}" for n in range(6)]
+    assert all(r.process == os.getpid() for r in caplog.records if r.name == "tests.forked")
+
+
+def test_no_items_no_workers() -> None:
+    assert side_by_side(_square, [], 2) == []
+
+
+def test_beside_reads_what_it_inherited_and_raises_what_work_raised() -> None:
+    # hostile text inherited through the fork comes back as it was
+    _inherited["text"] = '=HYPERLINK("x")\x00\x1f110101199003074514'
+    try:
+        with Beside(_inherited_text, "张") as beside:
+            assert beside.result() == _inherited["text"] + "张"
+    finally:
+        _inherited.clear()
+    with Beside(_square, 4) as failing, pytest.raises(ValueError, match="four refused"):
+        failing.result()

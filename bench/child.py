@@ -48,6 +48,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def workers_peak_rss_mb() -> float:
+    """The largest peak of the processes this one started and waited for: a step's forked
+    workers (warnings, township workbooks), the isolated reader's child."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
 def cpu_seconds() -> float:
     """User and system time of this process and of the children it waited for (the isolated
     reader): on a shared machine, what the work cost, whatever else ran beside it."""
@@ -116,6 +122,7 @@ def _entry(task: dict[str, Any]) -> dict[str, Any]:
         "cpu_seconds": cpu,
         "import_seconds": import_seconds,
         "peak_rss_mb": peak_rss_mb(),
+        "workers_peak_rss_mb": workers_peak_rss_mb(),
     }
 
 

@@ -159,6 +159,15 @@ class Figure:
     import_seconds: float = 0.0
     note: str = ""
     cpu_seconds: float = 0.0
+    # the largest peak of the workers the stage's process started (0: none)
+    workers_peak_mb: float = 0.0
+
+    @property
+    def task_peak_mb(self) -> float:
+        """What the stage's task may hold at once: its process's peak and its largest worker's,
+        summed (an upper bound: a forked worker shares the task's pages until it writes them,
+        and the two need not peak together)."""
+        return self.peak_rss_mb + self.workers_peak_mb
 
 
 @dataclass
@@ -205,7 +214,7 @@ class Run:
 
     @property
     def peak_mb(self) -> float:
-        return max((f.peak_rss_mb for f in self.stages), default=0.0)
+        return max((f.task_peak_mb for f in self.stages), default=0.0)
 
 
 def after_load_seconds(seconds: dict[str, float]) -> float:
@@ -426,6 +435,7 @@ def run_pipeline(
                 out["import_seconds"],
                 note,
                 out.get("cpu_seconds", 0.0),
+                out.get("workers_peak_rss_mb", 0.0),
             )
         )
 
@@ -435,7 +445,7 @@ def run_pipeline(
     side_by_side: float | None = None
     if "parse" in stages:
         parse_s = rest_s = gx_s = imports_s = cpu_s = 0.0
-        peak = 0.0
+        peak = workers_peak = 0.0
         files: list[dict[str, Any]] = []
         tasks = [
             _profiled_task(
@@ -464,6 +474,8 @@ def run_pipeline(
             imports_s += out["import_seconds"]
             cpu_s += out.get("cpu_seconds", 0.0)
             peak = max(peak, out["peak_rss_mb"])
+            # the isolated reader's child, for a file the streamed reader cannot take
+            workers_peak = max(workers_peak, out.get("workers_peak_rss_mb", 0.0))
         figures.append(
             Figure(
                 "parse",
@@ -471,6 +483,7 @@ def run_pipeline(
                 peak,
                 imports_s,
                 f"{len(groups)} datasets, one process each, {workers} at a time",
+                workers_peak_mb=workers_peak,
             )
         )
         figures.append(
@@ -480,6 +493,7 @@ def run_pipeline(
                 peak,
                 0.0,
                 f"GX run_gx {gx_s:.1f}s; same processes; parse+validate CPU {cpu_s:.1f}s",
+                workers_peak_mb=workers_peak,
             )
         )
     if "resolve" in stages:

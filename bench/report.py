@@ -41,7 +41,12 @@ def format_run(run: Run, baseline: bool) -> str:
         cpu = (
             f"CPU {f.cpu_seconds:.1f}s" if f.cpu_seconds and f.stage not in PARALLEL_STAGES else ""
         )
-        extra = "; ".join(x for x in (cpu, extra, f.note) if x)
+        workers = (
+            f"workers' peak {f.workers_peak_mb:,.0f} MB (task <= {f.task_peak_mb:,.0f})"
+            if f.workers_peak_mb >= 1
+            else ""
+        )
+        extra = "; ".join(x for x in (cpu, extra, workers, f.note) if x)
         lines.append(_line(f.stage, f.seconds, c.data_rows, f.peak_rss_mb, extra))
     lines.append(
         _line(
@@ -93,7 +98,8 @@ def format_run(run: Run, baseline: bool) -> str:
     target = TARGET_PEAK_MB if run.scale < 10 else TARGET_PEAK_MB_10X
     met = "met" if run.peak_mb <= target else "NOT met"
     lines.append(
-        f"  peak memory of any stage: {run.peak_mb:,.0f} MB (target <= {target:,.0f} MB at "
+        f"  peak memory of any stage: {run.peak_mb:,.0f} MB (its process and its largest "
+        f"worker's, summed; target <= {target:,.0f} MB at "
         f"{'1x' if run.scale < 10 else '10x'}: {met})"
     )
     return "\n".join(lines)

@@ -137,3 +137,14 @@ def test_the_stages_after_the_load_wait_for_what_the_dag_makes_them_wait_for() -
     # a stage not run takes no time
     assert after_load_seconds({"warnings": 5.0}) == 5.0
     assert after_load_seconds({}) == 0.0
+
+
+def test_a_stage_with_workers_counts_its_largest_worker_in_its_peak() -> None:
+    from bench.harness import County, Figure, Run
+
+    county = County(1, 1, 1, (), {}, "", 0.0)
+    alone = Figure("resolve", 1.0, 900.0)
+    forked = Figure("warnings", 1.0, 700.0, workers_peak_mb=600.0)
+    assert (alone.task_peak_mb, forked.task_peak_mb) == (900.0, 1300.0)
+    # the warnings' task holds up to 1,300 MB, more than the resolve's 900 alone
+    assert Run("sqlite", 1, county, [alone, forked]).peak_mb == 1300.0

@@ -8,6 +8,10 @@ left out) and of the resolved frames, for comparing old code with new row for ro
     python -m bench.ab trial --households 30000 --warehouse sqlite --work-dir /tmp/bench-x \
         --dump /tmp/bench-x/new.dump
 
+`keep-resolved` (after setup) runs resolve once and keeps its result as well; each later `trial`
+then times the load alone (and the dimensions, with --dimensions) from the same resolved
+frames.
+
 Run `trial` from a checkout of the old code (same work dir) for the other side.
 """
 
@@ -37,7 +41,9 @@ def _paths(args: argparse.Namespace) -> tuple[Path, Path, Path]:
 
 
 def _pg_name(args: argparse.Namespace, what: str) -> str:
-    return f"ab_{what}_{args.households}"
+    # the work dir in the name: two people's A/Bs on one server never share a database
+    work = hashlib.sha256(str(args.work_dir.resolve()).encode()).hexdigest()[:8]
+    return f"ab_{what}_{args.households}_{work}"
 
 
 def _pg(args: argparse.Namespace, statement: str) -> None:
@@ -129,6 +135,14 @@ def dump(url: str, out: Path, files: list[dict[str, Any]]) -> None:
                 body = sorted(repr(tuple(r)) for r in rows)
                 digest = hashlib.sha256("\n".join(body).encode()).hexdigest()
                 lines.append(f"{schema}.{name} rows={len(rows)} cols={columns} {digest}")
+        # the indexes too: the load may drop and rebuild some of them
+        indexes = (
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' ORDER BY name"
+            if engine.dialect.name == "sqlite"
+            else "SELECT indexname, indexdef FROM pg_indexes "
+            "WHERE schemaname IN ('public', 'restricted') ORDER BY indexname"
+        )
+        lines.extend(f"index {name}: {sql}" for name, sql in conn.exec_driver_sql(indexes))
     engine.dispose()
     for ref in files:
         frame = _read(Path(ref["valid_path"]))
@@ -156,18 +170,36 @@ def _read(path: Path) -> Any:
     return reader(path)
 
 
+def keep_resolved(args: argparse.Namespace) -> None:
+    """Run resolve once on the kept state and keep its result too: later trials then time the
+    load and the dimensions alone, from the same resolved frames."""
+    data = _restore(args)
+    base = {**data["base"], "warehouse_url": _url(args, _paths(args)[1], "run")}
+    resolved = run_isolated({**base, "kind": "resolve", "files": data["files"]})
+    kept, run, state = _paths(args)
+    state.write_text(json.dumps({**data, "resolved": resolved["result"]}), encoding="utf-8")
+    _copy_run(args, (run, "run"), (kept, "kept"))
+    print(f"kept {len(resolved['result'])} resolved files in {kept}")
+
+
 def trial(args: argparse.Namespace) -> None:
     data = _restore(args)
     base = {**data["base"], "warehouse_url": _url(args, _paths(args)[1], "run")}
     figures = []
-    resolved = run_isolated(
-        {**base, "kind": "resolve", "files": data["files"], "profile": _prof(args, "resolve")}
-    )
-    figures.append(("resolve", resolved))
+    if "resolved" in data:  # kept by keep-resolved: the load and the dimensions alone
+        resolved = {"result": data["resolved"]}
+    else:
+        resolved = run_isolated(
+            {**base, "kind": "resolve", "files": data["files"], "profile": _prof(args, "resolve")}
+        )
+        figures.append(("resolve", resolved))
     loaded = run_isolated(
         {**base, "kind": "load", "files": resolved["result"], "profile": _prof(args, "load")}
     )
     figures.append(("load", loaded))
+    if args.dimensions:
+        built = run_isolated({**base, "kind": "dimensions", "profile": _prof(args, "dimensions")})
+        figures.append(("dimensions", built))
     for stage, out in figures:
         print(
             f"{stage}: {out['seconds']:.2f}s cpu {out['cpu_seconds']:.2f}s "
@@ -185,17 +217,18 @@ def _prof(args: argparse.Namespace, stage: str) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ab")
-    parser.add_argument("action", choices=("setup", "trial", "dump"))
+    parser.add_argument("action", choices=("setup", "keep-resolved", "trial"))
     parser.add_argument("--households", type=int, default=30000)
     parser.add_argument("--warehouse", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--work-dir", type=Path, required=True)
     parser.add_argument("--dump", type=Path)
     parser.add_argument("--profile", type=Path)
+    parser.add_argument("--dimensions", action="store_true", help="time the dimensions too")
     parser.add_argument(
         "--postgres-url", default=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_POSTGRES)
     )
     args = parser.parse_args(argv)
-    {"setup": setup, "trial": trial}[args.action](args)
+    {"setup": setup, "keep-resolved": keep_resolved, "trial": trial}[args.action](args)
     return 0
 
 

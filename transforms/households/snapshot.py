@@ -20,6 +20,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from transforms.config.contracts import contract_by_dataset
 from transforms.households.incomes import REPORTED_PER_CAPITA, household_income
+from transforms.warehouse.bulk import insert_columns
 from transforms.warehouse.tables import (
     current_manifest_ids,
     dim_household,
@@ -108,10 +109,31 @@ def rebuild_dimensions(conn: Connection) -> Dimensions:
     # (rowcount of an INSERT ... SELECT is kept only when asked for)
     insert = dim_person.insert().from_select(columns, chosen)
     persons = conn.execute(insert.execution_options(preserve_rowcount=True)).rowcount
-    households = insert_batches(conn, dim_household, _household_rows(conn, latest), BATCH)
+    households = sum(
+        insert_columns(conn, dim_household, columns)
+        for columns in _in_columns(_household_rows(conn, latest), BATCH)
+    )
     if chosen_ids is not None:
         chosen_ids.drop(conn)
     return Dimensions(households, int(persons), tuple(ids))
+
+
+def _in_columns(rows: Iterator[dict[str, Any]], size: int) -> Iterator[dict[str, list[Any]]]:
+    """Rows (dicts with the same keys) as columns, the way insert_columns takes them, `size`
+    rows at a time (the household rows stream: no county-sized list)."""
+    columns: dict[str, list[Any]] = {}
+    count = 0
+    for row in rows:
+        if not columns:
+            columns = {name: [] for name in row}
+        for name, value in row.items():
+            columns[name].append(value)
+        count += 1
+        if count == size:
+            yield columns
+            columns, count = {}, 0
+    if columns:
+        yield columns
 
 
 LATEST_IDS = "tmp_latest_roster"

@@ -30,7 +30,7 @@ from transforms.privacy.keys import stored_converter
 from transforms.runlog.refs import LoadedFileRef, ResolvedFileRef
 from transforms.runlog.steps import describe_failure, recorded_step
 from transforms.warehouse import manifest
-from transforms.warehouse.bulk import bulk_load_chunks, load_page_cache
+from transforms.warehouse.bulk import bulk_load_chunks, indexes_deferred, load_page_cache
 from transforms.warehouse.person_keys import upsert_identity_columns
 from transforms.warehouse.tables import (
     IDENTITY_PHONE_COLUMNS,
@@ -318,7 +318,8 @@ def _load_file(
         # The rows go in slice by slice first; the period and the held check need the whole
         # file's period values and row count, gathered on the way (one transaction all along).
         slices = _Slices(contract, path, entry.id, entry.sha256)
-        n = bulk_load_chunks(conn, table, slices)
+        with indexes_deferred(conn, table, rows):
+            n = bulk_load_chunks(conn, table, slices)
         period = (
             _period_of(slices.periods, entry.received_at)
             if contract.supersedes

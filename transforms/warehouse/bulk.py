@@ -36,6 +36,50 @@ def load_page_cache(conn: Connection) -> Iterator[None]:
         conn.exec_driver_sql(f"PRAGMA cache_size = {int(previous or 0)}")
 
 
+@contextlib.contextmanager
+def indexes_deferred(conn: Connection, table: sa.Table, rows: int) -> Iterator[None]:
+    """Build a staging table's secondary indexes after a load of `rows` rows instead of row by
+    row, when the table holds fewer rows than the load brings (a county's first load, a dataset
+    that was small until now), inside the caller's transaction: a rollback restores them.
+
+    Every row's person key lands on a random page of its index: inserting them one by one cost
+    more than the rows themselves (about half of a 120,000-row file's insert on SQLite), and
+    more per row as the index outgrows the cache. Sorting the whole column once costs less as
+    long as the rows already there are fewer than the new ones; beyond that, rebuilding the
+    index over them would cost more than it saves. The unique lineage index stays: it is what
+    keeps a file's row from being loaded twice. PostgreSQL locks the table against readers
+    until the commit (DROP INDEX): they wait for the load instead of reading the rows beside it.
+    """
+    deferred = [ix for ix in table.indexes if not ix.unique] if rows else []
+    if deferred and conn.dialect.name == "postgresql":
+        # Two loads into one table at once (two runs) would both read it, then both wait for
+        # the other's read to end before dropping: a deadlock. This lock lets one load in at a
+        # time (readers still read until the drop).
+        conn.exec_driver_sql(f'LOCK TABLE "{table.name}" IN SHARE ROW EXCLUSIVE MODE')
+    if deferred:
+        # at most `rows` rows read, however large the table is
+        present = sa.select(sa.literal(1)).select_from(table).limit(rows).subquery()
+        held = conn.execute(sa.select(sa.func.count()).select_from(present)).scalar_one()
+        if held >= rows:
+            deferred = []
+    if deferred and conn.dialect.name == "sqlite":
+        _in_transaction(conn)
+    for index in deferred:
+        index.drop(conn)
+    yield
+    for index in deferred:
+        index.create(conn)
+
+
+def _in_transaction(conn: Connection) -> None:
+    """Open SQLite's transaction if no statement has yet: Python's sqlite3 begins one only
+    before an INSERT, UPDATE or DELETE, and would run a DROP INDEX ahead of them on its own
+    (committed at once, never rolled back with the load)."""
+    driver = conn.connection.driver_connection
+    if driver is not None and not driver.in_transaction:
+        conn.exec_driver_sql("BEGIN")
+
+
 def _bound_once(values: Sequence[Any], process: Callable[[Any], Any]) -> list[Any]:
     """process(value) for every cell, run once per distinct object: the staging columns share
     one converted object among the cells of one source value, so a county's columns hold a few
@@ -53,6 +97,40 @@ def bulk_load(conn: Connection, table: sa.Table, columns: Mapping[str, Sequence[
     """Load rows, given as columns (name -> one value per row), into a staging table inside the
     caller's transaction; returns the rows inserted (bulk_load_chunks with a single chunk)."""
     return bulk_load_chunks(conn, table, lambda: iter([columns]))
+
+
+def insert_columns(conn: Connection, table: sa.Table, columns: Mapping[str, Sequence[Any]]) -> int:
+    """Insert rows given as columns (name -> one value per row) into any table inside the
+    caller's transaction, the way the staging rows go in: COPY on PostgreSQL, one prepared
+    statement's executemany on SQLite; returns the rows inserted. Unlike bulk_load, a row that
+    breaks a constraint fails the statement (nothing is merged)."""
+    names = list(columns)
+    rows = len(columns[names[0]]) if names else 0
+    if not rows:
+        return 0
+    if conn.dialect.name == "sqlite":
+        return _executemany(conn, table, names, columns)
+    if conn.dialect.name != "postgresql":
+        return insert_batches(
+            conn,
+            table,
+            (dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)),
+        )
+    driver = conn.connection.driver_connection
+    if driver is None:
+        raise RuntimeError("no database connection for COPY")
+    quoted = ", ".join(f'"{c}"' for c in names)
+    with (
+        driver.cursor() as cursor,
+        cursor.copy(f"COPY {_qualified(table)} ({quoted}) FROM STDIN") as copy,
+    ):
+        for row in zip(*columns.values(), strict=True):
+            copy.write_row(row)
+    return rows
+
+
+def _qualified(table: sa.Table) -> str:
+    return f'"{table.schema}"."{table.name}"' if table.schema else f'"{table.name}"'
 
 
 Chunks = Callable[[], Iterable[Mapping[str, Sequence[Any]]]]

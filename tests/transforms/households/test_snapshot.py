@@ -458,3 +458,17 @@ def test_a_snapshot_given_dimensions_of_an_older_roster_reads_the_roster_of_its_
         assert fresh.roster_ids == (*stale.roster_ids, max(fresh.roster_ids))
         assert build_snapshot(conn, DAY, fresh) == 4
     assert _snapshot_rows(engine) == from_the_roster
+
+
+def test_household_rows_go_in_as_columns_a_batch_at_a_time() -> None:
+    """dim_household's rows are handed to insert_columns in batches (no county-sized list):
+    every row once, in order, each batch with every column."""
+    from transforms.households.snapshot import _in_columns
+
+    rows = [{"household_id": f"={n}", "township": None if n % 2 else "城关镇"} for n in range(5)]
+    batches = list(_in_columns(iter(rows), 2))
+    assert [len(b["household_id"]) for b in batches] == [2, 2, 1]
+    assert [v for b in batches for v in b["household_id"]] == [r["household_id"] for r in rows]
+    assert [v for b in batches for v in b["township"]] == [r["township"] for r in rows]
+    assert list(_in_columns(iter([]), 2)) == []
+    assert [len(b["household_id"]) for b in _in_columns(iter(rows[:4]), 2)] == [2, 2]

@@ -419,7 +419,7 @@ def test_two_rosters_in_one_run_match_everyone_by_the_later_one(
     """Resolve holds one roster frame at most and reads an earlier roster of the same run again:
     every file, the earlier roster included, is matched through both rosters, the later one
     winning; the load hands the rows over two at a time and loads each once."""
-    monkeypatch.setattr(resolve, "RESOLVED_CHUNK_ROWS", 2)
+    monkeypatch.setattr(resolve, "SLICE_ROWS", 2)
     county.drop("rural_revitalization", "名册一.csv", roster(5))
     moved = roster(5).replace(f"城关镇,新村,0001,张1,{IDS[1]}", f"城关镇,新村,0009,张1,{IDS[1]}")
     assert moved != roster(5)

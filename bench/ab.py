@@ -166,7 +166,12 @@ def _read(path: Path) -> Any:
     from transforms.households import resolve
     from transforms.runlog import workdir
 
-    reader = getattr(resolve, "load_resolved", None) or workdir.load_frame
+    # the slices' reader, where each version of the code keeps it
+    reader = (
+        getattr(workdir, "load_frame_slices", None)
+        or getattr(resolve, "load_resolved", None)
+        or workdir.load_frame
+    )
     return reader(path)
 
 

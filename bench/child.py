@@ -202,12 +202,15 @@ def _do_parse_validate(task: dict[str, Any]) -> dict[str, Any]:
 
         return wrapper
 
-    # The steps module imported read_sheets_isolated itself (setattr: it does not re-export it);
-    # to_frame and run_gx are imported by pipeline.file_validation, which the step imports at
-    # call time, after these. A file parsed in chunks (parsing.chunks) builds its frames without
-    # to_frame: that time counts as validation's.
-    setattr(pipeline, "read_sheets_isolated", timed("parse", readers.read_sheets_isolated))  # noqa: B010
-    parse.to_frame = timed("parse", parse.to_frame)
+    # pipeline.file_validation reads the files (read_sheets_isolated) and builds the frames
+    # (to_frame) by names it imported: they are wrapped there. A file parsed in chunks
+    # (parsing.chunks) builds its frames without to_frame, and a streamed one reads its rows
+    # without read_sheets_isolated: that time counts as validation's.
+    from transforms.pipeline import file_validation
+
+    setattr(file_validation, "read_sheets_isolated", timed("parse", readers.read_sheets_isolated))  # noqa: B010
+    setattr(file_validation, "to_frame", timed("parse", parse.to_frame))  # noqa: B010
+    setattr(file_validation, "run_gx", timed("gx", validate.run_gx))  # noqa: B010
     validate.run_gx = timed("gx", validate.run_gx)
     settings, engine = _settings_engine(task)
     group = task["group"]

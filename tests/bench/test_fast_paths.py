@@ -52,6 +52,7 @@ from transforms.risk import data as risk_data
 from transforms.risk import evidence as risk_evidence
 from transforms.risk.configuration import default_configuration
 from transforms.risk.rules import Condition, ParamRef
+from transforms.runlog import workdir
 from transforms.runlog.refs import ParsedFileRef
 from transforms.runlog.workdir import load_frame, save_frame
 from transforms.warehouse.person_keys import upsert_identities
@@ -618,19 +619,19 @@ def test_resolve_writes_each_frame_once_with_the_same_result(
     settings, engine, results = runs["now"]
     loads: list[Path] = []
     saves: list[Path] = []
-    load, save = resolve.load_resolved, save_frame
+    read, writer = workdir.frame_slices, workdir.FrameSlicesWriter
 
-    def counted_load(path: Path) -> pd.DataFrame:
+    def counted_read(path: Path) -> Iterator[pd.DataFrame]:
         loads.append(path)
-        return load(path)
+        return read(path)
 
-    def counted_save(frame: pd.DataFrame, path: Path) -> None:
+    def counted_writer(path: Path) -> workdir.FrameSlicesWriter:
         saves.append(path)
-        save(frame, path)
+        return writer(path)
 
-    # a valid frame is read whole or in slices (a large file's): either way through load_resolved
-    monkeypatch.setattr(resolve, "load_resolved", counted_load)
-    monkeypatch.setattr(resolve, "save_resolved", counted_save)
+    # a valid frame is read slice by slice, whole or written in slices (a large file's)
+    monkeypatch.setattr(resolve, "frame_slices", counted_read)
+    monkeypatch.setattr(resolve, "FrameSlicesWriter", counted_writer)
     resolved = pipeline.resolve_households(settings, engine, "run", results)
     monkeypatch.undo()
 
@@ -640,7 +641,7 @@ def test_resolve_writes_each_frame_once_with_the_same_result(
     assert sorted(loads) == sorted([*paths, paths[1]])
     for before, now in zip(runs["before"][2], results, strict=True):
         expected = load_frame(Path(before["valid_path"]))
-        pd.testing.assert_frame_equal(resolve.load_resolved(Path(now["valid_path"])), expected)
+        pd.testing.assert_frame_equal(workdir.load_frame_slices(Path(now["valid_path"])), expected)
     assert [r["rows_unmatched"] for r in resolved] == [1, 0, 1, 0]
     assert [{k: v for k, v in r.items() if k != "rows_unmatched"} for r in resolved] == results
 

@@ -17,7 +17,7 @@ import pytest
 
 from transforms.config.contracts import ColumnType, contract_by_dataset
 from transforms.config.settings import Settings
-from transforms.households.resolve import ROSTER, load_resolved
+from transforms.households.resolve import ROSTER
 from transforms.parsing.identifiers import (
     _DIGITS17_RE,
     _birth_date_or_none,
@@ -29,6 +29,7 @@ from transforms.parsing.identifiers import (
 from transforms.pipeline import steps as pipeline
 from transforms.pipeline.load_step import identity_columns
 from transforms.runlog.refs import ParsedFileRef
+from transforms.runlog.workdir import load_frame_slices as load_resolved
 from transforms.runlog.workdir import save_frame
 from transforms.warehouse.tables import IDENTITY_PHONE_COLUMNS
 

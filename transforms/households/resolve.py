@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import pickle
 from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,13 @@ from transforms.parsing.parse import RAW_PREFIX, ROW_ID
 from transforms.privacy.keys import name_key, person_keyer
 from transforms.runlog.refs import ParsedFileRef, ResolvedFileRef
 from transforms.runlog.steps import recorded_step
-from transforms.runlog.workdir import FRAME_SLICES_FORMAT, load_frame, private_output
+from transforms.runlog.workdir import (
+    SLICE_ROWS,
+    FrameSlicesWriter,
+    PickleSpool,
+    frame_slices,
+    load_frame,
+)
 from transforms.warehouse.manifest import LOADED_STATUSES
 from transforms.warehouse.person_keys import identity_names, verify_person_key
 from transforms.warehouse.tables import file_manifest, staging_table
@@ -40,55 +45,6 @@ from transforms.warehouse.tables import file_manifest, staging_table
 log = logging.getLogger(__name__)
 
 ROSTER = "roster"
-
-
-# The frame resolve hands to the load is written in slices of this many rows, after a header,
-# so that the load reads and converts one slice at a time (a whole roster's frame at ten times
-# a county took more memory than the load needed)
-RESOLVED_CHUNK_ROWS = 50_000
-_RESOLVED_FORMAT = FRAME_SLICES_FORMAT
-
-
-def save_resolved(frame: pd.DataFrame, path: Path, chunk_rows: int | None = None) -> None:
-    """Write a resolved frame as a header then its slices of chunk_rows (RESOLVED_CHUNK_ROWS)
-    rows, readable by the pipeline's user alone as save_frame writes; an empty frame is one
-    empty slice (its columns and dtypes)."""
-    chunk_rows = chunk_rows or RESOLVED_CHUNK_ROWS
-    starts = range(0, len(frame), chunk_rows) if len(frame) else range(1)
-    with private_output(path) as fh:
-        header = {"format": _RESOLVED_FORMAT, "rows": len(frame), "slices": len(starts)}
-        pickle.dump(header, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        for start in starts:
-            part = frame.iloc[start : start + chunk_rows]
-            pickle.dump(part, fh, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def resolved_rows(path: Path) -> int:
-    """The rows of a resolved frame, from its header alone."""
-    with path.open("rb") as fh:
-        header = pickle.load(fh)
-    return len(header) if isinstance(header, pd.DataFrame) else int(header["rows"])
-
-
-def resolved_slices(path: Path) -> Iterator[pd.DataFrame]:
-    """A resolved frame's slices in order, one read at a time. A frame saved whole (by
-    save_frame, as resolve wrote it before) is its one slice."""
-    # Only frames this pipeline wrote into its own private work folder are unpickled.
-    with path.open("rb") as fh:
-        header = pickle.load(fh)
-        if isinstance(header, pd.DataFrame):
-            yield header
-            return
-        if header.get("format") != _RESOLVED_FORMAT:
-            raise ValueError(f"{path.name} is not a resolved frame")
-        for _ in range(header["slices"]):
-            yield pickle.load(fh)
-
-
-def load_resolved(path: Path) -> pd.DataFrame:
-    """A resolved frame whole (tests and tools; the load reads it slice by slice)."""
-    slices = list(resolved_slices(path))
-    return slices[0] if len(slices) == 1 else pd.concat(slices)
 
 
 def roster_households(engine: Engine) -> dict[str, str] | None:
@@ -203,15 +159,16 @@ def resolve_households(
             "_sex": sex,
         }
 
-        def keyed(result: ParsedFileRef) -> pd.DataFrame:
-            # a large file's valid rows are written in slices (parse_and_validate)
-            frame = load_resolved(Path(result["valid_path"]))
-            # the cells as written and the row ids served validation; the load reads neither,
-            # and they are half of a frame's memory: let them go before anything is added
-            unread = [c for c in frame.columns if c.startswith(RAW_PREFIX) or c == ROW_ID]
-            frame = frame.drop(columns=unread)
-            _attach_person_keys(frame, contract_by_dataset(result["dataset"]), derive)
-            return frame
+        def keyed(result: ParsedFileRef) -> Iterator[pd.DataFrame]:
+            # a file's valid rows in the slices they were written in (a large file's in many:
+            # parse writes them a chunk at a time), keyed one slice at a time
+            for frame in frame_slices(Path(result["valid_path"])):
+                # the cells as written and the row ids served validation; the load reads
+                # neither, and they are half of a frame's memory: let them go first
+                unread = [c for c in frame.columns if c.startswith(RAW_PREFIX) or c == ROW_ID]
+                frame = frame.drop(columns=unread)
+                _attach_person_keys(frame, contract_by_dataset(result["dataset"]), derive)
+                yield frame
 
         known = roster_households(engine)
         mapping = dict(known or {})
@@ -219,17 +176,30 @@ def resolve_households(
         name = contract_by_dataset(ROSTER).name_column
         names_here: dict[str, str | None] = {}
         roster_indexes = [i for i, r in enumerate(results) if r["dataset"] == ROSTER]
-        # One roster frame at most is held until its households are known (the last: a run
-        # rarely brings two); an earlier one is read and keyed again when its turn comes.
-        rosters: dict[int, pd.DataFrame] = {}
+        # The last roster's keyed slices are kept until its households are known (a run rarely
+        # brings two; an earlier one is read and keyed again when its turn comes): in memory
+        # when it is one slice, else in a spool of the work folder (a county's roster whole
+        # is what resolve held at ten times a county).
+        rosters: dict[int, list[pd.DataFrame] | PickleSpool] = {}
         for index in roster_indexes:
-            frame = keyed(results[index])
-            mapping.update(zip(frame["_person_key"], frame["household_id"], strict=True))
-            if name in frame:
-                names_here.update(zip(frame["_person_key"], frame[name], strict=True))
+            valid_path = Path(results[index]["valid_path"])
+            kept: list[pd.DataFrame] | PickleSpool | None = None
             if index == roster_indexes[-1]:
-                rosters[index] = frame
-            del frame
+                kept = rosters[index] = []
+            for frame in keyed(results[index]):
+                mapping.update(zip(frame["_person_key"], frame["household_id"], strict=True))
+                if name in frame:
+                    names_here.update(zip(frame["_person_key"], frame[name], strict=True))
+                if isinstance(kept, list) and kept:
+                    # a second slice: the roster is large, its keyed slices go to disk
+                    spool = PickleSpool(valid_path.with_name(valid_path.name + ".keyed"))
+                    spool.write(kept.pop())
+                    kept = rosters[index] = spool
+                if isinstance(kept, list):
+                    kept.append(frame)
+                elif kept is not None:
+                    kept.write(frame)
+                del frame
         if not mapping:
             log.warning(
                 "no roster has been loaded yet: households are matched once the rural "
@@ -269,28 +239,51 @@ def resolve_households(
             else mapping
         )
         for index, result in enumerate(results):
-            frame = rosters.pop(index) if index in rosters else keyed(result)
             contract = contract_by_dataset(result["dataset"])
-            if contract.grain == "household":
-                ids = frame[contract.household_key]
-                frame["_household_id"] = ids.where(ids.isin(households), None)
-            elif contract.about_persons:
-                frame["_household_id"] = frame["_person_key"].map(lookup)
-            else:  # about no household: nothing to match
-                frame["_household_id"] = None
             matchable = mapping and contract.grain != "item"
-            unmatched = int(frame["_household_id"].isna().sum()) if matchable else None
-            save_resolved(frame, Path(result["valid_path"]))
-            resolved.append(ResolvedFileRef(**result, rows_unmatched=unmatched))
+            unmatched = 0
+            rows = 0
+            held = rosters.pop(index, None)
+            slices = (
+                keyed(result)
+                if held is None
+                else iter(held)
+                if isinstance(held, list)
+                else held.read()
+            )
+            try:
+                with FrameSlicesWriter(Path(result["valid_path"])) as writer:
+                    for frame in slices:
+                        if contract.grain == "household":
+                            ids = frame[contract.household_key]
+                            frame["_household_id"] = ids.where(ids.isin(households), None)
+                        elif contract.about_persons:
+                            frame["_household_id"] = frame["_person_key"].map(lookup)
+                        else:  # about no household: nothing to match
+                            frame["_household_id"] = None
+                        if matchable:
+                            unmatched += int(frame["_household_id"].isna().sum())
+                        rows += len(frame)
+                        # the load converts a slice at a time: slices of SLICE_ROWS at most
+                        for start in range(0, len(frame), SLICE_ROWS):
+                            writer.add(frame.iloc[start : start + SLICE_ROWS])
+                        if not len(frame):
+                            writer.add(frame)
+                        del frame
+            finally:
+                if isinstance(held, PickleSpool):
+                    held.discard()
+            resolved.append(
+                ResolvedFileRef(**result, rows_unmatched=unmatched if matchable else None)
+            )
             if unmatched:
                 log.info(
                     "manifest #%s (%s): %d of %d persons not on the roster",
                     result["manifest_id"],
                     result["dataset"],
                     unmatched,
-                    len(frame),
+                    rows,
                 )
-            del frame
         counts.update(
             quarantined_rows_tied=tied,
             persons_known=len(mapping),

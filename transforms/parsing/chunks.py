@@ -8,20 +8,24 @@ carried from chunk to chunk: the fill-down values per sheet, the memory of cells
 depend on which sheets gave data rows, known only once every row was seen: a first pass
 (`scan`) finds them, and the frames are then built with `chunk_frames`.
 
-Rows come from the sheets as read today (each sheet's rows, sliced); a streamed reader that
-yields (row number, cells) chunks fits the same loop.
+Rows come from the sheets as read whole (each sheet's rows, sliced), or from a stream of the
+file (transforms.parsing.row_stream: `plan_stream`), which the first pass reads through; its
+data rows are then kept in a spool (the run's work folder) for the second pass, so the file is
+read once and never held whole.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
 from transforms.config.contracts import Contract
+from transforms.parsing.file_refusals import FileRejection
 from transforms.parsing.headers import (
+    HEADER_SCAN_ROWS,
     HeaderMatch,
     SkippedSheet,
     identify,
@@ -42,21 +46,38 @@ from transforms.parsing.parse import (
     whole_raw_dtype,
 )
 from transforms.parsing.readers import RawSheet
+from transforms.parsing.row_stream import Row, RowStream
 
 # rows of a chunk (before the total, footer and header rows among them are dropped)
 CHUNK_ROWS = 50_000
+
+DataChunk = tuple[str, list[Row]]  # a sheet's name, data rows of it
+
+
+class Spool(Protocol):
+    """Where the first pass keeps a streamed file's data rows for the second (a private file
+    of the run's work folder: transforms.runlog.workdir.PickleSpool)."""
+
+    def write(self, item: DataChunk) -> None: ...
+
+    def close(self) -> None: ...
+
+    def read(self) -> Iterator[DataChunk]: ...
 
 
 @dataclass
 class ChunkedFile:
     """What to_frame decides about a file before and after reading its rows, the rows left in
-    `sheets` to be read again chunk by chunk."""
+    `sheets` to be read again chunk by chunk, or in `stream` (then `sheets` holds each sheet's
+    first rows only, and the first pass writes the data rows to `spool`)."""
 
     contract: Contract
     sheets: Sequence[RawSheet]
     matches: list[HeaderMatch]
     skipped: list[SkippedSheet]
     chunk_rows: int = CHUNK_ROWS
+    stream: RowStream | None = None
+    spool: Spool | None = None
     # known after the first pass (`scan`)
     rows_read: int = 0
     dropped_by_kind: dict[str, int] = field(default_factory=dict)
@@ -93,25 +114,77 @@ def plan(
     return ChunkedFile(contract, sheets, matches, skipped, chunk_rows)
 
 
-def _data_chunks(
-    chunked: ChunkedFile, dropped: dict[str, int]
-) -> Iterator[tuple[str, HeaderMatch, list[tuple[int, list[str | None]]]]]:
-    """Each sheet's data rows, chunk_rows rows of the sheet at a time (fewer once the total,
-    footer and header rows are dropped; chunks with no data row are left out)."""
+def plan_stream(
+    stream: RowStream,
+    contracts: Sequence[Contract],
+    spool: Spool | None,
+    chunk_rows: int = CHUNK_ROWS,
+) -> ChunkedFile:
+    """`plan` for a streamed file, from each sheet's first rows (what identify reads); the
+    first pass keeps the data rows in `spool` (None: the second pass reads the file again).
+    A refusal the reading gives comes before the file's own (read_sheets_isolated reads the
+    file whole before it is parsed): a file refused for its headers is read through first."""
+    heads = stream.heads(HEADER_SCAN_ROWS + 1)
+    try:
+        chunked = plan(heads, contracts, chunk_rows)
+    except FileRejection:
+        stream.drain()
+        raise
+    chunked.stream = stream
+    chunked.spool = spool
+    return chunked
+
+
+def _sheet_bodies(chunked: ChunkedFile) -> Iterator[tuple[HeaderMatch, list[Row]]]:
+    """The rows below each data sheet's header, chunk_rows rows of the sheet at a time; a
+    streamed file's other sheets are read through too (a refusal in them is the file's)."""
     by_sheet = {m.sheet: m for m in chunked.matches}
-    seen: dict[str, _CellFacts] = {}
-    for sheet in chunked.sheets:
-        match = by_sheet.get(sheet.name)
+    size = chunked.chunk_rows
+    if chunked.stream is None:
+        for sheet in chunked.sheets:
+            match = by_sheet.get(sheet.name)
+            if match is not None:
+                body = sheet.rows[match.data_start :]
+                for start in range(0, len(body), size):
+                    yield match, body[start : start + size]
+        return
+    taken: dict[str, int] = {}  # rows of each sheet seen so far
+    for name, rows in chunked.stream.chunks(size):
+        match = by_sheet.get(name)
         if match is None:
             continue
-        texts = header_texts_of(chunked.contract, match)
-        lines = set(match.lines)
-        body = sheet.rows[match.data_start :]
-        for start in range(0, len(body), chunked.chunk_rows):
-            part = body[start : start + chunked.chunk_rows]
-            rows = _data_rows(part, texts, lines, seen, dropped)
-            if rows:
-                yield sheet.name, match, rows
+        before = taken.get(name, 0)
+        taken[name] = before + len(rows)
+        if before < match.data_start:
+            rows = rows[match.data_start - before :]
+        if rows:
+            yield match, rows
+
+
+def _data_chunks(
+    chunked: ChunkedFile, dropped: dict[str, int] | None
+) -> Iterator[tuple[str, HeaderMatch, list[tuple[int, list[str | None]]]]]:
+    """Each sheet's data rows, chunk_rows rows of the sheet at a time (fewer once the total,
+    footer and header rows are dropped; chunks with no data row are left out). `dropped` None:
+    the second pass of a spooled file, which reads the first pass's data rows back."""
+    by_sheet = {m.sheet: m for m in chunked.matches}
+    spool = chunked.spool
+    if dropped is None and spool is not None:
+        for name, rows in spool.read():
+            yield name, by_sheet[name], rows
+        return
+    seen: dict[str, _CellFacts] = {}
+    texts = {m.sheet: header_texts_of(chunked.contract, m) for m in chunked.matches}
+    lines = {m.sheet: set(m.lines) for m in chunked.matches}
+    for match, part in _sheet_bodies(chunked):
+        name = match.sheet
+        rows = _data_rows(part, texts[name], lines[name], seen, {} if dropped is None else dropped)
+        if rows:
+            if spool is not None:
+                spool.write((name, rows))
+            yield name, match, rows
+    if spool is not None:
+        spool.close()
 
 
 def _frames(
@@ -120,8 +193,9 @@ def _frames(
     raw_dtypes: Mapping[str, Any],
     has_text: Collection[str] | None,
     normalized_only: Callable[[], Collection[str]] | None = None,
+    first_pass: bool = False,
 ) -> Iterator[pd.DataFrame]:
-    dropped: dict[str, int] = {}
+    dropped: dict[str, int] | None = {} if first_pass else None
     carried: dict[str, dict[str, Any]] = {}
     first_row_id = 0
     for sheet_name, match, rows in _data_chunks(chunked, dropped):
@@ -138,7 +212,8 @@ def _frames(
         )
         first_row_id += len(frame)
         yield frame
-    chunked.dropped_by_kind = dropped
+    if dropped is not None:
+        chunked.dropped_by_kind = dropped
 
 
 def scan(chunked: ChunkedFile, needed: Collection[str] | None = None) -> Iterator[pd.DataFrame]:
@@ -167,7 +242,7 @@ def scan(chunked: ChunkedFile, needed: Collection[str] | None = None) -> Iterato
         sources = {d.source for target, d in contract.derive.items() if target in unknown}
         return set(columns) if needed is None else {*needed, *unknown, *sources}
 
-    for frame in _frames(chunked, provisional, {}, None, normalized_only):
+    for frame in _frames(chunked, provisional, {}, None, normalized_only, first_pass=True):
         rows += len(frame)
         has_text.update(name for name in columns if frame[name].notna().any())
         for name in inferred:

@@ -246,11 +246,10 @@ def _sniff_delimiter(text: str) -> str:
     return best if widest[best] > widest[","] else ","
 
 
-def _csv_rows(
+def _csv_records(
     path: Path, lines: Iterable[str], delimiter: str, max_rows: int | None, limits: FileLimits
-) -> list[tuple[int, list[Cell]]]:
+) -> Iterator[tuple[int, list[Cell]]]:
     reader = csv.reader(lines, delimiter=delimiter)
-    rows: list[tuple[int, list[Cell]]] = []
     start = 1
     cells_read = 0
     for records, record in enumerate(reader, start=1):
@@ -268,12 +267,16 @@ def _csv_rows(
         if cells_read > limits.max_cells:
             raise csv_too_large(path, "too_many_cells", limits)
         if not _is_blank(cells):
-            rows.append((start, _clipped(cells, limits.max_cell_chars)))
+            yield start, _clipped(cells, limits.max_cell_chars)
         start = reader.line_num + 1
-    return rows
 
 
-def _read_csv(path: Path, max_rows: int | None, limits: FileLimits) -> list[RawSheet]:
+def iter_csv_rows(
+    path: Path, limits: FileLimits, max_rows: int | None = None
+) -> Iterator[tuple[int, list[Cell]]]:
+    """A CSV file's non-empty rows as read_sheets reads them, one at a time (memory: one row,
+    whatever the file's length). Refusals (encoding, a broken file, the limits) are raised
+    when the reading reaches them; call it after _checked_path and the size check."""
     with path.open("rb") as file:
         magic = file.read(len(_OLE_MAGIC))
     if magic.startswith((_ZIP_MAGIC, _OLE_MAGIC)):
@@ -285,13 +288,14 @@ def _read_csv(path: Path, max_rows: int | None, limits: FileLimits) -> list[RawS
         )
     encoding = _detect_encoding(_file_chunks(path))
     # One over-long cell must cost its row, not the file: let csv take any field the file-size
-    # bound allows (the limit is process-wide, so it is put back after).
+    # bound allows (the limit is process-wide, so it is put back after; a reader consumed a
+    # chunk at a time leaves it raised in between, which only lets other readers take more).
     previous = csv.field_size_limit(max(limits.max_file_bytes, csv.field_size_limit()))
     try:
         with path.open(encoding=encoding, newline="") as text:
             delimiter = _sniff_delimiter(text.read(_SNIFF_CHARS))
             text.seek(0)
-            rows = _csv_rows(path, text, delimiter, max_rows, limits)
+            yield from _csv_records(path, text, delimiter, max_rows, limits)
     except UnicodeDecodeError as exc:
         raise UnreadableFile(
             path,
@@ -308,7 +312,10 @@ def _read_csv(path: Path, max_rows: int | None, limits: FileLimits) -> list[RawS
         ) from exc
     finally:
         csv.field_size_limit(previous)
-    return [RawSheet("", rows)]
+
+
+def _read_csv(path: Path, max_rows: int | None, limits: FileLimits) -> list[RawSheet]:
+    return [RawSheet("", list(iter_csv_rows(path, limits, max_rows)))]
 
 
 def _check_bounds(

@@ -5,8 +5,10 @@ A file of fewer than CHUNKED_FROM_ROWS rows is parsed into one frame and validat
 larger one is parsed and validated in chunks (transforms.parsing.chunks,
 transforms.validation.chunked), so that a process holds one chunk of rows and a few values per
 row of the file, not the whole file as a frame; its valid rows are written a chunk at a time
-(workdir.FrameSlicesWriter), and resolve reads them back whole. A test holds the two paths
-equal on every committed fixture, with chunks of a few rows.
+(workdir.FrameSlicesWriter), and resolve reads them back a slice at a time. A file whose rows
+take many bytes to read (row_stream.STREAM_FROM_BYTES) is never read whole: its rows are
+streamed from the file into the chunked path (`validate_received`). Tests hold the paths equal
+on every committed fixture, with chunks of a few rows.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from transforms.config.contracts import Contract
+from transforms.config.limits import FileLimits
 from transforms.households.near_persons import refused_rows
 from transforms.intake.discover import shown
 from transforms.parsing import chunks
@@ -30,9 +33,10 @@ from transforms.parsing.parse import (
     ParsedFile,
     to_frame,
 )
-from transforms.parsing.readers import RawSheet
+from transforms.parsing.readers import RawSheet, read_sheets_isolated
+from transforms.parsing.row_stream import Unstreamed, open_stream
 from transforms.privacy.masking import NameIndex, names_in_file
-from transforms.runlog.workdir import FrameSlicesWriter, save_frame
+from transforms.runlog.workdir import FrameSlicesWriter, PickleSpool, save_frame
 from transforms.validation.chunked import ChunkedValidation
 from transforms.validation.validate import (
     Issue,
@@ -93,6 +97,43 @@ def _split(issues: list[Issue]) -> tuple[set[int], set[int]]:
     return bad, flagged
 
 
+def validate_received(
+    path: Path,
+    limits: FileLimits,
+    contract: Contract,
+    known: NameIndex,
+    valid_path: Path,
+    names_known: Callable[[NameIndex], None] = lambda names: None,
+    chunk_rows: int | None = None,
+    stream_from_bytes: dict[str, int] | None = None,
+) -> ValidatedFile:
+    """`validate_file` of the file at `path` as read_sheets_isolated reads it, with the same
+    outputs and refusals (UnreadableFile too); a file of row_stream.STREAM_FROM_BYTES or more
+    (`stream_from_bytes`: other bounds, for tests) is streamed into the chunked path, its data
+    rows kept in a spool beside `valid_path` between the two passes. A file the stream does not
+    read exactly (Unstreamed) or whose chunks disagree (ChunksDisagree) is read whole."""
+    stream = open_stream(path, limits, stream_from_bytes)
+    if stream is not None:
+        spool = PickleSpool(valid_path.with_name(valid_path.name + ".rows"))
+        try:
+            chunked = chunks.plan_stream(stream, [contract], spool, chunk_rows or chunks.CHUNK_ROWS)
+            done = _in_chunks(chunked, known, valid_path, names_known)
+        except Unstreamed:
+            done = None
+        finally:
+            spool.discard()
+        if done is not None:
+            return done
+    return validate_file(
+        read_sheets_isolated(path, limits=limits),
+        contract,
+        known,
+        valid_path,
+        names_known,
+        chunk_rows,
+    )
+
+
 def validate_file(
     sheets: Sequence[RawSheet],
     contract: Contract,
@@ -108,7 +149,8 @@ def validate_file(
     rows = sum(len(sheet.rows) for sheet in sheets)
     if chunk_rows is None and rows < CHUNKED_FROM_ROWS:
         return _whole(sheets, contract, known, valid_path, names_known)
-    done = _in_chunks(sheets, contract, known, valid_path, names_known, chunk_rows)
+    chunked = chunks.plan(sheets, [contract], chunk_rows or chunks.CHUNK_ROWS)
+    done = _in_chunks(chunked, known, valid_path, names_known)
     # a file whose chunks' dtypes cannot be reconciled (ChunksDisagree) is validated whole
     return done or _whole(sheets, contract, known, valid_path, names_known)
 
@@ -148,14 +190,11 @@ def _whole(
 
 
 def _in_chunks(
-    sheets: Sequence[RawSheet],
-    contract: Contract,
+    chunked: chunks.ChunkedFile,
     known: NameIndex,
     valid_path: Path,
     names_known: Callable[[NameIndex], None],
-    chunk_rows: int | None,
 ) -> ValidatedFile | None:
-    chunked = chunks.plan(sheets, [contract], chunk_rows or chunks.CHUNK_ROWS)
     contract = chunked.contract
     run = ChunkedValidation(chunked)
     try:

@@ -23,12 +23,12 @@ from sqlalchemy.engine import Connection, Engine
 from transforms.config.clock import county_time, utc_now
 from transforms.config.contracts import Column, ColumnType, Contract, contract_by_dataset
 from transforms.config.settings import Settings
-from transforms.households.resolve import resolved_rows, resolved_slices
 from transforms.parsing.file_refusals import FileRejection
 from transforms.parsing.parse import SHEET, SOURCE_ROW
 from transforms.privacy.keys import stored_converter
 from transforms.runlog.refs import LoadedFileRef, ResolvedFileRef
 from transforms.runlog.steps import describe_failure, recorded_step
+from transforms.runlog.workdir import frame_slices, frame_slices_rows
 from transforms.warehouse import manifest
 from transforms.warehouse.bulk import bulk_load_chunks, indexes_deferred, load_page_cache
 from transforms.warehouse.person_keys import upsert_identity_columns
@@ -184,7 +184,7 @@ class _Slices:
 
     def __call__(self) -> Iterator[dict[str, list[Any]]]:
         self.periods, self.identity_parts = set(), []
-        for part in resolved_slices(self.path):
+        for part in frame_slices(self.path):
             self.periods |= _period_values(self.contract, part)
             if self.contract.about_persons:
                 kept = [c for c in self.identity_names if c in part]
@@ -288,7 +288,7 @@ def _load_file(
     """Load one file in one transaction; None when an earlier try or run already did."""
     contract = contract_by_dataset(result["dataset"])
     path = Path(result["valid_path"])
-    rows = resolved_rows(path)
+    rows = frame_slices_rows(path)
     issues = json.loads(Path(result["issues_path"]).read_text(encoding="utf-8"))
     table = staging_table(contract)
     with engine.begin() as conn, load_page_cache(conn):

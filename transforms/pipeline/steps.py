@@ -27,7 +27,6 @@ from transforms.intake.discover import discover, shown
 from transforms.intake.landing import archive_file, scan_landing, sha256_of
 from transforms.outputs.summary import check_finished, format_summary, latest_run_id, run_summary
 from transforms.parsing.file_refusals import FileRejection, UnreadableFile
-from transforms.parsing.readers import read_sheets_isolated
 from transforms.pipeline.load_step import file_period, load
 from transforms.privacy.masking import NameIndex
 from transforms.runlog.refs import DatasetGroup, ParsedFileRef
@@ -138,15 +137,17 @@ def _parse_file(
     """Parse and validate one file; None when it is refused (with its reason recorded)."""
     from transforms.outputs.data_docs import with_source
     from transforms.outputs.report_masking import mask_validation_result
-    from transforms.pipeline.file_validation import validate_file
+    from transforms.pipeline.file_validation import validate_received
 
     manifest_id = entry.id
     valid_path = work / f"{manifest_id}.valid.pkl"
     try:
-        # in a child process: a workbook that would exhaust memory or crash the reader is a
-        # refusal of that file, not the death of the task
-        validated = validate_file(
-            read_sheets_isolated(Path(entry.archive_path), limits=settings.limits),
+        # read as read_sheets_isolated reads it (calamine in a capped child: a workbook that
+        # would exhaust memory or crash the reader is a refusal of that file, not the death of
+        # the task), or streamed a chunk of rows at a time when the file is large
+        validated = validate_received(
+            Path(entry.archive_path),
+            settings.limits,
             contract,
             known,
             valid_path,

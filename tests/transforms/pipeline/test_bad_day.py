@@ -19,13 +19,14 @@ import sqlalchemy as sa
 from transforms.config.settings import Settings
 from transforms.households import resolve
 from transforms.outputs.summary import UnfinishedFilesError, check_finished, run_summary
-from transforms.parsing import parse
+from transforms.parsing import chunks, parse
 from transforms.parsing.identifiers import check_char
 from transforms.pipeline import file_validation
 from transforms.pipeline import load_step as loading
 from transforms.pipeline import steps as pipeline
 from transforms.pipeline.load_step import confirm_held
 from transforms.privacy.keys import PersonKeyMismatchError
+from transforms.runlog import workdir
 from transforms.warehouse import bulk
 from transforms.warehouse.tables import file_manifest, quarantine, run_step
 
@@ -413,13 +414,27 @@ def test_names_and_ids_in_file_and_sheet_names_are_stored_masked(county: County)
     assert sheets == {""}  # a CSV has no sheets; the staging lineage keeps them masked anyway
 
 
+@pytest.mark.parametrize("in_chunks", [False, True], ids=["whole", "in_chunks"])
 def test_two_rosters_in_one_run_match_everyone_by_the_later_one(
-    county: County, monkeypatch: pytest.MonkeyPatch
+    county: County, monkeypatch: pytest.MonkeyPatch, in_chunks: bool
 ) -> None:
     """Resolve holds one roster frame at most and reads an earlier roster of the same run again:
     every file, the earlier roster included, is matched through both rosters, the later one
-    winning; the load hands the rows over two at a time and loads each once."""
-    monkeypatch.setattr(resolve, "RESOLVED_CHUNK_ROWS", 2)
+    winning; the load hands the rows over two at a time and loads each once. `in_chunks`: the
+    files are parsed in chunks of two rows, so resolve reads and keys them slice by slice (the
+    later roster's keyed slices wait in a spool until every household is known)."""
+    monkeypatch.setattr(resolve, "SLICE_ROWS", 2)
+    spools: list[Path] = []
+    if in_chunks:
+        monkeypatch.setattr(file_validation, "CHUNKED_FROM_ROWS", 1)
+        monkeypatch.setattr(chunks, "CHUNK_ROWS", 2)
+
+        class Counted(workdir.PickleSpool):
+            def __init__(self, path: Path) -> None:
+                spools.append(path)
+                super().__init__(path)
+
+        monkeypatch.setattr(resolve, "PickleSpool", Counted)
     county.drop("rural_revitalization", "名册一.csv", roster(5))
     moved = roster(5).replace(f"城关镇,新村,0001,张1,{IDS[1]}", f"城关镇,新村,0009,张1,{IDS[1]}")
     assert moved != roster(5)
@@ -444,6 +459,8 @@ def test_two_rosters_in_one_run_match_everyone_by_the_later_one(
     assert [r[2] for r in matched if r[0] == "名册一.csv"] == expected
     assert [r[2] for r in matched if r[0] == "名册二.csv"] == expected
     assert county.scalar("select count(*) from stg_roster") == 10
+    assert len(spools) == (1 if in_chunks else 0)  # the later roster's, in slices
+    assert not any(path.exists() for path in spools)
 
 
 def test_a_file_about_households_loads_in_slices_without_identities(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pandas as pd
 import pytest
@@ -18,21 +19,24 @@ from transforms.config.contracts import (
     contract_by_dataset,
     intake_contracts,
 )
-from transforms.households.resolve import load_resolved
+from transforms.config.limits import FileLimits
 from transforms.outputs.data_docs import with_source
 from transforms.outputs.report_masking import mask_validation_result
 from transforms.parsing import chunks
 from transforms.parsing.cell_text import Cell
 from transforms.parsing.file_refusals import FileRejection, UnreadableFile
 from transforms.parsing.identifiers import check_char
-from transforms.parsing.readers import RawSheet, read_sheets
-from transforms.pipeline.file_validation import validate_file
+from transforms.parsing.readers import RawSheet, read_sheets, read_sheets_isolated
+from transforms.pipeline import file_validation
+from transforms.pipeline.file_validation import validate_file, validate_received
 from transforms.privacy.masking import NameIndex
+from transforms.runlog.workdir import load_frame_slices as load_resolved
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 FILES = sorted(
     p for p in FIXTURES.rglob("*") if p.is_file() and p.suffix != ".py" and p.name != "README.md"
 )
+LIMITS = FileLimits()
 # what differs between two runs of GX whatever the rows: ids and times
 _RUN_FIELDS = frozenset({"run_id", "validation_time", "id", "ge_load_time", "rendered_content"})
 
@@ -46,14 +50,36 @@ def _scrubbed(value: Any) -> Any:
 
 
 def _outputs(
-    sheets: list[RawSheet], contract: Contract, path: Path, chunk_rows: int | None
+    sheets: list[RawSheet] | Path,
+    contract: Contract,
+    path: Path,
+    chunk_rows: int | None,
+    streamed: bool = False,
+    may_fall_back: bool = False,
 ) -> dict[str, Any]:
-    """Every output of one path, as comparable values (a refusal as its class and fields)."""
+    """Every output of one path, as comparable values (a refusal as its class and fields).
+    `sheets` a file's path: read as the step reads it (validate_received), streamed into the
+    chunked path when `streamed`, else read whole (read_sheets_isolated)."""
+    known = NameIndex(["张三"])
+    read_whole = mock.patch.object(
+        file_validation, "read_sheets_isolated", wraps=read_sheets_isolated
+    )
     try:
-        done = validate_file(sheets, contract, NameIndex(["张三"]), path, chunk_rows=chunk_rows)
-    except FileRejection as exc:
-        return {"refused": (type(exc).__name__, exc.args, vars(exc))}
-    assert done.chunked is (chunk_rows is not None)
+        if isinstance(sheets, Path):
+            bounds = {"csv": 0, "xlsx": 0} if streamed else {"csv": 1 << 60, "xlsx": 1 << 60}
+            with read_whole as reader:
+                done = validate_received(
+                    sheets, LIMITS, contract, known, path, chunk_rows=chunk_rows,
+                    stream_from_bytes=bounds,
+                )  # fmt: skip
+            # streamed: never read whole, unless the stream gave up (a test that says so)
+            assert reader.called is (not streamed or may_fall_back)
+        else:
+            done = validate_file(sheets, contract, known, path, chunk_rows=chunk_rows)
+    except (FileRejection, UnreadableFile) as exc:
+        return {"refused": (type(exc).__name__, exc.args, _fields(exc))}
+    assert not list(path.parent.glob("*.rows")), "the spool is left behind"
+    assert done.chunked is (chunk_rows is not None or streamed)
     parsed = done.parsed
     located = mask_validation_result(
         with_source(done.outcome.results_json, "文件.xlsx", done.sheet_of_row),
@@ -81,6 +107,11 @@ def _outputs(
         ),
         "names": sorted(done.names._names),
     }
+
+
+def _fields(exc: Exception) -> dict[str, Any]:
+    # an UnreadableFile names the file it was read from
+    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(exc).items()}
 
 
 def _assert_same(whole: dict[str, Any], chunked: dict[str, Any]) -> None:
@@ -119,6 +150,26 @@ def test_every_fixture_gives_the_same_outputs_in_chunks(path: Path, tmp_path: Pa
         pytest.skip("unreadable: refused before parsing, on either path")
     for contract in _contracts_for(sheets):
         _assert_paths_agree(sheets, contract, tmp_path, (1, 3))
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in FILES if p.suffix.lower() in (".csv", ".txt", ".xlsx", ".xlsm")],
+    ids=lambda p: str(p.relative_to(FIXTURES)),
+)
+def test_every_fixture_gives_the_same_outputs_streamed(path: Path, tmp_path: Path) -> None:
+    """The file streamed a chunk of rows at a time (never read whole) against the file read
+    whole, from the file itself: refusals of the reading included (truncated, wrong encoding,
+    over the limits), which must come before any refusal of the rows' contents."""
+    try:
+        contracts = _contracts_for(read_sheets(path))
+    except UnreadableFile:
+        contracts = [contract_by_dataset("roster")]
+    for contract in contracts:
+        whole = _outputs(path, contract, tmp_path / "whole.pkl", None)
+        for size in (1, 4, 7):
+            got = _outputs(path, contract, tmp_path / f"streamed{size}.pkl", size, streamed=True)
+            _assert_same(whole, got)
 
 
 # --- generated rosters ------------------------------------------------------------------------
@@ -267,3 +318,106 @@ def test_a_file_without_data_rows_is_refused_alike(tmp_path: Path) -> None:
     sheets = [RawSheet("城关镇", [(1, _HEADER), (2, ["合计", None, "0人"])])]
     whole = _assert_paths_agree(sheets, ROSTER, tmp_path, (1,))
     assert whole["refused"][2]["code"] == "no_data_rows"
+
+
+# --- streamed from the file ---------------------------------------------------------------------
+
+
+def _write_xlsx(sheets: list[RawSheet], path: Path) -> Path:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.remove(book.active)
+    for sheet in sheets:
+        ws = book.create_sheet(sheet.name)
+        for row_no, cells in sheet.rows:
+            for col, cell in enumerate(cells, start=1):
+                # openpyxl refuses control characters in XML; the CSV below keeps the NUL
+                value = cell.replace("\x00", "") if cell is not None else None
+                ws.cell(row=row_no, column=col, value=value)
+    book.save(path)
+    return path
+
+
+def _write_csv(sheet: RawSheet, path: Path, encoding: str = "utf-8") -> Path:
+    import csv
+    import io
+
+    text = io.StringIO()
+    writer = csv.writer(text)
+    for _, cells in sheet.rows:
+        writer.writerow(["" if c is None else c for c in cells])
+    path.write_bytes(text.getvalue().encode(encoding))
+    return path
+
+
+def _assert_streamed_agree(
+    path: Path, contract: Contract, tmp_path: Path, sizes: tuple[int, ...]
+) -> dict[str, Any]:
+    whole = _outputs(path, contract, tmp_path / "whole.pkl", None)
+    for size in sizes:
+        got = _outputs(path, contract, tmp_path / f"streamed{size}.pkl", size, streamed=True)
+        _assert_same(whole, got)
+    return whole
+
+
+@pytest.mark.parametrize("suffix", [".xlsx", ".csv"])
+def test_a_roster_file_gives_the_same_outputs_streamed(suffix: str, tmp_path: Path) -> None:
+    """The generated roster (conflicts across chunks, hostile cells) written as a workbook of
+    two sheets and as a CSV (its first sheet; GB18030, as a clerk's Excel saves it), streamed."""
+    sheets = _roster_sheets()
+    if suffix == ".xlsx":
+        path = _write_xlsx(sheets, tmp_path / "roster.xlsx")
+    else:
+        path = _write_csv(sheets[0], tmp_path / "roster.csv", "gb18030")
+    whole = _assert_streamed_agree(path, ROSTER, tmp_path, (5, 50))
+    rules = {issue["rule"] for issue in whole["issues"]}
+    assert {"household_conflict", "person_in_two_households", "id_format"} <= rules
+
+
+def test_a_file_the_stream_gives_up_on_half_way_is_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NotStreamable after some chunks (calamine must read the file): read_sheets_isolated reads
+    it, with the same outputs, and the spool is removed."""
+    from transforms.parsing import row_stream
+
+    path = _write_xlsx(_roster_sheets(), tmp_path / "roster.xlsx")
+    whole = _outputs(path, ROSTER, tmp_path / "whole.pkl", None)
+    real = row_stream.RowStream._xlsx
+    calls = []
+
+    def gives_up(self: Any, chunk_rows: int, heads_only: bool) -> Any:
+        calls.append(heads_only)
+        for number, item in enumerate(real(self, chunk_rows, heads_only)):
+            if number == 2 and not heads_only:
+                raise row_stream.Unstreamed("a row out of order")
+            yield item
+
+    monkeypatch.setattr(row_stream.RowStream, "_xlsx", gives_up)
+    fallback = _outputs(path, ROSTER, tmp_path / "fallback.pkl", 5, True, may_fall_back=True)
+    _assert_same(whole, fallback)
+    assert calls[:2] == [True, False]  # the stream was tried
+
+
+def test_a_refusal_of_the_reading_comes_first_when_streamed(tmp_path: Path) -> None:
+    """A file over the limits is refused for them (as read_sheets_isolated refuses it) even when
+    its headers are unknown or its rows would pass: the stream finds it before any output."""
+    sheets = _roster_sheets()
+    good = _write_csv(sheets[0], tmp_path / "roster.csv")
+    unknown = _write_csv(
+        RawSheet("", [(n, ["无关", *cells[1:]]) for n, cells in sheets[0].rows]),
+        tmp_path / "unknown.csv",
+    )
+    limits = FileLimits(max_rows=20)
+    for path in (good, unknown):
+        with pytest.raises(UnreadableFile) as whole:
+            read_sheets_isolated(path, limits=limits)
+        with pytest.raises(UnreadableFile) as streamed:
+            validate_received(
+                path, limits, ROSTER, NameIndex([]), tmp_path / "v.pkl", chunk_rows=3,
+                stream_from_bytes={"csv": 0, "xlsx": 0},
+            )  # fmt: skip
+        assert _fields(streamed.value) == _fields(whole.value)
+        assert streamed.value.code == "too_many_rows"
+        assert not list(tmp_path.glob("*.rows")) and not (tmp_path / "v.pkl").exists()

@@ -1,4 +1,5 @@
-"""The resolved frame resolve hands to the load, written and read slice by slice."""
+"""A frame in slices (what parse hands to resolve for a large file, and resolve to the load),
+written and read slice by slice."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from transforms.households.resolve import (
-    load_resolved,
-    resolved_rows,
-    resolved_slices,
-    save_resolved,
+from transforms.runlog.workdir import (
+    FrameSlicesWriter,
+    save_frame,
 )
-from transforms.runlog.workdir import save_frame
+from transforms.runlog.workdir import frame_slices as resolved_slices
+from transforms.runlog.workdir import frame_slices_rows as resolved_rows
+from transforms.runlog.workdir import load_frame_slices as load_resolved
+from transforms.runlog.workdir import save_frame_slices as save_resolved
 
 HOSTILE = ["=1+2", "a\x00b", "110101199003071234", "", "\u202e张三", "@SUM(A1)"]
 
@@ -39,7 +41,7 @@ def _frame(rows: int) -> pd.DataFrame:
 def test_slices_put_back_together_are_the_frame(tmp_path: Path, rows: int) -> None:
     frame = _frame(rows)
     path = tmp_path / "1.valid.pkl"
-    save_resolved(frame, path, chunk_rows=3)
+    save_resolved(frame, path, slice_rows=3)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert not path.with_name(path.name + ".tmp").exists()
     slices = list(resolved_slices(path))
@@ -65,3 +67,22 @@ def test_a_file_that_is_not_a_resolved_frame_is_refused(tmp_path: Path) -> None:
     path.write_bytes(pickle.dumps({"format": "something else", "rows": 1, "slices": 1}))
     with pytest.raises(ValueError, match="not a resolved frame"):
         list(resolved_slices(path))
+
+
+@pytest.mark.parametrize("rows", [0, 1, 5, 7])
+def test_slices_written_as_they_come_are_the_frame(tmp_path: Path, rows: int) -> None:
+    """The writer fills its header's counts in once the slices are written; a reader never
+    sees the file before (it takes its place whole), and a failure leaves nothing."""
+    frame = _frame(rows)
+    path = tmp_path / "1.valid.pkl"
+    with FrameSlicesWriter(path) as writer:
+        for start in range(0, max(rows, 1), 2):
+            writer.add(frame.iloc[start : start + 2])
+        assert not path.exists()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert resolved_rows(path) == rows
+    pd.testing.assert_frame_equal(load_resolved(path), frame)
+    with pytest.raises(RuntimeError), FrameSlicesWriter(tmp_path / "2.valid.pkl") as writer:
+        writer.add(frame)
+        raise RuntimeError("the file failed half way")
+    assert list(tmp_path.iterdir()) == [path]

@@ -35,6 +35,8 @@ PRELOAD = (
     "transforms.validation.validate",
     "transforms.outputs.reports",
     "transforms.outputs.receipts",
+    "transforms.outputs.township",
+    "transforms.outputs.checklists",
     "transforms.risk.warnings",
     "bench.baseline",
 )
@@ -62,6 +64,16 @@ def _context() -> Any:
         _CONTEXT = multiprocessing.get_context("forkserver")
         _CONTEXT.set_forkserver_preload(list(PRELOAD))
     return _CONTEXT
+
+
+def stage_context() -> Any:
+    """The multiprocessing context whose processes fork from the preloaded server."""
+    return _context()
+
+
+def run_in_stage_process(task: dict[str, Any]) -> dict[str, Any]:
+    """What a process of a `stage_context()` pool runs for `task` (as run_isolated does)."""
+    return _entry(task)
 
 
 def run_isolated(task: dict[str, Any]) -> dict[str, Any]:
@@ -237,6 +249,41 @@ def _do_warnings(task: dict[str, Any]) -> dict[str, Any]:
     return {"result": {"open": counts.get("open"), "candidates": counts.get("candidates")}}
 
 
+def _do_township(task: dict[str, Any]) -> dict[str, Any]:
+    """The rest of the DAG's risk_warnings task: the townships' workbooks of the day's warnings
+    and the bureaus' checklists of the gaps in their lists."""
+    from transforms.outputs.checklists import write_checklists
+    from transforms.outputs.township import write_township_exports
+
+    settings, engine = _settings_engine(task)
+    day = dt.date.fromisoformat(task["day"])
+    workbooks = write_township_exports(settings, engine, task["run_id"], day)
+    checklists = write_checklists(settings, engine, task["run_id"], day)
+    return {"result": {"township_workbooks": len(workbooks), "checklists": len(checklists)}}
+
+
+def _do_publish(task: dict[str, Any]) -> dict[str, Any]:
+    from transforms.pipeline import steps as pipeline
+
+    settings, engine = _settings_engine(task)
+    day = dt.date.fromisoformat(task["day"])
+    return {"result": pipeline.publish_platform(settings, engine, task["run_id"], day)}
+
+
+def _do_summary(task: dict[str, Any]) -> dict[str, Any]:
+    """The DAG's summarize task: the run's summary, the warnings' summary, and the check that
+    every file the run took was processed."""
+    from transforms.pipeline import steps as pipeline
+    from transforms.risk.warnings import format_warnings_summary, warnings_summary
+
+    settings, engine = _settings_engine(task)
+    day = dt.date.fromisoformat(task["day"])
+    summary = pipeline.run_summary(settings, engine, task["run_id"], day)
+    text = pipeline.format_summary(summary) + format_warnings_summary(warnings_summary(engine, day))
+    pipeline.check_finished(engine, task["run_id"])
+    return {"result": {"files_received": summary["files_received"], "chars": len(text)}}
+
+
 def _do_receipts(task: dict[str, Any]) -> dict[str, Any]:
     from transforms.outputs.receipts import write_receipts
 
@@ -244,11 +291,18 @@ def _do_receipts(task: dict[str, Any]) -> dict[str, Any]:
     return {"result": len(write_receipts(settings, engine, task["run_id"]))}
 
 
-def _do_reports(task: dict[str, Any]) -> dict[str, Any]:
-    from transforms.outputs.reports import build_reports
+def _do_data_docs(task: dict[str, Any]) -> dict[str, Any]:
+    from transforms.outputs.reports import build_validation_docs
 
     settings, engine = _settings_engine(task)
-    return {"result": build_reports(settings, engine, task["run_id"])}
+    return {"result": build_validation_docs(settings, engine, task["run_id"])}
+
+
+def _do_reports(task: dict[str, Any]) -> dict[str, Any]:
+    from transforms.outputs.reports import build_run_pages
+
+    settings, engine = _settings_engine(task)
+    return {"result": build_run_pages(settings, engine, task["run_id"])}
 
 
 def _do_generate(task: dict[str, Any]) -> dict[str, Any]:

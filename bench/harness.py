@@ -15,9 +15,13 @@ has imported the libraries, through the same step functions the DAG calls. What 
   datasets' parse_and_validate processes run side by side, `--workers` at a time (default: one
   per CPU), as the DAG's parse_validate task runs them; that part is timed from the first
   process forked to the last result back. After the load, the stages run as the DAG's graph
-  lets them (AFTER_LOAD): the dimensions, then the snapshot beside the warnings, the reports
-  after both, and the receipts beside all of that; the wall counts the longest of those paths
-  (each stage is still timed in a process of its own, one at a time).
+  lets them (AFTER_LOAD), each in a process of its own started as soon as the stages it waits
+  for are done, side by side on the machine's cores and the warehouse's locks: the dimensions,
+  then the snapshot beside the warnings and the townships' workbooks and checklists (the rest
+  of the DAG's risk_warnings task), the reports and the platform views after both, the summary
+  after the views, and the receipts beside all of that; that part is timed from the first
+  start to the last end. `--after-load serial` runs them one at a time instead (each stage's
+  figures undisturbed) and counts the longest path through the graph.
   "pipeline total" is the plain sum of the stages' seconds (parse and validate summed over
   the datasets), the measure of earlier reports.
 """
@@ -33,12 +37,13 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.child import run_isolated, run_side_by_side
+from bench.child import run_in_stage_process, run_isolated, run_side_by_side, stage_context
 
 STAGES = (
     "discover",
@@ -49,8 +54,12 @@ STAGES = (
     "dimensions",
     "snapshot",
     "warnings",
+    "township",
     "receipts",
+    "data_docs",
     "reports",
+    "publish",
+    "summary",
 )
 # What each stage needs to have run before it.
 REQUIRES = {
@@ -62,8 +71,44 @@ REQUIRES = {
     "dimensions": ("discover", "parse", "validate", "resolve", "load"),
     "snapshot": ("discover", "parse", "validate", "resolve", "load", "dimensions"),
     "warnings": ("discover", "parse", "validate", "resolve", "load", "dimensions"),
+    "township": ("discover", "parse", "validate", "resolve", "load", "dimensions", "warnings"),
     "receipts": ("discover", "parse", "validate", "resolve", "load"),
-    "reports": ("discover", "parse", "validate", "resolve", "load", "dimensions", "snapshot"),
+    "data_docs": ("discover", "parse", "validate", "resolve", "load"),
+    "reports": (
+        "discover",
+        "parse",
+        "validate",
+        "resolve",
+        "load",
+        "dimensions",
+        "snapshot",
+        "warnings",
+        "township",
+        "data_docs",
+    ),
+    "publish": (
+        "discover",
+        "parse",
+        "validate",
+        "resolve",
+        "load",
+        "dimensions",
+        "snapshot",
+        "warnings",
+        "township",
+    ),
+    "summary": (
+        "discover",
+        "parse",
+        "validate",
+        "resolve",
+        "load",
+        "dimensions",
+        "snapshot",
+        "warnings",
+        "township",
+        "publish",
+    ),
 }
 WAREHOUSES = ("sqlite", "postgres")
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -77,12 +122,19 @@ FULL = {"households": 30000, "scale": "1", "warehouse": "sqlite"}
 PARALLEL_STAGES = ("parse", "validate")
 # The DAG's graph after the load (dags/county_daily.py): each stage -> the stages it waits for.
 # The snapshot and the warnings both wait for the dimensions alone, so they run side by side;
-# the reports wait for both; the receipts wait only for the load.
+# "township" is the rest of the DAG's risk_warnings task (the townships' workbooks and the
+# bureaus' checklists); the reports and the platform views wait for the snapshot and that
+# task, the reports for the Data Docs too, the summary for the views; the receipts and the
+# Data Docs wait only for the load.
 AFTER_LOAD: dict[str, tuple[str, ...]] = {
     "dimensions": (),
+    "data_docs": (),
     "snapshot": ("dimensions",),
     "warnings": ("dimensions",),
-    "reports": ("snapshot", "warnings"),
+    "township": ("warnings",),
+    "reports": ("snapshot", "township", "data_docs"),
+    "publish": ("snapshot", "township"),
+    "summary": ("publish",),
     "receipts": (),
 }
 TARGET_SCALING = 11.0  # the 10x county within 11x the time of the 1x county
@@ -121,6 +173,9 @@ class Run:
     workers: int = 1
     # each dataset's parse/validate process: seconds, CPU seconds, peak MB
     datasets: dict[str, dict[str, float]] = field(default_factory=dict)
+    # wall time of the stages after the load, run side by side as the DAG runs them (None: they
+    # ran one at a time, and the wall is computed from AFTER_LOAD)
+    after_load_wall_seconds: float | None = None
 
     @property
     def pipeline_seconds(self) -> float:
@@ -129,14 +184,20 @@ class Run:
     @property
     def pipeline_wall_seconds(self) -> float:
         """The day as it runs: parse and validate count for their side-by-side wall time, and
-        the stages after the load for the longest path through the DAG's graph (AFTER_LOAD)."""
+        the stages after the load for theirs, measured (run side by side) or, when they ran one
+        at a time, the longest path through the DAG's graph (AFTER_LOAD)."""
         if self.side_by_side_seconds is None:
             return self.pipeline_seconds
         seconds: dict[str, float] = {}
         for f in self.stages:
             seconds[f.stage] = seconds.get(f.stage, 0.0) + f.seconds
         rest = sum(v for s, v in seconds.items() if s not in (*PARALLEL_STAGES, *AFTER_LOAD))
-        return rest + self.side_by_side_seconds + after_load_seconds(seconds)
+        after_load = (
+            after_load_seconds(seconds)
+            if self.after_load_wall_seconds is None
+            else self.after_load_wall_seconds
+        )
+        return rest + self.side_by_side_seconds + after_load
 
     @property
     def baseline_seconds(self) -> float:
@@ -184,6 +245,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=int,
         default=os.cpu_count() or 1,
         help="datasets parsed and validated side by side (default: one per CPU)",
+    )
+    parser.add_argument(
+        "--after-load",
+        choices=("dag", "serial"),
+        default="dag",
+        help="the stages after the load side by side as the DAG runs them, sharing the cores "
+        "(dag, the default: the wall is measured), or one at a time, each alone (serial: each "
+        "stage's own figures; the wall is computed from the DAG's graph)",
     )
     parser.add_argument(
         "--stages",
@@ -328,10 +397,13 @@ def run_pipeline(
     label: str,
     workers: int = 1,
     datasets: dict[str, dict[str, float]] | None = None,
-) -> tuple[list[Figure], float | None]:
-    """Every selected stage of the pipeline on a fresh copy of the county's landing folder, and
-    the wall time of the datasets' parse/validate run side by side (None when not run); each
-    dataset's own figures go into `datasets`."""
+    concurrent: bool = True,
+) -> tuple[list[Figure], float | None, float | None]:
+    """Every selected stage of the pipeline on a fresh copy of the county's landing folder, the
+    wall time of the datasets' parse/validate run side by side (None when not run), and the
+    wall time of the stages after the load run side by side as the DAG runs them (None when
+    `concurrent` is off: each then runs alone); each dataset's own figures go into
+    `datasets`."""
     if data_dir.exists():
         shutil.rmtree(data_dir)
     shutil.copytree(county.landing, data_dir / "landing")
@@ -425,16 +497,64 @@ def run_pipeline(
             f"{label}-load",
         )
         record("load", out)
-    built: dict[str, Any] | None = None
-    for stage in ("dimensions", "snapshot", "warnings", "receipts", "reports"):
-        if stage in stages:
-            # the snapshot reuses the dimensions' result, as the DAG's task does
-            task = {**base, "kind": stage, "dimensions": built}
-            out = _stage(task, profile, f"{label}-{stage}")
-            record(stage, out)
-            if stage == "dimensions":
-                built = out["result"]
-    return figures, side_by_side
+    after_load = [s for s in AFTER_LOAD if s in stages]
+    after_outs, after_load_wall = (run_as_the_dag if concurrent else run_one_by_one)(
+        after_load, base, profile, label
+    )
+    for stage in (s for s in STAGES if s in after_outs):  # printed in the pipeline's order
+        record(stage, after_outs[stage])
+    return figures, side_by_side, after_load_wall if concurrent else None
+
+
+def _after_load_task(
+    stage: str, base: dict[str, Any], outs: dict[str, Any], profile: Path | None, label: str
+) -> dict[str, Any]:
+    # the snapshot reuses the dimensions' result, as the DAG's task does
+    built = outs["dimensions"]["result"] if "dimensions" in outs else None
+    return _profiled_task({**base, "kind": stage, "dimensions": built}, profile, f"{label}-{stage}")
+
+
+def run_one_by_one(
+    stages: Sequence[str], base: dict[str, Any], profile: Path | None, label: str
+) -> tuple[dict[str, dict[str, Any]], float]:
+    """The stages after the load one at a time, each alone on the machine (`--after-load
+    serial`: each stage's own figures, undisturbed, for comparing a change)."""
+    outs: dict[str, dict[str, Any]] = {}
+    clock = time.perf_counter()
+    for stage in stages:
+        outs[stage] = run_isolated(_after_load_task(stage, base, outs, profile, label))
+    return outs, time.perf_counter() - clock
+
+
+def run_as_the_dag(
+    stages: Sequence[str], base: dict[str, Any], profile: Path | None, label: str
+) -> tuple[dict[str, dict[str, Any]], float]:
+    """The stages after the load as the DAG runs them: each in a process of its own, started as
+    soon as the stages it waits for (AFTER_LOAD) are done, all sharing the machine's cores and
+    the warehouse's locks. Returns each stage's figures and the wall time from the first start
+    to the last end, which is what the county waits for."""
+    outs: dict[str, dict[str, Any]] = {}
+    waiting = list(stages)
+    running: dict[Future[dict[str, Any]], str] = {}
+    clock = time.perf_counter()
+    with ProcessPoolExecutor(
+        max_workers=max(1, len(stages)), mp_context=stage_context(), max_tasks_per_child=1
+    ) as pool:
+        while waiting or running:
+            for stage in [s for s in waiting if all(w in outs for w in _waits(s, stages))]:
+                waiting.remove(stage)
+                task = _after_load_task(stage, base, outs, profile, label)
+                running[pool.submit(run_in_stage_process, task)] = stage
+            if not running:
+                raise RuntimeError(f"stages waiting for stages not run: {waiting}")
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                outs[running.pop(future)] = future.result()
+    return outs, time.perf_counter() - clock
+
+
+def _waits(stage: str, selected: Sequence[str]) -> tuple[str, ...]:
+    return tuple(w for w in AFTER_LOAD[stage] if w in selected)
 
 
 def run_baseline(county: County, target: str, profile: Path | None, label: str) -> list[Figure]:
@@ -481,7 +601,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             data_dir = work / f"run-{label}"
             run = Run(warehouse, scale, county, workers=args.workers)
             with _warehouse(warehouse, args.postgres_url, data_dir, "bench") as url:
-                run.stages, run.side_by_side_seconds = run_pipeline(
+                run.stages, run.side_by_side_seconds, run.after_load_wall_seconds = run_pipeline(
                     county,
                     url,
                     data_dir,
@@ -492,6 +612,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     label,
                     args.workers,
                     run.datasets,
+                    args.after_load == "dag",
                 )
             if not args.no_baseline:
                 with _warehouse(

@@ -60,7 +60,13 @@ def format_run(run: Run, baseline: bool) -> str:
                 c.data_rows,
                 None,
                 f"the day as it runs: parse+validate {run.side_by_side_seconds:.2f}s wall, "
-                f"datasets side by side on {run.workers} workers",
+                f"datasets side by side on {run.workers} workers; after the load "
+                + (
+                    "(stages one at a time) the DAG's longest path"
+                    if run.after_load_wall_seconds is None
+                    else f"{run.after_load_wall_seconds:.2f}s wall, stages side by side as the "
+                    "DAG runs them"
+                ),
             )
         )
     for dataset, figures in sorted(run.datasets.items(), key=lambda d: -d[1]["seconds"]):

@@ -5,8 +5,8 @@ counties -> per county (a mapped task group, one instance per county): prepare t
 -> discover new bureau files -> parse and validate -> resolve households -> load the warehouse
 (pool `warehouse_loads`) -> roster dimensions -> {household snapshot, risk warnings} side by
 side (the warnings read the dimensions, never the snapshot) -> {reports, publish to the platform,
-summary} after both; the receipts beside everything after the load -> remove the work folder
-(the setup's teardown, whatever happened).
+summary} after both; the receipts and the Data Docs beside everything after the load -> remove
+the work folder (the setup's teardown, whatever happened).
 
 A county deployment runs one instance of the group; a province lists its counties in COUNTIES
 and gets one instance each. Inside a mapped task group each task waits only for its own county's
@@ -324,13 +324,24 @@ def county_daily() -> None:
 
         @task(map_index_template=named, trigger_rule="all_done")
         @_fail_fast
-        def build_reports(county: str, _warnings: dict[str, Any] | None) -> dict[str, str]:
-            # all_done: a failed run gets its report too; built once per run and county, after
-            # the snapshot too (the report lists the run's steps and their failures)
-            from transforms.outputs.reports import build_reports as build
+        def build_data_docs(county: str, _loaded: list[LoadedFileRef] | None) -> dict[str, str]:
+            # all_done: the auditors' validation pages whatever happened to the load; after it,
+            # for the names it records (they mask the pages), beside the warnings
+            from transforms.outputs.reports import build_validation_docs
 
             _, settings, engine = _pipeline(county)
-            return build(settings, engine, _run_id())
+            return build_validation_docs(settings, engine, _run_id())
+
+        @task(map_index_template=named, trigger_rule="all_done")
+        @_fail_fast
+        def build_reports(county: str, _warnings: dict[str, Any] | None) -> dict[str, str]:
+            # all_done: a failed run gets its report too; built once per run and county, after
+            # the snapshot and the Data Docs too (the report lists the run's steps and their
+            # failures, and links into the Data Docs)
+            from transforms.outputs.reports import build_run_pages
+
+            _, settings, engine = _pipeline(county)
+            return build_run_pages(settings, engine, _run_id())
 
         @task(map_index_template=named, trigger_rule="none_failed", outlets=[PLATFORM_VIEWS_ALIAS])
         @_fail_fast
@@ -380,8 +391,9 @@ def county_daily() -> None:
         # side by side: the snapshot writes household_snapshot alone, the warnings never read it
         snapshotted = build_snapshot(county, dimensions)
         warned = risk_warnings(county, dimensions)
+        docs = build_data_docs(county, loaded)
         reports = build_reports(county, warned)
-        snapshotted >> reports
+        [snapshotted, docs] >> reports
         published = publish_platform(county, warned)
         # the platform views and the summary read the day's snapshot
         snapshotted >> published

@@ -60,6 +60,8 @@ def test_tiny_county_prints_every_stage_and_the_ratios(tmp_path: Path) -> None:
         assert re.search(r"^  ratio pipeline / baseline: \d+\.\dx", table, re.MULTILINE)
         # the day as it runs: the datasets' parse/validate side by side, and its ratio
         assert re.search(r"^  pipeline wall +\d+\.\d\d +[\d,]+ +the day as it runs", table, re.M)
+        # the stages after the load ran side by side, as the DAG runs them, and were timed so
+        assert re.search(r"after the load \d+\.\d\ds wall, stages side by side", table)
         assert re.search(r"^  ratio pipeline wall / baseline: \d+\.\dx", table, re.MULTILINE)
         assert re.search(r"^  peak memory of any stage: [\d,]+ MB", table, re.MULTILINE)
     assert re.search(r"^  ratio 2x time / 1x time: \d+\.\d\dx", out, re.MULTILINE)

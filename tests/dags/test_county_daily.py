@@ -50,6 +50,7 @@ def test_daily_dag_is_wired_as_designed(dagbag: object) -> None:
             "resolve_households",
             "load",
             "write_receipts",
+            "build_data_docs",
             "build_dimensions",
             "build_snapshot",
             "risk_warnings",
@@ -75,6 +76,11 @@ def test_daily_dag_is_wired_as_designed(dagbag: object) -> None:
     for name in ("build_reports", "publish_platform"):
         assert side_by_side <= tasks[name].upstream_task_ids, name
     assert tasks["build_reports"].trigger_rule == "all_done"
+    # the Data Docs after the load (the names it records mask them), beside the warnings, and
+    # the run report, which links into them, after them
+    assert tasks["build_data_docs"].upstream_task_ids - {"counties"} == {GROUP + "load"}
+    assert tasks["build_data_docs"].trigger_rule == "all_done"
+    assert GROUP + "build_data_docs" in tasks["build_reports"].upstream_task_ids
     assert str(dag.timezone.name) == "Asia/Shanghai"
     for task in dag.tasks:  # every failure is recorded and can alert
         assert task.on_failure_callback, task.task_id
@@ -278,3 +284,35 @@ def test_each_county_has_its_watched_landing_folder(tmp_path: Path) -> None:
         [f"file://{landing}/lankao", f"{landing}/lankao"],
         [f"file://{landing}/qixian", f"{landing}/qixian"],
     ]
+
+
+def test_the_benchmark_models_the_day_as_the_dag_runs_it(dagbag: object) -> None:
+    # bench.harness.AFTER_LOAD is how the benchmark's wall time runs the stages after the load:
+    # the same waits as the DAG's tasks, or the figure it prints is not the county's day
+    from bench.harness import AFTER_LOAD
+
+    task_of = {
+        "dimensions": "build_dimensions",
+        "snapshot": "build_snapshot",
+        # run_warnings, then the townships' workbooks and the checklists, in one task
+        "warnings": "risk_warnings",
+        "township": "risk_warnings",
+        "receipts": "write_receipts",
+        "data_docs": "build_data_docs",
+        "reports": "build_reports",
+        "publish": "publish_platform",
+        "summary": "summarize",
+    }
+    assert set(AFTER_LOAD) == set(task_of)
+    dag = dagbag.dags["county_daily"]  # type: ignore[attr-defined]
+    after_load = set(task_of.values())
+    for stage, waits_for in AFTER_LOAD.items():
+        task = dag.task_dict[GROUP + task_of[stage]]
+        dag_waits = {t.removeprefix(GROUP) for t in task.upstream_task_ids} & after_load
+        if stage == "township":  # the second half of the warnings' task
+            assert waits_for == ("warnings",)
+            continue
+        modelled = {task_of[s] for s in waits_for if task_of[s] != task_of[stage]}
+        # the reports and the views wait for the whole risk_warnings task, which the model
+        # names by its last part
+        assert modelled == dag_waits, stage

@@ -558,9 +558,30 @@ def build_reports(settings: Settings, engine: Engine, run_id: str) -> dict[str, 
     several counties, the province page linking each county's report)."""
     with engine.connect() as conn:
         names = known_names(conn)
-    docs = build_data_docs(settings, run_id, names)
-    report = build_run_report(settings, engine, run_id, names)
-    built = {"data_docs": str(docs), "run_report": str(report)}
+    return {
+        **build_validation_docs(settings, engine, run_id, names),
+        **build_run_pages(settings, engine, run_id, names),
+    }
+
+
+def build_validation_docs(
+    settings: Settings, engine: Engine, run_id: str, names: NameIndex | None = None
+) -> dict[str, str]:
+    """The run's Data Docs site: it needs the day's validation results and the names the
+    warehouse knows once the day's files are loaded (to mask them), nothing after, so the DAG
+    builds it beside the warnings instead of after them."""
+    if names is None:
+        with engine.connect() as conn:
+            names = known_names(conn)
+    return {"data_docs": str(build_data_docs(settings, run_id, names))}
+
+
+def build_run_pages(
+    settings: Settings, engine: Engine, run_id: str, names: NameIndex | None = None
+) -> dict[str, str]:
+    """The run report, which links into the run's Data Docs (built before it), and in a
+    deployment of several counties the province page linking each county's report."""
+    built = {"run_report": str(build_run_report(settings, engine, run_id, names))}
     if settings.county is not None:
         built["province_index"] = str(build_province_index(settings))
     return built

@@ -13,6 +13,7 @@ show it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -23,7 +24,7 @@ from typing import Any, Final
 
 from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-from openpyxl.styles import Alignment, Font
+from openpyxl.styles import Alignment, Border, Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
@@ -100,8 +101,39 @@ def put_value(
 
 # Integers longer than this are written as (masked) text, never as a number
 LONGEST_PLAIN_INTEGER: Final = 14
-WRAP: Final = Alignment(wrap_text=True, vertical="top")
-BOLD: Final = Font(bold=True)
+
+
+class _HashedOnce:
+    """A style many cells take, never changed once made. openpyxl hashes a style, every field of
+    it, each time a cell takes it (to find it among the workbook's styles): half the time of
+    writing a workbook of 200,000 cells. This one is hashed once."""
+
+    def __hash__(self) -> int:
+        hashed: int | None = self.__dict__.get("_hashed_once")
+        if hashed is None:
+            hashed = self.__dict__["_hashed_once"] = super().__hash__()
+        return hashed
+
+
+def _hashed_once(style: type[Any]) -> type[Any]:
+    # openpyxl's metaclass lists a class's fields from the descriptors it defines itself, and a
+    # subclass defines none: given its parent's, it writes and compares as the parent does
+    shared = type(
+        f"Shared{style.__name__}",
+        (_HashedOnce, style),
+        {k: getattr(style, k) for k in ("__attrs__", "__nested__", "__elements__")},
+    )
+    shared.__namespaced__ = style.__namespaced__  # type: ignore[attr-defined]
+    return shared
+
+
+SharedAlignment: Final = _hashed_once(Alignment)
+SharedBorder: Final = _hashed_once(Border)
+SharedFont: Final = _hashed_once(Font)
+
+
+WRAP: Final = SharedAlignment(wrap_text=True, vertical="top")
+BOLD: Final = SharedFont(bold=True)
 # points per printed line of 11-point text (CJK glyphs are a little taller than Latin)
 LINE_POINTS: Final = 15.0
 # Excel refuses a row taller than this (points)
@@ -110,7 +142,15 @@ MAX_ROW_HEIGHT: Final = 409.0
 
 def display_width(text: str) -> int:
     """Columns a text takes in a spreadsheet: CJK and full-width characters count two."""
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    if text.isascii():
+        return len(text)
+    return sum(_char_width(ch) for ch in text)
+
+
+@functools.cache
+def _char_width(ch: str) -> int:
+    # a workbook's text repeats a few thousand characters: each looked up once
+    return 2 if unicodedata.east_asian_width(ch) in "WF" else 1
 
 
 def _lines(text: str, width: float) -> int:
@@ -159,6 +199,26 @@ def fit_rows(ws: Worksheet, first_row: int = 2) -> None:
         lacking = min(MAX_ROW_HEIGHT * len(heights), lines * LINE_POINTS) - sum(heights)
         if lacking > 0:
             ws.row_dimensions[last].height = min(MAX_ROW_HEIGHT, heights[-1] + lacking)
+
+
+def merge_disjoint(
+    ws: Worksheet, start_row: int, end_row: int, start_column: int, end_column: int
+) -> None:
+    """`ws.merge_cells` for a range that overlaps no range merged before it on the sheet.
+
+    openpyxl's merge_cells checks a new range against every merged range already there, which
+    makes a sheet of n merges cost n² (a township's workbook of 13,700 household blocks took
+    most of a minute); the writers here merge disjoint blocks by construction, so the check is
+    left out and the rest is what merge_cells does."""
+    from openpyxl.worksheet.cell_range import CellRange
+    from openpyxl.worksheet.merge import MergedCellRange
+
+    coord = CellRange(
+        min_col=start_column, min_row=start_row, max_col=end_column, max_row=end_row
+    ).coord
+    merged = MergedCellRange(ws, coord)
+    ws.merged_cells.ranges.add(merged)
+    ws._clean_merge_range(merged)
 
 
 def print_setup(ws: Worksheet, header_rows: int = 1) -> None:

@@ -13,16 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from openpyxl.styles import Border, Font, Side
+from openpyxl.styles import Font, Side
 from openpyxl.utils import get_column_letter
 from sqlalchemy.engine import Connection, Engine
 
 from transforms.config.bureaus import bureau_zh
-from transforms.config.contracts import contract_by_dataset
+from transforms.config.contracts import intake_contracts
 from transforms.config.settings import Settings
 from transforms.outputs.spreadsheet import (
+    SharedBorder,
     choice_column,
     fit_rows,
+    merge_disjoint,
     print_setup,
     put_value,
     safe_file_stem,
@@ -63,7 +65,7 @@ EXPORT_HEADERS = (
 )
 _EXPORT_WIDTHS = (6, 10, 10, 20, 10, 22, 26, 12, 10, 12, 60, 50, 24, 10, 12, 30)
 RESULT_HEADER = "入户核实结果"
-BLOCK_START = Border(top=Side(style="medium"))  # where one household's block begins
+BLOCK_START = SharedBorder(top=Side(style="medium"))  # where one household's block begins
 # what a visit can conclude (the county plan's chain: 入户核实 -> 认定 -> 帮扶)
 VISIT_RESULTS = tuple(OUTCOMES)
 UNKNOWN_TOWNSHIP = "未知乡镇"
@@ -77,9 +79,13 @@ def township_workbook_name(township: str, names: NameIndex | None = None) -> str
     return f"{safe_file_stem(township, names=names)}_入户核实.xlsx"
 
 
-def sources_text(evidence: Mapping[str, Any] | None) -> str:
+def sources_text(
+    evidence: Mapping[str, Any] | None, titles: Mapping[str, str] | None = None
+) -> str:
     """Where the warning comes from, as a clerk names it: 医保局《医疗费用结算明细》第102、339行
-    (file and sheet after it), one line per list."""
+    (file and sheet after it), one line per list. `titles`: each dataset's title (dataset_titles),
+    looked up once by a caller writing many."""
+    titles = dataset_titles() if titles is None else titles
     rows: dict[tuple[str, str, str, str], list[int]] = {}
     for s in evidence_sources(evidence):
         key = (
@@ -96,16 +102,15 @@ def sources_text(evidence: Mapping[str, Any] | None) -> str:
         shown = numbers[:MAX_SOURCES]
         more = "等" if len(numbers) > MAX_SOURCES else ""
         where = f"（文件“{file}”" + (f"，工作表“{sheet}”" if sheet else "") + "）"
-        title = f"《{_title(dataset)}》" if dataset else ""
+        # a dataset whose contract was removed since the warning was raised keeps its name
+        title = f"《{titles.get(dataset, dataset)}》" if dataset else ""
         lines.append(f"{bureau_zh(bureau)}{title}第{'、'.join(map(str, shown))}{more}行{where}")
     return "\n".join(lines)
 
 
-def _title(dataset: str) -> str:
-    try:
-        return contract_by_dataset(dataset).title_zh
-    except KeyError:  # a dataset whose contract was removed since the warning was raised
-        return dataset
+def dataset_titles() -> dict[str, str]:
+    """Each dataset's title (《...》), by its name, for every contract a file can come under."""
+    return {c.dataset: c.title_zh for c in intake_contracts()}
 
 
 def export_rows(conn: Connection, day: dt.date) -> list[dict[str, Any]]:
@@ -162,6 +167,7 @@ def township_workbook(
         cell.font = Font(bold=True)
     # one block per household, its rules together: the household's cells once, merged down the
     # block; each rule keeps its own row for the visit's result
+    titles = dataset_titles()
     blocks: dict[tuple[Any, Any, Any], list[Mapping[str, Any]]] = {}
     for r in rows:
         blocks.setdefault((r["township"], r["village"], r["household_id"]), []).append(r)
@@ -179,9 +185,8 @@ def township_workbook(
         for col, value in enumerate(household, 1):
             put_value(sheet.cell(row=line, column=col), value, names)
             if len(block) > 1:
-                sheet.merge_cells(
-                    start_row=line, end_row=line + len(block) - 1, start_column=col, end_column=col
-                )
+                # one column of one household's block: no two blocks share a row
+                merge_disjoint(sheet, line, line + len(block) - 1, col, col)
         for offset, r in enumerate(block):
             warning: list[str | int | None] = [
                 r["rule_name_zh"],
@@ -189,7 +194,7 @@ def township_workbook(
                 RESENT_ZH if r["event"] == RESENT else EVENT_ZH[r["event"]],
                 _jsonable(r["first_seen"]),
                 r["evidence_zh"],
-                sources_text(_json(r["evidence"])),
+                sources_text(_json(r["evidence"]), titles),
             ]
             for col, value in enumerate(warning, len(household) + 1):
                 put_value(sheet.cell(row=line + offset, column=col), value, names)

@@ -231,3 +231,72 @@ def test_the_hash_is_of_the_masked_text() -> None:
 def test_max_bytes_must_leave_room_for_the_hash() -> None:
     with pytest.raises(ValueError, match="max_bytes"):
         safe_file_stem("x", max_bytes=9)
+
+
+# --- writing large workbooks fast, the same bytes -------------------------------------------
+
+
+def _sheet_parts(workbook: Any, path: Path) -> dict[str, bytes]:
+    import zipfile
+
+    workbook.save(path)
+    with zipfile.ZipFile(path) as parts:
+        # docProps/core.xml holds the time of saving
+        return {n: parts.read(n) for n in parts.namelist() if n != "docProps/core.xml"}
+
+
+def _blocks(merge: Any, border: Any) -> Any:
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    line = 2
+    for number, size in enumerate((3, 1, 2, 4, 1), 1):
+        put_value(sheet.cell(row=line, column=1), number)
+        put_text(sheet.cell(row=line, column=2), f"=户{number} {SENTINEL}")
+        for offset in range(size):
+            put_text(sheet.cell(row=line + offset, column=3), f"规则{offset}")
+        if size > 1:
+            for column in (1, 2):
+                merge(sheet, line, line + size - 1, column, column)
+        for column in (1, 2, 3):
+            sheet.cell(row=line, column=column).border = border
+        line += size
+    fit_rows(sheet)
+    return workbook
+
+
+def test_merging_disjoint_blocks_writes_what_merge_cells_writes(tmp_path: Path) -> None:
+    from openpyxl.styles import Border, Side
+
+    from transforms.outputs.spreadsheet import SharedBorder, merge_disjoint
+
+    def merged_by_openpyxl(sheet: Any, first: int, last: int, col: int, end_col: int) -> None:
+        sheet.merge_cells(start_row=first, end_row=last, start_column=col, end_column=end_col)
+
+    plain = _sheet_parts(
+        _blocks(merged_by_openpyxl, Border(top=Side(style="medium"))), tmp_path / "a.xlsx"
+    )
+    fast = _sheet_parts(
+        _blocks(merge_disjoint, SharedBorder(top=Side(style="medium"))), tmp_path / "b.xlsx"
+    )
+    assert fast == plain
+    assert b"<mergeCell " in plain["xl/worksheets/sheet1.xml"]
+    assert b'style="medium"' in plain["xl/styles.xml"]
+
+
+def test_a_shared_style_hashes_compares_and_writes_as_the_style_it_shares() -> None:
+    from openpyxl.styles import Alignment, Border, Font, Side
+
+    from transforms.outputs.spreadsheet import WRAP, SharedBorder, SharedFont
+
+    plain = Alignment(wrap_text=True, vertical="top")
+    assert hash(WRAP) == hash(plain)
+    assert WRAP.__attrs__ == Alignment.__attrs__ and WRAP.__elements__ == Alignment.__elements__
+    assert SharedFont.__elements__ == Font.__elements__ and SharedFont.__attrs__ == Font.__attrs__
+    border = SharedBorder(top=Side(style="thin"))
+    assert hash(border) == hash(Border(top=Side(style="thin")))
+    # written as the style itself: the same XML element and attributes
+    assert WRAP.to_tree().attrib == plain.to_tree().attrib
+    assert WRAP.to_tree().tag == "alignment"

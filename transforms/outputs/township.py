@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import shutil
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -224,10 +225,11 @@ def export_dir(settings: Settings, day: dt.date) -> Path:
 
 
 def write_township_exports(
-    settings: Settings, engine: Engine, run_id: str, day: dt.date
+    settings: Settings, engine: Engine, run_id: str, day: dt.date, workers: int | None = None
 ) -> list[Path]:
     """One workbook per township of the day's new and reopened warnings, in
-    $DATA_DIR/reports/warnings/<day>/<township>_入户核实.xlsx; a re-run replaces the day's set."""
+    $DATA_DIR/reports/warnings/<day>/<township>_入户核实.xlsx; a re-run replaces the day's set.
+    The workbooks are written `workers` at a time (default: one per core; 1: in this process)."""
     from transforms.runlog.steps import recorded_step
 
     with recorded_step(engine, run_id, "warning_exports") as counts:
@@ -244,10 +246,7 @@ def write_township_exports(
         if building.exists():
             shutil.rmtree(building)
         building.mkdir(parents=True)
-        written = []
-        for name, township_rows in sorted(by_workbook.items()):
-            township_workbook(township_rows, day, names).save(building / name)
-            written.append(target / name)
+        written = _write_workbooks(by_workbook, day, names, building, workers)
         old = target.with_name(f".{target.name}.old")
         if old.exists():
             shutil.rmtree(old)
@@ -258,4 +257,55 @@ def write_township_exports(
             shutil.rmtree(old)
         counts.update(files=len(written), warnings=len(rows))
     log.info("wrote %d township workbooks (%d warnings) to %s", len(written), len(rows), target)
-    return written
+    return [target / name for name in written]
+
+
+# what the workers write, set by the task before it forks them (inherited, never pickled)
+_shared: dict[str, Any] = {}
+
+
+def _write_workbooks(
+    by_workbook: Mapping[str, Sequence[Mapping[str, Any]]],
+    day: dt.date,
+    names: NameIndex,
+    folder: Path,
+    workers: int | None,
+) -> list[str]:
+    """Each township's workbook into `folder`, the names in order. Each is independent of the
+    others and writing one is plain Python (openpyxl), so with more than one core they are
+    written side by side, the largest first, in workers forked from the task."""
+    from transforms.runlog.forked import can_fork, side_by_side
+
+    ordered = sorted(by_workbook)
+    if workers is None:
+        workers = os.cpu_count() or 1
+    if workers < 2 or len(ordered) < 2 or not can_fork():
+        for name in ordered:
+            _save_workbook(name, by_workbook, day, names, folder)
+        return ordered
+    _shared.update(by_workbook=by_workbook, day=day, names=names, folder=folder)
+    try:
+        largest_first = sorted(range(len(ordered)), key=lambda n: -len(by_workbook[ordered[n]]))
+        outcomes = side_by_side(_save_shared, ordered, workers, largest_first)
+    finally:
+        _shared.clear()
+    for name, outcome in zip(ordered, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            raise RuntimeError(f"the township workbook {name} could not be written") from outcome
+    return ordered
+
+
+def _save_shared(name: str) -> None:
+    _save_workbook(
+        name, _shared["by_workbook"], _shared["day"], _shared["names"], _shared["folder"]
+    )
+
+
+def _save_workbook(
+    name: str,
+    by_workbook: Mapping[str, Sequence[Mapping[str, Any]]],
+    day: dt.date,
+    names: NameIndex,
+    folder: Path,
+) -> None:
+    township_workbook(by_workbook[name], day, names).save(folder / name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import re
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
@@ -1096,6 +1097,62 @@ def test_township_workbooks_show_no_personal_data_and_no_formula(
         assert sheet.cell(row=2, column=12).value == (
             f"卫健局第3行（文件“{mask_name(NAME)}158****1234.xlsx”，工作表“{mask_name(NAME)}”）"
         )
+
+
+def _hostile_townships(warehouse: Engine) -> None:
+    county = Inline()
+    households = []
+    for n, township in enumerate(("城关镇", "=HYPERLINK(1)", f"{NAME}{SENTINEL}镇", "青石镇")):
+        for k in range(n + 1):  # townships of different sizes: the largest is started first
+            county.household(f"H{n}{k}", WORKER, township=township)
+            households.append(f"H{n}{k}")
+    rules = {r.id: r for r in RULES.rules}
+    findings = {(h, "dropout"): _evidence(HOSTILE_EVIDENCE) for h in households}
+    with warehouse.begin() as conn:
+        store_day(conn, "r1", DAY, rules, _evaluation(findings), county.data())
+
+
+def _parts(path: Path) -> dict[str, bytes]:
+    import zipfile
+
+    with zipfile.ZipFile(path) as parts:  # docProps/core.xml holds the time of saving
+        return {n: parts.read(n) for n in parts.namelist() if n != "docProps/core.xml"}
+
+
+def test_township_workbooks_written_side_by_side_are_the_ones_written_one_by_one(
+    warehouse: Engine, tmp_path: Path
+) -> None:
+    _hostile_townships(warehouse)
+    written = {}
+    for workers in (1, 2):
+        settings = Settings(data_dir=tmp_path / f"w{workers}", warehouse_url="")
+        written[workers] = write_township_exports(settings, warehouse, "r1", DAY, workers=workers)
+    assert [p.name for p in written[2]] == [p.name for p in written[1]]
+    assert len(written[1]) == 4
+    for one, two in zip(written[1], written[2], strict=True):
+        assert _parts(two) == _parts(one), one.name
+
+
+def test_a_township_workbook_that_fails_in_a_worker_fails_the_exports_by_its_name(
+    warehouse: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import transforms.outputs.township as township
+
+    _hostile_townships(warehouse)
+    real = township.township_workbook
+
+    def breaks_on_one(rows: Any, day: dt.date, names: Any = None) -> Any:
+        if rows[0]["township"] == "青石镇":
+            raise ValueError("disk full")
+        return real(rows, day, names)
+
+    monkeypatch.setattr(township, "township_workbook", breaks_on_one)  # inherited by the fork
+    settings = Settings(data_dir=tmp_path, warehouse_url="")
+    with pytest.raises(RuntimeError, match=re.escape("青石镇_入户核实.xlsx")) as raised:
+        write_township_exports(settings, warehouse, "r1", DAY, workers=2)
+    assert "disk full" in str(raised.value.__cause__)
+    # the day's earlier set, if any, is left as it was: nothing half-written replaces it
+    assert not (tmp_path / "reports" / "warnings" / DAY.isoformat()).exists()
 
 
 # --- accuracy ------------------------------------------------------------------------------------

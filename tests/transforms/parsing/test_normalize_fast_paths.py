@@ -13,6 +13,7 @@ import pytest
 
 from transforms.config.text import INVISIBLE_CHARS, drop_invisible
 from transforms.parsing import identifiers, parse
+from transforms.parsing.headers import HeaderLine
 from transforms.parsing.identifiers import check_char, normalize_id
 from transforms.parsing.values import _already_normal, normalize_text
 
@@ -128,7 +129,7 @@ def test_an_id_in_its_18_char_form_comes_back_as_it_is(raw: str) -> None:
 def _old_data_rows(
     rows: list[tuple[int, list[str | None]]],
     header_texts: set[str],
-    header_lines: set[parse.HeaderLine],
+    header_lines: set[HeaderLine],
     dropped: dict[str, int],
 ) -> list[tuple[int, list[str | None]]]:
     """_data_rows as it was: every distinct cell through _cell_facts, every row through
@@ -183,7 +184,7 @@ ROWS: list[list[str | None]] = [
     ],
 )
 def test_data_rows_are_those_the_cell_by_cell_look_gave(
-    header_texts: set[str], lines: set[parse.HeaderLine]
+    header_texts: set[str], lines: set[HeaderLine]
 ) -> None:
     for keep in ([0, 9, 10], [0, 1, 2, 10], list(range(len(ROWS)))):
         rows = [(n + 2, list(ROWS[n])) for n in keep]

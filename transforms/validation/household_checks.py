@@ -151,7 +151,7 @@ def household_findings(
         expected = np.where(by_head[house] >= 0, by_head[house], by_majority[house])
         agrees = (expected >= 0) & (expected == value_codes)
         result = np.full(len(frame), None, dtype=object)
-        result[at] = [bool(a) for a in agrees]
+        result[at] = agrees.tolist()  # Python bools, as GX and the checks expect
         consistent[name] = pd.Series(result, index=index, dtype="object")
         wrong = np.flatnonzero(~agrees)
         if not len(wrong):
@@ -189,7 +189,7 @@ def household_findings(
     keys_per_person = np.bincount(pairs // max(households, 1), minlength=len(person_uniques))
     shared = keys_per_person[person_codes] > 1
     one_household = np.full(len(frame), None, dtype=object)
-    one_household[identified] = [not s for s in shared]
+    one_household[identified] = (~shared).tolist()
     other_households: dict[int, tuple[OtherHousehold, ...]] = {}
     rows_of: dict[int, list[int]] = {}  # person -> positions, persons as first met
     for position, code in zip(identified[shared], person_codes[shared], strict=True):

@@ -109,21 +109,17 @@ def _data_rows(
     starts a total or footer, is a header's, or is nothing once normalised) is a data row
     when it has a cell: that is nearly every row, told apart with set operations, once per
     distinct cell. Every other row gets _row_kind's full look."""
-    seen_cells: set[str | None] = set()
+    distinct: set[str | None] = set()
     for _, cells in rows:
-        seen_cells.update(cells)
-    distinct = {cell for cell in seen_cells if cell}
-    del seen_cells
-    texts = header_texts | {text for line in header_lines for _, text in line}
-    # Printable ASCII without a space is its own normalised text (see _cell_facts) and starts
-    # no total or footer (their words are Chinese): it is suspect only when it is a header's
-    # text, which one set operation tells for all of them.
-    plain = {cell for cell in distinct if cell.isascii() and cell.isprintable() and " " not in cell}
-    suspect: set[str | None] = set(plain & texts)
-    for cell in distinct - plain:
-        text, total, footer = _cell_facts(cell)
-        if total or footer or not text or text in texts:
-            suspect.add(cell)
+        distinct.update(cells)
+    distinct.discard(None)
+    line_texts = {text for line in header_lines for _, text in line}
+    suspect: set[str | None] = set()
+    for cell in distinct:
+        if cell:
+            text, total, footer = _cell_facts(cell)
+            if total or footer or not text or text in header_texts or text in line_texts:
+                suspect.add(cell)
     if not suspect:
         # no row can be a total, footer or header row: every row with a cell is a data row
         # (one without is blank, which is not counted)

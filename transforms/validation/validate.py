@@ -125,7 +125,8 @@ def _numbers(values: pd.Series) -> pd.Series:
     one, give pandas the same kinds of value to choose the dtype from as the whole column."""
     cells = values.to_numpy(dtype=object)
     codes, uniques = pd.factorize(cells)
-    if values.dtype != object or not len(cells) or len(uniques) * 2 > len(cells):
+    # parsing a text costs several times hashing it: per distinct text even when most differ
+    if values.dtype != object or not len(cells):
         return pd.to_numeric(values, errors="coerce")
     distinct = np.empty(len(uniques) + 1, dtype=object)
     distinct[:-1] = uniques

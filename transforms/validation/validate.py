@@ -119,15 +119,20 @@ def _per_distinct(values: pd.Series, func: Callable[[Any], Any]) -> pd.Series:
     return pd.Series(out, index=values.index)
 
 
+_NUMBER_SAMPLE: Final = 4096
+
+
 def _numbers(values: pd.Series) -> pd.Series:
     """pd.to_numeric(values, errors="coerce"), each distinct text parsed once (a household's
     amounts repeat on every member's row). The distinct texts, and a blank when the column has
     one, give pandas the same kinds of value to choose the dtype from as the whole column."""
     cells = values.to_numpy(dtype=object)
-    codes, uniques = pd.factorize(cells)
-    # parsing a text costs several times hashing it: per distinct text even when most differ
-    if values.dtype != object or not len(cells):
+    # a column of mostly different amounts (each settlement's own) is parsed as it is: the
+    # hashing would cost more than the repeats save; its first rows tell which kind it is
+    sample = cells[:_NUMBER_SAMPLE]
+    if values.dtype != object or not len(cells) or len(pd.unique(sample)) * 2 > len(sample):
         return pd.to_numeric(values, errors="coerce")
+    codes, uniques = pd.factorize(cells)
     distinct = np.empty(len(uniques) + 1, dtype=object)
     distinct[:-1] = uniques
     blank = codes == -1

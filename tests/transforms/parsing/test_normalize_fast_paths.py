@@ -1,7 +1,7 @@
 """The normalisers' and the row sorter's shortcuts give what the full computations give: texts
-and IDs already in normal form come back as they are, ASCII cells are told apart from header
-and total rows with set operations; hostile cells (NUL, formula prefixes, ID-shaped text,
-invisible characters, every Unicode character) included."""
+and IDs already in normal form come back as they are, and when no cell could make a row a
+total, footer or header row the rows with a cell are the data rows; hostile cells (NUL,
+formula prefixes, ID-shaped text, invisible characters, every Unicode character) included."""
 
 from __future__ import annotations
 

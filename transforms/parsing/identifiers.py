@@ -40,6 +40,9 @@ _MAX_DIGITS: Final = 25
 _LEGACY_RE: Final = re.compile(r"^[0-9]{15}$")
 _DIGITS17_RE: Final = re.compile(r"^[0-9]{17}$")
 _EXCEL_TRUNCATED_RE: Final = re.compile(r"^[0-9]{15}000$")
+# An ID already in its 18-char form: NFKC, cleaning and every rule below give it back as it is.
+# Nearly every ID in a file is.
+_CANONICAL_ID_RE: Final = re.compile(r"[0-9]{17}[0-9X]", re.ASCII)
 
 
 def check_char(first17: str) -> str:
@@ -64,6 +67,8 @@ def normalize_id(raw: str | None) -> str | None:
         return None
     if not isinstance(raw, str):  # a stray float/int from a DataFrame must not crash a run
         raw = str(raw)
+    if len(raw) == 18 and _CANONICAL_ID_RE.fullmatch(raw):
+        return raw
     s = _clean(raw)
     # Excel's text prefix leaks into CSV exports as a literal apostrophe.
     s = s.lstrip("'`")

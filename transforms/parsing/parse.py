@@ -120,6 +120,10 @@ def _data_rows(
             text, total, footer = _cell_facts(cell)
             if total or footer or not text or text in header_texts or text in line_texts:
                 suspect.add(cell)
+    if not suspect:
+        # no row can be a total, footer or header row: every row with a cell is a data row
+        # (one without is blank, which is not counted)
+        return [(row_no, cells) for row_no, cells in rows if any(cells)]
     data: list[tuple[int, list[str | None]]] = []
     for row_no, cells in rows:
         if suspect.isdisjoint(cells) and any(cells):

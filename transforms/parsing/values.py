@@ -78,8 +78,25 @@ def normalize_text(raw: str | None) -> str | None:
     s = _as_str(raw)
     if s is None:
         return None
+    if _already_normal(s):
+        return s
     s = _SPACE_RUN_RE.sub(" ", drop_invisible(unicodedata.normalize("NFKC", s))).strip()
     return s or None
+
+
+def _already_normal(s: str) -> bool:
+    """Whether normalize_text gives `s` back as it is: NFKC-normal, and no character it drops
+    or collapses. Every invisible character and every whitespace but the ASCII space is
+    unprintable (a test checks all of Unicode), so a printable text holds none of them; its
+    spaces are left alone when single and inside. Most cells (names, places) are such."""
+    return (
+        s.isprintable()
+        and s != ""
+        and s[0] != " "
+        and s[-1] != " "
+        and "  " not in s
+        and unicodedata.is_normalized("NFKC", s)
+    )
 
 
 _PHONE_GROUPING_RE = re.compile(r"[\s\-()（）]")

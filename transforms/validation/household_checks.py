@@ -20,11 +20,12 @@ row; validate.issue_records asks for them again to word each reason.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
+import numpy as np
 import pandas as pd
 
 from transforms.config.contracts import ColumnType, Contract, HouseholdRule
@@ -62,14 +63,19 @@ def _household_rule(contract: Contract) -> HouseholdRule:
     return contract.household
 
 
-def _comparable(kind: ColumnType, values: pd.Series) -> pd.Series:
-    """Usable normalised values in a form where equal means equal: amounts to the cent (the
-    warehouse's precision), so that "1000" and "1000.00" agree."""
+def _comparable_values(kind: ColumnType, values: np.ndarray) -> np.ndarray:
+    """Usable normalised values in a form where equal means equal, blanks as _BLANK: amounts to
+    the cent (the warehouse's precision), so that "1000" and "1000.00" agree."""
     if kind is ColumnType.MONEY:
         # once per distinct amount: a household's amount repeats on every member's row
-        cents = {v: format(Decimal(v).quantize(_CENT), "f") for v in values.dropna().unique()}
-        return values.map(cents)
-    return values
+        codes, uniques = pd.factorize(values)
+        cents = np.empty(len(uniques) + 1, dtype=object)
+        cents[:-1] = [format(Decimal(v).quantize(_CENT), "f") for v in uniques]
+        cents[-1] = _BLANK  # a blank's code is -1
+        return cents[codes]
+    out = values.copy()
+    out[pd.isna(values)] = _BLANK
+    return out
 
 
 def _shown(value: object) -> str | None:
@@ -87,93 +93,122 @@ def household_findings(
 
     `usable` holds, for the household key, the person column and every household-level column,
     whether each cell passes its own rules (a blank optional cell counts as usable).
+
+    The household keys are factorised once and every column's values once: counts per
+    (household, value) are then integer arithmetic, not a pandas groupby per column (most of
+    the roster's validation time went to factorising the same keys again for each column).
     """
     rule = _household_rule(contract)
-    keyed = usable[rule.key].astype(bool) & frame[rule.key].notna()
-    base = pd.DataFrame(
-        {
-            "key": frame[rule.key],
-            "head": frame[rule.head_column].eq(rule.head_value),
-        },
-        index=frame.index,
-    )[keyed]
-    heads = base[base["head"]]
-    head_counts = heads["key"].value_counts()
-    single = heads[heads["key"].map(head_counts).eq(1)]
-    head_of = pd.Series(single.index, index=single["key"].to_numpy())  # key -> index label
+    index = frame.index
 
-    located: dict[str, dict[Hashable, Any]] = {}  # filled when a finding needs it
+    def mask(series: pd.Series) -> np.ndarray:
+        if not series.index.equals(index):
+            series = series.reindex(index)
+        return series.astype(bool).to_numpy()
 
-    def lookup(column: str, label: Hashable) -> Any:
-        if column not in located:
-            located[column] = frame[column].to_dict()
-        return located[column][label]
+    keys = frame[rule.key].to_numpy(dtype=object)
+    keyed = mask(usable[rule.key]) & frame[rule.key].notna().to_numpy()
+    kept = keys.copy()
+    kept[~keyed] = None
+    key_codes, key_uniques = pd.factorize(kept)
+    households = len(key_uniques)
+    # the householder of each household: the one keyed row that is a head, when there is one
+    heads = np.flatnonzero(keyed & frame[rule.head_column].eq(rule.head_value).to_numpy())
+    head_counts = np.bincount(key_codes[heads], minlength=households)
+    single = heads[head_counts[key_codes[heads]] == 1]
+    head_at = np.full(households, -1, dtype=np.int64)  # household -> position of its head
+    head_at[key_codes[single]] = single
 
-    def where(label: Hashable) -> RowRef:
-        return RowRef(str(lookup(SHEET, label) or ""), int(lookup(SOURCE_ROW, label)))
+    sheets = frame[SHEET].to_numpy(dtype=object)
+    source_rows = frame[SOURCE_ROW].to_numpy(dtype=object)
+    row_ids = frame[ROW_ID].to_numpy(dtype=object)
+
+    def where(position: int) -> RowRef:
+        return RowRef(str(sheets[position] or ""), int(source_rows[position]))
 
     consistent: dict[str, pd.Series] = {}
     conflicts: dict[tuple[int, str], HouseholdConflict] = {}
     for name in rule.columns:
-        cells = keyed & usable[name].astype(bool)
-        values = _comparable(contract.column(name).type, frame.loc[cells, name]).fillna(_BLANK)
-        rows = pd.DataFrame({"key": base.loc[cells, "key"], "value": values})
-        on_head = rows.loc[rows.index.intersection(pd.Index(head_of))]
-        by_head = pd.Series(on_head["value"].to_numpy(), index=on_head["key"].to_numpy())
-        counts = rows.groupby(["key", "value"], sort=False).size().reset_index(name="n")
-        counts["total"] = counts.groupby("key", sort=False)["n"].transform("sum")
-        top = counts[counts["n"] * 2 > counts["total"]]
-        by_majority = pd.Series(top["value"].to_numpy(), index=top["key"].to_numpy())
-        # the householder's value, else the majority's (by_head.combine_first(by_majority),
-        # without sorting the union of two indexes of household keys)
-        expected = rows["key"].map(by_head).astype(object)
-        no_head = expected.isna().to_numpy()
-        if no_head.any():
-            expected[no_head] = rows["key"][no_head].map(by_majority)
-        agrees = expected.notna() & rows["value"].eq(expected)
-        result = _unknown(frame.index)
-        result.loc[rows.index] = agrees.map(bool)
-        consistent[name] = result
-        disagreeing = rows[~agrees.to_numpy()]
+        at = np.flatnonzero(keyed & mask(usable[name]))
+        values = _comparable_values(
+            contract.column(name).type, frame[name].to_numpy(dtype=object)[at]
+        )
+        value_codes, value_uniques = pd.factorize(values)
+        kinds = len(value_uniques)
+        house = key_codes[at]
+        # the householder's value, when its own cell takes part
+        code_at = np.full(len(frame), -1, dtype=np.int64)
+        code_at[at] = value_codes
+        by_head = np.full(households, -1, dtype=np.int64)
+        has_head = head_at >= 0
+        by_head[has_head] = code_at[head_at[has_head]]
+        # the value a strict majority of the household's rows share
+        pairs, pair_counts = np.unique(house * max(kinds, 1) + value_codes, return_counts=True)
+        totals = np.bincount(house, minlength=households)
+        top = pairs[pair_counts * 2 > totals[pairs // max(kinds, 1)]]
+        by_majority = np.full(households, -1, dtype=np.int64)
+        by_majority[top // max(kinds, 1)] = top % max(kinds, 1)
+        expected = np.where(by_head[house] >= 0, by_head[house], by_majority[house])
+        agrees = (expected >= 0) & (expected == value_codes)
+        result = np.full(len(frame), None, dtype=object)
+        result[at] = agrees.tolist()  # Python bools, as GX and the checks expect
+        consistent[name] = pd.Series(result, index=index, dtype="object")
+        wrong = np.flatnonzero(~agrees)
+        if not len(wrong):
+            continue
         # the values of a household without a reference, each listed once (hostile files may
         # hold thousands of rows under one key)
-        referenced = disagreeing["key"].isin(by_head.index) | disagreeing["key"].isin(
-            by_majority.index
-        )
-        listed = disagreeing[~referenced.to_numpy()].groupby("key", sort=False)
-        values_of = {key: sorted(set(group["value"])) for key, group in listed}
-        for label, key, value in zip(
-            disagreeing.index, disagreeing["key"], disagreeing["value"], strict=True
-        ):
+        values_of: dict[int, list[Any]] = {}
+        for row in wrong:
+            household = house[row]
+            if by_head[household] < 0 and by_majority[household] < 0:
+                values_of.setdefault(household, []).append(value_uniques[value_codes[row]])
+        firsts = {h: sorted(set(found))[: OTHERS_SHOWN + 2] for h, found in values_of.items()}
+        for row in wrong:
+            household, value = house[row], value_uniques[value_codes[row]]
             mine = _shown(value)
-            if key in by_head.index:
+            if by_head[household] >= 0:
+                reference = value_uniques[by_head[household]]
                 detail = HouseholdConflict(
-                    mine, (_shown(by_head[key]),), "head", where(head_of[key])
+                    mine, (_shown(reference),), "head", where(head_at[household])
                 )
-            elif key in by_majority.index:
-                detail = HouseholdConflict(mine, (_shown(by_majority[key]),), "majority")
+            elif by_majority[household] >= 0:
+                reference = value_uniques[by_majority[household]]
+                detail = HouseholdConflict(mine, (_shown(reference),), "majority")
             else:
                 # this row's value is at most one of the first few: enough to name the others
-                first = values_of[key][: OTHERS_SHOWN + 2]
-                others = [_shown(v) for v in first if v != value][: OTHERS_SHOWN + 1]
-                detail = HouseholdConflict(mine, tuple(others), "none")
-            conflicts[(int(lookup(ROW_ID, label)), name)] = detail
+                others = [_shown(v) for v in firsts[household] if v != value]
+                detail = HouseholdConflict(mine, tuple(others[: OTHERS_SHOWN + 1]), "none")
+            conflicts[(int(row_ids[at[row]]), name)] = detail
 
     person = contract.person_id_column
-    identified = keyed & usable[person].astype(bool) & frame[person].notna()
-    people = frame.loc[identified, [person, rule.key]].set_axis(["person", "key"], axis=1)
-    keys_per_person = people.groupby("person", sort=False)["key"].nunique()
-    shared = people["person"].isin(keys_per_person[keys_per_person > 1].index)
-    one_household = _unknown(frame.index)
-    one_household.loc[people.index] = (~shared).map(bool)
+    identified = np.flatnonzero(keyed & mask(usable[person]) & frame[person].notna().to_numpy())
+    person_codes, person_uniques = pd.factorize(frame[person].to_numpy(dtype=object)[identified])
+    house = key_codes[identified]
+    pairs = np.unique(person_codes * max(households, 1) + house)
+    keys_per_person = np.bincount(pairs // max(households, 1), minlength=len(person_uniques))
+    shared = keys_per_person[person_codes] > 1
+    one_household = np.full(len(frame), None, dtype=object)
+    one_household[identified] = (~shared).tolist()
     other_households: dict[int, tuple[OtherHousehold, ...]] = {}
-    for _, rows_of_person in people[shared].groupby("person", sort=False):
+    rows_of: dict[int, list[int]] = {}  # person -> positions, persons as first met
+    for position, code in zip(identified[shared], person_codes[shared], strict=True):
+        rows_of.setdefault(code, []).append(position)
+    for positions in rows_of.values():
         # the first row under each of the person's first few keys: enough to name the others
-        firsts = rows_of_person.drop_duplicates("key").head(OTHERS_SHOWN + 2)["key"]
-        for label, key in rows_of_person["key"].items():
-            other_households[int(lookup(ROW_ID, label))] = tuple(
+        first_of: dict[object, int] = {}
+        for position in positions:
+            first_of.setdefault(keys[position], position)
+        named = list(first_of.items())[: OTHERS_SHOWN + 2]
+        for position in positions:
+            other_households[int(row_ids[position])] = tuple(
                 OtherHousehold(str(other_key), where(other))
-                for other, other_key in firsts.items()
-                if other_key != key
+                for other_key, other in named
+                if other_key != keys[position]
             )[: OTHERS_SHOWN + 1]
-    return HouseholdFindings(consistent, one_household, conflicts, other_households)
+    return HouseholdFindings(
+        consistent,
+        pd.Series(one_household, index=index, dtype="object"),
+        conflicts,
+        other_households,
+    )

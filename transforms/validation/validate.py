@@ -119,6 +119,43 @@ def _per_distinct(values: pd.Series, func: Callable[[Any], Any]) -> pd.Series:
     return pd.Series(out, index=values.index)
 
 
+_NUMBER_SAMPLE: Final = 4096
+
+
+def _numbers(values: pd.Series) -> pd.Series:
+    """pd.to_numeric(values, errors="coerce"), each distinct text parsed once (a household's
+    amounts repeat on every member's row). The distinct texts, and a blank when the column has
+    one, give pandas the same kinds of value to choose the dtype from as the whole column."""
+    cells = values.to_numpy(dtype=object)
+    # a column of mostly different amounts (each settlement's own) is parsed as it is: the
+    # hashing would cost more than the repeats save; its first rows tell which kind it is
+    sample = cells[:_NUMBER_SAMPLE]
+    if values.dtype != object or not len(cells) or len(pd.unique(sample)) * 2 > len(sample):
+        return pd.to_numeric(values, errors="coerce")
+    codes, uniques = pd.factorize(cells)
+    distinct = np.empty(len(uniques) + 1, dtype=object)
+    distinct[:-1] = uniques
+    blank = codes == -1
+    distinct[-1] = cells[blank][0] if blank.any() else None  # a blank's code is -1: the last
+    parsed = pd.to_numeric(pd.Series(distinct if blank.any() else distinct[:-1]), errors="coerce")
+    return pd.Series(parsed.to_numpy()[codes], index=values.index, name=values.name)
+
+
+def _integers(values: pd.Series) -> np.ndarray:
+    """Whether each cell is written as an integer (INT_PATTERN; a blank is not), each distinct
+    text looked at once."""
+    cells = values.to_numpy(dtype=object)
+    codes, uniques = pd.factorize(cells)
+    pattern = re.compile(INT_PATTERN)
+    matched = np.empty(len(uniques) + 1, dtype=bool)
+    # as astype("string") gives a cell that is not text: str of it
+    matched[:-1] = [
+        pattern.fullmatch(v if isinstance(v, str) else str(v)) is not None for v in uniques
+    ]
+    matched[-1] = False  # a blank's code is -1
+    return matched[codes]
+
+
 def _excel_numbers(raw: pd.Series) -> pd.Series:
     """Whether each raw ID cell shows that Excel stored it as a number (looks_like_excel_number).
     A cell of ASCII letters and digits only, not ending in 000, cannot: it has no "E+" exponent,
@@ -168,15 +205,13 @@ def derived_columns(
                 dates = whole.text(dates, col.name, whole.has_text)
             out[col.name] = dates
         if col.type in (ColumnType.INT, ColumnType.MONEY):
-            numbers[col.name] = pd.to_numeric(frame[col.name], errors="coerce")
+            numbers[col.name] = _numbers(frame[col.name])
             if whole is not None:
                 numbers[col.name] = whole.numbers(
                     numbers[col.name], whole.number_dtypes.get(col.name)
                 )
             if col.type is ColumnType.INT and (col.min is not None or col.max is not None):
-                in_range = numbers[col.name].where(
-                    frame[col.name].astype("string").str.fullmatch(INT_PATTERN).fillna(False)
-                )
+                in_range = numbers[col.name].where(_integers(frame[col.name]))
                 if whole is not None:
                     in_range = whole.numbers(in_range, whole.range_dtypes.get(col.name))
                 out[number_column(col.name)] = in_range

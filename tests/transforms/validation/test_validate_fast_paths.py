@@ -106,3 +106,53 @@ def test_anything_but_arithmetic_of_names_is_left_to_pd_eval(expression: str) ->
 
 def test_arithmetic_of_names_and_numbers_is_compiled() -> None:
     assert validate._arithmetic("(a + b - c) / d * 2.5 + -e") is not None
+
+
+NUMBER_TEXTS: list[Any] = [
+    "12",
+    "12",
+    "-0",
+    "0",
+    "1234.50",
+    "1e5",
+    "1E+3",
+    "nan",
+    "inf",
+    "-inf",
+    "=1+1",
+    "@SUM(A1)",
+    "a\x00b",
+    "",
+    "9" * 30,
+    "-" + "9" * 20,
+    "18446744073709551616",
+    "9223372036854775808",
+    "53269919780824865X",
+    " 12",
+    "１２",
+    "0x10",
+    "1_000",
+]
+
+
+def _columns() -> list[list[Any]]:
+    out: list[list[Any]] = []
+    for n in range(len(NUMBER_TEXTS)):
+        texts = NUMBER_TEXTS[n:] + NUMBER_TEXTS[:n]
+        out.append(texts)
+        out.append([*texts, None])
+        out.append([texts[0]] * 5)
+        out.append([texts[0], None, texts[0], float("nan")] * 3)
+    out += [[], [None, None], ["1", "2", "1", "2", 3, 3, 3.5], [True, True, "1", "1"]]
+    return out
+
+
+@pytest.mark.parametrize("cells", _columns())
+def test_numbers_parsed_per_distinct_text_are_what_to_numeric_gives(cells: list[Any]) -> None:
+    values = pd.Series(cells, index=range(3, 3 + len(cells)), dtype=object, name="amount")
+
+    pd.testing.assert_series_equal(
+        validate._numbers(values), pd.to_numeric(values, errors="coerce")
+    )
+    want = values.astype("string").str.fullmatch(validate.INT_PATTERN).fillna(False)
+    assert validate._integers(values).tolist() == want.astype(bool).tolist()

@@ -61,55 +61,6 @@ STAGES = (
     "publish",
     "summary",
 )
-# What each stage needs to have run before it.
-REQUIRES = {
-    "discover": (),
-    "parse": ("discover",),
-    "validate": ("discover", "parse"),
-    "resolve": ("discover", "parse", "validate"),
-    "load": ("discover", "parse", "validate", "resolve"),
-    "dimensions": ("discover", "parse", "validate", "resolve", "load"),
-    "snapshot": ("discover", "parse", "validate", "resolve", "load", "dimensions"),
-    "warnings": ("discover", "parse", "validate", "resolve", "load", "dimensions"),
-    "township": ("discover", "parse", "validate", "resolve", "load", "dimensions", "warnings"),
-    "receipts": ("discover", "parse", "validate", "resolve", "load"),
-    "data_docs": ("discover", "parse", "validate", "resolve", "load"),
-    "reports": (
-        "discover",
-        "parse",
-        "validate",
-        "resolve",
-        "load",
-        "dimensions",
-        "snapshot",
-        "warnings",
-        "township",
-        "data_docs",
-    ),
-    "publish": (
-        "discover",
-        "parse",
-        "validate",
-        "resolve",
-        "load",
-        "dimensions",
-        "snapshot",
-        "warnings",
-        "township",
-    ),
-    "summary": (
-        "discover",
-        "parse",
-        "validate",
-        "resolve",
-        "load",
-        "dimensions",
-        "snapshot",
-        "warnings",
-        "township",
-        "publish",
-    ),
-}
 WAREHOUSES = ("sqlite", "postgres")
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DEFAULT_DAY = dt.date(2026, 11, 28)
@@ -138,6 +89,28 @@ AFTER_LOAD: dict[str, tuple[str, ...]] = {
     "receipts": (),
 }
 TARGET_SCALING = 11.0  # the 10x county within 11x the time of the 1x county
+
+
+def _prerequisites() -> dict[str, tuple[str, ...]]:
+    """Each stage -> every stage that must have run before it, in the pipeline's order: the
+    chain up to the load, then AFTER_LOAD's waits (a stage waiting for none waits for the
+    load)."""
+    waits: dict[str, tuple[str, ...]] = {
+        "discover": (),
+        "parse": ("discover",),
+        "validate": ("parse",),
+        "resolve": ("validate",),
+        "load": ("resolve",),
+        **{stage: before or ("load",) for stage, before in AFTER_LOAD.items()},
+    }
+    needed: dict[str, set[str]] = {}
+    for stage in STAGES:  # listed after the stages each waits for
+        needed[stage] = {w for before in waits[stage] for w in (before, *needed[before])}
+    return {stage: tuple(s for s in STAGES if s in needed[stage]) for stage in STAGES}
+
+
+# What each stage needs to have run before it.
+REQUIRES = _prerequisites()
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from pipeline_days import day_settings, load_day
 
+from bench.compare_warnings import TABLES, VOLATILE
 from transforms.config.contracts import load_contracts
 from transforms.risk import slice_workers, slices
 from transforms.risk.configuration import default_configuration
@@ -24,17 +25,6 @@ from transforms.warehouse.tables import staging_table
 
 DAY = dt.date(2026, 11, 28)
 SECRET = "workers-secret-" + "w" * 32
-TABLES = (
-    "risk_warning_event",
-    "risk_warning",
-    "inclusion_candidate",
-    "plan_indicator",
-    "rule_status",
-    "reconciliation_item",
-    "delivery_status",
-    "warning_follow_up",
-)
-VOLATILE = {"id", "run_id", "updated_run_id", "created_at", "updated_at", "computed_at"}
 HOSTILE = (
     '=HYPERLINK("http://x","y")',
     "+1+1",

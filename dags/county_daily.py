@@ -313,10 +313,11 @@ def county_daily() -> None:
 
             _, settings, engine = _pipeline(county)
             day = _county_day()
-            # the lists the rules read, side by side: PARSE_WORKERS processes, or one per core
+            # the lists the rules read, and then the townships' workbooks, side by side:
+            # PARSE_WORKERS processes, or one per core
             workers = read_environment().parse_workers or os.cpu_count() or 1
             counts = run_warnings(settings, engine, _run_id(), day, workers)
-            workbooks = write_township_exports(settings, engine, _run_id(), day)
+            workbooks = write_township_exports(settings, engine, _run_id(), day, workers)
             # the gaps in the bureaus' lists go back to the bureaus, not to the townships
             write_checklists(settings, engine, _run_id(), day)
             keys = ("open", "new", "reopened", "resolved", "candidates")

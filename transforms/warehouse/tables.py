@@ -388,6 +388,14 @@ def ensure_database(url: str) -> None:
         admin.dispose()
 
 
+# How long a writer on SQLite waits for another's write lock before it fails. The tasks after
+# the load write side by side (receipts and the Data Docs beside the snapshot and the
+# warnings), and SQLite takes one writer at a time: a county ten times the size holds the
+# warnings' write lock for minutes, and 30 s failed the receipts beside it. A task waits its
+# turn instead; a lock held longer than this is a fault worth failing on.
+SQLITE_BUSY_TIMEOUT_MS = 30 * 60 * 1000
+
+
 def make_engine(url: str) -> Engine:
     """An engine whose errors never carry row values: hide_parameters keeps the SQL parameters
     out of exception text and logs (the server's own message can still hold values; see
@@ -409,7 +417,7 @@ def make_engine(url: str) -> Engine:
             # WAL lets parallel tasks read while one writes; foreign keys are off by default.
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             cursor.close()
 
         # SQLite has no schemas: the restricted table lives beside the others

@@ -481,3 +481,36 @@ def test_errors_of_the_engine_carry_no_row_values(warehouse_url: str) -> None:
     engine.dispose()
     assert SENTINEL not in str(caught.value) and "鲜于测漏" not in str(caught.value)
     assert "hidden" in str(caught.value)
+
+
+def test_a_sqlite_writer_waits_its_turn_behind_a_long_write(tmp_path: Path) -> None:
+    # the tasks after the load write side by side; on SQLite one waits for the other's lock
+    # (a 10x county's warnings hold it for minutes), it does not fail after 30 s
+    import threading
+    import time
+
+    from transforms.warehouse.tables import SQLITE_BUSY_TIMEOUT_MS, make_engine
+
+    url = f"sqlite:///{tmp_path / 'w.sqlite'}"
+    first, second = make_engine(url), make_engine(url)
+    with first.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE t (n INTEGER)"))
+    with second.connect() as conn:
+        assert conn.execute(sa.text("PRAGMA busy_timeout")).scalar() == SQLITE_BUSY_TIMEOUT_MS
+    assert SQLITE_BUSY_TIMEOUT_MS >= 10 * 60 * 1000
+    holding = threading.Event()
+
+    def long_write() -> None:
+        with first.begin() as conn:
+            conn.execute(sa.text("INSERT INTO t VALUES (1)"))
+            holding.set()
+            time.sleep(1.5)
+
+    writer = threading.Thread(target=long_write)
+    writer.start()
+    holding.wait(10)
+    with second.begin() as conn:  # waits for the first's commit
+        conn.execute(sa.text("INSERT INTO t VALUES (2)"))
+    writer.join()
+    with second.connect() as conn:
+        assert conn.execute(sa.text("SELECT n FROM t ORDER BY n")).scalars().all() == [1, 2]

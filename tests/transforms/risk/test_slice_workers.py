@@ -6,7 +6,6 @@ truncated cells, control characters, NUL where the database keeps it)."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from pipeline_days import day_settings, load_day
 
-from bench.compare_warnings import TABLES, VOLATILE
+from bench.compare_warnings import dump
 from transforms.config.contracts import load_contracts
 from transforms.risk import slice_workers, slices
 from transforms.risk.configuration import default_configuration
@@ -70,17 +69,8 @@ def _make_hostile(engine: sa.Engine) -> int:
 
 
 def _dump(engine: sa.Engine) -> dict[str, list[tuple[Any, ...]]]:
-    meta = sa.MetaData()
-    out = {}
-    with engine.connect() as conn:
-        for name in TABLES:
-            table = sa.Table(name, meta, autoload_with=conn)
-            columns = [c for c in table.c if c.name not in VOLATILE]
-            rows = conn.execute(sa.select(*columns)).all()
-            out[name] = sorted(
-                tuple(json.dumps(v, sort_keys=True, default=str) for v in r) for r in rows
-            )
-    return out
+    # every table the stage writes, as bench.compare_warnings compares two codes' runs
+    return dump(engine.url.render_as_string(hide_password=False))
 
 
 def _warnings(

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -248,8 +247,10 @@ def county_daily() -> None:
             # Airflow 3.3 cannot map a task again inside the mapped county group (.expand there
             # raises NotImplementedError), so the task runs the datasets side by side itself:
             # PARSE_WORKERS processes, by default one per core (1: one after another).
+            from transforms.runlog.forked import worker_count
+
             pipeline, settings, engine = _pipeline(county)
-            workers = read_environment().parse_workers or os.cpu_count() or 1
+            workers = worker_count(read_environment().parse_workers)
             return pipeline.parse_and_validate_all(settings, engine, _run_id(), groups, workers)
 
         @task(map_index_template=named, trigger_rule="none_failed")
@@ -310,12 +311,13 @@ def county_daily() -> None:
             from transforms.outputs.checklists import write_checklists
             from transforms.outputs.township import write_township_exports
             from transforms.risk.warnings import run_warnings
+            from transforms.runlog.forked import worker_count
 
             _, settings, engine = _pipeline(county)
             day = _county_day()
             # the lists the rules read, and then the townships' workbooks, side by side:
             # PARSE_WORKERS processes, or one per core
-            workers = read_environment().parse_workers or os.cpu_count() or 1
+            workers = worker_count(read_environment().parse_workers)
             counts = run_warnings(settings, engine, _run_id(), day, workers)
             workbooks = write_township_exports(settings, engine, _run_id(), day, workers)
             # the gaps in the bureaus' lists go back to the bureaus, not to the townships

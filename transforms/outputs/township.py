@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import shutil
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -274,12 +273,11 @@ def _write_workbooks(
     """Each township's workbook into `folder`, the names in order. Each is independent of the
     others and writing one is plain Python (openpyxl), so with more than one core they are
     written side by side, the largest first, in workers forked from the task."""
-    from transforms.runlog.forked import can_fork, side_by_side
+    from transforms.runlog.forked import side_by_side, worker_count
 
     ordered = sorted(by_workbook)
-    if workers is None:
-        workers = os.cpu_count() or 1
-    if workers < 2 or len(ordered) < 2 or not can_fork():
+    workers = worker_count(workers)
+    if workers < 2 or len(ordered) < 2:
         for name in ordered:
             _save_workbook(name, by_workbook, day, names, folder)
         return ordered

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import multiprocessing
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from transforms.outputs.summary import check_finished, format_summary, latest_ru
 from transforms.parsing.file_refusals import FileRejection, UnreadableFile
 from transforms.pipeline.load_step import file_period, load
 from transforms.privacy.masking import NameIndex
+from transforms.runlog.forked import worker_count
 from transforms.runlog.refs import DatasetGroup, ParsedFileRef
 from transforms.runlog.steps import describe_failure, recorded_step, run_key
 from transforms.runlog.workdir import (
@@ -271,8 +271,7 @@ def parse_and_validate_all(
     by side (transforms.pipeline.side_by_side), else one after another; the results in the
     groups' order either way. A dataset that fails as a whole (its contract or suite broken, its
     process killed) does not stop the others: its files are left for the next run."""
-    # a daemonic process (some executors' workers) may not start processes of its own
-    if workers > 1 and len(groups) > 1 and not multiprocessing.current_process().daemon:
+    if worker_count(workers) > 1 and len(groups) > 1:
         from transforms.pipeline.side_by_side import parse_side_by_side
 
         return parse_side_by_side(settings, engine, run_id, groups, workers)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -51,7 +50,7 @@ from transforms.risk.status import (
     rule_statuses,
     store_statuses,
 )
-from transforms.runlog.forked import Beside, can_fork
+from transforms.runlog.forked import Beside, worker_count
 from transforms.warehouse.risk_tables import (
     inclusion_candidate,
     plan_indicator,
@@ -75,10 +74,7 @@ def run_warnings(
     process), with the same result."""
     from transforms.runlog.steps import recorded_step
 
-    if workers is None:
-        workers = os.cpu_count() or 1
-    if not can_fork():
-        workers = 1
+    workers = worker_count(workers)
 
     try:
         rules, indicators, parameters, villages = default_configuration()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import gc
 import logging
 import multiprocessing
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from types import TracebackType
@@ -41,6 +42,14 @@ def can_fork() -> bool:
     """Whether this process may start workers: a daemonic process (some executors' workers)
     may not start processes of its own."""
     return not multiprocessing.current_process().daemon
+
+
+def worker_count(wanted: int | None = None) -> int:
+    """How many processes a task's independent parts run in: `wanted` (the PARSE_WORKERS
+    setting), by default one per core; 1, in the task itself, where it may not fork."""
+    if not can_fork():
+        return 1
+    return max(1, wanted or os.cpu_count() or 1)
 
 
 def _worker_start() -> None:

@@ -4,12 +4,14 @@ raised, its log lines written by the task, whatever order the workers started or
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import time
+from typing import Any
 
 import pytest
 
-from transforms.runlog.forked import Beside, can_fork, side_by_side
+from transforms.runlog.forked import Beside, can_fork, side_by_side, worker_count
 
 log = logging.getLogger("tests.forked")
 _inherited: dict[str, str] = {}
@@ -56,3 +58,25 @@ def test_beside_reads_what_it_inherited_and_raises_what_work_raised() -> None:
         _inherited.clear()
     with Beside(_square, 4) as failing, pytest.raises(ValueError, match="four refused"):
         failing.result()
+
+
+def _count_in_daemon(wanted: int | None, answer: Any) -> None:
+    answer.put(worker_count(wanted))
+
+
+def test_worker_count_is_the_setting_else_one_per_core_and_one_where_forking_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    assert worker_count(None) == 6
+    assert worker_count(3) == 3
+    assert worker_count(1) == 1
+    monkeypatch.setattr(os, "cpu_count", lambda: None)  # unknown: one
+    assert worker_count(None) == 1
+    # a daemonic process (a Celery prefork worker's child, say) may not start processes
+    context = multiprocessing.get_context("fork")
+    answer = context.Queue()
+    daemon = context.Process(target=_count_in_daemon, args=(4, answer), daemon=True)
+    daemon.start()
+    daemon.join(30)
+    assert answer.get(timeout=5) == 1

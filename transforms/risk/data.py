@@ -391,6 +391,23 @@ def _frame(conn: Connection, table: sa.Table, columns: Sequence[str] = ()) -> pd
     return read_frame(query, conn)
 
 
+# The order every reading of the roster's persons has (the county's frame, and a slice's
+# persons read on their own: transforms/risk/slices.py), whatever order the warehouse happens
+# to store them in: each household's members together, as the roster lists them (evidence
+# names them in this order), the person key settling what the roster's rows do not.
+PERSON_ORDER = (
+    dim_person.c.household_id,
+    dim_person.c.source_manifest_id.asc().nulls_last(),
+    dim_person.c.source_row.asc().nulls_last(),
+    dim_person.c.person_key,
+)
+
+
+def roster_persons() -> sa.Select[Any]:
+    """The roster's persons, in `PERSON_ORDER`."""
+    return sa.select(dim_person).order_by(*PERSON_ORDER)
+
+
 def _records(frame: pd.DataFrame, columns: Iterable[str]) -> list[dict[Any, Any]]:
     """`frame.to_dict("records")` with only those of `columns` the frame has: what the caller
     reads (`record.get` of another column is None either way), not a value per cell."""
@@ -444,7 +461,7 @@ def load_county_data(conn: Connection, contracts: Iterable[Contract]) -> CountyD
             incomes = household_incomes(frame)
         rows[dataset] = current_view(frame, contract)
         del frame
-    persons = _frame(conn, dim_person)
+    persons = read_frame(roster_persons(), conn)
     attributes = read_frame(
         sa.select(*(dim_household.c[c] for c in ("household_id", *HOUSEHOLD_ATTRIBUTES))), conn
     )

@@ -1,7 +1,7 @@
 """The lists the warning rules read, read and evaluated side by side in worker processes.
 
 Each dataset's rows are read a slice at a time and its rules evaluated on each slice
-(`slices.read_dataset`); no dataset's reading depends on another's. So the datasets are split
+(`slices.read_datasets`); no dataset's reading depends on another's. So the datasets are split
 into as many groups as there are workers, of about equal work (largest first, each to the
 lightest group): the task reads the first group itself, on its reading connection, while
 processes forked from it (transforms.runlog.forked) read the others. What each gave comes back
@@ -9,12 +9,13 @@ to the task, which puts them together in the contracts' order exactly as when it
 itself: the findings, candidates and reconciliations of a rule are all of one dataset, in slice
 order either way.
 
-A worker inherits the county's persons and households through the fork (`Slicing`, never
-pickled) and takes its slice's rows of them as the task would; what it sends back is its
-datasets' findings and facts, not their rows. It reads on a connection of its own (the task's
-are never used in a worker), with its own person -> slice table, closed when it ends. The task
-reads a group itself rather than wait: each worker touching the county's objects copies their
-pages (reference counts), so one worker fewer is that much memory less.
+A worker inherits the county's households through the fork (`Slicing`, never pickled) and
+takes its slice's rows of them as the task would; it reads its slices' roster persons itself,
+as the task does, since no process holds the county's persons while the lists are read (a
+worker touching inherited objects copies their pages: reference counts). What it sends back is
+its datasets' findings and facts, not their rows. It reads on a connection of its own (the
+task's are never used in a worker), with its own person -> slice table, closed when it ends.
+The task reads a group itself rather than wait: one worker fewer is that much memory less.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from transforms.risk.data import ListFacts
-from transforms.risk.slices import Slicing, _Part, _slice_table, read_dataset
+from transforms.risk.slices import Slicing, _Part, _slice_table, read_datasets
 from transforms.runlog.forked import Beside
 from transforms.warehouse.tables import make_engine, staging_table
 
@@ -52,14 +53,12 @@ def _read_in_worker(datasets: list[str]) -> dict[str, _Part]:
     Finalize(None, _close, exitpriority=10)  # run when the worker ends, whatever happened
     _opened.update(engine=engine, conn=conn)
     table = _slice_table(conn, slicing.slice_of)
-    parts = {}
-    for dataset in datasets:
-        part = read_dataset(conn, table, slicing, dataset)
+    parts = read_datasets(conn, table, slicing, datasets)
+    for part in parts.values():
         for found in part.found.values():
             if found.error is not None and not _picklable(found.error):
                 # what a rule raised comes back to be raised by the task (unless 数据不足)
                 found.error = RuntimeError(f"{type(found.error).__name__}: {found.error}")
-        parts[dataset] = part
     return parts
 
 
@@ -75,7 +74,7 @@ def _weights(conn: Connection, slicing: Slicing) -> dict[str, int]:
     """How much reading each dataset costs, roughly: its staged rows if a rule or the
     indicators read them (the others are only counted in the warehouse)."""
     weights = {}
-    for dataset, contract in slicing.county.contracts.items():
+    for dataset, contract in slicing.contracts.items():
         read = bool(slicing.readers.get(dataset)) or dataset in ListFacts.READS
         count = sa.select(sa.func.count()).select_from(staging_table(contract))
         weights[dataset] = int(conn.execute(count).scalar() or 0) if read else 0
@@ -107,7 +106,7 @@ def read_side_by_side(conn: Connection, slicing: Slicing, workers: int) -> dict[
                 stack.enter_context(Beside(_read_in_worker, group)) for group in others if group
             ]
             table = _slice_table(conn, slicing.slice_of)
-            parts = {dataset: read_dataset(conn, table, slicing, dataset) for dataset in own}
+            parts = read_datasets(conn, table, slicing, own)
             # dropped here, not in a `finally`: after a failed statement PostgreSQL refuses
             # every other until the rollback, which drops the temporary table with the rest
             table.drop(conn)

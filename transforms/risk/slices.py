@@ -7,8 +7,9 @@ person's rows alone, and a household's on its members'. So the households are cu
 of `SLICE_HOUSEHOLDS` (in 户编号 order, in Python, so SQLite and PostgreSQL cut them alike),
 and each dataset's current rows are read once, ordered by slice, the warehouse joining each
 row to its person's household: one slice's rows are in memory at a time, with that slice's
-members and households. Rows of people not on the roster (and rows without a person) form a
-slice of their own (`OFF_ROSTER`): they give candidates (体外循环), never a household's warning.
+members (read slice by slice beside the lists, once for all of them) and households. Rows
+of people not on the roster (and rows without a person) form a slice of their own
+(`OFF_ROSTER`): they give candidates (体外循环), never a household's warning.
 
 Three facts are the county's, not a slice's, and are settled once every slice is seen:
 
@@ -19,19 +20,19 @@ Three facts are the county's, not a slice's, and are settled once every slice is
   list has not arrived: the rule is 数据不足, or finds nothing);
 - the indicators' facts of the employment and enrollment lists (`ListFacts`), summed.
 
-The roster's persons and households (one row each, a few columns) and the incomes are read
-for the county: the lifecycle's labels, the reconciliation's places and the indicators need
-them all. `evaluate` (transforms/risk/evaluate.py) on a whole county's `CountyData` gives the
-same result; tests hold the two equal.
+The roster's households (one row each, a few columns) with their incomes are read for the
+county before the lists; its persons, the largest of the roster's frames, only once the lists
+are read: the lifecycle's labels, the reconciliation's places and the indicators need them all.
+`evaluate` (transforms/risk/evaluate.py) on a whole county's `CountyData` gives the same
+result; tests hold the two equal.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,12 +46,14 @@ from transforms.config.contracts import Contract
 from transforms.risk.configuration import CountyParameters
 from transforms.risk.data import (
     HOUSEHOLD_ATTRIBUTES,
+    PERSON_ORDER,
     Context,
     CountyData,
     ListFacts,
     _frame,
     current_view,
     refused_rows,
+    roster_persons,
     row_query,
 )
 from transforms.risk.evaluate import EVALUATORS, Settled, evaluate_rules, no_relevant_rows
@@ -64,14 +67,14 @@ from transforms.risk.evidence import (
 from transforms.risk.incomes import household_incomes, warehouse_incomes
 from transforms.risk.inputs import HOUSEHOLDS, PERSONS, Availability
 from transforms.risk.rules import HouseholdWithout, PersonRows, Rule, RulePlan
-from transforms.warehouse.frames import fetch_slices
+from transforms.warehouse.frames import fetch_slices, read_frame
 from transforms.warehouse.tables import dim_household, dim_person, file_manifest, staging_table
 
 log = logging.getLogger(__name__)
 
 SLICE_HOUSEHOLDS = 10_000  # households per slice: a few tens of thousands of rows in memory
 OFF_ROSTER = -1  # the slice of rows whose person is not on the roster
-FETCH_ROWS = 20_000  # rows fetched from the warehouse at a time
+FETCH_ROWS = 5_000  # rows fetched at a time, per list read side by side with the others
 
 
 # --- what each rule found, over the slices ----------------------------------------------------
@@ -197,13 +200,65 @@ def _frame_of(pieces: list[np.ndarray], columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(dict(zip(columns, arrays, strict=True)), copy=False)
 
 
-def _dataset_slices(
-    conn: Connection, contract: Contract, table: sa.Table
-) -> Iterator[tuple[int, pd.DataFrame]]:
-    """(slice, its current-file rows as `current_frame` has them) per slice with rows, in
-    slice order, each slice's rows in load order; `table` is the person -> slice table."""
+class _Slices:
+    """A query's rows (ordered by its `_slice` column first) taken a slice at a time, as frames
+    with the dtypes the county's frame would have (`profile`). A slice's rows are read when
+    that slice is asked for, with one fetch read ahead at most: several lists read side by side
+    hold no slice ahead of the one at hand."""
+
+    def __init__(
+        self, conn: Connection, ordered: sa.Select[Any], profile: Mapping[str, _Column], what: str
+    ) -> None:
+        self._fetches = fetch_slices(ordered, conn, FETCH_ROWS)
+        self._profile = profile
+        self._what = what
+        self._columns: list[str] = []
+        self._rows: np.ndarray | None = None  # the fetch at hand, without its slice column
+        self._slices: np.ndarray = np.empty(0, dtype=np.int64)
+        self._at = 0  # its first row not taken
+
+    def _ahead(self) -> int | None:
+        """The slice of the next row not taken (None: no row is left)."""
+        while self._rows is None or self._at >= len(self._slices):
+            fetched = next(self._fetches, None)
+            if fetched is None:
+                self._rows = None
+                return None
+            names, content = fetched
+            at = names.index("_slice")
+            self._columns = names[:at] + names[at + 1 :]
+            self._slices = content[:, at].astype(np.int64)
+            self._rows = np.delete(content, at, axis=1)
+            self._at = 0
+        return int(self._slices[self._at])
+
+    def take(self, number: int) -> pd.DataFrame | None:
+        """The slice's rows (None: the query has none in it); slices are asked for in order."""
+        ahead = self._ahead()
+        if ahead is not None and ahead < number:
+            raise RuntimeError(f"{self._what}: rows of an unknown slice {ahead}")
+        if ahead != number:
+            return None
+        pieces: list[np.ndarray] = []
+        while self._ahead() == number:
+            assert self._rows is not None
+            rest = np.flatnonzero(self._slices[self._at :] != number)
+            stop = self._at + int(rest[0]) if len(rest) else len(self._slices)
+            pieces.append(self._rows[self._at : stop])
+            self._at = stop
+        return _harmonized(_frame_of(pieces, self._columns), self._profile)
+
+    def finish(self) -> None:
+        """Check that no row is left of a slice never asked for."""
+        ahead = self._ahead()
+        if ahead is not None:
+            raise RuntimeError(f"{self._what}: rows of an unknown slice {ahead}")
+
+
+def _dataset_slices(conn: Connection, contract: Contract, table: sa.Table) -> _Slices:
+    """The dataset's current-file rows as `current_frame` has them, a slice at a time, each
+    slice's rows in load order; `table` is the person -> slice table."""
     query = row_query(contract)
-    profile = _profile(conn, query)
     slice_no = sa.func.coalesce(table.c.slice_no, OFF_ROSTER).label("_slice")
     staging = staging_table(contract)
     ordered = (
@@ -213,45 +268,49 @@ def _dataset_slices(
         .order_by(slice_no, staging.c.manifest_id, staging.c.id)
         .execution_options(stream_results=True)
     )
-    current: int | None = None
-    pieces: list[np.ndarray] = []
-    columns: list[str] = []
-    for names, content in fetch_slices(ordered, conn, FETCH_ROWS):
-        at = names.index("_slice")
-        columns = names[:at] + names[at + 1 :]
-        slices = content[:, at].astype(np.int64)
-        content = np.delete(content, at, axis=1)
-        cuts = [0, *(np.flatnonzero(slices[1:] != slices[:-1]) + 1).tolist(), len(slices)]
-        for start, stop in itertools.pairwise(cuts):
-            number = int(slices[start])
-            if current is not None and number != current:
-                yield current, _harmonized(_frame_of(pieces, columns), profile)
-                pieces = []
-            current = number
-            pieces.append(content[start:stop])
-    if current is not None:
-        yield current, _harmonized(_frame_of(pieces, columns), profile)
+    return _Slices(conn, ordered, _profile(conn, query), contract.dataset)
+
+
+def _person_slices(conn: Connection, table: sa.Table, profile: Mapping[str, _Column]) -> _Slices:
+    """The roster's persons as the county's frame has them, in its order, a slice at a time;
+    `table` is the person -> slice table."""
+    query = roster_persons()
+    ordered = (
+        query.add_columns(table.c.slice_no.label("_slice"))
+        .join(table, table.c.person_key == dim_person.c.person_key)
+        .order_by(None)
+        .order_by(table.c.slice_no, *PERSON_ORDER)
+        .execution_options(stream_results=True)
+    )
+    return _Slices(conn, ordered, profile, "roster persons")
+
+
+def _no_persons(profile: Mapping[str, _Column]) -> pd.DataFrame:
+    """A slice without roster persons: the persons' columns, no row."""
+    return pd.DataFrame({name: pd.Series([], dtype=object) for name in profile})
 
 
 # --- the evaluation ---------------------------------------------------------------------------
 
 
-def _county(conn: Connection, contracts: Mapping[str, Contract]) -> CountyData:
-    """The roster's persons and households with their incomes, for the whole county."""
+def _households(conn: Connection, contracts: Mapping[str, Contract]) -> pd.DataFrame:
+    """The roster's households with their incomes, for the whole county."""
     incomes = (
         warehouse_incomes(conn, contracts["roster"])
         if "roster" in contracts
         else household_incomes(pd.DataFrame())
     )
     attributes = _frame(conn, dim_household, ("household_id", *HOUSEHOLD_ATTRIBUTES))
-    households = attributes.merge(incomes, on="household_id", how="left")
-    return CountyData(
-        persons=_frame(conn, dim_person),
-        households=households,
-        rows={},
-        contracts=contracts,
-        refused=refused_rows(conn, contracts),
-    )
+    return attributes.merge(incomes, on="household_id", how="left")
+
+
+def _members_float(conn: Connection) -> bool:
+    """Whether the county's members' ages are floats in its frame: a birth date missing on one
+    roster person and present on another (evidence shows the ages so)."""
+    persons, births = conn.execute(
+        sa.select(sa.func.count(), sa.func.count(dim_person.c.birth_date))
+    ).one()
+    return bool(0 < births < persons)
 
 
 def _take(frame: pd.DataFrame, positions: np.ndarray | None) -> pd.DataFrame:
@@ -273,13 +332,17 @@ class _Part:
 
 @dataclass(frozen=True)
 class Slicing:
-    """What reading each dataset a slice at a time shares, read once before the datasets (and,
-    side by side, inherited by the workers through the fork: never pickled)."""
+    """What reading the lists a slice at a time shares, read once before them (and, side by
+    side, inherited by the workers through the fork: never pickled). Not the county's roster
+    persons: each reader reads its slices' persons itself, so that no process holds all of
+    them while the lists are read."""
 
-    county: CountyData
-    slice_of: Mapping[Any, int]
-    person_at: Mapping[int, np.ndarray]
+    contracts: Mapping[str, Contract]
+    refused: Mapping[str, Mapping[str, list[dict[str, Any]]]]
+    households: pd.DataFrame
     household_at: Mapping[int, np.ndarray]
+    persons: Mapping[str, _Column]  # the roster persons' columns, as the county's frame has them
+    slice_of: Mapping[Any, int]
     numbers: list[int]
     readers: Mapping[str, list[tuple[Rule, dict[str, Any]]]]
     members_float: bool
@@ -302,7 +365,7 @@ def evaluate_county(
     evaluated side by side, by this process and `workers` - 1 forked ones
     (transforms.risk.slice_workers), with the same result."""
     by_dataset = {c.dataset: c for c in contracts}
-    county = _county(conn, by_dataset)
+    households = _households(conn, by_dataset)
     slice_of = _slice_of(conn, slice_households)
     in_force = [(rule, rule.values_on(day)) for rule in plan.active]
     readers: dict[str, list[tuple[Rule, dict[str, Any]]]] = defaultdict(list)
@@ -310,17 +373,16 @@ def evaluate_county(
         dataset = getattr(rule.logic, "dataset", None)
         if values is not None and dataset is not None:
             readers[dataset].append((rule, values))
-    births = county.persons.get("birth_date")
     slicing = Slicing(
-        county=county,
+        contracts=by_dataset,
+        refused=refused_rows(conn, by_dataset),
+        households=households,
+        household_at=_positions(households, slice_of),
+        persons=_profile(conn, roster_persons()),
         slice_of=slice_of,
-        person_at=_positions(county.persons, slice_of),
-        household_at=_positions(county.households, slice_of),
         numbers=[OFF_ROSTER, *sorted(set(slice_of.values()))],
         readers=readers,
-        members_float=births is not None
-        and bool(births.isna().any())
-        and bool(births.notna().any()),
+        members_float=_members_float(conn),
         day=day,
         parameters=parameters,
     )
@@ -330,7 +392,7 @@ def evaluate_county(
         parts = read_side_by_side(conn, slicing, workers)
     else:
         table = _slice_table(conn, slice_of)
-        parts = {dataset: read_dataset(conn, table, slicing, dataset) for dataset in by_dataset}
+        parts = read_datasets(conn, table, slicing, list(by_dataset))
         # dropped here, not in a `finally`: after a failed statement PostgreSQL refuses every
         # other until the rollback, which drops the temporary table with everything else
         table.drop(conn)
@@ -345,6 +407,16 @@ def evaluate_county(
         seen.update(part.seen)
         rows[dataset], filled[dataset] = part.rows, part.filled
         facts.merge(part.facts)
+    # the county's persons, once the lists are read: what follows (the availability, the
+    # lifecycle's labels, the indicators) reads them all
+    county = CountyData(
+        persons=read_frame(roster_persons(), conn),
+        households=households,
+        rows={},
+        contracts=by_dataset,
+        refused=slicing.refused,
+        facts=facts,
+    )
     available = Availability.of(
         {HOUSEHOLDS: county.households, PERSONS: county.persons}, by_dataset
     )
@@ -354,67 +426,95 @@ def evaluate_county(
         contracts=by_dataset,
         reported_income_households=available.reported_income_households,
     )
-    county = CountyData(
-        persons=county.persons,
-        households=county.households,
-        rows={},
-        contracts=by_dataset,
-        refused=county.refused,
-        facts=facts,
-    )
     settled = _settle(in_force, found, seen, rows, by_dataset, day, parameters)
     return county, evaluate_rules(plan, county, day, parameters, available, settled)
 
 
-def read_dataset(conn: Connection, table: sa.Table, slicing: Slicing, dataset: str) -> _Part:
-    """One dataset's current rows a slice at a time, its rules evaluated on each slice;
-    `table` is the person -> slice table (`_slice_table`) on `conn`."""
-    county = slicing.county
-    contract = county.contracts[dataset]
-    rules = slicing.readers.get(dataset, [])
-    part = _Part(found={rule.id: _Found() for rule, _ in rules})
-    if not rules and dataset not in ListFacts.READS:
-        counted = _counted(conn, contract)
-        if counted is not None:
-            # no rule reads its rows: only its availability, counted in the warehouse
-            part.rows, part.filled = counted
-            return part
-    ages: dict[str, bool] = {}
-    if rules:
-        ages = {MEMBERS: slicing.members_float, dataset: _float_birth(conn, contract)}
-    filled: set[str] = set()
-    frames = _dataset_slices(conn, contract, table)
-    pending = next(frames, None)
+@dataclass
+class _Reading:
+    """One dataset's current rows being read a slice at a time, beside the other datasets'."""
+
+    dataset: str
+    contract: Contract
+    rules: list[tuple[Rule, dict[str, Any]]]
+    part: _Part
+    rows: _Slices
+    ages: dict[str, bool]
+    filled: set[str] = field(default_factory=set)
+
+
+def read_datasets(
+    conn: Connection, table: sa.Table, slicing: Slicing, datasets: Iterable[str]
+) -> dict[str, _Part]:
+    """The datasets' current rows a slice at a time, their rules evaluated on each slice with
+    the slice's roster persons and households; `table` is the person -> slice table
+    (`_slice_table`) on `conn`. The datasets are read side by side, slice by slice, so that
+    each slice's persons are read once, whatever the number of datasets."""
+    parts: dict[str, _Part] = {}
+    readings: list[_Reading] = []
+    for dataset in datasets:
+        contract = slicing.contracts[dataset]
+        rules = slicing.readers.get(dataset, [])
+        part = parts[dataset] = _Part(found={rule.id: _Found() for rule, _ in rules})
+        if not rules and dataset not in ListFacts.READS:
+            counted = _counted(conn, contract)
+            if counted is not None:
+                # no rule reads its rows: only its availability, counted in the warehouse
+                part.rows, part.filled = counted
+                continue
+        ages: dict[str, bool] = {}
+        if rules:
+            ages = {MEMBERS: slicing.members_float, dataset: _float_birth(conn, contract)}
+        rows = _dataset_slices(conn, contract, table)
+        readings.append(_Reading(dataset, contract, rules, part, rows, ages))
+    persons = None
+    if any(reading.rules for reading in readings):
+        persons = _person_slices(conn, table, slicing.persons)
     for number in slicing.numbers:
-        if pending is not None and pending[0] == number:
-            view = current_view(pending[1], contract)
-            pending = next(frames, None)
-        elif pending is not None and pending[0] < number:
-            raise RuntimeError(f"{dataset}: rows of an unknown slice {pending[0]}")
-        else:
-            view = None
-        if view is not None:
-            part.rows += len(view)
-            if not view.empty:
-                present = view.notna().any()
-                filled |= {str(c) for c, has in present.items() if bool(has)}
-            part.facts.add({dataset: view}, slicing.day)
-        if not rules:
-            continue
-        if view is None:
-            view = _empty(contract)
-        data = CountyData(
-            persons=_take(county.persons, slicing.person_at.get(number)),
-            households=_take(county.households, slicing.household_at.get(number)),
-            rows={dataset: view},
-            contracts=county.contracts,
-            refused=county.refused,
-        )
-        _evaluate_slice(data, rules, slicing.day, slicing.parameters, part.found, part.seen, ages)
-    if pending is not None:
-        raise RuntimeError(f"{dataset}: rows of an unknown slice {pending[0]}")
-    part.filled = frozenset(filled)
-    return part
+        members = persons.take(number) if persons is not None else None
+        if members is None:
+            members = _no_persons(slicing.persons)
+        households = _take(slicing.households, slicing.household_at.get(number))
+        for reading in readings:
+            _read_slice(reading, number, members, households, slicing)
+        del members, households
+    for reading in readings:
+        reading.rows.finish()
+        reading.part.filled = frozenset(reading.filled)
+    if persons is not None:
+        persons.finish()
+    return parts
+
+
+def _read_slice(
+    reading: _Reading,
+    number: int,
+    members: pd.DataFrame,
+    households: pd.DataFrame,
+    slicing: Slicing,
+) -> None:
+    view = reading.rows.take(number)
+    if view is not None:
+        view = current_view(view, reading.contract)
+    part = reading.part
+    if view is not None:
+        part.rows += len(view)
+        if not view.empty:
+            present = view.notna().any()
+            reading.filled |= {str(c) for c, has in present.items() if bool(has)}
+        part.facts.add({reading.dataset: view}, slicing.day)
+    if not reading.rules:
+        return
+    data = CountyData(
+        persons=members,
+        households=households,
+        rows={reading.dataset: view if view is not None else _empty(reading.contract)},
+        contracts=slicing.contracts,
+        refused=slicing.refused,
+    )
+    _evaluate_slice(
+        data, reading.rules, slicing.day, slicing.parameters, part.found, part.seen, reading.ages
+    )
 
 
 def _float_birth_query(contract: Contract) -> sa.Select[Any]:

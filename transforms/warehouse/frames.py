@@ -129,7 +129,12 @@ def fetch_slices(
             for j, process in enumerate(processors):
                 if process is not None:
                     content[:, j] = _processed(content[:, j], process)
-            yield names, content
+            # handed over, not kept: a reader holding several streams open at once (the
+            # warnings' lists, slice by slice) would otherwise keep one whole slice of rows
+            # alive per stream, in this generator, while it waits to be resumed
+            handed = [content]
+            del content
+            yield names, handed.pop()
     finally:
         cursor.close()
 

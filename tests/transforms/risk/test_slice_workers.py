@@ -130,14 +130,14 @@ def test_a_failing_dataset_fails_the_evaluation(
     rules, _, parameters, _ = default_configuration()
     contracts = load_contracts()
     plan = plan_rules(rules, contracts)
-    real = slices.read_dataset
+    real = slices.read_datasets
 
-    def broken(conn: Any, table: Any, slicing: Any, dataset: str) -> Any:
-        if dataset == "settlements":
+    def broken(conn: Any, table: Any, slicing: Any, datasets: list[str]) -> Any:
+        if "settlements" in datasets:
             raise ValueError("settlements unreadable")
-        return real(conn, table, slicing, dataset)
+        return real(conn, table, slicing, datasets)
 
-    monkeypatch.setattr(slice_workers, "read_dataset", broken)
+    monkeypatch.setattr(slice_workers, "read_datasets", broken)
     with engine.connect() as conn, pytest.raises(ValueError, match="settlements unreadable"):
         evaluate_county(conn, plan, contracts, DAY, parameters, workers=2)
     engine.dispose()

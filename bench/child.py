@@ -5,6 +5,9 @@ Stage processes are forked from a server that has already imported the pipeline'
 process: `seconds` is the wall time of the step function alone, and `peak_rss_mb` the process's
 own peak resident set (ru_maxrss), which counts the resident libraries it inherited (about
 300 MB with Great Expectations, pandas and SQLAlchemy), as an Airflow task's process holds them.
+Where the step forks workers, `workers_peak_rss_mb` is the largest worker's peak, and
+`together_peak_mb` the sampled peak of the process and its workers together (PSS: a page they
+share counted once).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import importlib
 import multiprocessing
 import os
 import resource
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -52,6 +56,64 @@ def workers_peak_rss_mb() -> float:
     """The largest peak of the processes this one started and waited for: a step's forked
     workers (warnings, township workbooks), the isolated reader's child."""
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def _pss_mb(pid: int) -> float:
+    """A process's proportional set size: its private pages, and its share of each page it
+    shares with others (a forked worker's inherited pages are split between it and the task)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass  # ended meanwhile, or not Linux
+    return 0.0
+
+
+def _descendants(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for thread in threads:
+        try:
+            with open(f"/proc/{pid}/task/{thread}/children", encoding="ascii") as children:
+                for child in children.read().split():
+                    found += [int(child), *_descendants(int(child))]
+        except OSError:
+            continue
+    return found
+
+
+class StageMemory:
+    """The peak of what a stage's processes hold together, sampled a few times a second: this
+    process's PSS and its workers' (the processes it forked, theirs too). Unlike adding the
+    workers' peaks to the process's, a page a worker shares with the task counts once."""
+
+    INTERVAL = 0.2
+
+    def __init__(self) -> None:
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        me = os.getpid()
+        while True:
+            total = _pss_mb(me) + sum(_pss_mb(child) for child in _descendants(me))
+            self.peak_mb = max(self.peak_mb, total)
+            if self._stop.wait(self.INTERVAL):
+                return
+
+    def __enter__(self) -> StageMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def cpu_seconds() -> float:
@@ -110,7 +172,7 @@ def _entry(task: dict[str, Any]) -> dict[str, Any]:
     import_seconds = time.perf_counter() - started
     work: Callable[[dict[str, Any]], dict[str, Any]] = globals()[f"_do_{task['kind']}"]
     profile_path = task.get("profile")
-    with _profiled(profile_path):
+    with _profiled(profile_path), StageMemory() as memory:
         clock = time.perf_counter()
         cpu = cpu_seconds()
         out = work(task)
@@ -123,6 +185,7 @@ def _entry(task: dict[str, Any]) -> dict[str, Any]:
         "import_seconds": import_seconds,
         "peak_rss_mb": peak_rss_mb(),
         "workers_peak_rss_mb": workers_peak_rss_mb(),
+        "together_peak_mb": memory.peak_mb,
     }
 
 

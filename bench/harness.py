@@ -134,6 +134,9 @@ class Figure:
     cpu_seconds: float = 0.0
     # the largest peak of the workers the stage's process started (0: none)
     workers_peak_mb: float = 0.0
+    # the sampled peak of the stage's process and its workers together, a shared page counted
+    # once (PSS; 0: not measured)
+    together_peak_mb: float = 0.0
 
     @property
     def task_peak_mb(self) -> float:
@@ -188,6 +191,10 @@ class Run:
     @property
     def peak_mb(self) -> float:
         return max((f.task_peak_mb for f in self.stages), default=0.0)
+
+    @property
+    def together_peak_mb(self) -> float:
+        return max((f.together_peak_mb for f in self.stages), default=0.0)
 
 
 def after_load_seconds(seconds: dict[str, float]) -> float:
@@ -409,6 +416,7 @@ def run_pipeline(
                 note,
                 out.get("cpu_seconds", 0.0),
                 out.get("workers_peak_rss_mb", 0.0),
+                out.get("together_peak_mb", 0.0),
             )
         )
 
@@ -418,7 +426,7 @@ def run_pipeline(
     side_by_side: float | None = None
     if "parse" in stages:
         parse_s = rest_s = gx_s = imports_s = cpu_s = 0.0
-        peak = workers_peak = 0.0
+        peak = workers_peak = together = 0.0
         files: list[dict[str, Any]] = []
         tasks = [
             _profiled_task(
@@ -449,6 +457,7 @@ def run_pipeline(
             peak = max(peak, out["peak_rss_mb"])
             # the isolated reader's child, for a file the streamed reader cannot take
             workers_peak = max(workers_peak, out.get("workers_peak_rss_mb", 0.0))
+            together = max(together, out.get("together_peak_mb", 0.0))
         figures.append(
             Figure(
                 "parse",
@@ -457,6 +466,7 @@ def run_pipeline(
                 imports_s,
                 f"{len(groups)} datasets, one process each, {workers} at a time",
                 workers_peak_mb=workers_peak,
+                together_peak_mb=together,
             )
         )
         figures.append(
@@ -467,6 +477,7 @@ def run_pipeline(
                 0.0,
                 f"GX run_gx {gx_s:.1f}s; same processes; parse+validate CPU {cpu_s:.1f}s",
                 workers_peak_mb=workers_peak,
+                together_peak_mb=together,
             )
         )
     if "resolve" in stages:

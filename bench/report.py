@@ -42,7 +42,8 @@ def format_run(run: Run, baseline: bool) -> str:
             f"CPU {f.cpu_seconds:.1f}s" if f.cpu_seconds and f.stage not in PARALLEL_STAGES else ""
         )
         workers = (
-            f"workers' peak {f.workers_peak_mb:,.0f} MB (task <= {f.task_peak_mb:,.0f})"
+            f"workers' peak {f.workers_peak_mb:,.0f} MB (task <= {f.task_peak_mb:,.0f}; "
+            f"together, PSS: {f.together_peak_mb:,.0f})"
             if f.workers_peak_mb >= 1
             else ""
         )
@@ -100,7 +101,8 @@ def format_run(run: Run, baseline: bool) -> str:
     lines.append(
         f"  peak memory of any stage: {run.peak_mb:,.0f} MB (its process and its largest "
         f"worker's, summed; target <= {target:,.0f} MB at "
-        f"{'1x' if run.scale < 10 else '10x'}: {met})"
+        f"{'1x' if run.scale < 10 else '10x'}: {met}); sampled together (PSS, a page a "
+        f"worker shares with its task counted once): {run.together_peak_mb:,.0f} MB"
     )
     return "\n".join(lines)
 

@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -148,3 +149,20 @@ def test_a_stage_with_workers_counts_its_largest_worker_in_its_peak() -> None:
     assert (alone.task_peak_mb, forked.task_peak_mb) == (900.0, 1300.0)
     # the warnings' task holds up to 1,300 MB, more than the resolve's 900 alone
     assert Run("sqlite", 1, county, [alone, forked]).peak_mb == 1300.0
+
+
+def test_the_stage_memory_counts_a_page_a_worker_shares_with_its_task_once() -> None:
+    from bench.child import StageMemory, peak_rss_mb
+
+    block = b"x" * (160 * 2**20)  # resident in the task, then shared with the worker
+    with StageMemory() as memory:
+        pid = os.fork()
+        if pid == 0:  # the worker: inherits the block, touches nothing
+            time.sleep(4 * StageMemory.INTERVAL)
+            os._exit(0)
+        os.waitpid(pid, 0)
+    own = peak_rss_mb()
+    assert memory.peak_mb >= 160  # the block, counted
+    # counted once: the worker's resident 160 MB of it are the task's pages, not more memory
+    assert memory.peak_mb < own + 60
+    del block

@@ -277,6 +277,16 @@ def _places(households: pd.DataFrame) -> tuple[_Places, _Codes]:
     return _Places(township, pair), _Codes(of_township, of_village)
 
 
+def _members(keys: pd.Series, found: set[Any]) -> np.ndarray:
+    """`keys.isin(found).to_numpy()`. Texts are looked up in the set one by one: isin lists the
+    set's members first, which touches each (its reference count) and, in a process forked from
+    the task, copies every page of the lists' person keys the set holds."""
+    values = keys.tolist()
+    if all(type(k) is str for k in values):
+        return np.fromiter((k in found for k in values), dtype=bool, count=len(values))
+    return keys.isin(found).to_numpy()
+
+
 def _household_rows(
     persons: pd.Series, households: pd.Series
 ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -335,7 +345,7 @@ def compute_indicators(
     keys = persons["person_key"]
 
     def person_flag(found: set[Any]) -> np.ndarray:
-        flag = keys.isin(found).to_numpy()
+        flag = _members(keys, found)
         return flag if member is None else flag[member]
 
     lists = data.list_facts(day)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 from decimal import Decimal
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -17,7 +18,7 @@ from transforms.risk.configuration import Village
 from transforms.risk.data import CountyData, ListFacts
 from transforms.risk.evaluate import evaluate
 from transforms.risk.evidence import Evaluation
-from transforms.risk.indicators import compute_indicators
+from transforms.risk.indicators import _members, compute_indicators
 from transforms.risk.rules import plan_rules
 
 PLAN = plan_rules(RULES, CONTRACTS.values())
@@ -154,3 +155,19 @@ def test_lean_indicators_of_an_empty_roster() -> None:
     )
     evaluation = evaluate(PLAN, empty, DAY, PARAMETERS)
     _same(empty, evaluation, villages)
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        pd.Series([*HOSTILE, "k1", "k2"], dtype="str"),
+        pd.Series([*HOSTILE, "k1"], dtype=object),
+        pd.Series(["k1", None, "=1+1"], dtype="str"),  # a missing key: isin's own answer
+        pd.Series(["1", 1, 1.0, None, "k2"], dtype=object),
+        pd.Series([], dtype="str"),
+    ],
+)
+def test_members_are_isins(keys: pd.Series) -> None:
+    # the set's texts are other objects than the keys', equal in value
+    found: set[Any] = {"".join(list(k)) for k in HOSTILE[::2]} | {"k2", None, 1, float("nan")}
+    assert _members(keys, found).tolist() == keys.isin(found).tolist()

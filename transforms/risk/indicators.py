@@ -15,7 +15,7 @@ import pandas as pd
 
 from transforms.households.incomes import INCOME_PARTS
 from transforms.risk.configuration import CountyParameters, IndicatorSet, Village
-from transforms.risk.data import CENT, LIFTED, CountyData, _null, _records, norm
+from transforms.risk.data import CENT, LIFTED, CountyData, _null, norm
 from transforms.risk.evaluate import _sum
 from transforms.risk.evidence import Evaluation
 from transforms.risk.inputs import (
@@ -178,15 +178,21 @@ def _income_value(code: str, area: _Area, facts: _Facts) -> Decimal | None:
 
 
 def _below_average(area: _Area, facts: _Facts) -> Decimal:
+    group = area.this_year
+    if group.empty:
+        return Decimal(0)
+    # the columns' cells side by side, not a dict per household (the county's households each
+    # time): the same values, as the frame's records gave them
     count = 0
-    for r in _records(area.this_year, ("_lifted", "_monitored", "net_income", "household_size")):
-        if not (r["_lifted"] or r["_monitored"]) or _null(r["net_income"]):
+    for lifted, monitored, net_income, size in zip(
+        *(group[c].tolist() for c in ("_lifted", "_monitored", "net_income", "household_size")),
+        strict=True,
+    ):
+        if not (lifted or monitored) or _null(net_income):
             continue
-        name = (
-            "prefecture_avg_income_monitored" if r["_monitored"] else "prefecture_avg_income_lifted"
-        )
+        name = "prefecture_avg_income_monitored" if monitored else "prefecture_avg_income_lifted"
         average = facts.parameters.figure(name, facts.income_year)
-        if norm(r["net_income"]) < average * int(r["household_size"]):
+        if norm(net_income) < average * int(size):
             count += 1
     return Decimal(count)
 

@@ -94,6 +94,10 @@ def _county(seed: int) -> tuple[CountyData, Evaluation, list[Village]]:
         households = households.copy()
         households.loc[households.index[0], "township"] = None
         households.loc[households.index[-1], "village"] = None
+    if rng.random() < 0.5:
+        # an income not known this year: in no income figure, and not below the average
+        households = households.copy()
+        households.loc[households.index[len(households) // 2], "net_income"] = None
     refused = {
         "enrollment": {
             k: [

@@ -88,7 +88,7 @@ def _lists(keys: list[object], seed: int) -> dict[str, pd.DataFrame]:
         "enrollment": pd.DataFrame(
             {
                 "person_key": keys,
-                "insurance_year": rng.choice([2026, 2025, None], n),
+                "insurance_year": rng.choice(np.array([2026, 2025, None], dtype=object), n),
                 "enrollment_status": rng.choice(["已参保", "未参保"], n),
             }
         ),

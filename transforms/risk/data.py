@@ -289,10 +289,12 @@ class ListFacts:
 
     def add(self, rows: Mapping[str, pd.DataFrame], day: dt.date) -> None:
         """Count in some of the county's current rows (a slice of its persons)."""
+        # in place: a union into a new set copied everything so far once per slice (quadratic
+        # in the county's slices)
         if "employment" in rows:
             frame = rows["employment"]
             status = frame["employment_status"] == "已就业"
-            self.employed = (self.employed or set()) | set(frame.loc[status, "person_key"].tolist())
+            self.employed = _into(self.employed, frame.loc[status, "person_key"].tolist())
         if "enrollment" in rows:
             frame = rows["enrollment"]
             if not frame.empty and "insurance_year" in frame.columns:
@@ -301,20 +303,27 @@ class ListFacts:
             this = frame[per_value(frame["insurance_year"], lambda y: norm(y) == day.year)]
             if not this.empty:
                 enrolled = this["enrollment_status"] == "已参保"
-                self.enrolled = (self.enrolled or set()) | set(
-                    this.loc[enrolled, "person_key"].tolist()
-                )
-                self.listed |= set(this["person_key"].tolist())
+                self.enrolled = _into(self.enrolled, this.loc[enrolled, "person_key"].tolist())
+                self.listed.update(this["person_key"].tolist())
 
     def merge(self, other: ListFacts) -> None:
         """Count in the facts another part of the county's rows gave (other lists, or other
-        persons): what `add` would have made of both parts' rows."""
+        persons): what `add` would have made of both parts' rows. `other` is left as it was."""
         if other.employed is not None:
-            self.employed = (self.employed or set()) | other.employed
+            self.employed = _into(self.employed, other.employed)
         if other.enrolled is not None:
-            self.enrolled = (self.enrolled or set()) | other.enrolled
-        self.listed |= other.listed
+            self.enrolled = _into(self.enrolled, other.enrolled)
+        self.listed.update(other.listed)
         self.enrollment_this_year = self.enrollment_this_year or other.enrollment_this_year
+
+
+def _into(found: set[Any] | None, more: Iterable[Any]) -> set[Any]:
+    """`(found or set()) | set(more)`, adding to `found` itself where it is a set already (a
+    set of another's is never shared: it is copied into a set of one's own)."""
+    if found is None:
+        return set(more)
+    found.update(more)
+    return found
 
 
 def current_view(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:

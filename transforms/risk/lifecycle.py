@@ -11,6 +11,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -91,13 +93,24 @@ def _labels(data: CountyData) -> dict[str, dict[str, Any]]:
             "head_id_masked": None,
             "head_name_masked": None,
         }
-    persons = data.persons.assign(_head=data.persons["relation"] == HEAD)
-    persons = persons.sort_values(["household_id", "_head"], ascending=[True, False], kind="stable")
-    heads = persons.drop_duplicates("household_id")
+    # the head of each household: sorting the persons' ids and positions alone (sorting the
+    # persons frame copied every column of the county's persons), then reading the heads' rows
+    persons = data.persons
+    order = pd.DataFrame(
+        {
+            "household_id": persons["household_id"],
+            "_head": persons["relation"] == HEAD,
+            "_at": np.arange(len(persons)),
+        },
+        index=persons.index,
+    )
+    order = order.sort_values(["household_id", "_head"], ascending=[True, False], kind="stable")
+    heads = order.drop_duplicates("household_id")
+    at = heads["_at"].to_numpy()
     for household_id, id_masked, name_masked in zip(
         heads["household_id"].tolist(),
-        heads["id_masked"].tolist(),
-        heads["name_masked"].tolist(),
+        persons["id_masked"].take(at).tolist(),
+        persons["name_masked"].take(at).tolist(),
         strict=True,
     ):
         label = labels.get(str(household_id))

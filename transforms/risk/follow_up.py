@@ -44,7 +44,7 @@ from transforms.warehouse.risk_tables import (
     risk_warning_event,
     warning_follow_up,
 )
-from transforms.warehouse.tables import file_manifest, staging_table
+from transforms.warehouse.tables import file_manifest, insert_batches, staging_table
 
 log = logging.getLogger(__name__)
 
@@ -385,7 +385,7 @@ def settle_follow_ups(
         )
     conn.execute(warning_follow_up.delete())
     if rows:
-        conn.execute(warning_follow_up.insert(), rows)
+        insert_batches(conn, warning_follow_up, rows)
     if unmatched:
         log.warning(
             "%d answered rows of the returned 入户核实 workbooks match no warning sent for a home "

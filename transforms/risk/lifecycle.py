@@ -28,6 +28,7 @@ from transforms.warehouse.risk_tables import (
     risk_warning,
     risk_warning_event,
 )
+from transforms.warehouse.tables import insert_batches
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +222,7 @@ def _rebuild_warnings(
                 }
             )
         if rows:
-            conn.execute(risk_warning.insert(), rows)
+            insert_batches(conn, risk_warning, rows)
 
 
 def _earlier_evidence(conn: Connection, histories: Iterable[list[Mapping[str, Any]]]) -> None:
@@ -294,7 +295,7 @@ def store_day(
             }
         )
     if rows:
-        conn.execute(ev.insert(), rows)
+        insert_batches(conn, ev, rows)
     today: dict[Key, Mapping[str, Any]] = dict(zip(sorted(events), rows, strict=True))
     _rebuild_warnings(conn, earlier | set(events), rules, labels, run_id, day, today)
 
@@ -322,7 +323,7 @@ def store_day(
         for c in sorted(evaluation.candidates, key=lambda c: (c.rule_id, c.person_key))
     ]
     if candidates:
-        conn.execute(inclusion_candidate.insert(), candidates)
+        insert_batches(conn, inclusion_candidate, candidates)
     counts: Counter[str] = Counter(events.values())
     counts["candidates"] = len(candidates)
     counts["open"] = sum(1 for e in events.values() if e in OPEN_EVENTS)

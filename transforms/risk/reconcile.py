@@ -33,7 +33,7 @@ from transforms.risk.evidence import Evaluation, Reconciliation
 from transforms.risk.rules import Rule
 from transforms.warehouse.manifest import LOADED_STATUSES
 from transforms.warehouse.risk_tables import delivery_status, reconciliation_item
-from transforms.warehouse.tables import file_manifest, staging_table
+from transforms.warehouse.tables import file_manifest, insert_batches, staging_table
 
 ANSWERS = "reconciliation_answers"
 CONFIRMED = "确认"
@@ -179,7 +179,7 @@ def settle_reconciliations(
         )
     conn.execute(reconciliation_item.delete().where(reconciliation_item.c.as_of_date == day))
     if rows:
-        conn.execute(reconciliation_item.insert(), rows)
+        insert_batches(conn, reconciliation_item, rows)
     return counts
 
 

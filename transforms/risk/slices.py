@@ -43,14 +43,13 @@ from pandas.core.internals.construction import convert_object_array
 from sqlalchemy.engine import Connection
 
 from transforms.config.contracts import Contract
+from transforms.risk import roster
 from transforms.risk.configuration import CountyParameters
 from transforms.risk.data import (
-    HOUSEHOLD_ATTRIBUTES,
     PERSON_ORDER,
     Context,
     CountyData,
     ListFacts,
-    _frame,
     current_view,
     refused_rows,
     roster_persons,
@@ -64,10 +63,9 @@ from transforms.risk.evidence import (
     Reconciliation,
     SharedFrames,
 )
-from transforms.risk.incomes import household_incomes, warehouse_incomes
 from transforms.risk.inputs import HOUSEHOLDS, PERSONS, Availability
 from transforms.risk.rules import HouseholdWithout, PersonRows, Rule, RulePlan
-from transforms.warehouse.frames import fetch_slices, read_frame
+from transforms.warehouse.frames import fetch_slices
 from transforms.warehouse.tables import dim_household, dim_person, file_manifest, staging_table
 
 log = logging.getLogger(__name__)
@@ -293,26 +291,6 @@ def _no_persons(profile: Mapping[str, _Column]) -> pd.DataFrame:
 # --- the evaluation ---------------------------------------------------------------------------
 
 
-def _households(conn: Connection, contracts: Mapping[str, Contract]) -> pd.DataFrame:
-    """The roster's households with their incomes, for the whole county."""
-    incomes = (
-        warehouse_incomes(conn, contracts["roster"])
-        if "roster" in contracts
-        else household_incomes(pd.DataFrame())
-    )
-    attributes = _frame(conn, dim_household, ("household_id", *HOUSEHOLD_ATTRIBUTES))
-    return attributes.merge(incomes, on="household_id", how="left")
-
-
-def _members_float(conn: Connection) -> bool:
-    """Whether the county's members' ages are floats in its frame: a birth date missing on one
-    roster person and present on another (evidence shows the ages so)."""
-    persons, births = conn.execute(
-        sa.select(sa.func.count(), sa.func.count(dim_person.c.birth_date))
-    ).one()
-    return bool(0 < births < persons)
-
-
 def _take(frame: pd.DataFrame, positions: np.ndarray | None) -> pd.DataFrame:
     if positions is None:
         return frame.iloc[0:0]
@@ -365,7 +343,7 @@ def evaluate_county(
     evaluated side by side, by this process and `workers` - 1 forked ones
     (transforms.risk.slice_workers), with the same result."""
     by_dataset = {c.dataset: c for c in contracts}
-    households = _households(conn, by_dataset)
+    households = roster.households(conn, by_dataset)
     slice_of = _slice_of(conn, slice_households)
     in_force = [(rule, rule.values_on(day)) for rule in plan.active]
     readers: dict[str, list[tuple[Rule, dict[str, Any]]]] = defaultdict(list)
@@ -382,7 +360,7 @@ def evaluate_county(
         slice_of=slice_of,
         numbers=[OFF_ROSTER, *sorted(set(slice_of.values()))],
         readers=readers,
-        members_float=_members_float(conn),
+        members_float=roster.members_float(conn),
         day=day,
         parameters=parameters,
     )
@@ -410,7 +388,7 @@ def evaluate_county(
     # the county's persons, once the lists are read: what follows (the availability, the
     # lifecycle's labels, the indicators) reads them all
     county = CountyData(
-        persons=read_frame(roster_persons(), conn),
+        persons=roster.persons(conn),
         households=households,
         rows={},
         contracts=by_dataset,

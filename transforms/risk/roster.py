@@ -1,13 +1,13 @@
 """The county's roster frames the warning stage holds whole: its households with their incomes,
-and its persons, each built in a process forked for the purpose and handed back.
+built in a process forked for the purpose and handed back, and its persons.
 
 Building a frame allocates far more than it keeps (the fetched rows, the incomes' per-row
 records and merges), and Python's allocator hands an arena of memory back only once nothing in
 it lives: the objects a frame keeps, made among those that were freed, pin their arenas. At ten
-times a county the households' frame left 760 MB resident for about 400 MB of objects, and the
-persons' 570 MB for 1.07 million rows. Built in a forked process, the frame comes back pickled,
-its objects laid out side by side, and what the building left behind ends with that process.
-Where this process may not fork (transforms.runlog.forked.can_fork), it builds them itself.
+times a county the households' frame left 760 MB resident in the task. Built in a process
+forked before the lists are read (while the task holds little), it comes back pickled, its
+objects laid out side by side, and what the building left behind ends with that process: 610
+MB. Where this process may not fork (transforms.runlog.forked.can_fork), it builds them itself.
 """
 
 from __future__ import annotations
@@ -37,8 +37,11 @@ def households(conn: Connection, contracts: Mapping[str, Contract]) -> pd.DataFr
 
 
 def persons(conn: Connection) -> pd.DataFrame:
-    """The roster's persons, for the whole county, in `data.PERSON_ORDER`."""
-    return built_apart(conn, lambda own: read_frame(roster_persons(), own))
+    """The roster's persons, for the whole county, in `data.PERSON_ORDER`. Read here, not apart:
+    they are read once the lists are, when this process is at its largest, and a process forked
+    then, building them and handing them back pickled, held more beside this one (1.6 GB at ten
+    times a county) than building them here leaves behind."""
+    return read_frame(roster_persons(), conn)
 
 
 def members_float(conn: Connection) -> bool:

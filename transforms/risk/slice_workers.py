@@ -29,7 +29,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from transforms.risk.data import ListFacts
-from transforms.risk.slices import Slicing, _Part, _slice_table, read_datasets
+from transforms.risk.slice_reading import slice_table
+from transforms.risk.slices import Slicing, _Part, read_datasets
 from transforms.runlog.forked import Beside
 from transforms.warehouse.tables import make_engine, staging_table
 
@@ -52,7 +53,7 @@ def _read_in_worker(datasets: list[str]) -> dict[str, _Part]:
     conn = engine.connect()
     Finalize(None, _close, exitpriority=10)  # run when the worker ends, whatever happened
     _opened.update(engine=engine, conn=conn)
-    table = _slice_table(conn, slicing.slice_of)
+    table = slice_table(conn, slicing.slice_of)
     parts = read_datasets(conn, table, slicing, datasets)
     for part in parts.values():
         for found in part.found.values():
@@ -105,7 +106,7 @@ def read_side_by_side(conn: Connection, slicing: Slicing, workers: int) -> dict[
             beside = [
                 stack.enter_context(Beside(_read_in_worker, group)) for group in others if group
             ]
-            table = _slice_table(conn, slicing.slice_of)
+            table = slice_table(conn, slicing.slice_of)
             parts = read_datasets(conn, table, slicing, own)
             # dropped here, not in a `finally`: after a failed statement PostgreSQL refuses
             # every other until the rollback, which drops the temporary table with the rest

@@ -50,8 +50,8 @@ def engine(warehouse_url: str) -> Iterator[Engine]:
 
 def test_the_persons_built_apart_are_the_persons_read_here(engine: Engine) -> None:
     with engine.connect() as conn:
-        here = read_frame(roster_persons(), conn)
-        apart = roster.persons(conn)
+        here = roster.persons(conn)
+        apart = roster.built_apart(conn, lambda own: read_frame(roster_persons(), own))
     pd.testing.assert_frame_equal(apart, here)
     assert len(apart) == 150
     # each household's members together, whatever order the rows were stored in

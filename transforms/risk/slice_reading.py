@@ -5,7 +5,7 @@ query's rows taken a slice at a time as frames with the dtypes the county's fram
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -208,6 +208,6 @@ def person_slices(conn: Connection, table: sa.Table, profile: Mapping[str, Colum
     return Slices(conn, ordered, profile, "roster persons")
 
 
-def no_persons(profile: Mapping[str, Column]) -> pd.DataFrame:
-    """A slice without roster persons: the persons' columns, no row."""
-    return pd.DataFrame({name: pd.Series([], dtype=object) for name in profile})
+def no_rows(names: Iterable[str]) -> pd.DataFrame:
+    """A slice without rows (of a dataset, or of roster persons): the columns, no row."""
+    return pd.DataFrame({name: pd.Series([], dtype=object) for name in names})

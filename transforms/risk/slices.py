@@ -70,7 +70,7 @@ from transforms.risk.slice_reading import (
     column_profile,
     dataset_slices,
     household_slices,
-    no_persons,
+    no_rows,
     person_slices,
     positions_by_slice,
     slice_table,
@@ -266,7 +266,7 @@ def read_datasets(
     for number in slicing.numbers:
         members = persons.take(number) if persons is not None else None
         if members is None:
-            members = no_persons(slicing.persons)
+            members = no_rows(slicing.persons)
         households = _take(slicing.households, slicing.household_at.get(number))
         for reading in readings:
             _read_slice(reading, number, members, households, slicing)
@@ -301,7 +301,7 @@ def _read_slice(
     data = CountyData(
         persons=members,
         households=households,
-        rows={reading.dataset: view if view is not None else _empty(reading.contract)},
+        rows={reading.dataset: view if view is not None else _no_rows_of(reading.contract)},
         contracts=slicing.contracts,
         refused=slicing.refused,
     )
@@ -381,10 +381,9 @@ def _counted(conn: Connection, contract: Contract) -> tuple[int, frozenset[str]]
     return total, frozenset(name for name, n in valued_in.items() if n > 0)
 
 
-def _empty(contract: Contract) -> pd.DataFrame:
+def _no_rows_of(contract: Contract) -> pd.DataFrame:
     """A slice without rows of the dataset: its columns, no row."""
-    names = [c.name for c in row_query(contract).selected_columns]
-    return pd.DataFrame({n: pd.Series([], dtype=object) for n in names})
+    return no_rows(c.name for c in row_query(contract).selected_columns)
 
 
 def _evaluate_slice(

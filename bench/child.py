@@ -87,6 +87,11 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+def together_mb(pid: int) -> float:
+    """The PSS of `pid` and of every process under it, in MB: what they hold together now."""
+    return _pss_mb(pid) + sum(_pss_mb(child) for child in _descendants(pid))
+
+
 class StageMemory:
     """The peak of what a stage's processes hold together, sampled a few times a second: this
     process's PSS and its workers' (the processes it forked, theirs too). Unlike adding the
@@ -102,8 +107,7 @@ class StageMemory:
     def _sample(self) -> None:
         me = os.getpid()
         while True:
-            total = _pss_mb(me) + sum(_pss_mb(child) for child in _descendants(me))
-            self.peak_mb = max(self.peak_mb, total)
+            self.peak_mb = max(self.peak_mb, together_mb(me))
             if self._stop.wait(self.INTERVAL):
                 return
 

@@ -143,86 +143,73 @@ def _aggregate(events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 def _rebuild_warnings(
     conn: Connection,
-    keys: set[Key],
+    keys: Iterable[Key],
     rules: Mapping[str, Rule],
     labels: Mapping[str, Mapping[str, Any]],
     run_id: str,
     day: dt.date,
-    today: Mapping[Key, Mapping[str, Any]],
+    today: Mapping[Key, Mapping[str, Any]] | None,
 ) -> None:
-    """Recompute the risk_warning rows of `keys` from all their events; `today`: the day's
-    events just written, as written."""
+    """Recompute the risk_warning rows of `keys` (one chunk of households' keys) from all their
+    events; `today`: the day's events of those households just written, as written, or None to
+    read every event back (a later day has events)."""
     ev = risk_warning_event
-    # The day's events are taken as written instead of read back (JSON evidence and all: they
-    # were most of what was read), unless a later day has events: then the history is read
-    # whole, as the events after the day come after the day's. What was written reads back
-    # as it was: evidence is JSON's own types (`_jsonable`), places are text.
-    later = conn.execute(sa.select(ev.c.id).where(ev.c.event_date > day).limit(1)).first()
-    in_memory = later is None and all(
-        isinstance(r["township"], str | None) and isinstance(r["village"], str | None)
-        for r in today.values()
-    )
-    before = [
-        ev.c.household_id,
-        ev.c.rule_id,
-        ev.c.event_date,
-        ev.c.event,
-        ev.c.status,
-        ev.c.risk_type,
-        ev.c.township,
-        ev.c.village,
-        ev.c.id,
-    ]
+    keys = set(keys)
     households = sorted({h for h, _ in keys})
-    rules_of: dict[str, set[str]] = defaultdict(set)
-    keys_of: dict[str, list[Key]] = defaultdict(list)
-    for household_id, rule_id in keys:
-        rules_of[household_id].add(rule_id)
-        keys_of[household_id].append((household_id, rule_id))
-    for chunk in _chunks(households):
-        # (a scan of every key per chunk made this quadratic in the county's warnings)
-        chunk_rules = set().union(*(rules_of[h] for h in chunk))
-        conn.execute(
-            risk_warning.delete()
-            .where(risk_warning.c.household_id.in_(chunk))
-            .where(risk_warning.c.rule_id.in_(sorted(chunk_rules)))
+    conn.execute(
+        risk_warning.delete()
+        .where(risk_warning.c.household_id.in_(households))
+        .where(risk_warning.c.rule_id.in_(sorted({r for _, r in keys})))
+    )
+    history: dict[Key, list[Mapping[str, Any]]] = defaultdict(list)
+    query = (
+        sa.select(ev)
+        .where(ev.c.household_id.in_(households))
+        .order_by(ev.c.household_id, ev.c.rule_id, ev.c.event_date)
+    )
+    if today is not None:
+        query = query.with_only_columns(*_BEFORE).where(ev.c.event_date < day)
+    for event in conn.execute(query).mappings():
+        key = (event["household_id"], event["rule_id"])
+        if key in keys:
+            history[key].append(dict(event))
+    if today is not None:
+        for key in sorted(k for k in keys if k in today):
+            history[key].append(today[key])
+        history = {key: history[key] for key in sorted(history)}
+        _earlier_evidence(conn, history.values())
+    rows = []
+    for (household_id, rule_id), events in history.items():
+        rule = rules.get(rule_id)
+        label = labels.get(household_id, {})
+        rows.append(
+            {
+                "household_id": household_id,
+                "rule_id": rule_id,
+                "rule_name_zh": rule.name_zh if rule else rule_id,
+                "risk_type": rule.risk_type if rule else events[-1]["risk_type"],
+                "head_id_masked": label.get("head_id_masked"),
+                "head_name_masked": label.get("head_name_masked"),
+                "updated_run_id": run_id,
+                **_aggregate(events),
+            }
         )
-    for chunk in _chunks(households):
-        history: dict[Key, list[Mapping[str, Any]]] = defaultdict(list)
-        query = (
-            sa.select(ev)
-            .where(ev.c.household_id.in_(chunk))
-            .order_by(ev.c.household_id, ev.c.rule_id, ev.c.event_date)
-        )
-        if in_memory:
-            query = query.with_only_columns(*before).where(ev.c.event_date < day)
-        for event in conn.execute(query).mappings():
-            key = (event["household_id"], event["rule_id"])
-            if key in keys:
-                history[key].append(dict(event))
-        if in_memory:
-            for key in sorted(k for h in chunk for k in keys_of[h] if k in today):
-                history[key].append(today[key])
-            history = {key: history[key] for key in sorted(history)}
-            _earlier_evidence(conn, history.values())
-        rows = []
-        for (household_id, rule_id), events in history.items():
-            rule = rules.get(rule_id)
-            label = labels.get(household_id, {})
-            rows.append(
-                {
-                    "household_id": household_id,
-                    "rule_id": rule_id,
-                    "rule_name_zh": rule.name_zh if rule else rule_id,
-                    "risk_type": rule.risk_type if rule else events[-1]["risk_type"],
-                    "head_id_masked": label.get("head_id_masked"),
-                    "head_name_masked": label.get("head_name_masked"),
-                    "updated_run_id": run_id,
-                    **_aggregate(events),
-                }
-            )
-        if rows:
-            insert_batches(conn, risk_warning, rows)
+    if rows:
+        insert_batches(conn, risk_warning, rows)
+
+
+# what the history of a warning is read with when the day's events are taken as written
+_BEFORE = (
+    risk_warning_event.c.household_id,
+    risk_warning_event.c.rule_id,
+    risk_warning_event.c.event_date,
+    risk_warning_event.c.event,
+    risk_warning_event.c.status,
+    risk_warning_event.c.risk_type,
+    risk_warning_event.c.township,
+    risk_warning_event.c.village,
+    risk_warning_event.c.id,
+)
 
 
 def _earlier_evidence(conn: Connection, histories: Iterable[list[Mapping[str, Any]]]) -> None:
@@ -254,6 +241,33 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+def _event_row(
+    key: Key,
+    event: str,
+    evaluation: Evaluation,
+    rules: Mapping[str, Rule],
+    labels: Mapping[str, Mapping[str, Any]],
+    run_id: str,
+    day: dt.date,
+) -> dict[str, Any]:
+    household_id, rule_id = key
+    evidence = evaluation.findings.get(key)
+    label = labels.get(household_id, {})
+    return {
+        "event_date": day,
+        "household_id": household_id,
+        "rule_id": rule_id,
+        "event": event,
+        "status": "resolved" if event == "resolved" else "open",
+        "risk_type": rules[rule_id].risk_type,
+        "township": label.get("township"),
+        "village": label.get("village"),
+        "evidence": None if evidence is None else _jsonable(evidence),
+        "evidence_zh": None if evidence is None else evidence["summary_zh"],
+        "run_id": run_id,
+    }
+
+
 def store_day(
     conn: Connection,
     run_id: str,
@@ -275,29 +289,33 @@ def store_day(
         )
     }
     conn.execute(ev.delete().where(ev.c.event_date == day))
-    rows = []
-    for (household_id, rule_id), event in sorted(events.items()):
-        evidence = evaluation.findings.get((household_id, rule_id))
-        label = labels.get(household_id, {})
-        rows.append(
-            {
-                "event_date": day,
-                "household_id": household_id,
-                "rule_id": rule_id,
-                "event": event,
-                "status": "resolved" if event == "resolved" else "open",
-                "risk_type": rules[rule_id].risk_type,
-                "township": label.get("township"),
-                "village": label.get("village"),
-                "evidence": None if evidence is None else _jsonable(evidence),
-                "evidence_zh": None if evidence is None else evidence["summary_zh"],
-                "run_id": run_id,
-            }
-        )
-    if rows:
-        insert_batches(conn, ev, rows)
-    today: dict[Key, Mapping[str, Any]] = dict(zip(sorted(events), rows, strict=True))
-    _rebuild_warnings(conn, earlier | set(events), rules, labels, run_id, day, today)
+    # The day's events are taken as written instead of read back (JSON evidence and all: they
+    # were most of what was read), unless a later day has events: then the history is read
+    # whole, as the events after the day come after the day's. What was written reads back as
+    # it was: evidence is JSON's own types (`_jsonable`), places are text.
+    later = conn.execute(sa.select(ev.c.id).where(ev.c.event_date > day).limit(1)).first()
+    in_memory = later is None and all(
+        isinstance(labels.get(h, {}).get(place), str | None)
+        for h in {h for h, _ in events}
+        for place in ("township", "village")
+    )
+    # A chunk of households at a time: its events written, then its warnings rebuilt from
+    # them. The events' evidence as JSON is a copy of the evaluation's; at ten times a county
+    # holding every event's copy at once was some hundreds of MB beside the evaluation.
+    keys_of: dict[str, list[Key]] = defaultdict(list)
+    for key in earlier | set(events):
+        keys_of[key[0]].append(key)
+    for chunk in _chunks(sorted(keys_of)):
+        written = sorted(k for h in chunk for k in keys_of[h] if k in events)
+        rows = [
+            _event_row(key, events[key], evaluation, rules, labels, run_id, day) for key in written
+        ]
+        if rows:
+            insert_batches(conn, ev, rows)
+        today = dict(zip(written, rows, strict=True)) if in_memory else None
+        keys = [k for h in chunk for k in keys_of[h]]
+        _rebuild_warnings(conn, keys, rules, labels, run_id, day, today)
+        del rows, today
 
     conn.execute(inclusion_candidate.delete().where(inclusion_candidate.c.snapshot_date == day))
     candidates = [

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 from transforms.config.contracts import Contract
 from transforms.households.incomes import INCOME_PARTS
 from transforms.risk.configuration import CountyParameters
+from transforms.risk.person_keys import PersonKeys
 from transforms.risk.rules import Condition, ParameterRef, ParamRef
 from transforms.warehouse.frames import read_frame
 from transforms.warehouse.tables import (
@@ -273,11 +274,12 @@ class CountyData:
 @dataclass
 class ListFacts:
     """What the indicators and their statuses read of the employment and enrollment lists'
-    current rows: who is employed, who is enrolled this year, who is listed this year."""
+    current rows: who is employed, who is enrolled this year, who is listed this year (their
+    person keys: `PersonKeys`)."""
 
-    employed: set[Any] | None = None  # None: no employment list configured
-    enrolled: set[Any] | None = None  # None: no enrollment row of this year
-    listed: set[Any] = field(default_factory=set)
+    employed: PersonKeys | None = None  # None: no employment list configured
+    enrolled: PersonKeys | None = None  # None: no enrollment row of this year
+    listed: PersonKeys = field(default_factory=PersonKeys)
     enrollment_this_year: bool = False  # a row whose insurance_year is the day's year
     READS: ClassVar[frozenset[str]] = frozenset({"employment", "enrollment"})  # the lists read
 
@@ -289,8 +291,6 @@ class ListFacts:
 
     def add(self, rows: Mapping[str, pd.DataFrame], day: dt.date) -> None:
         """Count in some of the county's current rows (a slice of its persons)."""
-        # in place: a union into a new set copied everything so far once per slice (quadratic
-        # in the county's slices)
         if "employment" in rows:
             frame = rows["employment"]
             status = frame["employment_status"] == "已就业"
@@ -317,11 +317,10 @@ class ListFacts:
         self.enrollment_this_year = self.enrollment_this_year or other.enrollment_this_year
 
 
-def _into(found: set[Any] | None, more: Iterable[Any]) -> set[Any]:
-    """`(found or set()) | set(more)`, adding to `found` itself where it is a set already (a
-    set of another's is never shared: it is copied into a set of one's own)."""
+def _into(found: PersonKeys | None, more: Iterable[Any] | PersonKeys) -> PersonKeys:
+    """`found` with `more` added (a set of one's own where there was none)."""
     if found is None:
-        return set(more)
+        found = PersonKeys()
     found.update(more)
     return found
 

@@ -21,6 +21,7 @@ from transforms.risk.evidence import Evaluation
 from transforms.risk.inputs import (
     INDICATOR_RULES,
 )
+from transforms.risk.person_keys import PersonKeys
 from transforms.risk.rules import ParameterRef
 from transforms.risk.status import (
     indicator_statuses,
@@ -283,10 +284,12 @@ def _places(households: pd.DataFrame) -> tuple[_Places, _Codes]:
     return _Places(township, pair), _Codes(of_township, of_village)
 
 
-def _members(keys: pd.Series, found: set[Any]) -> np.ndarray:
+def _members(keys: pd.Series, found: set[Any] | PersonKeys) -> np.ndarray:
     """`keys.isin(found).to_numpy()`. Texts are looked up in the set one by one: isin lists the
     set's members first, which touches each (its reference count) and, in a process forked from
     the task, copies every page of the lists' person keys the set holds."""
+    if isinstance(found, PersonKeys):
+        return found.isin(keys.tolist())
     values = keys.tolist()
     if all(type(k) is str for k in values):
         return np.fromiter((k in found for k in values), dtype=bool, count=len(values))
@@ -350,13 +353,14 @@ def compute_indicators(
     person_lifted = has_household & lifted[np.where(has_household, at, 0)]
     keys = persons["person_key"]
 
-    def person_flag(found: set[Any]) -> np.ndarray:
+    def person_flag(found: set[Any] | PersonKeys) -> np.ndarray:
         flag = _members(keys, found)
         return flag if member is None else flag[member]
 
     lists = data.list_facts(day)
     employed, enrolled, listed = lists.employed, lists.enrolled, lists.listed
-    enrolment_unknown = set(data.refused.get("enrollment", {})) - listed
+    refused = list(data.refused.get("enrollment", {}))
+    enrolment_unknown = {k for k, on in zip(refused, listed.isin(refused), strict=True) if not on}
     known = ~person_flag(enrolment_unknown)
     dropout = evaluation.persons.get("dropout")
     household_codes, _ = _codes(households["household_id"])

@@ -208,7 +208,10 @@ def compute_indicators(
     persons["_lifted"] = persons["_lifted"].fillna(False).astype(bool)
 
     lists = data.list_facts(day)
-    employed, enrolled, listed = lists.employed, lists.enrolled, lists.listed
+    # the lists' facts as the sets of person keys they were when this code was pinned
+    employed = None if lists.employed is None else set(lists.employed)
+    enrolled = None if lists.enrolled is None else set(lists.enrolled)
+    listed = set(lists.listed)
     enrolment_unknown = set(data.refused.get("enrollment", {})) - listed
 
     population = {(v.township, v.village): v.rural_population for v in villages}

@@ -12,11 +12,12 @@ Only texts are keys: a row without a person key (None, NaN) names nobody, and no
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
+_ASKED = 50_000  # keys looked up at a time
 # appended to every key so that none ends in a NUL byte, which a numpy bytes array drops
 _END = b"\x01"
 
@@ -49,14 +50,22 @@ class PersonKeys:
             self._parts = []
         return self._keys
 
-    def isin(self, keys: Iterable[Any]) -> np.ndarray:
+    def isin(self, keys: Sequence[Any]) -> np.ndarray:
         """For each of `keys`, whether it is in the set (False for anything not a text)."""
-        values = list(keys)
-        found = np.zeros(len(values), dtype=bool)
-        texts = [n for n, k in enumerate(values) if type(k) is str]
-        if texts and len(self):
-            asked = _encoded(values[n] for n in texts)
-            found[texts] = np.isin(asked, self._array())
+        found = np.zeros(len(keys), dtype=bool)
+        known = self._array()
+        if not len(known):
+            return found
+        # a part of the keys at a time: the county's million persons' keys encoded at once
+        # were a few hundred MB of bytes objects and arrays held for a moment
+        for start in range(0, len(keys), _ASKED):
+            part = keys[start : start + _ASKED]
+            texts = [n for n, k in enumerate(part) if type(k) is str]
+            if not texts:
+                continue
+            asked = _encoded(part[n] for n in texts)
+            at = np.searchsorted(known, asked).clip(max=len(known) - 1)
+            found[start + np.asarray(texts)] = known[at] == asked
         return found
 
     def __contains__(self, key: object) -> bool:

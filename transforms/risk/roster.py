@@ -67,17 +67,47 @@ def built_apart(conn: Connection, build: Build) -> pd.DataFrame:
     """`build(conn)`, run in a process forked from this one on a connection of its own (it
     reads what `conn`'s database has committed), or on `conn` where this process may not
     fork. A SQLite database in memory exists on `conn` alone: it is built here too."""
-    url = conn.engine.url
-    if not can_fork() or (
-        url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
-    ):
-        return build(conn)
-    _inherited.update(build=build, url=url.render_as_string(hide_password=False))
-    try:
-        with Beside(_build, None) as beside:
-            return beside.result()
-    finally:
+    with Building(conn, build) as building:
+        return building.result()
+
+
+def households_building(conn: Connection, contracts: Mapping[str, Contract]) -> Building:
+    """`households(conn, contracts)` begun now, in a forked process, while this one goes on
+    (forking the lists' workers before the households are in this process: they inherit none
+    of its pages); `result()` waits for them."""
+    return Building(conn, lambda own: _households(own, contracts))
+
+
+class Building:
+    """`build(conn)` begun in a process forked from this one (see `built_apart`); a context
+    manager, whose `result()` waits for the frame. Where the process may not fork, or the
+    database is a SQLite one in memory, `result()` builds it on `conn`."""
+
+    def __init__(self, conn: Connection, build: Build) -> None:
+        self._conn, self._build = conn, build
+        url = conn.engine.url
+        self._beside: Beside[None, pd.DataFrame] | None = None
+        if can_fork() and not (
+            url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+        ):
+            _inherited.update(build=build, url=url.render_as_string(hide_password=False))
+            self._beside = Beside(_build, None)
+
+    def result(self) -> pd.DataFrame:
+        if self._beside is None:
+            return self._build(self._conn)
+        try:
+            return self._beside.result()
+        finally:
+            _inherited.clear()
+
+    def __enter__(self) -> Building:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         _inherited.clear()
+        if self._beside is not None:
+            self._beside.__exit__(None, None, None)
 
 
 def _build(_: None) -> pd.DataFrame:

@@ -9,28 +9,37 @@ to the task, which puts them together in the contracts' order exactly as when it
 itself: the findings, candidates and reconciliations of a rule are all of one dataset, in slice
 order either way.
 
-A worker inherits the county's households through the fork (`Slicing`, never pickled) and
-takes its slice's rows of them as the task would; it reads its slices' roster persons itself,
-as the task does, since no process holds the county's persons while the lists are read (a
-worker touching inherited objects copies their pages: reference counts). What it sends back is
-its datasets' findings and facts, not their rows. It reads on a connection of its own (the
-task's are never used in a worker), with its own person -> slice table, closed when it ends.
-The task reads a group itself rather than wait: one worker fewer is that much memory less.
+The workers are forked before the county's households are in the task: the households are
+built in a process of their own meanwhile (transforms/risk/roster.py), and each worker is sent
+its slices' households through a pipe, a slice at a time, as it reads. A worker forked after
+them inherited the task's pages of them (a forked process's resident memory counts every page
+it shares with the task), and touching them copied them: at ten times a county the worker
+held 1.5 GB. It reads its slices' roster persons itself, as the task does (no process holds
+the county's persons while the lists are read). What it sends back is its datasets' findings
+and facts, not their rows. It reads on a connection of its own (the task's are never used in a
+worker), with its own person -> slice table, closed when it ends. The task reads a group
+itself rather than wait: one worker fewer is that much memory less.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import pickle
+import threading
+from collections.abc import Callable
 from contextlib import ExitStack
+from multiprocessing.connection import Connection as Connection_
 from multiprocessing.util import Finalize
 from typing import Any
 
+import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from transforms.risk import roster
 from transforms.risk.data import ListFacts
 from transforms.risk.slice_reading import slice_table
-from transforms.risk.slices import Slicing, _Part, read_datasets
+from transforms.risk.slices import Slicing, _Part, households_by_slice, read_datasets
 from transforms.runlog.forked import Beside
 from transforms.warehouse.tables import make_engine, staging_table
 
@@ -47,14 +56,34 @@ def _close() -> None:
         _opened.pop("engine").dispose()
 
 
+def _received(receiver: Connection_) -> Callable[[int], pd.DataFrame]:
+    """The households of each slice, as the task sends them, in the slices' order."""
+
+    def households_of(number: int) -> pd.DataFrame:
+        sent_number, households = pickle.loads(receiver.recv_bytes())
+        if sent_number != number:  # the two sides disagree on the slices: never guess
+            raise RuntimeError(f"slice {number} expected, the households of {sent_number} sent")
+        return households  # type: ignore[no-any-return]
+
+    return households_of
+
+
 def _read_in_worker(datasets: list[str]) -> dict[str, _Part]:
     slicing: Slicing = _inherited["slicing"]
+    mine = _inherited["mine"]
+    # only this worker's end of its own pipe stays open here: the task's ends closing (or
+    # the task ending) then ends the reading at once (EOFError), never a wait for nothing
+    for n, (receiver, sender) in enumerate(_inherited["pipes"]):
+        sender.close()
+        if n != mine:
+            receiver.close()
+    receiver = _inherited["pipes"][mine][0]
     engine = make_engine(_inherited["url"])
     conn = engine.connect()
     Finalize(None, _close, exitpriority=10)  # run when the worker ends, whatever happened
     _opened.update(engine=engine, conn=conn)
     table = slice_table(conn, slicing.slice_of)
-    parts = read_datasets(conn, table, slicing, datasets)
+    parts = read_datasets(conn, table, slicing, datasets, _received(receiver))
     for part in parts.values():
         for found in part.found.values():
             if found.error is not None and not _picklable(found.error):
@@ -95,19 +124,66 @@ def _groups(weights: dict[str, int], count: int) -> list[list[str]]:
     return [sorted(group, key=order.index) for group in groups]
 
 
-def read_side_by_side(conn: Connection, slicing: Slicing, workers: int) -> dict[str, _Part]:
+class _Sending:
+    """Each slice's households sent to one worker, in the slices' order, by a thread of the
+    task (a pipe holds little: each send waits for the worker to take the one before)."""
+
+    def __init__(self, sender: Connection_, households: pd.DataFrame, slicing: Slicing) -> None:
+        self._sender = sender
+        self._of = households_by_slice(households, slicing)
+        self._numbers = list(slicing.numbers)
+        self._thread = threading.Thread(target=self._send, name="slice-households", daemon=True)
+        self._thread.start()
+
+    def _send(self) -> None:
+        try:
+            for number in self._numbers:
+                sent = pickle.dumps((number, self._of(number)), pickle.HIGHEST_PROTOCOL)
+                self._sender.send_bytes(sent)
+        except OSError:
+            # the worker ended (its own error comes back with its result) or the task closed
+            # the pipe to stop it: nothing left to send
+            return
+
+    def close(self) -> None:
+        self._sender.close()  # a worker still waiting for a slice reads the end (EOFError)
+        self._thread.join()
+
+
+def read_side_by_side(
+    conn: Connection, slicing: Slicing, workers: int
+) -> tuple[dict[str, _Part], pd.DataFrame]:
     """`read_dataset` of every dataset of the county: the task reads one group of them on
-    `conn` while `workers` - 1 forked processes read the others; dataset -> what it gave.
+    `conn` while `workers` - 1 forked processes read the others, the households built in a
+    process of their own meanwhile; (dataset -> what it gave, the county's households).
     Raises what a dataset raised."""
     own, *others = _groups(_weights(conn, slicing), workers)
-    _inherited.update(slicing=slicing, url=conn.engine.url.render_as_string(hide_password=False))
+    others = [group for group in others if group]
+    url = conn.engine.url.render_as_string(hide_password=False)
+    pipes: list[tuple[Connection_, Connection_]] = []
     try:
         with ExitStack() as stack:
-            beside = [
-                stack.enter_context(Beside(_read_in_worker, group)) for group in others if group
-            ]
+            building = stack.enter_context(roster.households_building(conn, slicing.contracts))
+            # made once the households' process is forked: it must hold no end of them (a
+            # worker waiting for a slice would never see the pipe end while it lives)
+            pipes += [multiprocessing.Pipe(duplex=False) for _ in others]
+            _inherited.update(slicing=slicing, url=url, pipes=pipes)
+            beside = []
+            for mine, group in enumerate(others):
+                _inherited["mine"] = mine
+                beside.append(stack.enter_context(Beside(_read_in_worker, group)))
+            for receiver, sender in pipes:
+                receiver.close()  # the workers' ends: the task reads from none of them
+                # whatever stops the task (the households failing too), a worker waiting for a
+                # slice then reads the end and stops: leaving the workers waits for them
+                stack.callback(sender.close)
+            households = building.result()
+            for _, sender in pipes:
+                stack.callback(_Sending(sender, households, slicing).close)
             table = slice_table(conn, slicing.slice_of)
-            parts = read_datasets(conn, table, slicing, own)
+            parts = read_datasets(
+                conn, table, slicing, own, households_by_slice(households, slicing)
+            )
             # dropped here, not in a `finally`: after a failed statement PostgreSQL refuses
             # every other until the rollback, which drops the temporary table with the rest
             table.drop(conn)
@@ -115,4 +191,7 @@ def read_side_by_side(conn: Connection, slicing: Slicing, workers: int) -> dict[
                 parts.update(worker.result())
     finally:
         _inherited.clear()
-    return parts
+        for receiver, sender in pipes:
+            receiver.close()
+            sender.close()
+    return parts, households

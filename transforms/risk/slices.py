@@ -32,7 +32,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,12 +128,11 @@ class Slicing:
     """What reading the lists a slice at a time shares, read once before them (and, side by
     side, inherited by the workers through the fork: never pickled). Not the county's roster
     persons: each reader reads its slices' persons itself, so that no process holds all of
-    them while the lists are read."""
+    them while the lists are read; nor its households, which a worker is handed a slice at a
+    time (transforms/risk/slice_workers.py)."""
 
     contracts: Mapping[str, Contract]
     refused: Mapping[str, Mapping[str, list[dict[str, Any]]]]
-    households: pd.DataFrame
-    household_at: Mapping[int, np.ndarray]
     persons: Mapping[str, Column]  # the roster persons' columns, as the county's frame has them
     slice_of: Mapping[Any, int]
     numbers: list[int]
@@ -158,7 +157,6 @@ def evaluate_county(
     evaluated side by side, by this process and `workers` - 1 forked ones
     (transforms.risk.slice_workers), with the same result."""
     by_dataset = {c.dataset: c for c in contracts}
-    households = roster.households(conn, by_dataset)
     slice_of = household_slices(conn, slice_households)
     in_force = [(rule, rule.values_on(day)) for rule in plan.active]
     readers: dict[str, list[tuple[Rule, dict[str, Any]]]] = defaultdict(list)
@@ -169,8 +167,6 @@ def evaluate_county(
     slicing = Slicing(
         contracts=by_dataset,
         refused=refused_rows(conn, by_dataset),
-        households=households,
-        household_at=positions_by_slice(households, slice_of),
         persons=column_profile(conn, roster_persons()),
         slice_of=slice_of,
         numbers=[OFF_ROSTER, *sorted(set(slice_of.values()))],
@@ -182,10 +178,13 @@ def evaluate_county(
     if workers > 1 and len(by_dataset) > 1:
         from transforms.risk.slice_workers import read_side_by_side
 
-        parts = read_side_by_side(conn, slicing, workers)
+        parts, households = read_side_by_side(conn, slicing, workers)
     else:
+        households = roster.households(conn, by_dataset)
         table = slice_table(conn, slice_of)
-        parts = read_datasets(conn, table, slicing, list(by_dataset))
+        parts = read_datasets(
+            conn, table, slicing, list(by_dataset), households_by_slice(households, slicing)
+        )
         # dropped here, not in a `finally`: after a failed statement PostgreSQL refuses every
         # other until the rollback, which drops the temporary table with everything else
         table.drop(conn)
@@ -236,13 +235,26 @@ class _Reading:
     filled: set[str] = field(default_factory=set)
 
 
+def households_by_slice(
+    households: pd.DataFrame, slicing: Slicing
+) -> Callable[[int], pd.DataFrame]:
+    """Each slice's households (`read_datasets` asks for each of `slicing.numbers` in turn)."""
+    at = positions_by_slice(households, slicing.slice_of)
+    return lambda number: _take(households, at.get(number))
+
+
 def read_datasets(
-    conn: Connection, table: sa.Table, slicing: Slicing, datasets: Iterable[str]
+    conn: Connection,
+    table: sa.Table,
+    slicing: Slicing,
+    datasets: Iterable[str],
+    households_of: Callable[[int], pd.DataFrame],
 ) -> dict[str, _Part]:
     """The datasets' current rows a slice at a time, their rules evaluated on each slice with
-    the slice's roster persons and households; `table` is the person -> slice table
-    (`slice_table`) on `conn`. The datasets are read side by side, slice by slice, so that
-    each slice's persons are read once, whatever the number of datasets."""
+    the slice's roster persons and households (`households_of(number)`, asked once per slice
+    of `slicing.numbers`, in order); `table` is the person -> slice table (`slice_table`) on
+    `conn`. The datasets are read side by side, slice by slice, so that each slice's persons
+    are read once, whatever the number of datasets."""
     parts: dict[str, _Part] = {}
     readings: list[_Reading] = []
     for dataset in datasets:
@@ -267,7 +279,7 @@ def read_datasets(
         members = persons.take(number) if persons is not None else None
         if members is None:
             members = no_rows(slicing.persons)
-        households = _take(slicing.households, slicing.household_at.get(number))
+        households = households_of(number)
         for reading in readings:
             _read_slice(reading, number, members, households, slicing)
         del members, households

@@ -59,3 +59,21 @@ def test_an_empty_set_finds_nobody_and_is_falsy() -> None:
     assert not keys and keys.isin(["a", None]).tolist() == [False, False]
     with pytest.raises(TypeError):
         hash(keys)
+
+
+def test_keys_asked_a_part_at_a_time_are_found_as_all_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from transforms.risk import person_keys
+
+    rng = np.random.default_rng(5)
+    known = [f"{n:064x}" for n in rng.integers(0, 500, 300)] + ODD
+    asked: list[object] = [f"{n:064x}" for n in rng.integers(0, 1000, 400)]
+    asked[::13] = [None] * len(asked[::13])  # parts without a text, and with
+    asked[5:5] = ODD + [math.nan] * 7
+    keys = PersonKeys(known)
+    whole = keys.isin(asked)
+    monkeypatch.setattr(person_keys, "_ASKED", 7)
+    assert keys.isin(asked).tolist() == whole.tolist()
+    assert whole.tolist() == [type(k) is str and k in set(known) for k in asked]
+    assert whole.any() and not whole.all()

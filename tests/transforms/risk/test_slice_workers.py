@@ -132,12 +132,62 @@ def test_a_failing_dataset_fails_the_evaluation(
     plan = plan_rules(rules, contracts)
     real = slices.read_datasets
 
-    def broken(conn: Any, table: Any, slicing: Any, datasets: list[str]) -> Any:
+    def broken(conn: Any, table: Any, slicing: Any, datasets: list[str], of: Any) -> Any:
         if "settlements" in datasets:
             raise ValueError("settlements unreadable")
-        return real(conn, table, slicing, datasets)
+        return real(conn, table, slicing, datasets, of)
 
     monkeypatch.setattr(slice_workers, "read_datasets", broken)
     with engine.connect() as conn, pytest.raises(ValueError, match="settlements unreadable"):
         evaluate_county(conn, plan, contracts, DAY, parameters, workers=2)
+    engine.dispose()
+
+
+@pytest.mark.timeout(600)
+def test_households_failing_while_the_workers_wait_for_them_fails_without_a_hang(
+    county_dir: Path, warehouse_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from transforms.risk import roster
+
+    settings = day_settings(county_dir, SECRET, warehouse_url)
+    engine, _ = load_day(settings, DAY)
+    rules, _, parameters, _ = default_configuration()
+    contracts = load_contracts()
+    plan = plan_rules(rules, contracts)
+
+    def broken(conn: Any, contracts: Any) -> Any:
+        raise ValueError("roster incomes unreadable")
+
+    # the workers are forked before the households are built, and wait for their first slice
+    monkeypatch.setattr(roster, "_households", broken)
+    with engine.connect() as conn, pytest.raises(ValueError, match="roster incomes unreadable"):
+        evaluate_county(conn, plan, contracts, DAY, parameters, 5, workers=3)
+    engine.dispose()
+
+
+@pytest.mark.timeout(600)
+def test_a_worker_that_dies_fails_the_evaluation_without_a_hang(
+    county_dir: Path, warehouse_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    from concurrent.futures.process import BrokenProcessPool
+
+    settings = day_settings(county_dir, SECRET, warehouse_url)
+    engine, _ = load_day(settings, DAY)
+    rules, _, parameters, _ = default_configuration()
+    contracts = load_contracts()
+    plan = plan_rules(rules, contracts)
+    real = slices.read_datasets
+    task = os.getpid()
+
+    def dying(conn: Any, table: Any, slicing: Any, datasets: list[str], of: Any) -> Any:
+        if os.getpid() != task:
+            of(slicing.numbers[0])  # one slice taken, then killed (out of memory, say)
+            os._exit(9)
+        return real(conn, table, slicing, datasets, of)
+
+    monkeypatch.setattr(slice_workers, "read_datasets", dying)
+    with engine.connect() as conn, pytest.raises(BrokenProcessPool):
+        # slices of 5 households: the worker dies with slices still to be sent to it
+        evaluate_county(conn, plan, contracts, DAY, parameters, 5, workers=2)
     engine.dispose()

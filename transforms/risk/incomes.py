@@ -44,7 +44,7 @@ from transforms.risk.data import (
     source_of,
 )
 from transforms.warehouse.frames import read_frame
-from transforms.warehouse.tables import staging_table
+from transforms.warehouse.tables import file_manifest, staging_table
 
 _COLUMNS = ["household_id", "income_year", *INCOME_FIELDS, "net_income", "source"]
 _YEAR_COLUMNS = [*_COLUMNS, "per_capita_net_income", "income_basis"]
@@ -273,8 +273,9 @@ def income_frame(conn: Connection, contract: Contract) -> pd.DataFrame:
 def chosen_query(contract: Contract) -> sa.Select[Any] | None:
     """The roster rows `household_incomes` takes its figures from, picked in the warehouse:
     per income year and person the latest row (file, then row), then per household and income
-    year the householder's, else the first in load order. None when the roster lacks a column
-    the picking needs (`household_incomes` then says what it always said about it)."""
+    year the householder's, else the first in load order; with the columns `_incomes_of` reads,
+    by household and income year. None when the roster lacks a column the picking needs
+    (`household_incomes` then says what it always said about it)."""
     base = row_query(contract)
     kept = [c for c in base.selected_columns if c.name in _INCOME_READ]
     if not set(_PICKED_BY) <= {c.name for c in kept}:
@@ -289,7 +290,12 @@ def chosen_query(contract: Contract) -> sa.Select[Any] | None:
         )
         .label("_latest")
     )
-    per_person = base.with_only_columns(*kept, latest_first).order_by(None).subquery("per_person")
+    # The two pickings sort every roster row of every year: only the keys they order by go
+    # through the sorts (carrying every income column through both was half the query's time),
+    # and the chosen rows' figures are read by their id afterwards.
+    keys = [c for c in kept if c.name in ("_row", "manifest_id", "relation", "household_id")]
+    keys.append(staging.c.income_year)
+    per_person = base.with_only_columns(*keys, latest_first).order_by(None).subquery("per_person")
     # a missing relation is not the householder (pandas: NaN == "户主" is False)
     head_first = sa.case((per_person.c.relation == HEAD, 0), else_=1)
     pick = (
@@ -300,13 +306,22 @@ def chosen_query(contract: Contract) -> sa.Select[Any] | None:
         )
         .label("_pick")
     )
-    names = [c.name for c in kept]
     chosen = (
-        sa.select(*(per_person.c[n] for n in names), pick)
-        .where(per_person.c["_latest"] == 1)
-        .subquery("chosen")
+        sa.select(per_person.c["_row"], pick).where(per_person.c["_latest"] == 1).subquery("chosen")
     )
-    return sa.select(*(chosen.c[n] for n in names)).where(chosen.c["_pick"] == 1)
+    read = [c for c in kept if c.name in _READ]
+    return (
+        sa.select(*read)
+        .select_from(
+            chosen.join(staging, staging.c.id == chosen.c["_row"]).join(
+                file_manifest, file_manifest.c.id == staging.c.manifest_id
+            )
+        )
+        .where(chosen.c["_pick"] == 1)
+        # the order the second picking's sort gave the rows when they left it (and so the
+        # order `warehouse_incomes` has always given the households in)
+        .order_by(staging.c.household_id, staging.c.income_year)
+    )
 
 
 def warehouse_incomes(conn: Connection, contract: Contract) -> pd.DataFrame:

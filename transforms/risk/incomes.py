@@ -116,7 +116,8 @@ def _record_cells(column: pd.Series) -> list[Any]:
         # numpy numbers: Python scalars, as iterating the column gives them
         return column.tolist()
     # object cells as they are; text cells as the text array's iteration gives them (its
-    # missing value, NaN), without a Python call per cell
+    # missing value, NaN), without a Python call per cell; other extension arrays iterated,
+    # as `to_dict` iterates them
     cells = (
         column.tolist()
         if (isinstance(dtype, np.dtype) and dtype.kind == "O") or isinstance(dtype, pd.StringDtype)
@@ -146,8 +147,8 @@ def _each(column: pd.Series, func: Callable[[Any], Any]) -> list[Any]:
 
 
 def _amount(value: Any) -> Decimal | None:
-    """`amount(value)`, without its checks for the cells a frame read from the warehouse holds
-    (floats: pd.read_sql's numbers; Decimals)."""
+    """`amount(value)`, without a call for the cells a frame read from the warehouse holds
+    (floats, as pd.read_sql gives amounts; Decimals): the same Decimal, digits and exponent."""
     if type(value) is float:
         if value != value:  # NaN
             return None
@@ -231,6 +232,8 @@ def _year_rows(chosen: pd.DataFrame) -> list[tuple[Any, ...]]:
     def cells(column: str) -> list[Any]:
         return _record_cells(chosen[column]) if column in chosen.columns else [None] * n
 
+    # the parts, or the reported 人均纯收入 where the roster has no parts (national layout);
+    # None when neither is there: an unknown income, never a zero one
     incomes = [
         None if size is None else income_from(size, parts, reported)
         for size, reported, *parts in zip(

@@ -11,7 +11,7 @@ household below the monitoring line.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Literal
@@ -67,13 +67,22 @@ def household_income(row: Mapping[str, Any]) -> Income | None:
     size = size_of(row.get("household_size"))
     if size is None:
         return None
-    parts = {f: amount(row.get(f)) for f in PARTS_AND_EXPENSE}
-    if all(v is not None for v in parts.values()):
-        net = sum((parts[f] or Decimal(0) for f in INCOME_PARTS), Decimal(0))
-        net = (net - (parts["business_expense"] or Decimal(0))).quantize(CENT)
+    parts = [amount(row.get(f)) for f in PARTS_AND_EXPENSE]
+    return income_from(size, parts, amount(row.get(REPORTED_PER_CAPITA)))
+
+
+def income_from(
+    size: int, parts: Sequence[Decimal | None], reported: Decimal | None
+) -> Income | None:
+    """`household_income` from a row's figures already read: `size_of` its 家庭人口数, `amount`
+    of each of PARTS_AND_EXPENSE (in that order) and of its reported 人均纯收入. For callers
+    that read a column's cells at once (transforms/risk/incomes.py) rather than a row's."""
+    if all(v is not None for v in parts):
+        wage, business, property_, transfer, expense = parts
+        net = sum((p or Decimal(0) for p in (wage, business, property_, transfer)), Decimal(0))
+        net = (net - (expense or Decimal(0))).quantize(CENT)
         per_capita = (net / size).quantize(CENT, ROUND_HALF_UP)
         return Income(net, per_capita, size, "parts")
-    reported = amount(row.get(REPORTED_PER_CAPITA))
     if reported is None:
         return None
     per_capita = reported.quantize(CENT, ROUND_HALF_UP)

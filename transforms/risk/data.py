@@ -385,12 +385,19 @@ _SOURCE_COLUMNS = ("bureau", "file_name", "sheet", "source_row")  # what _source
 
 
 def _source(row: Mapping[Any, Any], dataset: str) -> dict[str, Any]:
+    return source_of(
+        row.get("bureau"), row.get("file_name"), row.get("sheet"), row["source_row"], dataset
+    )
+
+
+def source_of(bureau: Any, file: Any, sheet: Any, row: Any, dataset: str) -> dict[str, Any]:
+    """Where a row came from, as evidence names it: `_source` from a row's cells read apart."""
     return {
-        "bureau": row.get("bureau"),
+        "bureau": bureau,
         "dataset": dataset,
-        "file": row.get("file_name"),
-        "sheet": row.get("sheet") or "",
-        "row": int(row["source_row"]),
+        "file": file,
+        "sheet": sheet or "",
+        "row": int(row),
     }
 
 

@@ -296,6 +296,62 @@ def notice_sheet(
     return ws
 
 
+def streamed_notice_sheet(
+    workbook: Workbook,
+    sheet_title: str,
+    notice: str,
+    columns: Sequence[tuple[str, int]],
+    rows: int,
+) -> Any:
+    """notice_sheet in openpyxl's write-only mode, for `rows` rows below the headers, set up to
+    print (finish_notice): its notice and header rows written, the cells, styles, merge and
+    heights those of notice_sheet. What a whole sheet writes before its rows (used range,
+    columns, sheet properties) is set here, before the first row; append the rows with
+    append_fitted."""
+    from openpyxl.cell.cell import Cell
+    from openpyxl.worksheet.cell_range import CellRange
+
+    ws: Any = workbook.create_sheet(sheet_title)
+    last = get_column_letter(len(columns))
+    ws.calculate_dimension = lambda: f"A1:{last}{2 + rows}"
+    for index, (_, width) in enumerate(columns, start=1):
+        ws.column_dimensions[get_column_letter(index)].width = width
+    print_setup(ws, header_rows=2)
+    notice_cell = Cell(ws, row=1, column=1)
+    put_text(notice_cell, notice, verbatim=True)
+    ws.merged_cells.ranges.add(CellRange(min_col=1, min_row=1, max_col=len(columns), max_row=1))
+    notice_cell.font = BOLD
+    append_fitted(ws, [notice_cell], {(1, 1): (1, 1, len(columns))})
+    headers = []
+    for index, (header, _) in enumerate(columns, start=1):
+        cell = Cell(ws, row=2, column=index)
+        put_text(cell, header, verbatim=True)
+        cell.font = BOLD
+        headers.append(cell)
+    append_fitted(ws, headers)
+    return ws
+
+
+def append_fitted(ws: Any, cells: Sequence[Any], merged: Merges | None = None) -> None:
+    """One row of cells (its row and columns set, in order from column A, no gaps) appended to a
+    write-only sheet, at the height fit_rows would give it."""
+    fit_cells(ws, cells, merged or {})
+    ws.append(list(cells))
+    if cells:
+        ws.row_dimensions.pop(cells[0].row, None)  # written: no longer needed
+
+
+def discard_streamed(ws: Any) -> None:
+    """A write-only sheet left half-written: its stream of rows closed (not left to the garbage
+    collector, which finds its file closed under it) and its temporary file removed."""
+    writer = ws._writer
+    if writer is None:
+        return
+    if not ws.closed:
+        ws.close()
+    Path(writer.out).unlink(missing_ok=True)
+
+
 def finish_notice(ws: Worksheet) -> None:
     """Rows tall enough for their text, and printed with the notice and headers on each page."""
     fit_rows(ws, first_row=1)

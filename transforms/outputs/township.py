@@ -26,6 +26,7 @@ from transforms.config.settings import Settings
 from transforms.outputs.spreadsheet import (
     SharedBorder,
     choice_column,
+    discard_streamed,
     fit_cells,
     print_setup,
     put_value,
@@ -255,7 +256,7 @@ def save_township_workbook(
         sheet.append(header)
         _write_rows(sheet, rows, count, names)
     except BaseException:
-        _discard(sheet)
+        discard_streamed(sheet)
         raise
     workbook.properties.title = f"{day.isoformat()} 入户核实清单"
     workbook.save(target)
@@ -290,17 +291,6 @@ def _write_rows(
         title=RESULT_HEADER,
         prompt="入户核实后从下拉列表中选择结果",
     )
-
-
-def _discard(sheet: Any) -> None:
-    """A write-only sheet left half-written: its stream of rows closed (not left to the garbage
-    collector, which finds its file closed under it) and its temporary file removed."""
-    writer = sheet._writer
-    if writer is None:
-        return
-    if not sheet.closed:
-        sheet.close()
-    Path(writer.out).unlink(missing_ok=True)
 
 
 def _changed(count: int, found: str) -> RuntimeError:

@@ -18,7 +18,7 @@ import hashlib
 import math
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -158,7 +158,7 @@ def _lines(text: str, width: float) -> int:
     return sum(max(1, math.ceil(display_width(line) / usable)) for line in text.split("\n"))
 
 
-def _width(ws: Worksheet, column: int) -> float:
+def _width(ws: Any, column: int) -> float:
     width = ws.column_dimensions[get_column_letter(column)].width
     return float(width) if width else 8.43  # Excel's default column width
 
@@ -178,19 +178,29 @@ def fit_rows(ws: Worksheet, first_row: int = 2) -> None:
         (span.min_row, span.min_col): (span.max_row, span.min_col, span.max_col)
         for span in ws.merged_cells.ranges
     }
+    fit_cells(ws, (cell for row in ws.iter_rows(min_row=first_row) for cell in row), merged)
+
+
+Merges = Mapping[tuple[int, int], tuple[int, int, int]]
+
+
+def fit_cells(ws: Any, cells: Iterable[Any], merged: Merges) -> None:
+    """fit_rows for some cells, row by row (each of them a cell, its row and column set):
+    what a sheet written in streaming mode does before it writes a part of its rows. `merged`:
+    (last row, first column, last column) of each merged range, by its top-left cell; what
+    fit_rows reads from the sheet. The rows' heights go to `ws.row_dimensions`."""
     needed: dict[int, int] = {}
     spans: list[tuple[int, int, int]] = []
-    for row in ws.iter_rows(min_row=first_row):
-        for cell in row:
-            if cell.value is None or cell.column is None or cell.row is None:
-                continue
-            text, r, c = str(cell.value), cell.row, cell.column
-            last_row, first_col, last_col = merged.get((r, c), (r, c, c))
-            width = sum(_width(ws, k) for k in range(first_col, last_col + 1))
-            if last_row > r:
-                spans.append((r, last_row, _lines(text, width)))
-            else:
-                needed[r] = max(needed.get(r, 1), _lines(text, width))
+    for cell in cells:
+        if cell.value is None or cell.column is None or cell.row is None:
+            continue
+        text, r, c = str(cell.value), cell.row, cell.column
+        last_row, first_col, last_col = merged.get((r, c), (r, c, c))
+        width = sum(_width(ws, k) for k in range(first_col, last_col + 1))
+        if last_row > r:
+            spans.append((r, last_row, _lines(text, width)))
+        else:
+            needed[r] = max(needed.get(r, 1), _lines(text, width))
     for r, lines in needed.items():
         if lines > 1:
             ws.row_dimensions[r].height = _row_height(lines)
@@ -221,11 +231,12 @@ def merge_disjoint(
     ws._clean_merge_range(merged)
 
 
-def print_setup(ws: Worksheet, header_rows: int = 1) -> None:
+def print_setup(ws: Any, header_rows: int = 1) -> None:
     """A4 landscape, fit to one page wide (as many pages down as it takes), the header rows
-    repeated on every printed page."""
-    ws.page_setup.paperSize = ws.PAPERSIZE_A4
-    ws.page_setup.orientation = ws.ORIENTATION_LANDSCAPE
+    repeated on every printed page. `ws`: a Worksheet, or a write-only one (which has the
+    same page setup but not the class's constants)."""
+    ws.page_setup.paperSize = Worksheet.PAPERSIZE_A4
+    ws.page_setup.orientation = Worksheet.ORIENTATION_LANDSCAPE
     ws.page_setup.fitToWidth = 1
     ws.page_setup.fitToHeight = 0
     ws.sheet_properties.pageSetUpPr.fitToPage = True
@@ -236,7 +247,7 @@ def print_setup(ws: Worksheet, header_rows: int = 1) -> None:
 
 
 def choice_column(
-    ws: Worksheet,
+    ws: Any,
     column: int,
     values: Sequence[str],
     first_row: int,
@@ -245,7 +256,9 @@ def choice_column(
     prompt: str | None = None,
 ) -> None:
     """A drop-down of `values` on a column's cells: what comes back is one of the answers the
-    pipeline reads (the 入户核实 results, a 核对清单's 核对结果), not free text to guess at."""
+    pipeline reads (the 入户核实 results, a 核对清单's 核对结果), not free text to guess at.
+    `ws`: a Worksheet or a write-only one (which has no add_data_validation: what it does is
+    done here)."""
     from openpyxl.worksheet.datavalidation import DataValidation
 
     letter = get_column_letter(column)
@@ -260,7 +273,7 @@ def choice_column(
         promptTitle=title if prompt is not None else None,
         prompt=prompt,
     )
-    ws.add_data_validation(choice)
+    ws.data_validations.append(choice)
     choice.add(f"{letter}{first_row}:{letter}{max(last_row, first_row)}")
 
 
@@ -281,6 +294,62 @@ def notice_sheet(
         cell.font = BOLD
         ws.column_dimensions[get_column_letter(index)].width = width
     return ws
+
+
+def streamed_notice_sheet(
+    workbook: Workbook,
+    sheet_title: str,
+    notice: str,
+    columns: Sequence[tuple[str, int]],
+    rows: int,
+) -> Any:
+    """notice_sheet in openpyxl's write-only mode, for `rows` rows below the headers, set up to
+    print (finish_notice): its notice and header rows written, the cells, styles, merge and
+    heights those of notice_sheet. What a whole sheet writes before its rows (used range,
+    columns, sheet properties) is set here, before the first row; append the rows with
+    append_fitted."""
+    from openpyxl.cell.cell import Cell
+    from openpyxl.worksheet.cell_range import CellRange
+
+    ws: Any = workbook.create_sheet(sheet_title)
+    last = get_column_letter(len(columns))
+    ws.calculate_dimension = lambda: f"A1:{last}{2 + rows}"
+    for index, (_, width) in enumerate(columns, start=1):
+        ws.column_dimensions[get_column_letter(index)].width = width
+    print_setup(ws, header_rows=2)
+    notice_cell = Cell(ws, row=1, column=1)
+    put_text(notice_cell, notice, verbatim=True)
+    ws.merged_cells.ranges.add(CellRange(min_col=1, min_row=1, max_col=len(columns), max_row=1))
+    notice_cell.font = BOLD
+    append_fitted(ws, [notice_cell], {(1, 1): (1, 1, len(columns))})
+    headers = []
+    for index, (header, _) in enumerate(columns, start=1):
+        cell = Cell(ws, row=2, column=index)
+        put_text(cell, header, verbatim=True)
+        cell.font = BOLD
+        headers.append(cell)
+    append_fitted(ws, headers)
+    return ws
+
+
+def append_fitted(ws: Any, cells: Sequence[Any], merged: Merges | None = None) -> None:
+    """One row of cells (its row and columns set, in order from column A, no gaps) appended to a
+    write-only sheet, at the height fit_rows would give it."""
+    fit_cells(ws, cells, merged or {})
+    ws.append(list(cells))
+    if cells:
+        ws.row_dimensions.pop(cells[0].row, None)  # written: no longer needed
+
+
+def discard_streamed(ws: Any) -> None:
+    """A write-only sheet left half-written: its stream of rows closed (not left to the garbage
+    collector, which finds its file closed under it) and its temporary file removed."""
+    writer = ws._writer
+    if writer is None:
+        return
+    if not ws.closed:
+        ws.close()
+    Path(writer.out).unlink(missing_ok=True)
 
 
 def finish_notice(ws: Worksheet) -> None:

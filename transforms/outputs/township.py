@@ -7,14 +7,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import shutil
-from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from openpyxl.cell.cell import Cell
 from openpyxl.styles import Font, Side
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.cell_range import CellRange
 from sqlalchemy.engine import Connection, Engine
 
 from transforms.config.bureaus import bureau_zh
@@ -23,8 +26,8 @@ from transforms.config.settings import Settings
 from transforms.outputs.spreadsheet import (
     SharedBorder,
     choice_column,
-    fit_rows,
-    merge_disjoint,
+    discard_streamed,
+    fit_cells,
     print_setup,
     put_value,
     safe_file_stem,
@@ -113,94 +116,172 @@ def dataset_titles() -> dict[str, str]:
     return {c.dataset: c.title_zh for c in intake_contracts()}
 
 
+@dataclass(frozen=True)
+class Sending:
+    """What decides which of the day's events a township is sent (transforms.risk.follow_up):
+    the warnings held back (dismissed or sent back, still quiet) and those sent again."""
+
+    quiet: set[tuple[str, str]]
+    again: set[tuple[str, str]]
+
+    @classmethod
+    def read(cls, conn: Connection, day: dt.date) -> Sending:
+        return cls(held_back(conn, day), sent_again(conn, day))
+
+    def event(self, r: Any) -> str | None:
+        """The event shown for one of the day's events (a row with household_id, rule_id and
+        event), None for one the township is not sent."""
+        key = (r.household_id, r.rule_id)
+        if key in self.again:
+            return RESENT
+        if r.event in EXPORT_EVENTS and key not in self.quiet:
+            return str(r.event)
+        return None
+
+
+_EXPORT_COLUMNS = (
+    risk_warning_event.c.household_id,
+    risk_warning_event.c.rule_id,
+    risk_warning_event.c.event,
+    risk_warning_event.c.township,
+    risk_warning_event.c.village,
+    risk_warning_event.c.evidence,
+    risk_warning_event.c.evidence_zh,
+    risk_warning.c.rule_name_zh,
+    risk_warning.c.risk_type,
+    risk_warning.c.first_seen,
+    risk_warning.c.head_id_masked,
+    risk_warning.c.head_name_masked,
+)
+# rows a worker fetches at a time: a township's rows are streamed, never all held
+_FETCH = 500
+
+
+def _day_query(
+    day: dt.date,
+    sending: Sending,
+    columns: Sequence[sa.ColumnElement[Any]],
+    townships: Sequence[str | None] | None = None,
+) -> sa.Select[Any]:
+    """The day's events that may be sent (before Sending.event decides), of `townships` (the
+    warehouse's spellings; None: a township left empty) or of all."""
+    ev, w = risk_warning_event, risk_warning
+    sent: sa.ColumnElement[bool] = ev.c.event.in_(EXPORT_EVENTS)
+    if sending.again:
+        households = sorted({h for h, _ in sending.again})
+        sent = sa.or_(sent, ev.c.household_id.in_(households))
+    query = (
+        sa.select(*columns)
+        .join(w, sa.and_(w.c.household_id == ev.c.household_id, w.c.rule_id == ev.c.rule_id))
+        .where(ev.c.event_date == day, sent)
+    )
+    if townships is not None:
+        named = [t for t in townships if t is not None]
+        of: sa.ColumnElement[bool] = ev.c.township.in_(named)
+        if None in townships:
+            of = sa.or_(of, ev.c.township.is_(None))
+        query = query.where(of)
+    return query
+
+
+def sent_rows(
+    conn: Connection,
+    day: dt.date,
+    sending: Sending,
+    townships: Sequence[str | None] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """The day's new and reopened warnings of `townships` (default: all), with what a township
+    needs for the home check, in the order of the workbooks' rows; streamed."""
+    ev = risk_warning_event
+    query = _day_query(day, sending, _EXPORT_COLUMNS, townships).order_by(
+        ev.c.township, ev.c.village, ev.c.household_id, ev.c.rule_id
+    )
+    for r in conn.execute(query.execution_options(yield_per=_FETCH)):
+        event = sending.event(r)
+        if event is not None:
+            yield {**r._mapping, "event": event}
+
+
 def export_rows(conn: Connection, day: dt.date) -> list[dict[str, Any]]:
     """The day's new and reopened warnings, with what a township needs for the home check; also
     dismissed ones whose evidence changed today, and not those the field dismissed (or sent
     back as a data problem) that are still quiet (transforms.risk.follow_up)."""
-    ev, w = risk_warning_event, risk_warning
-    quiet = held_back(conn, day)
-    again = sent_again(conn, day)
-    sent: sa.ColumnElement[bool] = ev.c.event.in_(EXPORT_EVENTS)
-    if again:
-        households = sorted({h for h, _ in again})
-        sent = sa.or_(sent, ev.c.household_id.in_(households))
-    query = (
-        sa.select(
-            ev.c.household_id,
-            ev.c.rule_id,
-            ev.c.event,
-            ev.c.township,
-            ev.c.village,
-            ev.c.evidence,
-            ev.c.evidence_zh,
-            w.c.rule_name_zh,
-            w.c.risk_type,
-            w.c.first_seen,
-            w.c.head_id_masked,
-            w.c.head_name_masked,
-        )
-        .join(w, sa.and_(w.c.household_id == ev.c.household_id, w.c.rule_id == ev.c.rule_id))
-        .where(ev.c.event_date == day, sent)
-        .order_by(ev.c.township, ev.c.village, ev.c.household_id, ev.c.rule_id)
-    )
-    rows = []
-    for r in conn.execute(query):
-        key = (r.household_id, r.rule_id)
-        if key in again:
-            rows.append({**r._mapping, "event": RESENT})
-        elif r.event in EXPORT_EVENTS and key not in quiet:
-            rows.append(dict(r._mapping))
-    return rows
+    return list(sent_rows(conn, day, Sending.read(conn, day)))
 
 
-def township_workbook(
-    rows: Sequence[Mapping[str, Any]], day: dt.date, names: NameIndex | None = None
-) -> Any:
+def township_counts(conn: Connection, day: dt.date, sending: Sending) -> Counter[str | None]:
+    """How many of the day's warnings each township (as the warehouse spells it) is sent:
+    what the workbooks are planned by, without their rows."""
+    ev = risk_warning_event
+    columns = (ev.c.household_id, ev.c.rule_id, ev.c.event, ev.c.township)
+    counts: Counter[str | None] = Counter()
+    for r in conn.execute(_day_query(day, sending, columns).execution_options(yield_per=5000)):
+        if sending.event(r) is not None:
+            counts[r.township] += 1
+    return counts
+
+
+def save_township_workbook(
+    rows: Iterable[Mapping[str, Any]],
+    count: int,
+    day: dt.date,
+    target: Path,
+    names: NameIndex | None = None,
+) -> None:
+    """The township's workbook of `rows` (in the order of sent_rows, `count` of them) saved to
+    `target`. Written in openpyxl's write-only mode, one household's block at a time: a
+    township of 18,000 warnings is never held as a sheet of cells. The cells, styles, merged
+    ranges, row heights, drop-down and page setup are those a whole sheet would hold."""
     from openpyxl import Workbook
 
-    workbook = Workbook()
-    sheet = workbook.active
-    assert sheet is not None
-    sheet.title = "入户核实清单"
-    for col, header in enumerate(EXPORT_HEADERS, 1):
-        cell = sheet.cell(row=1, column=col, value=header)
+    workbook = Workbook(write_only=True)
+    sheet: Any = workbook.create_sheet("入户核实清单")
+    last_row = count + 1
+    # written before the rows, as a whole sheet writes its used range (every block's first
+    # row has all 16 columns: their borders)
+    last = get_column_letter(len(EXPORT_HEADERS))
+    sheet.calculate_dimension = lambda: f"A1:{last}{last_row}"
+    # the columns, the frozen header and the sheet's properties (fit to page) are written
+    # before the first row
+    for col, width in enumerate(_EXPORT_WIDTHS, 1):
+        sheet.column_dimensions[get_column_letter(col)].width = width
+    sheet.freeze_panes = "A2"
+    print_setup(sheet)
+    header = []
+    for col, header_text in enumerate(EXPORT_HEADERS, 1):
+        cell = Cell(sheet, row=1, column=col, value=header_text)
         cell.font = Font(bold=True)
-    # one block per household, its rules together: the household's cells once, merged down the
-    # block; each rule keeps its own row for the visit's result
+        header.append(cell)
+    try:
+        sheet.append(header)
+        _write_rows(sheet, rows, count, names)
+    except BaseException:
+        discard_streamed(sheet)
+        raise
+    workbook.properties.title = f"{day.isoformat()} 入户核实清单"
+    workbook.save(target)
+
+
+def _write_rows(
+    sheet: Any,
+    rows: Iterable[Mapping[str, Any]],
+    count: int,
+    names: NameIndex | None,
+) -> None:
+    last_row = count + 1
     titles = dataset_titles()
-    blocks: dict[tuple[Any, Any, Any], list[Mapping[str, Any]]] = {}
-    for r in rows:
-        blocks.setdefault((r["township"], r["village"], r["household_id"]), []).append(r)
     line = 2
-    for number, block in enumerate(blocks.values(), 1):
-        first = block[0]
-        household: list[str | int | None] = [
-            number,
-            first["township"],
-            first["village"],
-            first["household_id"],
-            first["head_name_masked"],
-            first["head_id_masked"],
-        ]
-        for col, value in enumerate(household, 1):
-            put_value(sheet.cell(row=line, column=col), value, names)
-            if len(block) > 1:
-                # one column of one household's block: no two blocks share a row
-                merge_disjoint(sheet, line, line + len(block) - 1, col, col)
-        for offset, r in enumerate(block):
-            warning: list[str | int | None] = [
-                r["rule_name_zh"],
-                r["risk_type"],
-                RESENT_ZH if r["event"] == RESENT else EVENT_ZH[r["event"]],
-                _jsonable(r["first_seen"]),
-                r["evidence_zh"],
-                sources_text(_json(r["evidence"]), titles),
-            ]
-            for col, value in enumerate(warning, len(household) + 1):
-                put_value(sheet.cell(row=line + offset, column=col), value, names)
-        for col in range(1, len(EXPORT_HEADERS) + 1):
-            sheet.cell(row=line, column=col).border = BLOCK_START
+    for number, block in enumerate(_household_blocks(rows), 1):
+        if line + len(block) - 1 > last_row:
+            raise _changed(count, "more")
+        for row in _block_rows(sheet, block, number, line, titles, names):
+            sheet.append(row)
+        for r in range(line, line + len(block)):
+            # written: the block's heights are no longer needed
+            sheet.row_dimensions.pop(r, None)
         line += len(block)
+    if line - 1 < last_row:
+        raise _changed(count, str(line - 2))
     choice_column(
         sheet,
         EXPORT_HEADERS.index(RESULT_HEADER) + 1,
@@ -210,13 +291,92 @@ def township_workbook(
         title=RESULT_HEADER,
         prompt="入户核实后从下拉列表中选择结果",
     )
-    for col, width in enumerate(_EXPORT_WIDTHS, 1):
-        sheet.column_dimensions[get_column_letter(col)].width = width
-    sheet.freeze_panes = "A2"
-    fit_rows(sheet)
-    print_setup(sheet)
-    workbook.properties.title = f"{day.isoformat()} 入户核实清单"
-    return workbook
+
+
+def _changed(count: int, found: str) -> RuntimeError:
+    # the rows are counted before the workbook is written (its used range comes first): what a
+    # second run writing the same day meanwhile would change
+    return RuntimeError(
+        f"the township's warnings changed while its workbook was written: {count} counted,"
+        f" {found} found"
+    )
+
+
+def _household_blocks(rows: Iterable[Mapping[str, Any]]) -> Iterator[list[Mapping[str, Any]]]:
+    """One household's rows (its rules) at a time: sent_rows keeps them together."""
+    block: list[Mapping[str, Any]] = []
+    for r in rows:
+        if block and (r["township"], r["village"], r["household_id"]) != (
+            block[0]["township"],
+            block[0]["village"],
+            block[0]["household_id"],
+        ):
+            yield block
+            block = []
+        block.append(r)
+    if block:
+        yield block
+
+
+def _block_rows(
+    sheet: Any,
+    block: Sequence[Mapping[str, Any]],
+    number: int,
+    line: int,
+    titles: Mapping[str, str],
+    names: NameIndex | None,
+) -> list[list[Cell | None]]:
+    """The rows of one household's block from row `line`: the household's cells once, merged
+    down the block; each rule its own row for the visit's result. Their heights are set in
+    sheet.row_dimensions. The styles are given in the order a whole sheet gave them (the
+    workbook numbers its fonts, fills and borders in the order it first meets them)."""
+    width = len(EXPORT_HEADERS)
+    rows: list[list[Cell | None]] = [[None] * width for _ in block]
+
+    def cell(r: int, col: int) -> Cell:
+        found = rows[r - line][col - 1]
+        if found is None:
+            found = rows[r - line][col - 1] = Cell(sheet, row=r, column=col)
+        return found
+
+    first = block[0]
+    household: list[str | int | None] = [
+        number,
+        first["township"],
+        first["village"],
+        first["household_id"],
+        first["head_name_masked"],
+        first["head_id_masked"],
+    ]
+    merged: dict[tuple[int, int], tuple[int, int, int]] = {}
+    for col, value in enumerate(household, 1):
+        put_value(cell(line, col), value, names)
+        if len(block) > 1:
+            # one column of one household's block: no two blocks share a row
+            end = line + len(block) - 1
+            sheet.merged_cells.ranges.add(
+                CellRange(min_col=col, min_row=line, max_col=col, max_row=end)
+            )
+            merged[(line, col)] = (end, col, col)
+    for offset, r in enumerate(block):
+        warning: list[str | int | None] = [
+            r["rule_name_zh"],
+            r["risk_type"],
+            RESENT_ZH if r["event"] == RESENT else EVENT_ZH[r["event"]],
+            _jsonable(r["first_seen"]),
+            r["evidence_zh"],
+            sources_text(_json(r["evidence"]), titles),
+        ]
+        for col, value in enumerate(warning, len(household) + 1):
+            put_value(cell(line + offset, col), value, names)
+    for col in range(1, width + 1):
+        cell(line, col).border = BLOCK_START
+    fit_cells(sheet, (c for row in rows for c in row if c is not None), merged)
+    # an empty cell without a style is not written (as a whole sheet leaves it out)
+    return [
+        [c if c is not None and (c.has_style or c.value is not None) else None for c in row]
+        for row in rows
+    ]
 
 
 def export_dir(settings: Settings, day: dt.date) -> Path:
@@ -233,19 +393,22 @@ def write_township_exports(
 
     with recorded_step(engine, run_id, "warning_exports") as counts:
         with engine.begin() as conn:
-            rows = export_rows(conn, day)
+            sending = Sending.read(conn, day)
+            per_township = township_counts(conn, day, sending)
             names = known_names(conn)
         # by file name: townships whose names mask alike (hostile ones only) share a workbook,
         # the one the run report links to for each of them
-        by_workbook: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for r in rows:
-            by_workbook[township_workbook_name(r["township"] or UNKNOWN_TOWNSHIP, names)].append(r)
+        plan: dict[str, Planned] = {}
+        for township, sent in sorted(per_township.items(), key=lambda t: t[0] or ""):
+            name = township_workbook_name(township or UNKNOWN_TOWNSHIP, names)
+            known = plan.get(name, Planned((), 0))
+            plan[name] = Planned((*known.townships, township), known.warnings + sent)
         target = export_dir(settings, day)
         building = target.with_name(f".{target.name}.building")
         if building.exists():
             shutil.rmtree(building)
         building.mkdir(parents=True)
-        written = _write_workbooks(by_workbook, day, names, building, workers)
+        written = _write_workbooks(engine, plan, sending, day, names, building, workers)
         old = target.with_name(f".{target.name}.old")
         if old.exists():
             shutil.rmtree(old)
@@ -254,9 +417,19 @@ def write_township_exports(
         building.rename(target)
         if old.exists():
             shutil.rmtree(old)
-        counts.update(files=len(written), warnings=len(rows))
-    log.info("wrote %d township workbooks (%d warnings) to %s", len(written), len(rows), target)
+        warnings = sum(per_township.values())
+        counts.update(files=len(written), warnings=warnings)
+    log.info("wrote %d township workbooks (%d warnings) to %s", len(written), warnings, target)
     return [target / name for name in written]
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A workbook to write: the townships in it (as the warehouse spells them; None for those
+    left empty) and how many warnings they are sent."""
+
+    townships: tuple[str | None, ...]
+    warnings: int
 
 
 # what the workers write, set by the task before it forks them (inherited, never pickled)
@@ -264,26 +437,40 @@ _shared: dict[str, Any] = {}
 
 
 def _write_workbooks(
-    by_workbook: Mapping[str, Sequence[Mapping[str, Any]]],
+    engine: Engine,
+    plan: Mapping[str, Planned],
+    sending: Sending,
     day: dt.date,
     names: NameIndex,
     folder: Path,
     workers: int | None,
 ) -> list[str]:
-    """Each township's workbook into `folder`, the names in order. Each is independent of the
+    """Each planned workbook into `folder`, the names in order. Each is independent of the
     others and writing one is plain Python (openpyxl), so with more than one core they are
-    written side by side, the largest first, in workers forked from the task."""
+    written side by side, the largest first, in workers forked from the task. A worker reads
+    its townships' rows itself, on a connection of its own: the task holds none of them."""
     from transforms.runlog.forked import side_by_side, worker_count
 
-    ordered = sorted(by_workbook)
+    ordered = sorted(plan)
     workers = worker_count(workers)
-    if workers < 2 or len(ordered) < 2:
-        for name in ordered:
-            _save_workbook(name, by_workbook, day, names, folder)
+    url = engine.url
+    # a database in this process's memory cannot be opened by another
+    in_memory = url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+    if workers < 2 or len(ordered) < 2 or in_memory:
+        with engine.connect() as conn:
+            for name in ordered:
+                _save_workbook(conn, name, plan[name], sending, day, names, folder)
         return ordered
-    _shared.update(by_workbook=by_workbook, day=day, names=names, folder=folder)
+    _shared.update(
+        url=url.render_as_string(hide_password=False),
+        plan=plan,
+        sending=sending,
+        day=day,
+        names=names,
+        folder=folder,
+    )
     try:
-        largest_first = sorted(range(len(ordered)), key=lambda n: -len(by_workbook[ordered[n]]))
+        largest_first = sorted(range(len(ordered)), key=lambda n: -plan[ordered[n]].warnings)
         outcomes = side_by_side(_save_shared, ordered, workers, largest_first)
     finally:
         _shared.clear()
@@ -294,16 +481,32 @@ def _write_workbooks(
 
 
 def _save_shared(name: str) -> None:
-    _save_workbook(
-        name, _shared["by_workbook"], _shared["day"], _shared["names"], _shared["folder"]
-    )
+    from transforms.warehouse.tables import make_engine
+
+    engine = make_engine(_shared["url"])
+    try:
+        with engine.connect() as conn:
+            _save_workbook(
+                conn,
+                name,
+                _shared["plan"][name],
+                _shared["sending"],
+                _shared["day"],
+                _shared["names"],
+                _shared["folder"],
+            )
+    finally:
+        engine.dispose()
 
 
 def _save_workbook(
+    conn: Connection,
     name: str,
-    by_workbook: Mapping[str, Sequence[Mapping[str, Any]]],
+    planned: Planned,
+    sending: Sending,
     day: dt.date,
     names: NameIndex,
     folder: Path,
 ) -> None:
-    township_workbook(by_workbook[name], day, names).save(folder / name)
+    rows = sent_rows(conn, day, sending, planned.townships)
+    save_township_workbook(rows, planned.warnings, day, folder / name, names)

@@ -1139,14 +1139,15 @@ def test_a_township_workbook_that_fails_in_a_worker_fails_the_exports_by_its_nam
     import transforms.outputs.township as township
 
     _hostile_townships(warehouse)
-    real = township.township_workbook
+    real = township.save_township_workbook
 
-    def breaks_on_one(rows: Any, day: dt.date, names: Any = None) -> Any:
-        if rows[0]["township"] == "青石镇":
+    def breaks_on_one(rows: Any, count: int, day: dt.date, target: Path, names: Any) -> None:
+        if target.name.startswith("青石镇"):
             raise ValueError("disk full")
-        return real(rows, day, names)
+        real(rows, count, day, target, names)
 
-    monkeypatch.setattr(township, "township_workbook", breaks_on_one)  # inherited by the fork
+    # inherited by the fork
+    monkeypatch.setattr(township, "save_township_workbook", breaks_on_one)
     settings = Settings(data_dir=tmp_path, warehouse_url="")
     with pytest.raises(RuntimeError, match=re.escape("青石镇_入户核实.xlsx")) as raised:
         write_township_exports(settings, warehouse, "r1", DAY, workers=2)

@@ -12,7 +12,7 @@ MB. Where this process may not fork (transforms.runlog.forked.can_fork), it buil
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -36,12 +36,33 @@ def households(conn: Connection, contracts: Mapping[str, Contract]) -> pd.DataFr
     return built_apart(conn, lambda own: _households(own, contracts))
 
 
-def persons(conn: Connection) -> pd.DataFrame:
-    """The roster's persons, for the whole county, in `data.PERSON_ORDER`. Read here, not apart:
-    they are read once the lists are, when this process is at its largest, and a process forked
-    then, building them and handing them back pickled, held more beside this one (1.6 GB at ten
-    times a county) than building them here leaves behind."""
-    return read_frame(roster_persons(), conn)
+# what is read of the county's persons once the lists are: the lifecycle's labels (each
+# household's head) and the indicators (who is where, and on which list). A rule evaluated over
+# the whole county rather than a slice at a time reads the households alone (the income rules).
+LATER_COLUMNS = ("person_key", "household_id", "relation", "id_masked", "name_masked")
+
+
+def persons(conn: Connection, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """The roster's persons, for the whole county, in `data.PERSON_ORDER`; only `columns`, if
+    given. Read here, not apart: they are read once the lists are, when this process is at its
+    largest, and a process forked then, building them and handing them back pickled, held more
+    beside this one (1.6 GB at ten times a county) than building them here leaves behind."""
+    query = roster_persons()
+    if columns is not None:
+        query = query.with_only_columns(*(dim_person.c[name] for name in columns))
+    return read_frame(query, conn)
+
+
+def persons_filled(conn: Connection) -> tuple[int, frozenset[str]]:
+    """(rows, columns with a value) of the roster's persons, counted in the warehouse: what
+    `inputs.Availability.of` finds in the county's persons frame, all its columns read."""
+    columns = list(roster_persons().selected_columns)
+    total, *valued = conn.execute(
+        sa.select(sa.func.count(), *(sa.func.count(c) for c in columns))
+    ).one()
+    if not total:
+        return 0, frozenset()
+    return total, frozenset(c.name for c, n in zip(columns, valued, strict=True) if n)
 
 
 def members_float(conn: Connection) -> bool:

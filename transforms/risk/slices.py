@@ -199,22 +199,22 @@ def evaluate_county(
         seen.update(part.seen)
         rows[dataset], filled[dataset] = part.rows, part.filled
         facts.merge(part.facts)
-    # the county's persons, once the lists are read: what follows (the availability, the
-    # lifecycle's labels, the indicators) reads them all
+    # the county's persons, once the lists are read: what follows (the lifecycle's labels, the
+    # indicators) reads them all, but only a few of their columns; which columns have a value
+    # at all is counted in the warehouse. At ten times a county every column read was 390 MB.
     county = CountyData(
-        persons=roster.persons(conn),
+        persons=roster.persons(conn, roster.LATER_COLUMNS),
         households=households,
         rows={},
         contracts=by_dataset,
         refused=slicing.refused,
         facts=facts,
     )
-    available = Availability.of(
-        {HOUSEHOLDS: county.households, PERSONS: county.persons}, by_dataset
-    )
+    available = Availability.of({HOUSEHOLDS: county.households}, by_dataset)
+    persons_rows, persons_filled = roster.persons_filled(conn)
     available = Availability(
-        rows={**rows, **available.rows},
-        columns={**filled, **available.columns},
+        rows={**rows, **available.rows, PERSONS: persons_rows},
+        columns={**filled, **available.columns, PERSONS: persons_filled},
         contracts=by_dataset,
         reported_income_households=available.reported_income_households,
     )

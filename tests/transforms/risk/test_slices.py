@@ -12,12 +12,14 @@ import pytest
 from pipeline_days import day_settings, load_day
 
 from transforms.config.contracts import load_contracts
+from transforms.risk import roster
 from transforms.risk.configuration import default_configuration
 from transforms.risk.data import load_county_data
 from transforms.risk.evaluate import evaluate
 from transforms.risk.evidence import Evaluation
 from transforms.risk.rules import plan_rules
 from transforms.risk.slices import evaluate_county
+from transforms.warehouse.tables import dim_person
 
 DAY = dt.date(2026, 11, 28)
 SECRET = "test-secret-" + "s" * 32
@@ -64,6 +66,36 @@ def test_slices_find_what_the_county_finds(county_dir: Path, warehouse_url: str)
             county, evaluation = evaluate_county(conn, plan, contracts, DAY, parameters, size)
             assert _summary(evaluation) == expected, size
             assert county.list_facts(DAY) == facts
-            assert county.persons.equals(data.persons)
+            # the persons' columns read once the lists are, as the county's frame has them
+            later = list(roster.LATER_COLUMNS)
+            assert list(county.persons.columns) == later
+            assert county.persons.equals(data.persons[later])
             assert county.households.equals(data.households)
+    engine.dispose()
+
+
+def test_a_roster_column_without_a_value_is_missing_from_the_county_as_from_its_frame(
+    county_dir: Path, warehouse_url: str
+) -> None:
+    settings = day_settings(county_dir, SECRET, warehouse_url)
+    engine, _ = load_day(settings, DAY)
+    rules, _, parameters, _ = default_configuration()
+    contracts = load_contracts()
+    plan = plan_rules(rules, contracts)
+    with engine.begin() as conn:
+        # a roster without 健康状况 or birth dates, and with an empty 劳动技能 text (a value)
+        conn.execute(dim_person.update().values(health_status=None, birth_date=None))
+        conn.execute(dim_person.update().values(labour_skill=""))
+        data = load_county_data(conn, contracts)
+        expected = _summary(evaluate(plan, data, DAY, parameters))
+        assert "health_status" not in expected["columns"]["persons"]
+        assert "labour_skill" in expected["columns"]["persons"]
+        _, evaluation = evaluate_county(conn, plan, contracts, DAY, parameters, 7)
+        assert _summary(evaluation) == expected
+        conn.execute(dim_person.delete())  # and no roster person at all
+        data = load_county_data(conn, contracts)
+        expected = _summary(evaluate(plan, data, DAY, parameters))
+        _, evaluation = evaluate_county(conn, plan, contracts, DAY, parameters, 7)
+        assert _summary(evaluation) == expected
+        assert expected["rows"]["persons"] == 0
     engine.dispose()

@@ -5,9 +5,10 @@ Building a frame allocates far more than it keeps (the fetched rows, the incomes
 records and merges), and Python's allocator hands an arena of memory back only once nothing in
 it lives: the objects a frame keeps, made among those that were freed, pin their arenas. At ten
 times a county the households' frame left 760 MB resident in the task. Built in a process
-forked before the lists are read (while the task holds little), it comes back pickled, its
-objects laid out side by side, and what the building left behind ends with that process: 610
-MB. Where this process may not fork (transforms.runlog.forked.can_fork), it builds them itself.
+forked while the task holds little (`Building`: beside the lists' workers, forked before the
+households are in the task, transforms/risk/slice_workers.py), it comes back pickled, its
+objects laid out side by side, and what the building left behind ends with that process.
+Where this process may not fork (transforms.runlog.forked.can_fork), it builds them itself.
 """
 
 from __future__ import annotations

@@ -9,8 +9,11 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
+from transforms.config.contracts import Contract, load_contracts
 from transforms.config.settings import Settings, load_settings
 from transforms.pipeline import steps
+from transforms.risk.configuration import CountyParameters, default_configuration
+from transforms.risk.rules import RulePlan, plan_rules
 
 
 def day_settings(data_dir: Path, secret: str, warehouse_url: str | None = None) -> Settings:
@@ -38,3 +41,11 @@ def load_day(settings: Settings, day: dt.date) -> tuple[Engine, str]:
     steps.load(settings, engine, run_id, steps.resolve_households(settings, engine, run_id, parsed))
     steps.snapshot(settings, engine, run_id, day, steps.dimensions(settings, engine, run_id))
     return engine, run_id
+
+
+def rule_plan() -> tuple[RulePlan, tuple[Contract, ...], CountyParameters]:
+    """The county's warning rules as planned on its contracts, the contracts, the parameters:
+    what an evaluation of a loaded day takes."""
+    rules, _, parameters, _ = default_configuration()
+    contracts = load_contracts()
+    return plan_rules(rules, contracts), contracts, parameters

@@ -8,7 +8,6 @@ person twice, no householder, numbers as text, -0."""
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import random
 from decimal import Decimal
@@ -19,6 +18,7 @@ import pandas as pd
 import pytest
 from incomes_reference import household_incomes as reference_incomes
 from incomes_reference import warehouse_incomes as reference_warehouse
+from test_incomes import _file
 
 from transforms.config.contracts import load_contracts
 from transforms.risk import incomes, roster
@@ -189,21 +189,6 @@ def test_edge_rosters() -> None:
 
 
 # --- picked in the warehouse ----------------------------------------------------------------
-
-
-def _file(file_id: int, status: str = "loaded") -> dict[str, Any]:
-    return {
-        "id": file_id,
-        "run_id": "r",
-        "bureau": "rural_revitalization",
-        "dataset": "roster",
-        "file_name": f"roster-{file_id}.xlsx",
-        "landing_path": f"rr/roster-{file_id}.xlsx",
-        "size_bytes": 1,
-        "received_at": dt.datetime(2026, 11, file_id, tzinfo=dt.UTC),
-        "county_day": dt.date(2026, 11, file_id),
-        "status": status,
-    }
 
 
 def _warehouse_rows(seed: int, rows: int) -> list[dict[str, Any]]:

@@ -11,13 +11,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from pipeline_days import day_settings, load_day
+from pipeline_days import day_settings, load_day, rule_plan
 
 from bench.compare_warnings import dump
 from transforms.config.contracts import load_contracts
 from transforms.risk import slice_workers, slices
-from transforms.risk.configuration import default_configuration
-from transforms.risk.rules import plan_rules
 from transforms.risk.slices import evaluate_county
 from transforms.risk.warnings import run_warnings
 from transforms.warehouse.tables import staging_table
@@ -100,9 +98,7 @@ def test_side_by_side_evaluation_equals_one_process(county_dir: Path, warehouse_
     settings = day_settings(county_dir, SECRET, warehouse_url)
     engine, _ = load_day(settings, DAY)
     _make_hostile(engine)
-    rules, _, parameters, _ = default_configuration()
-    contracts = load_contracts()
-    plan = plan_rules(rules, contracts)
+    plan, contracts, parameters = rule_plan()
     with engine.connect() as conn:
         for size in (1, 10_000):
             _, one = evaluate_county(conn, plan, contracts, DAY, parameters, size, workers=1)
@@ -127,9 +123,7 @@ def test_a_failing_dataset_fails_the_evaluation(
 ) -> None:
     settings = day_settings(county_dir, SECRET, warehouse_url)
     engine, _ = load_day(settings, DAY)
-    rules, _, parameters, _ = default_configuration()
-    contracts = load_contracts()
-    plan = plan_rules(rules, contracts)
+    plan, contracts, parameters = rule_plan()
     real = slices.read_datasets
 
     def broken(conn: Any, table: Any, slicing: Any, datasets: list[str], of: Any) -> Any:
@@ -151,9 +145,7 @@ def test_households_failing_while_the_workers_wait_for_them_fails_without_a_hang
 
     settings = day_settings(county_dir, SECRET, warehouse_url)
     engine, _ = load_day(settings, DAY)
-    rules, _, parameters, _ = default_configuration()
-    contracts = load_contracts()
-    plan = plan_rules(rules, contracts)
+    plan, contracts, parameters = rule_plan()
 
     def broken(conn: Any, contracts: Any) -> Any:
         raise ValueError("roster incomes unreadable")
@@ -174,9 +166,7 @@ def test_a_worker_that_dies_fails_the_evaluation_without_a_hang(
 
     settings = day_settings(county_dir, SECRET, warehouse_url)
     engine, _ = load_day(settings, DAY)
-    rules, _, parameters, _ = default_configuration()
-    contracts = load_contracts()
-    plan = plan_rules(rules, contracts)
+    plan, contracts, parameters = rule_plan()
     real = slices.read_datasets
     task = os.getpid()
 

@@ -9,15 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pipeline_days import day_settings, load_day
+from pipeline_days import day_settings, load_day, rule_plan
 
-from transforms.config.contracts import load_contracts
 from transforms.risk import roster
-from transforms.risk.configuration import default_configuration
 from transforms.risk.data import load_county_data
 from transforms.risk.evaluate import evaluate
 from transforms.risk.evidence import Evaluation
-from transforms.risk.rules import plan_rules
 from transforms.risk.slices import evaluate_county
 from transforms.warehouse.tables import dim_person
 
@@ -54,9 +51,7 @@ def _summary(evaluation: Evaluation) -> dict[str, Any]:
 def test_slices_find_what_the_county_finds(county_dir: Path, warehouse_url: str) -> None:
     settings = day_settings(county_dir, SECRET, warehouse_url)
     engine, _ = load_day(settings, DAY)
-    rules, _, parameters, _ = default_configuration()
-    contracts = load_contracts()
-    plan = plan_rules(rules, contracts)
+    plan, contracts, parameters = rule_plan()
     with engine.begin() as conn:
         data = load_county_data(conn, contracts)
         expected = _summary(evaluate(plan, data, DAY, parameters))
@@ -79,9 +74,7 @@ def test_a_roster_column_without_a_value_is_missing_from_the_county_as_from_its_
 ) -> None:
     settings = day_settings(county_dir, SECRET, warehouse_url)
     engine, _ = load_day(settings, DAY)
-    rules, _, parameters, _ = default_configuration()
-    contracts = load_contracts()
-    plan = plan_rules(rules, contracts)
+    plan, contracts, parameters = rule_plan()
     with engine.begin() as conn:
         # a roster without 健康状况 or birth dates, and with an empty 劳动技能 text (a value)
         conn.execute(dim_person.update().values(health_status=None, birth_date=None))

@@ -46,8 +46,18 @@ class PersonKeys:
 
     def _array(self) -> np.ndarray:
         if self._parts:
-            self._keys = np.unique(np.concatenate([self._keys, *self._parts]))
-            self._parts = []
+            # sorted in place and the repeats dropped by a mask, the parts let go first:
+            # np.unique held about three copies of the county's keys at once (its sort, a
+            # mask, the result; some 200 MB at ten times a county), this about two
+            keys = np.concatenate([self._keys, *self._parts])
+            self._parts, self._keys = [], keys[:0]
+            keys.sort()
+            if len(keys) > 1:
+                first = np.empty(len(keys), dtype=bool)
+                first[0] = True
+                np.not_equal(keys[1:], keys[:-1], out=first[1:])
+                keys = keys[first]
+            self._keys = keys
         return self._keys
 
     def isin(self, keys: Sequence[Any]) -> np.ndarray:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 # Imported once by the fork server, so that no stage pays for them (Great Expectations alone
 # takes ~4 s) and every stage process starts from the same resident libraries.
@@ -107,11 +107,15 @@ class StageMemory:
     def _sample(self) -> None:
         me = os.getpid()
         while True:
-            self.peak_mb = max(self.peak_mb, together_mb(me))
+            self.sample(me)
             if self._stop.wait(self.INTERVAL):
                 return
 
-    def __enter__(self) -> StageMemory:
+    def sample(self, me: int) -> None:
+        """One sample of `me` and the processes under it."""
+        self.peak_mb = max(self.peak_mb, together_mb(me))
+
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

@@ -17,12 +17,11 @@ import importlib
 import json
 import os
 import resource
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.child import PRELOAD, _descendants, together_mb
+from bench.child import PRELOAD, StageMemory, _descendants, cpu_seconds
 
 
 def _rss_mb(pid: int) -> float:
@@ -36,37 +35,18 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-class Sampler:
-    """The peak PSS together and each process's sampled peak RSS, every 0.2 s."""
+class Sampler(StageMemory):
+    """The peak PSS together (`peak_mb`, as the harness samples it) and each process's sampled
+    peak RSS."""
 
     def __init__(self) -> None:
-        self.together = 0.0
+        super().__init__()
         self.rss: dict[int, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        me = os.getpid()
-        while True:
-            self.together = max(self.together, together_mb(me))
-            for pid in [me, *_descendants(me)]:
-                self.rss[pid] = max(self.rss.get(pid, 0.0), _rss_mb(pid))
-            if self._stop.wait(0.2):
-                return
-
-    def __enter__(self) -> Sampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-def _cpu() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+    def sample(self, me: int) -> None:
+        super().sample(me)
+        for pid in [me, *_descendants(me)]:
+            self.rss[pid] = max(self.rss.get(pid, 0.0), _rss_mb(pid))
 
 
 def main() -> None:
@@ -94,7 +74,7 @@ def main() -> None:
     run_id = "township-mem"
     start_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result: dict[str, Any] = {"day": day.isoformat(), "rss_before_mb": round(start_rss)}
-    wall, cpu = time.perf_counter(), _cpu()
+    wall, cpu = time.perf_counter(), cpu_seconds()
     with Sampler() as sampler:
         if args.part in ("township", "both"):
             result["workbooks"] = len(
@@ -108,11 +88,11 @@ def main() -> None:
     worker = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     result.update(
         wall_s=round(time.perf_counter() - wall, 2),
-        cpu_s=round(_cpu() - cpu, 2),
+        cpu_s=round(cpu_seconds() - cpu, 2),
         task_peak_rss_mb=round(task),
         worker_peak_rss_mb=round(worker),
         upper_bound_mb=round(task + worker),
-        together_pss_mb=round(sampler.together),
+        together_pss_mb=round(sampler.peak_mb),
         sampled_rss_mb={
             ("task" if pid == me else str(pid)): round(mb) for pid, mb in sampler.rss.items()
         },

@@ -6,6 +6,7 @@ truncated cells, control characters, NUL where the database keeps it)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,14 @@ def county_dir(tmp_path: Path) -> Path:
     data_dir = tmp_path / "data"
     generate(data_dir, data_dir / "truth", households=20, seed=3, day=DAY, days=1)
     return data_dir
+
+
+@pytest.fixture
+def loaded(county_dir: Path, warehouse_url: str) -> Iterator[sa.Engine]:
+    """The warehouse with the county's day loaded."""
+    engine, _ = load_day(day_settings(county_dir, SECRET, warehouse_url), DAY)
+    yield engine
+    engine.dispose()
 
 
 def _make_hostile(engine: sa.Engine) -> int:
@@ -94,9 +103,8 @@ def test_side_by_side_writes_what_one_process_writes(county_dir: Path, warehouse
     engine.dispose()
 
 
-def test_side_by_side_evaluation_equals_one_process(county_dir: Path, warehouse_url: str) -> None:
-    settings = day_settings(county_dir, SECRET, warehouse_url)
-    engine, _ = load_day(settings, DAY)
+def test_side_by_side_evaluation_equals_one_process(loaded: sa.Engine) -> None:
+    engine = loaded
     _make_hostile(engine)
     plan, contracts, parameters = rule_plan()
     with engine.connect() as conn:
@@ -115,14 +123,12 @@ def test_side_by_side_evaluation_equals_one_process(county_dir: Path, warehouse_
             )
             assert two.available == one.available
             assert data.facts is not None
-    engine.dispose()
 
 
 def test_a_failing_dataset_fails_the_evaluation(
-    county_dir: Path, warehouse_url: str, monkeypatch: pytest.MonkeyPatch
+    loaded: sa.Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = day_settings(county_dir, SECRET, warehouse_url)
-    engine, _ = load_day(settings, DAY)
+    engine = loaded
     plan, contracts, parameters = rule_plan()
     real = slices.read_datasets
 
@@ -134,17 +140,15 @@ def test_a_failing_dataset_fails_the_evaluation(
     monkeypatch.setattr(slice_workers, "read_datasets", broken)
     with engine.connect() as conn, pytest.raises(ValueError, match="settlements unreadable"):
         evaluate_county(conn, plan, contracts, DAY, parameters, workers=2)
-    engine.dispose()
 
 
 @pytest.mark.timeout(600)
 def test_households_failing_while_the_workers_wait_for_them_fails_without_a_hang(
-    county_dir: Path, warehouse_url: str, monkeypatch: pytest.MonkeyPatch
+    loaded: sa.Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from transforms.risk import roster
 
-    settings = day_settings(county_dir, SECRET, warehouse_url)
-    engine, _ = load_day(settings, DAY)
+    engine = loaded
     plan, contracts, parameters = rule_plan()
 
     def broken(conn: Any, contracts: Any) -> Any:
@@ -154,18 +158,16 @@ def test_households_failing_while_the_workers_wait_for_them_fails_without_a_hang
     monkeypatch.setattr(roster, "_households", broken)
     with engine.connect() as conn, pytest.raises(ValueError, match="roster incomes unreadable"):
         evaluate_county(conn, plan, contracts, DAY, parameters, 5, workers=3)
-    engine.dispose()
 
 
 @pytest.mark.timeout(600)
 def test_a_worker_that_dies_fails_the_evaluation_without_a_hang(
-    county_dir: Path, warehouse_url: str, monkeypatch: pytest.MonkeyPatch
+    loaded: sa.Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import os
     from concurrent.futures.process import BrokenProcessPool
 
-    settings = day_settings(county_dir, SECRET, warehouse_url)
-    engine, _ = load_day(settings, DAY)
+    engine = loaded
     plan, contracts, parameters = rule_plan()
     real = slices.read_datasets
     task = os.getpid()
@@ -180,4 +182,3 @@ def test_a_worker_that_dies_fails_the_evaluation_without_a_hang(
     with engine.connect() as conn, pytest.raises(BrokenProcessPool):
         # slices of 5 households: the worker dies with slices still to be sent to it
         evaluate_county(conn, plan, contracts, DAY, parameters, 5, workers=2)
-    engine.dispose()

@@ -36,6 +36,8 @@ import traceback
 from collections.abc import Callable
 from typing import IO, Any, Final, Literal, NoReturn, TypeVar, cast
 
+from transforms.config.collection import cycles_uncollected
+
 T = TypeVar("T")
 
 FailureKind = Literal["timeout", "out_of_memory", "crashed"]
@@ -217,13 +219,8 @@ def _dump(payload: object, file: IO[bytes]) -> None:
 def _load(file: IO[bytes]) -> tuple[bool, Any]:
     # Rebuilding hundreds of thousands of lists would set off a full collection every few
     # thousand, each walking every object of the task process: four times the cost of loading.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with cycles_uncollected():
         ok, value = pickle.load(file)
-    finally:
-        if enabled:
-            gc.enable()
     return ok, value
 
 

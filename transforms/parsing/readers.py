@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import gc
 import io
 import struct
 import zipfile
@@ -40,6 +39,7 @@ from python_calamine import (
     SheetVisibleEnum,
 )
 
+from transforms.config.collection import cycles_uncollected
 from transforms.config.limits import FileLimits
 from transforms.parsing import xlsx_rows, xlsx_stream
 from transforms.parsing.cell_text import Cell
@@ -487,28 +487,24 @@ def _read_streamed(path: Path, limits: FileLimits) -> list[RawSheet] | None:
         return None
     # Millions of new lists and tuples, none of them in a cycle: a collection every few
     # thousand would walk every object of the task process (as _load in isolation says).
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        with zipfile.ZipFile(path) as archive:
-            sheets = []
-            for sheet in xlsx_rows.stream_workbook(archive, limits):
-                rows = [row for chunk in sheet.chunks() for row in chunk]
-                for _, cells in rows:
-                    # calamine's grid: every row as wide as the sheet's used range
-                    if len(cells) < sheet.width:
-                        cells.extend([None] * (sheet.width - len(cells)))
-                sheets.append(RawSheet(sheet.name, rows, sheet.hidden))
-            return sheets
-    except xlsx_rows.OverLimits:
-        _check_bounds(path, limits, sheets=True)
-        return None
-    except (xlsx_rows.NotStreamable, MemoryError, *_ZIP_ERRORS):
-        # calamine in the capped child reads it, or refuses it as it did before
-        return None
-    finally:
-        if enabled:
-            gc.enable()
+    with cycles_uncollected():
+        try:
+            with zipfile.ZipFile(path) as archive:
+                sheets = []
+                for sheet in xlsx_rows.stream_workbook(archive, limits):
+                    rows = [row for chunk in sheet.chunks() for row in chunk]
+                    for _, cells in rows:
+                        # calamine's grid: every row as wide as the sheet's used range
+                        if len(cells) < sheet.width:
+                            cells.extend([None] * (sheet.width - len(cells)))
+                    sheets.append(RawSheet(sheet.name, rows, sheet.hidden))
+                return sheets
+        except xlsx_rows.OverLimits:
+            _check_bounds(path, limits, sheets=True)
+            return None
+        except (xlsx_rows.NotStreamable, MemoryError, *_ZIP_ERRORS):
+            # calamine in the capped child reads it, or refuses it as it did before
+            return None
 
 
 def iter_xlsx_row_chunks(

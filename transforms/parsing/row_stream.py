@@ -11,13 +11,13 @@ cell holding a value; parse.frame_of_rows pads a short row).
 
 from __future__ import annotations
 
-import gc
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from transforms.config.collection import cycles_uncollected
 from transforms.config.limits import FileLimits
 from transforms.parsing import readers, xlsx_rows, xlsx_stream
 from transforms.parsing.cell_text import Cell
@@ -79,13 +79,8 @@ class RowStream:
         # thousand would walk every object of the task process (readers._read_streamed). Off
         # while a chunk is read only: the caller's own objects (GX's) do make cycles.
         while True:
-            enabled = gc.isenabled()
-            gc.disable()
-            try:
+            with cycles_uncollected():
                 item = next(produced, None)
-            finally:
-                if enabled:
-                    gc.enable()
             if item is None:
                 return
             yield item

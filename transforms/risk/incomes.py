@@ -11,7 +11,6 @@ tests hold the two equal.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -24,6 +23,7 @@ import sqlalchemy as sa
 from pandas.core.dtypes.cast import maybe_box_native  # type: ignore[attr-defined]
 from sqlalchemy.engine import Connection
 
+from transforms.config.collection import cycles_uncollected
 from transforms.config.contracts import Contract
 from transforms.households.incomes import (
     PARTS_AND_EXPENSE,
@@ -187,13 +187,8 @@ def _incomes_of(chosen: pd.DataFrame) -> pd.DataFrame:
     # Some hundred thousand new objects, none in a cycle: the collections they would set off
     # walk the objects the process holds again and again, for nothing (row_stream.py does the
     # same while the roster's rows are read)
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with cycles_uncollected():
         rows = _year_rows(chosen)
-    finally:
-        if enabled:
-            gc.enable()
     # rows of Python objects, as the records were: pandas infers each column's dtype from them
     # as it did from the records (both reach it as one object array)
     years = pd.DataFrame.from_records(rows, columns=_YEAR_COLUMNS)

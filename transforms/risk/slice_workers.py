@@ -26,7 +26,7 @@ from __future__ import annotations
 import multiprocessing
 import pickle
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from multiprocessing.connection import Connection as Connection_
 from multiprocessing.util import Finalize
@@ -128,10 +128,15 @@ class _Sending:
     """Each slice's households sent to one worker, in the slices' order, by a thread of the
     task (a pipe holds little: each send waits for the worker to take the one before)."""
 
-    def __init__(self, sender: Connection_, households: pd.DataFrame, slicing: Slicing) -> None:
+    def __init__(
+        self,
+        sender: Connection_,
+        households_of: Callable[[int], pd.DataFrame],
+        numbers: Sequence[int],
+    ) -> None:
         self._sender = sender
-        self._of = households_by_slice(households, slicing)
-        self._numbers = list(slicing.numbers)
+        self._of = households_of
+        self._numbers = list(numbers)
         self._thread = threading.Thread(target=self._send, name="slice-households", daemon=True)
         self._thread.start()
 
@@ -178,12 +183,12 @@ def read_side_by_side(
                 # slice then reads the end and stops: leaving the workers waits for them
                 stack.callback(sender.close)
             households = building.result()
+            # each slice's positions found once, for the task's reading and every sending
+            households_of = households_by_slice(households, slicing)
             for _, sender in pipes:
-                stack.callback(_Sending(sender, households, slicing).close)
+                stack.callback(_Sending(sender, households_of, slicing.numbers).close)
             table = slice_table(conn, slicing.slice_of)
-            parts = read_datasets(
-                conn, table, slicing, own, households_by_slice(households, slicing)
-            )
+            parts = read_datasets(conn, table, slicing, own, households_of)
             # dropped here, not in a `finally`: after a failed statement PostgreSQL refuses
             # every other until the rollback, which drops the temporary table with the rest
             table.drop(conn)

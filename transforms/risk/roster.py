@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection
 from transforms.config.contracts import Contract
 from transforms.risk.data import HOUSEHOLD_ATTRIBUTES, _frame, roster_persons
 from transforms.risk.incomes import household_incomes, warehouse_incomes
+from transforms.risk.slice_reading import valued_counts
 from transforms.runlog.forked import Beside, can_fork
 from transforms.warehouse.frames import read_frame
 from transforms.warehouse.tables import dim_household, dim_person, make_engine
@@ -57,13 +58,10 @@ def persons(conn: Connection, columns: Sequence[str] | None = None) -> pd.DataFr
 def persons_filled(conn: Connection) -> tuple[int, frozenset[str]]:
     """(rows, columns with a value) of the roster's persons, counted in the warehouse: what
     `inputs.Availability.of` finds in the county's persons frame, all its columns read."""
-    columns = list(roster_persons().selected_columns)
-    total, *valued = conn.execute(
-        sa.select(sa.func.count(), *(sa.func.count(c) for c in columns))
-    ).one()
+    total, valued_in, _ = valued_counts(conn, roster_persons())
     if not total:
         return 0, frozenset()
-    return total, frozenset(c.name for c, n in zip(columns, valued, strict=True) if n)
+    return total, frozenset(name for name, n in valued_in.items() if n)
 
 
 def members_float(conn: Connection) -> bool:

@@ -5,7 +5,7 @@ query's rows taken a slice at a time as frames with the dtypes the county's fram
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -211,3 +211,26 @@ def person_slices(conn: Connection, table: sa.Table, profile: Mapping[str, Colum
 def no_rows(names: Iterable[str]) -> pd.DataFrame:
     """A slice without rows (of a dataset, or of roster persons): the columns, no row."""
     return pd.DataFrame({name: pd.Series([], dtype=object) for name in names})
+
+
+def valued_counts(
+    conn: Connection,
+    query: sa.Select[Any],
+    more: Callable[[sa.Subquery], Sequence[sa.ColumnElement[Any]]] = lambda _: (),
+) -> tuple[int, dict[str, int], list[Any]]:
+    """(rows, column -> rows with a value, the aggregates `more(rows)`) of `query`'s rows,
+    counted in the warehouse as pandas counts its frame's values (`notna`): a PostgreSQL NaN
+    amount is a missing value to pandas, so it is not counted."""
+    sub = query.order_by(None).subquery()
+    postgres = conn.dialect.name == "postgresql"
+
+    def valued(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        if postgres and isinstance(column.type, sa.Numeric):
+            return sa.func.nullif(column, sa.literal("NaN", column.type))
+        return column
+
+    total, *counts = conn.execute(
+        sa.select(sa.func.count(), *(sa.func.count(valued(c)) for c in sub.c), *more(sub))
+    ).one()
+    width = len(sub.c)
+    return total, dict(zip(sub.c.keys(), counts[:width], strict=True)), counts[width:]

@@ -74,6 +74,7 @@ from transforms.risk.slice_reading import (
     person_slices,
     positions_by_slice,
     slice_table,
+    valued_counts,
 )
 from transforms.warehouse.tables import file_manifest, staging_table
 
@@ -363,28 +364,15 @@ def _counted(conn: Connection, contract: Contract) -> tuple[int, frozenset[str]]
     sum them, counted in the warehouse; None unless `current_view` keeps every current row
     (`_one_file`: one file, and no missing person key, or no missing event cell), which the
     counts tell. A PostgreSQL NaN amount is a missing value to pandas: not counted."""
-    sub = row_query(contract).order_by(None).subquery()
-    postgres = conn.dialect.name == "postgresql"
-
-    def valued(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
-        if postgres and isinstance(column.type, sa.Numeric):
-            return sa.func.nullif(column, sa.literal("NaN", column.type))
-        return column
-
-    counts = conn.execute(
-        sa.select(
-            sa.func.count(),
-            sa.func.min(sub.c.manifest_id),
-            sa.func.max(sub.c.manifest_id),
-            *(sa.func.count(valued(c)) for c in sub.c),
-        )
-    ).one()
-    total, first, last, *per_column = counts
+    total, valued_in, (first, last) = valued_counts(
+        conn,
+        row_query(contract),
+        lambda rows: (sa.func.min(rows.c.manifest_id), sa.func.max(rows.c.manifest_id)),
+    )
     if total == 0:
         return 0, frozenset()
     if first != last:
         return None
-    valued_in = dict(zip((c.name for c in sub.c), per_column, strict=True))
     needed = ["person_key"]
     if contract.grain != "person":
         needed += [c.name for c in contract.columns]

@@ -61,10 +61,16 @@ def workers_peak_rss_mb() -> float:
 def _pss_mb(pid: int) -> float:
     """A process's proportional set size: its private pages, and its share of each page it
     shares with others (a forked worker's inherited pages are split between it and the task)."""
+    return proc_mb(pid, "smaps_rollup", "Pss:")
+
+
+def proc_mb(pid: int, name: str, field: str) -> float:
+    """A size in kB that /proc/<pid>/<name> gives on its line `field`, in MB; 0 when the
+    process has ended meanwhile (or this is not Linux)."""
     try:
-        with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as rollup:
-            for line in rollup:
-                if line.startswith("Pss:"):
+        with open(f"/proc/{pid}/{name}", encoding="ascii") as lines:
+            for line in lines:
+                if line.startswith(field):
                     return int(line.split()[1]) / 1024
     except (OSError, ValueError):
         pass  # ended meanwhile, or not Linux

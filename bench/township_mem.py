@@ -21,18 +21,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.child import PRELOAD, StageMemory, _descendants, cpu_seconds
+from bench.child import PRELOAD, StageMemory, _descendants, cpu_seconds, proc_mb
 
 
 def _rss_mb(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except (OSError, ValueError):
-        pass  # ended meanwhile
-    return 0.0
+    return proc_mb(pid, "status", "VmRSS:")
 
 
 class Sampler(StageMemory):

@@ -32,7 +32,7 @@ from transforms.intake.landing import CHECKLISTS_FOLDER
 from transforms.outputs.spreadsheet import (
     append_fitted,
     choice_column,
-    discard_streamed,
+    discarded_if_unfinished,
     put_value,
     save_replacing,
     streamed_notice_sheet,
@@ -96,11 +96,8 @@ def save_checklist(
         COLUMNS,
         count,
     )
-    try:
+    with discarded_if_unfinished(ws):
         _write_items(ws, bureau, items, count, titles, names)
-    except BaseException:
-        discard_streamed(ws)
-        raise
     save_replacing(workbook, target)
 
 

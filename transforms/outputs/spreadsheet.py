@@ -18,7 +18,8 @@ import hashlib
 import math
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
@@ -211,26 +212,6 @@ def fit_cells(ws: Any, cells: Iterable[Any], merged: Merges) -> None:
             ws.row_dimensions[last].height = min(MAX_ROW_HEIGHT, heights[-1] + lacking)
 
 
-def merge_disjoint(
-    ws: Worksheet, start_row: int, end_row: int, start_column: int, end_column: int
-) -> None:
-    """`ws.merge_cells` for a range that overlaps no range merged before it on the sheet.
-
-    openpyxl's merge_cells checks a new range against every merged range already there, which
-    makes a sheet of n merges cost n² (a township's workbook of 13,700 household blocks took
-    most of a minute); the writers here merge disjoint blocks by construction, so the check is
-    left out and the rest is what merge_cells does."""
-    from openpyxl.worksheet.cell_range import CellRange
-    from openpyxl.worksheet.merge import MergedCellRange
-
-    coord = CellRange(
-        min_col=start_column, min_row=start_row, max_col=end_column, max_row=end_row
-    ).coord
-    merged = MergedCellRange(ws, coord)
-    ws.merged_cells.ranges.add(merged)
-    ws._clean_merge_range(merged)
-
-
 def print_setup(ws: Any, header_rows: int = 1) -> None:
     """A4 landscape, fit to one page wide (as many pages down as it takes), the header rows
     repeated on every printed page. `ws`: a Worksheet, or a write-only one (which has the
@@ -341,15 +322,20 @@ def append_fitted(ws: Any, cells: Sequence[Any], merged: Merges | None = None) -
         ws.row_dimensions.pop(cells[0].row, None)  # written: no longer needed
 
 
-def discard_streamed(ws: Any) -> None:
-    """A write-only sheet left half-written: its stream of rows closed (not left to the garbage
-    collector, which finds its file closed under it) and its temporary file removed."""
-    writer = ws._writer
-    if writer is None:
-        return
-    if not ws.closed:
-        ws.close()
-    Path(writer.out).unlink(missing_ok=True)
+@contextmanager
+def discarded_if_unfinished(ws: Any) -> Iterator[None]:
+    """Rows streamed into a write-only sheet inside the block; if it raises, the half-written
+    sheet's stream is closed (not left to the garbage collector, which finds its file closed
+    under it) and its temporary file removed before the error goes on."""
+    try:
+        yield
+    except BaseException:
+        writer = ws._writer
+        if writer is not None:
+            if not ws.closed:
+                ws.close()
+            Path(writer.out).unlink(missing_ok=True)
+        raise
 
 
 def finish_notice(ws: Worksheet) -> None:

@@ -26,7 +26,7 @@ from transforms.config.settings import Settings
 from transforms.outputs.spreadsheet import (
     SharedBorder,
     choice_column,
-    discard_streamed,
+    discarded_if_unfinished,
     fit_cells,
     print_setup,
     put_value,
@@ -252,12 +252,9 @@ def save_township_workbook(
         cell = Cell(sheet, row=1, column=col, value=header_text)
         cell.font = Font(bold=True)
         header.append(cell)
-    try:
+    with discarded_if_unfinished(sheet):
         sheet.append(header)
         _write_rows(sheet, rows, count, names)
-    except BaseException:
-        discard_streamed(sheet)
-        raise
     workbook.properties.title = f"{day.isoformat()} 入户核实清单"
     workbook.save(target)
 

@@ -245,7 +245,7 @@ def _sheet_parts(workbook: Any, path: Path) -> dict[str, bytes]:
         return {n: parts.read(n) for n in parts.namelist() if n != "docProps/core.xml"}
 
 
-def _blocks(merge: Any, border: Any) -> Any:
+def _blocks(border: Any) -> Any:
     from openpyxl import Workbook
 
     workbook = Workbook()
@@ -259,7 +259,9 @@ def _blocks(merge: Any, border: Any) -> Any:
             put_text(sheet.cell(row=line + offset, column=3), f"规则{offset}")
         if size > 1:
             for column in (1, 2):
-                merge(sheet, line, line + size - 1, column, column)
+                sheet.merge_cells(
+                    start_row=line, end_row=line + size - 1, start_column=column, end_column=column
+                )
         for column in (1, 2, 3):
             sheet.cell(row=line, column=column).border = border
         line += size
@@ -267,21 +269,16 @@ def _blocks(merge: Any, border: Any) -> Any:
     return workbook
 
 
-def test_merging_disjoint_blocks_writes_what_merge_cells_writes(tmp_path: Path) -> None:
+def test_merged_blocks_bordered_with_a_shared_border_write_what_a_plain_border_writes(
+    tmp_path: Path,
+) -> None:
     from openpyxl.styles import Border, Side
 
-    from transforms.outputs.spreadsheet import SharedBorder, merge_disjoint
+    from transforms.outputs.spreadsheet import SharedBorder
 
-    def merged_by_openpyxl(sheet: Any, first: int, last: int, col: int, end_col: int) -> None:
-        sheet.merge_cells(start_row=first, end_row=last, start_column=col, end_column=end_col)
-
-    plain = _sheet_parts(
-        _blocks(merged_by_openpyxl, Border(top=Side(style="medium"))), tmp_path / "a.xlsx"
-    )
-    fast = _sheet_parts(
-        _blocks(merge_disjoint, SharedBorder(top=Side(style="medium"))), tmp_path / "b.xlsx"
-    )
-    assert fast == plain
+    plain = _sheet_parts(_blocks(Border(top=Side(style="medium"))), tmp_path / "a.xlsx")
+    shared = _sheet_parts(_blocks(SharedBorder(top=Side(style="medium"))), tmp_path / "b.xlsx")
+    assert shared == plain
     assert b"<mergeCell " in plain["xl/worksheets/sheet1.xml"]
     assert b'style="medium"' in plain["xl/styles.xml"]
 

@@ -14,7 +14,7 @@ import openpyxl
 import pytest
 from openpyxl.styles import Font
 
-from transforms.outputs.spreadsheet import choice_column, fit_rows, merge_disjoint, print_setup
+from transforms.outputs.spreadsheet import choice_column, fit_rows, print_setup
 from transforms.outputs.spreadsheet import put_value as put
 from transforms.outputs.township import (
     _EXPORT_WIDTHS,
@@ -172,7 +172,9 @@ def _whole_sheet_workbook(
         for col, value in enumerate(household, 1):
             put(sheet.cell(row=line, column=col), value, names)
             if len(block) > 1:
-                merge_disjoint(sheet, line, line + len(block) - 1, col, col)
+                sheet.merge_cells(
+                    start_row=line, end_row=line + len(block) - 1, start_column=col, end_column=col
+                )
         for offset, r in enumerate(block):
             warning: list[str | int | None] = [
                 r["rule_name_zh"],

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+from pandas.core.dtypes.cast import maybe_box_native  # type: ignore[attr-defined]
 from sqlalchemy.engine import Connection
 
 from transforms.config.contracts import Contract
@@ -429,10 +430,34 @@ def _records(frame: pd.DataFrame, columns: Iterable[str]) -> list[dict[Any, Any]
     return frame[[c for c in dict.fromkeys(columns) if c in frame.columns]].to_dict("records")
 
 
-def _cells(frame: pd.DataFrame, column: str) -> Iterable[Any]:
-    """A column's cells as `frame.to_dict("records")` gives them (None for a missing column,
-    as `record.get` gives), without building a dict per row."""
-    return frame[column].tolist() if column in frame.columns else [None] * len(frame)
+# the cell types `to_dict("records")` hands over as they are (pandas' maybe_box_native changes
+# numpy scalars, pd.NA and datetime64 values only)
+_NATIVE = frozenset({str, Decimal, int, float, bool, type(None)})
+
+
+def record_cells(column: pd.Series) -> list[Any]:
+    """A column's cells as `frame.to_dict("records")` gives them, without a dict per row."""
+    dtype = column.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
+        # numpy numbers: Python scalars, as iterating the column gives them
+        return column.tolist()
+    # object cells as they are; text cells as the text array's iteration gives them (its
+    # missing value, NaN), without a Python call per cell; other extension arrays iterated,
+    # as `to_dict` iterates them
+    cells = (
+        column.tolist()
+        if (isinstance(dtype, np.dtype) and dtype.kind == "O") or isinstance(dtype, pd.StringDtype)
+        else list(column)
+    )
+    if set(map(type, cells)) <= _NATIVE:
+        return cells
+    return [maybe_box_native(v) for v in cells]
+
+
+def _cells(frame: pd.DataFrame, column: str) -> list[Any]:
+    """record_cells of a frame's column, None for each row where the frame lacks it (as
+    `record.get` gives)."""
+    return record_cells(frame[column]) if column in frame.columns else [None] * len(frame)
 
 
 # staging columns no rule, evidence or indicator reads: left in the warehouse (a file's sha256

@@ -20,7 +20,6 @@ import pandas as pd
 import sqlalchemy as sa
 
 # what `to_dict("records")` does to each cell of an object or extension column
-from pandas.core.dtypes.cast import maybe_box_native  # type: ignore[attr-defined]
 from sqlalchemy.engine import Connection
 
 from transforms.config.collection import cycles_uncollected
@@ -40,6 +39,7 @@ from transforms.risk.data import (
     PREVIOUS,
     _money,
     _null,
+    record_cells,
     row_query,
     source_of,
 )
@@ -104,37 +104,15 @@ _READ = tuple(
         ("household_id", "income_year", *INCOME_FIELDS, REPORTED_PER_CAPITA, *_SOURCE_COLUMNS)
     )
 )
-# the cell types `to_dict("records")` hands over as they are (pandas' maybe_box_native changes
-# numpy scalars, pd.NA and datetime64 values only)
-_NATIVE = frozenset({str, Decimal, int, float, bool, type(None)})
-
-
-def _record_cells(column: pd.Series) -> list[Any]:
-    """A column's cells as `frame.to_dict("records")` gives them, without a dict per row."""
-    dtype = column.dtype
-    if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
-        # numpy numbers: Python scalars, as iterating the column gives them
-        return column.tolist()
-    # object cells as they are; text cells as the text array's iteration gives them (its
-    # missing value, NaN), without a Python call per cell; other extension arrays iterated,
-    # as `to_dict` iterates them
-    cells = (
-        column.tolist()
-        if (isinstance(dtype, np.dtype) and dtype.kind == "O") or isinstance(dtype, pd.StringDtype)
-        else list(column)
-    )
-    if set(map(type, cells)) <= _NATIVE:
-        return cells
-    return [maybe_box_native(v) for v in cells]
 
 
 def _each(column: pd.Series, func: Callable[[Any], Any]) -> list[Any]:
-    """`[func(v) for v in _record_cells(column)]`, calling `func` once per distinct number of a
+    """`[func(v) for v in record_cells(column)]`, calling `func` once per distinct number of a
     numeric column: a county's amounts repeat (round figures, a village's typical wage), and
     equal results share one object. `func` must be pure."""
     dtype = column.dtype
     if not (isinstance(dtype, np.dtype) and (dtype.kind in "iu" or dtype == np.float64)):
-        return [func(v) for v in _record_cells(column)]
+        return [func(v) for v in record_cells(column)]
     values = column.to_numpy()
     # a float by its bits: 0.0 and -0.0 are equal, but not to str() (nor to a clerk: "-0.00");
     # every NaN is missing alike
@@ -209,7 +187,7 @@ def _year_rows(chosen: pd.DataFrame) -> list[tuple[Any, ...]]:
     if len(chosen):
         if "income_year" not in chosen.columns:
             raise KeyError("income_year")
-        year_cells = _record_cells(chosen["income_year"])
+        year_cells = record_cells(chosen["income_year"])
         kept = [i for i, y in enumerate(year_cells) if type(y) is int or not _null(y)]
         if kept:
             # what a record of a row with an income year had to hold
@@ -225,7 +203,7 @@ def _year_rows(chosen: pd.DataFrame) -> list[tuple[Any, ...]]:
         return _each(chosen[column], func) if column in chosen.columns else [func(None)] * n
 
     def cells(column: str) -> list[Any]:
-        return _record_cells(chosen[column]) if column in chosen.columns else [None] * n
+        return record_cells(chosen[column]) if column in chosen.columns else [None] * n
 
     # the parts, or the reported 人均纯收入 where the roster has no parts (national layout);
     # None when neither is there: an unknown income, never a zero one

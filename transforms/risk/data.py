@@ -267,6 +267,9 @@ class CountyData:
     # what the indicators read of the lists, when `rows` does not hold the county's rows (a
     # county evaluated a slice of households at a time: transforms/risk/slices.py)
     facts: ListFacts | None = None
+    # each household's householder (household_heads), when `persons` lacks the columns to find
+    # them (a county evaluated a slice at a time reads the heads apart: transforms/risk/roster.py)
+    heads: pd.DataFrame | None = None
 
     def list_facts(self, day: dt.date) -> ListFacts:
         return self.facts if self.facts is not None else ListFacts.of(self.rows, day)
@@ -422,6 +425,29 @@ PERSON_ORDER = (
 def roster_persons() -> sa.Select[Any]:
     """The roster's persons, in `PERSON_ORDER`."""
     return sa.select(dim_person).order_by(*PERSON_ORDER)
+
+
+HEAD_COLUMNS = ("household_id", "relation", "id_masked", "name_masked")
+
+
+def household_heads(persons: pd.DataFrame) -> pd.DataFrame:
+    """The `HEAD_COLUMNS` of each household's householder among `persons`: its first 户主 in
+    the frame's order, else its first member; a row per household.
+
+    The heads of consecutive parts of the persons, put together in order, have the same heads
+    as the whole: each part keeps, of each household, its first 户主 or else its first member.
+    Only the ids and positions are sorted (sorting the persons frame copied every column)."""
+    order = pd.DataFrame(
+        {
+            "household_id": persons["household_id"],
+            "_head": persons["relation"] == HEAD,
+            "_at": np.arange(len(persons)),
+        },
+        index=persons.index,
+    )
+    order = order.sort_values(["household_id", "_head"], ascending=[True, False], kind="stable")
+    at = order.drop_duplicates("household_id")["_at"].to_numpy()
+    return persons[list(HEAD_COLUMNS)].take(at).reset_index(drop=True)
 
 
 def _records(frame: pd.DataFrame, columns: Iterable[str]) -> list[dict[Any, Any]]:

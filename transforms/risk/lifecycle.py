@@ -11,13 +11,11 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from transforms.privacy.masking import mask_id, mask_name
-from transforms.risk.data import HEAD, CountyData, Key, _cells, _jsonable, norm
+from transforms.risk.data import CountyData, Key, _cells, _jsonable, household_heads, norm
 from transforms.risk.evidence import Evaluation
 from transforms.risk.rules import (
     Rule,
@@ -94,24 +92,11 @@ def _labels(data: CountyData) -> dict[str, dict[str, Any]]:
             "head_id_masked": None,
             "head_name_masked": None,
         }
-    # the head of each household: sorting the persons' ids and positions alone (sorting the
-    # persons frame copied every column of the county's persons), then reading the heads' rows
-    persons = data.persons
-    order = pd.DataFrame(
-        {
-            "household_id": persons["household_id"],
-            "_head": persons["relation"] == HEAD,
-            "_at": np.arange(len(persons)),
-        },
-        index=persons.index,
-    )
-    order = order.sort_values(["household_id", "_head"], ascending=[True, False], kind="stable")
-    heads = order.drop_duplicates("household_id")
-    at = heads["_at"].to_numpy()
+    heads = data.heads if data.heads is not None else household_heads(data.persons)
     for household_id, id_masked, name_masked in zip(
         heads["household_id"].tolist(),
-        persons["id_masked"].take(at).tolist(),
-        persons["name_masked"].take(at).tolist(),
+        heads["id_masked"].tolist(),
+        heads["name_masked"].tolist(),
         strict=True,
     ):
         label = labels.get(str(household_id))

@@ -21,11 +21,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from transforms.config.contracts import Contract
-from transforms.risk.data import HOUSEHOLD_ATTRIBUTES, _frame, roster_persons
+from transforms.risk.data import (
+    HEAD_COLUMNS,
+    HOUSEHOLD_ATTRIBUTES,
+    _frame,
+    household_heads,
+    roster_persons,
+)
 from transforms.risk.incomes import household_incomes, warehouse_incomes
 from transforms.risk.slice_reading import valued_counts
 from transforms.runlog.forked import Beside, can_fork
-from transforms.warehouse.frames import read_frame
+from transforms.warehouse.frames import fetch_slices, read_frame
 from transforms.warehouse.tables import dim_household, dim_person, make_engine
 
 Build = Callable[[Connection], pd.DataFrame]
@@ -38,10 +44,11 @@ def households(conn: Connection, contracts: Mapping[str, Contract]) -> pd.DataFr
     return built_apart(conn, lambda own: _households(own, contracts))
 
 
-# what is read of the county's persons once the lists are: the lifecycle's labels (each
-# household's head) and the indicators (who is where, and on which list). A rule evaluated over
-# the whole county rather than a slice at a time reads the households alone (the income rules).
-LATER_COLUMNS = ("person_key", "household_id", "relation", "id_masked", "name_masked")
+# what is read of the county's persons once the lists are: who is where and on which list (the
+# indicators); the lifecycle's labels read each household's householder alone (`heads`). A rule
+# evaluated over the whole county rather than a slice at a time reads the households alone (the
+# income rules).
+LATER_COLUMNS = ("person_key", "household_id")
 
 
 def persons(conn: Connection, columns: Sequence[str] | None = None) -> pd.DataFrame:
@@ -53,6 +60,24 @@ def persons(conn: Connection, columns: Sequence[str] | None = None) -> pd.DataFr
     if columns is not None:
         query = query.with_only_columns(*(dim_person.c[name] for name in columns))
     return read_frame(query, conn)
+
+
+def heads(conn: Connection) -> pd.DataFrame:
+    """`household_heads` of the roster's persons, found `SLICE_ROWS` persons at a time: the
+    county's masked IDs and names, which the labels read of the householders alone, are never
+    held for every person (at ten times a county, 1.1 million of each)."""
+    query = (
+        roster_persons()
+        .with_only_columns(*(dim_person.c[name] for name in HEAD_COLUMNS))
+        .execution_options(stream_results=True)
+    )
+    found = [
+        household_heads(pd.DataFrame(content, columns=names))
+        for names, content in fetch_slices(query, conn)
+    ]
+    if not found:
+        return household_heads(pd.DataFrame(columns=list(HEAD_COLUMNS)))
+    return household_heads(pd.concat(found, ignore_index=True))
 
 
 def persons_filled(conn: Connection) -> tuple[int, frozenset[str]]:

@@ -200,11 +200,13 @@ def evaluate_county(
         seen.update(part.seen)
         rows[dataset], filled[dataset] = part.rows, part.filled
         facts.merge(part.facts)
-    # the county's persons, once the lists are read: what follows (the lifecycle's labels, the
-    # indicators) reads them all, but only a few of their columns; which columns have a value
-    # at all is counted in the warehouse. At ten times a county every column read was 390 MB.
+    # the county's persons, once the lists are read: what follows (the indicators) reads them
+    # all, but only two of their columns, and the lifecycle's labels each household's head;
+    # which columns have a value at all is counted in the warehouse. At ten times a county
+    # every column read was 390 MB.
     county = CountyData(
         persons=roster.persons(conn, roster.LATER_COLUMNS),
+        heads=roster.heads(conn),
         households=households,
         rows={},
         contracts=by_dataset,

@@ -4,6 +4,7 @@ whole persons frame gave: the first 户主 of the household in frame order, else
 from __future__ import annotations
 
 import random
+from itertools import pairwise
 from typing import Any
 
 import pandas as pd
@@ -82,3 +83,26 @@ def _county(seed: int) -> CountyData:
 def test_labels_are_the_whole_frames_sort(seed: int) -> None:
     data = _county(seed)
     assert _labels(data) == _reference(data)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_heads_of_parts_of_the_persons_are_the_heads_of_the_whole(seed: int) -> None:
+    from transforms.risk.data import household_heads
+
+    data = _county(seed)
+    rng = random.Random(seed)
+    persons = data.persons
+    cuts = sorted(rng.sample(range(len(persons) + 1), min(3, len(persons) + 1)))
+    bounds = [0, *cuts, len(persons)]
+    parts = [household_heads(persons.iloc[a:b]) for a, b in pairwise(bounds)]
+    whole = household_heads(persons)
+    assert household_heads(pd.concat(parts, ignore_index=True)).equals(whole)
+    # the labels from heads found apart are those the persons give
+    apart = CountyData(
+        persons=persons[["person_key", "household_id"]],
+        households=data.households,
+        rows={},
+        contracts={},
+        heads=whole,
+    )
+    assert _labels(apart) == _reference(data)

@@ -12,7 +12,7 @@ import pytest
 from pipeline_days import day_settings, load_day, rule_plan
 
 from transforms.risk import roster
-from transforms.risk.data import load_county_data
+from transforms.risk.data import household_heads, load_county_data
 from transforms.risk.evaluate import evaluate
 from transforms.risk.evidence import Evaluation
 from transforms.risk.slices import evaluate_county
@@ -65,6 +65,9 @@ def test_slices_find_what_the_county_finds(county_dir: Path, warehouse_url: str)
             later = list(roster.LATER_COLUMNS)
             assert list(county.persons.columns) == later
             assert county.persons.equals(data.persons[later])
+            # the householders, read apart a slice of persons at a time, as of the whole frame
+            assert county.heads is not None
+            assert county.heads.equals(household_heads(data.persons))
             assert county.households.equals(data.households)
     engine.dispose()
 

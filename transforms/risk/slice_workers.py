@@ -3,27 +3,22 @@
 Each dataset's rows are read a slice at a time and its rules evaluated on each slice
 (`slices.read_datasets`); no dataset's reading depends on another's. So the datasets are split
 into as many groups as there are workers, of about equal work (largest first, each to the
-lightest group), and each group is read by a process forked from the task
-(transforms.runlog.forked). What each gave comes back to the task, which puts them together in
-the contracts' order exactly as when it reads them all itself: the findings, candidates and
-reconciliations of a rule are all of one dataset, in slice order either way.
-
-The task reads no group itself, though it waits meanwhile. Reading a slice allocates far more
-than it keeps (the rows fetched, their frames, the rules' work), and Python's allocator hands
-an arena back only once nothing in it lives: what the task kept of its slices (its findings,
-the lists' facts), made among what it freed, pinned about 500 MB of arenas at ten times a
-county, held through everything the stage does after the lists. A worker's go with it; what it
-sends back arrives laid out side by side.
+lightest group): the task reads the first group itself, on its reading connection, while
+processes forked from it (transforms.runlog.forked) read the others. What each gave comes back
+to the task, which puts them together in the contracts' order exactly as when it reads them all
+itself: the findings, candidates and reconciliations of a rule are all of one dataset, in slice
+order either way.
 
 The workers are forked before the county's households are in the task: the households are
 built in a process of their own meanwhile (transforms/risk/roster.py), and each worker is sent
 its slices' households through a pipe, a slice at a time, as it reads. A worker forked after
 them inherited the task's pages of them (a forked process's resident memory counts every page
 it shares with the task), and touching them copied them: at ten times a county the worker
-held 1.5 GB. It reads its slices' roster persons itself (no process holds the county's persons
-while the lists are read). What it sends back is its datasets' findings and facts, not their
-rows. It reads on a connection of its own (the task's are never used in a worker), with its
-own person -> slice table, closed when it ends.
+held 1.5 GB. It reads its slices' roster persons itself, as the task does (no process holds
+the county's persons while the lists are read). What it sends back is its datasets' findings
+and facts, not their rows. It reads on a connection of its own (the task's are never used in a
+worker), with its own person -> slice table, closed when it ends. The task reads a group
+itself rather than wait: one worker fewer is that much memory less.
 """
 
 from __future__ import annotations
@@ -163,22 +158,23 @@ class _Sending:
 def read_side_by_side(
     conn: Connection, slicing: Slicing, workers: int
 ) -> tuple[dict[str, _Part], pd.DataFrame]:
-    """`read_dataset` of every dataset of the county, in `workers` forked processes reading a
-    group of them each, the households built in a process of their own meanwhile; (dataset ->
-    what it gave, the county's households). Raises what a dataset raised."""
-    groups = [group for group in _groups(_weights(conn, slicing), workers) if group]
+    """`read_dataset` of every dataset of the county: the task reads one group of them on
+    `conn` while `workers` - 1 forked processes read the others, the households built in a
+    process of their own meanwhile; (dataset -> what it gave, the county's households).
+    Raises what a dataset raised."""
+    own, *others = _groups(_weights(conn, slicing), workers)
+    others = [group for group in others if group]
     url = conn.engine.url.render_as_string(hide_password=False)
     pipes: list[tuple[Connection_, Connection_]] = []
-    parts: dict[str, _Part] = {}
     try:
         with ExitStack() as stack:
             building = stack.enter_context(roster.households_building(conn, slicing.contracts))
             # made once the households' process is forked: it must hold no end of them (a
             # worker waiting for a slice would never see the pipe end while it lives)
-            pipes += [multiprocessing.Pipe(duplex=False) for _ in groups]
+            pipes += [multiprocessing.Pipe(duplex=False) for _ in others]
             _inherited.update(slicing=slicing, url=url, pipes=pipes)
             beside = []
-            for mine, group in enumerate(groups):
+            for mine, group in enumerate(others):
                 _inherited["mine"] = mine
                 beside.append(stack.enter_context(Beside(_read_in_worker, group)))
             for receiver, sender in pipes:
@@ -187,10 +183,15 @@ def read_side_by_side(
                 # slice then reads the end and stops: leaving the workers waits for them
                 stack.callback(sender.close)
             households = building.result()
-            # each slice's positions found once, for every worker's sending
+            # each slice's positions found once, for the task's reading and every sending
             households_of = households_by_slice(households, slicing)
             for _, sender in pipes:
                 stack.callback(_Sending(sender, households_of, slicing.numbers).close)
+            table = slice_table(conn, slicing.slice_of)
+            parts = read_datasets(conn, table, slicing, own, households_of)
+            # dropped here, not in a `finally`: after a failed statement PostgreSQL refuses
+            # every other until the rollback, which drops the temporary table with the rest
+            table.drop(conn)
             for worker in beside:
                 parts.update(worker.result())
     finally:

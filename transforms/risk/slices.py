@@ -155,8 +155,8 @@ def evaluate_county(
     """`evaluate(plan, load_county_data(conn, contracts), day, parameters)` a slice of
     households at a time; the county's persons and households, with the lists' facts the
     indicators read instead of their rows. With `workers` > 1 the datasets are read and
-    evaluated side by side, by `workers` forked processes (transforms.risk.slice_workers),
-    with the same result."""
+    evaluated side by side, by this process and `workers` - 1 forked ones
+    (transforms.risk.slice_workers), with the same result."""
     by_dataset = {c.dataset: c for c in contracts}
     slice_of = household_slices(conn, slice_households)
     in_force = [(rule, rule.values_on(day)) for rule in plan.active]

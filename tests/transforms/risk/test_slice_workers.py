@@ -182,27 +182,3 @@ def test_a_worker_that_dies_fails_the_evaluation_without_a_hang(
     with engine.connect() as conn, pytest.raises(BrokenProcessPool):
         # slices of 5 households: the worker dies with slices still to be sent to it
         evaluate_county(conn, plan, contracts, DAY, parameters, 5, workers=2)
-
-
-def test_every_dataset_is_read_in_a_worker_never_in_the_task(
-    loaded: sa.Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import os
-
-    engine = loaded
-    plan, contracts, parameters = rule_plan()
-    real = slices.read_datasets
-    task = os.getpid()
-
-    def refusing_the_task(conn: Any, table: Any, slicing: Any, datasets: list[str], of: Any) -> Any:
-        # what the task reads it keeps the arenas of (the module's docstring)
-        if os.getpid() == task:
-            raise AssertionError(f"the task read {datasets}")
-        return real(conn, table, slicing, datasets, of)
-
-    monkeypatch.setattr(slice_workers, "read_datasets", refusing_the_task)
-    with engine.connect() as conn:
-        _, two = evaluate_county(conn, plan, contracts, DAY, parameters, 5, workers=2)
-        _, one = evaluate_county(conn, plan, contracts, DAY, parameters, 5, workers=1)
-    assert two.findings and list(two.findings.items()) == list(one.findings.items())
-    assert two.reconciliations == one.reconciliations

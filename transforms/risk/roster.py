@@ -16,12 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from transforms.config.contracts import Contract
 from transforms.risk.data import (
+    HEAD,
     HEAD_COLUMNS,
     HOUSEHOLD_ATTRIBUTES,
     _frame,
@@ -31,7 +33,7 @@ from transforms.risk.data import (
 from transforms.risk.incomes import household_incomes, warehouse_incomes
 from transforms.risk.slice_reading import valued_counts
 from transforms.runlog.forked import Beside, can_fork
-from transforms.warehouse.frames import fetch_slices, read_frame
+from transforms.warehouse.frames import SLICE_ROWS, fetch_slices, read_frame
 from transforms.warehouse.tables import dim_household, dim_person, make_engine
 
 Build = Callable[[Connection], pd.DataFrame]
@@ -62,22 +64,27 @@ def persons(conn: Connection, columns: Sequence[str] | None = None) -> pd.DataFr
     return read_frame(query, conn)
 
 
-def heads(conn: Connection) -> pd.DataFrame:
-    """`household_heads` of the roster's persons, found `SLICE_ROWS` persons at a time: the
-    county's masked IDs and names, which the labels read of the householders alone, are never
-    held for every person (at ten times a county, 1.1 million of each)."""
+def heads(conn: Connection, slice_rows: int = SLICE_ROWS) -> pd.DataFrame:
+    """`household_heads` of the roster's persons, read `slice_rows` persons at a time: of each
+    slice only the candidates are kept, every 户主 and the first person of each run of one
+    household (every household's first member among them), and `household_heads` of the
+    candidates, in order, is that of all the persons. The county's masked IDs and names, which
+    the labels read of the householders alone, are never held for every person (at ten times a
+    county, 1.1 million of each)."""
     query = (
         roster_persons()
         .with_only_columns(*(dim_person.c[name] for name in HEAD_COLUMNS))
         .execution_options(stream_results=True)
     )
-    found = [
-        household_heads(pd.DataFrame(content, columns=names))
-        for names, content in fetch_slices(query, conn)
-    ]
-    if not found:
-        return household_heads(pd.DataFrame(columns=list(HEAD_COLUMNS)))
-    return household_heads(pd.concat(found, ignore_index=True))
+    household, relation = HEAD_COLUMNS.index("household_id"), HEAD_COLUMNS.index("relation")
+    candidates = []
+    for _, content in fetch_slices(query, conn, slice_rows):
+        ids = content[:, household]
+        starts = np.ones(len(ids), dtype=bool)
+        starts[1:] = ids[1:] != ids[:-1]
+        candidates.append(content[starts | (content[:, relation] == HEAD)])
+    found = np.concatenate(candidates) if candidates else np.empty((0, len(HEAD_COLUMNS)), object)
+    return household_heads(pd.DataFrame(found, columns=list(HEAD_COLUMNS)))
 
 
 def persons_filled(conn: Connection) -> tuple[int, frozenset[str]]:
@@ -145,6 +152,9 @@ class Building:
             return self._beside.result()
         finally:
             _inherited.clear()
+            # ended now, not when the lists are read: a worker process idle in its pool still
+            # holds what building them left (360 MB at ten times a county)
+            self._beside.__exit__(None, None, None)
 
     def __enter__(self) -> Building:
         return self

@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+
+# what `to_dict("records")` does to each cell of an object or extension column
 from pandas.core.dtypes.cast import maybe_box_native  # type: ignore[attr-defined]
 from sqlalchemy.engine import Connection
 

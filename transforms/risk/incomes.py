@@ -18,8 +18,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-
-# what `to_dict("records")` does to each cell of an object or extension column
 from sqlalchemy.engine import Connection
 
 from transforms.config.collection import cycles_uncollected

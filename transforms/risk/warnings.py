@@ -23,7 +23,7 @@ import datetime as dt
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -117,19 +117,25 @@ def run_warnings(
         # incomes) for about 7 s of work that it saved the task.
         rows = compute_indicators(data, evaluation, indicators, parameters, villages, day, names)
         indicator_status = indicator_statuses(data, evaluation, indicators, day, names)
+        # What is held is released as soon as nothing reads it: at ten times a county the
+        # persons' keys (155 MB, the indicators' alone) were held under store_day's peak, and
+        # the day's findings with their evidence (most of the 1.1 GB the task holds after the
+        # lists) under settle_follow_ups', the task's highest.
+        # (a copy: an empty slice of a frame is a view that keeps its arrays)
+        data = replace(data, persons=data.persons.iloc[:0].copy())
         stored = store_day(conn, run_id, day, by_id, evaluation, data)
+        statuses = rule_statuses(plan, evaluation) + list(indicator_status.values())
+        open_by_rule = Counter(rule_id for _, rule_id in evaluation.findings)
+        active, skipped = len(evaluation.active), dict(evaluation.skipped)
+        del data, evaluation
         visits = settle_follow_ups(conn, run_id, day, by_id)
         conn.execute(plan_indicator.delete().where(plan_indicator.c.as_of_date == day))
         conn.execute(plan_indicator.insert(), [{**r, "run_id": run_id} for r in rows])
-        statuses = rule_statuses(plan, evaluation) + list(indicator_status.values())
         store_statuses(conn, run_id, day, statuses)
-        by_rule: dict[str, dict[str, int]] = {}
-        for (_, rule_id), _evidence in evaluation.findings.items():
-            by_rule.setdefault(rule_id, {"open": 0})["open"] += 1
         counts.update(
             day=day.isoformat(),
-            rules_active=len(evaluation.active),
-            rules_skipped=dict(evaluation.skipped),
+            rules_active=active,
+            rules_skipped=skipped,
             open=stored["open"],
             new=stored["new"],
             still_open=stored["still_open"],
@@ -137,7 +143,7 @@ def run_warnings(
             reopened=stored["reopened"],
             candidates=stored["candidates"],
             indicators=len(rows),
-            open_by_rule={k: v["open"] for k, v in sorted(by_rule.items())},
+            open_by_rule=dict(sorted(open_by_rule.items())),
             insufficient_data={
                 s.code: s.reason_zh for s in statuses if s.status == "insufficient_data"
             },

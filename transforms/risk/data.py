@@ -270,7 +270,7 @@ class CountyData:
     # county evaluated a slice of households at a time: transforms/risk/slices.py)
     facts: ListFacts | None = None
     # each household's householder (household_heads), when `persons` lacks the columns to find
-    # them (a county evaluated a slice at a time reads the heads apart: transforms/risk/roster.py)
+    # them (the warnings' step reads them apart for its labels: transforms/risk/roster.py)
     heads: pd.DataFrame | None = None
 
     def list_facts(self, day: dt.date) -> ListFacts:

@@ -201,12 +201,11 @@ def evaluate_county(
         rows[dataset], filled[dataset] = part.rows, part.filled
         facts.merge(part.facts)
     # the county's persons, once the lists are read: what follows (the indicators) reads them
-    # all, but only two of their columns, and the lifecycle's labels each household's head;
-    # which columns have a value at all is counted in the warehouse. At ten times a county
-    # every column read was 390 MB.
+    # all, but only two of their columns (the lifecycle's labels read each household's head,
+    # `roster.heads`, once the indicators are done); which columns have a value at all is
+    # counted in the warehouse. At ten times a county every column read was 390 MB.
     county = CountyData(
         persons=roster.persons(conn, roster.LATER_COLUMNS),
-        heads=roster.heads(conn),
         households=households,
         rows={},
         contracts=by_dataset,

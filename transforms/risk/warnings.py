@@ -33,6 +33,7 @@ from transforms.config.contracts import load_contracts
 from transforms.config.errors import PermanentError
 from transforms.config.settings import Settings
 from transforms.intake.delivery import delivered_days
+from transforms.risk import roster
 from transforms.risk.configuration import default_configuration
 from transforms.risk.data import EXPORT_EVENTS
 from transforms.risk.delivery import mark_stale, record_deliveries
@@ -120,9 +121,11 @@ def run_warnings(
         # What is held is released as soon as nothing reads it: at ten times a county the
         # persons' keys (155 MB, the indicators' alone) were held under store_day's peak, and
         # the day's findings with their evidence (most of the 1.1 GB the task holds after the
-        # lists) under settle_follow_ups', the task's highest.
+        # lists) under settle_follow_ups', the task's highest. The labels' householders are
+        # read only now, once the keys are gone (94 MB beside them at the indicators' peak).
         # (a copy: an empty slice of a frame is a view that keeps its arrays)
         data = replace(data, persons=data.persons.iloc[:0].copy())
+        data = replace(data, heads=roster.heads(conn))
         stored = store_day(conn, run_id, day, by_id, evaluation, data)
         statuses = rule_statuses(plan, evaluation) + list(indicator_status.values())
         open_by_rule = Counter(rule_id for _, rule_id in evaluation.findings)

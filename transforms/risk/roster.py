@@ -154,7 +154,7 @@ class Building:
             _inherited.clear()
             # ended now, not when the lists are read: a worker process idle in its pool still
             # holds what building them left (360 MB at ten times a county)
-            self._beside.__exit__(None, None, None)
+            self._beside.close()
 
     def __enter__(self) -> Building:
         return self
@@ -162,7 +162,7 @@ class Building:
     def __exit__(self, *exc: object) -> None:
         _inherited.clear()
         if self._beside is not None:
-            self._beside.__exit__(None, None, None)
+            self._beside.close()
 
 
 def _build(_: None) -> pd.DataFrame:

@@ -150,10 +150,15 @@ class Beside(Generic[Item, Result]):
     def __enter__(self) -> Beside[Item, Result]:
         return self
 
+    def close(self) -> None:
+        """End the process (waiting for it), whether or not its result was taken; again is a
+        no-op."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
     def __exit__(
         self,
         kind: type[BaseException] | None,
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.close()

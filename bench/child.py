@@ -5,9 +5,10 @@ Stage processes are forked from a server that has already imported the pipeline'
 process: `seconds` is the wall time of the step function alone, and `peak_rss_mb` the process's
 own peak resident set (ru_maxrss), which counts the resident libraries it inherited (about
 300 MB with Great Expectations, pandas and SQLAlchemy), as an Airflow task's process holds them.
-Where the step forks workers, `workers_peak_rss_mb` is the largest worker's peak, and
-`together_peak_mb` the sampled peak of the process and its workers together (PSS: a page they
-share counted once).
+Where the step forks workers, `workers_peak_rss_mb` is the largest worker's peak,
+`together_rss_mb` the sampled peak of the process's and its workers' resident sets summed at
+one instant (a page they share counted in each), and `together_peak_mb` the sampled peak of
+them together by PSS (a page they share counted once).
 """
 
 from __future__ import annotations
@@ -98,6 +99,12 @@ def together_mb(pid: int) -> float:
     return _pss_mb(pid) + sum(_pss_mb(child) for child in _descendants(pid))
 
 
+def rss_summed_mb(pid: int) -> float:
+    """The resident sets of `pid` and of every process under it, summed, in MB: what a memory
+    limit that counts each process's RSS (a page two of them share counted twice) sees now."""
+    return sum(proc_mb(p, "status", "VmRSS:") for p in (pid, *_descendants(pid)))
+
+
 class StageMemory:
     """The peak of what a stage's processes hold together, sampled a few times a second: this
     process's PSS and its workers' (the processes it forked, theirs too). Unlike adding the
@@ -107,6 +114,7 @@ class StageMemory:
 
     def __init__(self) -> None:
         self.peak_mb = 0.0
+        self.rss_peak_mb = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -120,6 +128,7 @@ class StageMemory:
     def sample(self, me: int) -> None:
         """One sample of `me` and the processes under it."""
         self.peak_mb = max(self.peak_mb, together_mb(me))
+        self.rss_peak_mb = max(self.rss_peak_mb, rss_summed_mb(me))
 
     def __enter__(self) -> Self:
         self._thread.start()
@@ -200,6 +209,8 @@ def _entry(task: dict[str, Any]) -> dict[str, Any]:
         "peak_rss_mb": peak_rss_mb(),
         "workers_peak_rss_mb": workers_peak_rss_mb(),
         "together_peak_mb": memory.peak_mb,
+        # each process's own peak is exact; the sampled sum can miss a short spike
+        "together_rss_mb": max(memory.rss_peak_mb, peak_rss_mb(), workers_peak_rss_mb()),
     }
 
 

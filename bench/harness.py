@@ -137,6 +137,10 @@ class Figure:
     # the sampled peak of the stage's process and its workers together, a shared page counted
     # once (PSS; 0: not measured)
     together_peak_mb: float = 0.0
+    # the sampled peak of their resident sets summed at one instant (a shared page counted in
+    # each; 0: not measured): what the stage's task holds at its worst, where task_peak_mb
+    # adds peaks that need not coincide
+    together_rss_mb: float = 0.0
 
     @property
     def task_peak_mb(self) -> float:
@@ -195,6 +199,12 @@ class Run:
     @property
     def together_peak_mb(self) -> float:
         return max((f.together_peak_mb for f in self.stages), default=0.0)
+
+    @property
+    def together_rss_mb(self) -> float:
+        """The largest resident set any stage's processes held at one instant, summed (a stage
+        without that figure counts with its upper bound)."""
+        return max((f.together_rss_mb or f.task_peak_mb for f in self.stages), default=0.0)
 
 
 def after_load_seconds(seconds: dict[str, float]) -> float:
@@ -417,6 +427,7 @@ def run_pipeline(
                 out.get("cpu_seconds", 0.0),
                 out.get("workers_peak_rss_mb", 0.0),
                 out.get("together_peak_mb", 0.0),
+                out.get("together_rss_mb", 0.0),
             )
         )
 
@@ -426,7 +437,7 @@ def run_pipeline(
     side_by_side: float | None = None
     if "parse" in stages:
         parse_s = rest_s = gx_s = imports_s = cpu_s = 0.0
-        peak = workers_peak = together = 0.0
+        peak = workers_peak = together = together_rss = 0.0
         files: list[dict[str, Any]] = []
         tasks = [
             _profiled_task(
@@ -458,6 +469,7 @@ def run_pipeline(
             # the isolated reader's child, for a file the streamed reader cannot take
             workers_peak = max(workers_peak, out.get("workers_peak_rss_mb", 0.0))
             together = max(together, out.get("together_peak_mb", 0.0))
+            together_rss = max(together_rss, out.get("together_rss_mb", 0.0))
         figures.append(
             Figure(
                 "parse",
@@ -467,6 +479,7 @@ def run_pipeline(
                 f"{len(groups)} datasets, one process each, {workers} at a time",
                 workers_peak_mb=workers_peak,
                 together_peak_mb=together,
+                together_rss_mb=together_rss,
             )
         )
         figures.append(
@@ -478,6 +491,7 @@ def run_pipeline(
                 f"GX run_gx {gx_s:.1f}s; same processes; parse+validate CPU {cpu_s:.1f}s",
                 workers_peak_mb=workers_peak,
                 together_peak_mb=together,
+                together_rss_mb=together_rss,
             )
         )
     if "resolve" in stages:

@@ -63,13 +63,22 @@ def test_tiny_county_prints_every_stage_and_the_ratios(tmp_path: Path) -> None:
         # the stages after the load ran side by side, as the DAG runs them, and were timed so
         assert re.search(r"after the load \d+\.\d\ds wall, stages side by side", table)
         assert re.search(r"^  ratio pipeline wall / baseline: \d+\.\dx", table, re.MULTILINE)
-        assert re.search(r"^  peak memory of any stage: [\d,]+ MB", table, re.MULTILINE)
+        assert re.search(
+            r"^  peak memory of any stage \(target <= 1,024 MB at 1x\): [\d,]+ MB, its "
+            r"processes' resident sets summed at one instant \((met|NOT met)\); [\d,]+ MB by "
+            r"the upper bound",
+            table,
+            re.MULTILINE,
+        )
     assert re.search(r"^  ratio 2x time / 1x time: \d+\.\d\dx", out, re.MULTILINE)
 
     runs_json = json.loads(figures.read_text(encoding="utf-8"))
     assert [(r["warehouse"], r["scale"]) for r in runs_json] == [("sqlite", 1), ("sqlite", 2)]
     assert [f["stage"] for f in runs_json[0]["stages"]] == list(STAGES)
     assert runs_json[1]["county"]["households"] == 80
+    for stage in runs_json[0]["stages"]:
+        # sampled, and never below what the stage's own process held at its peak
+        assert stage["together_rss_mb"] >= stage["peak_rss_mb"] > 0, stage
     # the pipeline's data folders are removed, the generated counties kept for the next run
     assert sorted(p.name for p in (tmp_path / "work").iterdir()) == [
         "county-40-seed42-2026-11-28",
@@ -167,7 +176,7 @@ with StageMemory() as memory:
         time.sleep(4 * StageMemory.INTERVAL)
         os._exit(0)
     os.waitpid(pid, 0)
-print(json.dumps({"before": before, "peak": memory.peak_mb}))
+print(json.dumps({"before": before, "peak": memory.peak_mb, "rss": memory.rss_peak_mb}))
 del block
 """
 
@@ -186,3 +195,5 @@ def test_the_stage_memory_counts_a_page_a_worker_shares_with_its_task_once() -> 
     assert figures["peak"] >= 160  # the block, counted
     # counted once: the worker's resident 160 MB of it are the task's pages, not more memory
     assert figures["peak"] < figures["before"] + 60
+    # summed by resident set, the shared block counts in each process
+    assert figures["rss"] >= 2 * 160

@@ -137,6 +137,9 @@ class Figure:
     # the sampled peak of the stage's process and its workers together, a shared page counted
     # once (PSS; 0: not measured)
     together_peak_mb: float = 0.0
+    # when the stage's step began, in seconds from the first stage after the load (None: run
+    # one at a time, or before the load)
+    began_s: float | None = None
     # the sampled peak of their resident sets summed at one instant (a shared page counted in
     # each; 0: not measured): what the stage's task holds at its worst, where task_peak_mb
     # adds peaks that need not coincide
@@ -425,9 +428,10 @@ def run_pipeline(
                 out["import_seconds"],
                 note,
                 out.get("cpu_seconds", 0.0),
-                out.get("workers_peak_rss_mb", 0.0),
-                out.get("together_peak_mb", 0.0),
-                out.get("together_rss_mb", 0.0),
+                workers_peak_mb=out.get("workers_peak_rss_mb", 0.0),
+                together_peak_mb=out.get("together_peak_mb", 0.0),
+                together_rss_mb=out.get("together_rss_mb", 0.0),
+                began_s=out.get("began_s"),
             )
         )
 
@@ -549,6 +553,7 @@ def run_as_the_dag(
     waiting = list(stages)
     running: dict[Future[dict[str, Any]], str] = {}
     clock = time.perf_counter()
+    began = time.time()
     with ProcessPoolExecutor(
         max_workers=max(1, len(stages)), mp_context=stage_context(), max_tasks_per_child=1
     ) as pool:
@@ -561,7 +566,9 @@ def run_as_the_dag(
                 raise RuntimeError(f"stages waiting for stages not run: {waiting}")
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
-                outs[running.pop(future)] = future.result()
+                out = outs[running.pop(future)] = future.result()
+                # when the step began, from the first start: where the day's wall went
+                out["began_s"] = out["started_at"] - began
     return outs, time.perf_counter() - clock
 
 

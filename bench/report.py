@@ -47,7 +47,12 @@ def format_run(run: Run, baseline: bool) -> str:
             if f.workers_peak_mb >= 1
             else ""
         )
-        extra = "; ".join(x for x in (cpu, extra, workers, f.note) if x)
+        began = (
+            f"at {f.began_s:.1f}-{f.began_s + f.seconds:.1f}s after the load"
+            if f.began_s is not None
+            else ""
+        )
+        extra = "; ".join(x for x in (cpu, extra, workers, began, f.note) if x)
         lines.append(_line(f.stage, f.seconds, c.data_rows, f.peak_rss_mb, extra))
     lines.append(
         _line(

@@ -62,6 +62,15 @@ def test_tiny_county_prints_every_stage_and_the_ratios(tmp_path: Path) -> None:
         assert re.search(r"^  pipeline wall +\d+\.\d\d +[\d,]+ +the day as it runs", table, re.M)
         # the stages after the load ran side by side, as the DAG runs them, and were timed so
         assert re.search(r"after the load \d+\.\d\ds wall, stages side by side", table)
+        # and each of them says when it ran: the warnings after the dimensions
+        began = {
+            m[1]: (float(m[2]), float(m[3]))
+            for m in re.finditer(
+                r"^  (\w+) .*; at (\d+\.\d)-(\d+\.\d)s after the load", table, re.M
+            )
+        }
+        assert set(began) == {*STAGES[STAGES.index("dimensions") :]}, began
+        assert began["warnings"][0] >= began["dimensions"][1] - 0.1
         assert re.search(r"^  ratio pipeline wall / baseline: \d+\.\dx", table, re.MULTILINE)
         assert re.search(
             r"^  peak memory of any stage \(target <= 1,024 MB at 1x\): [\d,]+ MB, its "

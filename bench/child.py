@@ -352,14 +352,17 @@ def _do_warnings(task: dict[str, Any]) -> dict[str, Any]:
 def _do_township(task: dict[str, Any]) -> dict[str, Any]:
     """The rest of the DAG's risk_warnings task: the townships' workbooks of the day's warnings
     and the bureaus' checklists of the gaps in their lists."""
-    from transforms.outputs.checklists import write_checklists
-    from transforms.outputs.township import write_township_exports
+    from transforms.outputs.warning_exports import write_warning_exports
 
     settings, engine = _settings_engine(task)
     day = dt.date.fromisoformat(task["day"])
-    workbooks = write_township_exports(settings, engine, task["run_id"], day)
-    checklists = write_checklists(settings, engine, task["run_id"], day)
-    return {"result": {"township_workbooks": len(workbooks), "checklists": len(checklists)}}
+    exports = write_warning_exports(settings, engine, task["run_id"], day)
+    return {
+        "result": {
+            "township_workbooks": len(exports.township_workbooks),
+            "checklists": len(exports.checklists),
+        }
+    }
 
 
 def _do_publish(task: dict[str, Any]) -> dict[str, Any]:

@@ -308,20 +308,19 @@ def county_daily() -> None:
         @_fail_fast
         def risk_warnings(county: str, _dimensions: dict[str, Any]) -> dict[str, Any]:
             # after the dimensions, beside the snapshot: nothing here reads household_snapshot
-            from transforms.outputs.checklists import write_checklists
-            from transforms.outputs.township import write_township_exports
+            from transforms.outputs.warning_exports import write_warning_exports
             from transforms.risk.warnings import run_warnings
             from transforms.runlog.forked import worker_count
 
             _, settings, engine = _pipeline(county)
             day = _county_day()
             # the lists the rules read, and then the townships' workbooks, side by side:
-            # PARSE_WORKERS processes, or one per core
+            # PARSE_WORKERS processes, or one per core; the gaps in the bureaus' lists go back
+            # to the bureaus (核对清单), not to the townships, written beside the workbooks
             workers = worker_count(read_environment().parse_workers)
             counts = run_warnings(settings, engine, _run_id(), day, workers)
-            workbooks = write_township_exports(settings, engine, _run_id(), day, workers)
-            # the gaps in the bureaus' lists go back to the bureaus, not to the townships
-            write_checklists(settings, engine, _run_id(), day)
+            exports = write_warning_exports(settings, engine, _run_id(), day, workers)
+            workbooks = exports.township_workbooks
             keys = ("open", "new", "reopened", "resolved", "candidates")
             return {**{k: counts[k] for k in keys}, "township_workbooks": len(workbooks)}
 

@@ -452,6 +452,7 @@ def run_pipeline(
             for group in groups
         ]
         clock = time.perf_counter()
+        began = time.time()
         order = _largest_first(warehouse_url, groups) if workers > 1 else None
         outs = run_side_by_side(tasks, workers, order)
         side_by_side = time.perf_counter() - clock
@@ -462,6 +463,8 @@ def run_pipeline(
                     "seconds": out["seconds"],
                     "cpu_seconds": out.get("cpu_seconds", 0.0),
                     "peak_rss_mb": out["peak_rss_mb"],
+                    # when its step began, from the start of the datasets' wall
+                    "began_s": out["started_at"] - began,
                 }
             files.extend(out["result"])
             parse_s += out["parts"]["parse"]

@@ -84,6 +84,11 @@ def format_run(run: Run, baseline: bool) -> str:
         lines.append(
             f"    {dataset:<16}{figures['seconds']:>9.2f}{'':>12}{figures['peak_rss_mb']:>9,.0f}"
             f"  parse+validate of one dataset, CPU {figures['cpu_seconds']:.1f}s"
+            + (
+                f"; at {figures['began_s']:.1f}-{figures['began_s'] + figures['seconds']:.1f}s"
+                if "began_s" in figures
+                else ""
+            )
         )
     if baseline:
         for f in run.baseline:

@@ -70,6 +70,13 @@ def test_tiny_county_prints_every_stage_and_the_ratios(tmp_path: Path) -> None:
             )
         }
         assert set(began) == {*STAGES[STAGES.index("dimensions") :]}, began
+        # the datasets' parse+validate too, from the start of their side-by-side wall
+        assert re.search(
+            r"^    roster +\d+\.\d\d .*parse\+validate of one dataset, CPU \d+\.\ds; "
+            r"at \d+\.\d-\d+\.\ds$",
+            table,
+            re.M,
+        )
         assert began["warnings"][0] >= began["dimensions"][1] - 0.1
         assert re.search(r"^  ratio pipeline wall / baseline: \d+\.\dx", table, re.MULTILINE)
         assert re.search(

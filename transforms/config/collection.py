@@ -10,17 +10,19 @@ and restored as it was, whatever happens.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 
-@contextmanager
-def cycles_uncollected() -> Iterator[None]:
-    """No cycle collection within the block; the collector as it was after it."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
+class cycles_uncollected:  # lower case: it reads as a function, `with cycles_uncollected():`
+    """No cycle collection within the block; the collector as it was after it.
+
+    A class, not a contextlib generator: an exception leaving the block passes through as it
+    is (contextlib assigns the traceback of what it re-raises, which a frozen dataclass
+    exception, the parser's FileRejection, refuses)."""
+
+    def __enter__(self) -> None:
+        self._enabled = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._enabled:
             gc.enable()

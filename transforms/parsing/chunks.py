@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from transforms.config.collection import cycles_uncollected
 from transforms.config.contracts import Contract
 from transforms.parsing.file_refusals import FileRejection
 from transforms.parsing.headers import (
@@ -198,18 +199,30 @@ def _frames(
     dropped: dict[str, int] | None = {} if first_pass else None
     carried: dict[str, dict[str, Any]] = {}
     first_row_id = 0
-    for sheet_name, match, rows in _data_chunks(chunked, dropped):
-        kept: DataRows = [(sheet_name, match, rows)]
-        frame = frame_of_rows(
-            chunked.contract,
-            kept,
-            names_read,
-            first_row_id,
-            carried,
-            raw_dtypes,
-            has_text,
-            None if normalized_only is None else normalized_only(),
-        )
+    data_chunks = _data_chunks(chunked, dropped)
+    while True:
+        # A chunk's rows (read, or unpickled from the spool) and its frame: tens of thousands
+        # of new containers, none in a cycle. With the collector on, its passes over every
+        # object the process holds, more of them the larger the file, cost more than the work
+        # (at ten times a county, a chunk's data rows took 8.6 us a row against 3.9 at the
+        # county's size). Off while the chunk is made only: the caller's GX makes cycles.
+        with cycles_uncollected():
+            found = next(data_chunks, None)
+            if found is None:
+                break
+            sheet_name, match, rows = found
+            kept: DataRows = [(sheet_name, match, rows)]
+            frame = frame_of_rows(
+                chunked.contract,
+                kept,
+                names_read,
+                first_row_id,
+                carried,
+                raw_dtypes,
+                has_text,
+                None if normalized_only is None else normalized_only(),
+            )
+            del found, kept, rows
         first_row_id += len(frame)
         yield frame
     if dropped is not None:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from transforms.config.collection import cycles_uncollected
 from transforms.config.contracts import (
     Column,
     ColumnType,
@@ -411,32 +412,35 @@ def to_frame(sheets: Sequence[RawSheet], contracts: Sequence[Contract]) -> Parse
     Raises FileRejection when the file cannot be used: see `identify`, and `no_data_rows` for a
     file that has the header but not a single data row.
     """
-    contract, matches = identify(sheets, contracts)
-    by_sheet = {m.sheet: m for m in matches}
-    universe = universe_of(contracts)
-    skipped = [skipped_sheet(s, contract, universe) for s in sheets if s.name not in by_sheet]
-    kept: DataRows = []
-    dropped: dict[str, int] = {}
-    seen: dict[str, _CellFacts] = {}
-    for sheet in sheets:
-        match = by_sheet.get(sheet.name)
-        if match is None:
-            continue
-        rows = _data_rows(
-            sheet.rows[match.data_start :],
-            header_texts_of(contract, match),
-            set(match.lines),
-            seen,
-            dropped,
-        )
-        if rows:
-            kept.append((sheet.name, match, rows))
-    seen.clear()
-    if not kept:
-        raise no_data_rows(contract, matches)
-    names_read = names_read_of([(name, match) for name, match, _ in kept])
-    frame = frame_of_rows(contract, kept, names_read)
-    del kept
+    # Hundreds of thousands of new rows, tuples and cells, none in a cycle: the collector's
+    # passes over every object the process holds cost more than the parsing (collection.py)
+    with cycles_uncollected():
+        contract, matches = identify(sheets, contracts)
+        by_sheet = {m.sheet: m for m in matches}
+        universe = universe_of(contracts)
+        skipped = [skipped_sheet(s, contract, universe) for s in sheets if s.name not in by_sheet]
+        kept: DataRows = []
+        dropped: dict[str, int] = {}
+        seen: dict[str, _CellFacts] = {}
+        for sheet in sheets:
+            match = by_sheet.get(sheet.name)
+            if match is None:
+                continue
+            rows = _data_rows(
+                sheet.rows[match.data_start :],
+                header_texts_of(contract, match),
+                set(match.lines),
+                seen,
+                dropped,
+            )
+            if rows:
+                kept.append((sheet.name, match, rows))
+        seen.clear()
+        if not kept:
+            raise no_data_rows(contract, matches)
+        names_read = names_read_of([(name, match) for name, match, _ in kept])
+        frame = frame_of_rows(contract, kept, names_read)
+        del kept
     return ParsedFile(
         contract=contract,
         frame=frame,

@@ -23,3 +23,25 @@ def test_a_collector_paused_by_the_caller_stays_paused() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_frozen_exception_passes_through_as_it_is() -> None:
+    # the parser's refusals are frozen dataclasses: nothing may assign to them on the way out
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Refused(Exception):
+        reason: str
+
+    with pytest.raises(Refused) as raised, cycles_uncollected():
+        raise Refused("no data rows")
+    assert raised.value.reason == "no data rows"
+    assert gc.isenabled()
+
+
+def test_nested_blocks_restore_the_collector_each_as_it_found_it() -> None:
+    with cycles_uncollected():
+        with cycles_uncollected():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the outer block's pause holds
+    assert gc.isenabled()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import cProfile
 import datetime as dt
+import gc
 import importlib
 import multiprocessing
 import os
@@ -103,6 +104,30 @@ def rss_summed_mb(pid: int) -> float:
     """The resident sets of `pid` and of every process under it, summed, in MB: what a memory
     limit that counts each process's RSS (a page two of them share counted twice) sees now."""
     return sum(proc_mb(p, "status", "VmRSS:") for p in (pid, *_descendants(pid)))
+
+
+class CollectorTime:
+    """The time this process spends in the cycle collector's passes, and how many full ones
+    (generation 2) it makes, while the block runs (a worker's passes are its own)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.full = 0
+        self._started = 0.0
+
+    def _note(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        self.seconds += time.perf_counter() - self._started
+        self.full += info["generation"] == 2
+
+    def __enter__(self) -> Self:
+        gc.callbacks.append(self._note)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._note)
 
 
 class StageMemory:
@@ -195,7 +220,7 @@ def _entry(task: dict[str, Any]) -> dict[str, Any]:
     import_seconds = time.perf_counter() - started
     work: Callable[[dict[str, Any]], dict[str, Any]] = globals()[f"_do_{task['kind']}"]
     profile_path = task.get("profile")
-    with _profiled(profile_path), StageMemory() as memory:
+    with _profiled(profile_path), StageMemory() as memory, CollectorTime() as collector:
         started_at = time.time()  # the machine's clock: the harness lines the stages up by it
         clock = time.perf_counter()
         cpu = cpu_seconds()
@@ -211,6 +236,8 @@ def _entry(task: dict[str, Any]) -> dict[str, Any]:
         "peak_rss_mb": peak_rss_mb(),
         "workers_peak_rss_mb": workers_peak_rss_mb(),
         "together_peak_mb": memory.peak_mb,
+        "gc_seconds": collector.seconds,
+        "gc_full": collector.full,
         # each process's own peak is exact; the sampled sum can miss a short spike
         "together_rss_mb": max(memory.rss_peak_mb, peak_rss_mb(), workers_peak_rss_mb()),
     }

@@ -138,6 +138,9 @@ class Figure:
     # the sampled peak of the stage's process and its workers together, a shared page counted
     # once (PSS; 0: not measured)
     together_peak_mb: float = 0.0
+    # the stage's own process's time in the cycle collector, and its full passes
+    gc_seconds: float = 0.0
+    gc_full: int = 0
     # when the stage's step began, in seconds from the first stage after the load (None: run
     # one at a time, or before the load)
     began_s: float | None = None
@@ -433,6 +436,8 @@ def run_pipeline(
                 together_peak_mb=out.get("together_peak_mb", 0.0),
                 together_rss_mb=out.get("together_rss_mb", 0.0),
                 began_s=out.get("began_s"),
+                gc_seconds=out.get("gc_seconds", 0.0),
+                gc_full=out.get("gc_full", 0),
             )
         )
 
@@ -442,7 +447,8 @@ def run_pipeline(
     side_by_side: float | None = None
     if "parse" in stages:
         parse_s = rest_s = gx_s = imports_s = cpu_s = 0.0
-        peak = workers_peak = together = together_rss = 0.0
+        peak = workers_peak = together = together_rss = gc_s = 0.0
+        gc_full = 0
         files: list[dict[str, Any]] = []
         tasks = [
             _profiled_task(
@@ -467,6 +473,7 @@ def run_pipeline(
                     "seconds": out["seconds"],
                     "cpu_seconds": out.get("cpu_seconds", 0.0),
                     "peak_rss_mb": out["peak_rss_mb"],
+                    "gc_seconds": out.get("gc_seconds", 0.0),
                     # when its step began, from the start of the datasets' wall
                     "began_s": out["started_at"] - began,
                 }
@@ -481,6 +488,8 @@ def run_pipeline(
             workers_peak = max(workers_peak, out.get("workers_peak_rss_mb", 0.0))
             together = max(together, out.get("together_peak_mb", 0.0))
             together_rss = max(together_rss, out.get("together_rss_mb", 0.0))
+            gc_s += out.get("gc_seconds", 0.0)
+            gc_full += out.get("gc_full", 0)
         figures.append(
             Figure(
                 "parse",
@@ -499,7 +508,8 @@ def run_pipeline(
                 rest_s,
                 peak,
                 0.0,
-                f"GX run_gx {gx_s:.1f}s; same processes; parse+validate CPU {cpu_s:.1f}s",
+                f"GX run_gx {gx_s:.1f}s; same processes; parse+validate CPU {cpu_s:.1f}s, "
+                f"of it in the cycle collector {gc_s:.1f}s ({gc_full} full passes)",
                 workers_peak_mb=workers_peak,
                 together_peak_mb=together,
                 together_rss_mb=together_rss,

@@ -52,7 +52,12 @@ def format_run(run: Run, baseline: bool) -> str:
             if f.began_s is not None
             else ""
         )
-        extra = "; ".join(x for x in (cpu, extra, workers, began, f.note) if x)
+        collector = (
+            f"cycle collector {f.gc_seconds:.1f}s ({f.gc_full} full)"
+            if f.gc_seconds >= 0.05 and f.stage not in PARALLEL_STAGES
+            else ""
+        )
+        extra = "; ".join(x for x in (cpu, collector, extra, workers, began, f.note) if x)
         lines.append(_line(f.stage, f.seconds, c.data_rows, f.peak_rss_mb, extra))
     lines.append(
         _line(
@@ -84,6 +89,7 @@ def format_run(run: Run, baseline: bool) -> str:
         lines.append(
             f"    {dataset:<16}{figures['seconds']:>9.2f}{'':>12}{figures['peak_rss_mb']:>9,.0f}"
             f"  parse+validate of one dataset, CPU {figures['cpu_seconds']:.1f}s"
+            f" (cycle collector {figures.get('gc_seconds', 0.0):.1f}s)"
             + (
                 f"; at {figures['began_s']:.1f}-{figures['began_s'] + figures['seconds']:.1f}s"
                 if "began_s" in figures

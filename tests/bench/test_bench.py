@@ -72,7 +72,8 @@ def test_tiny_county_prints_every_stage_and_the_ratios(tmp_path: Path) -> None:
         assert set(began) == {*STAGES[STAGES.index("dimensions") :]}, began
         # the datasets' parse+validate too, from the start of their side-by-side wall
         assert re.search(
-            r"^    roster +\d+\.\d\d .*parse\+validate of one dataset, CPU \d+\.\ds; "
+            r"^    roster +\d+\.\d\d .*parse\+validate of one dataset, CPU \d+\.\ds "
+            r"\(cycle collector \d+\.\ds\); "
             r"at \d+\.\d-\d+\.\ds$",
             table,
             re.M,
@@ -92,6 +93,9 @@ def test_tiny_county_prints_every_stage_and_the_ratios(tmp_path: Path) -> None:
     assert [(r["warehouse"], r["scale"]) for r in runs_json] == [("sqlite", 1), ("sqlite", 2)]
     assert [f["stage"] for f in runs_json[0]["stages"]] == list(STAGES)
     assert runs_json[1]["county"]["households"] == 80
+    # the collector's passes are timed (a stage that makes frames makes some)
+    collector = {stage["stage"]: stage["gc_seconds"] for stage in runs_json[0]["stages"]}
+    assert collector["load"] > 0 and collector["warnings"] > 0, collector
     for stage in runs_json[0]["stages"]:
         # sampled, and never below what the stage's own process held at its peak
         assert stage["together_rss_mb"] >= stage["peak_rss_mb"] > 0, stage

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bench.harness import (
+from bench.figures import (
     PARALLEL_STAGES,
     STAGES,
     TARGET_PEAK_MB,

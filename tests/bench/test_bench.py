@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.harness import QUICK, STAGES, parse_args
+from bench.figures import QUICK, STAGES
+from bench.harness import parse_args
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -120,7 +121,7 @@ def test_quick_is_a_small_county_on_sqlite_and_explicit_options_win() -> None:
 
 
 def _day(**seconds: float) -> Any:
-    from bench.harness import County, Figure, Run
+    from bench.figures import County, Figure, Run
 
     county = County(1, 1, 1, (), {}, "", 0.0)
     figures = [Figure(stage, s, 0.0) for stage, s in seconds.items()]
@@ -155,7 +156,7 @@ def test_the_day_as_it_runs_counts_the_receipts_where_they_outlast_the_rest() ->
 
 
 def test_the_stages_after_the_load_wait_for_what_the_dag_makes_them_wait_for() -> None:
-    from bench.harness import AFTER_LOAD, REQUIRES, after_load_seconds
+    from bench.figures import AFTER_LOAD, REQUIRES, after_load_seconds
 
     # each stage is listed after the stages it waits for
     for number, (stage, waits_for) in enumerate(AFTER_LOAD.items()):
@@ -169,7 +170,7 @@ def test_the_stages_after_the_load_wait_for_what_the_dag_makes_them_wait_for() -
 
 
 def test_a_stage_with_workers_counts_its_largest_worker_in_its_peak() -> None:
-    from bench.harness import County, Figure, Run
+    from bench.figures import County, Figure, Run
 
     county = County(1, 1, 1, (), {}, "", 0.0)
     alone = Figure("resolve", 1.0, 900.0)

@@ -287,9 +287,9 @@ def test_each_county_has_its_watched_landing_folder(tmp_path: Path) -> None:
 
 
 def test_the_benchmark_models_the_day_as_the_dag_runs_it(dagbag: object) -> None:
-    # bench.harness.AFTER_LOAD is how the benchmark's wall time runs the stages after the load:
+    # bench.figures.AFTER_LOAD is how the benchmark's wall time runs the stages after the load:
     # the same waits as the DAG's tasks, or the figure it prints is not the county's day
-    from bench.harness import AFTER_LOAD
+    from bench.figures import AFTER_LOAD
 
     task_of = {
         "dimensions": "build_dimensions",

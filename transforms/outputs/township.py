@@ -42,6 +42,7 @@ from transforms.warehouse.risk_tables import (
     risk_warning,
     risk_warning_event,
 )
+from transforms.warehouse.tables import opens_in_another_process
 
 log = logging.getLogger(__name__)
 
@@ -451,9 +452,7 @@ def _write_workbooks(
     ordered = sorted(plan)
     workers = worker_count(workers)
     url = engine.url
-    # a database in this process's memory cannot be opened by another
-    in_memory = url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
-    if workers < 2 or len(ordered) < 2 or in_memory:
+    if workers < 2 or len(ordered) < 2 or not opens_in_another_process(url):
         with engine.connect() as conn:
             for name in ordered:
                 _save_workbook(conn, name, plan[name], sending, day, names, folder)

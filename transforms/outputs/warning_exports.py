@@ -37,12 +37,11 @@ def write_warning_exports(
     from transforms.outputs.checklists import write_checklists
     from transforms.outputs.township import write_township_exports
     from transforms.runlog.forked import Beside, worker_count
+    from transforms.warehouse.tables import opens_in_another_process
 
     workers = worker_count(workers)
     url = engine.url
-    # a database in this process's memory cannot be opened by another
-    in_memory = url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
-    if workers < 2 or in_memory:
+    if workers < 2 or not opens_in_another_process(url):
         workbooks = write_township_exports(settings, engine, run_id, day, workers)
         return WarningExports(workbooks, write_checklists(settings, engine, run_id, day))
     engine.dispose()  # no pooled connection of the task may be used by the forked process too

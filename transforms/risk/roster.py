@@ -34,7 +34,12 @@ from transforms.risk.incomes import household_incomes, warehouse_incomes
 from transforms.risk.slice_reading import valued_counts
 from transforms.runlog.forked import Beside, can_fork
 from transforms.warehouse.frames import SLICE_ROWS, fetch_slices, read_frame
-from transforms.warehouse.tables import dim_household, dim_person, make_engine
+from transforms.warehouse.tables import (
+    dim_household,
+    dim_person,
+    make_engine,
+    opens_in_another_process,
+)
 
 Build = Callable[[Connection], pd.DataFrame]
 # what the forked process builds, set before the fork (inherited, never pickled)
@@ -139,9 +144,7 @@ class Building:
         self._conn, self._build = conn, build
         url = conn.engine.url
         self._beside: Beside[None, pd.DataFrame] | None = None
-        if can_fork() and not (
-            url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
-        ):
+        if can_fork() and opens_in_another_process(url):
             _inherited.update(build=build, url=url.render_as_string(hide_password=False))
             self._beside = Beside(_build, None)
 

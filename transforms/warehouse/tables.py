@@ -325,6 +325,13 @@ def all_staging_tables() -> list[sa.Table]:
     return [staging_table(c) for c in intake_contracts()]
 
 
+def opens_in_another_process(url: sa.URL) -> bool:
+    """Whether a process of its own (a forked worker, which opens the warehouse itself and never
+    uses the task's connections) can open the database at `url`: any but a SQLite database in
+    this process's memory."""
+    return not (url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"))
+
+
 SQLITE_FILE_MODE = 0o600
 
 

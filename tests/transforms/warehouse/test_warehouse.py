@@ -514,3 +514,12 @@ def test_a_sqlite_writer_waits_its_turn_behind_a_long_write(tmp_path: Path) -> N
     writer.join()
     with second.connect() as conn:
         assert conn.execute(sa.text("SELECT n FROM t ORDER BY n")).scalars().all() == [1, 2]
+
+
+def test_only_a_database_in_this_process_memory_cannot_be_opened_by_another() -> None:
+    from transforms.warehouse.tables import opens_in_another_process
+
+    for url in ("sqlite://", "sqlite:///:memory:"):
+        assert not opens_in_another_process(sa.make_url(url)), url
+    for url in ("sqlite:////srv/county/warehouse.sqlite", "postgresql+psycopg://w@db/county"):
+        assert opens_in_another_process(sa.make_url(url)), url

@@ -100,10 +100,15 @@ def together_mb(pid: int) -> float:
     return _pss_mb(pid) + sum(_pss_mb(child) for child in _descendants(pid))
 
 
+def rss_mb(pid: int) -> float:
+    """A process's resident set now, in MB (0 when it has ended)."""
+    return proc_mb(pid, "status", "VmRSS:")
+
+
 def rss_summed_mb(pid: int) -> float:
     """The resident sets of `pid` and of every process under it, summed, in MB: what a memory
     limit that counts each process's RSS (a page two of them share counted twice) sees now."""
-    return sum(proc_mb(p, "status", "VmRSS:") for p in (pid, *_descendants(pid)))
+    return sum(rss_mb(p) for p in (pid, *_descendants(pid)))
 
 
 class CollectorTime:

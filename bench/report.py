@@ -15,6 +15,11 @@ from bench.figures import (
 )
 
 
+def _span(began: float, seconds: float) -> str:
+    """When a step ran: its start and end, in seconds from its part of the day's start."""
+    return f"at {began:.1f}-{began + seconds:.1f}s"
+
+
 def _rate(rows: int, seconds: float) -> str:
     return f"{rows / seconds:>12,.0f}" if seconds > 0 else f"{'-':>12}"
 
@@ -47,11 +52,7 @@ def format_run(run: Run, baseline: bool) -> str:
             if f.workers_peak_mb >= 1
             else ""
         )
-        began = (
-            f"at {f.began_s:.1f}-{f.began_s + f.seconds:.1f}s after the load"
-            if f.began_s is not None
-            else ""
-        )
+        began = f"{_span(f.began_s, f.seconds)} after the load" if f.began_s is not None else ""
         collector = (
             f"cycle collector {f.gc_seconds:.1f}s ({f.gc_full} full)"
             if f.gc_seconds >= 0.05 and f.stage not in PARALLEL_STAGES
@@ -90,11 +91,7 @@ def format_run(run: Run, baseline: bool) -> str:
             f"    {dataset:<16}{figures['seconds']:>9.2f}{'':>12}{figures['peak_rss_mb']:>9,.0f}"
             f"  parse+validate of one dataset, CPU {figures['cpu_seconds']:.1f}s"
             f" (cycle collector {figures.get('gc_seconds', 0.0):.1f}s)"
-            + (
-                f"; at {figures['began_s']:.1f}-{figures['began_s'] + figures['seconds']:.1f}s"
-                if "began_s" in figures
-                else ""
-            )
+            + (f"; {_span(figures['began_s'], figures['seconds'])}" if "began_s" in figures else "")
         )
     if baseline:
         for f in run.baseline:

@@ -21,11 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.child import PRELOAD, StageMemory, _descendants, cpu_seconds, proc_mb
-
-
-def _rss_mb(pid: int) -> float:
-    return proc_mb(pid, "status", "VmRSS:")
+from bench.child import PRELOAD, StageMemory, _descendants, cpu_seconds, rss_mb
 
 
 class Sampler(StageMemory):
@@ -39,7 +35,7 @@ class Sampler(StageMemory):
     def sample(self, me: int) -> None:
         super().sample(me)
         for pid in [me, *_descendants(me)]:
-            self.rss[pid] = max(self.rss.get(pid, 0.0), _rss_mb(pid))
+            self.rss[pid] = max(self.rss.get(pid, 0.0), rss_mb(pid))
 
 
 def main() -> None:

@@ -222,7 +222,6 @@ def _frames(
                 has_text,
                 None if normalized_only is None else normalized_only(),
             )
-            del found, kept, rows
         first_row_id += len(frame)
         yield frame
     if dropped is not None:

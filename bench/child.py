@@ -28,6 +28,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
 
+from transforms.config.collection import freeze_imported
+
 # Imported once by the fork server, so that no stage pays for them (Great Expectations alone
 # takes ~4 s) and every stage process starts from the same resident libraries.
 PRELOAD = (
@@ -222,6 +224,7 @@ def _entry(task: dict[str, Any]) -> dict[str, Any]:
     for name in PRELOAD:  # already imported unless the server could not preload them
         importlib.import_module(name)
     _quiet_gx()
+    freeze_imported()  # as the DAG's tasks do once they have imported the pipeline
     import_seconds = time.perf_counter() - started
     work: Callable[[dict[str, Any]], dict[str, Any]] = globals()[f"_do_{task['kind']}"]
     profile_path = task.get("profile")

@@ -89,8 +89,11 @@ def _name_instance(county: str) -> None:
 def _pipeline(county: str) -> tuple[Any, Any, Any]:
     """The pipeline module, the county's settings and its warehouse, whose schema the setup task
     `prepare_warehouse` brought up to date (a task started without it fails at once)."""
+    from transforms.config.collection import freeze_imported
     from transforms.pipeline import steps as pipeline
 
+    # what the task imported is never walked by a cycle collection again (seconds a day)
+    freeze_imported()
     _name_instance(county)
     settings = _settings().for_county(county)
     return pipeline, settings, pipeline.open_warehouse(settings)

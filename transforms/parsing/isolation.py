@@ -36,7 +36,7 @@ import traceback
 from collections.abc import Callable
 from typing import IO, Any, Final, Literal, NoReturn, TypeVar, cast
 
-from transforms.config.collection import cycles_uncollected
+from transforms.config.collection import cycles_uncollected, forked_child, forking
 
 T = TypeVar("T")
 
@@ -73,15 +73,14 @@ def run_isolated(func: Callable[[], T], *, memory_bytes: int, timeout_seconds: f
     if memory_bytes <= 0 or timeout_seconds <= 0:
         raise ValueError("memory_bytes and timeout_seconds must be positive")
     with tempfile.TemporaryFile() as result_file, tempfile.TemporaryFile() as stderr_file:
-        # Objects frozen before the fork are never collected in the child, so no finaliser of the
-        # parent's garbage (say, a dropped database connection) runs there.
-        gc.freeze()
-        try:
+        # The child freezes what it inherits before it collects: no finaliser of the parent's
+        # garbage (say, a dropped database connection) runs there (transforms.config.collection).
+        collecting = gc.isenabled()
+        with forking():
             pid = os.fork()
             if pid == 0:
+                forked_child(collecting)
                 _child(func, result_file, stderr_file, memory_bytes)
-        finally:
-            gc.unfreeze()
         status = _wait_or_kill(pid, timeout_seconds)
         if status is None:
             raise IsolatedFailure("timeout", f"no result within {timeout_seconds:g} s; killed")

@@ -24,6 +24,8 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from types import TracebackType
 from typing import Generic, TypeVar
 
+from transforms.config.collection import forked_child, forking
+
 log = logging.getLogger(__name__)
 
 Item = TypeVar("Item")
@@ -52,8 +54,10 @@ def worker_count(wanted: int | None = None) -> int:
     return max(1, wanted or os.cpu_count() or 1)
 
 
-def _worker_start() -> None:
-    """Keep the worker's log lines for the task instead of writing to the task's log."""
+def _worker_start(collecting: bool) -> None:
+    """Freeze what the worker inherited (transforms.config.collection) and keep its log lines for
+    the task instead of writing to the task's log."""
+    forked_child(collecting)
     loggers = [logging.getLogger()]
     loggers += [
         logger
@@ -93,32 +97,29 @@ def side_by_side(
     workers = max(1, min(workers, len(items)))
     started = list(order) if order is not None else list(range(len(items)))
     outcomes: list[Result | BaseException] = []
-    # Objects frozen before the fork are never collected in a worker, so no finaliser of the
-    # task's garbage (a dropped connection, say) runs there.
-    gc.freeze()
-    try:
-        with ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=multiprocessing.get_context("fork"),
-            initializer=_worker_start,
-        ) as pool:
-            submitted: dict[
-                int, Future[tuple[Result | None, BaseException | None, list[_LogLine]]]
-            ] = {}
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_worker_start,
+        initargs=(gc.isenabled(),),
+    ) as pool:
+        submitted: dict[
+            int, Future[tuple[Result | None, BaseException | None, list[_LogLine]]]
+        ] = {}
+        # The workers freeze what they inherit before they collect: no finaliser of the task's
+        # garbage (a dropped connection, say) runs there (transforms.config.collection).
+        with forking():  # the workers are forked by the first submit
             for position in started:
                 submitted[position] = pool.submit(_run, work, items[position])
-            gc.unfreeze()  # the workers are forked by the first submit
-            for position in range(len(items)):
-                try:
-                    value, error, lines = submitted[position].result()
-                except Exception as exc:  # the worker died, or its result could not come back
-                    outcomes.append(exc)
-                    continue
-                for name, level, text in lines:
-                    logging.getLogger(name).log(level, "%s", text)
-                outcomes.append(error if error is not None else value)  # type: ignore[arg-type]
-    finally:
-        gc.unfreeze()
+        for position in range(len(items)):
+            try:
+                value, error, lines = submitted[position].result()
+            except Exception as exc:  # the worker died, or its result could not come back
+                outcomes.append(exc)
+                continue
+            for name, level, text in lines:
+                logging.getLogger(name).log(level, "%s", text)
+            outcomes.append(error if error is not None else value)  # type: ignore[arg-type]
     return outcomes
 
 
@@ -127,16 +128,14 @@ class Beside(Generic[Item, Result]):
     something else; `result()` waits for it. A context manager: leaving it ends the process."""
 
     def __init__(self, work: Callable[[Item], Result], item: Item) -> None:
-        gc.freeze()  # as in side_by_side: no finaliser of this process's garbage runs there
-        try:
-            self._pool = ProcessPoolExecutor(
-                max_workers=1,
-                mp_context=multiprocessing.get_context("fork"),
-                initializer=_worker_start,
-            )
+        self._pool = ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_worker_start,
+            initargs=(gc.isenabled(),),
+        )
+        with forking():  # as in side_by_side
             self._future = self._pool.submit(_run, work, item)
-        finally:
-            gc.unfreeze()
 
     def result(self) -> Result:
         """What `work` returned; raises what it raised (or why its process died)."""

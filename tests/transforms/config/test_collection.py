@@ -45,3 +45,33 @@ def test_nested_blocks_restore_the_collector_each_as_it_found_it() -> None:
             assert not gc.isenabled()
         assert not gc.isenabled()  # the outer block's pause holds
     assert gc.isenabled()
+
+
+_FREEZE_PROBE = """
+import gc, json, os, sys
+from transforms.config.collection import freeze_imported
+
+first = freeze_imported()
+rows = [[n] for n in range(50_000)]  # a task's data, read after the freeze
+second = freeze_imported()  # a second task in the same process
+print(json.dumps({"first": first, "second": second, "now": gc.get_freeze_count()}))
+"""
+
+
+def test_what_was_imported_is_frozen_once_per_process_and_the_data_read_after_is_not() -> None:
+    # a fresh interpreter: freezing pytest's own process would keep this session's garbage
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    done = subprocess.run(
+        [sys.executable, "-c", _FREEZE_PROBE],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[3],
+    )
+    counts = json.loads(done.stdout)
+    assert counts["first"] > 5_000  # the imports: modules, classes, functions
+    assert counts["second"] == counts["first"] == counts["now"]  # the rows stay collectable

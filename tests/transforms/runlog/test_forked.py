@@ -3,10 +3,12 @@ raised, its log lines written by the task, whatever order the workers started or
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -80,3 +82,48 @@ def test_worker_count_is_the_setting_else_one_per_core_and_one_where_forking_is_
     daemon.start()
     daemon.join(30)
     assert answer.get(timeout=5) == 1
+
+
+class _Finalised:
+    """Cyclic garbage that notes, in a file, the process that finalised it."""
+
+    def __init__(self, notes: str) -> None:
+        self.notes = notes
+        self.me = self
+
+    def __del__(self) -> None:
+        with open(self.notes, "a", encoding="ascii") as out:
+            out.write(f"{os.getpid()}\n")
+
+
+def _collect_here(_: int) -> tuple[int, bool, bool]:
+    gc.collect()
+    return os.getpid(), gc.get_freeze_count() > 0, gc.isenabled()
+
+
+def test_a_worker_never_collects_the_tasks_garbage_and_a_prior_freeze_stays(tmp_path: Path) -> None:
+    notes = tmp_path / "finalised"
+    gc.freeze()  # what a task froze once imported (collection.freeze_imported)
+    frozen = gc.get_freeze_count()
+    thresholds = gc.get_threshold()
+    gc.set_threshold(10**9)  # collecting, but only when asked: the garbage lives until the fork
+    try:
+        _Finalised(str(notes))  # garbage now, collectable only by a collection
+        outcomes = side_by_side(_collect_here, [1, 2], 2)
+        with Beside(_collect_here, 3) as beside:
+            outcomes.append(beside.result())
+        assert gc.get_freeze_count() == frozen  # the task's own freeze is not undone
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+    assert gc.isenabled()
+    pids = set()
+    for outcome in outcomes:
+        assert not isinstance(outcome, BaseException)
+        pid, froze, collecting = outcome
+        assert froze and collecting  # frozen what it inherited, then collecting as the task did
+        pids.add(pid)
+    assert os.getpid() not in pids
+    assert not notes.exists()  # no worker ran the finaliser of the task's garbage
+    gc.collect()
+    assert notes.read_text(encoding="ascii").split() == [str(os.getpid())]  # it was garbage

@@ -259,8 +259,12 @@ def county_daily() -> None:
         @task(map_index_template=named, trigger_rule="none_failed")
         @_fail_fast
         def resolve_households(county: str, files: list[ParsedFileRef]) -> list[ResolvedFileRef]:
+            # the files side by side once the roster's households are known (PARSE_WORKERS)
+            from transforms.runlog.forked import worker_count
+
             pipeline, settings, engine = _pipeline(county)
-            return pipeline.resolve_households(settings, engine, _run_id(), files)
+            workers = worker_count(read_environment().parse_workers)
+            return pipeline.resolve_households(settings, engine, _run_id(), files, workers)
 
         @task(map_index_template=named, trigger_rule="none_failed", pool=LOAD_POOL)
         @_fail_fast

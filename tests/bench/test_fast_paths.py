@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 import re
 import sys
 import unicodedata
@@ -560,7 +561,7 @@ def test_resolve_writes_each_frame_once_with_the_same_result(
         "roster2": pd.DataFrame({"id_number": [_id(2)], "household_id": ["H3"]}),
     }
     runs = {}
-    for label in ("before", "now"):
+    for label in ("before", "now", "side"):
         settings = Settings(
             tmp_path / label, f"sqlite:///{tmp_path / label}.sqlite", person_key_secret=secret
         )
@@ -632,7 +633,7 @@ def test_resolve_writes_each_frame_once_with_the_same_result(
     # a valid frame is read slice by slice, whole or written in slices (a large file's)
     monkeypatch.setattr(resolve, "frame_slices", counted_read)
     monkeypatch.setattr(resolve, "FrameSlicesWriter", counted_writer)
-    resolved = pipeline.resolve_households(settings, engine, "run", results)
+    resolved = pipeline.resolve_households(settings, engine, "run", results, workers=1)
     monkeypatch.undo()
 
     paths = [Path(r["valid_path"]) for r in results]
@@ -644,6 +645,28 @@ def test_resolve_writes_each_frame_once_with_the_same_result(
         pd.testing.assert_frame_equal(workdir.load_frame_slices(Path(now["valid_path"])), expected)
     assert [r["rows_unmatched"] for r in resolved] == [1, 0, 1, 0]
     assert [{k: v for k, v in r.items() if k != "rows_unmatched"} for r in resolved] == results
+
+    # the files side by side in forked workers: the same frames, the same references
+    resolving = tmp_path / "resolving"
+    one_file = resolve._resolve_file
+
+    def noted(engine: Any, shared: Any, index: int) -> Any:
+        with resolving.open("a", encoding="ascii") as out:
+            out.write(f"{os.getpid()}\n")
+        return one_file(engine, shared, index)
+
+    monkeypatch.setattr(resolve, "_resolve_file", noted)  # inherited by the forked workers
+    settings, engine, side = runs["side"]
+    resolved_side = pipeline.resolve_households(settings, engine, "run", side, workers=2)
+    monkeypatch.undo()
+    pids = resolving.read_text(encoding="ascii").split()
+    assert len(pids) == 4 and str(os.getpid()) not in pids
+    for now, other in zip(results, side, strict=True):
+        pd.testing.assert_frame_equal(
+            workdir.load_frame_slices(Path(other["valid_path"])),
+            workdir.load_frame_slices(Path(now["valid_path"])),
+        )
+    assert [r["rows_unmatched"] for r in resolved_side] == [1, 0, 1, 0]
 
 
 # --- warnings: reading the county without copying its rows ---------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from transforms.households.near_persons import (
 from transforms.parsing.identifiers import birth_date, sex
 from transforms.parsing.parse import RAW_PREFIX, ROW_ID
 from transforms.privacy.keys import name_key, person_keyer
+from transforms.runlog.forked import side_by_side, worker_count
 from transforms.runlog.refs import ParsedFileRef, ResolvedFileRef
 from transforms.runlog.steps import recorded_step
 from transforms.runlog.workdir import (
@@ -40,7 +42,12 @@ from transforms.runlog.workdir import (
 )
 from transforms.warehouse.manifest import LOADED_STATUSES
 from transforms.warehouse.person_keys import identity_names, verify_person_key
-from transforms.warehouse.tables import file_manifest, staging_table
+from transforms.warehouse.tables import (
+    file_manifest,
+    make_engine,
+    opens_in_another_process,
+    staging_table,
+)
 
 log = logging.getLogger(__name__)
 
@@ -140,14 +147,125 @@ def _tie_unkeyed(
     return tied
 
 
+@dataclass(frozen=True)
+class _Shared:
+    """What resolving any one file reads: the run's files, the roster's households, this run's
+    roster names and kept slices. A worker inherits it through the fork (never pickled)."""
+
+    url: str
+    results: list[ParsedFileRef]
+    secret: bytes
+    mapping: dict[str, str]
+    lookup: Mapping[str, str] | pd.Series
+    households: set[str]
+    names_here: dict[str, str | None]
+    rosters: dict[int, list[pd.DataFrame] | PickleSpool]
+    keyed: Callable[[ParsedFileRef], Iterator[pd.DataFrame]]
+
+
+# set by the task before the fork, read by the workers
+_inherited: dict[str, _Shared] = {}
+
+
+def _resolve_files(
+    engine: Engine, shared: _Shared, workers: int | None
+) -> list[tuple[ResolvedFileRef, int]]:
+    """Each file resolved, with the refused rows it tied, in the files' order."""
+    results = shared.results
+    workers = worker_count(workers)
+    if workers < 2 or len(results) < 2 or not opens_in_another_process(engine.url):
+        return [_resolve_file(engine, shared, index) for index in range(len(results))]
+    engine.dispose()  # no pooled connection of the task may be used by a worker too
+    _inherited["shared"] = shared
+    try:
+        largest_first = sorted(range(len(results)), key=lambda n: -results[n]["rows_read"])
+        outcomes = side_by_side(_resolve_inherited, range(len(results)), workers, largest_first)
+    finally:
+        _inherited.clear()
+    resolved: list[tuple[ResolvedFileRef, int]] = []
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome  # as it would have been raised here (or why its worker died)
+        resolved.append(outcome)
+    return resolved
+
+
+def _resolve_inherited(index: int) -> tuple[ResolvedFileRef, int]:
+    shared = _inherited["shared"]
+    engine = make_engine(shared.url)
+    try:
+        return _resolve_file(engine, shared, index)
+    finally:
+        engine.dispose()
+
+
+def _resolve_file(engine: Engine, shared: _Shared, index: int) -> tuple[ResolvedFileRef, int]:
+    """One file's rows with their households, written back slice by slice; its refused rows
+    tied to roster persons. Returns its reference and how many refused rows it tied."""
+    result = shared.results[index]
+    tied = 0
+    if result.get("refused_path") and shared.mapping:
+        tied = _tie_unkeyed(engine, result, shared.secret, shared.mapping, shared.names_here)
+    contract = contract_by_dataset(result["dataset"])
+    matchable = bool(shared.mapping) and contract.grain != "item"
+    unmatched = 0
+    rows = 0
+    held = shared.rosters.get(index)
+    slices = (
+        shared.keyed(result)
+        if held is None
+        else iter(held)
+        if isinstance(held, list)
+        else held.read()
+    )
+    try:
+        with FrameSlicesWriter(Path(result["valid_path"])) as writer:
+            for frame in slices:
+                if contract.grain == "household":
+                    ids = frame[contract.household_key]
+                    frame["_household_id"] = ids.where(ids.isin(shared.households), None)
+                elif contract.about_persons:
+                    frame["_household_id"] = frame["_person_key"].map(shared.lookup)
+                else:  # about no household: nothing to match
+                    frame["_household_id"] = None
+                if matchable:
+                    unmatched += int(frame["_household_id"].isna().sum())
+                rows += len(frame)
+                # the load converts a slice at a time: slices of SLICE_ROWS at most
+                for start in range(0, len(frame), SLICE_ROWS):
+                    writer.add(frame.iloc[start : start + SLICE_ROWS])
+                if not len(frame):
+                    writer.add(frame)
+                del frame
+    finally:
+        if isinstance(held, PickleSpool):
+            held.discard()
+    if unmatched:
+        log.info(
+            "manifest #%s (%s): %d of %d persons not on the roster",
+            result["manifest_id"],
+            result["dataset"],
+            unmatched,
+            rows,
+        )
+    return ResolvedFileRef(**result, rows_unmatched=unmatched if matchable else None), tied
+
+
 def resolve_households(
-    settings: Settings, engine: Engine, run_id: str, results: list[ParsedFileRef]
+    settings: Settings,
+    engine: Engine,
+    run_id: str,
+    results: list[ParsedFileRef],
+    workers: int | None = None,
 ) -> list[ResolvedFileRef]:
     """Attach each row's household through the roster; unmatched persons are kept and counted.
 
     The rosters received in this run override the warehouse's roster, so they are keyed first;
     every frame is read and written once. With no roster at all, nobody can be matched: the
-    files' `rows_unmatched` stays unknown (None) instead of calling everyone unmatched."""
+    files' `rows_unmatched` stays unknown (None) instead of calling everyone unmatched. Once the
+    roster's households are known, the files are resolved side by side in `workers` processes
+    forked from this one (default: one per core; 1: here, one after another), with the same
+    result."""
     with recorded_step(engine, run_id, "resolve") as counts:
         secret = verify_person_key(engine, settings.person_key_secret)
         # Each function runs once per distinct ID of a file, never kept across files: a memo of
@@ -226,11 +344,6 @@ def resolve_households(
                     lambda n: name_key(secret, n),
                 )
                 attach_tie_keys(Path(result["issues_path"]), waiting)
-        if refused and mapping:
-            for result in refused:
-                tied += _tie_unkeyed(engine, result, secret, mapping, names_here)
-        resolved: list[ResolvedFileRef] = []
-        households = set(mapping.values())
         # the Series pandas makes of a dict on every map (algorithms.map_array), made once for
         # the run's files instead of once per file; an empty dict still maps as a dict
         lookup: Mapping[str, str] | pd.Series = (
@@ -238,52 +351,23 @@ def resolve_households(
             if mapping
             else mapping
         )
-        for index, result in enumerate(results):
-            contract = contract_by_dataset(result["dataset"])
-            matchable = mapping and contract.grain != "item"
-            unmatched = 0
-            rows = 0
-            held = rosters.pop(index, None)
-            slices = (
-                keyed(result)
-                if held is None
-                else iter(held)
-                if isinstance(held, list)
-                else held.read()
-            )
-            try:
-                with FrameSlicesWriter(Path(result["valid_path"])) as writer:
-                    for frame in slices:
-                        if contract.grain == "household":
-                            ids = frame[contract.household_key]
-                            frame["_household_id"] = ids.where(ids.isin(households), None)
-                        elif contract.about_persons:
-                            frame["_household_id"] = frame["_person_key"].map(lookup)
-                        else:  # about no household: nothing to match
-                            frame["_household_id"] = None
-                        if matchable:
-                            unmatched += int(frame["_household_id"].isna().sum())
-                        rows += len(frame)
-                        # the load converts a slice at a time: slices of SLICE_ROWS at most
-                        for start in range(0, len(frame), SLICE_ROWS):
-                            writer.add(frame.iloc[start : start + SLICE_ROWS])
-                        if not len(frame):
-                            writer.add(frame)
-                        del frame
-            finally:
-                if isinstance(held, PickleSpool):
-                    held.discard()
-            resolved.append(
-                ResolvedFileRef(**result, rows_unmatched=unmatched if matchable else None)
-            )
-            if unmatched:
-                log.info(
-                    "manifest #%s (%s): %d of %d persons not on the roster",
-                    result["manifest_id"],
-                    result["dataset"],
-                    unmatched,
-                    rows,
-                )
+        if isinstance(lookup, pd.Series):
+            # its hash table built once, here, not by each worker after the fork
+            lookup.index.get_indexer(lookup.index[:1])
+        shared = _Shared(
+            url=engine.url.render_as_string(hide_password=False),
+            results=results,
+            secret=secret,
+            mapping=mapping,
+            lookup=lookup,
+            households=set(mapping.values()),
+            names_here=names_here,
+            rosters=rosters,
+            keyed=keyed,
+        )
+        outcomes = _resolve_files(engine, shared, workers)
+        resolved = [ref for ref, _ in outcomes]
+        tied += sum(n for _, n in outcomes)
         counts.update(
             quarantined_rows_tied=tied,
             persons_known=len(mapping),

@@ -655,18 +655,32 @@ def test_resolve_writes_each_frame_once_with_the_same_result(
             out.write(f"{os.getpid()}\n")
         return one_file(engine, shared, index)
 
-    monkeypatch.setattr(resolve, "_resolve_file", noted)  # inherited by the forked workers
+    monkeypatch.setattr(resolve, "_resolve_file", noted)  # inherited by the forked worker
     settings, engine, side = runs["side"]
     resolved_side = pipeline.resolve_households(settings, engine, "run", side, workers=2)
     monkeypatch.undo()
     pids = resolving.read_text(encoding="ascii").split()
-    assert len(pids) == 4 and str(os.getpid()) not in pids
+    # two groups of files: the task's own, and a forked worker's
+    assert len(pids) == 4 and str(os.getpid()) in pids and len(set(pids)) == 2
     for now, other in zip(results, side, strict=True):
         pd.testing.assert_frame_equal(
             workdir.load_frame_slices(Path(other["valid_path"])),
             workdir.load_frame_slices(Path(now["valid_path"])),
         )
     assert [r["rows_unmatched"] for r in resolved_side] == [1, 0, 1, 0]
+
+    # what a worker's file raised is raised by the step, as if raised in the task
+    parent = os.getpid()
+
+    def failing(engine: Any, shared: Any, index: int) -> Any:
+        if os.getpid() != parent:
+            raise ValueError("a worker's file refused")
+        return one_file(engine, shared, index)
+
+    monkeypatch.setattr(resolve, "_resolve_file", failing)
+    with pytest.raises(ValueError, match="a worker's file refused"):
+        pipeline.resolve_households(settings, engine, "run 2", side, workers=2)
+    monkeypatch.undo()
 
 
 # --- warnings: reading the county without copying its rows ---------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from transforms.households.near_persons import (
 from transforms.parsing.identifiers import birth_date, sex
 from transforms.parsing.parse import RAW_PREFIX, ROW_ID
 from transforms.privacy.keys import name_key, person_keyer
-from transforms.runlog.forked import side_by_side, worker_count
+from transforms.runlog.forked import Beside, worker_count
 from transforms.runlog.refs import ParsedFileRef, ResolvedFileRef
 from transforms.runlog.steps import recorded_step
 from transforms.runlog.workdir import (
@@ -170,31 +171,43 @@ _inherited: dict[str, _Shared] = {}
 def _resolve_files(
     engine: Engine, shared: _Shared, workers: int | None
 ) -> list[tuple[ResolvedFileRef, int]]:
-    """Each file resolved, with the refused rows it tied, in the files' order."""
+    """Each file resolved, with the refused rows it tied, in the files' order. The files are
+    split into `workers` groups of about equal rows (largest first, each to the lightest
+    group); the task resolves the first group itself while a process forked from it resolves
+    each other group: one worker fewer is that much memory less (a process's resident set
+    counts the libraries it inherited, ~200 MB)."""
     results = shared.results
     workers = worker_count(workers)
     if workers < 2 or len(results) < 2 or not opens_in_another_process(engine.url):
         return [_resolve_file(engine, shared, index) for index in range(len(results))]
+    groups: list[list[int]] = [[] for _ in range(min(workers, len(results)))]
+    rows = [0] * len(groups)
+    for index in sorted(range(len(results)), key=lambda n: -results[n]["rows_read"]):
+        lightest = rows.index(min(rows))
+        groups[lightest].append(index)
+        rows[lightest] += results[index]["rows_read"]
     engine.dispose()  # no pooled connection of the task may be used by a worker too
     _inherited["shared"] = shared
+    outcomes: dict[int, tuple[ResolvedFileRef, int]] = {}
     try:
-        largest_first = sorted(range(len(results)), key=lambda n: -results[n]["rows_read"])
-        outcomes = side_by_side(_resolve_inherited, range(len(results)), workers, largest_first)
+        with ExitStack() as stack:
+            besides = [
+                stack.enter_context(Beside(_resolve_inherited, group)) for group in groups[1:]
+            ]
+            for index in groups[0]:
+                outcomes[index] = _resolve_file(engine, shared, index)
+            for beside in besides:  # raises what resolving a file raised there
+                outcomes.update(beside.result())
     finally:
         _inherited.clear()
-    resolved: list[tuple[ResolvedFileRef, int]] = []
-    for outcome in outcomes:
-        if isinstance(outcome, BaseException):
-            raise outcome  # as it would have been raised here (or why its worker died)
-        resolved.append(outcome)
-    return resolved
+    return [outcomes[index] for index in range(len(results))]
 
 
-def _resolve_inherited(index: int) -> tuple[ResolvedFileRef, int]:
+def _resolve_inherited(indexes: list[int]) -> dict[int, tuple[ResolvedFileRef, int]]:
     shared = _inherited["shared"]
     engine = make_engine(shared.url)
     try:
-        return _resolve_file(engine, shared, index)
+        return {index: _resolve_file(engine, shared, index) for index in indexes}
     finally:
         engine.dispose()
 

@@ -20,13 +20,12 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from transforms.config.contracts import contract_by_dataset
 from transforms.households.incomes import REPORTED_PER_CAPITA, household_income
-from transforms.warehouse.bulk import insert_columns
+from transforms.warehouse.bulk import insert_batches, insert_columns
 from transforms.warehouse.tables import (
     current_manifest_ids,
     dim_household,
     dim_person,
     household_snapshot,
-    insert_batches,
     known_manifest_ids,
     staging_table,
 )

@@ -30,12 +30,16 @@ from transforms.runlog.refs import LoadedFileRef, ResolvedFileRef
 from transforms.runlog.steps import describe_failure, recorded_step
 from transforms.runlog.workdir import frame_slices, frame_slices_rows
 from transforms.warehouse import manifest
-from transforms.warehouse.bulk import bulk_load_chunks, indexes_deferred, load_page_cache
+from transforms.warehouse.bulk import (
+    bulk_load_chunks,
+    indexes_deferred,
+    insert_batches,
+    load_page_cache,
+)
 from transforms.warehouse.person_keys import upsert_identity_columns
 from transforms.warehouse.tables import (
     IDENTITY_PHONE_COLUMNS,
     file_manifest,
-    insert_batches,
     quarantine,
     staging_table,
     typed_converter,

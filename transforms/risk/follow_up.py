@@ -37,6 +37,7 @@ from transforms.config.paths import RULES_DIR
 from transforms.risk.evidence import evidence_sources
 from transforms.risk.lifecycle import _json
 from transforms.risk.rules import Rule
+from transforms.warehouse.bulk import insert_batches
 from transforms.warehouse.manifest import LOADED_STATUSES
 from transforms.warehouse.risk_tables import (
     FOLLOW_UP_STATES,
@@ -44,7 +45,7 @@ from transforms.warehouse.risk_tables import (
     risk_warning_event,
     warning_follow_up,
 )
-from transforms.warehouse.tables import file_manifest, insert_batches, staging_table
+from transforms.warehouse.tables import file_manifest, staging_table
 
 log = logging.getLogger(__name__)
 

@@ -20,13 +20,13 @@ from transforms.risk.evidence import Evaluation
 from transforms.risk.rules import (
     Rule,
 )
+from transforms.warehouse.bulk import insert_batches
 from transforms.warehouse.risk_tables import (
     OPEN_EVENTS,
     inclusion_candidate,
     risk_warning,
     risk_warning_event,
 )
-from transforms.warehouse.tables import insert_batches
 
 log = logging.getLogger(__name__)
 

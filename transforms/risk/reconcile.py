@@ -31,9 +31,10 @@ from transforms.intake.delivery import delivered_days
 from transforms.risk.data import CountyData
 from transforms.risk.evidence import Evaluation, Reconciliation
 from transforms.risk.rules import Rule
+from transforms.warehouse.bulk import insert_batches
 from transforms.warehouse.manifest import LOADED_STATUSES
 from transforms.warehouse.risk_tables import delivery_status, reconciliation_item
-from transforms.warehouse.tables import file_manifest, insert_batches, staging_table
+from transforms.warehouse.tables import file_manifest, staging_table
 
 ANSWERS = "reconciliation_answers"
 CONFIRMED = "确认"

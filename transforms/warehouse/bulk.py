@@ -13,8 +13,6 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from transforms.warehouse.tables import insert_batches
-
 # SQLite's page cache while a file loads, in KiB. Its default (2 MiB) holds a sliver of the
 # staging tables' indexes: every row's person key lands on a random page of its index, which
 # then goes out to the WAL and is read back for the next row. Pages are only allocated as they
@@ -247,3 +245,44 @@ def _executemany(
         batch = [c[start : start + BULK_BATCH_ROWS] for c in bound]
         conn.exec_driver_sql(statement, list(zip(*batch, strict=True)))
     return rows
+
+
+def insert_batches(
+    conn: Connection, table: sa.Table, rows: Iterable[dict[str, Any]], batch_size: int = 5000
+) -> int:
+    """Insert rows (dicts) into any table inside the caller's transaction, `batch_size` at a
+    time; returns the rows inserted. On SQLite a batch whose rows all name the same columns of
+    the table, and leave out none with a default SQLAlchemy computes, goes in as one prepared
+    statement's executemany with the columns' conversions applied once per distinct value (as
+    the staging rows do): SQLAlchemy's own executemany processes every parameter of every row,
+    which cost the warnings' writes more than SQLite's inserts."""
+    count = 0
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= batch_size:
+            count += _insert_batch(conn, table, batch)
+            batch = []
+    if batch:
+        count += _insert_batch(conn, table, batch)
+    return count
+
+
+def _insert_batch(conn: Connection, table: sa.Table, batch: list[dict[str, Any]]) -> int:
+    names = list(batch[0])
+    if conn.dialect.name == "sqlite" and _as_written(table, names, batch):
+        return _executemany(conn, table, names, {n: [row[n] for row in batch] for n in names})
+    conn.execute(table.insert(), batch)
+    return len(batch)
+
+
+def _as_written(table: sa.Table, names: list[str], batch: list[dict[str, Any]]) -> bool:
+    """Whether the batch's rows go into `table` as they are: the same columns in every row,
+    each a column of the table, and no column left out whose default SQLAlchemy computes (the
+    database applies its own server defaults either way)."""
+    given = set(names)
+    if not given <= set(table.c.keys()):
+        return False  # SQLAlchemy's own error for a name that is no column
+    if any(c.default is not None for c in table.c if c.key not in given):
+        return False
+    return all(list(row) == names for row in batch)

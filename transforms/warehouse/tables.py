@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -467,23 +467,6 @@ def typed_converter(kind: ColumnType) -> Callable[[object], object]:
     if kind is ColumnType.YN:
         return lambda value: value == "是"
     return str
-
-
-def insert_batches(
-    conn: Connection, table: sa.Table, rows: Iterable[dict[str, Any]], batch_size: int = 5000
-) -> int:
-    count = 0
-    batch: list[dict[str, Any]] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= batch_size:
-            conn.execute(table.insert(), batch)
-            count += len(batch)
-            batch = []
-    if batch:
-        conn.execute(table.insert(), batch)
-        count += len(batch)
-    return count
 
 
 def as_rows(result: Sequence[sa.Row[Any]]) -> list[dict[str, Any]]:

@@ -12,13 +12,13 @@ from sqlalchemy.engine import Connection, Engine
 from transforms.config.contracts import contract_by_dataset
 from transforms.households.snapshot import build_dimensions, build_snapshot, rebuild_dimensions
 from transforms.parsing.identifiers import birth_date, check_char, sex
+from transforms.warehouse.bulk import insert_batches
 from transforms.warehouse.tables import (
     create_schema,
     dim_household,
     dim_person,
     file_manifest,
     household_snapshot,
-    insert_batches,
     make_engine,
     staging_table,
 )

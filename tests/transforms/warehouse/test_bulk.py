@@ -14,12 +14,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from transforms.config.contracts import contract_by_dataset
-from transforms.warehouse.bulk import bulk_load, indexes_deferred, insert_columns
+from transforms.warehouse.bulk import bulk_load, indexes_deferred, insert_batches, insert_columns
 from transforms.warehouse.tables import (
     create_schema,
     dim_household,
     file_manifest,
-    insert_batches,
     make_engine,
     staging_table,
 )
@@ -215,3 +214,86 @@ def test_insert_columns_stores_what_row_inserts_store(engine: Engine) -> None:
     refused = (sa.exc.IntegrityError, psycopg.errors.IntegrityError)
     with pytest.raises(refused), engine.begin() as conn:
         insert_columns(conn, dim_household, {"household_id": ["cols" + HOSTILE[0] + "0"]})
+
+
+def _events(run_id: str) -> list[dict[str, Any]]:
+    evidence: list[dict[str, Any] | None] = [
+        {"收入": 5999.5, "行": 7, "说明": '=HYPERLINK("x")'},
+        None,  # a resolved event: JSON null, as SQLAlchemy stores it
+        {"证件": "530102********1234", "空": None},
+    ]
+    return [
+        {
+            "event_date": dt.date(2026, 11, 28),
+            "household_id": f"{run_id}-H{n}",
+            "rule_id": "income_drop",
+            "event": "new" if n else "resolved",
+            "status": "open",
+            "risk_type": "收入骤减",
+            "township": "城关镇" if n % 2 else None,
+            "village": None,
+            "evidence": evidence[n % 3],
+            "evidence_zh": "＝SUM(A1)" if n == 4 else None,
+            "run_id": run_id,
+        }
+        for n in range(7)
+    ]
+
+
+def test_insert_batches_stores_what_sqlalchemys_own_inserts_store(engine: Engine) -> None:
+    """On SQLite a batch goes in as one prepared statement with the columns' conversions once
+    per distinct value (dates, JSON, None): the stored text is what SQLAlchemy's executemany
+    stores, on PostgreSQL as well (its own path)."""
+    from transforms.warehouse.risk_tables import risk_warning_event as ev
+
+    with engine.begin() as conn:
+        conn.execute(ev.insert(), _events("reference"))
+        assert insert_batches(conn, ev, _events("batched"), batch_size=3) == 7
+    with engine.connect() as conn:
+        raw = {
+            run_id: conn.execute(
+                sa.select(
+                    sa.cast(ev.c.event_date, sa.String),
+                    sa.func.substr(ev.c.household_id, len(run_id) + 1),
+                    sa.cast(ev.c.evidence, sa.Text),
+                    ev.c.evidence_zh,
+                    ev.c.township,
+                )
+                .where(ev.c.run_id == run_id)
+                .order_by(ev.c.id)
+            ).all()
+            for run_id in ("reference", "batched")
+        }
+    assert len(raw["batched"]) == 7 and raw["batched"] == raw["reference"]
+
+
+def test_insert_batches_leaves_sqlalchemy_the_rows_it_must_complete(engine: Engine) -> None:
+    """A row without a column SQLAlchemy fills in (a Python default), rows naming different
+    columns, a name that is no column: SQLAlchemy's own insert, with its defaults."""
+    table = staging_table(contract_by_dataset("illness"))
+    with engine.begin() as conn:
+        manifest_id = _manifest(conn, "defaults.csv")
+        rows = [
+            {
+                "manifest_id": manifest_id,
+                "file_sha256": "0" * 64,
+                "sheet": "",
+                "source_row": n + 2,
+                "person_key": f"{n:064d}",
+            }
+            for n in range(3)
+        ]
+        rows[2]["sex"] = "女"  # one row names a column the others leave out
+        assert insert_batches(conn, table, rows) == 3
+        flagged = conn.execute(
+            sa.select(table.c.flagged).where(table.c.manifest_id == manifest_id)
+        ).scalars()
+        assert list(flagged) == [False, False, False]  # the column's default=False
+        # a name that is no column: SQLAlchemy leaves it out, and so does the batch
+        assert insert_batches(conn, table, [{**rows[0], "source_row": 99, "no_such": 1}]) == 1
+        assert (
+            conn.execute(
+                sa.select(sa.func.count()).where(table.c.manifest_id == manifest_id)
+            ).scalar_one()
+            == 4
+        )

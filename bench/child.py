@@ -424,14 +424,18 @@ def _do_summary(task: dict[str, Any]) -> dict[str, Any]:
 
 def _do_receipts(task: dict[str, Any]) -> dict[str, Any]:
     from transforms.outputs.receipts import write_receipts
+    from transforms.runlog.priority import yield_to_critical_path
 
+    yield_to_critical_path()  # as the DAG's write_receipts task does
     settings, engine = _settings_engine(task)
     return {"result": len(write_receipts(settings, engine, task["run_id"]))}
 
 
 def _do_data_docs(task: dict[str, Any]) -> dict[str, Any]:
     from transforms.outputs.reports import build_validation_docs
+    from transforms.runlog.priority import yield_to_critical_path
 
+    yield_to_critical_path()  # as the DAG's build_data_docs task does
     settings, engine = _settings_engine(task)
     return {"result": build_validation_docs(settings, engine, task["run_id"])}
 

@@ -304,7 +304,10 @@ def county_daily() -> None:
 
             from transforms.outputs.receipts import write_receipts as write
             from transforms.outputs.reminders import write_reminders
+            from transforms.runlog.priority import yield_to_critical_path
 
+            # only the run report waits for them: the warnings' chain the day waits for first
+            yield_to_critical_path()
             _, settings, engine = _pipeline(county)
             written = write(settings, engine, _run_id())
             reminders = write_reminders(settings, engine, _run_id(), _county_day())
@@ -337,7 +340,9 @@ def county_daily() -> None:
             # all_done: the auditors' validation pages whatever happened to the load; after it,
             # for the names it records (they mask the pages), beside the warnings
             from transforms.outputs.reports import build_validation_docs
+            from transforms.runlog.priority import yield_to_critical_path
 
+            yield_to_critical_path()  # as the receipts: only the run report waits for them
             _, settings, engine = _pipeline(county)
             return build_validation_docs(settings, engine, _run_id())
 

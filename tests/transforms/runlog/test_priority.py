@@ -1,0 +1,36 @@
+"""Side work lowers its own priority once, and never raises it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+_PROBE = """
+import json, os
+from transforms.runlog.priority import SIDE_WORK_NICENESS, yield_to_critical_path
+
+before = os.getpriority(os.PRIO_PROCESS, 0)
+first = yield_to_critical_path()
+second = yield_to_critical_path()  # a second task in the same process (airflow dags test)
+os.setpriority(os.PRIO_PROCESS, 0, 15)  # a process started lower than that
+third = yield_to_critical_path()
+print(json.dumps({"before": before, "first": first, "second": second, "third": third,
+                  "level": SIDE_WORK_NICENESS}))
+"""
+
+
+def test_side_work_lowers_its_priority_once_and_never_raises_it() -> None:
+    # a fresh interpreter: a process cannot raise its own priority back (pytest's would stay low)
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[3],
+    )
+    seen = json.loads(done.stdout)
+    assert seen["before"] < seen["level"]
+    assert seen["first"] == seen["second"] == seen["level"]
+    assert seen["third"] == 15

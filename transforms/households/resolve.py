@@ -19,6 +19,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from transforms.config.collection import cycles_uncollected
 from transforms.config.contracts import Contract, contract_by_dataset
 from transforms.config.settings import Settings
 from transforms.households.near_persons import (
@@ -215,6 +216,12 @@ def _resolve_inherited(indexes: list[int]) -> dict[int, tuple[ResolvedFileRef, i
 def _resolve_file(engine: Engine, shared: _Shared, index: int) -> tuple[ResolvedFileRef, int]:
     """One file's rows with their households, written back slice by slice; its refused rows
     tied to roster persons. Returns its reference and how many refused rows it tied."""
+    # its keys, dates and frames are many new objects in no cycle (transforms.config.collection)
+    with cycles_uncollected():
+        return _resolved(engine, shared, index)
+
+
+def _resolved(engine: Engine, shared: _Shared, index: int) -> tuple[ResolvedFileRef, int]:
     result = shared.results[index]
     tied = 0
     if result.get("refused_path") and shared.mapping:

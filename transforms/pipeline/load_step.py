@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from transforms.config.clock import county_time, utc_now
+from transforms.config.collection import cycles_uncollected
 from transforms.config.contracts import Column, ColumnType, Contract, contract_by_dataset
 from transforms.config.settings import Settings
 from transforms.parsing.file_refusals import FileRejection
@@ -377,7 +378,10 @@ def load(
     with recorded_step(engine, run_id, "load") as counts:
         for result in ordered:
             try:
-                outcome = _load_file(settings, engine, run_id, result)
+                # a file's rows are hundreds of thousands of new tuples and values in no cycle
+                # (transforms.config.collection); its load makes little garbage a pass would find
+                with cycles_uncollected():
+                    outcome = _load_file(settings, engine, run_id, result)
             except Exception as exc:
                 failed.append(result["manifest_id"])
                 log.error(

@@ -143,11 +143,16 @@ def format_scaling(runs: Sequence[Run]) -> str:
             for f in other.stages:
                 if by_stage.get(f.stage):
                     lines.append(f"  {f.stage:<18}{f.seconds / by_stage[f.stage]:>7.2f}x")
-            ratio = other.pipeline_seconds / first.pipeline_seconds
+            # the day as it runs, as the ratio to the baseline: the stages' seconds summed count
+            # the side work beside the critical path (the receipts, at a lower priority, take
+            # as long as the warnings leave them), which the day does not wait for
+            ratio = other.pipeline_wall_seconds / first.pipeline_wall_seconds
+            summed = other.pipeline_seconds / first.pipeline_seconds
             target = TARGET_SCALING * factor / 10
             met = "met" if ratio <= target else "NOT met"
             lines.append(
-                f"  ratio {other.scale}x time / {first.scale}x time: {ratio:.2f}x "
-                f"(linear would be {factor:.0f}x; target <= {target:.1f}x: {met})"
+                f"  ratio {other.scale}x wall / {first.scale}x wall: {ratio:.2f}x "
+                f"(linear would be {factor:.0f}x; target <= {target:.1f}x: {met}); "
+                f"the stages' seconds summed: {summed:.2f}x"
             )
     return "\n".join(lines)

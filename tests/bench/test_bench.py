@@ -88,15 +88,20 @@ def test_tiny_county_prints_every_stage_and_the_ratios(tmp_path: Path) -> None:
             table,
             re.MULTILINE,
         )
-    assert re.search(r"^  ratio 2x time / 1x time: \d+\.\d\dx", out, re.MULTILINE)
+    assert re.search(
+        r"^  ratio 2x wall / 1x wall: \d+\.\d\dx .*; the stages' seconds summed: \d+\.\d\dx$",
+        out,
+        re.MULTILINE,
+    )
 
     runs_json = json.loads(figures.read_text(encoding="utf-8"))
     assert [(r["warehouse"], r["scale"]) for r in runs_json] == [("sqlite", 1), ("sqlite", 2)]
     assert [f["stage"] for f in runs_json[0]["stages"]] == list(STAGES)
     assert runs_json[1]["county"]["households"] == 80
-    # the collector's passes are timed (a stage that makes frames makes some)
+    # the collector's passes are timed (a stage that makes frames makes some; the load and
+    # resolve pause it while a file's rows are made)
     collector = {stage["stage"]: stage["gc_seconds"] for stage in runs_json[0]["stages"]}
-    assert collector["load"] > 0 and collector["warnings"] > 0, collector
+    assert collector["warnings"] > 0, collector
     for stage in runs_json[0]["stages"]:
         # sampled, and never below what the stage's own process held at its peak
         assert stage["together_rss_mb"] >= stage["peak_rss_mb"] > 0, stage
@@ -193,8 +198,8 @@ gc.freeze()  # no collection writes to (and so copies) the inherited pages meanw
 before = together_mb(os.getpid())
 with StageMemory() as memory:
     pid = os.fork()
-    if pid == 0:  # the worker: inherits the block, touches nothing
-        time.sleep(4 * StageMemory.INTERVAL)
+    if pid == 0:  # the worker: inherits the block, touches nothing, lives for many samples
+        time.sleep(10 * StageMemory.INTERVAL)  # (4 were too few once on a busy machine)
         os._exit(0)
     os.waitpid(pid, 0)
 print(json.dumps({"before": before, "peak": memory.peak_mb, "rss": memory.rss_peak_mb}))

@@ -208,15 +208,9 @@ del block
 
 
 def test_the_stage_memory_counts_a_page_a_worker_shares_with_its_task_once() -> None:
-    probe = subprocess.run(
-        [sys.executable, "-c", _SHARED_PAGE_PROBE],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    figures = json.loads(probe.stdout)
+    from process_probes import run_probe
+
+    figures = run_probe(_SHARED_PAGE_PROBE)
     assert figures["before"] >= 160  # the block, resident before the fork
     assert figures["peak"] >= 160  # the block, counted
     # counted once: the worker's resident 160 MB of it are the task's pages, not more memory

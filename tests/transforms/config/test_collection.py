@@ -59,19 +59,8 @@ print(json.dumps({"first": first, "second": second, "now": gc.get_freeze_count()
 
 
 def test_what_was_imported_is_frozen_once_per_process_and_the_data_read_after_is_not() -> None:
-    # a fresh interpreter: freezing pytest's own process would keep this session's garbage
-    import json
-    import subprocess
-    import sys
-    from pathlib import Path
+    from process_probes import run_probe
 
-    done = subprocess.run(
-        [sys.executable, "-c", _FREEZE_PROBE],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=Path(__file__).resolve().parents[3],
-    )
-    counts = json.loads(done.stdout)
+    counts = run_probe(_FREEZE_PROBE)
     assert counts["first"] > 5_000  # the imports: modules, classes, functions
     assert counts["second"] == counts["first"] == counts["now"]  # the rows stay collectable

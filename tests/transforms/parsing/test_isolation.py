@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from process_probes import task_garbage
 
 from transforms.parsing import isolation
 from transforms.parsing.isolation import IsolatedFailure, run_isolated
@@ -202,18 +203,6 @@ def test_the_collector_is_left_as_it_was() -> None:
         gc.enable()
 
 
-class _Finalised:
-    """Cyclic garbage that notes, in a file, the process that finalised it."""
-
-    def __init__(self, notes: str) -> None:
-        self.notes = notes
-        self.me = self
-
-    def __del__(self) -> None:
-        with open(self.notes, "a", encoding="ascii") as out:
-            out.write(f"{os.getpid()}\n")
-
-
 def _collect_in_child() -> tuple[int, bool]:
     gc.collect()
     return os.getpid(), gc.isenabled()
@@ -223,17 +212,10 @@ def test_the_child_never_collects_the_parents_garbage_and_a_prior_freeze_stays(
     tmp_path: Path,
 ) -> None:
     notes = tmp_path / "finalised"
-    gc.freeze()  # what a task froze once imported (collection.freeze_imported)
-    frozen = gc.get_freeze_count()
-    thresholds = gc.get_threshold()
-    gc.set_threshold(10**9)  # collecting, but only when asked: the garbage lives until the fork
-    try:
-        _Finalised(str(notes))
+    with task_garbage(notes):
+        frozen = gc.get_freeze_count()
         outcome = _run(_collect_in_child)
         assert gc.get_freeze_count() == frozen
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
     assert isinstance(outcome, tuple)
     child, collecting = outcome
     assert child != os.getpid() and collecting

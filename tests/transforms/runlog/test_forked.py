@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from process_probes import task_garbage
 
 from transforms.runlog.forked import Beside, can_fork, side_by_side, worker_count
 
@@ -84,18 +85,6 @@ def test_worker_count_is_the_setting_else_one_per_core_and_one_where_forking_is_
     assert answer.get(timeout=5) == 1
 
 
-class _Finalised:
-    """Cyclic garbage that notes, in a file, the process that finalised it."""
-
-    def __init__(self, notes: str) -> None:
-        self.notes = notes
-        self.me = self
-
-    def __del__(self) -> None:
-        with open(self.notes, "a", encoding="ascii") as out:
-            out.write(f"{os.getpid()}\n")
-
-
 def _collect_here(_: int) -> tuple[int, bool, bool]:
     gc.collect()
     return os.getpid(), gc.get_freeze_count() > 0, gc.isenabled()
@@ -103,19 +92,12 @@ def _collect_here(_: int) -> tuple[int, bool, bool]:
 
 def test_a_worker_never_collects_the_tasks_garbage_and_a_prior_freeze_stays(tmp_path: Path) -> None:
     notes = tmp_path / "finalised"
-    gc.freeze()  # what a task froze once imported (collection.freeze_imported)
-    frozen = gc.get_freeze_count()
-    thresholds = gc.get_threshold()
-    gc.set_threshold(10**9)  # collecting, but only when asked: the garbage lives until the fork
-    try:
-        _Finalised(str(notes))  # garbage now, collectable only by a collection
+    with task_garbage(notes):
+        frozen = gc.get_freeze_count()
         outcomes = side_by_side(_collect_here, [1, 2], 2)
         with Beside(_collect_here, 3) as beside:
             outcomes.append(beside.result())
         assert gc.get_freeze_count() == frozen  # the task's own freeze is not undone
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
     assert gc.isenabled()
     pids = set()
     for outcome in outcomes:

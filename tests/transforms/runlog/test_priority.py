@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
+from process_probes import run_probe
 
 _PROBE = """
 import json, os
@@ -23,14 +20,7 @@ print(json.dumps({"before": before, "first": first, "second": second, "third": t
 
 def test_side_work_lowers_its_priority_once_and_never_raises_it() -> None:
     # a fresh interpreter: a process cannot raise its own priority back (pytest's would stay low)
-    done = subprocess.run(
-        [sys.executable, "-c", _PROBE],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=Path(__file__).resolve().parents[3],
-    )
-    seen = json.loads(done.stdout)
+    seen = run_probe(_PROBE)
     assert seen["before"] < seen["level"]
     assert seen["first"] == seen["second"] == seen["level"]
     assert seen["third"] == 15

@@ -145,7 +145,7 @@ def display_width(text: str) -> int:
     """Columns a text takes in a spreadsheet: CJK and full-width characters count two."""
     if text.isascii():
         return len(text)
-    return sum(_char_width(ch) for ch in text)
+    return sum(map(_char_width, text))
 
 
 @functools.cache
@@ -192,12 +192,19 @@ def fit_cells(ws: Any, cells: Iterable[Any], merged: Merges) -> None:
     fit_rows reads from the sheet. The rows' heights go to `ws.row_dimensions`."""
     needed: dict[int, int] = {}
     spans: list[tuple[int, int, int]] = []
+    # the width of each span of columns, read once per call (the sheet's column widths are set
+    # before its rows are written)
+    widths: dict[tuple[int, int], float] = {}
     for cell in cells:
         if cell.value is None or cell.column is None or cell.row is None:
             continue
         text, r, c = str(cell.value), cell.row, cell.column
         last_row, first_col, last_col = merged.get((r, c), (r, c, c))
-        width = sum(_width(ws, k) for k in range(first_col, last_col + 1))
+        width = widths.get((first_col, last_col))
+        if width is None:
+            width = widths[first_col, last_col] = sum(
+                _width(ws, k) for k in range(first_col, last_col + 1)
+            )
         if last_row > r:
             spans.append((r, last_row, _lines(text, width)))
         else:

@@ -5,12 +5,20 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from sample_sheets import (
+    ENROLLMENT_HEADER,
+    ILLNESS_HEADER,
+    LI,
+    SETTLEMENT_HEADER,
+    ZHANG,
+    illness_row,
+    valid_id,
+)
 
 from transforms.config.contracts import contract_by_dataset, contracts_for_bureau
 from transforms.parsing.cell_text import Cell
 from transforms.parsing.file_refusals import FileRejection
-from transforms.parsing.headers import SkippedSheet, find_header, identify, is_instruction_sheet
-from transforms.parsing.identifiers import check_char
+from transforms.parsing.headers import SkippedSheet, is_instruction_sheet
 from transforms.parsing.parse import (
     ROW_ID,
     SHEET,
@@ -21,201 +29,12 @@ from transforms.parsing.parse import (
 from transforms.parsing.readers import RawSheet
 
 
-def _id(first17: str) -> str:
-    return first17 + check_char(first17)
-
-
 def _values(values: Iterable[Any]) -> list[Any]:
     """The values as a list, with pandas' missing values (None, NaN) as None."""
     return [None if pd.isna(v) else v for v in values]
 
 
-ZHANG = _id("53262619800101001")
-LI = _id("53262619820202002")
 FEMALE_1949 = "11010519491231002X"  # from BRIEF.md
-
-ENROLLMENT_HEADER: list[Cell] = ["序号", "姓名", "身份证号", "参保年度", "参保状态", "是否资助参保"]
-SETTLEMENT_HEADER: list[Cell] = [
-    "序号",
-    "姓名",
-    "身份证号",
-    "就诊类型",
-    "结算日期",
-    "医疗总费用",
-    "基本医保支付",
-    "大病保险支付",
-    "医疗救助支付",
-    "个人自付",
-    "医疗机构",
-]
-ILLNESS_HEADER: list[Cell] = ["序号", "姓名", "身份证号", "疾病类别", "病种", "确诊日期"]
-
-
-def _illness_row(n: int, name: str, id_number: str) -> list[Cell]:
-    return [str(n), name, id_number, "大病", "肺癌", "2026-01-05"]
-
-
-# find_header ---------------------------------------------------------------------------------
-
-
-def test_find_header_below_title_rows() -> None:
-    sheet = RawSheet(
-        "Sheet1",
-        [
-            (1, ["某县2026年11月大病及慢病患者名单", None, None, None, None, None]),
-            (2, ["填报单位：县卫健局", None, None, None, "单位：人", None]),
-            (4, ILLNESS_HEADER),
-            (5, _illness_row(1, "张三", ZHANG)),
-        ],
-    )
-
-    match = find_header(sheet, contract_by_dataset("illness"))
-
-    assert match is not None
-    assert match.sheet == "Sheet1"
-    assert match.header_rows == (4,)
-    assert match.data_start == 3  # index into sheet.rows, the row numbered 5
-    assert match.positions == {
-        "name": 1,
-        "id_number": 2,
-        "illness_category": 3,
-        "disease": 4,
-        "diagnosed_date": 5,
-    }
-    assert match.headers_found == ("序号", "姓名", "身份证号", "疾病类别", "病种", "确诊日期")
-
-
-def test_find_header_of_a_two_level_merged_header() -> None:
-    # 基本信息 / 费用信息 span the real headers; 序号 and 医疗机构 are merged vertically, so their
-    # lower cells are empty.
-    sheet = RawSheet(
-        "城关镇",
-        [
-            (1, ["某县2026年医疗费用结算明细"]),
-            (2, ["序号", "基本信息", None, None, None, "费用信息", *[None] * 4, "医疗机构"]),
-            (3, [None, "姓名", "身份证\n号", "就诊类型", "结算日期", *SETTLEMENT_HEADER[5:10]]),
-            (4, ["1", "张三", ZHANG, "住院", "2026-01-02", "1000", "500", "100", "100", "300"]),
-        ],
-    )
-
-    match = find_header(sheet, contract_by_dataset("settlements"))
-
-    assert match is not None
-    assert match.header_rows == (2, 3)
-    assert match.data_start == 3
-    assert match.positions == {
-        "name": 1,
-        "id_number": 2,
-        "visit_type": 3,
-        "settlement_date": 4,
-        "total_cost": 5,
-        "basic_insurance_paid": 6,
-        "serious_illness_insurance_paid": 7,
-        "medical_assistance_paid": 8,
-        "out_of_pocket": 9,
-        "medical_institution": 10,
-    }
-
-
-def test_find_header_needs_two_known_headers() -> None:
-    sheet = RawSheet("说明", [(1, ["填报说明"]), (2, ["姓名", "请填写户籍上的姓名"])])
-    assert find_header(sheet, contract_by_dataset("illness")) is None
-
-
-# identify ------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("reverse", [False, True])
-def test_identify_tells_enrollment_from_settlements_by_headers(reverse: bool) -> None:
-    contracts = contracts_for_bureau("medical_insurance")
-    if reverse:
-        contracts = contracts[::-1]
-    enrollment = RawSheet("", [(1, ENROLLMENT_HEADER), (2, ["1", "张三", ZHANG, "2026", "已参保"])])
-    settlements = RawSheet("", [(1, SETTLEMENT_HEADER)])
-
-    contract, matches = identify([enrollment], contracts)
-    assert contract.dataset == "enrollment"
-    assert [m.header_rows for m in matches] == [(1,)]
-
-    contract, matches = identify([settlements], contracts)
-    assert contract.dataset == "settlements"
-    assert len(matches[0].positions) == 10
-
-
-@pytest.mark.parametrize(
-    "dataset",
-    [
-        "assistance",
-        "employment",
-        "enrollment",
-        "housing_safety",
-        "illness",
-        "roster",
-        "settlements",
-        "students",
-    ],
-)
-def test_identify_recognises_every_dataset_from_its_required_headers(dataset: str) -> None:
-    contract = contract_by_dataset(dataset)
-    header: list[Cell] = [c.header for c in reversed(contract.required_columns)]  # any order
-    sheet = RawSheet("", [(1, ["标题"]), (2, ["备注", *header])])
-
-    found, matches = identify([sheet], contracts_for_bureau(contract.bureau))
-
-    assert found.dataset == dataset
-    assert set(matches[0].positions) == {c.name for c in contract.required_columns}
-
-
-def test_missing_required_column_names_the_column() -> None:
-    header = [h for h in ENROLLMENT_HEADER if h != "参保状态"]
-    sheet = RawSheet("", [(1, header), (2, ["1", "张三", ZHANG, "2026", "是"])])
-
-    with pytest.raises(FileRejection) as info:
-        identify([sheet], contracts_for_bureau("medical_insurance"))
-
-    rejection = info.value
-    assert rejection.code == "missing_required_column"
-    assert rejection.zh == (
-        "缺少必需的列：参保状态（数据“城乡居民医保参保名单”）。请补上该列后重新报送"
-    )
-    assert rejection.en == "required column(s) missing: 参保状态 (dataset enrollment)"
-    assert rejection.headers_found == ("序号", "姓名", "身份证号", "参保年度", "是否资助参保")
-    assert rejection.headers_expected == ("姓名", "身份证号", "参保年度", "参保状态")
-
-
-def test_missing_required_column_lists_every_missing_column() -> None:
-    header = [h for h in SETTLEMENT_HEADER if h not in ("结算日期", "个人自付")]
-    with pytest.raises(FileRejection) as info:
-        to_frame([RawSheet("", [(1, header)])], contracts_for_bureau("medical_insurance"))
-    assert info.value.code == "missing_required_column"
-    assert info.value.en == "required column(s) missing: 结算日期、个人自付 (dataset settlements)"
-
-
-def test_unknown_headers_lists_the_headers_found() -> None:
-    sheet = RawSheet("", [(1, ["编号", "项目", "金额"]), (2, ["1", "修路", "2000"])])
-
-    with pytest.raises(FileRejection) as info:
-        identify([sheet], contracts_for_bureau("health"))
-
-    rejection = info.value
-    assert rejection.code == "unknown_headers"
-    assert rejection.headers_found == ("编号", "项目", "金额")
-    assert rejection.zh == (
-        "无法识别文件内容：表头与本单位任何一种报送格式都不符。文件中的表头：编号、项目、金额。"
-        "应有的表头：大病及慢病患者名单：姓名、身份证号、疾病类别、确诊日期"
-    )
-    assert rejection.en == (
-        "headers match no dataset of this bureau; found: 编号, 项目, 金额; "
-        "expected: 大病及慢病患者名单：姓名、身份证号、疾病类别、确诊日期"
-    )
-    assert rejection.headers_expected == ("大病及慢病患者名单：姓名、身份证号、疾病类别、确诊日期",)
-    assert str(rejection) == f"unknown_headers: {rejection.en}"
-
-
-def test_folder_without_contracts_is_rejected() -> None:
-    with pytest.raises(FileRejection) as info:
-        identify([RawSheet("", [(1, ILLNESS_HEADER)])], ())
-    assert info.value.code == "no_contract_for_bureau"
 
 
 # to_frame ------------------------------------------------------------------------------------
@@ -227,10 +46,10 @@ def test_to_frame_drops_totals_footers_and_repeated_headers_and_counts_them() ->
         [
             (1, ["某县大病及慢病患者名单"]),
             (3, ILLNESS_HEADER),
-            (4, _illness_row(1, "张三", ZHANG)),
+            (4, illness_row(1, "张三", ZHANG)),
             (5, ["小计", None, None, None, None, None]),
             (6, ILLNESS_HEADER),  # the header repeated on every printed page
-            (7, _illness_row(2, "李四", LI)),
+            (7, illness_row(2, "李四", LI)),
             (8, [None, "合计：2人", None, None, None, None]),
             (9, ["", None]),  # blank: dropped, not counted
             (10, ["填表人：王五", None, None, "联系电话：0871-1234567"]),
@@ -254,7 +73,7 @@ def test_to_frame_skips_instruction_sheets_and_keeps_sheet_and_source_row() -> N
         [(1, ["填报说明"]), (2, ["1. 身份证号列请设为文本格式"]), (3, ["2. 日期写作2026-03-05"])],
     )
     # Townships on separate sheets, columns in another order on the second one.
-    east = RawSheet("东区", [(2, ILLNESS_HEADER), (3, _illness_row(1, "张三", ZHANG))])
+    east = RawSheet("东区", [(2, ILLNESS_HEADER), (3, illness_row(1, "张三", ZHANG))])
     west = RawSheet(
         "西区",
         [
@@ -463,8 +282,8 @@ def test_to_frame_of_a_sheet_with_one_row_has_every_contract_column() -> None:
 
 def test_id_status() -> None:
     wrong_check = ZHANG[:17] + ("0" if ZHANG[17] != "0" else "1")
-    no_such_day = _id("53262619990231001")  # 1999-02-31
-    future = _id("53262620991231001")
+    no_such_day = valid_id("53262619990231001")  # 1999-02-31
+    future = valid_id("53262620991231001")
     values = pd.Series([ZHANG, wrong_check, no_such_day, future, "5326261980", None], dtype=object)
 
     statuses = id_status(values)
@@ -475,34 +294,10 @@ def test_id_status() -> None:
 # which dataset, which sheets --------------------------------------------------------------------
 
 
-def test_name_and_id_alone_make_a_file_unknown_not_a_dataset_missing_columns() -> None:
-    sheet = RawSheet("", [(1, SETTLEMENT_HEADER), (2, ["1", "张三", ZHANG, "住院"])])
-
-    with pytest.raises(FileRejection) as info:
-        identify([sheet], contracts_for_bureau("health"))
-
-    assert info.value.code == "unknown_headers"
-    assert info.value.headers_expected == (
-        "大病及慢病患者名单：姓名、身份证号、疾病类别、确诊日期",
-    )
-
-
-def test_one_header_only_this_dataset_uses_makes_it_that_dataset_missing_columns() -> None:
-    sheet = RawSheet(
-        "", [(1, ["姓名", "身份证号", "确诊日期"]), (2, ["张三", ZHANG, "2026-01-05"])]
-    )
-
-    with pytest.raises(FileRejection) as info:
-        identify([sheet], contracts_for_bureau("health"))
-
-    assert info.value.code == "missing_required_column"
-    assert info.value.en == "required column(s) missing: 疾病类别 (dataset illness)"
-
-
 @pytest.mark.parametrize("name", ["说明", "填表说明", "填报须知", "注意事项（必读）", " 填报说明 "])
 def test_instruction_sheet_is_never_read_even_with_a_sample_table(name: str) -> None:
-    sample = RawSheet(name, [(1, ILLNESS_HEADER), (2, _illness_row(1, "示例", FEMALE_1949))])
-    data = RawSheet("城关镇", [(1, ILLNESS_HEADER), (2, _illness_row(1, "张三", ZHANG))])
+    sample = RawSheet(name, [(1, ILLNESS_HEADER), (2, illness_row(1, "示例", FEMALE_1949))])
+    data = RawSheet("城关镇", [(1, ILLNESS_HEADER), (2, illness_row(1, "张三", ZHANG))])
 
     parsed = to_frame([sample, data], contracts_for_bureau("health"))
 
@@ -547,7 +342,7 @@ def test_sheet_of_another_dataset_of_the_bureau_is_skipped_and_reported() -> Non
 
 
 def test_data_sheet_missing_a_required_column_is_skipped_and_reported() -> None:
-    east = RawSheet("东区", [(1, ILLNESS_HEADER), (2, _illness_row(1, "张三", ZHANG))])
+    east = RawSheet("东区", [(1, ILLNESS_HEADER), (2, illness_row(1, "张三", ZHANG))])
     west = RawSheet("西区", [(1, ["姓名", "身份证号", "疾病类别"]), (2, ["李四", LI, "慢病"])])
 
     parsed = to_frame([east, west], contracts_for_bureau("health"))
@@ -573,14 +368,3 @@ def test_repeated_upper_row_of_a_two_level_header_is_dropped() -> None:
 
     assert parsed.dropped_by_kind == {"repeated_header": 2}
     assert parsed.frame[SOURCE_ROW].tolist() == [3, 42]
-
-
-def test_a_headerless_file_never_reports_an_id_as_a_header_found() -> None:
-    # no header row: the first data rows stand in for "headers found" in the rejection
-    sheet = RawSheet("", [(1, ["张三", ZHANG, "大病"]), (2, ["李四", ZHANG, "慢病"])])
-    with pytest.raises(FileRejection) as caught:
-        identify([sheet], contracts_for_bureau("health"))
-    assert caught.value.code == "unknown_headers"
-    shown = " ".join([*caught.value.headers_found, caught.value.zh, caught.value.en])
-    assert ZHANG not in shown
-    assert ZHANG[:6] + "********" + ZHANG[-4:] in shown

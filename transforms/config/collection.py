@@ -59,8 +59,12 @@ _frozen_in: int | None = None  # the process that froze its imports
 
 class forking(cycles_uncollected):
     """Around a fork, in the forking process: no collection between the fork and the child's
-    `forked_child`, which the child is to call with what `gc.isenabled()` was before (the child
-    inherits the paused collector)."""
+    `forked_child`. `with forking() as collecting:` gives what the child is to pass it: whether
+    the collector ran before (the child inherits it paused)."""
+
+    def __enter__(self) -> bool:  # type: ignore[override]
+        super().__enter__()
+        return self._enabled
 
 
 def forked_child(enabled: bool) -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
-import gc
 import math
 import os
 import pickle
@@ -75,8 +74,7 @@ def run_isolated(func: Callable[[], T], *, memory_bytes: int, timeout_seconds: f
     with tempfile.TemporaryFile() as result_file, tempfile.TemporaryFile() as stderr_file:
         # The child freezes what it inherits before it collects: no finaliser of the parent's
         # garbage (say, a dropped database connection) runs there (transforms.config.collection).
-        collecting = gc.isenabled()
-        with forking():
+        with forking() as collecting:
             pid = os.fork()
             if pid == 0:
                 forked_child(collecting)

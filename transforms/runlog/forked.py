@@ -71,6 +71,18 @@ def _worker_start(collecting: bool) -> None:
     logging.getLogger().addHandler(_Collector())
 
 
+def _forking_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool whose `workers` processes are forked from this one at its first submit (which the
+    caller makes under `forking()`); each freezes what it inherited, then collects as this
+    process did when the pool was made."""
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_worker_start,
+        initargs=(gc.isenabled(),),
+    )
+
+
 def _run(
     work: Callable[[Item], Result], item: Item
 ) -> tuple[Result | None, BaseException | None, list[_LogLine]]:
@@ -97,12 +109,7 @@ def side_by_side(
     workers = max(1, min(workers, len(items)))
     started = list(order) if order is not None else list(range(len(items)))
     outcomes: list[Result | BaseException] = []
-    with ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=multiprocessing.get_context("fork"),
-        initializer=_worker_start,
-        initargs=(gc.isenabled(),),
-    ) as pool:
+    with _forking_pool(workers) as pool:
         submitted: dict[
             int, Future[tuple[Result | None, BaseException | None, list[_LogLine]]]
         ] = {}
@@ -128,12 +135,7 @@ class Beside(Generic[Item, Result]):
     something else; `result()` waits for it. A context manager: leaving it ends the process."""
 
     def __init__(self, work: Callable[[Item], Result], item: Item) -> None:
-        self._pool = ProcessPoolExecutor(
-            max_workers=1,
-            mp_context=multiprocessing.get_context("fork"),
-            initializer=_worker_start,
-            initargs=(gc.isenabled(),),
-        )
+        self._pool = _forking_pool(1)
         with forking():  # as in side_by_side
             self._future = self._pool.submit(_run, work, item)
 

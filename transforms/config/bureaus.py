@@ -7,10 +7,10 @@ import re
 from functools import cache
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from transforms.config.paths import REFERENCE_DIR
+from transforms.config.yaml_files import read_yaml
 
 BUREAUS_FILE = REFERENCE_DIR / "bureaus.yaml"
 _CODE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -47,8 +47,7 @@ class Registry(BaseModel):
 
 @cache
 def load_bureaus(path: Path = BUREAUS_FILE) -> tuple[Bureau, ...]:
-    with Path(path).open(encoding="utf-8") as fh:
-        raw = yaml.safe_load(fh)
+    raw = read_yaml(Path(path))
     try:
         return Registry.model_validate(raw).bureaus
     except ValueError as exc:

@@ -14,11 +14,11 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from transforms.config.paths import CONTRACTS_DIR
 from transforms.config.text import drop_invisible
+from transforms.config.yaml_files import read_yaml
 
 # The county's own forms coming back (the townships' filled 入户核实 workbooks): taken like a
 # bureau's file, but not a bureau dataset (no delivery calendar, not read by the warning rules).
@@ -448,8 +448,7 @@ def normalize_header(text: str) -> str:
 
 
 def load_contract(path: Path) -> Contract:
-    with path.open(encoding="utf-8") as fh:
-        raw = yaml.safe_load(fh)
+    raw = read_yaml(path)
     try:
         return Contract.model_validate(raw)
     except ValueError as exc:

@@ -14,13 +14,13 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from transforms.config.bureaus import bureau_codes
 from transforms.config.environment import read_environment
 from transforms.config.errors import PermanentError
 from transforms.config.paths import REFERENCE_DIR
+from transforms.config.yaml_files import read_yaml
 
 SOURCES_FILE = REFERENCE_DIR / "bureau_sources.yaml"
 SOURCES_ENV = "BUREAU_SOURCES"
@@ -106,8 +106,7 @@ def load_sources(path: Path | None = None) -> Sources:
     path = sources_file() if path is None else path
     if not path.exists():
         return Sources()
-    with path.open(encoding="utf-8") as fh:
-        raw = yaml.safe_load(fh) or {}
+    raw = read_yaml(path) or {}
     try:
         return Sources.model_validate(raw)
     except ValueError as exc:

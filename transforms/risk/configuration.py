@@ -16,7 +16,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, model_validator
 
 from transforms.config.paths import REFERENCE_DIR, RULES_DIR
-from transforms.risk.rules import ParameterRef, RuleSet, Strict, load_rules, read_yaml, rule_refs
+from transforms.config.yaml_files import read_yaml
+from transforms.risk.rules import ParameterRef, RuleSet, Strict, load_rules, rule_refs
 
 INDICATORS_FILE = RULES_DIR / "plan_indicators.yaml"
 PARAMETERS_FILE = REFERENCE_DIR / "parameters.yaml"

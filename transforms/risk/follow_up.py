@@ -34,6 +34,7 @@ from sqlalchemy.engine import Connection
 
 from transforms.config.contracts import contract_by_dataset
 from transforms.config.paths import RULES_DIR
+from transforms.config.yaml_files import read_yaml
 from transforms.risk.evidence import evidence_sources
 from transforms.risk.lifecycle import _json
 from transforms.risk.rules import Rule
@@ -102,12 +103,9 @@ class FollowUpConfig(BaseModel):
 @cache
 def load_follow_up(path: Path = FOLLOW_UP_FILE) -> FollowUpConfig:
     """The follow-up settings; the defaults when the county has no such file."""
-    import yaml
-
     if not Path(path).exists():
         return FollowUpConfig()
-    with Path(path).open(encoding="utf-8") as fh:
-        raw = yaml.safe_load(fh) or {}
+    raw = read_yaml(Path(path)) or {}
     try:
         return FollowUpConfig.model_validate(raw)
     except ValueError as exc:

@@ -41,7 +41,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -55,6 +54,7 @@ from pydantic import (
 
 from transforms.config.contracts import ColumnType, Contract
 from transforms.config.paths import RULES_DIR
+from transforms.config.yaml_files import read_yaml
 
 RULES_FILE = RULES_DIR / "warning_rules.yaml"
 
@@ -384,11 +384,6 @@ class RuleSet(Strict):
             if rule.id == rule_id:
                 return rule
         raise KeyError(f"no rule {rule_id!r}")
-
-
-def read_yaml(path: Path) -> Any:
-    with path.open(encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
 
 
 def load_rules(path: Path = RULES_FILE) -> RuleSet:

@@ -17,7 +17,7 @@ import copy
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Final
 
 import pandas as pd
 
@@ -40,6 +40,73 @@ def column_batches(expectations: Sequence[Mapping[str, Any]], rows: int) -> list
         [p for group in groups[start : start + per_batch] for p in group]
         for start in range(0, len(groups), per_batch)
     ]
+
+
+# The expectations that read a column's values through pandas operations a categorical column
+# answers from its categories (isna, isin, str.len, str.contains), with the same rows and values
+CATEGORY_SAFE: Final = frozenset(
+    {
+        "expect_column_values_to_not_be_null",
+        "expect_column_values_to_be_in_set",
+        "expect_column_values_to_match_regex",
+        "expect_column_value_lengths_to_be_between",
+    }
+)
+# the checks that need no text operation: a column of flags (True/False, the household checks'
+# columns) may be categorical for them; a text operation on a flag category would raise
+_NO_TEXT_OPS: Final = frozenset(
+    {"expect_column_values_to_not_be_null", "expect_column_values_to_be_in_set"}
+)
+# a column is made categorical when its first rows repeat at least this much on average
+_SAMPLE_ROWS: Final = 4096
+_REPEATS: Final = 20
+
+
+def repeating_texts_as_categories(
+    data: pd.DataFrame, expectations: Sequence[Mapping[str, Any]], index_columns: Sequence[str]
+) -> pd.DataFrame:
+    """`data` with each text column whose values repeat (townships, villages, enums, dates as
+    text) as a pandas categorical, when every expectation on it is one of CATEGORY_SAFE.
+
+    GX's pandas engine runs a column's regex, length and set checks on every row, several
+    times per expectation; on a categorical column pandas runs them once per distinct value and
+    spreads the answer by the codes. The failing rows, their values and the counts are the
+    same (a test compares the results). Only columns of text, of flags for the checks that
+    need no text operation, or of no value at all are taken: a column holding numbers (1 and
+    True would be one category) stays as it is."""
+    types: dict[object, set[str]] = {}
+    for expectation in expectations:
+        column = expectation.get("kwargs", {}).get("column")
+        types.setdefault(column, set()).add(str(expectation.get("type")))
+    converted: dict[str, pd.Series] = {}
+    for column, kinds in types.items():
+        if not isinstance(column, str) or column in index_columns or column not in data:
+            continue
+        if not kinds <= CATEGORY_SAFE:
+            continue
+        values = data[column]
+        if values.dtype != object and not pd.api.types.is_string_dtype(values.dtype):
+            continue
+        sample = values.iloc[:_SAMPLE_ROWS]
+        if sample.nunique(dropna=True) * _REPEATS > len(sample):
+            continue
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        value_types = {type(v) for v in uniques}
+        # (a column of no value is categorical too: GX copies each row it selects, every column
+        # of the batch's frame, and a categorical row is a small code)
+        if not value_types <= ({str, bool} if kinds <= _NO_TEXT_OPS else {str}):
+            continue
+        if len(uniques) * _REPEATS > len(values):
+            continue
+        categories = pd.Index(uniques, dtype=object)
+        converted[column] = pd.Series(
+            pd.Categorical.from_codes(codes, categories=categories),
+            index=values.index,
+            name=column,
+        )
+    if not converted:
+        return data
+    return data.assign(**converted)
 
 
 @contextmanager
@@ -77,6 +144,7 @@ def validate_suite(
 
     results: dict[int, Any] = {}
     first: Any = None
+    batch_data = repeating_texts_as_categories(data, expectations, index_columns)
     for number, positions in enumerate(batches):
         wanted = [expectations[p].get("kwargs", {}).get("column") for p in positions]
         columns = list(dict.fromkeys([*index_columns, *(c for c in wanted if c in data)]))
@@ -85,7 +153,7 @@ def validate_suite(
             gx.ExpectationSuite(**{**part, "name": f"{suite_data['name']}#{number}"})
         )
         with _no_fingerprint(engine):
-            batch = batch_definition.get_batch(batch_parameters={"dataframe": data[columns]})
+            batch = batch_definition.get_batch(batch_parameters={"dataframe": batch_data[columns]})
             result = batch.validate(suite, result_format=dict(result_format))
         first = first if first is not None else result
         results.update(zip(positions, result.results, strict=True))

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from transforms.config.contracts import contract_by_dataset
-from transforms.parsing.parse import to_frame
+from transforms.parsing.parse import ROW_ID, to_frame
 from transforms.parsing.readers import RawSheet
 from transforms.validation import gx_batches, validate
 
@@ -48,7 +48,7 @@ def test_categorical_batches_give_what_plain_batches_gave(monkeypatch: pytest.Mo
     monkeypatch.setattr(gx_batches, "BATCH_CELLS", 1)  # a batch per column: the batched path
     data = validate.gx_data(contract, frame)
     suite = json.loads(validate.suite_path(contract.suite_name).read_text(encoding="utf-8"))
-    index = [validate.ROW_ID, validate.EXCEL_ROW]
+    index = [ROW_ID, validate.EXCEL_ROW]
     categorised = gx_batches.repeating_texts_as_categories(data, suite["expectations"], index)
     made = [c for c in data if str(categorised[c].dtype) == "category"]
     assert len(made) >= 3  # the path under test was taken

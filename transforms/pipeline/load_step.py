@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from transforms.config.clock import county_time, utc_now
 from transforms.config.collection import cycles_uncollected
-from transforms.config.contracts import Column, ColumnType, Contract, contract_by_dataset
+from transforms.config.contracts import ColumnType, Contract, contract_by_dataset
 from transforms.config.settings import Settings
 from transforms.parsing.file_refusals import FileRejection
 from transforms.parsing.parse import SHEET, SOURCE_ROW
@@ -37,7 +37,7 @@ from transforms.warehouse.bulk import (
     load_page_cache,
 )
 from transforms.warehouse.person_keys import upsert_identity_columns
-from transforms.warehouse.staging_values import as_read, is_stored, stored_values
+from transforms.warehouse.staging_values import as_read, column_values
 from transforms.warehouse.tables import (
     IDENTITY_PHONE_COLUMNS,
     file_manifest,
@@ -56,14 +56,7 @@ def staging_columns(
 ) -> dict[str, list[Any]]:
     """A file's staging rows as columns (name -> one value per row), in the staging table's
     order of lineage, derived and contract columns; the values are what `staging_rows` gives.
-    A slice resolve converted (staging_values.stored_slice) holds them already."""
-    converted = is_stored(frame)
-
-    def stored(column: Column) -> list[Any]:
-        if converted:
-            return frame[column.name].tolist()
-        return stored_values(column, frame[column.name])
-
+    A slice resolve converted (staging_values.stored_slice) holds the masked ones already."""
     n = len(frame)
     households = frame["_household_id"]
     return {
@@ -76,7 +69,7 @@ def staging_columns(
         "sex": frame["_sex"].tolist(),
         "matched_household_id": households.astype(object).where(households.notna(), None).tolist(),
         "flagged": [bool(v) for v in frame["_flagged"].tolist()],
-        **{c.name: stored(c) for c in contract.columns},
+        **{c.name: column_values(c, frame) for c in contract.columns},
     }
 
 

@@ -1,11 +1,14 @@
 """What a staging table stores of a file's cells: typed, then masked (transforms.privacy.keys),
 each distinct value of a column converted once.
 
-Resolve converts each slice it writes (`stored_slice`), in the processes it runs side by side;
-the load, which runs on one core (SQLite has one writer), then inserts the values as they are.
-The conversion was the load's: about a fifth of its time at county scale. A slice keeps the
-cells the load still reads as they were read (the period, and the persons' IDs, names and
-phones for person_identity), under `AS_READ` names.
+The masking (IDs, phones, names, free text: regular expressions over every distinct value) is
+done by resolve, in the processes it runs side by side, on each slice it writes
+(`stored_slice`); the load, which runs on one core (SQLite has one writer), then inserts those
+values as they are, and types the other columns (amounts, dates, counts, 是/否) itself, each
+distinct value once. Those stay as read in the slices: a Decimal or a date costs about ten
+times a text to pickle and unpickle between the two steps, more than typing it costs. A slice
+keeps the cells of a masked column the load reads as read (the persons' IDs, names and phones
+for person_identity, a period) under `AS_READ` names.
 """
 
 from __future__ import annotations
@@ -17,12 +20,12 @@ import numpy as np
 import pandas as pd
 
 from transforms.config.contracts import Column, Contract
-from transforms.privacy.keys import stored_converter
+from transforms.privacy.keys import stored_converter, stores_masked
 from transforms.warehouse.tables import IDENTITY_PHONE_COLUMNS, typed_converter
 
-# a column marking a slice whose contract columns hold their stored values
+# a column marking a slice whose masked columns hold their stored values
 STORED_MARK: Final = "_stored_values"
-# the prefix of a column kept as read beside its stored values
+# the prefix of a masked column's cells kept as read beside its stored values
 AS_READ: Final = "_as_read__"
 
 
@@ -61,20 +64,24 @@ def read_columns(contract: Contract) -> list[str]:
     return [c for c in dict.fromkeys(wanted) if c and c in names]
 
 
+def _masked(contract: Contract) -> set[str]:
+    return {c.name for c in contract.columns if stores_masked(c)}
+
+
 def stored_slice(contract: Contract, frame: pd.DataFrame) -> pd.DataFrame:
-    """The slice with each contract column's cells replaced by their stored values (Python
-    objects in object columns), the cells the load reads as read kept under AS_READ names, and
-    STORED_MARK set."""
+    """The slice with each masked column's cells replaced by their stored values (texts in
+    object columns), the cells of those the load reads as read kept under AS_READ names, and
+    STORED_MARK set. The other columns stay as read."""
+    masked = _masked(contract)
     out = frame.copy(deep=False)
     for name in read_columns(contract):
-        if name in frame:
+        if name in masked and name in frame:
             out[AS_READ + name] = frame[name]
     for column in contract.columns:
-        if column.name not in frame:
+        if column.name not in masked or column.name not in frame:
             continue  # (a frame of some columns only: tests)
         values = np.empty(len(frame), dtype=object)
-        # every stored value is a scalar (text, number, date, flag), never a sequence numpy
-        # would spread over the array
+        # a stored masked value is a text or None, never a sequence numpy would spread
         values[:] = stored_values(column, frame[column.name])
         # object, never inferred: a column of texts and blanks stays texts and None
         out[column.name] = pd.Series(values, index=frame.index, dtype=object)
@@ -86,10 +93,20 @@ def is_stored(frame: pd.DataFrame) -> bool:
     return STORED_MARK in frame.columns
 
 
+def column_values(column: Column, frame: pd.DataFrame) -> list[Any]:
+    """The column's stored values for the slice's rows: as resolve stored them (a masked
+    column of a stored slice), else converted here."""
+    if is_stored(frame) and stores_masked(column):
+        return frame[column.name].tolist()
+    return stored_values(column, frame[column.name])
+
+
 def as_read(contract: Contract, frame: pd.DataFrame) -> pd.DataFrame:
     """The read_columns of a slice as they were read, under their own names (a slice written
     before stored_slice existed holds them so already)."""
     names = [c for c in read_columns(contract) if c in frame]
     if not is_stored(frame):
         return frame[names]
-    return frame[[AS_READ + c for c in names]].set_axis(names, axis=1)
+    masked = _masked(contract)
+    kept = [AS_READ + c if c in masked else c for c in names]
+    return frame[kept].set_axis(names, axis=1)

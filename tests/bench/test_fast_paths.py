@@ -57,7 +57,6 @@ from transforms.runlog import workdir
 from transforms.runlog.refs import ParsedFileRef
 from transforms.runlog.workdir import load_frame, save_frame
 from transforms.warehouse.person_keys import upsert_identities
-from transforms.warehouse.staging_values import stored_slice
 from transforms.warehouse.tables import (
     create_schema,
     file_manifest,
@@ -537,9 +536,7 @@ def _resolve_before(settings: Settings, engine: Engine, results: list[ParsedFile
     for result in results:
         frame = load_frame(Path(result["valid_path"]))
         frame["_household_id"] = frame["_person_key"].map(mapping)
-        # and what the load converted, now resolve's (staging_values.stored_slice)
-        contract = contract_by_dataset(result["dataset"])
-        save_frame(stored_slice(contract, frame), Path(result["valid_path"]))
+        save_frame(frame, Path(result["valid_path"]))
 
 
 def _id(n: int, born: str = "19800101") -> str:
@@ -640,24 +637,14 @@ def test_resolve_writes_each_frame_once_with_the_same_result(
     monkeypatch.undo()
 
     paths = [Path(r["valid_path"]) for r in results]
-    # each file's resolved rows in a file of their own (the parsed ones stay for a retry)
-    assert sorted(saves) == sorted(resolve.resolved_path(p) for p in paths)
-    assert [Path(r["valid_path"]) for r in resolved] == [resolve.resolved_path(p) for p in paths]
+    assert sorted(saves) == sorted(paths)
     # resolve holds one roster frame at most (memory): the run's earlier roster is read twice
     assert sorted(loads) == sorted([*paths, paths[1]])
-    for before, now in zip(runs["before"][2], resolved, strict=True):
+    for before, now in zip(runs["before"][2], results, strict=True):
         expected = load_frame(Path(before["valid_path"]))
         pd.testing.assert_frame_equal(workdir.load_frame_slices(Path(now["valid_path"])), expected)
     assert [r["rows_unmatched"] for r in resolved] == [1, 0, 1, 0]
-    assert [
-        {k: v for k, v in r.items() if k not in ("rows_unmatched", "valid_path")} for r in resolved
-    ] == [{k: v for k, v in r.items() if k != "valid_path"} for r in results]
-    # a retried step resolves the same parsed rows again, to the same result
-    again = pipeline.resolve_households(settings, engine, "run", results, workers=1)
-    assert again == resolved
-    for before, now in zip(runs["before"][2], again, strict=True):
-        expected = load_frame(Path(before["valid_path"]))
-        pd.testing.assert_frame_equal(workdir.load_frame_slices(Path(now["valid_path"])), expected)
+    assert [{k: v for k, v in r.items() if k != "rows_unmatched"} for r in resolved] == results
 
     # the files side by side in forked workers: the same frames, the same references
     resolving = tmp_path / "resolving"
@@ -675,7 +662,7 @@ def test_resolve_writes_each_frame_once_with_the_same_result(
     pids = resolving.read_text(encoding="ascii").split()
     # two groups of files: the task's own, and a forked worker's
     assert len(pids) == 4 and str(os.getpid()) in pids and len(set(pids)) == 2
-    for now, other in zip(resolved, resolved_side, strict=True):
+    for now, other in zip(results, side, strict=True):
         pd.testing.assert_frame_equal(
             workdir.load_frame_slices(Path(other["valid_path"])),
             workdir.load_frame_slices(Path(now["valid_path"])),

@@ -44,7 +44,6 @@ from transforms.runlog.workdir import (
 )
 from transforms.warehouse.manifest import LOADED_STATUSES
 from transforms.warehouse.person_keys import identity_names, verify_person_key
-from transforms.warehouse.staging_values import stored_slice
 from transforms.warehouse.tables import (
     file_manifest,
     make_engine,
@@ -240,10 +239,7 @@ def _resolved(engine: Engine, shared: _Shared, index: int) -> tuple[ResolvedFile
         else held.read()
     )
     try:
-        # a file of its own: the parsed rows stay as parse wrote them, so that a retried step
-        # resolves them again (the stored values are masked, and could not be keyed again)
-        target = resolved_path(Path(result["valid_path"]))
-        with FrameSlicesWriter(target) as writer:
+        with FrameSlicesWriter(Path(result["valid_path"])) as writer:
             for frame in slices:
                 if contract.grain == "household":
                     ids = frame[contract.household_key]
@@ -255,12 +251,11 @@ def _resolved(engine: Engine, shared: _Shared, index: int) -> tuple[ResolvedFile
                 if matchable:
                     unmatched += int(frame["_household_id"].isna().sum())
                 rows += len(frame)
-                # the cells converted to what the staging table stores here, side by side,
-                # not in the load (one core): slices of SLICE_ROWS at most, as it reads them
+                # the load converts a slice at a time: slices of SLICE_ROWS at most
                 for start in range(0, len(frame), SLICE_ROWS):
-                    writer.add(stored_slice(contract, frame.iloc[start : start + SLICE_ROWS]))
+                    writer.add(frame.iloc[start : start + SLICE_ROWS])
                 if not len(frame):
-                    writer.add(stored_slice(contract, frame))
+                    writer.add(frame)
                 del frame
     finally:
         if isinstance(held, PickleSpool):
@@ -273,14 +268,7 @@ def _resolved(engine: Engine, shared: _Shared, index: int) -> tuple[ResolvedFile
             unmatched,
             rows,
         )
-    resolved = ResolvedFileRef(**result, rows_unmatched=unmatched if matchable else None)
-    resolved["valid_path"] = str(target)
-    return resolved, tied
-
-
-def resolved_path(valid_path: Path) -> Path:
-    """Where resolve writes the rows of a file's `valid_path` for the load."""
-    return valid_path.with_name(valid_path.name.removesuffix(".valid.pkl") + ".resolved.pkl")
+    return ResolvedFileRef(**result, rows_unmatched=unmatched if matchable else None), tied
 
 
 def resolve_households(

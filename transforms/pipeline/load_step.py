@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +22,11 @@ from sqlalchemy.engine import Connection, Engine
 
 from transforms.config.clock import county_time, utc_now
 from transforms.config.collection import cycles_uncollected
-from transforms.config.contracts import ColumnType, Contract, contract_by_dataset
+from transforms.config.contracts import Column, ColumnType, Contract, contract_by_dataset
 from transforms.config.settings import Settings
 from transforms.parsing.file_refusals import FileRejection
 from transforms.parsing.parse import SHEET, SOURCE_ROW
+from transforms.privacy.keys import stored_converter
 from transforms.runlog.refs import LoadedFileRef, ResolvedFileRef
 from transforms.runlog.steps import describe_failure, recorded_step
 from transforms.runlog.workdir import frame_slices, frame_slices_rows
@@ -37,12 +38,12 @@ from transforms.warehouse.bulk import (
     load_page_cache,
 )
 from transforms.warehouse.person_keys import upsert_identity_columns
-from transforms.warehouse.staging_values import as_read, column_values
 from transforms.warehouse.tables import (
     IDENTITY_PHONE_COLUMNS,
     file_manifest,
     quarantine,
     staging_table,
+    typed_converter,
 )
 
 log = logging.getLogger(__name__)
@@ -51,12 +52,36 @@ log = logging.getLogger(__name__)
 CURRENT_STATUSES = ("loaded", "partly_loaded")
 
 
+def _once_per_distinct(values: pd.Series, convert: Callable[[Any], Any]) -> list[Any]:
+    """convert(cell) for every cell, None for a blank one, each distinct value converted once
+    (townships, enums, dates and amounts repeat down a column; the converters are pure)."""
+    na = values.isna().to_numpy()
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    distinct = uniques.tolist()
+    if not all(type(v) is str for v in distinct):
+        # factorize would merge values of different types that compare equal (1, 1.0, True):
+        # anything but text converts cell by cell, as it always did
+        return [
+            None if blank else convert(value)
+            for value, blank in zip(values.tolist(), na, strict=True)
+        ]
+    converted = np.empty(len(distinct) + 1, dtype=object)
+    converted[:-1] = [convert(v) for v in distinct]
+    converted[-1] = None  # code -1: a blank cell
+    return list(converted[codes])
+
+
 def staging_columns(
     contract: Contract, frame: pd.DataFrame, manifest_id: int, sha256: str
 ) -> dict[str, list[Any]]:
     """A file's staging rows as columns (name -> one value per row), in the staging table's
-    order of lineage, derived and contract columns; the values are what `staging_rows` gives.
-    A slice resolve converted (staging_values.stored_slice) holds the masked ones already."""
+    order of lineage, derived and contract columns; the values are what `staging_rows` gives."""
+
+    def stored(column: Column) -> list[Any]:
+        # stored_value(column, typed_value(column.type, cell)), each choice made once
+        typed, store = typed_converter(column.type), stored_converter(column)
+        return _once_per_distinct(frame[column.name], lambda v: store(typed(v)))
+
     n = len(frame)
     households = frame["_household_id"]
     return {
@@ -69,7 +94,7 @@ def staging_columns(
         "sex": frame["_sex"].tolist(),
         "matched_household_id": households.astype(object).where(households.notna(), None).tolist(),
         "flagged": [bool(v) for v in frame["_flagged"].tolist()],
-        **{c.name: column_values(c, frame) for c in contract.columns},
+        **{c.name: stored(c) for c in contract.columns},
     }
 
 
@@ -149,17 +174,26 @@ class _Slices:
             sha256,
         )
         self.periods: set[str] = set()
-        # what identity_columns reads (the persons' keys, and their IDs, names and phones as
-        # read); a file about households or items has no person column, and no identities
         self.identity_parts: list[pd.DataFrame] = []
+        # what identity_columns reads (the persons' keys, IDs, names and phones); a file about
+        # households or items has no person column, and no identities
+        self.identity_names: list[str] = []
+        if contract.about_persons:
+            wanted = [
+                "_person_key",
+                contract.person_id_column,
+                contract.name_column,
+                *IDENTITY_PHONE_COLUMNS,
+            ]
+            self.identity_names = [c for c in dict.fromkeys(wanted) if c]
 
     def __call__(self) -> Iterator[dict[str, list[Any]]]:
         self.periods, self.identity_parts = set(), []
         for part in frame_slices(self.path):
-            read = as_read(self.contract, part)
-            self.periods |= _period_values(self.contract, read)
+            self.periods |= _period_values(self.contract, part)
             if self.contract.about_persons:
-                self.identity_parts.append(read.assign(_person_key=part["_person_key"]))
+                kept = [c for c in self.identity_names if c in part]
+                self.identity_parts.append(part[kept])
             yield staging_columns(self.contract, part, self.manifest_id, self.sha256)
 
     def identities(self) -> dict[str, list[Any]]:

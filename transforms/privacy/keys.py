@@ -119,9 +119,3 @@ def stored_converter(column: Column) -> Callable[[object], object]:
 
 def _as_is(value: object) -> object:
     return value
-
-
-def stores_masked(column: Column) -> bool:
-    """Whether stored_value masks the column's cells (IDs, phones, names, free text: the stored
-    value is text); otherwise it keeps the typed value as it is."""
-    return stored_converter(column) is not _as_is

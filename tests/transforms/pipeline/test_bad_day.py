@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 import sqlalchemy as sa
 
@@ -471,23 +470,5 @@ def test_a_file_about_households_loads_in_slices_without_identities(tmp_path: Pa
 
     contract = contract_by_dataset("field_visits")
     assert not contract.about_persons
-    from transforms.warehouse.staging_values import read_columns, stored_slice
-
-    assert read_columns(contract) == [c for c in [contract.period_column] if c]
-    frame = pd.DataFrame(
-        {
-            "_sheet": ["表1"],
-            "_source_row": [2],
-            "_person_key": [None],
-            "_birth_date": [None],
-            "_sex": [None],
-            "_household_id": ["0001"],
-            "_flagged": [False],
-            **{c.name: [None] for c in contract.columns},
-        }
-    )
-    path = tmp_path / "1.valid.pkl"
-    workdir.save_frame_slices(stored_slice(contract, frame), path)
-    slices = loading._Slices(contract, path, 1, "a" * 64)
-    assert [len(columns["manifest_id"]) for columns in slices()] == [1]
-    assert slices.identity_parts == []
+    slices = loading._Slices(contract, tmp_path / "1.valid.pkl", 1, "a" * 64)
+    assert slices.identity_names == []

@@ -13,10 +13,10 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any
 
 import pandas as pd
 import pytest
+from gx_results import comparable
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -336,14 +336,6 @@ ILLNESS_ROWS: list[list[str | None]] = [
 ]
 
 
-def _comparable(result: dict[str, Any]) -> dict[str, Any]:
-    result = json.loads(json.dumps(result, default=str))
-    result["meta"]["batch_markers"].pop("ge_load_time")
-    for item in result["results"]:
-        item["expectation_config"].pop("id")
-    return result
-
-
 def test_gx_in_narrow_batches_gives_what_one_batch_gave(monkeypatch: pytest.MonkeyPatch) -> None:
     contract = contract_by_dataset("illness")
     sheet = RawSheet("乡A", [(1, ILLNESS_HEADER), *enumerate(ILLNESS_ROWS, start=2)])
@@ -360,7 +352,7 @@ def test_gx_in_narrow_batches_gives_what_one_batch_gave(monkeypatch: pytest.Monk
     assert threshold == engine.HASH_THRESHOLD
     assert split.issues == whole.issues and split.issues
     assert split.statistics == whole.statistics
-    assert _comparable(split.results_json) == _comparable(whole.results_json)
+    assert comparable(split.results_json) == comparable(whole.results_json)
 
 
 # --- amounts already canonical -----------------------------------------------------------

@@ -460,15 +460,66 @@ def test_a_snapshot_given_dimensions_of_an_older_roster_reads_the_roster_of_its_
     assert _snapshot_rows(engine) == from_the_roster
 
 
-def test_household_rows_go_in_as_columns_a_batch_at_a_time() -> None:
-    """dim_household's rows are handed to insert_columns in batches (no county-sized list):
-    every row once, in order, each batch with every column."""
-    from transforms.households.snapshot import _in_columns
+def test_household_rows_go_in_as_columns_a_batch_at_a_time(
+    engine: Engine, county: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dim_household's rows are read and handed to insert_columns in batches (no county-sized
+    list): every household once, the same rows whatever the batch size."""
+    from transforms.households import snapshot
 
-    rows = [{"household_id": f"={n}", "township": None if n % 2 else "城关镇"} for n in range(5)]
-    batches = list(_in_columns(iter(rows), 2))
-    assert [len(b["household_id"]) for b in batches] == [2, 2, 1]
-    assert [v for b in batches for v in b["household_id"]] == [r["household_id"] for r in rows]
-    assert [v for b in batches for v in b["township"]] == [r["township"] for r in rows]
-    assert list(_in_columns(iter([]), 2)) == []
-    assert [len(b["household_id"]) for b in _in_columns(iter(rows[:4]), 2)] == [2, 2]
+    with engine.begin() as conn:
+        rebuild_dimensions(conn)
+    whole = _table(engine, dim_household, "household_id")
+    assert len(whole) >= 3
+    batches: list[int] = []
+    from transforms.warehouse.bulk import insert_columns as insert
+
+    def counted(conn: Connection, table: sa.Table, columns: Any) -> int:
+        batches.append(len(columns["household_id"]))
+        return insert(conn, table, columns)
+
+    monkeypatch.setattr(snapshot, "BATCH", 2)
+    monkeypatch.setattr(snapshot, "insert_columns", counted)
+    with engine.begin() as conn:
+        assert rebuild_dimensions(conn).households == len(whole)
+    assert batches == [2] * (len(whole) // 2) + ([1] if len(whole) % 2 else [])
+    assert _table(engine, dim_household, "household_id") == whole
+
+
+@pytest.mark.parametrize("size", [None, "", "0", "3", "3.0", "2.5", "-1", "abc", 4, True, "1e1"])
+@pytest.mark.parametrize(
+    "parts",
+    [
+        ["1000", "200.5", "0", "30", "10"],
+        ["1000", None, "0", "30", "10"],
+        ["=1+1", "200", "0", "30", "10"],
+        [Decimal("1000.005"), "NaN", "0", "30", "-5"],
+        ["１０００", "200", "0", "30", "Infinity"],
+        [float("nan"), "200", "0", "30", "10"],
+    ],
+)
+@pytest.mark.parametrize("reported", [None, "3000", "3000.555", "x", False])
+def test_a_households_income_figures_are_household_incomes(
+    size: object, parts: list[object], reported: object
+) -> None:
+    """dim_household's incomes, read from a batch's columns, are what household_income gives
+    of the householder's row (the national layout's reported figure when the parts are not all
+    there; unknown, never zero, when neither is)."""
+    from transforms.households.incomes import (
+        PARTS_AND_EXPENSE,
+        REPORTED_PER_CAPITA,
+        household_income,
+    )
+    from transforms.households.snapshot import CENT, _income_figures
+
+    row = {"household_size": size, **dict(zip(PARTS_AND_EXPENSE, parts, strict=True))}
+    income = household_income({**row, REPORTED_PER_CAPITA: reported})
+    expected: tuple[Decimal | None, Decimal | None] = (None, None)
+    if income is not None:
+        per_capita = (
+            (income.net_income / income.household_size).quantize(CENT)
+            if income.basis == "parts"
+            else income.per_capita
+        )
+        expected = (income.net_income, per_capita)
+    assert _income_figures(size, parts, reported) == expected

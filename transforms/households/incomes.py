@@ -64,11 +64,21 @@ def household_income(row: Mapping[str, Any]) -> Income | None:
 
     The parts win when all of them are there (the reported figure is then only checked against
     them, by the contract's per_capita_mismatch check)."""
-    size = size_of(row.get("household_size"))
-    if size is None:
+    return income_of_cells(
+        row.get("household_size"),
+        [row.get(f) for f in PARTS_AND_EXPENSE],
+        row.get(REPORTED_PER_CAPITA),
+    )
+
+
+def income_of_cells(size: object, parts: Sequence[object], reported: object) -> Income | None:
+    """`household_income` of a row given as its cells: 家庭人口数, each of PARTS_AND_EXPENSE (in
+    that order) and the reported 人均纯收入 (None when the layout has none). For callers that
+    read a batch's columns rather than a row's mapping."""
+    household_size = size_of(size)
+    if household_size is None:
         return None
-    parts = [amount(row.get(f)) for f in PARTS_AND_EXPENSE]
-    return income_from(size, parts, amount(row.get(REPORTED_PER_CAPITA)))
+    return income_from(household_size, [amount(p) for p in parts], amount(reported))
 
 
 def income_from(

@@ -19,13 +19,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from transforms.config.contracts import contract_by_dataset
-from transforms.households.incomes import (
-    PARTS_AND_EXPENSE,
-    REPORTED_PER_CAPITA,
-    amount,
-    income_from,
-    size_of,
-)
+from transforms.households.incomes import PARTS_AND_EXPENSE, REPORTED_PER_CAPITA, income_of_cells
 from transforms.warehouse.bulk import insert_columns
 from transforms.warehouse.tables import (
     current_manifest_ids,
@@ -225,10 +219,7 @@ def _income_figures(
 ) -> tuple[Decimal | None, Decimal | None]:
     """A household's net income and per-capita net income from its row's cells, as
     household_income reads them (None, None when it cannot be known)."""
-    size = size_of(size_cell)
-    if size is None:
-        return None, None
-    income = income_from(size, [amount(p) for p in parts], amount(reported))
+    income = income_of_cells(size_cell, parts, reported)
     if income is None:
         return None, None
     per_capita = (

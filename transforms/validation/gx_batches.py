@@ -26,12 +26,19 @@ import pandas as pd
 BATCH_CELLS = 300_000
 
 
-def column_batches(expectations: Sequence[Mapping[str, Any]], rows: int) -> list[list[int]]:
-    """The expectations' positions in batches: those of one column always together, columns in
-    the order the suite first names them, as many columns per batch as BATCH_CELLS allows."""
+def _positions_by_column(expectations: Sequence[Mapping[str, Any]]) -> dict[object, list[int]]:
+    """The expectations' positions by the column they check, columns in the order the suite
+    first names them."""
     by_column: dict[object, list[int]] = {}
     for position, expectation in enumerate(expectations):
         by_column.setdefault(expectation.get("kwargs", {}).get("column"), []).append(position)
+    return by_column
+
+
+def column_batches(expectations: Sequence[Mapping[str, Any]], rows: int) -> list[list[int]]:
+    """The expectations' positions in batches: those of one column always together, columns in
+    the order the suite first names them, as many columns per batch as BATCH_CELLS allows."""
+    by_column = _positions_by_column(expectations)
     per_batch = max(1, math.floor(BATCH_CELLS / max(rows, 1)))
     groups = list(by_column.values())
     if len(groups) <= per_batch:
@@ -74,12 +81,9 @@ def repeating_texts_as_categories(
     same (a test compares the results). Only columns of text, of flags for the checks that
     need no text operation, or of no value at all are taken: a column holding numbers (1 and
     True would be one category) stays as it is."""
-    types: dict[object, set[str]] = {}
-    for expectation in expectations:
-        column = expectation.get("kwargs", {}).get("column")
-        types.setdefault(column, set()).add(str(expectation.get("type")))
     converted: dict[str, pd.Series] = {}
-    for column, kinds in types.items():
+    for column, positions in _positions_by_column(expectations).items():
+        kinds = {str(expectations[p].get("type")) for p in positions}
         if not isinstance(column, str) or column in index_columns or column not in data:
             continue
         if not kinds <= CATEGORY_SAFE:

@@ -22,17 +22,16 @@ from typing import Any
 
 import sqlalchemy as sa
 from openpyxl import Workbook
-from openpyxl.cell.cell import Cell
 from sqlalchemy.engine import Connection, Engine
 
 from transforms.config.bureaus import bureau_zh
 from transforms.config.contracts import load_contracts
 from transforms.config.settings import Settings
 from transforms.intake.landing import CHECKLISTS_FOLDER
+from transforms.outputs.sheet_rows import PlainCell, SheetRows
 from transforms.outputs.spreadsheet import (
     append_fitted,
     choice_column,
-    discarded_if_unfinished,
     put_value,
     save_replacing,
     streamed_notice_sheet,
@@ -86,7 +85,7 @@ def save_checklist(
     never held as a sheet of cells; the cells, styles, merge, heights, drop-down and page setup
     are those a whole sheet (notice_sheet) held."""
     workbook = Workbook(write_only=True)
-    ws = streamed_notice_sheet(
+    written = streamed_notice_sheet(
         workbook,
         "核对清单",
         f"{bureau_zh(bureau)}：截至{day}，以下人员在防返贫监测名册中，但不在贵单位报送的名单中，"
@@ -96,13 +95,13 @@ def save_checklist(
         COLUMNS,
         count,
     )
-    with discarded_if_unfinished(ws):
-        _write_items(ws, bureau, items, count, titles, names)
-    save_replacing(workbook, target)
+    with written:
+        _write_items(written, bureau, items, count, titles, names)
+        save_replacing(written, target)
 
 
 def _write_items(
-    ws: Any,
+    written: SheetRows,
     bureau: str,
     items: Iterable[Mapping[str, Any]],
     count: int,
@@ -116,15 +115,15 @@ def _write_items(
             raise RuntimeError(f"the 核对清单 of {bureau} has more items than the {count} counted")
         cells = []
         for column, value in enumerate(_item_values(item, titles), start=1):
-            cell = Cell(ws, row=row, column=column)
+            cell = PlainCell(row, column)
             # what the warehouse holds is masked already; put_value masks again, with the names
             put_value(cell, value, names)
             cells.append(cell)
-        append_fitted(ws, cells)
+        append_fitted(written, cells)
     if row != 2 + count:
         raise RuntimeError(f"the 核对清单 of {bureau} has {row - 2} items, {count} counted")
     column = [h for h, _ in COLUMNS].index("核对结果") + 1
-    choice_column(ws, column, ANSWERS, first_row=3, last_row=2 + count, title="核对结果")
+    choice_column(written.sheet, column, ANSWERS, first_row=3, last_row=2 + count, title="核对结果")
 
 
 def _item_values(item: Mapping[str, Any], titles: Mapping[str, str]) -> tuple[Any, ...]:

@@ -18,8 +18,7 @@ import hashlib
 import math
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -29,6 +28,7 @@ from openpyxl.styles import Alignment, Border, Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
+from transforms.outputs.sheet_rows import PlainCell, SheetRows
 from transforms.privacy.masking import NameIndex, safe_text
 
 # Characters that make a spreadsheet treat a cell as a formula (OWASP "CSV injection"), plus the
@@ -209,14 +209,23 @@ def fit_cells(ws: Any, cells: Iterable[Any], merged: Merges) -> None:
             spans.append((r, last_row, _lines(text, width)))
         else:
             needed[r] = max(needed.get(r, 1), _lines(text, width))
-    for r, lines in needed.items():
-        if lines > 1:
-            ws.row_dimensions[r].height = _row_height(lines)
+    # the heights are worked out here and set on the sheet once: a row dimension of openpyxl's
+    # costs more to make than the rest of a row's fitting, and a row without a height needs none
+    heights = {r: _row_height(lines) for r, lines in needed.items() if lines > 1}
     for first, last, lines in spans:
-        heights = [ws.row_dimensions[r].height or LINE_POINTS for r in range(first, last + 1)]
-        lacking = min(MAX_ROW_HEIGHT * len(heights), lines * LINE_POINTS) - sum(heights)
+        spanned = [
+            heights.get(r) or _set_height(ws, r) or LINE_POINTS for r in range(first, last + 1)
+        ]
+        lacking = min(MAX_ROW_HEIGHT * len(spanned), lines * LINE_POINTS) - sum(spanned)
         if lacking > 0:
-            ws.row_dimensions[last].height = min(MAX_ROW_HEIGHT, heights[-1] + lacking)
+            heights[last] = min(MAX_ROW_HEIGHT, spanned[-1] + lacking)
+    for r, height in heights.items():
+        ws.row_dimensions[r].height = height
+
+
+def _set_height(ws: Any, row: int) -> float | None:
+    dimension = ws.row_dimensions.get(row)
+    return None if dimension is None else dimension.height
 
 
 def print_setup(ws: Any, header_rows: int = 1) -> None:
@@ -290,13 +299,12 @@ def streamed_notice_sheet(
     notice: str,
     columns: Sequence[tuple[str, int]],
     rows: int,
-) -> Any:
-    """notice_sheet in openpyxl's write-only mode, for `rows` rows below the headers, set up to
-    print (finish_notice): its notice and header rows written, the cells, styles, merge and
-    heights those of notice_sheet. What a whole sheet writes before its rows (used range,
-    columns, sheet properties) is set here, before the first row; append the rows with
-    append_fitted."""
-    from openpyxl.cell.cell import Cell
+) -> SheetRows:
+    """notice_sheet streamed (SheetRows, of a write-only workbook), for `rows` rows below the
+    headers, set up to print (finish_notice): its notice and header rows written, the cells,
+    styles, merge and heights those of notice_sheet. What a whole sheet writes before its rows
+    (used range, columns, sheet properties) is set here, before the first row; append the rows
+    with append_fitted, then save() it."""
     from openpyxl.worksheet.cell_range import CellRange
 
     ws: Any = workbook.create_sheet(sheet_title)
@@ -305,44 +313,29 @@ def streamed_notice_sheet(
     for index, (_, width) in enumerate(columns, start=1):
         ws.column_dimensions[get_column_letter(index)].width = width
     print_setup(ws, header_rows=2)
-    notice_cell = Cell(ws, row=1, column=1)
+    written = SheetRows(ws)
+    notice_cell = PlainCell(1, 1)
     put_text(notice_cell, notice, verbatim=True)
     ws.merged_cells.ranges.add(CellRange(min_col=1, min_row=1, max_col=len(columns), max_row=1))
     notice_cell.font = BOLD
-    append_fitted(ws, [notice_cell], {(1, 1): (1, 1, len(columns))})
+    append_fitted(written, [notice_cell], {(1, 1): (1, 1, len(columns))})
     headers = []
     for index, (header, _) in enumerate(columns, start=1):
-        cell = Cell(ws, row=2, column=index)
+        cell = PlainCell(2, index)
         put_text(cell, header, verbatim=True)
         cell.font = BOLD
         headers.append(cell)
-    append_fitted(ws, headers)
-    return ws
+    append_fitted(written, headers)
+    return written
 
 
-def append_fitted(ws: Any, cells: Sequence[Any], merged: Merges | None = None) -> None:
+def append_fitted(
+    written: SheetRows, cells: Sequence[PlainCell | None], merged: Merges | None = None
+) -> None:
     """One row of cells (its row and columns set, in order from column A, no gaps) appended to a
-    write-only sheet, at the height fit_rows would give it."""
-    fit_cells(ws, cells, merged or {})
-    ws.append(list(cells))
-    if cells:
-        ws.row_dimensions.pop(cells[0].row, None)  # written: no longer needed
-
-
-@contextmanager
-def discarded_if_unfinished(ws: Any) -> Iterator[None]:
-    """Rows streamed into a write-only sheet inside the block; if it raises, the half-written
-    sheet's stream is closed (not left to the garbage collector, which finds its file closed
-    under it) and its temporary file removed before the error goes on."""
-    try:
-        yield
-    except BaseException:
-        writer = ws._writer
-        if writer is not None:
-            if not ws.closed:
-                ws.close()
-            Path(writer.out).unlink(missing_ok=True)
-        raise
+    streamed sheet, at the height fit_rows would give it."""
+    fit_cells(written.sheet, (c for c in cells if c is not None), merged or {})
+    written.append(cells)
 
 
 def finish_notice(ws: Worksheet) -> None:
@@ -351,9 +344,10 @@ def finish_notice(ws: Worksheet) -> None:
     print_setup(ws, header_rows=2)
 
 
-def save_replacing(workbook: Workbook, target: Path) -> None:
+def save_replacing(workbook: Workbook | SheetRows, target: Path) -> None:
     """Save in place of any earlier file of the same name, atomically: a clerk opening the
-    folder never finds half a workbook."""
+    folder never finds half a workbook. `workbook`: an openpyxl one, or the rows of a streamed
+    one (SheetRows), which save it."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.partial")
     workbook.save(partial)

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from openpyxl.cell.cell import Cell
-from openpyxl.styles import Font, Side
+from openpyxl.styles import Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.cell_range import CellRange
 from sqlalchemy.engine import Connection, Engine
@@ -23,10 +22,11 @@ from sqlalchemy.engine import Connection, Engine
 from transforms.config.bureaus import bureau_zh
 from transforms.config.contracts import intake_contracts
 from transforms.config.settings import Settings
+from transforms.outputs.sheet_rows import PlainCell, SheetRows, text_cell
 from transforms.outputs.spreadsheet import (
+    BOLD,
     SharedBorder,
     choice_column,
-    discarded_if_unfinished,
     fit_cells,
     print_setup,
     put_value,
@@ -230,9 +230,10 @@ def save_township_workbook(
     names: NameIndex | None = None,
 ) -> None:
     """The township's workbook of `rows` (in the order of sent_rows, `count` of them) saved to
-    `target`. Written in openpyxl's write-only mode, one household's block at a time: a
-    township of 18,000 warnings is never held as a sheet of cells. The cells, styles, merged
-    ranges, row heights, drop-down and page setup are those a whole sheet would hold."""
+    `target`. Streamed, one household's block at a time (SheetRows: its rows as XML, the rest
+    by openpyxl's write-only mode): a township of 18,000 warnings is never held as a sheet of
+    cells. The cells, styles, merged ranges, row heights, drop-down and page setup are those a
+    whole sheet would hold."""
     from openpyxl import Workbook
 
     workbook = Workbook(write_only=True)
@@ -242,26 +243,20 @@ def save_township_workbook(
     # row has all 16 columns: their borders)
     last = get_column_letter(len(EXPORT_HEADERS))
     sheet.calculate_dimension = lambda: f"A1:{last}{last_row}"
-    # the columns, the frozen header and the sheet's properties (fit to page) are written
-    # before the first row
     for col, width in enumerate(_EXPORT_WIDTHS, 1):
         sheet.column_dimensions[get_column_letter(col)].width = width
     sheet.freeze_panes = "A2"
     print_setup(sheet)
-    header = []
-    for col, header_text in enumerate(EXPORT_HEADERS, 1):
-        cell = Cell(sheet, row=1, column=col, value=header_text)
-        cell.font = Font(bold=True)
-        header.append(cell)
-    with discarded_if_unfinished(sheet):
-        sheet.append(header)
-        _write_rows(sheet, rows, count, names)
-    workbook.properties.title = f"{day.isoformat()} 入户核实清单"
-    workbook.save(target)
+    with SheetRows(sheet) as written:
+        written.append([text_cell(1, col, h, BOLD) for col, h in enumerate(EXPORT_HEADERS, 1)])
+        _write_rows(sheet, written, rows, count, names)
+        workbook.properties.title = f"{day.isoformat()} 入户核实清单"
+        written.save(target)
 
 
 def _write_rows(
     sheet: Any,
+    written: SheetRows,
     rows: Iterable[Mapping[str, Any]],
     count: int,
     names: NameIndex | None,
@@ -273,10 +268,7 @@ def _write_rows(
         if line + len(block) - 1 > last_row:
             raise _changed(count, "more")
         for row in _block_rows(sheet, block, number, line, titles, names):
-            sheet.append(row)
-        for r in range(line, line + len(block)):
-            # written: the block's heights are no longer needed
-            sheet.row_dimensions.pop(r, None)
+            written.append(row)
         line += len(block)
     if line - 1 < last_row:
         raise _changed(count, str(line - 2))
@@ -323,18 +315,18 @@ def _block_rows(
     line: int,
     titles: Mapping[str, str],
     names: NameIndex | None,
-) -> list[list[Cell | None]]:
+) -> list[list[PlainCell | None]]:
     """The rows of one household's block from row `line`: the household's cells once, merged
     down the block; each rule its own row for the visit's result. Their heights are set in
     sheet.row_dimensions. The styles are given in the order a whole sheet gave them (the
     workbook numbers its fonts, fills and borders in the order it first meets them)."""
     width = len(EXPORT_HEADERS)
-    rows: list[list[Cell | None]] = [[None] * width for _ in block]
+    rows: list[list[PlainCell | None]] = [[None] * width for _ in block]
 
-    def cell(r: int, col: int) -> Cell:
+    def cell(r: int, col: int) -> PlainCell:
         found = rows[r - line][col - 1]
         if found is None:
-            found = rows[r - line][col - 1] = Cell(sheet, row=r, column=col)
+            found = rows[r - line][col - 1] = PlainCell(r, col)
         return found
 
     first = block[0]

@@ -107,6 +107,11 @@ def run_warnings(
             data, evaluation = evaluate_county(
                 reading, plan, contracts, day, parameters, workers=workers
             )
+            # the slices' temporary tables were dropped in the reading's transaction: ended
+            # here, not rolled back when the connection goes back to the pool. SQLite made the
+            # first table outside it (pysqlite begins a transaction at the first write), so a
+            # rollback brought that table back, and the next run on the same engine found it.
+            reading.commit()
         # the manifest's deliveries, read once for the calendar and for the gaps' ages
         delivered = delivered_days(conn)
         deliveries = record_deliveries(conn, run_id, day, contracts, delivered)

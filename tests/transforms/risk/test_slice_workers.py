@@ -83,10 +83,9 @@ def _dump(engine: sa.Engine) -> dict[str, list[tuple[Any, ...]]]:
 def _warnings(
     settings: Any, engine: sa.Engine, run_id: str, workers: int
 ) -> dict[str, list[tuple[Any, ...]]]:
+    # the same engine for both runs: its pooled connections keep no temporary table of the
+    # first run's slices to trip the second
     run_warnings(settings, engine, run_id, DAY, workers=workers)
-    # (as each DAG task: a connection of one run is not reused by the next, which on SQLite
-    # would find the slices' temporary tables the first left on it)
-    engine.dispose()
     return _dump(engine)
 
 

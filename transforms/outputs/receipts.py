@@ -20,14 +20,14 @@ import re
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import IO, Any, Final
 
 import sqlalchemy as sa
 from openpyxl import Workbook
-from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy.engine import Engine
 
 from transforms.config.bureaus import bureau_zh
@@ -35,10 +35,12 @@ from transforms.config.clock import county_time
 from transforms.config.contracts import contract_by_dataset
 from transforms.config.settings import Settings
 from transforms.intake.landing import RECEIPTS_FOLDER
+from transforms.outputs.sheet_rows import PlainCell, SheetRows, save_workbook
 from transforms.outputs.spreadsheet import (
+    BOLD,
     MAX_STEM_BYTES,
     display_width,
-    fit_rows,
+    fit_cells,
     print_setup,
     put_value,
     safe_file_stem,
@@ -81,29 +83,76 @@ class Verbatim(str):
     __slots__ = ()
 
 
-def _put(
-    ws: Worksheet, row: int, col: int, value: str | int | None, names: NameIndex | None = None
-) -> None:
-    put_value(ws.cell(row=row, column=col), value, names, verbatim=isinstance(value, Verbatim))
+def _cell(row: int, col: int, value: str | int | None, names: NameIndex | None = None) -> PlainCell:
+    cell = PlainCell(row, col)
+    put_value(cell, value, names, verbatim=isinstance(value, Verbatim))
+    return cell
 
 
-def _finish(ws: Worksheet, max_widths: Sequence[int]) -> None:
-    """Bold header row, frozen under the header, readable widths, rows tall enough for their
-    wrapped text, set up to print."""
-    for cell in ws[1]:
-        cell.font = Font(bold=True)
-    ws.freeze_panes = "A2"
-    for index, cap in enumerate(max_widths, start=1):
-        letter = get_column_letter(index)
-        widest = 4
-        for (cell,) in ws.iter_rows(min_col=index, max_col=index):
-            if cell.value is None:
-                continue
-            lines = str(cell.value).splitlines() or [""]
-            widest = max(widest, *(display_width(line) for line in lines))
-        ws.column_dimensions[letter].width = min(widest + 2, cap)
-    fit_rows(ws)
-    print_setup(ws)
+def _cells(
+    row: int, values: Sequence[str | int | None], names: NameIndex | None = None
+) -> list[PlainCell | None]:
+    return [_cell(row, col, value, names) for col, value in enumerate(values, start=1)]
+
+
+@dataclass(frozen=True)
+class _Sheet:
+    """A sheet of a receipt: its rows of cells from row 1 (the bold headers), the widest each
+    column may be, the range of its filter."""
+
+    title: str
+    rows: list[list[PlainCell | None]]
+    max_widths: Sequence[int]
+    auto_filter: str | None = None
+
+    def widths(self) -> list[int]:
+        """Readable widths: each column's widest line, within its cap."""
+        widths = []
+        for index, cap in enumerate(self.max_widths):
+            widest = 4
+            for row in self.rows:
+                cell = row[index] if index < len(row) else None
+                if cell is None or cell.value is None:
+                    continue
+                lines = str(cell.value).splitlines() or [""]
+                widest = max(widest, *(display_width(line) for line in lines))
+            widths.append(min(widest + 2, cap))
+        return widths
+
+
+class Receipt:
+    """The receipt of one file, its cells made (masked, formula-safe), to be saved: a sheet of
+    a few thousand problems streamed (SheetRows), never held as openpyxl's cells."""
+
+    def __init__(self, sheets: Sequence[_Sheet]) -> None:
+        self.sheets = tuple(sheets)
+
+    def save(self, target: Path | IO[bytes]) -> None:
+        """Each sheet with a bold header row, frozen under it, readable widths, rows tall
+        enough for their wrapped text, set up to print."""
+        workbook = Workbook(write_only=True)
+        with ExitStack() as stack:
+            streamed = []
+            for sheet in self.sheets:
+                ws: Any = workbook.create_sheet(sheet.title)
+                columns = max((len(r) for r in sheet.rows), default=1)
+                used = f"A1:{get_column_letter(columns)}{max(len(sheet.rows), 1)}"
+                ws.calculate_dimension = lambda used=used: used
+                ws.freeze_panes = "A2"
+                for index, width in enumerate(sheet.widths(), start=1):
+                    ws.column_dimensions[get_column_letter(index)].width = width
+                if sheet.auto_filter:
+                    ws.auto_filter.ref = sheet.auto_filter
+                print_setup(ws)
+                rows = stack.enter_context(SheetRows(ws))
+                for cells in sheet.rows:
+                    if rows.rows:  # the header row keeps the default height
+                        fit_cells(ws, [c for c in cells if c is not None], {})
+                    rows.append(cells)
+                streamed.append(rows)
+            workbook.properties.creator = "防止返贫动态监测数据平台"
+            workbook.properties.title = "报送文件回执"
+            save_workbook(workbook, target, streamed)
 
 
 def _count(value: object) -> int | str:
@@ -285,29 +334,20 @@ def receipt_workbook(
     related: Mapping[str, Any] | None = None,
     issued_at: dt.datetime | None = None,
     names: NameIndex | None = None,
-) -> Workbook:
+) -> Receipt:
     """The receipt of one file: a summary sheet and one line per quarantine record.
 
     `manifest_row` and `problems` carry file_manifest and quarantine columns; `related` is the
     manifest row of the earlier file a duplicate repeats, or of the file that superseded this one.
     Every text but our own passes safe_text (with the known `names`) and neutralize.
     """
-    wb = Workbook()
-    summary = wb.active
-    assert summary is not None  # a new Workbook always has one sheet
-    summary.title = SUMMARY_SHEET
-    for col, header in enumerate(SUMMARY_HEADERS, start=1):
-        _put(summary, 1, col, header)
+    summary = [_cells(1, SUMMARY_HEADERS)]
     lines = _summary_rows(manifest_row, problems, contract_title, related, issued_at)
     for r, (label, value, note) in enumerate(lines, start=2):
-        _put(summary, r, 1, label)
-        _put(summary, r, 2, value, names)
-        _put(summary, r, 3, note)
-    _finish(summary, (28, 70, 50))
+        # the known names are looked for in what came from the bureau, not in our own words
+        summary.append([_cell(r, 1, label), _cell(r, 2, value, names), _cell(r, 3, note)])
 
-    sheet = wb.create_sheet(PROBLEMS_SHEET)
-    for col, header in enumerate(PROBLEM_HEADERS, start=1):
-        _put(sheet, 1, col, header)
+    problem_rows = [_cells(1, PROBLEM_HEADERS)]
     for r, problem in enumerate(problems, start=2):
         severity = problem["severity"]
         if severity not in SEVERITIES:
@@ -321,15 +361,22 @@ def receipt_workbook(
             problem.get("fix_zh"),
             SEVERITIES[severity],
         )
-        for col, value in enumerate(values, start=1):
-            _put(sheet, r, col, value, names)
-    if problems:
-        sheet.auto_filter.ref = f"A1:{get_column_letter(len(PROBLEM_HEADERS))}{len(problems) + 1}"
-    _finish(sheet, (20, 8, 20, 30, 50, 50, 10))
-
-    wb.properties.creator = "防止返贫动态监测数据平台"
-    wb.properties.title = "报送文件回执"
-    return wb
+        problem_rows.append(_cells(r, values, names))
+    for header in (*summary[0], *problem_rows[0]):
+        assert header is not None  # every header is a cell
+        header.font = BOLD
+    last = f"{get_column_letter(len(PROBLEM_HEADERS))}{len(problems) + 1}"
+    return Receipt(
+        (
+            _Sheet(SUMMARY_SHEET, summary, (28, 70, 50)),
+            _Sheet(
+                PROBLEMS_SHEET,
+                problem_rows,
+                (20, 8, 20, 30, 50, 50, 10),
+                f"A1:{last}" if problems else None,
+            ),
+        )
+    )
 
 
 def receipt_name(manifest_row: Mapping[str, Any], names: NameIndex | None = None) -> str:
@@ -376,7 +423,7 @@ def receipts_folder(settings: Settings, bureau: str) -> Path | None:
     return folder
 
 
-def save_new(workbook: Workbook, folder: Path, name: str) -> Path:
+def save_new(workbook: Receipt, folder: Path, name: str) -> Path:
     """Save under `name`, or `<stem>_2.xlsx`, `_3`, ... if taken: an existing file is never
     overwritten, not even by a concurrent writer, and a reader never sees a half-written one."""
     buffer = io.BytesIO()

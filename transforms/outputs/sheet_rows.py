@@ -172,26 +172,39 @@ class SheetRows:
             found = self._styles[key] = str(model.style_id)
         return found
 
-    def save(self, target: Path) -> None:
-        """The workbook saved to `target` with the rows appended."""
-        saved = io.BytesIO()
-        self._workbook.save(saved)
-        part = self._ws.path.lstrip("/")
+    def copy_to(self, out: IO[bytes]) -> None:
+        """The rows' XML, as appended, written to `out`."""
         self._file.flush()
-        with (
-            zipfile.ZipFile(saved) as source,
-            zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as out,
-        ):
-            for info in source.infolist():
-                if info.filename != part:
-                    out.writestr(info, source.read(info))
-                    continue
-                head, tail = _split_at_rows(source.read(info), part)
-                with out.open(_like(info), "w", force_zip64=True) as sheet:
-                    sheet.write(head)
-                    self._file.seek(0)
-                    shutil.copyfileobj(self._file, sheet, _COPY_CHUNK)
-                    sheet.write(tail)
+        self._file.seek(0)
+        shutil.copyfileobj(self._file, out, _COPY_CHUNK)
+
+    def save(self, target: Path | IO[bytes]) -> None:
+        """The workbook saved to `target` with the rows appended."""
+        save_workbook(self._workbook, target, [self])
+
+
+def save_workbook(workbook: Any, target: Path | IO[bytes], sheets: Sequence[SheetRows]) -> None:
+    """`workbook` (write-only) saved to `target` with the rows of its `sheets`: openpyxl saves it
+    to memory without them, then each sheet's part is copied with its rows spliced in."""
+    saved = io.BytesIO()
+    workbook.save(saved)
+    by_part = {s.sheet.path.lstrip("/"): s for s in sheets}
+    with (
+        zipfile.ZipFile(saved) as source,
+        zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as out,
+    ):
+        for info in source.infolist():
+            rows = by_part.pop(info.filename, None)
+            if rows is None:
+                out.writestr(info, source.read(info))
+                continue
+            head, tail = _split_at_rows(source.read(info), info.filename)
+            with out.open(_like(info), "w", force_zip64=True) as sheet:
+                sheet.write(head)
+                rows.copy_to(sheet)
+                sheet.write(tail)
+    if by_part:
+        raise RuntimeError(f"sheets not in the workbook saved: {sorted(by_part)}")
 
 
 def _split_at_rows(sheet: bytes, part: str) -> tuple[bytes, bytes]:

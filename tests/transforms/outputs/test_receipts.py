@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import os
 import re
 import shutil
@@ -421,8 +422,14 @@ def test_save_without_hard_links(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert _summary(second)["处理结果"] == "部分接收"
 
 
-def _labels(workbook: openpyxl.Workbook) -> dict[str, Any]:
-    return {r[0]: r[1] for r in workbook["回执"].iter_rows(min_row=2, values_only=True)}
+def _read(receipt: receipts.Receipt) -> openpyxl.Workbook:
+    saved = io.BytesIO()
+    receipt.save(saved)
+    return openpyxl.load_workbook(saved)
+
+
+def _labels(receipt: receipts.Receipt) -> dict[str, Any]:
+    return {r[0]: r[1] for r in _read(receipt)["回执"].iter_rows(min_row=2, values_only=True)}
 
 
 @pytest.mark.parametrize(
@@ -448,7 +455,7 @@ def test_outcome_wording(status: str, outcome: str, next_step: str) -> None:
 
 
 def test_a_csv_problem_has_no_sheet() -> None:
-    workbook = receipt_workbook({**ILLNESS, "id": 9}, [{**PROBLEMS[0], "sheet": ""}], None)
+    workbook = _read(receipt_workbook({**ILLNESS, "id": 9}, [{**PROBLEMS[0], "sheet": ""}], None))
     assert next(workbook["问题明细"].iter_rows(min_row=2, values_only=True))[:2] == (None, 5)
 
 
@@ -588,3 +595,120 @@ def test_names_phones_and_ids_never_reach_a_receipt(tmp_path: Path, warehouse_ur
         ("城关镇", mask_text(SENTINEL)),
         ("城关镇", "电话158****1234"),
     ]
+
+
+# --- the streamed receipt is the one a whole sheet made ---------------------------------------
+
+
+def _whole_sheet_receipt(receipt: receipts.Receipt) -> openpyxl.Workbook:
+    """How the receipt was built before its sheets were streamed (commit 2dc2a0d): every cell
+    in a whole openpyxl sheet, then the header bold, frozen, widths from the values, rows
+    fitted, set up to print. The cells' values and styles are the receipt's own (put_value made
+    them the same way); the rest is done here as it was done then."""
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
+    from transforms.outputs.spreadsheet import display_width, fit_rows, print_setup
+
+    workbook = openpyxl.Workbook()
+    first = workbook.active
+    assert first is not None
+    workbook.remove(first)
+    for sheet in receipt.sheets:
+        ws = workbook.create_sheet(sheet.title)
+        for row in sheet.rows:
+            for made in row:
+                assert made is not None
+                cell = ws.cell(row=made.row, column=made.column)
+                if made.value is None:
+                    continue
+                cell.value = made.value
+                if made.data_type == "s":
+                    cell.data_type = "s"
+                    cell.alignment = made.alignment
+                    if made.quotePrefix:
+                        cell.quotePrefix = True
+        if sheet.auto_filter:
+            ws.auto_filter.ref = sheet.auto_filter
+        for cell in ws[1]:
+            cell.font = Font(bold=True)
+        ws.freeze_panes = "A2"
+        for index, cap in enumerate(sheet.max_widths, start=1):
+            widest = 4
+            for (cell,) in ws.iter_rows(min_col=index, max_col=index):
+                if cell.value is None:
+                    continue
+                lines = str(cell.value).splitlines() or [""]
+                widest = max(widest, *(display_width(line) for line in lines))
+            ws.column_dimensions[get_column_letter(index)].width = min(widest + 2, cap)
+        fit_rows(ws)
+        print_setup(ws)
+    workbook.properties.creator = "防止返贫动态监测数据平台"
+    workbook.properties.title = "报送文件回执"
+    return workbook
+
+
+def _looks(workbook: openpyxl.Workbook) -> dict[str, Any]:
+    """What a clerk's spreadsheet program shows of a workbook: each sheet's cells (value, type,
+    bold, wrap, quote prefix), widths, heights, frozen panes, filter, print setup and footer."""
+    seen: dict[str, Any] = {"sheets": workbook.sheetnames}
+    seen["properties"] = (workbook.properties.creator, workbook.properties.title)
+    for ws in workbook.worksheets:
+        seen[ws.title] = {
+            "cells": [
+                (
+                    c.coordinate,
+                    c.value,
+                    c.data_type,
+                    c.font.b,
+                    c.alignment.wrap_text,
+                    c.alignment.vertical,
+                    c.quotePrefix,
+                )
+                for row in ws.iter_rows()
+                for c in row
+            ],
+            "dimension": ws.dimensions,
+            "widths": {k: d.width for k, d in ws.column_dimensions.items() if d.width},
+            "heights": {k: d.height for k, d in ws.row_dimensions.items() if d.height},
+            "frozen": ws.freeze_panes,
+            "filter": ws.auto_filter.ref,
+            "print": (
+                ws.page_setup.orientation,
+                ws.page_setup.paperSize,
+                ws.page_setup.fitToWidth,
+                ws.page_setup.fitToHeight,
+                ws.sheet_properties.pageSetUpPr.fitToPage,
+                ws.print_title_rows,
+                ws.print_options.gridLines,
+                ws.oddFooter.center.text,
+            ),
+        }
+    return seen
+
+
+@pytest.mark.parametrize("problems", [PROBLEMS, [], "many"])
+def test_the_streamed_receipt_shows_what_the_whole_sheet_one_showed(
+    tmp_path: Path, problems: Any
+) -> None:
+    if problems == "many":
+        # long, multi-line, formula-like and ID-bearing texts, blanks around them, and rows
+        # enough to wrap and fit
+        problems = [
+            _problem(
+                "城关镇",
+                n,
+                "病种",
+                (" =1+1 " if n % 3 == 0 else f"见{FULL_ID_2}\n第二行 ") * (1 + n % 7),
+                severity=("error", "warning")[n % 2],
+            )
+            for n in range(2, 120)
+        ]
+    receipt = receipt_workbook(
+        {**ILLNESS, "id": 9}, problems, "大病及慢病患者名单", issued_at=RECEIVED
+    )
+    whole = tmp_path / "whole.xlsx"
+    _whole_sheet_receipt(receipt).save(whole)
+    streamed = tmp_path / "streamed.xlsx"
+    receipt.save(streamed)
+    assert _looks(openpyxl.load_workbook(streamed)) == _looks(openpyxl.load_workbook(whole))

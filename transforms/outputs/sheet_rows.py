@@ -1,5 +1,7 @@
 """The rows of a streamed sheet written as XML here, everything else of its workbook by
-openpyxl: what a sheet of 170,000 cells costs drops from ~60 to a few microseconds a cell.
+openpyxl: the township workbooks, the bureaus' checklists and the receipts. Writing a row's
+cells costs about half what openpyxl's write-only sheet took (the masking and fitting of each
+text stay).
 
 openpyxl's write-only sheet still builds a Cell for each value (its style set through
 descriptors that look each style up in the workbook's lists) and an element tree for each row,
@@ -12,11 +14,13 @@ distinct style of the rows is registered with it once, in the order the rows fir
 the sheet's head and tail (used range, columns, frozen panes, merged ranges, drop-downs, page
 setup). It saves the workbook with no rows; their XML is spliced into its sheet part. The
 parts are those openpyxl writes for the same cells, byte for byte
-(tests/transforms/outputs/test_sheet_rows.py, and the township and checklist tests).
+(tests/transforms/outputs/test_sheet_rows.py, and the township and checklist tests); a receipt
+shows what its whole-sheet build showed (test_receipts).
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import shutil
 import tempfile
@@ -93,7 +97,6 @@ class SheetRows:
         self._file: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
         self._rows = 0
         self._styles: dict[tuple[Any, Any, Any, bool], str] = {}
-        self._letters = [""] + [get_column_letter(c) for c in range(1, 16385)]
 
     def __enter__(self) -> SheetRows:
         return self
@@ -127,7 +130,6 @@ class SheetRows:
         if dimension is not None:
             attributes.update(dimension)
         parts = ["<row", *(f' {k}="{v}"' for k, v in attributes.items()), ">"]
-        letters = self._letters
         for column, cell in enumerate(cells, 1):
             if cell is None:
                 continue
@@ -135,14 +137,14 @@ class SheetRows:
             styled = cell.has_style
             if value is None and not styled:
                 continue
-            parts.append(f'<c r="{letters[column]}{number}"')
+            parts.append(f'<c r="{_letter(column)}{number}"')
             if styled:
                 parts.append(f' s="{self._style_id(cell)}"')
             if cell.data_type == "s":
                 parts.append(' t="inlineStr"')
             elif isinstance(value, str):
                 # text reaches a workbook people receive only through put_text (formula safety)
-                raise TypeError(f"text in cell {letters[column]}{number} not put by put_text")
+                raise TypeError(f"text in cell {_letter(column)}{number} not put by put_text")
             else:
                 parts.append(' t="b"' if isinstance(value, bool) else ' t="n"')
             if value is None or value == "":
@@ -205,6 +207,11 @@ def save_workbook(workbook: Any, target: Path | IO[bytes], sheets: Sequence[Shee
                 sheet.write(tail)
     if by_part:
         raise RuntimeError(f"sheets not in the workbook saved: {sorted(by_part)}")
+
+
+@functools.cache
+def _letter(column: int) -> str:
+    return get_column_letter(column)
 
 
 def _split_at_rows(sheet: bytes, part: str) -> tuple[bytes, bytes]:

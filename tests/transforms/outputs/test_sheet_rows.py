@@ -29,7 +29,8 @@ NAME = "鲜于测漏"
 TOP = SharedBorder(top=Side(style="medium"))
 # what bureaus' text has held, and what hostile text may: blanks around it (kept with
 # xml:space), markup, quotes, line breaks, tabs, formula prefixes (full-width too), control
-# characters and NUL, a text longer than a cell holds, IDs, phones and a known name, emoji
+# characters and NUL, a text longer than a cell holds, IDs, phones and a known name, emoji,
+# a lone surrogate
 HOSTILE: tuple[Any, ...] = (
     "城关镇",
     "  leading blanks",
@@ -53,6 +54,7 @@ HOSTILE: tuple[Any, ...] = (
     f"{NAME} 110105194912310021 电话13912345678",
     "11010519491231002X",
     "emoji 😀 and \U0002a6a5",
+    "lone \ud800 surrogate",  # from text decoded with surrogateescape
     0,
     7,
     -3,

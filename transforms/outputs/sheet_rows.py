@@ -211,7 +211,7 @@ def save_workbook(workbook: Any, target: Path | IO[bytes], sheets: Sequence[Shee
 
 @functools.cache
 def _letter(column: int) -> str:
-    return get_column_letter(column)
+    return str(get_column_letter(column))
 
 
 def _split_at_rows(sheet: bytes, part: str) -> tuple[bytes, bytes]:

@@ -657,6 +657,44 @@ def test_no_generated_page_references_anything_outside_the_machine(county: Count
         assert outside_references(page.read_text(encoding="utf-8")) == [], page
 
 
+def test_a_stored_result_reads_back_as_gx_own_store_gives_it(
+    illness_result: dict[str, Any],
+) -> None:
+    """The site's results go into GX's store as the JSON they are (store_result), not through
+    its set(): what the site builder reads back must be what set() would have given it."""
+    import great_expectations as gx
+    from great_expectations.core.expectation_validation_result import (
+        expectationSuiteValidationResultSchema,
+    )
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+    from marshmallow import ValidationError
+
+    from transforms.outputs.report_masking import sanitize_validation_result
+
+    clean = sanitize_validation_result(illness_result, contract_by_dataset("illness"), None)
+    store = gx.get_context(mode="ephemeral").validation_results_store
+
+    def key(batch: str) -> Any:
+        return ValidationResultIdentifier(
+            expectation_suite_identifier=ExpectationSuiteIdentifier(name="illness"),
+            run_id=RunIdentifier(run_name="r", run_time=dt.datetime(2026, 3, 1, tzinfo=dt.UTC)),
+            batch_identifier=batch,
+        )
+
+    store.set(key("theirs"), expectationSuiteValidationResultSchema.load(clean))
+    data_docs.store_result(store, key("ours"), clean)
+    theirs, ours = store.get(key("theirs")), store.get(key("ours"))
+    assert theirs is not None and ours is not None
+    assert ours.results and ours.to_json_dict() == theirs.to_json_dict()
+    # a result GX's schema refuses is refused here too, as set() refused it
+    with pytest.raises(ValidationError):
+        data_docs.store_result(store, key("broken"), {**clean, "results": "not a list"})
+
+
 def test_every_local_reference_of_the_data_docs_resolves(county: County) -> None:
     site = county.docs_index.parent
     checked = 0

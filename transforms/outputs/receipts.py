@@ -121,8 +121,9 @@ class _Sheet:
 
 
 class Receipt:
-    """The receipt of one file, its cells made (masked, formula-safe), to be saved: a sheet of
-    a few thousand problems streamed (SheetRows), never held as openpyxl's cells."""
+    """The receipt of one file, its cells made (masked, formula-safe), to be saved. The cells
+    are all held (the widths come from every value) as PlainCells, lighter than openpyxl's,
+    and written by SheetRows."""
 
     def __init__(self, sheets: Sequence[_Sheet]) -> None:
         self.sheets = tuple(sheets)

@@ -39,8 +39,8 @@ from transforms.outputs.sheet_rows import PlainCell, SheetRows, save_workbook
 from transforms.outputs.spreadsheet import (
     BOLD,
     MAX_STEM_BYTES,
+    append_fitted,
     display_width,
-    fit_cells,
     print_setup,
     put_value,
     safe_file_stem,
@@ -146,10 +146,10 @@ class Receipt:
                     ws.auto_filter.ref = sheet.auto_filter
                 print_setup(ws)
                 rows = stack.enter_context(SheetRows(ws))
-                for cells in sheet.rows:
-                    if rows.rows:  # the header row keeps the default height
-                        fit_cells(ws, [c for c in cells if c is not None], {})
-                    rows.append(cells)
+                header, *lines = sheet.rows
+                rows.append(header)  # the header row keeps the default height
+                for cells in lines:
+                    append_fitted(rows, cells)
                 streamed.append(rows)
             workbook.properties.creator = "防止返贫动态监测数据平台"
             workbook.properties.title = "报送文件回执"

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
+from xml.sax.saxutils import escape
 
 from openpyxl.cell.cell import Cell
 from openpyxl.compat import safe_string
@@ -152,7 +153,8 @@ class SheetRows:
             elif isinstance(value, str):
                 stripped = value.strip()
                 space = ' xml:space="preserve"' if stripped and stripped != value else ""
-                parts.append(f"><is><t{space}>{_escaped(value)}</t></is></c>")
+                # &, < and >: what ElementTree escapes in text, as openpyxl's writer did
+                parts.append(f"><is><t{space}>{escape(value)}</t></is></c>")
             else:
                 parts.append(f"><v>{safe_string(value)}</v></c>")
         parts.append("</row>")
@@ -226,14 +228,3 @@ def _like(info: zipfile.ZipInfo) -> zipfile.ZipInfo:
     made = zipfile.ZipInfo(info.filename, date_time=info.date_time)
     made.compress_type = info.compress_type
     return made
-
-
-def _escaped(text: str) -> str:
-    # what ElementTree escapes in an element's text (openpyxl's writer goes through it)
-    if "&" in text:
-        text = text.replace("&", "&amp;")
-    if "<" in text:
-        text = text.replace("<", "&lt;")
-    if ">" in text:
-        text = text.replace(">", "&gt;")
-    return text

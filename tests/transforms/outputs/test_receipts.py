@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gc
 import io
 import os
 import re
@@ -712,3 +713,28 @@ def test_the_streamed_receipt_shows_what_the_whole_sheet_one_showed(
     streamed = tmp_path / "streamed.xlsx"
     receipt.save(streamed)
     assert _looks(openpyxl.load_workbook(streamed)) == _looks(openpyxl.load_workbook(whole))
+
+
+def test_receipts_are_built_with_the_collector_paused_and_restored(
+    warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    collecting_while_built: list[bool] = []
+    real_save_new = receipts.save_new
+
+    def noting_save_new(workbook: receipts.Receipt, folder: Path, name: str) -> Path:
+        collecting_while_built.append(gc.isenabled())
+        return real_save_new(workbook, folder, name)
+
+    monkeypatch.setattr(receipts, "save_new", noting_save_new)
+    assert gc.isenabled()
+    write_receipts(warehouse.settings, warehouse.engine, RUN)
+    assert collecting_while_built == [False] * 4
+    assert gc.isenabled()
+
+    def failing_save_new(workbook: receipts.Receipt, folder: Path, name: str) -> Path:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(receipts, "save_new", failing_save_new)
+    with pytest.raises(OSError, match="disk full"):
+        write_receipts(warehouse.settings, warehouse.engine, RUN)
+    assert gc.isenabled()  # a failed receipt leaves the collector as it found it

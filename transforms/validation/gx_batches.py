@@ -17,6 +17,7 @@ import copy
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Final
 
 import pandas as pd
@@ -126,6 +127,54 @@ def _no_fingerprint(engine: Any) -> Iterator[None]:
         engine.HASH_THRESHOLD = threshold
 
 
+# Expectation instance (by id) -> it and its configuration, while a suite is validated here
+_CONFIGURATIONS: ContextVar[dict[int, tuple[Any, Any]] | None] = ContextVar(
+    "gx_configurations", default=None
+)
+# GX's own `Expectation.configuration` getter, once the cached one is installed
+_GX_GETTER: dict[str, Callable[[Any], Any]] = {}
+
+
+def _configuration(expectation: Any) -> Any:
+    build = _GX_GETTER["configuration"]
+    cache = _CONFIGURATIONS.get()
+    if cache is None:
+        return build(expectation)
+    hit = cache.get(id(expectation))
+    if hit is None or hit[0] is not expectation:
+        hit = (expectation, build(expectation))
+        cache[id(expectation)] = hit
+    return hit[1]
+
+
+def _install_configuration_cache() -> None:
+    """GX's `Expectation.configuration` builds a new ExpectationConfiguration from the model's
+    fields (pydantic's dict(), a regex on the class name) each time it is read, and GX reads it
+    once per keyword while it plans an expectation's metrics: about 130 times per expectation
+    per validation, 40 % of a suite's fixed cost (0.3 s of the roster's 0.8 s on a frame of 1,000
+    rows), paid again for every chunk of a large file. While `_cached_configurations` is active
+    (in this thread or task), an instance's configuration is built once and the same object is
+    returned after; elsewhere the getter is GX's own. GX changes no expectation's fields while
+    it validates (it copies a configuration before it adds the batch to it)."""
+    from great_expectations.expectations.expectation import Expectation
+
+    current = Expectation.__dict__["configuration"]
+    if current.fget is _configuration:
+        return
+    _GX_GETTER["configuration"] = current.fget
+    Expectation.configuration = property(_configuration, doc=current.__doc__)  # type: ignore[method-assign,assignment]
+
+
+@contextmanager
+def _cached_configurations() -> Iterator[None]:
+    _install_configuration_cache()
+    token = _CONFIGURATIONS.set({})
+    try:
+        yield
+    finally:
+        _CONFIGURATIONS.reset(token)
+
+
 def validate_suite(
     context: Any,
     batch_definition: Any,
@@ -136,6 +185,20 @@ def validate_suite(
 ) -> Any:
     """The ExpectationSuiteValidationResult of the suite (GX's JSON form in `suite_data`) on
     `data`, as one GX validation of the whole frame gives it."""
+    with _cached_configurations():
+        return _validate_suite(
+            context, batch_definition, suite_data, data, index_columns, result_format
+        )
+
+
+def _validate_suite(
+    context: Any,
+    batch_definition: Any,
+    suite_data: Mapping[str, Any],
+    data: pd.DataFrame,
+    index_columns: Sequence[str],
+    result_format: Mapping[str, Any],
+) -> Any:
     import great_expectations as gx
     from great_expectations.execution_engine import pandas_execution_engine as engine
 

@@ -13,6 +13,7 @@ small enough runs as one batch, exactly as before.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -182,12 +183,15 @@ def validate_suite(
     data: pd.DataFrame,
     index_columns: Sequence[str],
     result_format: Mapping[str, Any],
+    fingerprint: bool = True,
 ) -> Any:
     """The ExpectationSuiteValidationResult of the suite (GX's JSON form in `suite_data`) on
-    `data`, as one GX validation of the whole frame gives it."""
+    `data`, as one GX validation of the whole frame gives it. `fingerprint` False: the batch
+    markers lack the frame's fingerprint (a chunk of a file's rows, whose caller fingerprints
+    the whole file: gx_rows.Fingerprint)."""
     with _cached_configurations():
         return _validate_suite(
-            context, batch_definition, suite_data, data, index_columns, result_format
+            context, batch_definition, suite_data, data, index_columns, result_format, fingerprint
         )
 
 
@@ -198,6 +202,7 @@ def _validate_suite(
     data: pd.DataFrame,
     index_columns: Sequence[str],
     result_format: Mapping[str, Any],
+    fingerprint: bool,
 ) -> Any:
     import great_expectations as gx
     from great_expectations.execution_engine import pandas_execution_engine as engine
@@ -206,8 +211,9 @@ def _validate_suite(
     batches = column_batches(expectations, len(data))
     if len(batches) == 1:
         suite = context.suites.add(gx.ExpectationSuite(**copy.deepcopy(dict(suite_data))))
-        batch = batch_definition.get_batch(batch_parameters={"dataframe": data})
-        return batch.validate(suite, result_format=dict(result_format))
+        with contextlib.nullcontext() if fingerprint else _no_fingerprint(engine):
+            batch = batch_definition.get_batch(batch_parameters={"dataframe": data})
+            return batch.validate(suite, result_format=dict(result_format))
 
     results: dict[int, Any] = {}
     first: Any = None
@@ -227,8 +233,9 @@ def _validate_suite(
 
     ordered = [results[p] for p in range(len(expectations))]
     # as GX marks a batch: the fingerprint of the frame validated, when it is small enough
-    fingerprint: Callable[[pd.DataFrame], str] = engine.hash_pandas_dataframe
-    whole = fingerprint(data) if data.memory_usage().sum() < engine.HASH_THRESHOLD else None
+    hashed: Callable[[pd.DataFrame], str] = engine.hash_pandas_dataframe
+    small = data.memory_usage().sum() < engine.HASH_THRESHOLD
+    whole = hashed(data) if fingerprint and small else None
     return suite_result(ordered, first, str(suite_data["name"]), whole)
 
 

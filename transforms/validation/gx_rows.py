@@ -87,14 +87,16 @@ def _merged_result(results: Sequence[Any], result_format: Mapping[str, Any]) -> 
 def merged_over_rows(
     chunk_results: Sequence[Any], fingerprint: Fingerprint, result_format: Mapping[str, Any]
 ) -> Any:
-    """The ExpectationSuiteValidationResult of the whole file from its chunks' (in row order)."""
+    """The ExpectationSuiteValidationResult of the whole file from its chunks' (in row order),
+    with the whole file's `fingerprint` in its batch markers (the chunks' need none)."""
     from great_expectations.execution_engine import pandas_execution_engine as engine
 
     first = chunk_results[0]
     if len(chunk_results) == 1:
-        return first
-    ordered = [
-        _merged_result([chunk.results[position] for chunk in chunk_results], result_format)
-        for position in range(len(first.results))
-    ]
+        ordered = list(first.results)
+    else:
+        ordered = [
+            _merged_result([chunk.results[position] for chunk in chunk_results], result_format)
+            for position in range(len(first.results))
+        ]
     return suite_result(ordered, first, first.suite_name, fingerprint.value(engine.HASH_THRESHOLD))

@@ -345,9 +345,9 @@ def gx_data(
     return data
 
 
-def gx_result(contract: Contract, data: pd.DataFrame) -> Any:
+def gx_result(contract: Contract, data: pd.DataFrame, fingerprint: bool = True) -> Any:
     """GX's ExpectationSuiteValidationResult of the dataset's suite on `data` (gx_data), in an
-    ephemeral GX context."""
+    ephemeral GX context (`fingerprint`: gx_batches.validate_suite)."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import great_expectations as gx
 
@@ -362,6 +362,7 @@ def gx_result(contract: Contract, data: pd.DataFrame) -> Any:
         data,
         [ROW_ID, EXCEL_ROW],
         RESULT_FORMAT,
+        fingerprint,
     )
 
 

@@ -6,10 +6,13 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from transforms.config.contracts import contract_by_dataset
 from transforms.parsing.parse import to_frame
 from transforms.parsing.readers import read_sheets
+from transforms.validation import gx_batches
+from transforms.validation.gx_batches import BATCH_CELLS
 from transforms.validation.gx_rows import Fingerprint, merged_over_rows
 from transforms.validation.validate import RESULT_FORMAT, gx_data, gx_result, issues_of
 
@@ -40,17 +43,25 @@ def test_the_fingerprint_fed_in_chunks_is_gxs_of_the_whole_frame() -> None:
     assert fingerprint.value(10) is None  # over the threshold: no fingerprint, as GX gives
 
 
-def test_results_over_row_chunks_are_the_whole_frames() -> None:
+@pytest.mark.parametrize("rows_per_chunk", [3, 10_000])  # several chunks, and one
+@pytest.mark.parametrize("batch_cells", [BATCH_CELLS, 1])  # the suite whole, or per column
+def test_results_over_row_chunks_are_the_whole_frames(
+    monkeypatch: pytest.MonkeyPatch, rows_per_chunk: int, batch_cells: int
+) -> None:
+    monkeypatch.setattr(gx_batches, "BATCH_CELLS", batch_cells)
     contract = contract_by_dataset("employment")
     path = FIXTURES / "hr_social_security" / "employment_id_spellings.csv"
     frame = to_frame(read_sheets(path), [contract]).frame
     whole = gx_result(contract, gx_data(contract, frame))
+    assert "pandas_data_fingerprint" in whole.meta["batch_markers"]
     fingerprint = Fingerprint()
     parts = []
-    for start in range(0, len(frame), 3):
-        data = gx_data(contract, frame.iloc[start : start + 3])
+    for start in range(0, len(frame), rows_per_chunk):
+        data = gx_data(contract, frame.iloc[start : start + rows_per_chunk])
         fingerprint.add(data)
-        parts.append(gx_result(contract, data))
+        # as ChunkedValidation validates a chunk: the file's fingerprint is made apart
+        parts.append(gx_result(contract, data, fingerprint=False))
+        assert "pandas_data_fingerprint" not in parts[-1].meta["batch_markers"]
     merged = merged_over_rows(parts, fingerprint, RESULT_FORMAT)
     assert issues_of(contract, merged) == issues_of(contract, whole)
     assert merged.statistics == whole.statistics

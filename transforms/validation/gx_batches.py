@@ -18,10 +18,11 @@ import copy
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from contextvars import ContextVar
 from typing import Any, Final
 
 import pandas as pd
+
+from transforms.validation.gx_planning import planning_shortcuts
 
 # Cells a batch frame may hold (rows x columns) before the suite is split: below it, the fixed
 # cost of a batch (a validator, its metric graph) outweighs the copying a narrower frame saves.
@@ -128,54 +129,6 @@ def _no_fingerprint(engine: Any) -> Iterator[None]:
         engine.HASH_THRESHOLD = threshold
 
 
-# Expectation instance (by id) -> it and its configuration, while a suite is validated here
-_CONFIGURATIONS: ContextVar[dict[int, tuple[Any, Any]] | None] = ContextVar(
-    "gx_configurations", default=None
-)
-# GX's own `Expectation.configuration` getter, once the cached one is installed
-_GX_GETTER: dict[str, Callable[[Any], Any]] = {}
-
-
-def _configuration(expectation: Any) -> Any:
-    build = _GX_GETTER["configuration"]
-    cache = _CONFIGURATIONS.get()
-    if cache is None:
-        return build(expectation)
-    hit = cache.get(id(expectation))
-    if hit is None or hit[0] is not expectation:
-        hit = (expectation, build(expectation))
-        cache[id(expectation)] = hit
-    return hit[1]
-
-
-def _install_configuration_cache() -> None:
-    """GX's `Expectation.configuration` builds a new ExpectationConfiguration from the model's
-    fields (pydantic's dict(), a regex on the class name) each time it is read, and GX reads it
-    once per keyword while it plans an expectation's metrics: about 130 times per expectation
-    per validation, 40 % of a suite's fixed cost (0.3 s of the roster's 0.8 s on a frame of 1,000
-    rows), paid again for every chunk of a large file. While `_cached_configurations` is active
-    (in this thread or task), an instance's configuration is built once and the same object is
-    returned after; elsewhere the getter is GX's own. GX changes no expectation's fields while
-    it validates (it copies a configuration before it adds the batch to it)."""
-    from great_expectations.expectations.expectation import Expectation
-
-    current = Expectation.__dict__["configuration"]
-    if current.fget is _configuration:
-        return
-    _GX_GETTER["configuration"] = current.fget
-    Expectation.configuration = property(_configuration, doc=current.__doc__)  # type: ignore[method-assign,assignment]
-
-
-@contextmanager
-def _cached_configurations() -> Iterator[None]:
-    _install_configuration_cache()
-    token = _CONFIGURATIONS.set({})
-    try:
-        yield
-    finally:
-        _CONFIGURATIONS.reset(token)
-
-
 def validate_suite(
     context: Any,
     batch_definition: Any,
@@ -189,7 +142,7 @@ def validate_suite(
     `data`, as one GX validation of the whole frame gives it. `fingerprint` False: the batch
     markers lack the frame's fingerprint (a chunk of a file's rows, whose caller fingerprints
     the whole file: gx_rows.Fingerprint)."""
-    with _cached_configurations():
+    with planning_shortcuts():
         return _validate_suite(
             context, batch_definition, suite_data, data, index_columns, result_format, fingerprint
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from typing import Any
 
@@ -104,63 +103,3 @@ def test_nothing_repeating_leaves_the_frame_as_it_is() -> None:
     data = pd.DataFrame({"name": [f"名{i}" for i in range(100)]}, dtype=object)
     expectations = [_expect("name", "values_to_not_be_null")]
     assert gx_batches.repeating_texts_as_categories(data, expectations, []) is data
-
-
-def _counting_builds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """GX's own configuration getter, counted (each call is one configuration built)."""
-    gx_batches._install_configuration_cache()
-    build = gx_batches._GX_GETTER["configuration"]
-    builds: list[int] = []
-
-    def counted(expectation: Any) -> Any:
-        builds.append(id(expectation))
-        return build(expectation)
-
-    monkeypatch.setitem(gx_batches._GX_GETTER, "configuration", counted)
-    return builds
-
-
-@pytest.mark.parametrize("batch_cells", [gx_batches.BATCH_CELLS, 1])
-def test_cached_configurations_give_what_gx_gives(
-    monkeypatch: pytest.MonkeyPatch, batch_cells: int
-) -> None:
-    contract, frame = _frame(240)
-    monkeypatch.setattr(gx_batches, "BATCH_CELLS", batch_cells)
-    data = validate.gx_data(contract, frame)
-    builds = _counting_builds(monkeypatch)
-
-    cached = validate.outcome_of(contract, validate.gx_result(contract, data))
-    cached_builds = len(builds)
-    builds.clear()
-    monkeypatch.setattr(gx_batches, "_cached_configurations", contextlib.nullcontext)
-    uncached = validate.outcome_of(contract, validate.gx_result(contract, data))
-
-    assert cached.issues == uncached.issues and uncached.issues
-    assert cached.statistics == uncached.statistics
-    assert comparable(cached.results_json) == comparable(uncached.results_json)
-    # each expectation instance's configuration was built once, not once per keyword read
-    assert 0 < cached_builds * 5 < len(builds)
-
-
-def test_the_configuration_cache_holds_only_inside_a_validation() -> None:
-    gx_batches._install_configuration_cache()
-    gx_batches._install_configuration_cache()  # installing twice keeps GX's getter
-    from great_expectations.expectations.expectation import Expectation
-
-    assert gx_batches._GX_GETTER["configuration"] is not gx_batches._configuration
-    expectation = gx_batches_expectation()
-    assert isinstance(expectation, Expectation)
-    # outside: GX's own getter, a new configuration each read
-    assert expectation.configuration is not expectation.configuration
-    with gx_batches._cached_configurations():
-        inside = expectation.configuration
-        assert expectation.configuration is inside
-        assert gx_batches_expectation().configuration is not inside
-    assert expectation.configuration is not inside
-    assert expectation.configuration.to_json_dict() == inside.to_json_dict()
-
-
-def gx_batches_expectation() -> Any:
-    import great_expectations as gx
-
-    return gx.expectations.ExpectColumnValuesToNotBeNull(column="姓名")

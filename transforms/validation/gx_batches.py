@@ -143,53 +143,43 @@ def validate_suite(
     markers lack the frame's fingerprint (a chunk of a file's rows, whose caller fingerprints
     the whole file: gx_rows.Fingerprint)."""
     with planning_shortcuts():
-        return _validate_suite(
-            context, batch_definition, suite_data, data, index_columns, result_format, fingerprint
-        )
+        import great_expectations as gx
+        from great_expectations.execution_engine import pandas_execution_engine as engine
 
+        expectations = list(suite_data["expectations"])
+        batches = column_batches(expectations, len(data))
+        if len(batches) == 1:
+            suite = context.suites.add(gx.ExpectationSuite(**copy.deepcopy(dict(suite_data))))
+            with contextlib.nullcontext() if fingerprint else _no_fingerprint(engine):
+                batch = batch_definition.get_batch(batch_parameters={"dataframe": data})
+                return batch.validate(suite, result_format=dict(result_format))
 
-def _validate_suite(
-    context: Any,
-    batch_definition: Any,
-    suite_data: Mapping[str, Any],
-    data: pd.DataFrame,
-    index_columns: Sequence[str],
-    result_format: Mapping[str, Any],
-    fingerprint: bool,
-) -> Any:
-    import great_expectations as gx
-    from great_expectations.execution_engine import pandas_execution_engine as engine
+        results: dict[int, Any] = {}
+        first: Any = None
+        batch_data = repeating_texts_as_categories(data, expectations, index_columns)
+        for number, positions in enumerate(batches):
+            wanted = [expectations[p].get("kwargs", {}).get("column") for p in positions]
+            columns = list(dict.fromkeys([*index_columns, *(c for c in wanted if c in data)]))
+            part = copy.deepcopy(
+                {**suite_data, "expectations": [expectations[p] for p in positions]}
+            )
+            suite = context.suites.add(
+                gx.ExpectationSuite(**{**part, "name": f"{suite_data['name']}#{number}"})
+            )
+            with _no_fingerprint(engine):
+                batch = batch_definition.get_batch(
+                    batch_parameters={"dataframe": batch_data[columns]}
+                )
+                result = batch.validate(suite, result_format=dict(result_format))
+            first = first if first is not None else result
+            results.update(zip(positions, result.results, strict=True))
 
-    expectations = list(suite_data["expectations"])
-    batches = column_batches(expectations, len(data))
-    if len(batches) == 1:
-        suite = context.suites.add(gx.ExpectationSuite(**copy.deepcopy(dict(suite_data))))
-        with contextlib.nullcontext() if fingerprint else _no_fingerprint(engine):
-            batch = batch_definition.get_batch(batch_parameters={"dataframe": data})
-            return batch.validate(suite, result_format=dict(result_format))
-
-    results: dict[int, Any] = {}
-    first: Any = None
-    batch_data = repeating_texts_as_categories(data, expectations, index_columns)
-    for number, positions in enumerate(batches):
-        wanted = [expectations[p].get("kwargs", {}).get("column") for p in positions]
-        columns = list(dict.fromkeys([*index_columns, *(c for c in wanted if c in data)]))
-        part = copy.deepcopy({**suite_data, "expectations": [expectations[p] for p in positions]})
-        suite = context.suites.add(
-            gx.ExpectationSuite(**{**part, "name": f"{suite_data['name']}#{number}"})
-        )
-        with _no_fingerprint(engine):
-            batch = batch_definition.get_batch(batch_parameters={"dataframe": batch_data[columns]})
-            result = batch.validate(suite, result_format=dict(result_format))
-        first = first if first is not None else result
-        results.update(zip(positions, result.results, strict=True))
-
-    ordered = [results[p] for p in range(len(expectations))]
-    # as GX marks a batch: the fingerprint of the frame validated, when it is small enough
-    hashed: Callable[[pd.DataFrame], str] = engine.hash_pandas_dataframe
-    small = data.memory_usage().sum() < engine.HASH_THRESHOLD
-    whole = hashed(data) if fingerprint and small else None
-    return suite_result(ordered, first, str(suite_data["name"]), whole)
+        ordered = [results[p] for p in range(len(expectations))]
+        # as GX marks a batch: the fingerprint of the frame validated, when it is small enough
+        hashed: Callable[[pd.DataFrame], str] = engine.hash_pandas_dataframe
+        small = data.memory_usage().sum() < engine.HASH_THRESHOLD
+        whole = hashed(data) if fingerprint and small else None
+        return suite_result(ordered, first, str(suite_data["name"]), whole)
 
 
 def suite_result(

@@ -2,9 +2,9 @@
 remembered or short-cut while a suite is validated here (`planning_shortcuts`).
 
 Before GX reads a row it plans each expectation's metrics, and that planning costs the same
-whatever the rows: about 8 ms per expectation (0.8 s for the roster's 76 on a frame of 1,000
-rows), paid once per validation, so once per chunk of a large file (22 times for the roster at
-ten times the county). Most of it went to rebuilding values GX had just built:
+whatever the rows: about 8 ms per expectation (0.85-0.89 s for the roster's 76 on a frame of
+1,000 rows), paid once per validation, so again for every chunk of a large file. Most of it went
+to rebuilding values GX had just built:
 
 - `Expectation.configuration` makes a new ExpectationConfiguration from the model's fields
   (pydantic's dict(), a regex on the class name) each time it is read, and the planning reads
